@@ -1,0 +1,110 @@
+# egoi-router — build, run, test, bench.
+#
+#   make            build build/egoi-router (+ the OpenSSL 3 shims in build/lib)
+#   make run        install missing packages (root), dev certificate, start on :8443
+#   make test       install missing packages (root), build, run every test
+#   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
+#   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
+#   make clean
+
+CC       ?= cc
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD    := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD    := build
+SANFLAGS :=
+endif
+
+PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto cmocka
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -MMD -MP $(SANFLAGS) \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
+LDFLAGS  += $(SANFLAGS) -pthread
+LIBS     := -lcivetweb -llua5.4-cjson $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl
+
+# The shims must come first and must not be dropped by --as-needed: civetweb's
+# dlopen("libssl.so") / dlopen("libcrypto.so") then find them (PITFALLS.md §1).
+SHIMS    := $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so
+SHIMLINK := -Wl,--no-as-needed $(SHIMS) -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/lib' \
+            -Wl,-rpath,'$$ORIGIN/../lib'
+
+SRC      := $(filter-out src/main.c src/tls_compat.c,$(wildcard src/*.c))
+OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+BIN      := $(BUILD)/egoi-router
+
+UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
+E2EBIN   := $(BUILD)/tests/test_e2e
+
+.PHONY: all run test unit e2e bench clean deps deps-bench cert
+all: $(BIN)
+
+deps:
+	@scripts/deps.sh build
+
+deps-bench:
+	@scripts/deps.sh bench
+
+$(BUILD)/lib/libssl.so: src/tls_compat.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -DTLS_COMPAT_SSL -Wl,-soname,libssl.so \
+	    -o $@ $< -Wl,--no-as-needed -l:libssl.so.3 -l:libcrypto.so.3
+
+$(BUILD)/lib/libcrypto.so: src/tls_compat.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -Wl,-soname,libcrypto.so \
+	    -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcore.a: $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/obj/main.o $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/obj/main.o $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+
+$(BUILD)/tests/obj/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests -c -o $@ $<
+
+# Unit tests link only the archive: each pulls just the modules it uses.
+$(BUILD)/tests/test_%: $(BUILD)/tests/obj/unit/test_%.o $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(LDFLAGS) -o $@ $< $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+
+E2EOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(wildcard tests/e2e/*.c))
+$(E2EBIN): $(E2EOBJ) $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(LDFLAGS) -o $@ $(E2EOBJ) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+
+unit: $(UNITBIN)
+	@fail=0; for t in $(UNITBIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+e2e: $(BIN) $(E2EBIN)
+	@echo "== $(E2EBIN)"; EGOI_ROUTER_BIN=$(abspath $(BIN)) $(E2EBIN)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNITBIN) $(E2EBIN)
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+
+cert:
+	@scripts/dev-cert.sh certs
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/dev-cert.sh certs
+	@scripts/run-dev.sh $(BIN)
+
+bench: deps deps-bench
+	@$(MAKE) --no-print-directory all
+	@scripts/bench.sh $(BIN)
+
+clean:
+	rm -rf build var
+
+-include $(OBJ:.o=.d) $(BUILD)/obj/main.d

@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs the Debian packages egoi-router needs, or says exactly how to.
+#   scripts/deps.sh build   compilers, libraries, test tools
+#   scripts/deps.sh bench   + wrk
+set -eu
+pkgs="gcc make pkg-config openssl curl ca-certificates libcivetweb-dev liblua5.4-dev lua-cjson-dev
+      libyajl-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libcmocka-dev"
+[ "${1:-build}" = bench ] && pkgs="$pkgs wrk"
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "egoi-router needs these Debian packages; install them with:" >&2
+	echo "  sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing:$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || { echo "apt-get update failed" >&2; exit 1; }
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >/dev/null || {
+	echo "apt-get install failed:$missing" >&2; exit 1; }

@@ -1,0 +1,99 @@
+/*
+ * actions.h — the decisions rules take for one batch, and their commit.
+ *
+ * Rules append decisions while a batch is routed (rules_api.c); when every
+ * event is routed, actions_commit makes them durable in one step: lines are
+ * appended to files (sink_file.c), then every forward and dead letter of the
+ * batch goes into the outbox in ONE transaction (outbox.c). Only after
+ * actions_commit returns 0 may the batch be answered 200.
+ *
+ * Default forwards (no opts.body) to the same destination (url, method,
+ * content type, headers and name all equal) are merged into one request whose
+ * body is {"events":[...]} holding each event's original bytes, in batch order.
+ *
+ * A struct actions belongs to one worker thread; nothing here is shared.
+ */
+#ifndef EGOI_ACTIONS_H
+#define EGOI_ACTIONS_H
+
+#include <stddef.h>
+
+struct batch;
+struct outbox;
+struct sink_file;
+
+enum action_kind {
+	ACTION_FORWARD,
+	ACTION_WRITE,
+	ACTION_DROP,
+	ACTION_ERROR,    /* rule error: the event becomes a dead letter */
+	ACTION_REJECT,   /* malformed element of "events": dead letter */
+};
+
+/*
+ * One decision. Every string is owned by the struct actions it lives in
+ * (freed by actions_clear/actions_free). Unused fields are NULL/0.
+ */
+struct action {
+	enum action_kind kind;
+	size_t event;          /* 0-based index of the event in the batch */
+	char *target;          /* FORWARD: url; WRITE: path relative to output_dir */
+	char *text;            /* FORWARD: opts.body (NULL = default batch body);
+	                          WRITE: opts.line (NULL = the event's original JSON);
+	                          DROP: reason; ERROR/REJECT: message */
+	size_t text_len;
+	int text_is_json;      /* FORWARD/WRITE: text came from a table (JSON-encoded) */
+	char *method;          /* FORWARD: "POST" or "PUT" */
+	char *content_type;    /* FORWARD: NULL = application/json */
+	char *headers;         /* FORWARD: "Name: value\n" lines, or NULL */
+	char *name;            /* FORWARD: label for metrics and logs, or NULL (= url host) */
+};
+
+struct actions {
+	struct action *items;
+	size_t count, cap;
+};
+
+void actions_init(struct actions *a);
+
+/* Frees every decision's strings; keeps the array for the next batch. */
+void actions_clear(struct actions *a);
+
+/* Frees everything; a may be zeroed. */
+void actions_free(struct actions *a);
+
+/* Frees and removes decisions from index count on (undoes a failed rule). */
+void actions_truncate(struct actions *a, size_t count);
+
+/* Appends a zeroed decision of kind for event; NULL when out of memory. */
+struct action *actions_push(struct actions *a, enum action_kind kind, size_t event);
+
+/* Copies len bytes into a new NUL-terminated heap string (NULL on OOM). */
+char *actions_strndup(const char *s, size_t len);
+
+struct actions_summary {
+	size_t forwards;       /* outbox entries created (after merging) */
+	size_t writes;         /* lines appended */
+	size_t drops;          /* events with only drops or no decision */
+	size_t dead_letters;   /* rule errors + rejected events + refused writes */
+};
+
+struct actions_commit_env {
+	const char *body;             /* the batch body the spans point into */
+	const struct batch *batch;
+	struct outbox *outbox;        /* NULL: forwards are not allowed (dry run) */
+	struct sink_file *sink;       /* NULL: writes are not allowed */
+	const char *request_id;
+};
+
+/*
+ * Makes the batch's decisions durable: appends write lines, then enqueues
+ * forwards and dead letters in one outbox transaction. A write refused by
+ * the output_dir policy (symlink escape) turns into a dead letter for that
+ * event. Returns 0 on success; -1 on a storage failure (disk, database),
+ * with err set: the batch must not be answered 200.
+ */
+int actions_commit(const struct actions *a, const struct actions_commit_env *env,
+		   struct actions_summary *sum, char *err, size_t errlen);
+
+#endif

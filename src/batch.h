@@ -1,0 +1,86 @@
+/*
+ * batch.h — an E-goi batch body → validated events with their byte spans.
+ *
+ * One pass with yajl: the top level must be an object with an "events"
+ * array; each element is reported to a builder (callbacks that build the
+ * event in whatever representation the caller wants, e.g. Lua tables) and
+ * gets a span [start, end) of its original bytes, so it can be forwarded
+ * without re-encoding. No I/O and no Lua here.
+ *
+ * Numbers: the raw text decides. No '.', 'e' or 'E' and within int64 →
+ * integer; otherwise → double. Strings are UTF-8 validated by yajl.
+ * Nesting deeper than BATCH_MAX_DEPTH is an error.
+ */
+#ifndef EGOI_BATCH_H
+#define EGOI_BATCH_H
+
+#include <stddef.h>
+
+#define BATCH_MAX_DEPTH 64
+
+enum batch_status {
+	BATCH_OK = 0,
+	BATCH_INVALID = -1,   /* not JSON / not an object / no events array: 400 */
+	BATCH_TOO_MANY = -2,  /* more than max_events elements: 413 */
+	BATCH_NOMEM = -3,     /* allocation failed, or a builder callback failed: 500 */
+};
+
+/*
+ * Builder callbacks. Every value inside an element of "events" that is an
+ * object is reported, starting with that element's own map_begin and ending
+ * with its map_end, between event_begin and event_end. Elements that are
+ * not objects are never given to the builder (they are rejected). Each
+ * callback returns 0 to go on or -1 to abort the parse (BATCH_NOMEM).
+ * Strings and keys are not NUL-terminated and only valid during the call.
+ */
+struct batch_builder {
+	int (*event_begin)(void *ud, size_t index);
+	int (*null_value)(void *ud);
+	int (*boolean)(void *ud, int value);
+	int (*integer)(void *ud, long long value);
+	int (*number)(void *ud, double value);
+	int (*string)(void *ud, const char *s, size_t len);
+	int (*map_begin)(void *ud);
+	int (*map_key)(void *ud, const char *s, size_t len);
+	int (*map_end)(void *ud);
+	int (*array_begin)(void *ud);
+	int (*array_end)(void *ud);
+	/* The event is complete. reject != NULL: it has no string "action";
+	 * the builder should discard what it built for this index. */
+	int (*event_end)(void *ud, size_t index, const char *reject);
+};
+
+struct batch_event {
+	size_t start, end;     /* original bytes: body[start, end) */
+	const char *reject;    /* NULL = routable; else a static reason string */
+};
+
+struct batch {
+	struct batch_event *events;   /* owned; reused across parses */
+	size_t count, cap;
+};
+
+/* Empties b, keeps its storage for the next parse. */
+void batch_reset(struct batch *b);
+
+/* Frees b's storage; b may be zeroed. */
+void batch_free(struct batch *b);
+
+/*
+ * Parses body[0..len) into out (reset first). builder may be NULL (spans and
+ * validation only). Returns a batch_status; on error err holds a one-line
+ * reason with the byte offset, e.g. "invalid JSON at byte 17: ...".
+ * Rejected elements do not make the parse fail: they are listed in out
+ * with their reason ("event is not an object", "event has no string action").
+ */
+int batch_parse(struct batch *out, const char *body, size_t len, size_t max_events,
+		const struct batch_builder *builder, void *ud, char *err, size_t errlen);
+
+/*
+ * Copies a valid JSON text without its insignificant whitespace, so a
+ * pretty-printed event fits on one line; string contents are kept byte for
+ * byte. out must hold len bytes; returns the new length.
+ */
+size_t batch_compact(const char *text, size_t len, char *out);
+
+#endif

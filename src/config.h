@@ -1,0 +1,69 @@
+/*
+ * config.h — router.conf: `key = value` lines, `#` comments.
+ *
+ * A single key table in config.c drives parsing, validation, defaults,
+ * router.conf.example (config_print_example) and the key list in --help.
+ * A loaded struct config is immutable: reload builds a new one and swaps it.
+ * Relative paths are taken relative to the working directory.
+ */
+#ifndef EGOI_CONFIG_H
+#define EGOI_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+	char *listen;                /* civetweb listening_ports, e.g. "127.0.0.1:8443s" */
+	char *tls_certificate;       /* PEM: chain + key */
+	char *tls_min_version;       /* "1.2" or "1.3" */
+	char *tls_client_ca;         /* NULL = no client certificates */
+	char *endpoint;              /* path E-goi posts to, starts with '/' */
+	char *auth_token;            /* secret (env: resolved); NULL when auth_disabled */
+	int auth_disabled;           /* auth_token = none */
+	char *allow_from;            /* CIDR list, NULL = any */
+	char *rules;                 /* rules file */
+	char *data_dir;              /* outbox database and state */
+	char *output_dir;            /* the only place write() may write under */
+	long threads;                /* HTTP worker threads */
+	size_t max_body;             /* bytes */
+	size_t max_events;           /* events per batch */
+	long forward_timeout_ms;
+	long forward_max_attempts;
+	long forward_max_age_ms;
+	long forward_concurrency;
+	char *forward_signing_secret; /* "whsec_..." or NULL */
+	long lua_instruction_limit;  /* per event, 0 = unlimited */
+	size_t lua_memory_limit;     /* bytes per Lua state, 0 = unlimited */
+	int log_level;               /* enum log_level */
+	int log_json;                /* log_format = json */
+	char *run_as_user;           /* NULL = keep the current user */
+};
+
+/* Fills every field with its default (strings are heap copies). */
+int config_defaults(struct config *cfg);
+
+/*
+ * Loads path over the defaults. On failure returns -1 with err holding
+ * "path:line: reason" (or "path: reason" when the file cannot be read),
+ * and cfg holds nothing that needs freeing beyond config_free.
+ * `env:NAME` values are resolved here; an unset variable is an error.
+ * auth_token is required (a value or `none`).
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* Frees every string of cfg; cfg may be partly filled or zeroed. */
+void config_free(struct config *cfg);
+
+/* Writes a commented example file that documents every key (router.conf.example). */
+void config_print_example(FILE *out);
+
+/* Writes one line per key: name, default, meaning (for --help). */
+void config_print_keys(FILE *out);
+
+/* Parses a duration ("250ms", "10s", "5m", "24h"; bare number = seconds) into ms. */
+int config_parse_duration_ms(const char *s, long *out_ms);
+
+/* Parses a size ("512", "64k", "10M", "1G") into bytes. */
+int config_parse_size(const char *s, size_t *out);
+
+#endif

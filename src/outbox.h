@@ -1,0 +1,117 @@
+/*
+ * outbox.h — the durable outbox: SQLite in WAL mode, data_dir/outbox.db.
+ *
+ * Tables (created on open, schema versioned with PRAGMA user_version):
+ *   deliveries    forwards waiting to be delivered (deleted when done)
+ *   dead_letters  events or forwards that need an operator: rule errors,
+ *                 rejected events, refused writes, forwards that failed for
+ *                 good; kept with the reason and the payload for
+ *                 `dlq list|replay|purge`
+ *
+ * Writers (HTTP workers) add a whole batch in one transaction: outbox_begin,
+ * outbox_add_forward / outbox_add_dead..., outbox_commit. The delivery thread
+ * claims due entries (a lease, so one entry is never sent twice at once) and
+ * records each outcome. Leases are forgotten when the delivery side opens, so
+ * everything undelivered resumes after a restart.
+ *
+ * Threads: a struct outbox (one sqlite3 connection) belongs to ONE thread.
+ * Every worker and the delivery thread open their own; SQLite's WAL and
+ * busy timeout serialise writers across connections.
+ */
+#ifndef EGOI_OUTBOX_H
+#define EGOI_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct outbox;
+
+/* Opens (creating data_dir and the database if needed). NULL with err set. */
+struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen);
+
+/* Closes; ob may be NULL. Rolls back an open transaction. */
+void outbox_close(struct outbox *ob);
+
+/* Last error message of this connection (valid until the next call). */
+const char *outbox_error(const struct outbox *ob);
+
+/* --- writing a batch (HTTP workers) --- */
+
+struct outbox_forward {
+	const char *name;          /* label; NULL = url host */
+	const char *url;
+	const char *method;        /* "POST" or "PUT" */
+	const char *content_type;  /* NULL = application/json */
+	const char *headers;       /* "Name: value\n" lines, or NULL */
+	const char *body;
+	size_t body_len;
+	const char *request_id;    /* of the batch that created it */
+};
+
+enum outbox_dead_kind {
+	OUTBOX_DEAD_RULE_ERROR,    /* payload = the event's original JSON */
+	OUTBOX_DEAD_REJECTED,      /* payload = the element's original JSON */
+	OUTBOX_DEAD_WRITE,         /* payload = the line that could not be written */
+	OUTBOX_DEAD_FORWARD,       /* payload = the request body (via outbox_bury) */
+};
+
+struct outbox_dead {
+	enum outbox_dead_kind kind;
+	const char *reason;        /* one line */
+	const char *payload;
+	size_t payload_len;
+	const char *request_id;
+	long event_index;          /* 1-based index in its batch, 0 if none */
+	const char *target;        /* write path, or NULL */
+};
+
+int outbox_begin(struct outbox *ob);
+/* Adds one delivery; its delivery id (a random UUID string) is written to
+ * id_out (37 bytes) when id_out is not NULL. */
+int outbox_add_forward(struct outbox *ob, const struct outbox_forward *f, char *id_out);
+int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d);
+int outbox_commit(struct outbox *ob);
+void outbox_rollback(struct outbox *ob);
+
+/* --- delivering (the delivery thread) --- */
+
+struct outbox_delivery {
+	int64_t id;
+	char delivery_id[40];
+	char *name, *url, *method, *content_type, *headers;
+	char *body;
+	size_t body_len;
+	long attempts;             /* attempts made before this one */
+	double created_at;         /* unix seconds */
+	char *request_id;
+};
+
+/* Forgets every lease (call once when the delivery side starts). */
+int outbox_release_leases(struct outbox *ob);
+
+/*
+ * Leases up to max due entries (next attempt <= now, not leased) in order of
+ * due time, id. *out is a new array the caller frees with
+ * outbox_deliveries_free. Returns the count, or -1.
+ */
+int outbox_claim_due(struct outbox *ob, double now, size_t max, struct outbox_delivery **out);
+
+void outbox_deliveries_free(struct outbox_delivery *d, size_t n);
+
+/* Earliest next attempt among unleased entries: 1 and *when set, 0 if none, -1 error. */
+int outbox_next_due(struct outbox *ob, double *when);
+
+/* Delivered: the entry is removed. */
+int outbox_complete(struct outbox *ob, int64_t id);
+
+/* Failed, to be retried at next_at: attempts+1, lease released, status/error kept. */
+int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, const char *error);
+
+/* Failed for good: moved to dead_letters (kind forward) with status/error. */
+int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error);
+
+/* Counts for metrics and tests; -1 on error. */
+long outbox_count_pending(struct outbox *ob);
+long outbox_count_dead(struct outbox *ob);
+
+#endif

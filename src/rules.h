@@ -1,0 +1,72 @@
+/*
+ * rules.h — the Lua rule engine: one struct rules per worker thread.
+ *
+ * rules_new creates a sandboxed lua_State (rules_sandbox.c), installs the
+ * API given to rules (rules_api.c: forward, write, drop, json, log, env,
+ * hmac_sha256, now), loads the rules file once and runs its optional init().
+ * For each batch: rules_parse_batch builds the event tables in C
+ * (json_lua.c), rules_route calls route(event, meta) for one event and
+ * collects its decisions into a struct actions, rules_end_batch lets the
+ * tables go.
+ *
+ * A rule that raises an error, exceeds the instruction limit or the memory
+ * limit affects only its event: its partial decisions are discarded and an
+ * ACTION_ERROR decision carries the message. The state stays usable.
+ *
+ * Threads: a struct rules and its lua_State are used by one thread only.
+ */
+#ifndef EGOI_RULES_H
+#define EGOI_RULES_H
+
+#include <stddef.h>
+
+struct actions;
+struct batch;
+
+struct rules_options {
+	const char *path;            /* the rules file; require() looks beside it */
+	long instruction_limit;      /* per route() call, 0 = unlimited */
+	size_t memory_limit;         /* bytes for the whole state, 0 = unlimited */
+	int dry_run;                 /* `egoi-router test`: log() goes to stderr only, env() works */
+};
+
+struct rules_meta {
+	size_t index;                /* 1-based, as meta.index */
+	size_t batch_size;
+	double received_at;          /* unix seconds */
+	const char *remote_addr;
+	const char *request_id;
+};
+
+struct rules;
+
+/*
+ * Compiles the rules file into a new state and runs init() if defined.
+ * NULL with err set ("rules.lua:12: ...") when the file does not compile,
+ * does not define route, or init() fails.
+ */
+struct rules *rules_new(const struct rules_options *opt, char *err, size_t errlen);
+
+/* Closes the state; r may be NULL. */
+void rules_free(struct rules *r);
+
+/* Parses a batch body into event tables held by r (see json_lua_push_batch). */
+int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_events,
+		      struct batch *out, char *err, size_t errlen);
+
+/*
+ * Routes event i (0-based, must be a routable event of the last parsed
+ * batch): calls route(event, meta) and appends its decisions to acts.
+ * Returns 0 when the rule ran (no decision means drop "no_rule" later),
+ * 1 when the rule failed (an ACTION_ERROR decision was appended instead of
+ * its partial decisions), -1 when out of memory in C.
+ */
+int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct actions *acts);
+
+/* Releases the event tables of the last batch and runs a GC step. */
+void rules_end_batch(struct rules *r);
+
+/* Returns the action string of routable event i, or NULL (valid until rules_end_batch). */
+const char *rules_event_action(struct rules *r, size_t i);
+
+#endif
