@@ -1,0 +1,449 @@
+/*
+ * actions_commit.c — makes one batch's decisions durable (see actions.h).
+ *
+ * Order: every write line is appended first (a disk failure fails the batch
+ * before anything is enqueued); then one outbox transaction takes, in
+ * decision order, each custom forward, each merged default forward (at the
+ * first decision of its group) and each dead letter (rule errors, rejected
+ * elements, writes refused by the output_dir policy).
+ *
+ * Merging: default forwards (text == NULL) with equal url, method, content
+ * type, headers and name form one group. Groups are found with a linear scan
+ * over the distinct groups (a batch has a handful), trying the previous
+ * decision's group first since consecutive events mostly go the same way.
+ * Each group's body is built in one growing buffer: {"events":[ + each
+ * event's original bytes, in batch order, once + ]}.
+ *
+ * Allocation per commit, not per event: the (group, event) pair list, the
+ * per-event "decided" flags and the scratch buffers.
+ *
+ * Threads: called by the worker that owns a, env->outbox and env->sink.
+ */
+#include "actions.h"
+
+#include "batch.h"
+#include "outbox.h"
+#include "sink_file.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct group {
+	const struct action *key;   /* first decision of the group */
+	size_t first;               /* its index in the decision list */
+	size_t bytes;               /* body size bound (spans + separators) */
+	size_t last_event;          /* to notice events out of batch order */
+};
+
+struct pair {
+	size_t group, event;
+};
+
+/* A write refused by the output_dir policy, dead-lettered in the transaction. */
+struct refused {
+	size_t action;
+	char *reason;
+	char *line;
+	size_t line_len;
+};
+
+struct commit {
+	const struct actions *a;
+	const struct actions_commit_env *env;
+	struct group *groups;
+	size_t ngroups;
+	struct pair *pairs;
+	size_t npairs;
+	struct refused *refused;
+	size_t nrefused;
+	char *buf;                 /* scratch: compacted lines, merged bodies */
+	size_t bufcap;
+};
+
+static int buf_reserve(struct commit *c, size_t need)
+{
+	char *p;
+	size_t cap;
+
+	if (need <= c->bufcap)
+		return 0;
+	cap = c->bufcap ? c->bufcap : 4096;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(c->buf, cap);
+	if (!p)
+		return -1;
+	c->buf = p;
+	c->bufcap = cap;
+	return 0;
+}
+
+static int str_eq(const char *x, const char *y)
+{
+	if (x == y)
+		return 1;
+	if (!x || !y)
+		return 0;
+	return strcmp(x, y) == 0;
+}
+
+static const char *method_of(const struct action *it)
+{
+	return it->method ? it->method : "POST";
+}
+
+static int same_destination(const struct action *x, const struct action *y)
+{
+	return str_eq(x->target, y->target) && str_eq(method_of(x), method_of(y)) &&
+	       str_eq(x->content_type, y->content_type) && str_eq(x->headers, y->headers) &&
+	       str_eq(x->name, y->name);
+}
+
+static int pair_cmp(const void *pa, const void *pb)
+{
+	const struct pair *x = pa, *y = pb;
+
+	if (x->group != y->group)
+		return x->group < y->group ? -1 : 1;
+	if (x->event != y->event)
+		return x->event < y->event ? -1 : 1;
+	return 0;
+}
+
+static size_t span_len(const struct batch *b, size_t ev)
+{
+	return b->events[ev].end - b->events[ev].start;
+}
+
+/*
+ * Groups the default forwards into c->groups and lists their (group, event)
+ * pairs. Within a group the events must be in batch order for build_body;
+ * they are when rules ran in batch order, otherwise the pairs are sorted.
+ */
+static int group_forwards(struct commit *c, size_t nforward, char *err, size_t errlen)
+{
+	const struct actions *a = c->a;
+	size_t last = (size_t)-1;
+	int sorted = 1;
+
+	c->groups = malloc(nforward * sizeof *c->groups);
+	c->pairs = malloc(nforward * sizeof *c->pairs);
+	if (!c->groups || !c->pairs) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < a->count; i++) {
+		const struct action *it = &a->items[i];
+		struct group *gr;
+		size_t g;
+
+		if (it->kind != ACTION_FORWARD || it->text)
+			continue;
+		if (last != (size_t)-1 && same_destination(c->groups[last].key, it)) {
+			g = last;
+		} else {
+			for (g = 0; g < c->ngroups; g++)
+				if (same_destination(c->groups[g].key, it))
+					break;
+			if (g == c->ngroups) {
+				c->groups[g].key = it;
+				c->groups[g].first = i;
+				c->groups[g].bytes = sizeof "{\"events\":[]}";
+				c->groups[g].last_event = it->event;
+				c->ngroups++;
+			}
+		}
+		last = g;
+		gr = &c->groups[g];
+		if (it->event < gr->last_event)
+			sorted = 0;
+		gr->last_event = it->event;
+		gr->bytes += span_len(c->env->batch, it->event) + 1;
+		c->pairs[c->npairs].group = g;
+		c->pairs[c->npairs].event = it->event;
+		c->npairs++;
+	}
+	if (!sorted)
+		qsort(c->pairs, c->npairs, sizeof *c->pairs, pair_cmp);
+	return 0;
+}
+
+/* Builds group g's merged body in c->buf (reserved by the caller); returns its length. */
+static size_t build_body(struct commit *c, size_t g)
+{
+	const struct batch *b = c->env->batch;
+	const char *body = c->env->body;
+	size_t n, last = (size_t)-1;
+	int first = 1;
+
+	memcpy(c->buf, "{\"events\":[", 11);
+	n = 11;
+	for (size_t i = 0; i < c->npairs; i++) {
+		size_t ev = c->pairs[i].event, len;
+
+		/* the same event forwarded twice to one destination goes once */
+		if (c->pairs[i].group != g || ev == last)
+			continue;
+		last = ev;
+		if (!first)
+			c->buf[n++] = ',';
+		first = 0;
+		len = span_len(b, ev);
+		memcpy(c->buf + n, body + b->events[ev].start, len);
+		n += len;
+	}
+	memcpy(c->buf + n, "]}", 2);
+	return n + 2;
+}
+
+/* Appends every write line; refused ones are kept for the transaction. */
+static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *sum, char *err,
+		     size_t errlen)
+{
+	const struct actions_commit_env *env = c->env;
+	const struct batch *b = env->batch;
+	char why[512];
+
+	for (size_t i = 0; i < c->a->count; i++) {
+		const struct action *it = &c->a->items[i];
+		const char *line;
+		size_t len;
+		int rc;
+
+		if (it->kind != ACTION_WRITE)
+			continue;
+		if (it->text) {
+			line = it->text;
+			len = it->text_len;
+		} else {
+			len = span_len(b, it->event);
+			if (buf_reserve(c, len) != 0) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			len = batch_compact(env->body + b->events[it->event].start, len, c->buf);
+			line = c->buf;
+		}
+		rc = sink_file_append(env->sink, it->target, line, len, why, sizeof why);
+		if (rc == SINK_OK) {
+			sum->writes++;
+			continue;
+		}
+		if (rc != SINK_REFUSED) {
+			snprintf(err, errlen, "%s", why);
+			return -1;
+		}
+		if (!c->refused) {
+			c->refused = calloc(nwrite, sizeof *c->refused);
+			if (!c->refused) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+		}
+		struct refused *r = &c->refused[c->nrefused];
+
+		r->action = i;
+		r->reason = actions_strndup(why, strlen(why));
+		r->line = actions_strndup(line, len);
+		r->line_len = len;
+		if (!r->reason || !r->line) {
+			free(r->reason);
+			free(r->line);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		c->nrefused++;
+	}
+	return 0;
+}
+
+static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct action *it,
+		    const char *reason, const char *payload, size_t payload_len)
+{
+	struct outbox_dead d = {
+		.kind = kind,
+		.reason = reason ? reason : "",
+		.payload = payload,
+		.payload_len = payload_len,
+		.request_id = c->env->request_id,
+		.event_index = (long)it->event + 1,
+		.target = kind == OUTBOX_DEAD_WRITE ? it->target : NULL,
+	};
+
+	return outbox_add_dead(c->env->outbox, &d);
+}
+
+static int add_forward(struct commit *c, const struct action *it, const char *body, size_t len)
+{
+	struct outbox_forward f = {
+		.name = it->name,
+		.url = it->target,
+		.method = method_of(it),
+		.content_type = it->content_type,
+		.headers = it->headers,
+		.body = body,
+		.body_len = len,
+		.request_id = c->env->request_id,
+	};
+
+	return outbox_add_forward(c->env->outbox, &f, NULL);
+}
+
+/* Adds decision i to the open transaction, if it makes an entry; 0 or -1. */
+static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_refused,
+		   struct actions_summary *sum, int *oom)
+{
+	const struct batch *b = c->env->batch;
+	const struct action *it = &c->a->items[i];
+	const char *span = c->env->body + b->events[it->event].start;
+	size_t slen = span_len(b, it->event);
+	struct refused *r;
+
+	switch (it->kind) {
+	case ACTION_FORWARD:
+		if (it->text) {
+			sum->forwards++;
+			return add_forward(c, it, it->text, it->text_len);
+		}
+		if (*next_group >= c->ngroups || c->groups[*next_group].first != i)
+			return 0;   /* merged into its group's entry */
+		if (buf_reserve(c, c->groups[*next_group].bytes) != 0) {
+			*oom = 1;
+			return -1;
+		}
+		sum->forwards++;
+		return add_forward(c, it, c->buf, build_body(c, (*next_group)++));
+	case ACTION_ERROR:
+		sum->dead_letters++;
+		return add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->text, span, slen);
+	case ACTION_REJECT:
+		sum->dead_letters++;
+		return add_dead(c, OUTBOX_DEAD_REJECTED, it, it->text, span, slen);
+	case ACTION_WRITE:
+		if (*next_refused >= c->nrefused || c->refused[*next_refused].action != i)
+			return 0;
+		r = &c->refused[(*next_refused)++];
+		sum->dead_letters++;
+		return add_dead(c, OUTBOX_DEAD_WRITE, it, r->reason, r->line, r->line_len);
+	case ACTION_DROP:
+		return 0;
+	}
+	return 0;
+}
+
+/* One transaction: forwards and dead letters, in decision order. */
+static int do_outbox(struct commit *c, struct actions_summary *sum, char *err, size_t errlen)
+{
+	struct outbox *ob = c->env->outbox;
+	size_t next_group = 0, next_refused = 0;
+	int oom = 0, rc = -1;
+
+	if (outbox_begin(ob) != 0)
+		goto out;
+	for (size_t i = 0; i < c->a->count; i++)
+		if (add_one(c, i, &next_group, &next_refused, sum, &oom) != 0)
+			goto out;
+	if (outbox_commit(ob) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0) {
+		if (oom)
+			snprintf(err, errlen, "out of memory");
+		else
+			snprintf(err, errlen, "outbox: %s", outbox_error(ob));
+		outbox_rollback(ob);
+	}
+	return rc;
+}
+
+int actions_commit(const struct actions *a, const struct actions_commit_env *env,
+		   struct actions_summary *sum, char *err, size_t errlen)
+{
+	struct commit c = { .a = a, .env = env };
+	const struct batch *b = env->batch;
+	unsigned char *decided = NULL;
+	size_t nforward = 0, nwrite = 0, noutbox = 0;
+	int rc = -1;
+
+	memset(sum, 0, sizeof *sum);
+	if (!b) {
+		snprintf(err, errlen, "no batch to commit");
+		goto out;
+	}
+	/* before any side effect: nothing may fail once the outbox committed */
+	decided = calloc(b->count + 1, 1);
+	if (!decided) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < a->count; i++) {
+		const struct action *it = &a->items[i];
+
+		if (it->event >= b->count) {
+			snprintf(err, errlen, "decision for event %zu outside the batch", it->event + 1);
+			goto out;
+		}
+		switch (it->kind) {
+		case ACTION_FORWARD:
+		case ACTION_WRITE:
+			if (!it->target) {
+				snprintf(err, errlen, "decision for event %zu has no target",
+					 it->event + 1);
+				goto out;
+			}
+			if (it->kind == ACTION_WRITE)
+				nwrite++;
+			else if (!it->text)
+				nforward++;
+			noutbox += it->kind == ACTION_FORWARD;
+			decided[it->event] = 1;
+			break;
+		case ACTION_ERROR:
+			decided[it->event] = 1;
+			noutbox++;
+			break;
+		case ACTION_REJECT:
+			noutbox++;
+			break;
+		case ACTION_DROP:
+			break;
+		}
+	}
+	if (noutbox && !env->outbox) {
+		snprintf(err, errlen, "forwards and dead letters need the outbox");
+		goto out;
+	}
+	if (nwrite && !env->sink) {
+		snprintf(err, errlen, "write() needs output_dir");
+		goto out;
+	}
+	if (nforward && group_forwards(&c, nforward, err, errlen) != 0)
+		goto out;
+	if (nwrite && do_writes(&c, nwrite, sum, err, errlen) != 0)
+		goto out;
+	if (c.nrefused && !env->outbox) {
+		snprintf(err, errlen, "a refused write needs the outbox for its dead letter");
+		goto out;
+	}
+	if ((noutbox || c.nrefused) && do_outbox(&c, sum, err, errlen) != 0)
+		goto out;
+	for (size_t i = 0; i < b->count; i++)
+		if (!b->events[i].reject && !decided[i])
+			sum->drops++;
+	rc = 0;
+out:
+	if (rc != 0)
+		memset(sum, 0, sizeof *sum);
+	for (size_t i = 0; i < c.nrefused; i++) {
+		free(c.refused[i].reason);
+		free(c.refused[i].line);
+	}
+	free(c.refused);
+	free(c.groups);
+	free(c.pairs);
+	free(c.buf);
+	free(decided);
+	return rc;
+}

@@ -1,0 +1,253 @@
+/*
+ * cli_test.c — see cli_test.h. Output per event:
+ *   {"index":1,"action":"email_open","decisions":[...]}
+ * where a decision is {"kind":"forward","url":..,"method":..,"body":..},
+ * {"kind":"write","path":..,"line":..}, {"kind":"drop","reason":..} or
+ * {"kind":"error","message":..}. A default forward's body is the event's own
+ * JSON (the real request merges the batch's events per destination).
+ */
+#include "cli_test.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_gen.h>
+
+#include "config.h"
+#include "log.h"
+#include "pipeline.h"
+#include "rules.h"
+
+#define CLI_TEST_MAX_INPUT (256u << 20)
+
+/* Reads a whole file ('-' = stdin) into a new buffer. */
+static char *read_all(const char *path, size_t *len_out)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!f) {
+		fprintf(stderr, "egoi-router: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t n;
+
+		if (len == cap) {
+			char *p;
+
+			cap = cap ? cap * 2 : 65536;
+			if (cap > CLI_TEST_MAX_INPUT) {
+				fprintf(stderr, "egoi-router: %s: larger than 256M\n", path);
+				goto fail;
+			}
+			p = realloc(buf, cap + 1);
+			if (!p)
+				goto fail;
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "egoi-router: %s: read error\n", path);
+		goto fail;
+	}
+	if (f != stdin)
+		fclose(f);
+	buf[len] = '\0';
+	*len_out = len;
+	return buf;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(buf);
+	return NULL;
+}
+
+static void gen_str(yajl_gen g, const char *s)
+{
+	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static void gen_kv(yajl_gen g, const char *k, const char *v)
+{
+	gen_str(g, k);
+	if (v)
+		gen_str(g, v);
+	else
+		yajl_gen_null(g);
+}
+
+/*
+ * Inserts an already valid JSON text as a value. yajl_gen_number emits its
+ * argument verbatim (with the right separators), which is exactly that.
+ */
+static void gen_raw(yajl_gen g, const char *json, size_t len)
+{
+	yajl_gen_number(g, json, len);
+}
+
+static void gen_headers(yajl_gen g, const char *headers)
+{
+	yajl_gen_map_open(g);
+	for (const char *p = headers; p && *p;) {
+		const char *nl = strchr(p, '\n'), *colon = strchr(p, ':');
+		size_t end = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (colon && (size_t)(colon - p) < end) {
+			const char *v = colon + 1;
+
+			while (*v == ' ')
+				v++;
+			yajl_gen_string(g, (const unsigned char *)p, (size_t)(colon - p));
+			yajl_gen_string(g, (const unsigned char *)v, (size_t)(p + end - v));
+		}
+		p += end + (nl ? 1 : 0);
+	}
+	yajl_gen_map_close(g);
+}
+
+static void gen_decision(yajl_gen g, const struct action *it, const char *event_json,
+			 size_t event_len)
+{
+	yajl_gen_map_open(g);
+	switch (it->kind) {
+	case ACTION_FORWARD:
+		gen_kv(g, "kind", "forward");
+		gen_kv(g, "url", it->target);
+		gen_kv(g, "method", it->method ? it->method : "POST");
+		if (it->name)
+			gen_kv(g, "name", it->name);
+		if (it->content_type)
+			gen_kv(g, "content_type", it->content_type);
+		if (it->headers) {
+			gen_str(g, "headers");
+			gen_headers(g, it->headers);
+		}
+		gen_str(g, "body");
+		if (!it->text)
+			gen_raw(g, event_json, event_len);
+		else if (it->text_is_json)
+			gen_raw(g, it->text, it->text_len);
+		else
+			yajl_gen_string(g, (const unsigned char *)it->text, it->text_len);
+		break;
+	case ACTION_WRITE:
+		gen_kv(g, "kind", "write");
+		gen_kv(g, "path", it->target);
+		gen_str(g, "line");
+		if (it->text)
+			yajl_gen_string(g, (const unsigned char *)it->text, it->text_len);
+		else
+			yajl_gen_string(g, (const unsigned char *)event_json, event_len);
+		break;
+	case ACTION_DROP:
+		gen_kv(g, "kind", "drop");
+		gen_kv(g, "reason", it->text ? it->text : "dropped");
+		break;
+	case ACTION_ERROR:
+	case ACTION_REJECT:
+		gen_kv(g, "kind", "error");
+		gen_kv(g, "message", it->text);
+		break;
+	}
+	yajl_gen_map_close(g);
+}
+
+/* Prints the decisions for event i (items[*pos..] with .event == i). */
+static int print_event(struct pipeline *p, const char *body, size_t i, size_t *pos,
+		       char *scratch)
+{
+	const struct batch_event *ev = &p->batch.events[i];
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *out;
+	size_t len, event_len;
+	const char *action = ev->reject ? NULL : rules_event_action(p->rules, i);
+	int any = 0, rc = -1;
+
+	if (!g)
+		return -1;
+	event_len = batch_compact(body + ev->start, ev->end - ev->start, scratch);
+	yajl_gen_map_open(g);
+	gen_str(g, "index");
+	yajl_gen_integer(g, (long long)i + 1);
+	gen_kv(g, "action", action);
+	gen_str(g, "decisions");
+	yajl_gen_array_open(g);
+	for (; *pos < p->acts.count && p->acts.items[*pos].event == i; (*pos)++, any = 1)
+		gen_decision(g, &p->acts.items[*pos], scratch, event_len);
+	if (!any) {
+		yajl_gen_map_open(g);
+		gen_kv(g, "kind", "drop");
+		gen_kv(g, "reason", "no_rule");
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	if (yajl_gen_get_buf(g, &out, &len) == yajl_gen_status_ok &&
+	    fwrite(out, 1, len, stdout) == len && fputc('\n', stdout) != EOF)
+		rc = 0;
+	yajl_gen_free(g);
+	return rc;
+}
+
+int cli_test_run(const char *rules_path, const char *batch_path)
+{
+	struct config cfg;
+	struct pipeline p;
+	struct pipeline_result res;
+	struct timespec ts;
+	char *body = NULL, *scratch = NULL;
+	size_t len = 0, pos = 0;
+	int rc = 1;
+
+	memset(&cfg, 0, sizeof cfg);
+	pipeline_init(&p, &cfg, NULL, 1);
+	if (config_defaults(&cfg) < 0) {
+		rc = 3;
+		goto out;
+	}
+	free(cfg.rules);
+	cfg.rules = strdup(rules_path);
+	if (!cfg.rules) {
+		rc = 3;
+		goto out;
+	}
+	log_setup(LOG_INFO, 0);
+	body = read_all(batch_path, &len);
+	if (!body)
+		goto out;
+	scratch = malloc(len + 1);
+	if (!scratch) {
+		rc = 3;
+		goto out;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (pipeline_route(&p, body, len, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, "-",
+			   "test", &res) < 0) {
+		if (!p.rules) /* the message already names the rules file and line */
+			fprintf(stderr, "egoi-router: %s\n", res.error);
+		else
+			fprintf(stderr, "egoi-router: %s: %s\n", batch_path, res.error);
+		goto out;
+	}
+	rc = 0;
+	for (size_t i = 0; i < p.batch.count && rc == 0; i++)
+		if (print_event(&p, body, i, &pos, scratch) < 0)
+			rc = 3;
+	pipeline_end(&p);
+	if (fflush(stdout) != 0)
+		rc = 3;
+out:
+	pipeline_free(&p);
+	config_free(&cfg);
+	free(body);
+	free(scratch);
+	return rc;
+}

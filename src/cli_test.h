@@ -1,0 +1,13 @@
+/*
+ * cli_test.h — `egoi-router test RULES BATCH`: the rules' decisions for a
+ * batch file, one JSON line per event, without touching the network or any
+ * file (SPEC §3). Uses the same parsing and routing as the daemon
+ * (pipeline_route), so what it prints is what `run` would do.
+ */
+#ifndef EGOI_CLI_TEST_H
+#define EGOI_CLI_TEST_H
+
+/* Returns a process exit code: 0, 1 (bad rules or batch), 3 (I/O failure). */
+int cli_test_run(const char *rules_path, const char *batch_path);
+
+#endif

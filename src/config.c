@@ -1,0 +1,727 @@
+/*
+ * config.c — router.conf parsing, defaults, router.conf.example and --help.
+ *
+ * Design: one static table, config_keys[], describes every key (name, type,
+ * default as it would be written in the file, range, offset into struct
+ * config, help). Defaults are applied by parsing those default strings with
+ * the same code that parses the file, so the defaults, the validation, the
+ * example file and --help cannot drift apart.
+ *
+ * config_load builds into a private struct and hands it over only when the
+ * whole file is valid, so a failed (re)load never leaves a half-applied
+ * config behind.
+ *
+ * Secrets (type CFG_SECRET) are never copied into an error message.
+ *
+ * Threads: no shared state; config_load calls getenv, so do not run it
+ * concurrently with setenv.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum cfg_type {
+	CFG_STRING,     /* char *, any text; `prefix` if set must start it */
+	CFG_PATH,       /* char *, a file or directory name */
+	CFG_ENUM,       /* char *, one of `choices` */
+	CFG_INT,        /* long in [min, max] */
+	CFG_COUNT,      /* size_t in [min, max] */
+	CFG_DURATION,   /* long milliseconds in [min, max] */
+	CFG_SIZE,       /* size_t bytes in [min, max] */
+	CFG_CIDRS,      /* char *, CIDR list, stored as "a/n,b/m" */
+	CFG_LOG_LEVEL,  /* int, enum log_level */
+	CFG_LOG_FORMAT, /* int, 1 = json */
+	CFG_SECRET,     /* char *, never echoed; `prefix` + base64 if prefix set */
+};
+
+struct cfg_key {
+	const char *name;
+	enum cfg_type type;
+	const char *def;            /* as written in the file; NULL = not set */
+	const char *example;        /* if set: an active line in the example file */
+	const char *sample;         /* commented-out line for keys without default */
+	const char *required;       /* if set: the key must appear; hint for the error */
+	const char *prefix;         /* CFG_STRING / CFG_SECRET: required start */
+	const char *const *choices; /* CFG_ENUM */
+	long long min, max;         /* numeric types, in the stored unit */
+	size_t offset;
+	const char *help;           /* one paragraph; wrapped in the example file */
+};
+
+#define OFF(field) offsetof(struct config, field)
+#define MS_HOUR (3600LL * 1000)
+#define MIB (1024LL * 1024)
+#define GIB (1024LL * MIB)
+
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+
+static const struct cfg_key config_keys[] = {
+	{ .name = "listen", .type = CFG_STRING, .def = "8443s", .example = "127.0.0.1:8443s",
+	  .offset = OFF(listen),
+	  .help = "Where to listen, as a civetweb port list: PORT or ADDRESS:PORT, "
+		  "comma-separated; an 's' suffix means TLS. 127.0.0.1:8443s binds one "
+		  "address only." },
+	{ .name = "tls_certificate", .type = CFG_PATH, .def = "certs/server.pem",
+	  .example = "certs/server.pem", .offset = OFF(tls_certificate),
+	  .help = "PEM file holding the certificate chain and its private key." },
+	{ .name = "tls_min_version", .type = CFG_ENUM, .def = "1.2", .choices = tls_versions,
+	  .offset = OFF(tls_min_version),
+	  .help = "Oldest TLS version accepted: 1.2 or 1.3." },
+	{ .name = "tls_client_ca", .type = CFG_PATH, .sample = "certs/client-ca.pem",
+	  .offset = OFF(tls_client_ca),
+	  .help = "If set, clients must present a certificate signed by this CA "
+		  "(mutual TLS). Not set by default." },
+	{ .name = "endpoint", .type = CFG_STRING, .def = "/hooks/egoi", .prefix = "/",
+	  .offset = OFF(endpoint),
+	  .help = "URL path E-goi posts webhook batches to; starts with '/'." },
+	{ .name = "auth_token", .type = CFG_SECRET, .example = "env:EGOI_ROUTER_TOKEN",
+	  .required = "set a secret, or 'none' to disable auth", .offset = OFF(auth_token),
+	  .help = "Required. The secret E-goi must send, as ?token=, an X-Router-Token "
+		  "header or Authorization: Bearer. 'none' disables authentication "
+		  "explicitly. Keep the secret out of this file with env:NAME." },
+	{ .name = "allow_from", .type = CFG_CIDRS, .sample = "10.0.0.0/8, 192.0.2.7",
+	  .offset = OFF(allow_from),
+	  .help = "Comma-separated CIDR allowlist for the endpoint, IPv4 or IPv6; an "
+		  "address without /length means that address alone. Not set: any "
+		  "address." },
+	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
+	  .example = "rules/example.lua", .offset = OFF(rules),
+	  .help = "Lua rule script; it must define route(event, meta)." },
+	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
+	  .offset = OFF(data_dir),
+	  .help = "Directory for the outbox database, dead letters and state." },
+	{ .name = "output_dir", .type = CFG_PATH, .def = "var/out", .example = "var/out",
+	  .offset = OFF(output_dir),
+	  .help = "The only directory write() in rules may write under." },
+	{ .name = "threads", .type = CFG_INT, .def = "64", .min = 1, .max = 1024,
+	  .offset = OFF(threads),
+	  .help = "HTTP worker threads (1-1024). civetweb holds one per open "
+		  "connection, so this caps concurrent connections; each thread's Lua "
+		  "state is created on first use." },
+	{ .name = "max_body", .type = CFG_SIZE, .def = "10M", .min = 1, .max = GIB,
+	  .offset = OFF(max_body),
+	  .help = "Largest request body accepted (up to 1G); larger bodies get 413." },
+	{ .name = "max_events", .type = CFG_COUNT, .def = "10000", .min = 1, .max = 1000000,
+	  .offset = OFF(max_events),
+	  .help = "Most events accepted in one batch (up to 1000000); larger batches "
+		  "get 413." },
+	{ .name = "forward_timeout", .type = CFG_DURATION, .def = "10s", .min = 1,
+	  .max = MS_HOUR, .offset = OFF(forward_timeout_ms),
+	  .help = "Time limit for one forward request (up to 1h)." },
+	{ .name = "forward_max_attempts", .type = CFG_INT, .def = "12", .min = 1, .max = 1000,
+	  .offset = OFF(forward_max_attempts),
+	  .help = "Delivery attempts before an event becomes a dead letter." },
+	{ .name = "forward_max_age", .type = CFG_DURATION, .def = "24h", .min = 1000,
+	  .max = 720 * MS_HOUR, .offset = OFF(forward_max_age_ms),
+	  .help = "Age after which an undelivered event becomes a dead letter "
+		  "(1s to 720h)." },
+	{ .name = "forward_concurrency", .type = CFG_INT, .def = "16", .min = 1, .max = 1024,
+	  .offset = OFF(forward_concurrency),
+	  .help = "Requests in flight at once per destination host." },
+	{ .name = "forward_signing_secret", .type = CFG_SECRET, .prefix = "whsec_",
+	  .sample = "env:EGOI_ROUTER_SIGNING_SECRET", .offset = OFF(forward_signing_secret),
+	  .help = "If set, forwarded requests are signed as Standard Webhooks "
+		  "specifies; the secret is whsec_ followed by base64. Not set by "
+		  "default." },
+	{ .name = "lua_instruction_limit", .type = CFG_INT, .def = "1000000", .min = 0,
+	  .max = LONG_MAX, .offset = OFF(lua_instruction_limit),
+	  .help = "Lua instructions one event may run before it counts as a rule "
+		  "error; 0 = unlimited." },
+	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0, .max = 64 * GIB,
+	  .offset = OFF(lua_memory_limit),
+	  .help = "Memory one Lua state may use; 0 = unlimited." },
+	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
+	  .help = "Least severe messages logged: debug, info, warn or error." },
+	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
+	  .help = "text (one line per message) or json (one JSON object per line)." },
+	{ .name = "run_as_user", .type = CFG_STRING, .sample = "egoi-router",
+	  .offset = OFF(run_as_user),
+	  .help = "If set, drop privileges to this user after binding the listening "
+		  "ports. Not set by default." },
+};
+
+#define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
+
+static void set_err(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+static void *field(struct config *cfg, const struct cfg_key *k)
+{
+	return (char *)cfg + k->offset;
+}
+
+static int key_is_string(const struct cfg_key *k)
+{
+	return k->type == CFG_STRING || k->type == CFG_PATH || k->type == CFG_ENUM ||
+	       k->type == CFG_CIDRS || k->type == CFG_SECRET;
+}
+
+/* Reads the digits at s; *end gets the first non-digit. */
+static int parse_digits(const char *s, const char **end, unsigned long long *out)
+{
+	unsigned long long v = 0;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (ULLONG_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (p == s)
+		return -1;
+	*end = p;
+	*out = v;
+	return 0;
+}
+
+int config_parse_duration_ms(const char *s, long *out_ms)
+{
+	static const struct { const char *unit; unsigned long long ms; } units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", MS_HOUR },
+	};
+	unsigned long long v;
+	const char *end;
+
+	if (parse_digits(s, &end, &v) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(end, units[i].unit) != 0)
+			continue;
+		if (v > (unsigned long long)LONG_MAX / units[i].ms)
+			return -1;
+		*out_ms = (long)(v * units[i].ms);
+		return 0;
+	}
+	return -1;
+}
+
+int config_parse_size(const char *s, size_t *out)
+{
+	unsigned long long v, mul;
+	const char *end;
+
+	if (parse_digits(s, &end, &v) < 0)
+		return -1;
+	if (end[0] != '\0' && end[1] != '\0')
+		return -1;
+	switch (end[0]) {
+	case '\0': mul = 1; break;
+	case 'k': case 'K': mul = 1024; break;
+	case 'm': case 'M': mul = MIB; break;
+	case 'g': case 'G': mul = GIB; break;
+	default: return -1;
+	}
+	if (v > SIZE_MAX / mul)
+		return -1;
+	*out = (size_t)(v * mul);
+	return 0;
+}
+
+/* Writes v in the key's unit, as a user would write it ("24h", "10M"). */
+static void format_value(const struct cfg_key *k, long long v, char *buf, size_t len)
+{
+	if (k->type == CFG_DURATION && v != 0) {
+		if (v % MS_HOUR == 0)
+			snprintf(buf, len, "%lldh", v / MS_HOUR);
+		else if (v % 60000 == 0)
+			snprintf(buf, len, "%lldm", v / 60000);
+		else if (v % 1000 == 0)
+			snprintf(buf, len, "%llds", v / 1000);
+		else
+			snprintf(buf, len, "%lldms", v);
+	} else if (k->type == CFG_SIZE && v != 0) {
+		if (v % GIB == 0)
+			snprintf(buf, len, "%lldG", v / GIB);
+		else if (v % MIB == 0)
+			snprintf(buf, len, "%lldM", v / MIB);
+		else if (v % 1024 == 0)
+			snprintf(buf, len, "%lldk", v / 1024);
+		else
+			snprintf(buf, len, "%lld", v);
+	} else {
+		snprintf(buf, len, "%lld", v);
+	}
+}
+
+/* Parses a numeric value of key k; on success *out is in the stored unit. */
+static int parse_number(const struct cfg_key *k, const char *val, long long *out,
+			char *why, size_t whylen)
+{
+	char lo[32], hi[32];
+	long long v;
+
+	if (k->type == CFG_DURATION) {
+		long ms;
+		if (config_parse_duration_ms(val, &ms) < 0) {
+			set_err(why, whylen, "%s: '%.64s' is not a duration (a whole number "
+				"with ms, s, m or h)", k->name, val);
+			return -1;
+		}
+		v = ms;
+	} else if (k->type == CFG_SIZE) {
+		size_t n;
+		if (config_parse_size(val, &n) < 0 || (unsigned long long)n > LLONG_MAX) {
+			set_err(why, whylen, "%s: '%.64s' is not a size (a whole number, "
+				"optionally with k, M or G)", k->name, val);
+			return -1;
+		}
+		v = (long long)n;
+	} else {
+		char *end;
+		errno = 0;
+		v = strtoll(val, &end, 10);
+		if (end == val || *end != '\0' || errno == ERANGE) {
+			set_err(why, whylen, "%s: '%.64s' is not a whole number", k->name, val);
+			return -1;
+		}
+	}
+	if (v < k->min || v > k->max) {
+		format_value(k, k->min, lo, sizeof lo);
+		format_value(k, k->max, hi, sizeof hi);
+		set_err(why, whylen, "%s: %.64s is out of range (%s to %s)", k->name, val, lo, hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Validates a CIDR list and returns it without blanks (heap), or NULL. */
+static char *parse_cidrs(const struct cfg_key *k, const char *val, char *why, size_t whylen)
+{
+	char *copy = NULL, *out = NULL, *save = NULL, *item, *res = NULL;
+	size_t used = 0;
+
+	copy = strdup(val);
+	out = calloc(1, strlen(val) + 1);
+	if (!copy || !out) {
+		set_err(why, whylen, "out of memory");
+		goto out;
+	}
+	/* strtok_r would skip empty items; a stray comma is worth reporting. */
+	for (item = copy; item; item = save) {
+		unsigned char addr[16];
+		char *slash, *start, *end;
+		unsigned long long bits = 0, maxbits;
+		const char *rest;
+
+		save = strchr(item, ',');
+		if (save)
+			*save++ = '\0';
+		for (start = item; isspace((unsigned char)*start); start++)
+			;
+		end = start + strlen(start);
+		while (end > start && isspace((unsigned char)end[-1]))
+			*--end = '\0';
+		if (*start == '\0') {
+			set_err(why, whylen, "%s: empty entry in the list", k->name);
+			goto out;
+		}
+		slash = strchr(start, '/');
+		if (slash)
+			*slash = '\0';
+		if (inet_pton(AF_INET, start, addr) == 1) {
+			maxbits = 32;
+		} else if (inet_pton(AF_INET6, start, addr) == 1) {
+			maxbits = 128;
+		} else {
+			set_err(why, whylen, "%s: '%.64s' is not an IPv4 or IPv6 address",
+				k->name, start);
+			goto out;
+		}
+		if (slash && (parse_digits(slash + 1, &rest, &bits) < 0 || *rest != '\0' ||
+			      bits > maxbits)) {
+			set_err(why, whylen, "%s: bad prefix length '/%.16s' for %.64s",
+				k->name, slash + 1, start);
+			goto out;
+		}
+		if (slash)
+			*slash = '/';
+		/* Never longer than val: only blanks are dropped. */
+		used += (size_t)snprintf(out + used, strlen(val) + 1 - used, "%s%s",
+					 used ? "," : "", start);
+	}
+	res = out;
+	out = NULL;
+out:
+	free(copy);
+	free(out);
+	return res;
+}
+
+/* Checks a string value against the key's constraints. */
+static int check_string(const struct cfg_key *k, const char *val, char *why, size_t whylen)
+{
+	if (k->type == CFG_ENUM) {
+		char list[128] = "";
+		size_t used = 0;
+
+		for (const char *const *c = k->choices; *c; c++) {
+			if (strcmp(val, *c) == 0)
+				return 0;
+			used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+						 used ? ", " : "", *c);
+			if (used >= sizeof list)
+				break;
+		}
+		set_err(why, whylen, "%s: '%.64s' is not one of %s", k->name, val, list);
+		return -1;
+	}
+	if (!k->prefix)
+		return 0;
+	if (strncmp(val, k->prefix, strlen(k->prefix)) != 0) {
+		set_err(why, whylen, "%s must start with '%s'", k->name, k->prefix);
+		return -1;
+	}
+	if (k->type == CFG_SECRET) {
+		/* The HMAC key is the base64-decoded rest (Standard Webhooks). */
+		const char *b = val + strlen(k->prefix);
+		size_t n = strspn(b, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				     "0123456789+/");
+		size_t pad = strspn(b + n, "=");
+		if (n == 0 || b[n + pad] != '\0' || pad > 2 || (n + pad) % 4 != 0) {
+			set_err(why, whylen, "%s must be '%s' followed by base64", k->name,
+				k->prefix);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Stores val (already env-resolved) into the key's field, replacing any
+ * earlier value. from_env: val came from the environment, so the literal
+ * `none` of auth_token does not apply.
+ */
+static int key_set(struct config *cfg, const struct cfg_key *k, const char *val, int from_env,
+		   char *why, size_t whylen)
+{
+	void *f = field(cfg, k);
+	long long num;
+	char *s = NULL;
+	int lvl;
+
+	switch (k->type) {
+	case CFG_INT:
+	case CFG_COUNT:
+	case CFG_DURATION:
+	case CFG_SIZE:
+		if (parse_number(k, val, &num, why, whylen) < 0)
+			return -1;
+		if (k->type == CFG_INT || k->type == CFG_DURATION)
+			*(long *)f = (long)num;
+		else
+			*(size_t *)f = (size_t)num;
+		return 0;
+	case CFG_LOG_LEVEL:
+		lvl = log_level_parse(val);
+		if (lvl < 0) {
+			set_err(why, whylen, "%s: '%.64s' is not one of debug, info, warn, "
+				"error", k->name, val);
+			return -1;
+		}
+		*(int *)f = lvl;
+		return 0;
+	case CFG_LOG_FORMAT:
+		if (strcmp(val, "text") != 0 && strcmp(val, "json") != 0) {
+			set_err(why, whylen, "%s: '%.64s' is not one of text, json", k->name, val);
+			return -1;
+		}
+		*(int *)f = strcmp(val, "json") == 0;
+		return 0;
+	case CFG_CIDRS:
+		s = parse_cidrs(k, val, why, whylen);
+		if (!s)
+			return -1;
+		break;
+	case CFG_SECRET:
+		if (k->offset == OFF(auth_token) && strcmp(val, "none") == 0) {
+			if (from_env) {
+				/* Disabling auth must be visible in the file itself. */
+				set_err(why, whylen, "%s: the environment variable holds 'none'; "
+					"write 'auth_token = none' to disable auth", k->name);
+				return -1;
+			}
+			free(cfg->auth_token);
+			cfg->auth_token = NULL;
+			cfg->auth_disabled = 1;
+			return 0;
+		}
+		/* fall through */
+	case CFG_STRING:
+	case CFG_PATH:
+	case CFG_ENUM:
+		if (check_string(k, val, why, whylen) < 0)
+			return -1;
+		s = strdup(val);
+		if (!s) {
+			set_err(why, whylen, "out of memory");
+			return -1;
+		}
+		break;
+	}
+	free(*(char **)f);
+	*(char **)f = s;
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if (key_is_string(&config_keys[i]))
+			free(*(char **)field(cfg, &config_keys[i]));
+	memset(cfg, 0, sizeof *cfg);
+}
+
+int config_defaults(struct config *cfg)
+{
+	char why[256];
+
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct cfg_key *k = &config_keys[i];
+		if (k->def && key_set(cfg, k, k->def, 0, why, sizeof why) < 0) {
+			log_msg(LOG_ERROR, NULL, "config: default of %s: %s", k->name, why);
+			config_free(cfg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+	*end = '\0';
+	return s;
+}
+
+static const struct cfg_key *key_find(const char *name)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++)
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	return NULL;
+}
+
+/*
+ * Replaces an `env:NAME` value by the variable's content. The result points
+ * into the environment and must not be kept.
+ */
+static int resolve_env(const char *val, const char **out, int *from_env, char *why,
+		       size_t whylen)
+{
+	const char *name, *v;
+
+	*out = val;
+	*from_env = 0;
+	if (strncmp(val, "env:", 4) != 0)
+		return 0;
+	name = val + 4;
+	v = *name ? getenv(name) : NULL;
+	if (!v || !*v) {
+		set_err(why, whylen, "environment variable %.64s is not set", name);
+		return -1;
+	}
+	*out = v;
+	*from_env = 1;
+	return 0;
+}
+
+/* Applies one line; returns -1 with why set. seen[] holds first line numbers. */
+static int apply_line(struct config *cfg, char *line, int lineno, int *seen, char *why,
+		      size_t whylen)
+{
+	const struct cfg_key *k;
+	const char *val;
+	char *eq, *key, *raw;
+	int from_env;
+
+	eq = strchr(line, '=');
+	if (!eq) {
+		set_err(why, whylen, "expected 'key = value'");
+		return -1;
+	}
+	*eq = '\0';
+	key = trim(line);
+	raw = trim(eq + 1);
+	if (!*key) {
+		set_err(why, whylen, "missing key before '='");
+		return -1;
+	}
+	k = key_find(key);
+	if (!k) {
+		set_err(why, whylen, "unknown key '%.64s'", key);
+		return -1;
+	}
+	if (seen[k - config_keys]) {
+		set_err(why, whylen, "duplicate key '%s' (first set on line %d)", k->name,
+			seen[k - config_keys]);
+		return -1;
+	}
+	seen[k - config_keys] = lineno;
+	if (!*raw) {
+		set_err(why, whylen, "empty value for '%s'", k->name);
+		return -1;
+	}
+	if (resolve_env(raw, &val, &from_env, why, whylen) < 0)
+		return -1;
+	return key_set(cfg, k, val, from_env, why, whylen);
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct config tmp;
+	int seen[CONFIG_NKEYS] = { 0 };
+	char why[320], *line = NULL, *s;
+	size_t cap = 0;
+	ssize_t n;
+	int lineno = 0, rc = -1;
+	FILE *f = NULL;
+
+	memset(&tmp, 0, sizeof tmp);
+	f = fopen(path, "r");
+	if (!f) {
+		set_err(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
+		goto out;
+	}
+	if (config_defaults(&tmp) < 0) {
+		set_err(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	while ((n = getline(&line, &cap, f)) != -1) {
+		lineno++;
+		if (memchr(line, '\0', (size_t)n)) {
+			set_err(err, errlen, "%s:%d: line contains a NUL byte", path, lineno);
+			goto out;
+		}
+		s = line;
+		if (lineno == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
+			s += 3; /* a UTF-8 byte order mark some editors add */
+		s = trim(s);
+		if (*s == '\0' || *s == '#')
+			continue;
+		if (apply_line(&tmp, s, lineno, seen, why, sizeof why) < 0) {
+			set_err(err, errlen, "%s:%d: %s", path, lineno, why);
+			goto out;
+		}
+	}
+	if (ferror(f)) {
+		set_err(err, errlen, "%s: cannot read (%s)", path, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		if (config_keys[i].required && !seen[i]) {
+			set_err(err, errlen, "%s: %s is required (%s)", path, config_keys[i].name,
+				config_keys[i].required);
+			goto out;
+		}
+	}
+	*cfg = tmp;
+	memset(&tmp, 0, sizeof tmp);
+	rc = 0;
+out:
+	if (rc < 0)
+		memset(cfg, 0, sizeof *cfg);
+	config_free(&tmp);
+	free(line);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+/* Writes text as `# ` comment lines of at most ~76 columns. */
+static void print_wrapped(FILE *out, const char *text)
+{
+	const char *p = text;
+	int col = 0;
+
+	while (*p) {
+		size_t w;
+
+		while (*p == ' ')
+			p++;
+		w = strcspn(p, " ");
+		if (w == 0)
+			break;
+		if (col > 0 && col + 1 + (int)w > 76) {
+			fputc('\n', out);
+			col = 0;
+		}
+		col += fprintf(out, col ? " %.*s" : "# %.*s", (int)w, p);
+		p += w;
+	}
+	if (col > 0)
+		fputc('\n', out);
+}
+
+void config_print_example(FILE *out)
+{
+	fputs("# router.conf: egoi-router configuration.\n"
+	      "#\n"
+	      "# One `key = value` per line; blanks around '=' are ignored. A line whose\n"
+	      "# first non-blank character is '#' is a comment; anywhere else '#' is part\n"
+	      "# of the value. Unknown keys, repeated keys and bad values are errors that\n"
+	      "# name the file and line.\n"
+	      "#\n"
+	      "# Durations: 250ms, 10s, 5m, 24h (a bare number means seconds).\n"
+	      "# Sizes: 512, 64k, 10M, 1G (powers of 1024).\n"
+	      "# A value written as env:NAME is read from the environment variable NAME;\n"
+	      "# use it for secrets. Relative paths are taken from the working directory.\n"
+	      "# Keys commented out below show their default, or an example when they\n"
+	      "# have none.\n", out);
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct cfg_key *k = &config_keys[i];
+
+		fputc('\n', out);
+		print_wrapped(out, k->help);
+		if (k->example)
+			fprintf(out, "%s = %s\n", k->name, k->example);
+		else
+			fprintf(out, "# %s = %s\n", k->name, k->def ? k->def : k->sample);
+	}
+}
+
+void config_print_keys(FILE *out)
+{
+	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
+		const struct cfg_key *k = &config_keys[i];
+		char def[64];
+
+		if (k->required)
+			snprintf(def, sizeof def, "(required)");
+		else if (k->def)
+			snprintf(def, sizeof def, "(default %s)", k->def);
+		else
+			snprintf(def, sizeof def, "(not set)");
+		fprintf(out, "  %-23s %-26s %s\n", k->name, def, k->help);
+	}
+}

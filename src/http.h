@@ -1,0 +1,43 @@
+/*
+ * http.h — the HTTPS intake: civetweb set-up, routes, auth, limits, answers.
+ *
+ * Routes: POST {endpoint} (a batch, see SPEC §5), GET /healthz. Each worker
+ * thread gets a struct pipeline (its Lua state, outbox connection, file
+ * sink) in civetweb's init_thread callback; nothing per-request is shared.
+ * Every answer is built in one buffer and sent with one mg_write (over TLS,
+ * one record) on a keep-alive connection with TCP_NODELAY (PITFALLS §4).
+ */
+#ifndef EGOI_HTTP_H
+#define EGOI_HTTP_H
+
+#include <stddef.h>
+
+struct config;
+struct deliver;
+struct http_server;
+
+/*
+ * Initialises civetweb's TLS support; -1 with err when OpenSSL could not be
+ * loaded (the daemon must not start: the first TLS connection would crash).
+ * Call once, before any thread starts.
+ */
+int http_library_init(char *err, size_t errlen);
+
+/* Starts listening. cfg and d are borrowed and must outlive the server. */
+struct http_server *http_start(const struct config *cfg, struct deliver *d, char *err,
+			       size_t errlen);
+
+/* Stops accepting, waits for running requests, frees. s may be NULL. */
+void http_stop(struct http_server *s);
+
+/* The first listening port (for tests and logs), or -1. */
+int http_port(const struct http_server *s);
+
+/*
+ * Constant-time check of a presented token against the secret: both are
+ * hashed first so neither their contents nor their lengths leak through
+ * timing. Returns 1 when equal.
+ */
+int http_token_equal(const char *presented, size_t len, const char *secret);
+
+#endif

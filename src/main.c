@@ -1,0 +1,220 @@
+/*
+ * main.c — start-up order, command line, signals.
+ *
+ *   run:   config → logging → TLS library → rules compile check → outbox
+ *          schema → delivery thread → HTTP intake; then wait for a signal.
+ *          Shutdown is the reverse: stop intake (mg_stop waits for running
+ *          requests), drain delivery, exit 0.
+ *   check: config + rules compile; exit 0 or 1.
+ *   test:  dry-run rules on a batch file, one JSON line per event.
+ *
+ * Signals are blocked in every thread (they inherit the mask) and taken
+ * synchronously by the main thread with sigwait, so no handler runs in the
+ * middle of a request.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli_test.h"
+#include "config.h"
+#include "deliver.h"
+#include "http.h"
+#include "log.h"
+#include "outbox.h"
+#include "rules.h"
+
+#define EGOI_ROUTER_VERSION "0.1.0"
+
+enum exit_code { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
+		"       egoi-router check [-c FILE]       validate config and compile rules\n"
+		"       egoi-router test RULES BATCH      dry-run RULES on a batch file ('-' = stdin)\n"
+		"       egoi-router --version | --help\n"
+		"\nexit codes: 0 ok, 1 invalid input/config/rules, 2 usage, 3 runtime failure\n"
+		"\nconfiguration keys (router.conf, `key = value`):\n");
+	if (out == stdout)
+		config_print_keys(out);
+}
+
+/* Loads the config and compiles the rules once; prints errors to stderr. */
+static int load_and_check(const char *path, struct config *cfg)
+{
+	char err[1024];
+	struct rules_options ropt;
+	struct rules *r;
+
+	if (config_load(cfg, path, err, sizeof err) < 0) {
+		fprintf(stderr, "egoi-router: %s\n", err);
+		return -1;
+	}
+	memset(&ropt, 0, sizeof ropt);
+	ropt.path = cfg->rules;
+	ropt.instruction_limit = cfg->lua_instruction_limit;
+	ropt.memory_limit = cfg->lua_memory_limit;
+	r = rules_new(&ropt, err, sizeof err);
+	if (!r) {
+		fprintf(stderr, "egoi-router: %s\n", err);
+		return -1;
+	}
+	rules_free(r);
+	return 0;
+}
+
+static int cmd_check(const char *path)
+{
+	struct config cfg;
+	int rc;
+
+	memset(&cfg, 0, sizeof cfg);
+	rc = load_and_check(path, &cfg);
+	if (rc == 0)
+		printf("%s: ok (rules %s)\n", path, cfg.rules);
+	config_free(&cfg);
+	return rc == 0 ? EXIT_OK : EXIT_INVALID;
+}
+
+static int cmd_run(const char *path)
+{
+	struct config cfg;
+	struct deliver_options dopt;
+	struct deliver *d = NULL;
+	struct http_server *http = NULL;
+	struct outbox *ob = NULL;
+	sigset_t sigs;
+	char err[1024];
+	int rc = EXIT_RUNTIME, sig = 0;
+
+	memset(&cfg, 0, sizeof cfg);
+	if (load_and_check(path, &cfg) < 0) {
+		rc = EXIT_INVALID;
+		goto out;
+	}
+	log_setup((enum log_level)cfg.log_level, cfg.log_json);
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0) {
+		log_msg(LOG_ERROR, NULL, "cannot block signals");
+		goto out;
+	}
+	if (http_library_init(err, sizeof err) < 0) {
+		log_msg(LOG_ERROR, NULL, "%s", err);
+		goto out;
+	}
+	/* Creates data_dir and the schema before any worker or the delivery
+	 * thread races to do it. */
+	ob = outbox_open(cfg.data_dir, err, sizeof err);
+	if (!ob) {
+		log_msg(LOG_ERROR, NULL, "outbox: %s", err);
+		goto out;
+	}
+	memset(&dopt, 0, sizeof dopt);
+	dopt.data_dir = cfg.data_dir;
+	dopt.timeout_ms = cfg.forward_timeout_ms;
+	dopt.max_attempts = cfg.forward_max_attempts;
+	dopt.max_age_ms = cfg.forward_max_age_ms;
+	dopt.concurrency = cfg.forward_concurrency;
+	d = deliver_start(&dopt, err, sizeof err);
+	if (!d) {
+		log_msg(LOG_ERROR, NULL, "delivery: %s", err);
+		goto out;
+	}
+	http = http_start(&cfg, d, err, sizeof err);
+	if (!http) {
+		log_msg(LOG_ERROR, NULL, "%s", err);
+		goto out;
+	}
+	log_msg(LOG_INFO, NULL, "egoi-router %s listening on %s, endpoint %s, rules %s, %ld threads",
+		EGOI_ROUTER_VERSION, cfg.listen, cfg.endpoint, cfg.rules, cfg.threads);
+	log_msg(LOG_INFO, NULL, "outbox: %ld pending, %ld dead letters", outbox_count_pending(ob),
+		outbox_count_dead(ob));
+
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP)
+			log_msg(LOG_WARN, NULL, "SIGHUP: reload is not implemented yet; restart to "
+						"apply changes");
+	}
+	log_msg(LOG_INFO, NULL, "signal %d: stopping intake", sig);
+	http_stop(http);
+	http = NULL;
+	log_msg(LOG_INFO, NULL, "draining delivery");
+	deliver_stop(d, 5000);
+	d = NULL;
+	log_msg(LOG_INFO, NULL, "stopped");
+	rc = EXIT_OK;
+out:
+	http_stop(http);
+	deliver_stop(d, 0);
+	outbox_close(ob);
+	config_free(&cfg);
+	return rc;
+}
+
+/* Finds "-c FILE" among argv[from..]; returns the path or NULL on a usage error. */
+static const char *config_arg(int argc, char **argv, int from)
+{
+	const char *path = "router.conf";
+
+	for (int i = from; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else
+			return NULL;
+	}
+	return path;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "run";
+	const char *path;
+	int from = 2;
+
+	if (strcmp(cmd, "--version") == 0) {
+		printf("egoi-router %s\n", EGOI_ROUTER_VERSION);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "test") == 0) {
+		if (argc != 4) {
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		return cli_test_run(argv[2], argv[3]);
+	}
+	if (strcmp(cmd, "-c") == 0) {
+		cmd = "run";
+		from = 1;
+	}
+	path = config_arg(argc, argv, from);
+	if (!path) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "run") == 0)
+		return cmd_run(path);
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(path);
+	fprintf(stderr, "egoi-router: unknown command '%s'\n", cmd);
+	usage(stderr);
+	return EXIT_USAGE;
+}

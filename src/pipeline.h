@@ -1,0 +1,72 @@
+/*
+ * pipeline.h — one batch through the router: parse → route → commit.
+ *
+ * A struct pipeline is a worker's private set of tools (Lua state, outbox
+ * connection, file sink, decision list, batch storage), created lazily on
+ * the worker's first batch and reused for every later one. http.c runs
+ * pipeline_process per request; `egoi-router test` runs pipeline_route only
+ * and prints the decisions instead of committing them.
+ *
+ * Threads: one struct pipeline per thread, never shared.
+ */
+#ifndef EGOI_PIPELINE_H
+#define EGOI_PIPELINE_H
+
+#include <stddef.h>
+
+#include "actions.h"
+#include "batch.h"
+
+struct config;
+struct deliver;
+struct rules;
+struct outbox;
+struct sink_file;
+
+struct pipeline {
+	const struct config *cfg;     /* borrowed */
+	struct deliver *deliver;      /* borrowed; NULL in a dry run */
+	int dry_run;                  /* no outbox, no files */
+	struct rules *rules;          /* owned, created on first use */
+	struct outbox *outbox;        /* owned, created on first use */
+	struct sink_file *sink;       /* owned, created on first use */
+	struct actions acts;
+	struct batch batch;
+};
+
+struct pipeline_result {
+	int http_status;              /* 200, 400, 413, 500 or 503 */
+	size_t accepted;              /* events routed, whatever the decision (rule errors too) */
+	size_t rejected;              /* malformed elements of "events" */
+	struct actions_summary summary;
+	char error[256];              /* reason when http_status != 200 */
+};
+
+/* Initialises p for cfg; nothing is opened until the first batch. */
+void pipeline_init(struct pipeline *p, const struct config *cfg, struct deliver *d, int dry_run);
+
+/* Closes everything p opened; p may be zeroed. */
+void pipeline_free(struct pipeline *p);
+
+/*
+ * Parses body and routes every event; decisions end up in p->acts (one
+ * ACTION_REJECT per malformed element, one ACTION_ERROR per failed rule).
+ * Returns 0, or -1 with res->http_status and res->error set.
+ * received_at, remote_addr and request_id fill meta for the rules.
+ */
+int pipeline_route(struct pipeline *p, const char *body, size_t len, double received_at,
+		   const char *remote_addr, const char *request_id, struct pipeline_result *res);
+
+/* Ends the routed batch (drops event tables and decisions). */
+void pipeline_end(struct pipeline *p);
+
+/*
+ * The whole request: pipeline_route, then actions_commit, then wakes the
+ * delivery thread. res->http_status is 200 only when every decision is
+ * durable. Always leaves p ready for the next batch.
+ */
+void pipeline_process(struct pipeline *p, const char *body, size_t len, double received_at,
+		      const char *remote_addr, const char *request_id,
+		      struct pipeline_result *res);
+
+#endif

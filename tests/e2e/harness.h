@@ -1,0 +1,149 @@
+/*
+ * harness.h — runs the real egoi-router binary for end-to-end scenarios.
+ *
+ * Suite level: harness_suite_init finds the binary ($EGOI_ROUTER_BIN, else
+ * build/egoi-router), makes a suite temp dir and generates a throw-away
+ * certificate for 127.0.0.1 with openssl (nothing is committed).
+ *
+ * Test level: a struct harness is one temp dir holding router.conf, the
+ * rules, data_dir, output_dir and the daemon's log. harness_start spawns
+ * "$EGOI_ROUTER_BIN run -c router.conf" on a free port and waits for
+ * GET /healthz over verified TLS; harness_stop sends SIGTERM and reaps it.
+ * Requests go through libcurl with the generated certificate as the only CA.
+ *
+ * Every wait is a bounded polling loop. Nothing here calls cmocka: functions
+ * report failure by return value and a message on stderr, the tests assert.
+ * Threads: test thread only (the receiver has its own, see receiver.h).
+ */
+#ifndef E2E_HARNESS_H
+#define E2E_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HARNESS_PATH 512
+
+struct harness {
+	char dir[HARNESS_PATH];        /* this test's temp dir */
+	char conf[HARNESS_PATH];       /* dir/router.conf */
+	char rules[HARNESS_PATH];      /* dir/rules.lua */
+	char log[HARNESS_PATH];        /* dir/daemon.log (stdout+stderr, appended) */
+	char data_dir[HARNESS_PATH];   /* dir/data */
+	char output_dir[HARNESS_PATH]; /* dir/out */
+	char db[HARNESS_PATH];         /* dir/data/outbox.db */
+	char token[65];                /* random auth_token for this test */
+	char extra[2048];              /* config lines that add to / override the defaults */
+	int port;                      /* HTTPS port of the daemon */
+	pid_t pid;                     /* running daemon, or 0 */
+	int passed;                    /* set by the test when it reached its end */
+};
+
+struct harness_response {
+	long status;                   /* HTTP status, 0 when no answer */
+	char *body;                    /* NUL-terminated, owned */
+	size_t len;
+};
+
+/* --- suite --- */
+
+/* 0 on success; -1 (message on stderr) when the binary or openssl is missing. */
+int harness_suite_init(void);
+void harness_suite_free(void);
+const char *harness_bin(void);
+/* The generated CA/server certificate (PEM, certificate only). */
+const char *harness_cert(void);
+
+/* --- one test --- */
+
+/* Makes the temp dir and a random token. 0 or -1. */
+int harness_init(struct harness *h);
+
+/* Stops a daemon still running (SIGKILL after a bounded SIGTERM), prints the
+ * log tail when !h->passed, removes the temp dir unless $E2E_KEEP is set. */
+void harness_cleanup(struct harness *h);
+
+/* Writes the rules file; every "@RECV@" in lua is replaced by recv_url
+ * (recv_url may be NULL when the rules do not use it). 0 or -1. */
+int harness_write_rules(struct harness *h, const char *lua, const char *recv_url);
+
+/* Writes router.conf (picking a free port if none yet). The harness defaults
+ * are listen, tls_certificate, auth_token, rules, data_dir, output_dir,
+ * threads 8, forward_timeout 2s, forward_max_attempts 3, log_level debug;
+ * a key present in h->extra replaces its default. 0 or -1. */
+int harness_write_config(struct harness *h);
+
+/* Spawns the daemon and waits (<= 10 s) for /healthz to answer 200 over TLS.
+ * Retries with a new port (up to 3 times) if the daemon exits during start-up,
+ * which is what a lost race for the free port looks like. 0 or -1. */
+int harness_start(struct harness *h);
+
+/* SIGTERM, then waits up to timeout_ms. Returns the raw wait status, or -1 on
+ * timeout (the daemon is then SIGKILLed and reaped). *secs = time to exit. */
+int harness_stop(struct harness *h, long timeout_ms, double *secs);
+
+/* SIGKILL and reap (simulated crash). */
+void harness_kill(struct harness *h);
+
+/* Prints the last `lines` lines of the daemon log to stderr. */
+void harness_log_tail(const struct harness *h, int lines);
+
+/*
+ * One HTTPS request to the daemon on a fresh connection. path includes any
+ * query string. content_type NULL = no Content-Type header. headers: extra
+ * "Name: value" strings, NULL-terminated, or NULL. with_token adds
+ * X-Router-Token. 0 when an answer arrived, -1 otherwise; free with
+ * harness_response_free.
+ */
+int harness_request(const struct harness *h, const char *method, const char *path,
+		    const char *content_type, const char *const *headers, const char *body,
+		    size_t len, int with_token, struct harness_response *resp);
+
+/* POST endpoint, application/json, with the token. */
+int harness_post(const struct harness *h, const char *body, size_t len,
+		 struct harness_response *resp);
+void harness_response_free(struct harness_response *resp);
+
+/* Parses {"accepted":N,"rejected":M}; 0 or -1. */
+int harness_counts(const struct harness_response *resp, long *accepted, long *rejected);
+
+/* --- files, processes, database --- */
+
+/* Whole file, NUL-terminated, or NULL. */
+char *harness_read_file(const char *path, size_t *len);
+int harness_write_file(const char *path, const char *text, size_t len);
+
+/*
+ * Runs argv (argv[0] a path) with cwd unchanged, stdin from stdin_path (NULL =
+ * /dev/null), for at most timeout_ms. *out / *err receive stdout / stderr
+ * (owned by the caller). Returns the exit code, or -1 (killed, timeout,
+ * spawn failure).
+ */
+int harness_run(const struct harness *h, const char *const argv[], const char *stdin_path,
+		long timeout_ms, char **out, char **err);
+
+/* First column of the first row of sql on data_dir/outbox.db opened
+ * read-only; -1 (message on stderr) on error or no row. */
+long harness_sql_long(const struct harness *h, const char *sql);
+/* Same, as text (owned by the caller), or NULL. */
+char *harness_sql_text(const struct harness *h, const char *sql);
+
+/* Polls sql every 50 ms until it yields want; 0 when it did within timeout_ms. */
+int harness_sql_wait(const struct harness *h, const char *sql, long want, long timeout_ms);
+
+/* --- JSON text helpers (independent of the daemon's parser) --- */
+
+struct harness_span {
+	size_t off, len;
+};
+
+/* Locates the elements of the top-level "events" array of a valid JSON text,
+ * as byte spans. Returns their count (at most max stored), or -1. */
+int harness_event_spans(const char *text, size_t len, struct harness_span *spans, size_t max);
+
+/* A copy of text[0..len) without whitespace outside strings. */
+char *harness_minify(const char *text, size_t len);
+
+/* Sleeps ms milliseconds. */
+void harness_sleep_ms(long ms);
+
+#endif
