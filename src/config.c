@@ -135,10 +135,10 @@ static const struct cfg_key config_keys[] = {
 	{ .name = "lua_instruction_limit", .type = CFG_INT, .def = "1000000", .min = 0,
 	  .max = LONG_MAX, .offset = OFF(lua_instruction_limit),
 	  .help = "Lua instructions one event may run before it counts as a rule "
-		  "error; 0 = unlimited." },
+		  "error; 0 means unlimited." },
 	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0, .max = 64 * GIB,
 	  .offset = OFF(lua_memory_limit),
-	  .help = "Memory one Lua state may use; 0 = unlimited." },
+	  .help = "Memory one Lua state may use; 0 means unlimited." },
 	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
 	  .help = "Least severe messages logged: debug, info, warn or error." },
 	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
@@ -151,10 +151,8 @@ static const struct cfg_key config_keys[] = {
 
 #define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
-static void set_err(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *buf, size_t len, const char *fmt, ...)
+static __attribute__((format(printf, 3, 4)))
+void set_err(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -195,73 +193,74 @@ static int parse_digits(const char *s, const char **end, unsigned long long *out
 	return 0;
 }
 
-int config_parse_duration_ms(const char *s, long *out_ms)
+struct cfg_unit {
+	const char *suffix;
+	unsigned long long mul;
+};
+
+/* Largest first: format_value writes the first unit that divides evenly. */
+static const struct cfg_unit duration_units[] = {
+	{ "h", MS_HOUR }, { "m", 60 * 1000 }, { "s", 1000 }, { "ms", 1 }, { "", 1000 },
+	{ NULL, 0 },
+};
+static const struct cfg_unit size_units[] = {
+	{ "G", GIB }, { "M", MIB }, { "k", 1024 }, { "", 1 },
+	{ "g", GIB }, { "m", MIB }, { "K", 1024 }, { NULL, 0 },
+};
+
+/* Parses digits plus one of units' suffixes; fails above max. */
+static int parse_with_unit(const char *s, const struct cfg_unit *units,
+			   unsigned long long max, unsigned long long *out)
 {
-	static const struct { const char *unit; unsigned long long ms; } units[] = {
-		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", MS_HOUR },
-	};
 	unsigned long long v;
 	const char *end;
 
 	if (parse_digits(s, &end, &v) < 0)
 		return -1;
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(end, units[i].unit) != 0)
+	for (; units->suffix; units++) {
+		if (strcmp(end, units->suffix) != 0)
 			continue;
-		if (v > (unsigned long long)LONG_MAX / units[i].ms)
+		if (v > max / units->mul)
 			return -1;
-		*out_ms = (long)(v * units[i].ms);
+		*out = v * units->mul;
 		return 0;
 	}
 	return -1;
 }
 
-int config_parse_size(const char *s, size_t *out)
+int config_parse_duration_ms(const char *s, long *out_ms)
 {
-	unsigned long long v, mul;
-	const char *end;
+	unsigned long long v;
 
-	if (parse_digits(s, &end, &v) < 0)
+	if (parse_with_unit(s, duration_units, LONG_MAX, &v) < 0)
 		return -1;
-	if (end[0] != '\0' && end[1] != '\0')
-		return -1;
-	switch (end[0]) {
-	case '\0': mul = 1; break;
-	case 'k': case 'K': mul = 1024; break;
-	case 'm': case 'M': mul = MIB; break;
-	case 'g': case 'G': mul = GIB; break;
-	default: return -1;
-	}
-	if (v > SIZE_MAX / mul)
-		return -1;
-	*out = (size_t)(v * mul);
+	*out_ms = (long)v;
 	return 0;
 }
 
-/* Writes v in the key's unit, as a user would write it ("24h", "10M"). */
+int config_parse_size(const char *s, size_t *out)
+{
+	unsigned long long v;
+
+	if (parse_with_unit(s, size_units, SIZE_MAX, &v) < 0)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+/* Writes v (>= 0) as a user would write it for key k ("24h", "10M"). */
 static void format_value(const struct cfg_key *k, long long v, char *buf, size_t len)
 {
-	if (k->type == CFG_DURATION && v != 0) {
-		if (v % MS_HOUR == 0)
-			snprintf(buf, len, "%lldh", v / MS_HOUR);
-		else if (v % 60000 == 0)
-			snprintf(buf, len, "%lldm", v / 60000);
-		else if (v % 1000 == 0)
-			snprintf(buf, len, "%llds", v / 1000);
-		else
-			snprintf(buf, len, "%lldms", v);
-	} else if (k->type == CFG_SIZE && v != 0) {
-		if (v % GIB == 0)
-			snprintf(buf, len, "%lldG", v / GIB);
-		else if (v % MIB == 0)
-			snprintf(buf, len, "%lldM", v / MIB);
-		else if (v % 1024 == 0)
-			snprintf(buf, len, "%lldk", v / 1024);
-		else
-			snprintf(buf, len, "%lld", v);
-	} else {
-		snprintf(buf, len, "%lld", v);
+	const struct cfg_unit *u = k->type == CFG_DURATION ? duration_units :
+				   k->type == CFG_SIZE ? size_units : NULL;
+
+	for (; u && v > 0 && u->suffix; u++) {
+		if ((unsigned long long)v % u->mul == 0) {
+			snprintf(buf, len, "%llu%s", (unsigned long long)v / u->mul, u->suffix);
+			return;
+		}
 	}
+	snprintf(buf, len, "%lld", v);
 }
 
 /* Parses a numeric value of key k; on success *out is in the stored unit. */
@@ -306,6 +305,20 @@ static int parse_number(const struct cfg_key *k, const char *val, long long *out
 	return 0;
 }
 
+/* Cuts the blanks around s in place. */
+static char *trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+	*end = '\0';
+	return s;
+}
+
 /* Validates a CIDR list and returns it without blanks (heap), or NULL. */
 static char *parse_cidrs(const struct cfg_key *k, const char *val, char *why, size_t whylen)
 {
@@ -321,18 +334,14 @@ static char *parse_cidrs(const struct cfg_key *k, const char *val, char *why, si
 	/* strtok_r would skip empty items; a stray comma is worth reporting. */
 	for (item = copy; item; item = save) {
 		unsigned char addr[16];
-		char *slash, *start, *end;
+		char *slash, *start;
 		unsigned long long bits = 0, maxbits;
 		const char *rest;
 
 		save = strchr(item, ',');
 		if (save)
 			*save++ = '\0';
-		for (start = item; isspace((unsigned char)*start); start++)
-			;
-		end = start + strlen(start);
-		while (end > start && isspace((unsigned char)end[-1]))
-			*--end = '\0';
+		start = trim(item);
 		if (*start == '\0') {
 			set_err(why, whylen, "%s: empty entry in the list", k->name);
 			goto out;
@@ -511,19 +520,6 @@ int config_defaults(struct config *cfg)
 	return 0;
 }
 
-static char *trim(char *s)
-{
-	char *end;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		end--;
-	*end = '\0';
-	return s;
-}
-
 static const struct cfg_key *key_find(const char *name)
 {
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
@@ -546,7 +542,11 @@ static int resolve_env(const char *val, const char **out, int *from_env, char *w
 	if (strncmp(val, "env:", 4) != 0)
 		return 0;
 	name = val + 4;
-	v = *name ? getenv(name) : NULL;
+	if (!*name) {
+		set_err(why, whylen, "environment variable name missing after 'env:'");
+		return -1;
+	}
+	v = getenv(name);
 	if (!v || !*v) {
 		set_err(why, whylen, "environment variable %.64s is not set", name);
 		return -1;
@@ -722,6 +722,6 @@ void config_print_keys(FILE *out)
 			snprintf(def, sizeof def, "(default %s)", k->def);
 		else
 			snprintf(def, sizeof def, "(not set)");
-		fprintf(out, "  %-23s %-26s %s\n", k->name, def, k->help);
+		fprintf(out, "  %-23s %s  %s\n", k->name, def, k->help);
 	}
 }
