@@ -182,12 +182,16 @@ static void ob_reset(sqlite3_stmt *st)
 	(void)sqlite3_clear_bindings(st);
 }
 
-/* Steps a statement that returns no rows; resets it either way. */
-static int ob_run(struct outbox *ob, enum ob_stmt s, const char *what)
+/*
+ * Steps a statement that returns no rows, unless binding its parameters
+ * failed (bind_failed: any sqlite3_bind_* did not return SQLITE_OK; SQLite
+ * keeps that error for sqlite3_errmsg). Resets it either way.
+ */
+static int ob_run(struct outbox *ob, enum ob_stmt s, const char *what, int bind_failed)
 {
 	int ret = 0;
 
-	if (sqlite3_step(ob->st[s]) != SQLITE_DONE)
+	if (bind_failed || sqlite3_step(ob->st[s]) != SQLITE_DONE)
 		ret = ob_fail(ob, what);
 	ob_reset(ob->st[s]);
 	return ret;
@@ -251,21 +255,26 @@ static int ob_mkdirs(const char *dir, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
+	/* Each prefix ending at a '/', then the whole path. */
+	for (char *p = path + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
 			continue;
 		*p = '\0';
 		if (mkdir(path, 0750) != 0 && errno != EEXIST) {
 			snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
 			goto out;
 		}
-		*p = '/';
+		if (c == '\0')
+			break;
+		*p = c;
 	}
-	if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+	if (stat(path, &sb) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+	if (!S_ISDIR(sb.st_mode)) {
 		snprintf(err, errlen, "%s: not a directory", path);
 		goto out;
 	}
@@ -286,42 +295,68 @@ static int ob_exec(struct outbox *ob, const char *sql, const char *what)
 	return ret;
 }
 
-/* Runs a one-row, one-column query (a PRAGMA) and copies the text answer. */
+/*
+ * Runs a one-row, one-column query (a PRAGMA) and copies the text answer.
+ * Returns the SQLite result code (SQLITE_OK on success), with ob->err set.
+ */
 static int ob_query_text(struct outbox *ob, const char *sql, char *buf, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	const unsigned char *t;
-	int ret = -1;
+	int rc;
 
-	if (sqlite3_prepare_v2(ob->db, sql, -1, &st, NULL) != SQLITE_OK) {
+	rc = sqlite3_prepare_v2(ob->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
 		ob_fail(ob, sql);
 		goto out;
 	}
-	if (sqlite3_step(st) != SQLITE_ROW) {
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
 		ob_fail(ob, sql);
 		goto out;
 	}
 	t = sqlite3_column_text(st, 0);
 	snprintf(buf, len, "%s", t ? (const char *)t : "");
-	ret = 0;
+	rc = SQLITE_OK;
 out:
 	sqlite3_finalize(st);
-	return ret;
+	return rc;
 }
 
-static int ob_configure(struct outbox *ob)
+/*
+ * Converting the file to WAL needs an exclusive lock, and SQLite does not run
+ * the busy handler for it: two connections opening a fresh database at once
+ * get SQLITE_BUSY at once. So retry within the same time budget. Once the
+ * file is in WAL mode (a persistent property) the pragma changes nothing.
+ */
+static int ob_enable_wal(struct outbox *ob)
 {
+	const struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
 	char mode[16];
+	int rc;
 
-	if (sqlite3_busy_timeout(ob->db, OUTBOX_BUSY_TIMEOUT_MS) != SQLITE_OK)
-		return ob_fail(ob, "busy_timeout");
-	if (ob_query_text(ob, "PRAGMA journal_mode = WAL", mode, sizeof mode) != 0)
-		return -1;
+	for (long waited_ms = 0;; waited_ms += 10) {
+		rc = ob_query_text(ob, "PRAGMA journal_mode = WAL", mode, sizeof mode);
+		if (rc == SQLITE_OK)
+			break;
+		if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= OUTBOX_BUSY_TIMEOUT_MS)
+			return -1;
+		/* An interrupted pause only makes this attempt come sooner. */
+		(void)nanosleep(&pause, NULL);
+	}
 	/* SQLite answers with the mode in force; anything else means no WAL
 	 * (e.g. a file system without shared memory support). */
 	if (strcmp(mode, "wal") != 0)
 		return ob_failf(ob, "cannot enable WAL journal mode (got \"%s\")", mode);
-	if (ob_exec(ob, "PRAGMA synchronous = FULL", "synchronous") != 0 ||
+	return 0;
+}
+
+static int ob_configure(struct outbox *ob)
+{
+	if (sqlite3_busy_timeout(ob->db, OUTBOX_BUSY_TIMEOUT_MS) != SQLITE_OK)
+		return ob_fail(ob, "busy_timeout");
+	if (ob_enable_wal(ob) != 0 ||
+	    ob_exec(ob, "PRAGMA synchronous = FULL", "synchronous") != 0 ||
 	    ob_exec(ob, "PRAGMA foreign_keys = ON", "foreign_keys") != 0)
 		return -1;
 	return 0;
@@ -337,7 +372,7 @@ static int ob_migrate(struct outbox *ob)
 	if (ob_exec(ob, "BEGIN IMMEDIATE", "schema") != 0)
 		goto out;
 	in_tx = 1;
-	if (ob_query_text(ob, "PRAGMA user_version", buf, sizeof buf) != 0)
+	if (ob_query_text(ob, "PRAGMA user_version", buf, sizeof buf) != SQLITE_OK)
 		goto out;
 	version = strtol(buf, NULL, 10);
 	if (version < 0 || version > OB_SCHEMA_VERSION) {
@@ -440,7 +475,7 @@ int outbox_begin(struct outbox *ob)
 {
 	if (!sqlite3_get_autocommit(ob->db))
 		return ob_failf(ob, "begin: a transaction is already open");
-	return ob_run(ob, OB_BEGIN, "begin");
+	return ob_run(ob, OB_BEGIN, "begin", 0);
 }
 
 /* On failure the transaction is rolled back: nothing of it is durable. */
@@ -448,7 +483,7 @@ int outbox_commit(struct outbox *ob)
 {
 	if (sqlite3_get_autocommit(ob->db))
 		return ob_failf(ob, "commit: no transaction is open");
-	if (ob_run(ob, OB_COMMIT, "commit") != 0) {
+	if (ob_run(ob, OB_COMMIT, "commit", 0) != 0) {
 		outbox_rollback(ob);
 		return -1;
 	}
@@ -472,7 +507,7 @@ void outbox_rollback(struct outbox *ob)
 static int ob_tx_enter(struct outbox *ob, int *own)
 {
 	*own = sqlite3_get_autocommit(ob->db) != 0;
-	return *own ? ob_run(ob, OB_BEGIN, "begin") : 0;
+	return *own ? ob_run(ob, OB_BEGIN, "begin", 0) : 0;
 }
 
 static int ob_tx_leave(struct outbox *ob, int own, int ok)
@@ -496,20 +531,14 @@ int outbox_add_forward(struct outbox *ob, const struct outbox_forward *f, char *
 		return ob_failf(ob, "add forward: url and method are required");
 	if (ob_uuid(id) != 0)
 		return ob_failf(ob, "add forward: RAND_bytes failed");
-	if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    ob_bind_text(st, 2, f->name) != SQLITE_OK ||
-	    ob_bind_text(st, 3, f->url) != SQLITE_OK ||
-	    ob_bind_text(st, 4, f->method) != SQLITE_OK ||
-	    ob_bind_text(st, 5, f->content_type) != SQLITE_OK ||
-	    ob_bind_text(st, 6, f->headers) != SQLITE_OK ||
-	    ob_bind_blob(st, 7, f->body, f->body_len) != SQLITE_OK ||
-	    ob_bind_text(st, 8, f->request_id) != SQLITE_OK ||
-	    sqlite3_bind_double(st, 9, ob_now()) != SQLITE_OK) {
-		ob_fail(ob, "add forward: bind");
-		ob_reset(st);
-		return -1;
-	}
-	if (ob_run(ob, OB_ADD_FORWARD, "add forward") != 0)
+	if (ob_run(ob, OB_ADD_FORWARD, "add forward",
+		   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) ||
+		   ob_bind_text(st, 2, f->name) || ob_bind_text(st, 3, f->url) ||
+		   ob_bind_text(st, 4, f->method) || ob_bind_text(st, 5, f->content_type) ||
+		   ob_bind_text(st, 6, f->headers) ||
+		   ob_bind_blob(st, 7, f->body, f->body_len) ||
+		   ob_bind_text(st, 8, f->request_id) ||
+		   sqlite3_bind_double(st, 9, ob_now())) != 0)
 		return -1;
 	if (id_out)
 		memcpy(id_out, id, sizeof id);
@@ -522,27 +551,23 @@ int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d)
 
 	if ((unsigned)d->kind >= sizeof ob_dead_kinds / sizeof ob_dead_kinds[0])
 		return ob_failf(ob, "add dead letter: unknown kind %d", (int)d->kind);
-	if (sqlite3_bind_text(st, 1, ob_dead_kinds[d->kind], -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, d->reason ? d->reason : "", -1, SQLITE_STATIC) != SQLITE_OK ||
-	    (d->payload ? ob_bind_blob(st, 3, d->payload, d->payload_len)
-			: sqlite3_bind_null(st, 3)) != SQLITE_OK ||
-	    ob_bind_text(st, 4, d->request_id) != SQLITE_OK ||
-	    (d->event_index > 0 ? sqlite3_bind_int64(st, 5, d->event_index)
-				: sqlite3_bind_null(st, 5)) != SQLITE_OK ||
-	    ob_bind_text(st, 6, d->target) != SQLITE_OK ||
-	    sqlite3_bind_double(st, 7, ob_now()) != SQLITE_OK) {
-		ob_fail(ob, "add dead letter: bind");
-		ob_reset(st);
-		return -1;
-	}
-	return ob_run(ob, OB_ADD_DEAD, "add dead letter");
+	return ob_run(ob, OB_ADD_DEAD, "add dead letter",
+		      sqlite3_bind_text(st, 1, ob_dead_kinds[d->kind], -1, SQLITE_STATIC) ||
+		      sqlite3_bind_text(st, 2, d->reason ? d->reason : "", -1, SQLITE_STATIC) ||
+		      (d->payload ? ob_bind_blob(st, 3, d->payload, d->payload_len)
+				  : sqlite3_bind_null(st, 3)) ||
+		      ob_bind_text(st, 4, d->request_id) ||
+		      (d->event_index > 0 ? sqlite3_bind_int64(st, 5, d->event_index)
+					  : sqlite3_bind_null(st, 5)) ||
+		      ob_bind_text(st, 6, d->target) ||
+		      sqlite3_bind_double(st, 7, ob_now()));
 }
 
 /* --- delivering --- */
 
 int outbox_release_leases(struct outbox *ob)
 {
-	return ob_run(ob, OB_RELEASE, "release leases");
+	return ob_run(ob, OB_RELEASE, "release leases", 0);
 }
 
 void outbox_deliveries_free(struct outbox_delivery *d, size_t n)
@@ -659,13 +684,9 @@ int outbox_claim_due(struct outbox *ob, double now, size_t max, struct outbox_de
 	}
 	ob_reset(sel);
 	if (n > 0) {
-		if (sqlite3_bind_double(lease, 1, now) != SQLITE_OK ||
-		    sqlite3_bind_int64(lease, 2, limit) != SQLITE_OK) {
-			ob_fail(ob, "claim: bind");
-			ob_reset(lease);
-			goto out;
-		}
-		if (ob_run(ob, OB_CLAIM_LEASE, "claim: lease") != 0)
+		if (ob_run(ob, OB_CLAIM_LEASE, "claim: lease",
+			   sqlite3_bind_double(lease, 1, now) ||
+			   sqlite3_bind_int64(lease, 2, limit)) != 0)
 			goto out;
 		if ((size_t)sqlite3_changes(ob->db) != n) {
 			ob_failf(ob, "claim: leased %d entries, expected %zu",
@@ -702,9 +723,10 @@ int outbox_next_due(struct outbox *ob, double *when)
 }
 
 /* Runs a statement that must change exactly one delivery. */
-static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64_t id)
+static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64_t id,
+		      int bind_failed)
 {
-	if (ob_run(ob, s, what) != 0)
+	if (ob_run(ob, s, what, bind_failed) != 0)
 		return -1;
 	if (sqlite3_changes(ob->db) != 1)
 		return ob_failf(ob, "%s: no delivery with id %lld", what, (long long)id);
@@ -713,27 +735,17 @@ static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64
 
 int outbox_complete(struct outbox *ob, int64_t id)
 {
-	if (sqlite3_bind_int64(ob->st[OB_DELETE], 1, id) != SQLITE_OK) {
-		ob_fail(ob, "complete: bind");
-		ob_reset(ob->st[OB_DELETE]);
-		return -1;
-	}
-	return ob_run_one(ob, OB_DELETE, "complete", id);
+	return ob_run_one(ob, OB_DELETE, "complete", id,
+			  sqlite3_bind_int64(ob->st[OB_DELETE], 1, id));
 }
 
 int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, const char *error)
 {
 	sqlite3_stmt *st = ob->st[OB_RETRY];
 
-	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK ||
-	    sqlite3_bind_double(st, 2, next_at) != SQLITE_OK ||
-	    ob_bind_status(st, 3, status) != SQLITE_OK ||
-	    ob_bind_text(st, 4, error) != SQLITE_OK) {
-		ob_fail(ob, "retry: bind");
-		ob_reset(st);
-		return -1;
-	}
-	return ob_run_one(ob, OB_RETRY, "retry", id);
+	return ob_run_one(ob, OB_RETRY, "retry", id,
+			  sqlite3_bind_int64(st, 1, id) || sqlite3_bind_double(st, 2, next_at) ||
+			  ob_bind_status(st, 3, status) || ob_bind_text(st, 4, error));
 }
 
 int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error)
@@ -751,22 +763,13 @@ int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error)
 	}
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
-	if (sqlite3_bind_int64(copy, 1, id) != SQLITE_OK ||
-	    sqlite3_bind_text(copy, 2, error, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    ob_bind_status(copy, 3, status) != SQLITE_OK ||
-	    sqlite3_bind_double(copy, 4, ob_now()) != SQLITE_OK) {
-		ob_fail(ob, "bury: bind");
-		ob_reset(copy);
-		goto out;
-	}
-	if (ob_run_one(ob, OB_BURY_COPY, "bury", id) != 0)
-		goto out;
-	if (sqlite3_bind_int64(ob->st[OB_DELETE], 1, id) != SQLITE_OK) {
-		ob_fail(ob, "bury: bind");
-		ob_reset(ob->st[OB_DELETE]);
-		goto out;
-	}
-	if (ob_run_one(ob, OB_DELETE, "bury", id) != 0)
+	if (ob_run_one(ob, OB_BURY_COPY, "bury", id,
+		       sqlite3_bind_int64(copy, 1, id) ||
+		       sqlite3_bind_text(copy, 2, error, -1, SQLITE_STATIC) ||
+		       ob_bind_status(copy, 3, status) ||
+		       sqlite3_bind_double(copy, 4, ob_now())) != 0 ||
+	    ob_run_one(ob, OB_DELETE, "bury", id,
+		       sqlite3_bind_int64(ob->st[OB_DELETE], 1, id)) != 0)
 		goto out;
 	ok = 1;
 out:

@@ -1,0 +1,227 @@
+/*
+ * test_example_rules.c — the rule files shipped in rules/ do what their
+ * comments and the README say, run through the same routing as the daemon
+ * (pipeline_route, dry run) on the 38-action fixture.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "pipeline.h"
+#include "rules.h"
+
+struct routed {
+	struct config cfg;
+	struct pipeline pipe;
+	struct pipeline_result res;
+	char *body;
+	size_t len;
+};
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n > 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Routes the fixture through rules; r->pipe.acts holds the decisions. */
+static void route_fixture(struct routed *r, const char *rules, const char *fixture)
+{
+	memset(r, 0, sizeof *r);
+	assert_int_equal(config_defaults(&r->cfg), 0);
+	free(r->cfg.rules);
+	r->cfg.rules = strdup(rules);
+	pipeline_init(&r->pipe, &r->cfg, NULL, 1);
+	r->body = slurp(fixture, &r->len);
+	assert_int_equal(pipeline_route(&r->pipe, r->body, r->len, 1.0, "127.0.0.1", "t",
+					&r->res), 0);
+}
+
+static void routed_free(struct routed *r)
+{
+	pipeline_end(&r->pipe);
+	pipeline_free(&r->pipe);
+	config_free(&r->cfg);
+	free(r->body);
+}
+
+/* The decision for the event whose action is `action` (the fixture has one each). */
+static const struct action *decision_for(struct routed *r, const char *action, size_t *n)
+{
+	const struct action *first = NULL;
+
+	*n = 0;
+	for (size_t i = 0; i < r->pipe.acts.count; i++) {
+		const struct action *it = &r->pipe.acts.items[i];
+		const char *a = rules_event_action(r->pipe.rules, it->event);
+
+		if (a && strcmp(a, action) == 0) {
+			if (!first)
+				first = it;
+			(*n)++;
+		}
+	}
+	return first;
+}
+
+static void example_without_urls_writes_files(void **state)
+{
+	struct routed r;
+	const struct action *it;
+	size_t n;
+
+	(void)state;
+	unsetenv("CRM_URL");
+	unsetenv("SLACK_URL");
+	route_fixture(&r, "rules/example.lua", "tests/fixtures/batch-all-actions.json");
+	assert_int_equal(r.res.accepted, 38);
+	assert_int_equal(r.res.rejected, 0);
+
+	it = decision_for(&r, "email_hard_bounce", &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(it->kind, ACTION_WRITE);
+	assert_string_equal(it->target, "crm.jsonl");
+	assert_null(it->text); /* the event's own JSON */
+
+	it = decision_for(&r, "new_order", &n);
+	assert_int_equal(it->kind, ACTION_WRITE);
+	assert_string_equal(it->target, "slack.jsonl");
+	assert_non_null(strstr(it->text, "\"text\":\"New order 1004844 from isabel.vieira@example.com"));
+
+	it = decision_for(&r, "email_open", &n);
+	assert_int_equal(it->kind, ACTION_WRITE);
+	assert_string_equal(it->target, "engagement.jsonl");
+
+	it = decision_for(&r, "product_view", &n);
+	assert_int_equal(it->kind, ACTION_DROP);
+	assert_string_equal(it->text, "not routed: product_view");
+	routed_free(&r);
+}
+
+static void example_with_urls_forwards(void **state)
+{
+	struct routed r;
+	const struct action *it;
+	size_t n, forwards = 0;
+
+	(void)state;
+	setenv("CRM_URL", "https://crm.example.com/hook", 1);
+	setenv("SLACK_URL", "https://hooks.slack.example.com/x", 1);
+	route_fixture(&r, "rules/example.lua", "tests/fixtures/batch-all-actions.json");
+
+	for (const char *const *a = (const char *const[]){ "email_hard_bounce",
+		"email_spam_complaint", "unsubscribe", NULL }; *a; a++) {
+		it = decision_for(&r, *a, &n);
+		assert_int_equal(n, 1);
+		assert_int_equal(it->kind, ACTION_FORWARD);
+		assert_string_equal(it->target, "https://crm.example.com/hook");
+		assert_null(it->text); /* default: original bytes, merged per batch */
+		assert_string_equal(it->name, "crm");
+	}
+	it = decision_for(&r, "new_order", &n);
+	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_string_equal(it->target, "https://hooks.slack.example.com/x");
+	assert_true(it->text_is_json);
+	assert_string_equal(it->text,
+			    "{\"text\":\"New order 1004844 from isabel.vieira@example.com (list 3)\"}");
+	for (size_t i = 0; i < r.pipe.acts.count; i++)
+		forwards += r.pipe.acts.items[i].kind == ACTION_FORWARD;
+	assert_int_equal(forwards, 4);
+	routed_free(&r);
+	unsetenv("CRM_URL");
+	unsetenv("SLACK_URL");
+}
+
+static void slack_rules_post_text(void **state)
+{
+	struct routed r;
+	const struct action *it;
+	size_t n;
+
+	(void)state;
+	setenv("SLACK_URL", "https://hooks.slack.example.com/x", 1);
+	route_fixture(&r, "rules/slack.lua", "tests/fixtures/batch-all-actions.json");
+	it = decision_for(&r, "new_order", &n);
+	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_string_equal(it->text,
+			    "{\"text\":\"New order 1004844 from isabel.vieira@example.com\"}");
+	it = decision_for(&r, "cart_update", &n);
+	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_non_null(strstr(it->text, "\"text\":\"Cart "));
+	it = decision_for(&r, "email_open", &n);
+	assert_int_equal(it->kind, ACTION_DROP);
+	routed_free(&r);
+	unsetenv("SLACK_URL");
+}
+
+static void slack_rules_refuse_to_start_without_url(void **state)
+{
+	struct rules_options opt = { .path = "rules/slack.lua" };
+	struct rules *r;
+	char err[512];
+
+	(void)state;
+	unsetenv("SLACK_URL");
+	r = rules_new(&opt, err, sizeof err);
+	assert_null(r);
+	assert_non_null(strstr(err, "SLACK_URL"));
+}
+
+static void crm_rules_sign_status_updates(void **state)
+{
+	struct routed r;
+	const struct action *it;
+	size_t n;
+
+	(void)state;
+	setenv("CRM_URL", "https://crm.example.com/hook", 1);
+	setenv("CRM_SECRET", "s3cret", 1);
+	route_fixture(&r, "rules/crm.lua", "tests/fixtures/batch-all-actions.json");
+	it = decision_for(&r, "email_hard_bounce", &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_string_equal(it->content_type, "application/json");
+	/* action_date stays an integer through json.encode */
+	assert_non_null(strstr(it->text, "\"status\":\"bounced\""));
+	assert_non_null(strstr(it->text, "\"at\":1778577537"));
+	assert_non_null(strstr(it->text, "\"contact_ids\":[\"8d639eb2d1\"]"));
+	assert_non_null(strstr(it->headers, "X-Signature: sha256="));
+	it = decision_for(&r, "email_open", &n);
+	assert_int_equal(it->kind, ACTION_DROP);
+	routed_free(&r);
+	unsetenv("CRM_URL");
+	unsetenv("CRM_SECRET");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(example_without_urls_writes_files),
+		cmocka_unit_test(example_with_urls_forwards),
+		cmocka_unit_test(slack_rules_post_text),
+		cmocka_unit_test(slack_rules_refuse_to_start_without_url),
+		cmocka_unit_test(crm_rules_sign_status_updates),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
