@@ -58,9 +58,13 @@ struct batch_event {
 struct batch {
 	struct batch_event *events;   /* owned; reused across parses */
 	size_t count, cap;
+	/* The yajl handle of a parse in progress. A builder callback that
+	 * longjmps out (a Lua memory error) leaves it here; batch_reset and
+	 * batch_free release it. Zero-initialise and leave alone. */
+	void *parser;
 };
 
-/* Empties b, keeps its storage for the next parse. */
+/* Empties b, keeps its storage for the next parse (frees an abandoned parser). */
 void batch_reset(struct batch *b);
 
 /* Frees b's storage; b may be zeroed. */

@@ -1,0 +1,464 @@
+/*
+ * batch.c — an E-goi batch body → validated events with their byte spans.
+ *
+ * Design: one pass of yajl's callback parser over the whole body (a single
+ * yajl_parse call, so yajl_get_bytes_consumed is an absolute offset). A small
+ * state machine in the callbacks checks the shape ({"events":[...]}, nothing
+ * else of interest), counts nesting, records each element's span and
+ * forwards the inside of object elements to the caller's builder. Numbers
+ * arrive as raw text (yajl_number), so integer-or-float is decided here and
+ * nothing is rounded on the way (PITFALLS.md §5).
+ *
+ * Spans: in start_map/start_array the bracket is at consumed - 1; a closing
+ * bracket or a scalar token ends at consumed. Between two callbacks yajl can
+ * only have skipped whitespace, ',' and ':', so a scalar's start is the first
+ * other byte after the previous element's end.
+ *
+ * Offsets in error messages are 0-based byte positions in the body.
+ *
+ * Threads: no globals; one struct batch per thread.
+ */
+#include "batch.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_parse.h>
+
+#define BATCH_NUM_STACK 64   /* numbers longer than this are copied to the heap */
+
+enum bp_kind { BP_SCALAR, BP_STRING, BP_MAP, BP_ARRAY };
+
+/* The state of one batch_parse call. */
+struct bp {
+	yajl_handle h;
+	const char *body;
+	size_t len;
+	struct batch *out;
+	size_t max_events;
+	const struct batch_builder *bld;   /* NULL: spans and validation only */
+	void *ud;
+	int depth;            /* containers open, the top-level object is 1 */
+	int expect_events;    /* the next depth-1 value belongs to "events" */
+	int have_events;      /* an "events" key was seen */
+	int in_events;        /* the events array is open (depth >= 2 inside it) */
+	int in_event;         /* an object element is open: feed the builder */
+	int action_pending;   /* the last key of the event's top level was "action" */
+	int has_action;       /* the event's "action" value is a string */
+	size_t mark;          /* end of the last element (or of the '[') */
+	int status;
+	char *err;
+	size_t errlen;
+};
+
+static int bp_fail(struct bp *p, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Records the first error and returns 0, which makes yajl cancel the parse. */
+static int bp_fail(struct bp *p, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->status != BATCH_OK)
+		return 0;
+	p->status = status;
+	if (p->err && p->errlen > 0) {
+		va_start(ap, fmt);
+		vsnprintf(p->err, p->errlen, fmt, ap);
+		va_end(ap);
+	}
+	return 0;
+}
+
+static size_t bp_consumed(const struct bp *p)
+{
+	return yajl_get_bytes_consumed(p->h);
+}
+
+/* First byte at or after from that is not whitespace, ',' or ':'. */
+static size_t bp_skip_sep(const struct bp *p, size_t from)
+{
+	while (from < p->len) {
+		char c = p->body[from];
+
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ',' && c != ':')
+			break;
+		from++;
+	}
+	return from;
+}
+
+static int bp_push_event(struct bp *p, size_t start, const char *reject)
+{
+	struct batch *b = p->out;
+	struct batch_event *ev;
+
+	if (b->count == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct batch_event *events = realloc(b->events, cap * sizeof *events);
+
+		if (!events)
+			return bp_fail(p, BATCH_NOMEM, "out of memory");
+		b->events = events;
+		b->cap = cap;
+	}
+	ev = &b->events[b->count++];
+	ev->start = start;
+	ev->end = start;
+	ev->reject = reject;
+	return 1;
+}
+
+/*
+ * Called at the start of every value (scalars and container openings),
+ * before the depth changes. Returns 1 to go on, 0 to cancel.
+ */
+static int bp_value(struct bp *p, enum bp_kind kind)
+{
+	int container = kind == BP_MAP || kind == BP_ARRAY;
+	size_t start;
+
+	if (p->depth == 0) {
+		if (kind != BP_MAP)
+			return bp_fail(p, BATCH_INVALID, "body is not a JSON object");
+	} else if (p->depth == 1) {
+		if (p->expect_events) {
+			p->expect_events = 0;
+			if (kind != BP_ARRAY) {
+				start = container ? bp_consumed(p) - 1 : bp_skip_sep(p, p->mark);
+				return bp_fail(p, BATCH_INVALID,
+					       "\"events\" is not an array at byte %zu", start);
+			}
+			p->in_events = 1;
+			p->mark = bp_consumed(p);
+		}
+	} else if (p->depth == 2 && p->in_events) {
+		if (p->out->count >= p->max_events)
+			return bp_fail(p, BATCH_TOO_MANY, "batch has more than %zu events",
+				       p->max_events);
+		start = container ? bp_consumed(p) - 1 : bp_skip_sep(p, p->mark);
+		if (!bp_push_event(p, start, kind == BP_MAP ? NULL : "event is not an object"))
+			return 0;
+		if (kind == BP_MAP) {
+			p->in_event = 1;
+			p->action_pending = 0;
+			p->has_action = 0;
+			if (p->bld && p->bld->event_begin(p->ud, p->out->count - 1) != 0)
+				return bp_fail(p, BATCH_NOMEM, "out of memory building event");
+		} else if (!container) {
+			p->mark = bp_consumed(p);
+			p->out->events[p->out->count - 1].end = p->mark;
+		}
+	} else if (p->depth == 3 && p->in_event && p->action_pending) {
+		/* Last "action" key wins, as it does in the Lua table. */
+		p->action_pending = 0;
+		p->has_action = kind == BP_STRING;
+	}
+	if (container && ++p->depth > BATCH_MAX_DEPTH)
+		return bp_fail(p, BATCH_INVALID, "JSON nested deeper than %d levels at byte %zu",
+			       BATCH_MAX_DEPTH, bp_consumed(p) - 1);
+	return 1;
+}
+
+/* Called after a container closed and the builder saw its end. */
+static int bp_close(struct bp *p)
+{
+	struct batch_event *ev;
+
+	p->depth--;
+	if (p->depth == 1 && p->in_events) {
+		p->in_events = 0;
+	} else if (p->depth == 2 && p->in_events) {
+		p->mark = bp_consumed(p);
+		ev = &p->out->events[p->out->count - 1];
+		ev->end = p->mark;
+		if (p->in_event) {
+			p->in_event = 0;
+			if (!p->has_action)
+				ev->reject = "event has no string action";
+			if (p->bld && p->bld->event_end(p->ud, p->out->count - 1, ev->reject) != 0)
+				return bp_fail(p, BATCH_NOMEM, "out of memory building event");
+		}
+	}
+	return 1;
+}
+
+/* Maps a builder's -1 to a cancelled parse. */
+static int bp_built(struct bp *p, int rc)
+{
+	if (rc != 0)
+		return bp_fail(p, BATCH_NOMEM, "out of memory building event");
+	return 1;
+}
+
+static int cb_null(void *ctx)
+{
+	struct bp *p = ctx;
+
+	if (!bp_value(p, BP_SCALAR))
+		return 0;
+	return p->in_event && p->bld ? bp_built(p, p->bld->null_value(p->ud)) : 1;
+}
+
+static int cb_boolean(void *ctx, int value)
+{
+	struct bp *p = ctx;
+
+	if (!bp_value(p, BP_SCALAR))
+		return 0;
+	return p->in_event && p->bld ? bp_built(p, p->bld->boolean(p->ud, value)) : 1;
+}
+
+static int cb_number(void *ctx, const char *s, size_t len)
+{
+	struct bp *p = ctx;
+	char stackbuf[BATCH_NUM_STACK], *buf = stackbuf;
+	long long iv = 0;
+	double dv = 0;
+	int is_int;
+
+	if (!bp_value(p, BP_SCALAR))
+		return 0;
+	if (!p->in_event || !p->bld)
+		return 1;
+	/* yajl's text is not NUL-terminated; strtoll/strtod need a copy. */
+	if (len >= sizeof stackbuf) {
+		buf = malloc(len + 1);
+		if (!buf)
+			return bp_fail(p, BATCH_NOMEM, "out of memory");
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	is_int = !memchr(s, '.', len) && !memchr(s, 'e', len) && !memchr(s, 'E', len);
+	if (is_int) {
+		errno = 0;
+		iv = strtoll(buf, NULL, 10);
+		is_int = errno != ERANGE;
+	}
+	if (!is_int)
+		dv = strtod(buf, NULL);
+	/* Free before the builder runs: it may longjmp (Lua memory error). */
+	if (buf != stackbuf)
+		free(buf);
+	return bp_built(p, is_int ? p->bld->integer(p->ud, iv) : p->bld->number(p->ud, dv));
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+	struct bp *p = ctx;
+
+	if (!bp_value(p, BP_STRING))
+		return 0;
+	return p->in_event && p->bld ? bp_built(p, p->bld->string(p->ud, (const char *)s, len)) : 1;
+}
+
+static int cb_start_map(void *ctx)
+{
+	struct bp *p = ctx;
+
+	if (!bp_value(p, BP_MAP))
+		return 0;
+	return p->in_event && p->bld ? bp_built(p, p->bld->map_begin(p->ud)) : 1;
+}
+
+static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+	struct bp *p = ctx;
+
+	if (p->depth == 1) {
+		if (len == 6 && memcmp(s, "events", 6) == 0) {
+			if (p->have_events)
+				return bp_fail(p, BATCH_INVALID, "duplicate \"events\" key at byte %zu",
+					       bp_consumed(p));
+			p->have_events = 1;
+			p->expect_events = 1;
+			p->mark = bp_consumed(p);
+		}
+		return 1;
+	}
+	if (!p->in_event)
+		return 1;
+	if (p->depth == 3)
+		p->action_pending = len == 6 && memcmp(s, "action", 6) == 0;
+	return p->bld ? bp_built(p, p->bld->map_key(p->ud, (const char *)s, len)) : 1;
+}
+
+static int cb_end_map(void *ctx)
+{
+	struct bp *p = ctx;
+
+	if (p->in_event && p->bld && !bp_built(p, p->bld->map_end(p->ud)))
+		return 0;
+	return bp_close(p);
+}
+
+static int cb_start_array(void *ctx)
+{
+	struct bp *p = ctx;
+
+	if (!bp_value(p, BP_ARRAY))
+		return 0;
+	return p->in_event && p->bld ? bp_built(p, p->bld->array_begin(p->ud)) : 1;
+}
+
+static int cb_end_array(void *ctx)
+{
+	struct bp *p = ctx;
+
+	if (p->in_event && p->bld && !bp_built(p, p->bld->array_end(p->ud)))
+		return 0;
+	return bp_close(p);
+}
+
+static const yajl_callbacks bp_callbacks = {
+	.yajl_null = cb_null,
+	.yajl_boolean = cb_boolean,
+	.yajl_number = cb_number,
+	.yajl_string = cb_string,
+	.yajl_start_map = cb_start_map,
+	.yajl_map_key = cb_map_key,
+	.yajl_end_map = cb_end_map,
+	.yajl_start_array = cb_start_array,
+	.yajl_end_array = cb_end_array,
+};
+
+/*
+ * Where yajl stopped: usually just past the offending token (report its last
+ * byte), but for some lexical errors at the offending byte itself, which
+ * the whitespace before it gives away.
+ */
+static size_t bp_error_offset(const struct bp *p)
+{
+	size_t off = bp_consumed(p);
+
+	if (off == 0)
+		return 0;
+	if (off < p->len && memchr(" \t\r\n", p->body[off - 1], 4))
+		return off;
+	return off - 1;
+}
+
+/* "invalid JSON at byte N: <yajl's reason>" on one line. */
+static void bp_syntax_error(struct bp *p, size_t offset)
+{
+	unsigned char *msg = yajl_get_error(p->h, 0, (const unsigned char *)p->body, p->len);
+	const char *reason = msg ? (const char *)msg : "syntax error";
+	size_t n = strlen(reason);
+	size_t i;
+
+	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == '\r' || reason[n - 1] == ' '))
+		n--;
+	p->status = BATCH_INVALID;
+	if (p->err && p->errlen > 0) {
+		snprintf(p->err, p->errlen, "invalid JSON at byte %zu: %.*s", offset, (int)n, reason);
+		for (i = 0; p->err[i]; i++)
+			if (p->err[i] == '\n' || p->err[i] == '\r')
+				p->err[i] = ' ';
+	}
+	if (msg)
+		yajl_free_error(p->h, msg);
+}
+
+void batch_reset(struct batch *b)
+{
+	if (!b)
+		return;
+	if (b->parser) {
+		yajl_free(b->parser);
+		b->parser = NULL;
+	}
+	b->count = 0;
+}
+
+void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	batch_reset(b);
+	free(b->events);
+	b->events = NULL;
+	b->count = 0;
+	b->cap = 0;
+}
+
+int batch_parse(struct batch *out, const char *body, size_t len, size_t max_events,
+		const struct batch_builder *builder, void *ud, char *err, size_t errlen)
+{
+	struct bp p;
+	yajl_status st;
+	size_t offset;
+
+	memset(&p, 0, sizeof p);
+	p.body = body;
+	p.len = len;
+	p.out = out;
+	p.max_events = max_events;
+	p.bld = builder;
+	p.ud = ud;
+	p.err = err;
+	p.errlen = errlen;
+	p.status = BATCH_OK;
+	if (err && errlen > 0)
+		err[0] = '\0';
+	batch_reset(out);
+
+	p.h = yajl_alloc(&bp_callbacks, NULL, &p);
+	if (!p.h) {
+		bp_fail(&p, BATCH_NOMEM, "out of memory");
+		goto out;
+	}
+	/* Kept in out until the end: a builder may longjmp out of yajl_parse. */
+	out->parser = p.h;
+
+	st = yajl_parse(p.h, (const unsigned char *)body, len);
+	/* Offsets from yajl_complete_parse refer to its own one-byte buffer. */
+	offset = len;
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(p.h);
+	else if (st == yajl_status_error)
+		offset = bp_error_offset(&p);
+
+	if (st == yajl_status_client_canceled) {
+		if (p.status == BATCH_OK)
+			bp_fail(&p, BATCH_NOMEM, "parse cancelled");
+	} else if (st == yajl_status_error) {
+		bp_syntax_error(&p, offset);
+	} else if (!p.have_events) {
+		bp_fail(&p, BATCH_INVALID, "no \"events\" array");
+	}
+out:
+	if (out->parser) {
+		yajl_free(out->parser);
+		out->parser = NULL;
+	}
+	if (p.status != BATCH_OK)
+		out->count = 0;
+	return p.status;
+}
+
+size_t batch_compact(const char *text, size_t len, char *out)
+{
+	size_t i, n = 0;
+	int in_string = 0;
+
+	for (i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (in_string) {
+			out[n++] = c;
+			if (c == '\\' && i + 1 < len)
+				out[n++] = text[++i];
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+			out[n++] = c;
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			out[n++] = c;
+		}
+	}
+	return n;
+}

@@ -1,0 +1,485 @@
+/*
+ * json_lua.c — JSON → Lua values with exact numbers, on yajl (json_lua.h).
+ * Encoding (Lua → JSON) lives in json_lua_encode.c.
+ *
+ * One builder (struct jl) turns value events into Lua values on the stack.
+ * Each open container is a table on the stack plus a frame here (array
+ * counter or map); a finished value is stored into its parent with
+ * lua_rawseti / lua_rawset. batch_parse drives it for request bodies; a
+ * plain yajl handle drives it for json.decode.
+ *
+ * Lua raises its memory errors with longjmp, which must not cross our
+ * callers. So every build runs inside lua_pcall of a C function, and
+ * everything allocated with malloc during a build is owned outside it (the
+ * yajl handle lives in struct batch / in the caller's frame) and released
+ * after the pcall, whatever happened.
+ *
+ * Threads: a lua_State is used by one thread at a time; nothing global but
+ * the address used as the registry key of json.null.
+ */
+#include "json_lua.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <yajl/yajl_parse.h>
+
+#include "batch.h"
+
+#define JL_NUM_STACK 64   /* numbers longer than this are copied to the heap */
+
+/* Registry key (by address) of the cached cjson.null. */
+static const char jl_null_key = 'n';
+
+struct jl_frame {
+	lua_Integer n;   /* elements stored so far (arrays) */
+	int is_array;
+};
+
+/* The builder: Lua values on L's stack, one frame per open container. */
+struct jl {
+	lua_State *L;
+	int null_idx;     /* absolute index of json.null */
+	int events_idx;   /* absolute index of the events table (batches) */
+	int depth;
+	struct jl_frame frames[BATCH_MAX_DEPTH + 1];
+};
+
+/* Stores the value on top into the open container, if any. */
+static int jl_store(struct jl *b)
+{
+	struct jl_frame *f;
+
+	if (b->depth == 0)
+		return 0;
+	f = &b->frames[b->depth - 1];
+	if (f->is_array)
+		lua_rawseti(b->L, -2, ++f->n);
+	else
+		lua_rawset(b->L, -3);   /* key below the value, table below the key */
+	return 0;
+}
+
+static int jl_open(struct jl *b, int is_array)
+{
+	if (b->depth > BATCH_MAX_DEPTH)
+		return -1;
+	/* Growing a hash part 1→2→4→8 costs a rehash each time; events have
+	 * about 5 keys and their inner objects a few (measured ~15% faster). */
+	lua_createtable(b->L, 0, is_array ? 0 : b->depth == 0 ? 8 : 4);
+	b->frames[b->depth].n = 0;
+	b->frames[b->depth].is_array = is_array;
+	b->depth++;
+	return 0;
+}
+
+static int jl_close(struct jl *b)
+{
+	b->depth--;
+	return jl_store(b);
+}
+
+static int jl_event_begin(void *ud, size_t index)
+{
+	(void)ud;
+	(void)index;
+	return 0;
+}
+
+static int jl_null(void *ud)
+{
+	struct jl *b = ud;
+
+	lua_pushvalue(b->L, b->null_idx);
+	return jl_store(b);
+}
+
+static int jl_boolean(void *ud, int value)
+{
+	struct jl *b = ud;
+
+	lua_pushboolean(b->L, value);
+	return jl_store(b);
+}
+
+static int jl_integer(void *ud, long long value)
+{
+	struct jl *b = ud;
+
+	lua_pushinteger(b->L, (lua_Integer)value);
+	return jl_store(b);
+}
+
+static int jl_number(void *ud, double value)
+{
+	struct jl *b = ud;
+
+	lua_pushnumber(b->L, (lua_Number)value);
+	return jl_store(b);
+}
+
+static int jl_string(void *ud, const char *s, size_t len)
+{
+	struct jl *b = ud;
+
+	lua_pushlstring(b->L, s, len);
+	return jl_store(b);
+}
+
+static int jl_map_begin(void *ud)
+{
+	return jl_open(ud, 0);
+}
+
+static int jl_map_key(void *ud, const char *s, size_t len)
+{
+	struct jl *b = ud;
+
+	lua_pushlstring(b->L, s, len);
+	return 0;
+}
+
+static int jl_array_begin(void *ud)
+{
+	return jl_open(ud, 1);
+}
+
+static int jl_container_end(void *ud)
+{
+	return jl_close(ud);
+}
+
+static int jl_event_end(void *ud, size_t index, const char *reject)
+{
+	struct jl *b = ud;
+
+	if (reject)
+		lua_pop(b->L, 1);
+	else
+		lua_rawseti(b->L, b->events_idx, (lua_Integer)index + 1);
+	return 0;
+}
+
+static const struct batch_builder jl_builder = {
+	.event_begin = jl_event_begin,
+	.null_value = jl_null,
+	.boolean = jl_boolean,
+	.integer = jl_integer,
+	.number = jl_number,
+	.string = jl_string,
+	.map_begin = jl_map_begin,
+	.map_key = jl_map_key,
+	.map_end = jl_container_end,
+	.array_begin = jl_array_begin,
+	.array_end = jl_container_end,
+	.event_end = jl_event_end,
+};
+
+/*
+ * The first call in a state opens lua-cjson (without setting any global)
+ * to take its null, and caches it in the registry; that call can raise a
+ * Lua memory error, so make it in protected mode (state set-up is).
+ */
+void json_lua_push_null(lua_State *L)
+{
+	if (lua_rawgetp(L, LUA_REGISTRYINDEX, &jl_null_key) != LUA_TNIL)
+		return;
+	lua_pop(L, 1);
+	lua_pushcfunction(L, luaopen_cjson);
+	lua_call(L, 0, 1);
+	lua_getfield(L, -1, "null");
+	lua_remove(L, -2);
+	lua_pushvalue(L, -1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &jl_null_key);
+}
+
+/* Sets up a builder on L: json.null at the top, room for the deepest value. */
+static void jl_init(struct jl *b, lua_State *L)
+{
+	memset(b, 0, sizeof *b);
+	b->L = L;
+	/* Two slots per level (table + pending key), plus the value and slack. */
+	if (!lua_checkstack(L, 2 * (BATCH_MAX_DEPTH + 2) + 8))
+		luaL_error(L, "out of memory");
+	json_lua_push_null(L);
+	b->null_idx = lua_gettop(L);
+}
+
+/* ---- batches ---- */
+
+struct jl_batch_args {
+	const char *body;
+	size_t len;
+	size_t max_events;
+	struct batch *out;
+	char *err;
+	size_t errlen;
+	int rc;
+};
+
+/* lua_CFunction run under lua_pcall: [lightuserdata args] → events table. */
+static int jl_push_batch_protected(lua_State *L)
+{
+	struct jl_batch_args *a = lua_touserdata(L, 1);
+	struct jl b;
+
+	jl_init(&b, L);
+	lua_newtable(L);
+	b.events_idx = lua_gettop(L);
+	a->rc = batch_parse(a->out, a->body, a->len, a->max_events, &jl_builder, &b,
+			    a->err, a->errlen);
+	return a->rc == BATCH_OK ? 1 : 0;
+}
+
+/* Copies the message of a failed pcall (on top) into err and pops it. */
+static void jl_pcall_error(lua_State *L, int status, char *err, size_t errlen)
+{
+	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+
+	if (err && errlen > 0)
+		snprintf(err, errlen, "%s", status == LUA_ERRMEM ? "out of memory" :
+			 msg ? msg : "Lua error");
+	lua_pop(L, 1);
+}
+
+int json_lua_push_batch(lua_State *L, const char *body, size_t len, size_t max_events,
+			struct batch *out, char *err, size_t errlen)
+{
+	struct jl_batch_args a = {
+		.body = body, .len = len, .max_events = max_events, .out = out,
+		.err = err, .errlen = errlen, .rc = BATCH_NOMEM,
+	};
+	int top = lua_gettop(L);
+	int status;
+
+	if (err && errlen > 0)
+		err[0] = '\0';
+	if (!lua_checkstack(L, 2)) {
+		if (err && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		return BATCH_NOMEM;
+	}
+	lua_pushcfunction(L, jl_push_batch_protected);
+	lua_pushlightuserdata(L, &a);
+	status = lua_pcall(L, 1, 1, 0);
+	if (status != LUA_OK) {
+		jl_pcall_error(L, status, err, errlen);
+		batch_reset(out);   /* frees the yajl handle left by the longjmp */
+		lua_settop(L, top);
+		return BATCH_NOMEM;
+	}
+	if (a.rc != BATCH_OK)
+		lua_settop(L, top);
+	return a.rc;
+}
+
+/* ---- json.decode ---- */
+
+struct jl_decode {
+	struct jl b;
+	yajl_handle h;
+	const char *text;
+	size_t len;
+	int depth;
+	int nomem;
+	char *err;
+	size_t errlen;
+};
+
+static int jd_null(void *ctx)
+{
+	return jl_null(ctx) == 0;
+}
+
+static int jd_boolean(void *ctx, int value)
+{
+	return jl_boolean(ctx, value) == 0;
+}
+
+/* Same rule as batch.c: no '.', 'e', 'E' and within int64 → integer. */
+static int jd_number(void *ctx, const char *s, size_t len)
+{
+	struct jl_decode *d = ctx;
+	char stackbuf[JL_NUM_STACK], *buf = stackbuf;
+	long long iv = 0;
+	double dv = 0;
+	int is_int;
+
+	if (len >= sizeof stackbuf) {
+		buf = malloc(len + 1);
+		if (!buf) {
+			d->nomem = 1;
+			return 0;
+		}
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	is_int = !memchr(s, '.', len) && !memchr(s, 'e', len) && !memchr(s, 'E', len);
+	if (is_int) {
+		errno = 0;
+		iv = strtoll(buf, NULL, 10);
+		is_int = errno != ERANGE;
+	}
+	if (!is_int)
+		dv = strtod(buf, NULL);
+	/* Free before pushing: the push may longjmp. */
+	if (buf != stackbuf)
+		free(buf);
+	if (is_int)
+		return jl_integer(&d->b, iv) == 0;
+	return jl_number(&d->b, dv) == 0;
+}
+
+static int jd_string(void *ctx, const unsigned char *s, size_t len)
+{
+	return jl_string(ctx, (const char *)s, len) == 0;
+}
+
+static int jd_key(void *ctx, const unsigned char *s, size_t len)
+{
+	return jl_map_key(ctx, (const char *)s, len) == 0;
+}
+
+static int jd_open(struct jl_decode *d, int is_array)
+{
+	if (++d->depth > BATCH_MAX_DEPTH) {
+		if (d->err && d->errlen > 0)
+			snprintf(d->err, d->errlen, "JSON nested deeper than %d levels at byte %zu",
+				 BATCH_MAX_DEPTH, yajl_get_bytes_consumed(d->h) - 1);
+		return 0;
+	}
+	return jl_open(&d->b, is_array) == 0;
+}
+
+static int jd_start_map(void *ctx)
+{
+	return jd_open(ctx, 0);
+}
+
+static int jd_start_array(void *ctx)
+{
+	return jd_open(ctx, 1);
+}
+
+static int jd_end(void *ctx)
+{
+	struct jl_decode *d = ctx;
+
+	d->depth--;
+	return jl_close(&d->b) == 0;
+}
+
+/* The builder is the first member, so ctx works for both. */
+static const yajl_callbacks jd_callbacks = {
+	.yajl_null = jd_null,
+	.yajl_boolean = jd_boolean,
+	.yajl_number = jd_number,
+	.yajl_string = jd_string,
+	.yajl_start_map = jd_start_map,
+	.yajl_map_key = jd_key,
+	.yajl_end_map = jd_end,
+	.yajl_start_array = jd_start_array,
+	.yajl_end_array = jd_end,
+};
+
+/* As in batch.c: the last byte of the bad token, or the bad byte itself. */
+static size_t jd_error_offset(const struct jl_decode *d)
+{
+	size_t off = yajl_get_bytes_consumed(d->h);
+
+	if (off == 0)
+		return 0;
+	if (off < d->len && memchr(" \t\r\n", d->text[off - 1], 4))
+		return off;
+	return off - 1;
+}
+
+/* lua_CFunction run under lua_pcall: [lightuserdata decode] → value or nothing. */
+static int jl_decode_protected(lua_State *L)
+{
+	struct jl_decode *d = lua_touserdata(L, 1);
+	yajl_status st;
+	unsigned char *msg;
+	size_t offset = d->len, n;
+
+	jl_init(&d->b, L);
+	st = yajl_parse(d->h, (const unsigned char *)d->text, d->len);
+	if (st == yajl_status_ok)
+		st = yajl_complete_parse(d->h);
+	else if (st == yajl_status_error)
+		offset = jd_error_offset(d);
+	if (st == yajl_status_ok)
+		return 1;
+	if (st == yajl_status_client_canceled) {
+		if (d->nomem && d->err && d->errlen > 0)
+			snprintf(d->err, d->errlen, "out of memory");
+		return 0;
+	}
+	msg = yajl_get_error(d->h, 0, (const unsigned char *)d->text, d->len);
+	n = msg ? strcspn((const char *)msg, "\r\n") : 0;
+	if (d->err && d->errlen > 0)
+		snprintf(d->err, d->errlen, "invalid JSON at byte %zu: %.*s", offset, (int)n,
+			 msg ? (const char *)msg : "");
+	if (msg)
+		yajl_free_error(d->h, msg);
+	return 0;
+}
+
+int json_lua_decode(lua_State *L, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct jl_decode d;
+	int top = lua_gettop(L);
+	int status, rc = -1;
+
+	memset(&d, 0, sizeof d);
+	d.text = text;
+	d.len = len;
+	d.err = err;
+	d.errlen = errlen;
+	if (err && errlen > 0)
+		snprintf(err, errlen, "invalid JSON");
+	d.h = yajl_alloc(&jd_callbacks, NULL, &d);
+	if (!d.h) {
+		if (err && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (!lua_checkstack(L, 2)) {
+		if (err && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	lua_pushcfunction(L, jl_decode_protected);
+	lua_pushlightuserdata(L, &d);
+	status = lua_pcall(L, 1, LUA_MULTRET, 0);
+	if (status != LUA_OK) {
+		jl_pcall_error(L, status, err, errlen);
+		lua_settop(L, top);
+		goto out;
+	}
+	if (lua_gettop(L) != top + 1) {
+		lua_settop(L, top);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (d.h)
+		yajl_free(d.h);
+	return rc;
+}
+
+/* Lua-callable json.decode; json.encode is in json_lua_encode.c. */
+int json_lua_l_decode(lua_State *L)
+{
+	char err[160];
+	size_t len;
+	const char *text = luaL_checklstring(L, 1, &len);
+
+	if (json_lua_decode(L, text, len, err, sizeof err) != 0)
+		return luaL_error(L, "json.decode: %s", err);
+	return 1;
+}
