@@ -1,0 +1,378 @@
+/*
+ * rules.c — the life of one worker's Lua state: creation with limits,
+ * loading the rules file, routing events, releasing batches.
+ *
+ * Design:
+ * - Memory: a counting lua_Alloc refuses any growth beyond memory_limit, so
+ *   Lua raises a memory error inside the rule (after its own emergency GC).
+ * - CPU: a count hook fires every min(limit, 1000) VM instructions and raises
+ *   "instruction limit exceeded" once a call has used its budget. Each entry
+ *   into Lua (chunk, init, one route call) gets a fresh budget.
+ * - Every entry into Lua is a lua_pcall of a C function with a traceback
+ *   message handler, so no Lua error or allocation failure can escape as a
+ *   panic. Between calls, the main thread's stack holds three fixed slots
+ *   (events table, the string "action", the route function); the host only
+ *   pushes values that need no allocation, which Lua guarantees to fit
+ *   (LUA_MINSTACK), so code outside protected calls cannot fail.
+ * - A failed route() call discards the event's partial decisions and leaves
+ *   one ACTION_ERROR with the first line of the message.
+ *
+ * Threads: one struct rules per thread; nothing mutable is shared.
+ */
+#include "rules.h"
+#include "rules_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "actions.h"
+#include "batch.h"
+#include "json_lua.h"
+#include "log.h"
+
+/* Fixed slots of the main thread's stack between calls. */
+enum {
+	SLOT_EVENTS = 1,      /* the events table of the current batch, or nil */
+	SLOT_ACTION_KEY = 2,  /* the string "action", so look-ups never allocate */
+	SLOT_ROUTE = 3,       /* the route function */
+	SLOT_COUNT = 3,
+};
+
+#define RULES_HOOK_STEP 1000
+
+struct route_call {
+	size_t index;
+	const struct rules_meta *meta;
+};
+
+/* lua_Alloc with a byte budget; shrinking and freeing never fail. */
+static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct rules *r = ud;
+	size_t old = ptr ? osize : 0;  /* for new blocks osize is a type tag */
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		r->mem_used -= old;
+		return NULL;
+	}
+	if (r->mem_limit && nsize > old && nsize - old > r->mem_limit - r->mem_used) {
+		r->mem_refused = 1;
+		return NULL;
+	}
+	p = realloc(ptr, nsize);
+	if (!p)
+		return NULL;
+	r->mem_used = r->mem_used - old + nsize;
+	return p;
+}
+
+static void rules_hook(lua_State *L, lua_Debug *ar)
+{
+	struct rules *r = rules_from(L);
+	lua_Debug where;
+
+	(void)ar;
+	r->instructions += r->hook_step;
+	if (r->instructions <= r->instruction_limit)
+		return;
+	r->fatal = RULES_FATAL_INSTRUCTIONS;
+	/* Hooks run without a frame of their own: level 0 is the looping function. */
+	if (lua_getstack(L, 0, &where) && lua_getinfo(L, "Sl", &where) && where.currentline > 0)
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s:%d: instruction limit exceeded (%ld)",
+			 where.short_src, where.currentline, r->instruction_limit);
+	else
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "instruction limit exceeded (%ld)",
+			 r->instruction_limit);
+	lua_pushstring(L, r->fatal_msg);
+	lua_error(L);
+}
+
+/* Turns any error object into a string and appends a traceback. */
+static int rules_msghandler(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (!msg) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+			return 1;
+		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+int rules_note_failure(struct rules *r, lua_State *L, int status)
+{
+	const char *msg;
+
+	if (r->fatal != RULES_FATAL_NONE)
+		return 1;
+	msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+	/* Buffers report a refused allocation as an ordinary "not enough memory" error. */
+	if (status == LUA_ERRMEM ||
+	    (r->mem_refused && (status == LUA_ERRERR || strncmp(msg, "not enough memory", 17) == 0))) {
+		r->fatal = RULES_FATAL_MEMORY;
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s",
+			 r->mem_limit ? "memory limit exceeded" : "out of memory");
+		return 1;
+	}
+	return 0;
+}
+
+/* Gives the next entry into Lua a fresh instruction budget. */
+static void rules_arm(struct rules *r)
+{
+	r->instructions = 0;
+	if (r->instruction_limit > 0)
+		lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, r->hook_step);
+}
+
+/*
+ * Calls the function below the nargs values on top under the traceback
+ * handler. On success the handler is removed and the results stay; on
+ * failure the error message is on top. Returns lua_pcall's status.
+ */
+static int rules_pcall(struct rules *r, int nargs, int nresults)
+{
+	lua_State *L = r->L;
+	int fidx = lua_gettop(L) - nargs;
+	int status;
+
+	lua_pushcfunction(L, rules_msghandler);
+	lua_insert(L, fidx);
+	r->fatal = RULES_FATAL_NONE;
+	r->mem_refused = 0;
+	rules_arm(r);
+	status = lua_pcall(L, nargs, nresults, fidx);
+	if (status == LUA_OK)
+		lua_remove(L, fidx);
+	return status;
+}
+
+/* First line of the failure on top of the stack, cut at a UTF-8 boundary. */
+static void rules_error_text(struct rules *r, int status, const char *request_id, char *buf,
+			     size_t len)
+{
+	const char *msg;
+	size_t n;
+
+	if (rules_note_failure(r, r->L, status)) {
+		msg = r->fatal_msg;
+	} else {
+		msg = lua_tostring(r->L, -1);
+		if (!msg)
+			msg = "unknown error";
+		else if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, request_id, "rule failure: %s", msg);
+	}
+	n = strcspn(msg, "\r\n");
+	if (n > RULES_ERR_MAX)
+		n = RULES_ERR_MAX;
+	while (n > 0 && msg[n] && ((unsigned char)msg[n] & 0xC0) == 0x80)
+		n--;
+	snprintf(buf, len, "%.*s", (int)n, msg);
+}
+
+/* Protected: opens the sandbox, runs the rules file and init(); returns "action", route. */
+static int rules_l_setup(lua_State *L)
+{
+	struct rules *r = rules_from(L);
+	const char *path = lua_touserdata(L, 1);
+
+	rules_sandbox_open(L);
+	rules_api_open(L);
+	lua_settop(L, 0);
+	lua_pushliteral(L, "action");
+	if (luaL_loadfilex(L, path, "t") != LUA_OK)
+		return lua_error(L);
+	lua_call(L, 0, 0);
+	if (lua_getglobal(L, "route") != LUA_TFUNCTION)
+		return luaL_error(L, "%s: does not define a global function route(event, meta)", path);
+	switch (lua_getglobal(L, "init")) {
+	case LUA_TNIL:
+		break;
+	case LUA_TFUNCTION:
+		rules_arm(r);
+		lua_call(L, 0, 0);
+		break;
+	default:
+		return luaL_error(L, "%s: init is not a function", path);
+	}
+	lua_settop(L, 2);
+	return 2;
+}
+
+struct rules *rules_new(const struct rules_options *opt, char *err, size_t errlen)
+{
+	struct rules *r, *ret = NULL;
+	const char *slash = strrchr(opt->path, '/');
+	int status;
+
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	r->mem_limit = opt->memory_limit;
+	r->instruction_limit = opt->instruction_limit > 0 ? opt->instruction_limit : 0;
+	r->hook_step = r->instruction_limit > 0 && r->instruction_limit < RULES_HOOK_STEP
+			       ? (int)r->instruction_limit : RULES_HOOK_STEP;
+	r->dry_run = opt->dry_run;
+	r->dir = strndup(opt->path, slash ? (size_t)(slash - opt->path) + 1 : 0);
+	if (!r->dir) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	r->L = lua_newstate(rules_alloc, r);
+	if (!r->L) {
+		snprintf(err, errlen, "%s: cannot create a Lua state (lua_memory_limit too low?)",
+			 opt->path);
+		goto out;
+	}
+	*(struct rules **)lua_getextraspace(r->L) = r;
+	lua_gc(r->L, LUA_GCGEN, 0, 0);  /* event tables die young (PITFALLS.md §5) */
+
+	lua_pushcfunction(r->L, rules_l_setup);
+	lua_pushlightuserdata(r->L, (void *)opt->path);
+	status = rules_pcall(r, 1, 2);
+	if (status != LUA_OK) {
+		rules_error_text(r, status, NULL, err, errlen);
+		goto out;
+	}
+	lua_pushnil(r->L);
+	lua_insert(r->L, SLOT_EVENTS);
+	ret = r;
+	r = NULL;
+out:
+	rules_free(r);
+	return ret;
+}
+
+void rules_free(struct rules *r)
+{
+	if (!r)
+		return;
+	memset(&r->ctx, 0, sizeof r->ctx);
+	if (r->L)
+		lua_close(r->L);
+	rules_api_release(r);
+	free(r->dir);
+	free(r);
+}
+
+int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_events,
+		      struct batch *out, char *err, size_t errlen)
+{
+	lua_State *L = r->L;
+	int rc;
+
+	lua_pushnil(L);
+	lua_replace(L, SLOT_EVENTS);
+	r->mem_refused = 0;
+	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
+	if (rc != BATCH_OK) {
+		lua_settop(L, SLOT_COUNT);
+		if (rc == BATCH_NOMEM)
+			lua_gc(L, LUA_GCCOLLECT);
+		return rc;
+	}
+	lua_replace(L, SLOT_EVENTS);
+	lua_settop(L, SLOT_COUNT);
+	return BATCH_OK;
+}
+
+/* Protected: route(events[index + 1], meta). Arguments: route, events, struct route_call. */
+static int rules_l_route(lua_State *L)
+{
+	const struct route_call *c = lua_touserdata(L, 3);
+	const struct rules_meta *m = c->meta;
+
+	lua_pushvalue(L, 1);
+	if (lua_type(L, 2) != LUA_TTABLE || lua_rawgeti(L, 2, (lua_Integer)c->index + 1) != LUA_TTABLE)
+		return luaL_error(L, "event %I is not routable", (lua_Integer)c->index + 1);
+	lua_createtable(L, 0, 5);
+	lua_pushinteger(L, (lua_Integer)m->index);
+	lua_setfield(L, -2, "index");
+	lua_pushinteger(L, (lua_Integer)m->batch_size);
+	lua_setfield(L, -2, "batch_size");
+	lua_pushnumber(L, m->received_at);
+	lua_setfield(L, -2, "received_at");
+	lua_pushstring(L, m->remote_addr);  /* NULL pushes nil */
+	lua_setfield(L, -2, "remote_addr");
+	lua_pushstring(L, m->request_id);
+	lua_setfield(L, -2, "request_id");
+	lua_call(L, 2, 0);
+	return 0;
+}
+
+int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct actions *acts)
+{
+	lua_State *L = r->L;
+	struct route_call call = { .index = i, .meta = meta };
+	char msg[RULES_ERR_MAX + 1];
+	size_t before = acts->count, n;
+	struct action *it;
+	int status;
+
+	r->ctx.acts = acts;
+	r->ctx.event = i;
+	r->ctx.first = before;
+	r->ctx.request_id = meta->request_id;
+	lua_pushcfunction(L, rules_l_route);
+	lua_pushvalue(L, SLOT_ROUTE);
+	lua_pushvalue(L, SLOT_EVENTS);
+	lua_pushlightuserdata(L, &call);
+	status = rules_pcall(r, 3, 0);
+	if (status == LUA_OK) {
+		memset(&r->ctx, 0, sizeof r->ctx);
+		lua_settop(L, SLOT_COUNT);
+		return 0;
+	}
+	rules_error_text(r, status, meta->request_id, msg, sizeof msg);
+	memset(&r->ctx, 0, sizeof r->ctx);
+	lua_settop(L, SLOT_COUNT);
+	if (r->fatal == RULES_FATAL_MEMORY)
+		lua_gc(L, LUA_GCCOLLECT);  /* give the next event the whole budget back */
+
+	actions_truncate(acts, before);
+	it = actions_push(acts, ACTION_ERROR, i);
+	if (!it)
+		return -1;
+	n = strlen(msg);
+	it->text = actions_strndup(msg, n);
+	if (!it->text) {
+		actions_truncate(acts, before);
+		return -1;
+	}
+	it->text_len = n;
+	return 1;
+}
+
+void rules_end_batch(struct rules *r)
+{
+	lua_pushnil(r->L);
+	lua_replace(r->L, SLOT_EVENTS);
+	lua_settop(r->L, SLOT_COUNT);
+	lua_gc(r->L, LUA_GCSTEP, 0);
+}
+
+const char *rules_event_action(struct rules *r, size_t i)
+{
+	lua_State *L = r->L;
+	const char *s = NULL;
+
+	if (lua_type(L, SLOT_EVENTS) == LUA_TTABLE &&
+	    lua_rawgeti(L, SLOT_EVENTS, (lua_Integer)i + 1) == LUA_TTABLE) {
+		lua_pushvalue(L, SLOT_ACTION_KEY);
+		if (lua_rawget(L, -2) == LUA_TSTRING)
+			s = lua_tostring(L, -1);  /* anchored by the event table */
+	}
+	lua_settop(L, SLOT_COUNT);
+	return s;
+}

@@ -1,0 +1,510 @@
+/*
+ * rules_api.c — the functions rules call: forward, write, drop, json.*,
+ * log.*, print, env, hmac_sha256, now.
+ *
+ * Design: forward/write/drop append decisions to the struct actions of the
+ * event being routed (r->ctx, set by rules_route). Each one validates every
+ * argument first, while only Lua-owned memory is in use, and allocates the
+ * decision's C strings last, after the final point where a Lua error could
+ * be raised: a Lua error (a longjmp) in between would leak them. Header sets
+ * are stored sorted by name so equal sets compare equal when forwards are
+ * merged (actions.h).
+ *
+ * Threads: functions reach their struct rules through the calling state;
+ * nothing here is shared between states.
+ */
+#include "rules_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "actions.h"
+#include "json_lua.h"
+#include "log.h"
+#include "sink_file.h"
+
+#define API_URL_MAX 4096
+#define API_HEADERS_MAX 64
+#define API_HEADER_NAME_MAX 256
+#define API_HEADER_VALUE_MAX 8192
+#define API_CONTENT_TYPE_MAX 255
+#define API_NAME_MAX 64
+#define API_REASON_MAX 128
+#define API_LOG_MAX 1024
+
+struct api_header {
+	const char *name, *value;  /* anchored by the headers table on the stack */
+	size_t name_len, value_len;
+};
+
+/* The rules of the event being routed; raises when called outside route(). */
+static struct rules *api_route_ctx(lua_State *L, const char *fn)
+{
+	struct rules *r = rules_from(L);
+
+	if (!r->ctx.acts)
+		luaL_error(L, "%s() is only valid inside route()", fn);
+	if (r->ctx.acts->count - r->ctx.first >= RULES_MAX_DECISIONS)
+		luaL_error(L, "%s: too many decisions for one event (max %d)", fn, RULES_MAX_DECISIONS);
+	return r;
+}
+
+/* Printable: no control characters (so it cannot split a header or a log line). */
+static int api_printable(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int api_url_ok(const char *url, size_t len)
+{
+	size_t scheme;
+
+	if (len > API_URL_MAX || !api_printable(url, len) || memchr(url, ' ', len))
+		return 0;
+	if (len > 7 && strncasecmp(url, "http://", 7) == 0)
+		scheme = 7;
+	else if (len > 8 && strncasecmp(url, "https://", 8) == 0)
+		scheme = 8;
+	else
+		return 0;
+	return url[scheme] != '/';
+}
+
+static int api_token_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int api_header_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > API_HEADER_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!api_token_char((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int api_header_cmp(const void *a, const void *b)
+{
+	const struct api_header *x = a, *y = b;
+	int c = strcasecmp(x->name, y->name);
+
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* Reads opts.headers (at idx) into h; returns the count and the stored length. */
+static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *total)
+{
+	static const char *const reserved[] = {
+		"content-length", "transfer-encoding", "connection", "content-type", NULL,
+	};
+	size_t n = 0;
+
+	*total = 0;
+	if (lua_isnil(L, idx))
+		return 0;
+	if (lua_type(L, idx) != LUA_TTABLE)
+		luaL_error(L, "forward: headers must be a table");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		struct api_header *it = &h[n];
+
+		if (n == API_HEADERS_MAX)
+			luaL_error(L, "forward: too many headers (max %d)", API_HEADERS_MAX);
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "forward: header names must be strings");
+		it->name = lua_tolstring(L, -2, &it->name_len);
+		if (!api_header_name_ok(it->name, it->name_len))
+			luaL_error(L, "forward: invalid header name '%s'", it->name);
+		for (int i = 0; reserved[i]; i++)
+			if (strcasecmp(it->name, reserved[i]) == 0)
+				luaL_error(L, "forward: header '%s' is set by the router%s", it->name,
+					   i == 3 ? " (use opts.content_type)" : "");
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "forward: header '%s' must have a string value", it->name);
+		it->value = lua_tolstring(L, -1, &it->value_len);
+		if (it->value_len > API_HEADER_VALUE_MAX ||
+		    memchr(it->value, '\r', it->value_len) || memchr(it->value, '\n', it->value_len) ||
+		    memchr(it->value, '\0', it->value_len))
+			luaL_error(L, "forward: header '%s' has an invalid value", it->name);
+		n++;
+		*total += it->name_len + 2 + it->value_len + 1;
+		lua_pop(L, 1);
+	}
+	qsort(h, n, sizeof *h, api_header_cmp);
+	return n;
+}
+
+/* "Name: value\n" lines into a new heap string; NULL on OOM. */
+static char *api_headers_join(const struct api_header *h, size_t n, size_t total)
+{
+	char *s = malloc(total + 1), *p = s;
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, h[i].name, h[i].name_len);
+		p += h[i].name_len;
+		*p++ = ':';
+		*p++ = ' ';
+		memcpy(p, h[i].value, h[i].value_len);
+		p += h[i].value_len;
+		*p++ = '\n';
+	}
+	*p = '\0';
+	return s;
+}
+
+/* opts.KEY: NULL when nil, else a string that must be printable and 1..max bytes. */
+static const char *api_opt_string(lua_State *L, int idx, const char *fn, const char *key,
+				  size_t max, size_t *len)
+{
+	const char *s;
+
+	*len = 0;
+	if (lua_isnil(L, idx))
+		return NULL;
+	if (lua_type(L, idx) != LUA_TSTRING)
+		luaL_error(L, "%s: %s must be a string", fn, key);
+	s = lua_tolstring(L, idx, len);
+	if (*len == 0 || *len > max || !api_printable(s, *len))
+		luaL_error(L, "%s: %s must be 1 to %d printable characters", fn, key, (int)max);
+	return s;
+}
+
+/* Pushes opts.KEY for each key (nil when opts is nil); opts is at index 2. */
+static void api_opts(lua_State *L, const char *fn, const char *const *keys)
+{
+	int has = !lua_isnoneornil(L, 2);
+
+	if (has && lua_type(L, 2) != LUA_TTABLE)
+		luaL_error(L, "%s: opts must be a table", fn);
+	lua_settop(L, 2);
+	for (int i = 0; keys[i]; i++) {
+		if (has)
+			lua_getfield(L, 2, keys[i]);
+		else
+			lua_pushnil(L);
+	}
+}
+
+/* forward(url [, {body=, headers=, method=, content_type=, name=}]) */
+static int api_forward(lua_State *L)
+{
+	static const char *const keys[] = { "method", "content_type", "name", "headers", "body", NULL };
+	enum { I_METHOD = 3, I_CTYPE, I_NAME, I_HEADERS, I_BODY };
+	struct rules *r = api_route_ctx(L, "forward");
+	struct api_header hdrs[API_HEADERS_MAX];
+	size_t url_len, ct_len, name_len, body_len = 0, hdr_total, nh;
+	const char *url, *ctype, *name, *body = NULL, *method = "POST";
+	char *json = NULL, err[256];
+	struct action *it;
+
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_error(L, "forward: url must be http(s)");
+	url = lua_tolstring(L, 1, &url_len);
+	if (!api_url_ok(url, url_len))
+		return luaL_error(L, "forward: url must be http(s)");
+	api_opts(L, "forward", keys);
+
+	if (!lua_isnil(L, I_METHOD)) {
+		const char *m = lua_type(L, I_METHOD) == LUA_TSTRING ? lua_tostring(L, I_METHOD) : "";
+
+		if (strcasecmp(m, "post") == 0)
+			method = "POST";
+		else if (strcasecmp(m, "put") == 0)
+			method = "PUT";
+		else
+			return luaL_error(L, "forward: method must be POST or PUT");
+	}
+	ctype = api_opt_string(L, I_CTYPE, "forward", "content_type", API_CONTENT_TYPE_MAX, &ct_len);
+	name = api_opt_string(L, I_NAME, "forward", "name", API_NAME_MAX, &name_len);
+	nh = api_headers(L, I_HEADERS, hdrs, &hdr_total);
+
+	switch (lua_type(L, I_BODY)) {
+	case LUA_TNIL:
+		break;
+	case LUA_TSTRING:
+		body = lua_tolstring(L, I_BODY, &body_len);
+		break;
+	case LUA_TTABLE:
+		/* Last step that may raise: from here on C memory is held. */
+		if (json_lua_encode(L, I_BODY, &json, &body_len, err, sizeof err) < 0)
+			return luaL_error(L, "forward: body: %s", err);
+		break;
+	default:
+		return luaL_error(L, "forward: body must be a table or a string");
+	}
+
+	it = actions_push(r->ctx.acts, ACTION_FORWARD, r->ctx.event);
+	if (!it) {
+		free(json);
+		return luaL_error(L, "forward: out of memory");
+	}
+	it->target = actions_strndup(url, url_len);
+	it->method = actions_strndup(method, strlen(method));
+	if (json) {
+		it->text = json;
+		it->text_is_json = 1;
+	} else if (body) {
+		it->text = actions_strndup(body, body_len);
+	}
+	it->text_len = body_len;
+	if (ctype)
+		it->content_type = actions_strndup(ctype, ct_len);
+	if (name)
+		it->name = actions_strndup(name, name_len);
+	if (nh)
+		it->headers = api_headers_join(hdrs, nh, hdr_total);
+	if (!it->target || !it->method || (body && !it->text) || (ctype && !it->content_type) ||
+	    (name && !it->name) || (nh && !it->headers)) {
+		actions_truncate(r->ctx.acts, r->ctx.acts->count - 1);
+		return luaL_error(L, "forward: out of memory");
+	}
+	return 0;
+}
+
+/* write(path [, {line=}]) */
+static int api_write(lua_State *L)
+{
+	static const char *const keys[] = { "line", NULL };
+	enum { I_LINE = 3 };
+	struct rules *r = api_route_ctx(L, "write");
+	const char *path, *line = NULL;
+	size_t path_len, line_len = 0;
+	char *json = NULL, err[256];
+	struct action *it;
+
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_error(L, "write: path must be a string");
+	path = lua_tolstring(L, 1, &path_len);
+	if (strlen(path) != path_len)
+		return luaL_error(L, "write: path contains a NUL byte");
+	if (sink_file_check_path(path, err, sizeof err) < 0)
+		return luaL_error(L, "write: %s", err);
+	api_opts(L, "write", keys);
+
+	switch (lua_type(L, I_LINE)) {
+	case LUA_TNIL:
+		break;
+	case LUA_TSTRING:
+		line = lua_tolstring(L, I_LINE, &line_len);
+		if (memchr(line, '\n', line_len))
+			return luaL_error(L, "write: line must not contain a newline");
+		break;
+	case LUA_TTABLE:
+		if (json_lua_encode(L, I_LINE, &json, &line_len, err, sizeof err) < 0)
+			return luaL_error(L, "write: line: %s", err);
+		if (memchr(json, '\n', line_len)) {
+			free(json);
+			return luaL_error(L, "write: line must not contain a newline");
+		}
+		break;
+	default:
+		return luaL_error(L, "write: line must be a string or a table");
+	}
+
+	it = actions_push(r->ctx.acts, ACTION_WRITE, r->ctx.event);
+	if (!it) {
+		free(json);
+		return luaL_error(L, "write: out of memory");
+	}
+	it->target = actions_strndup(path, path_len);
+	if (json) {
+		it->text = json;
+		it->text_is_json = 1;
+	} else if (line) {
+		it->text = actions_strndup(line, line_len);
+	}
+	it->text_len = line_len;
+	if (!it->target || (line && !it->text)) {
+		actions_truncate(r->ctx.acts, r->ctx.acts->count - 1);
+		return luaL_error(L, "write: out of memory");
+	}
+	return 0;
+}
+
+/* drop([reason]) */
+static int api_drop(lua_State *L)
+{
+	struct rules *r = api_route_ctx(L, "drop");
+	const char *reason = "dropped";
+	size_t len = strlen(reason);
+	struct action *it;
+
+	if (!lua_isnoneornil(L, 1)) {
+		if (lua_type(L, 1) != LUA_TSTRING)
+			return luaL_error(L, "drop: reason must be a string");
+		reason = lua_tolstring(L, 1, &len);
+		if (len == 0 || len > API_REASON_MAX || !api_printable(reason, len))
+			return luaL_error(L, "drop: reason must be 1 to %d printable characters",
+					  API_REASON_MAX);
+	}
+	it = actions_push(r->ctx.acts, ACTION_DROP, r->ctx.event);
+	if (!it || !(it->text = actions_strndup(reason, len))) {
+		if (it)
+			actions_truncate(r->ctx.acts, r->ctx.acts->count - 1);
+		return luaL_error(L, "drop: out of memory");
+	}
+	it->text_len = len;
+	return 0;
+}
+
+/* log.LEVEL(...) and print(...): arguments joined by spaces; upvalue 1 is the level. */
+static int api_log(lua_State *L)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	struct rules *r = rules_from(L);
+	int level = (int)lua_tointeger(L, lua_upvalueindex(1));
+	int n = lua_gettop(L);
+	char line[API_LOG_MAX];
+	size_t len = 0;
+
+	if (!r->dry_run && !log_enabled((enum log_level)level))
+		return 0;
+	for (int i = 1; i <= n && len < sizeof line - 1; i++) {
+		size_t l;
+		const char *s = luaL_tolstring(L, i, &l);
+
+		if (i > 1)
+			line[len++] = ' ';
+		for (size_t j = 0; j < l && len < sizeof line - 1; j++)
+			line[len++] = (unsigned char)s[j] < 0x20 ? ' ' : s[j];
+		lua_pop(L, 1);
+	}
+	/* A cut inside a UTF-8 sequence would leave an invalid line. */
+	if (len == sizeof line - 1)
+		while (len > 0 && ((unsigned char)line[len - 1] & 0xC0) == 0x80)
+			len--;
+	line[len] = '\0';
+	if (r->dry_run)
+		fprintf(stderr, "rules %s: %s\n", names[level], line);
+	else
+		log_msg((enum log_level)level, r->ctx.request_id, "rules: %s", line);
+	return 0;
+}
+
+/* env(NAME) → the variable's value or nil. */
+static int api_env(lua_State *L)
+{
+	const char *v = getenv(luaL_checkstring(L, 1));
+
+	if (v)
+		lua_pushstring(L, v);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* hmac_sha256(key, data) → lowercase hex. */
+static int api_hmac_sha256(lua_State *L)
+{
+	struct rules *r = rules_from(L);
+	size_t klen, dlen, outlen = 0;
+	const char *key = luaL_checklstring(L, 1, &klen);
+	const char *data = luaL_checklstring(L, 2, &dlen);
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE], digest[] = "SHA256";
+	OSSL_PARAM params[2];
+	EVP_MAC_CTX *ctx;
+	int ok;
+
+	if (!r->hmac)
+		r->hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+	if (!r->hmac)
+		return luaL_error(L, "hmac_sha256: HMAC is not available");
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	ctx = EVP_MAC_CTX_new(r->hmac);
+	ok = ctx && EVP_MAC_init(ctx, (const unsigned char *)key, klen, params) &&
+	     EVP_MAC_update(ctx, (const unsigned char *)data, dlen) &&
+	     EVP_MAC_final(ctx, mac, &outlen, sizeof mac);
+	EVP_MAC_CTX_free(ctx);
+	if (!ok)
+		return luaL_error(L, "hmac_sha256: OpenSSL failure");
+	for (size_t i = 0; i < outlen; i++) {
+		hex[2 * i] = "0123456789abcdef"[mac[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[mac[i] & 15];
+	}
+	lua_pushlstring(L, hex, 2 * outlen);
+	return 1;
+}
+
+/* now() → unix seconds as a float. */
+static int api_now(lua_State *L)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return luaL_error(L, "now: clock_gettime failed");
+	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+	return 1;
+}
+
+static void api_push_log(lua_State *L, enum log_level level)
+{
+	lua_pushinteger(L, level);
+	lua_pushcclosure(L, api_log, 1);
+}
+
+void rules_api_open(lua_State *L)
+{
+	static const luaL_Reg globals[] = {
+		{ "forward", api_forward },
+		{ "write", api_write },
+		{ "drop", api_drop },
+		{ "env", api_env },
+		{ "hmac_sha256", api_hmac_sha256 },
+		{ "now", api_now },
+		{ NULL, NULL },
+	};
+	static const struct {
+		const char *name;
+		enum log_level level;
+	} levels[] = {
+		{ "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "warn", LOG_WARN }, { "error", LOG_ERROR },
+	};
+
+	lua_pushglobaltable(L);
+	luaL_setfuncs(L, globals, 0);
+
+	lua_createtable(L, 0, 3);
+	lua_pushcfunction(L, json_lua_l_encode);
+	lua_setfield(L, -2, "encode");
+	lua_pushcfunction(L, json_lua_l_decode);
+	lua_setfield(L, -2, "decode");
+	json_lua_push_null(L);
+	lua_setfield(L, -2, "null");
+	lua_setfield(L, -2, "json");
+
+	lua_createtable(L, 0, 4);
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		api_push_log(L, levels[i].level);
+		lua_setfield(L, -2, levels[i].name);
+	}
+	lua_setfield(L, -2, "log");
+
+	api_push_log(L, LOG_INFO);
+	lua_setfield(L, -2, "print");
+	lua_pop(L, 1);
+}
+
+void rules_api_release(struct rules *r)
+{
+	EVP_MAC_free(r->hmac);
+	r->hmac = NULL;
+}

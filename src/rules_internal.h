@@ -1,0 +1,89 @@
+/*
+ * rules_internal.h — what rules.c, rules_sandbox.c and rules_api.c share.
+ *
+ * The struct rules is reachable from any C function Lua calls through the
+ * state's extra space (rules_from), so neither the API functions nor the
+ * hooks need upvalues or registry look-ups.
+ *
+ * Limits: rules.c owns the counting allocator and the count hook. When a
+ * limit is hit, r->fatal is set; the sandbox's pcall/xpcall re-raise while it
+ * is set, so a rule cannot swallow a limit error and keep running.
+ *
+ * Threads: everything here belongs to the one thread that owns the state.
+ */
+#ifndef EGOI_RULES_INTERNAL_H
+#define EGOI_RULES_INTERNAL_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+struct actions;
+
+/* Longest message kept for an ACTION_ERROR (and for rules_new's err). */
+#define RULES_ERR_MAX 300
+
+/* Most decisions one route() call may take: bounds C memory per event. */
+#define RULES_MAX_DECISIONS 100
+
+enum rules_fatal {
+	RULES_FATAL_NONE = 0,
+	RULES_FATAL_INSTRUCTIONS,
+	RULES_FATAL_MEMORY,
+};
+
+/* The event being routed; acts == NULL outside route(). */
+struct rules_ctx {
+	struct actions *acts;
+	size_t event;                /* 0-based */
+	size_t first;                /* acts->count when route() started */
+	const char *request_id;
+};
+
+struct rules {
+	lua_State *L;
+	char *dir;                   /* directory prefix of the rules file, "" or ".../" */
+	int dry_run;
+
+	/* memory accounting (the lua_Alloc) */
+	size_t mem_used, mem_limit;
+	int mem_refused;             /* an allocation was refused since the last reset */
+
+	/* instruction accounting (the count hook) */
+	long instruction_limit;
+	long instructions;
+	int hook_step;
+
+	enum rules_fatal fatal;
+	char fatal_msg[128];
+
+	struct rules_ctx ctx;
+	void *hmac;                  /* EVP_MAC *, fetched on first hmac_sha256() */
+};
+
+static inline struct rules *rules_from(lua_State *L)
+{
+	return *(struct rules **)lua_getextraspace(L);
+}
+
+/*
+ * Classifies a failed protected call: if it failed because a limit was hit
+ * (or a memory error surfaced), records that in r->fatal. Returns non-zero
+ * when the error is fatal for the current event. status is lua_pcall's.
+ */
+int rules_note_failure(struct rules *r, lua_State *L, int status);
+
+/*
+ * Opens the sandboxed libraries into the global table and installs load,
+ * require, pcall and xpcall replacements (require reads r->dir).
+ * Runs in protected mode: raises Lua errors.
+ */
+void rules_sandbox_open(lua_State *L);
+
+/* Installs forward, write, drop, json, log, print, env, hmac_sha256, now. */
+void rules_api_open(lua_State *L);
+
+/* Releases what the API cached in r (the HMAC implementation). */
+void rules_api_release(struct rules *r);
+
+#endif

@@ -1,0 +1,5 @@
+-- Compiles but defines no route().
+
+function rout(event, meta)
+  drop()
+end

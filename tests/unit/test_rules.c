@@ -1,0 +1,707 @@
+/*
+ * test_rules.c — rules.c, rules_sandbox.c and rules_api.c on real rule
+ * files (tests/rules/, plus generated ones in a mkdtemp() directory):
+ * load errors, every kind of decision with its options, rule errors and the
+ * recovery after them, instruction and memory limits, the sandbox, require,
+ * exact numbers, json, hmac, meta, argument validation.
+ *
+ * Most cases use tests/rules/eval.lua: an event {"action":"eval","code":...}
+ * runs its code and drops with the result as the reason, so a case is one
+ * line of Lua and one expected string. Run from the repository root.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "actions.h"
+#include "batch.h"
+#include "rules.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define RULES_DIR "tests/rules/"
+#define ILIMIT 200000L
+#define MLIMIT ((size_t)8 << 20)
+
+struct fx {
+	struct rules *r;
+	struct actions acts;
+	struct batch batch;
+	char *body;
+};
+
+static struct rules *load(const char *file, long ilimit, size_t mlimit, char *err, size_t errlen)
+{
+	struct rules_options opt = {
+		.path = file,
+		.instruction_limit = ilimit,
+		.memory_limit = mlimit,
+	};
+
+	err[0] = '\0';
+	return rules_new(&opt, err, errlen);
+}
+
+static int setup_file(void **state, const char *file)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	char err[512];
+
+	assert_non_null(f);
+	f->r = load(file, ILIMIT, MLIMIT, err, sizeof err);
+	if (!f->r)
+		fail_msg("rules_new(%s): %s", file, err);
+	actions_init(&f->acts);
+	*state = f;
+	return 0;
+}
+
+static int setup_eval(void **state)
+{
+	return setup_file(state, RULES_DIR "eval.lua");
+}
+
+static int setup_kinds(void **state)
+{
+	return setup_file(state, RULES_DIR "kinds.lua");
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	rules_free(f->r);
+	actions_free(&f->acts);
+	batch_free(&f->batch);
+	free(f->body);
+	free(f);
+	return 0;
+}
+
+/* Appends s to a JSON string literal in buf (quotes included). */
+static void json_quote(char *buf, size_t cap, const char *s)
+{
+	size_t n = strlen(buf);
+
+	buf[n++] = '"';
+	for (; *s && n + 8 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
+		} else {
+			buf[n++] = (char)c;
+		}
+	}
+	assert_true(n + 2 < cap);
+	buf[n++] = '"';
+	buf[n] = '\0';
+}
+
+static void parse(struct fx *f, const char *body)
+{
+	char err[256];
+
+	free(f->body);
+	f->body = strdup(body);
+	assert_non_null(f->body);
+	if (rules_parse_batch(f->r, f->body, strlen(f->body), 1000, &f->batch, err, sizeof err) != 0)
+		fail_msg("rules_parse_batch: %s\n%s", err, body);
+}
+
+static int route_one(struct fx *f, size_t i)
+{
+	struct rules_meta meta = {
+		.index = i + 1,
+		.batch_size = f->batch.count,
+		.received_at = 1712345678.5,
+		.remote_addr = "192.0.2.7",
+		.request_id = "req-test",
+	};
+
+	return rules_route(f->r, i, &meta, &f->acts);
+}
+
+/* Runs code in a one-event batch (extra: more JSON members of the event). */
+static int eval(struct fx *f, const char *code, const char *extra)
+{
+	char body[8192] = "{\"events\":[{\"action\":\"eval\",\"code\":";
+	int rc;
+
+	json_quote(body, sizeof body, code);
+	snprintf(body + strlen(body), sizeof body - strlen(body), "%s%s}]}", extra ? "," : "",
+		 extra ? extra : "");
+	actions_clear(&f->acts);
+	parse(f, body);
+	rc = route_one(f, 0);
+	rules_end_batch(f->r);
+	return rc;
+}
+
+static void expect_result(struct fx *f, const char *code, const char *extra, const char *want)
+{
+	int rc = eval(f, code, extra);
+
+	if (rc != 0)
+		fail_msg("%s: rc %d (%s)", code, rc, f->acts.count ? f->acts.items[0].text : "");
+	assert_int_equal(f->acts.count, 1);
+	assert_int_equal(f->acts.items[0].kind, ACTION_DROP);
+	if (strcmp(f->acts.items[0].text, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", code, f->acts.items[0].text, want);
+}
+
+static void expect_error(struct fx *f, const char *code, const char *want)
+{
+	int rc = eval(f, code, NULL);
+
+	if (rc != 1)
+		fail_msg("%s: rc %d, want a rule error", code, rc);
+	assert_int_equal(f->acts.count, 1);
+	assert_int_equal(f->acts.items[0].kind, ACTION_ERROR);
+	assert_int_equal(f->acts.items[0].event, 0);
+	if (!strstr(f->acts.items[0].text, want))
+		fail_msg("%s: error '%s' lacks '%s'", code, f->acts.items[0].text, want);
+	assert_null(strchr(f->acts.items[0].text, '\n'));
+	assert_int_equal(f->acts.items[0].text_len, strlen(f->acts.items[0].text));
+}
+
+/* ---- loading ---- */
+
+static void expect_load_error(const char *file, long ilimit, size_t mlimit, const char *want)
+{
+	char err[512];
+	struct rules *r = load(file, ilimit, mlimit, err, sizeof err);
+
+	assert_null(r);
+	if (!strstr(err, want))
+		fail_msg("%s: error '%s' lacks '%s'", file, err, want);
+	assert_null(strchr(err, '\n'));
+}
+
+static void test_load_errors(void **state)
+{
+	(void)state;
+	expect_load_error(RULES_DIR "syntax_error.lua", 0, 0, "tests/rules/syntax_error.lua:4:");
+	expect_load_error(RULES_DIR "no_route.lua", 0, 0, "route");
+	expect_load_error(RULES_DIR "init_error.lua", 0, 0, "tests/rules/init_error.lua:5: init exploded");
+	expect_load_error(RULES_DIR "init_forward.lua", 0, 0, "forward() is only valid inside route()");
+	expect_load_error(RULES_DIR "missing.lua", 0, 0, "cannot open tests/rules/missing.lua");
+	expect_load_error(RULES_DIR "load_loop.lua", 10000, 0, "instruction limit exceeded (10000)");
+	expect_load_error(RULES_DIR "eval.lua", 0, 4096, "memory");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_int_equal(fputs(text, fp) >= 0, 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* A rules file in its own directory requires a nested module beside it. */
+static void test_require_beside_rules_file(void **state)
+{
+	char dir[] = "/tmp/test_rules.XXXXXX", path[256], err[512];
+	struct fx f = { 0 };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/util", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/util/fmt.lua", dir);
+	write_file(path, "loads = (loads or 0) + 1\nreturn { tag = function(s) return '<' .. s .. '>' end }\n");
+	snprintf(path, sizeof path, "%s/secret.lua", dir);
+	write_file(path, "return 'outside'\n");
+	snprintf(path, sizeof path, "%s/rules.lua", dir);
+	write_file(path, "local fmt = require('util.fmt')\n"
+			 "function route(event)\n"
+			 "  require('util.fmt')\n"
+			 "  drop(fmt.tag(event.action) .. loads)\n"
+			 "end\n");
+
+	f.r = load(path, ILIMIT, MLIMIT, err, sizeof err);
+	if (!f.r)
+		fail_msg("%s", err);
+	actions_init(&f.acts);
+	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
+	assert_int_equal(route_one(&f, 0), 0);
+	assert_int_equal(f.acts.count, 1);
+	assert_string_equal(f.acts.items[0].text, "<email_open>1");
+
+	rules_end_batch(f.r);
+	rules_free(f.r);
+	actions_free(&f.acts);
+	batch_free(&f.batch);
+	free(f.body);
+	assert_int_equal(nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* ---- decisions ---- */
+
+static const char kinds_batch[] =
+	"{\"events\":["
+	"{\"action\":\"email_open\"},"
+	"{\"action\":\"email_click\",\"action_date\":9007199254740993,\"list_id\":\"12\"},"
+	"{\"action\":\"email_send\"},"
+	"{\"action\":\"sms_send\"},"
+	"{\"action\":\"sms_delivered\"},"
+	"{\"action\":\"voice_send\",\"action_date\":631152000},"
+	"{\"action\":\"unsubscribe\"},"
+	"{\"action\":\"subscription\"},"
+	"{\"action\":\"product_view\"},"
+	"{\"action\":\"several\"}"
+	"]}";
+
+static void test_every_kind_with_options(void **state)
+{
+	struct fx *f = *state;
+	const struct action *a;
+
+	parse(f, kinds_batch);
+	assert_int_equal(f->batch.count, 10);
+	for (size_t i = 0; i < f->batch.count; i++)
+		assert_int_equal(route_one(f, i), 0);
+	assert_int_equal(f->acts.count, 10);  /* product_view: none; several: two */
+
+	a = &f->acts.items[0];
+	assert_int_equal(a->kind, ACTION_FORWARD);
+	assert_int_equal(a->event, 0);
+	assert_string_equal(a->target, "https://a.example/hook");
+	assert_null(a->text);
+	assert_string_equal(a->method, "POST");
+	assert_null(a->content_type);
+	assert_null(a->headers);
+	assert_null(a->name);
+
+	a = &f->acts.items[1];
+	assert_int_equal(a->kind, ACTION_FORWARD);
+	assert_int_equal(a->event, 1);
+	assert_string_equal(a->target, "http://b.example/x");
+	assert_string_equal(a->method, "PUT");
+	assert_string_equal(a->content_type, "application/x-test");
+	assert_string_equal(a->headers, "X-A: 1\nX-B: 2\n");
+	assert_string_equal(a->name, "crm");
+	assert_int_equal(a->text_is_json, 1);
+	assert_non_null(a->text);
+	assert_int_equal(a->text_len, strlen(a->text));
+	/* Object key order is not fixed; both members must be exact. */
+	assert_non_null(strstr(a->text, "\"id\":9007199254740993"));
+	assert_non_null(strstr(a->text, "\"list\":\"12\""));
+
+	a = &f->acts.items[2];
+	assert_string_equal(a->text, "plain text");
+	assert_int_equal(a->text_len, 10);
+	assert_int_equal(a->text_is_json, 0);
+	assert_string_equal(a->method, "POST");
+
+	a = &f->acts.items[3];
+	assert_int_equal(a->kind, ACTION_WRITE);
+	assert_int_equal(a->event, 3);
+	assert_string_equal(a->target, "sms/out.jsonl");
+	assert_null(a->text);
+
+	a = &f->acts.items[4];
+	assert_int_equal(a->kind, ACTION_WRITE);
+	assert_string_equal(a->target, "a.txt");
+	assert_string_equal(a->text, "hello");
+	assert_int_equal(a->text_is_json, 0);
+
+	a = &f->acts.items[5];
+	assert_int_equal(a->kind, ACTION_WRITE);
+	assert_string_equal(a->text, "{\"n\":631152000}");
+	assert_int_equal(a->text_is_json, 1);
+
+	a = &f->acts.items[6];
+	assert_int_equal(a->kind, ACTION_DROP);
+	assert_string_equal(a->text, "unsub");
+	a = &f->acts.items[7];
+	assert_int_equal(a->kind, ACTION_DROP);
+	assert_string_equal(a->text, "dropped");
+	assert_int_equal(a->event, 7);
+
+	assert_int_equal(f->acts.items[8].kind, ACTION_DROP);
+	assert_int_equal(f->acts.items[8].event, 9);
+	assert_int_equal(f->acts.items[9].kind, ACTION_WRITE);
+	assert_int_equal(f->acts.items[9].event, 9);
+
+	assert_string_equal(rules_event_action(f->r, 8), "product_view");
+	assert_null(rules_event_action(f->r, 10));
+	rules_end_batch(f->r);
+	assert_null(rules_event_action(f->r, 0));
+}
+
+static void test_rule_error_discards_partial_decisions(void **state)
+{
+	struct fx *f = *state;
+
+	parse(f, "{\"events\":[{\"action\":\"unsubscribe\"},{\"action\":\"boom\"},"
+		 "{\"action\":\"email_open\"}]}");
+	assert_int_equal(route_one(f, 0), 0);
+	assert_int_equal(route_one(f, 1), 1);
+	assert_int_equal(f->acts.count, 2);  /* the drop of event 0, then one error */
+	assert_int_equal(f->acts.items[0].kind, ACTION_DROP);
+	assert_int_equal(f->acts.items[1].kind, ACTION_ERROR);
+	assert_int_equal(f->acts.items[1].event, 1);
+	assert_non_null(strstr(f->acts.items[1].text, "tests/rules/kinds.lua:"));
+	assert_non_null(strstr(f->acts.items[1].text, ": boom"));
+	assert_null(strstr(f->acts.items[1].text, "traceback"));
+
+	/* The state is still healthy for the next event of the batch. */
+	assert_int_equal(route_one(f, 2), 0);
+	assert_int_equal(f->acts.count, 3);
+	assert_int_equal(f->acts.items[2].kind, ACTION_FORWARD);
+	assert_int_equal(f->acts.items[2].event, 2);
+	rules_end_batch(f->r);
+}
+
+static void test_decision_cap(void **state)
+{
+	struct fx *f = *state;
+
+	parse(f, "{\"events\":[{\"action\":\"flood\"}]}");
+	assert_int_equal(route_one(f, 0), 1);
+	assert_int_equal(f->acts.count, 1);
+	assert_non_null(strstr(f->acts.items[0].text, "too many decisions"));
+	rules_end_batch(f->r);
+}
+
+static void test_default_is_no_decision(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(eval(f, "local x = 1", NULL), 0);
+	assert_int_equal(f->acts.count, 0);
+	expect_result(f, "return initialized", NULL, "true");
+}
+
+static void test_all_actions_fixture(void **state)
+{
+	struct fx *f = *state;
+	FILE *fp = fopen("tests/fixtures/batch-all-actions.json", "rb");
+	char *body, err[256];
+	long len;
+	size_t forwards = 0, writes = 0, drops = 0;
+
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	len = ftell(fp);
+	assert_true(len > 0);
+	rewind(fp);
+	body = malloc((size_t)len + 1);
+	assert_non_null(body);
+	assert_int_equal(fread(body, 1, (size_t)len, fp), (size_t)len);
+	fclose(fp);
+	body[len] = '\0';
+
+	rules_free(f->r);
+	f->r = load(RULES_DIR "all_actions.lua", ILIMIT, MLIMIT, err, sizeof err);
+	assert_non_null(f->r);
+	assert_int_equal(rules_parse_batch(f->r, body, (size_t)len, 1000, &f->batch, err, sizeof err), 0);
+	assert_int_equal(f->batch.count, 38);
+	for (size_t i = 0; i < 38; i++) {
+		const char *action = rules_event_action(f->r, i);
+		const struct action *a;
+
+		assert_null(f->batch.events[i].reject);
+		assert_non_null(action);
+		assert_int_equal(route_one(f, i), 0);
+		assert_int_equal(f->acts.count, i + 1);
+		a = &f->acts.items[i];
+		assert_int_equal(a->event, i);
+		if (strncmp(action, "email_", 6) == 0) {
+			assert_int_equal(a->kind, ACTION_FORWARD);
+			forwards++;
+		} else if (strncmp(action, "sms_", 4) == 0) {
+			assert_int_equal(a->kind, ACTION_WRITE);
+			writes++;
+		} else {
+			assert_int_equal(a->kind, ACTION_DROP);
+			assert_string_equal(a->text, action);
+			drops++;
+		}
+	}
+	assert_string_equal(rules_event_action(f->r, 0), "forget_subscription");
+	assert_string_equal(rules_event_action(f->r, 37), "product_view");
+	assert_int_equal(forwards, 7);
+	assert_int_equal(writes, 2);
+	assert_int_equal(drops, 29);
+	rules_end_batch(f->r);
+	free(body);
+}
+
+/* ---- limits ---- */
+
+static void test_instruction_limit(void **state)
+{
+	struct fx *f = *state;
+
+	expect_error(f, "while true do end", "instruction limit exceeded (200000)");
+	expect_error(f, "while true do end", "eval:1:");
+	/* pcall/xpcall cannot swallow it */
+	expect_error(f, "pcall(function() while true do end end) return 'escaped'",
+		     "instruction limit exceeded");
+	expect_error(f, "while true do pcall(function() while true do end end) end",
+		     "instruction limit exceeded");
+	expect_error(f, "xpcall(function() while true do end end, function(e) return e end) "
+			"return 'escaped'", "instruction limit exceeded");
+	/* no finalizers: they would run outside any budget, inside another event */
+	expect_error(f, "setmetatable({}, { __gc = function() while true do end end })",
+		     "__gc metamethods are not allowed");
+	expect_result(f, "return getmetatable(setmetatable({}, { __index = { k = 'v' } })).__index.k",
+		      NULL, "v");
+	expect_error(f, "local function deep(n) return 1 + deep(n + 1) end return deep(1)",
+		     "eval:1:");
+	/* a fresh budget for the next event */
+	expect_result(f, "local n = 0 for i = 1, 10000 do n = n + i end return n", NULL, "50005000");
+}
+
+static void test_memory_limit(void **state)
+{
+	struct fx *f = *state;
+	const char *hog = "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 4096) .. i end";
+
+	expect_error(f, hog, "memory limit exceeded");
+	expect_error(f, "return string.rep('x', 64 * 1024 * 1024)", "memory limit exceeded");
+	expect_error(f, "local ok = pcall(function() local t = {} for i = 1, 1e9 do t[i] = string.rep('z', 4096) .. i end end) "
+			"return 'escaped'", "memory limit exceeded");
+	/* the state recovers: the next event may use most of the budget again */
+	expect_result(f, "return #string.rep('y', 2 * 1024 * 1024)", NULL, "2097152");
+	expect_error(f, hog, "memory limit exceeded");
+	expect_result(f, "return #string.rep('y', 2 * 1024 * 1024)", NULL, "2097152");
+}
+
+/* ---- sandbox ---- */
+
+static void test_sandbox_globals(void **state)
+{
+	struct fx *f = *state;
+
+	expect_result(f,
+		      "local bad = {}\n"
+		      "for _, n in ipairs{'io','debug','package','loadfile','dofile','collectgarbage',\n"
+		      "  'coroutine','warn','loadstring','module','setfenv'} do\n"
+		      "  if _G[n] ~= nil then bad[#bad + 1] = n end\n"
+		      "end\n"
+		      "for _, n in ipairs{'execute','exit','getenv','remove','rename','tmpname','setlocale'} do\n"
+		      "  if os[n] ~= nil then bad[#bad + 1] = 'os.' .. n end\n"
+		      "end\n"
+		      "if string.dump ~= nil or ('').dump ~= nil then bad[#bad + 1] = 'string.dump' end\n"
+		      "return #bad == 0 and 'ok' or table.concat(bad, ',')",
+		      NULL, "ok");
+	expect_result(f, "return type(os.time()) .. type(os.date('%Y')) .. type(os.clock())", NULL,
+		      "numberstringnumber");
+	expect_result(f, "return math.type(math.maxinteger) .. utf8.char(233) .. table.concat({1, 2})",
+		      NULL, "integer\xc3\xa9" "12");
+}
+
+static void test_sandbox_load(void **state)
+{
+	struct fx *f = *state;
+
+	expect_result(f, "local fn, err = load('\\27LuaT\\0') return fn == nil and err", NULL,
+		      "attempt to load a binary chunk (mode is 't')");
+	expect_result(f, "local fn, err = load('\\27LuaT\\0', 'x', 'b') return fn == nil and err",
+		      NULL, "attempt to load a binary chunk (mode is 't')");
+	expect_result(f, "return load('return math.type(2)')()", NULL, "integer");
+	expect_result(f, "return load('return x', 'c', 't', { x = 5 })()", NULL, "5");
+	expect_result(f, "return select(2, pcall(load('return io.open', '=c', 't', nil)))", NULL,
+		      "c:1: attempt to index a nil value (upvalue '_ENV')");
+}
+
+static void test_sandbox_require(void **state)
+{
+	struct fx *f = *state;
+
+	expect_result(f, "return require('lib.greet').hello('ana')", NULL, "hello ana");
+	expect_result(f, "return require('lib.greet') == require('lib.greet')", NULL, "true");
+	expect_error(f, "require('../x')", "invalid module name '../x'");
+	expect_error(f, "require('lib..greet')", "invalid module name");
+	expect_error(f, "require('/etc/passwd')", "invalid module name");
+	expect_error(f, "require('nothere')", "module 'nothere' not found");
+	expect_error(f, "require('cjson')", "not found");
+}
+
+static void test_pcall_still_catches_rule_errors(void **state)
+{
+	struct fx *f = *state;
+
+	expect_result(f, "local ok, e = pcall(error, 'x', 0) return tostring(ok) .. e", NULL, "falsex");
+	expect_result(f, "return select(2, xpcall(error, function(e) return 'h:' .. e end, 'y', 0))",
+		      NULL, "h:y");
+	expect_result(f, "return select('#', pcall(function() return 1, 2, 3 end))", NULL, "4");
+	expect_result(f, "return select(3, xpcall(function(a, b) return a, b end, print, 7, 8))", NULL,
+		      "8");
+}
+
+/* ---- values ---- */
+
+static void test_numbers_stay_exact(void **state)
+{
+	struct fx *f = *state;
+
+	expect_result(f, "return math.type(event.action_date) .. ' ' .. event.action_date",
+		      "\"action_date\":1778576400", "integer 1778576400");
+	expect_result(f, "return math.type(event.f) .. ' ' .. tostring(event.g) .. ' ' .. event.big",
+		      "\"f\":2.5,\"g\":1.0,\"big\":9007199254740993", "float 1.0 9007199254740993");
+	expect_result(f, "return 'order ' .. event.n", "\"n\":631152000", "order 631152000");
+}
+
+static void test_json_helpers(void **state)
+{
+	struct fx *f = *state;
+
+	expect_result(f, "return json.encode(json.decode('9007199254740993'))", NULL,
+		      "9007199254740993");
+	expect_result(f, "return math.type(json.decode('9007199254740993'))", NULL, "integer");
+	expect_result(f, "return json.encode(631152000)", NULL, "631152000");
+	expect_result(f, "return tostring(json.decode('null') == json.null) .. json.encode({ a = json.null })",
+		      NULL, "true{\"a\":null}");
+	expect_result(f, "return tostring(event.x == json.null)", "\"x\":null", "true");
+	expect_result(f, "return json.encode({ 1, 'two', { three = 3 } })", NULL,
+		      "[1,\"two\",{\"three\":3}]");
+	expect_error(f, "json.decode('{bad')", "eval:1:");
+}
+
+static void test_hmac_sha256(void **state)
+{
+	struct fx *f = *state;
+
+	/* RFC 4231 test case 2 */
+	expect_result(f, "return hmac_sha256('Jefe', 'what do ya want for nothing?')", NULL,
+		      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	/* empty key and data: a well-known value */
+	expect_result(f, "return hmac_sha256('', '')", NULL,
+		      "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+	expect_error(f, "hmac_sha256('k')", "bad argument #2");
+}
+
+static void test_meta_env_now_log(void **state)
+{
+	struct fx *f = *state;
+	struct rules_meta meta = {
+		.index = 7,
+		.batch_size = 9,
+		.received_at = 1712345678.25,
+		.remote_addr = "10.0.0.1",
+		.request_id = "req-1",
+	};
+
+	actions_clear(&f->acts);
+	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"return table.concat({meta.index, "
+		 "meta.batch_size, meta.remote_addr, meta.request_id, meta.received_at, "
+		 "math.type(meta.index)}, ',')\"}]}");
+	assert_int_equal(rules_route(f->r, 0, &meta, &f->acts), 0);
+	assert_int_equal(f->acts.count, 1);
+	assert_string_equal(f->acts.items[0].text, "7,9,10.0.0.1,req-1,1712345678.25,integer");
+	rules_end_batch(f->r);
+
+	assert_int_equal(setenv("EGOI_TEST_RULES_ENV", "v4lue", 1), 0);
+	expect_result(f, "return env('EGOI_TEST_RULES_ENV')", NULL, "v4lue");
+	expect_result(f, "return tostring(env('EGOI_TEST_RULES_UNSET'))", NULL, "nil");
+	expect_result(f, "local t = now() return math.type(t) .. tostring(t > 1.6e9 and t < 1e10)",
+		      NULL, "floattrue");
+	expect_result(f, "log.debug('d') log.info('i', 1, nil, {}) log.warn('w') log.error('e') "
+			 "print('p') return 'ok'", NULL, "ok");
+}
+
+/* ---- API argument checks ---- */
+
+static void test_forward_validation(void **state)
+{
+	struct fx *f = *state;
+
+	expect_error(f, "forward('ftp://x.example/')", "forward: url must be http(s)");
+	expect_error(f, "forward('https://')", "url must be http(s)");
+	expect_error(f, "forward('https://x.example/a b')", "url must be http(s)");
+	expect_error(f, "forward(42)", "url must be http(s)");
+	expect_error(f, "forward('https://x.example/', 'opts')", "forward: opts must be a table");
+	expect_error(f, "forward('https://x.example/', { headers = { ['Bad Name'] = 'v' } })",
+		     "invalid header name 'Bad Name'");
+	expect_error(f, "forward('https://x.example/', { headers = { ['X-A'] = 'v\\r\\nX-B: y' } })",
+		     "header 'X-A' has an invalid value");
+	expect_error(f, "forward('https://x.example/', { headers = { ['X-A'] = 1 } })",
+		     "must have a string value");
+	expect_error(f, "forward('https://x.example/', { headers = { 'X-A: 1' } })",
+		     "header names must be strings");
+	expect_error(f, "forward('https://x.example/', { headers = { ['Content-Length'] = '1' } })",
+		     "is set by the router");
+	expect_error(f, "forward('https://x.example/', { headers = 'X-A: 1' })",
+		     "headers must be a table");
+	expect_error(f, "forward('https://x.example/', { method = 'GET' })",
+		     "method must be POST or PUT");
+	expect_error(f, "forward('https://x.example/', { body = 42 })",
+		     "body must be a table or a string");
+	expect_error(f, "forward('https://x.example/', { body = { f = print } })", "forward: body:");
+	expect_error(f, "forward('https://x.example/', { name = string.rep('n', 65) })", "name");
+	expect_error(f, "forward('https://x.example/', { content_type = 'a\\nb' })", "content_type");
+	/* an accepted forward after all that */
+	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })", NULL), 0);
+	assert_int_equal(f->acts.count, 1);
+	assert_string_equal(f->acts.items[0].method, "PUT");
+	assert_null(f->acts.items[0].headers);
+}
+
+static void test_write_and_drop_validation(void **state)
+{
+	struct fx *f = *state;
+
+	expect_error(f, "write('../x')", "write: ");
+	expect_error(f, "write('/etc/passwd')", "write: ");
+	expect_error(f, "write('a/../../x')", "write: ");
+	expect_error(f, "write('')", "write: ");
+	expect_error(f, "write(nil)", "write: path must be a string");
+	expect_error(f, "write('x', { line = 'a\\nb' })", "must not contain a newline");
+	expect_error(f, "write('x', { line = 5 })", "line must be a string or a table");
+	expect_error(f, "drop(5)", "drop: reason must be a string");
+	expect_error(f, "drop(string.rep('r', 200))", "drop: reason must be");
+	assert_int_equal(eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), 0);
+	assert_int_equal(f->acts.count, 1);
+	assert_string_equal(f->acts.items[0].target, "ok/x.log");
+	assert_string_equal(f->acts.items[0].text, "[1,2]");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_require_beside_rules_file),
+		cmocka_unit_test_setup_teardown(test_every_kind_with_options, setup_kinds, teardown),
+		cmocka_unit_test_setup_teardown(test_rule_error_discards_partial_decisions, setup_kinds,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_decision_cap, setup_kinds, teardown),
+		cmocka_unit_test_setup_teardown(test_default_is_no_decision, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_all_actions_fixture, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_instruction_limit, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_limit, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_globals, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_load, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_require, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_pcall_still_catches_rule_errors, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_numbers_stay_exact, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_json_helpers, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_hmac_sha256, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_meta_env_now_log, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_forward_validation, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_write_and_drop_validation, setup_eval, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
