@@ -15,6 +15,8 @@
  */
 #include "rules_internal.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +366,31 @@ static int api_drop(lua_State *L)
 	return 0;
 }
 
+/*
+ * Every worker state runs the same init() and top-level code, so a line
+ * logged outside route() would appear once per worker. Such lines are
+ * logged once per process instead: a small set of line hashes remembers
+ * what was said. When the set is full, lines are logged again (never lost).
+ */
+static int api_log_first_time(const char *line, size_t len)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t seen[128];
+	static size_t nseen;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	int first = 1;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)line[i]) * 1099511628211ULL;
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < nseen && first; i++)
+		first = seen[i] != h;
+	if (first && nseen < sizeof seen / sizeof seen[0])
+		seen[nseen++] = h;
+	pthread_mutex_unlock(&lock);
+	return first;
+}
+
 /* log.LEVEL(...) and print(...): arguments joined by spaces; upvalue 1 is the level. */
 static int api_log(lua_State *L)
 {
@@ -391,6 +418,8 @@ static int api_log(lua_State *L)
 		while (len > 0 && ((unsigned char)line[len - 1] & 0xC0) == 0x80)
 			len--;
 	line[len] = '\0';
+	if (!r->ctx.acts && !r->dry_run && !api_log_first_time(line, len))
+		return 0;
 	if (r->dry_run)
 		fprintf(stderr, "rules %s: %s\n", names[level], line);
 	else

@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define RULES_DIR "tests/rules/"
 #define ILIMIT 200000L
@@ -678,9 +680,63 @@ static void test_write_and_drop_validation(void **state)
 	assert_string_equal(f->acts.items[0].text, "[1,2]");
 }
 
+/* Every worker state runs init(); its log lines must appear once per process. */
+static void test_init_log_once_per_process(void **state)
+{
+	char dir[] = "/tmp/test_rules_once.XXXXXX", path[256], logpath[256], buf[4096];
+	struct rules_options opt = { 0 };
+	struct rules *a, *b;
+	char err[512];
+	FILE *f;
+	size_t n;
+	int saved, fd;
+	const char *p;
+	int count = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/once.lua", dir);
+	snprintf(logpath, sizeof logpath, "%s/stderr.log", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("function init() log.warn('once-marker-7d1e') end\n"
+	      "function route(e, m) log.warn('per-event-marker') end\n", f);
+	fclose(f);
+	opt.path = path;
+
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	a = rules_new(&opt, err, sizeof err);
+	b = rules_new(&opt, err, sizeof err);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	assert_non_null(a);
+	assert_non_null(b);
+	rules_free(a);
+	rules_free(b);
+
+	f = fopen(logpath, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (p = buf; (p = strstr(p, "once-marker-7d1e")); p++)
+		count++;
+	assert_int_equal(count, 1);
+	unlink(logpath);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_init_log_once_per_process),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_require_beside_rules_file),
 		cmocka_unit_test_setup_teardown(test_every_kind_with_options, setup_kinds, teardown),
