@@ -1,0 +1,245 @@
+/*
+ * deliver_request.c — one forward as one libcurl easy handle (see
+ * deliver_internal.h): where it goes, what it sends, what of the answer is
+ * kept.
+ *
+ * Sent: the entry's method and body byte for byte, Content-Type (the
+ * entry's, default application/json), X-Router-Delivery-Id (stable across
+ * retries), X-Router-Attempt (1, 2, ...), then the rule's "Name: value"
+ * lines; the rule cannot override the three headers we set. "Expect:" is
+ * sent empty so bodies over 1 KiB do not wait for 100 Continue.
+ *
+ * Kept: the Retry-After of the final response and at most DELIVER_SNIPPET
+ * bytes of its body (for the dead letter's reason); the rest is discarded.
+ * Only http and https are allowed, redirects are not followed (a 3xx is a
+ * permanent failure, SPEC §7).
+ *
+ * Threads: everything here runs on the delivery thread.
+ */
+#include "deliver_internal.h"
+
+#include "outbox.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DELIVER_CONNECT_CAP_MS 10000L
+
+int deliver_request_destination(struct deliver_request *r, const char *url)
+{
+	char **key = &r->key, **host = &r->host;
+	CURLU *u = curl_url();
+	char *scheme = NULL, *h = NULL, *port = NULL;
+	int rc = -1;
+
+	*key = *host = NULL;
+	if (!u || !url)
+		goto out;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		goto out;
+	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
+		goto out;
+	for (char *c = h; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	if (asprintf(key, "%s://%s:%s", scheme, h, port) < 0) {
+		*key = NULL;
+		goto out;
+	}
+	*host = strdup(h);
+	if (!*host) {
+		free(*key);
+		*key = NULL;
+		goto out;
+	}
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(h);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+void deliver_claim_release(struct deliver_claim *c)
+{
+	if (!c || --c->live > 0)
+		return;
+	outbox_deliveries_free(c->items, c->count);
+	free(c);
+}
+
+void deliver_request_free(struct deliver_request *x)
+{
+	if (!x)
+		return;
+	curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	free(x->key);
+	free(x->host);
+	deliver_claim_release(x->claim);
+	free(x);
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+{
+	struct deliver_request *x = arg;
+	size_t len = size * n, room = DELIVER_SNIPPET - x->snippet_len;
+
+	if (room > 0) {
+		size_t take = len < room ? len : room;
+
+		memcpy(x->snippet + x->snippet_len, buf, take);
+		x->snippet_len += take;
+	}
+	return len;
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *arg)
+{
+	static const char name[] = "Retry-After:";
+	struct deliver_request *x = arg;
+	size_t len = size * n, nl = sizeof name - 1;
+
+	if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+		/* A new response (after a 100 Continue, say) starts afresh. */
+		x->retry_after[0] = '\0';
+	} else if (len > nl && len - nl < sizeof x->retry_after &&
+		   strncasecmp(buf, name, nl) == 0) {
+		/* Parsed when the attempt ends, against that moment's clock. */
+		memcpy(x->retry_after, buf + nl, len - nl);
+		x->retry_after[len - nl] = '\0';
+	}
+	return len;
+}
+
+/*
+ * Whether a rule's header line may be sent: "Name: value" with a token name,
+ * no control characters (a stray CR must not start a header of its own),
+ * and not one of the headers this module owns.
+ */
+static int header_usable(const char *line, size_t len)
+{
+	static const char *const ours[] = {
+		"Content-Type", "X-Router-Delivery-Id", "X-Router-Attempt",
+	};
+	const char *colon = memchr(line, ':', len);
+	size_t nl;
+
+	if (!colon || colon == line)
+		return 0;
+	nl = (size_t)(colon - line);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f || (i < nl && (c <= ' ' || c >= 0x7f)))
+			return 0;
+	}
+	for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+		if (nl == strlen(ours[i]) && strncasecmp(line, ours[i], nl) == 0)
+			return 0;
+	return 1;
+}
+
+__attribute__((format(printf, 2, 3)))
+static int slist_add(struct curl_slist **list, const char *fmt, ...)
+{
+	struct curl_slist *l;
+	char *line = NULL;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	l = curl_slist_append(*list, line);
+	free(line);
+	if (!l)
+		return -1;
+	*list = l;
+	return 0;
+}
+
+/* Our headers, then the entry's usable "Name: value" lines; others are skipped. */
+static int build_headers(struct deliver_request *x)
+{
+	const struct outbox_delivery *e = x->e;
+	const char *p = e->headers;
+	const char *ctype = e->content_type && *e->content_type ? e->content_type
+								: "application/json";
+
+	if (slist_add(&x->headers, "Content-Type: %s", ctype) < 0 ||
+	    slist_add(&x->headers, "X-Router-Delivery-Id: %s", e->delivery_id) < 0 ||
+	    slist_add(&x->headers, "X-Router-Attempt: %ld", e->attempts + 1) < 0 ||
+	    slist_add(&x->headers, "Expect:") < 0)
+		return -1;
+	while (p && *p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		size_t used = len;
+
+		while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == ' '))
+			len--;
+		if (len > 0 && header_usable(p, len) &&
+		    slist_add(&x->headers, "%.*s", (int)len, p) < 0)
+			return -1;
+		p += used + (eol ? 1 : 0);
+	}
+	return 0;
+}
+
+int deliver_request_setup(struct deliver_request *x, long timeout_ms)
+{
+	const struct outbox_delivery *e = x->e;
+	long connect_ms = timeout_ms < DELIVER_CONNECT_CAP_MS ? timeout_ms : DELIVER_CONNECT_CAP_MS;
+	int bad = 0;
+
+	x->retry_after[0] = '\0';
+	x->easy = curl_easy_init();
+	if (!x->easy || build_headers(x) < 0)
+		return -1;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_URL, e->url) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "egoi-router") != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_POST, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+				(curl_off_t)e->body_len) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, e->body ? e->body : "") != CURLE_OK;
+	if (e->method && strcmp(e->method, "POST") != 0)
+		bad |= curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, e->method) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x) != CURLE_OK;
+	bad |= curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK;
+	return bad ? -1 : 0;
+}
+
+const char *deliver_request_snippet(struct deliver_request *x)
+{
+	for (size_t i = 0; i < x->snippet_len; i++) {
+		unsigned char c = (unsigned char)x->snippet[i];
+
+		if (c < 0x20 || c >= 0x7f)
+			x->snippet[i] = c == '\n' || c == '\r' || c == '\t' ? ' ' : '?';
+	}
+	x->snippet[x->snippet_len] = '\0';
+	return x->snippet;
+}
