@@ -69,6 +69,7 @@ struct deliver {
 	atomic_int notified;
 	atomic_long grace_ms;
 	uint64_t rng;                  /* xorshift64* state, delivery thread only */
+	struct deliver_signer signer;  /* Standard Webhooks key, key_len 0 = unsigned */
 
 	struct deliver_request *running;  /* doubly linked */
 	long nrunning;
@@ -237,7 +238,8 @@ static void running_unlink(struct deliver *d, struct deliver_request *x)
 /* Puts x in flight. On failure the attempt is recorded as failed and x freed. */
 static void start_request(struct deliver *d, struct deliver_request *x)
 {
-	if (deliver_request_setup(x, d->timeout_ms) < 0 || host_acquire(d, x->key) < 0) {
+	if (deliver_request_setup(x, d->timeout_ms) < 0 ||
+	    deliver_request_sign(x, &d->signer) < 0 || host_acquire(d, x->key) < 0) {
 		record_attempt(d, x, 0, "could not set up the request", 0);
 		deliver_request_free(x);
 		return;
@@ -502,6 +504,15 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 	d->max_age_ms = opt->max_age_ms;
 	d->per_host = opt->concurrency;
 	d->cap = opt->concurrency * 4;
+	if (opt->signing_secret) {
+		int n = deliver_signing_key(opt->signing_secret, d->signer.key, sizeof d->signer.key);
+
+		if (n <= 0) {
+			snprintf(err, errlen, "forward_signing_secret is not whsec_<base64>");
+			goto fail;
+		}
+		d->signer.key_len = (size_t)n;
+	}
 	if (getrandom(&d->rng, sizeof d->rng, 0) != (ssize_t)sizeof d->rng)
 		d->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	d->rng |= 1;   /* xorshift must not start at 0 */

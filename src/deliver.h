@@ -20,6 +20,7 @@ struct deliver_options {
 	long max_attempts;
 	long max_age_ms;
 	long concurrency;          /* in-flight requests per host */
+	const char *signing_secret; /* "whsec_<base64>" (Standard Webhooks) or NULL */
 };
 
 enum deliver_outcome {
@@ -52,6 +53,20 @@ void deliver_stop(struct deliver *d, long grace_ms);
 enum deliver_outcome deliver_policy(int status, long attempts, long max_attempts, double age_ms,
 				    long max_age_ms, double retry_after_s, double rnd,
 				    double *delay_s);
+
+/*
+ * Decodes a Standard Webhooks secret "whsec_<base64>" into the HMAC key
+ * bytes (out, cap bytes). Returns the key length, or -1 when malformed.
+ */
+int deliver_signing_key(const char *secret, unsigned char *out, size_t cap);
+
+/*
+ * Computes the Standard Webhooks signature header value "v1,<base64>" of
+ * HMAC-SHA256(key, "id.timestamp.body") into out (cap bytes, >= 64).
+ * Returns 0 or -1.
+ */
+int deliver_sign(const unsigned char *key, size_t key_len, const char *id, long long timestamp,
+		 const char *body, size_t body_len, char *out, size_t cap);
 
 /* Parses a Retry-After value (delta seconds or HTTP-date) relative to now; -1 if invalid. */
 double deliver_parse_retry_after(const char *value, double now);

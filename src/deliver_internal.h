@@ -51,6 +51,15 @@ int deliver_request_destination(struct deliver_request *r, const char *url);
  */
 int deliver_request_setup(struct deliver_request *r, long timeout_ms);
 
+/* The Standard Webhooks key; key_len 0 = requests are not signed. */
+struct deliver_signer {
+	unsigned char key[256];
+	size_t key_len;
+};
+
+/* Adds webhook-id, webhook-timestamp and webhook-signature to r->headers. */
+int deliver_request_sign(struct deliver_request *r, const struct deliver_signer *s);
+
 /* The captured start of the response body as one printable, NUL-terminated line. */
 const char *deliver_request_snippet(struct deliver_request *r);
 

@@ -126,6 +126,7 @@ static int cmd_run(const char *path)
 	dopt.max_attempts = cfg.forward_max_attempts;
 	dopt.max_age_ms = cfg.forward_max_age_ms;
 	dopt.concurrency = cfg.forward_concurrency;
+	dopt.signing_secret = cfg.forward_signing_secret;
 	d = deliver_start(&dopt, err, sizeof err);
 	if (!d) {
 		log_msg(LOG_ERROR, NULL, "delivery: %s", err);

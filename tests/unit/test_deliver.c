@@ -185,6 +185,7 @@ static void test_parse_retry_after(void **state)
 
 struct rx_req {
 	char method[8], path[64], delivery_id[64], ctype[64], custom[64], other[64];
+	char wh_id[64], wh_ts[32], wh_sig[128];
 	int attempt, has_expect, remote_port, has_injected, has_bad, n_attempt, n_ctype;
 	char *body;
 	size_t body_len;
@@ -202,6 +203,7 @@ struct rx {
 
 struct fx {
 	char dir[64];
+	const char *signing_secret;
 	struct rx *rx;
 	struct deliver *d;
 };
@@ -245,6 +247,9 @@ static int rx_handle(struct mg_connection *conn)
 	copy_header(conn, "Content-Type", r.ctype, sizeof r.ctype);
 	copy_header(conn, "X-Custom", r.custom, sizeof r.custom);
 	copy_header(conn, "X-Other", r.other, sizeof r.other);
+	copy_header(conn, "webhook-id", r.wh_id, sizeof r.wh_id);
+	copy_header(conn, "webhook-timestamp", r.wh_ts, sizeof r.wh_ts);
+	copy_header(conn, "webhook-signature", r.wh_sig, sizeof r.wh_sig);
 	r.attempt = attempt ? atoi(attempt) : -1;
 	r.has_expect = mg_get_header(conn, "Expect") != NULL;
 	r.remote_port = ri->remote_port;
@@ -441,6 +446,7 @@ static void fx_run(struct fx *fx, long max_attempts, long concurrency)
 		.max_attempts = max_attempts,
 		.max_age_ms = 3600000,
 		.concurrency = concurrency,
+		.signing_secret = fx->signing_secret,
 	};
 	char err[256] = "";
 
@@ -558,6 +564,52 @@ static void test_retry_keeps_id_body_and_headers(void **state)
 	assert_true(b->at - a->at < 1.5);
 }
 
+/* The Standard Webhooks specification's own test vector. */
+static void test_signature_matches_standard_webhooks_vector(void **state)
+{
+	unsigned char key[64];
+	char sig[128];
+	const char *body = "{\"test\": 2432232314}";
+	int n;
+
+	(void)state;
+	n = deliver_signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key, sizeof key);
+	assert_int_equal(n, 24);
+	assert_int_equal(deliver_sign(key, (size_t)n, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+				      body, strlen(body), sig, sizeof sig), 0);
+	assert_string_equal(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+	assert_int_equal(deliver_signing_key("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", key, sizeof key), -1);
+	assert_int_equal(deliver_signing_key("whsec_abc", key, sizeof key), -1);
+	assert_int_equal(deliver_signing_key("whsec_", key, sizeof key), -1);
+	assert_int_equal(deliver_signing_key("whsec_YWJjZA==", key, sizeof key), 4);
+	assert_memory_equal(key, "abcd", 4);
+}
+
+static void test_signed_requests_carry_standard_webhooks_headers(void **state)
+{
+	struct fx *fx = *state;
+	unsigned char key[64];
+	char url[128], id[40], expect[128];
+	const char *body = "{\"events\":[{\"action\":\"email_open\"}]}";
+	struct rx_req *r;
+	int n;
+
+	fx->signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", fx->rx->port);
+	fx_add_to(fx, url, "POST", NULL, NULL, body, strlen(body), id);
+	fx_run(fx, 5, 2);
+	fx_wait_drained(fx, 5);
+
+	assert_int_equal(rx_count(fx->rx), 1);
+	r = &fx->rx->reqs[0];
+	assert_string_equal(r->wh_id, id);
+	assert_true(atoll(r->wh_ts) > 1700000000LL);
+	n = deliver_signing_key(fx->signing_secret, key, sizeof key);
+	assert_int_equal(deliver_sign(key, (size_t)n, id, atoll(r->wh_ts), body, strlen(body),
+				      expect, sizeof expect), 0);
+	assert_string_equal(r->wh_sig, expect);
+}
+
 static void test_post_defaults_and_empty_body(void **state)
 {
 	struct fx *fx = *state;
@@ -575,6 +627,7 @@ static void test_post_defaults_and_empty_body(void **state)
 		assert_string_equal(fx->rx->reqs[i].ctype, "application/json");
 		assert_int_equal(fx->rx->reqs[i].attempt, 1);
 		assert_string_equal(fx->rx->reqs[i].custom, "");
+		assert_string_equal(fx->rx->reqs[i].wh_sig, ""); /* no secret: unsigned */
 	}
 	assert_int_equal(fx->rx->reqs[0].body_len + fx->rx->reqs[1].body_len, 13);
 }
@@ -834,6 +887,8 @@ int main(void)
 		cmocka_unit_test(test_policy_full_jitter_doubling),
 		cmocka_unit_test(test_policy_retry_after),
 		cmocka_unit_test(test_parse_retry_after),
+		cmocka_unit_test(test_signature_matches_standard_webhooks_vector),
+		E2E(test_signed_requests_carry_standard_webhooks_headers),
 		cmocka_unit_test(test_start_rejects_bad_options),
 		E2E(test_retry_keeps_id_body_and_headers),
 		E2E(test_post_defaults_and_empty_body),
