@@ -5,7 +5,7 @@
 set -eu
 pkgs="gcc make pkg-config openssl curl ca-certificates libcivetweb-dev liblua5.4-dev lua-cjson-dev
       libyajl-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libcmocka-dev"
-[ "${1:-build}" = bench ] && pkgs="$pkgs wrk"
+[ "${1:-build}" = bench ] && pkgs="$pkgs wrk lua5.4"
 
 missing=""
 for p in $pkgs; do
