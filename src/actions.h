@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 struct batch;
-struct outbox;
+struct outbox_writer;
 struct sink_file;
 
 enum action_kind {
@@ -81,14 +81,15 @@ struct actions_summary {
 struct actions_commit_env {
 	const char *body;             /* the batch body the spans point into */
 	const struct batch *batch;
-	struct outbox *outbox;        /* NULL: forwards are not allowed (dry run) */
+	struct outbox_writer *writer; /* NULL: forwards are not allowed (dry run) */
 	struct sink_file *sink;       /* NULL: writes are not allowed */
 	const char *request_id;
 };
 
 /*
  * Makes the batch's decisions durable: appends write lines, then enqueues
- * forwards and dead letters in one outbox transaction. A write refused by
+ * forwards and dead letters in one outbox transaction (group-committed with
+ * other workers' batches, see outbox_writer.h). A write refused by
  * the output_dir policy (symlink escape) turns into a dead letter for that
  * event. Returns 0 on success; -1 on a storage failure (disk, database),
  * with err set: the batch must not be answered 200.

@@ -17,12 +17,17 @@
  * Allocation per commit, not per event: the (group, event) pair list, the
  * per-event "decided" flags and the scratch buffers.
  *
- * Threads: called by the worker that owns a, env->outbox and env->sink.
+ * The outbox part runs through the group committer (outbox_writer.c): our
+ * fill function runs on the writer thread while this worker waits, inside
+ * a savepoint of a transaction shared with other workers' batches.
+ *
+ * Threads: called by the worker that owns a and env->sink.
  */
 #include "actions.h"
 
 #include "batch.h"
 #include "outbox.h"
+#include "outbox_writer.h"
 #include "sink_file.h"
 
 #include <stdio.h>
@@ -59,6 +64,9 @@ struct commit {
 	size_t nrefused;
 	char *buf;                 /* scratch: compacted lines, merged bodies */
 	size_t bufcap;
+	struct outbox *ob;         /* the writer's connection, during fill_outbox only */
+	struct actions_summary *sum;
+	int oom;
 };
 
 static int buf_reserve(struct commit *c, size_t need)
@@ -271,7 +279,7 @@ static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct a
 		.target = kind == OUTBOX_DEAD_WRITE ? it->target : NULL,
 	};
 
-	return outbox_add_dead(c->env->outbox, &d);
+	return outbox_add_dead(c->ob, &d);
 }
 
 static int add_forward(struct commit *c, const struct action *it, const char *body, size_t len)
@@ -287,7 +295,7 @@ static int add_forward(struct commit *c, const struct action *it, const char *bo
 		.request_id = c->env->request_id,
 	};
 
-	return outbox_add_forward(c->env->outbox, &f, NULL);
+	return outbox_add_forward(c->ob, &f, NULL);
 }
 
 /* Adds decision i to the open transaction, if it makes an entry; 0 or -1. */
@@ -332,30 +340,28 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 	return 0;
 }
 
-/* One transaction: forwards and dead letters, in decision order. */
+/* Runs on the writer thread: forwards and dead letters, in decision order. */
+static int fill_outbox(struct outbox *ob, void *arg)
+{
+	struct commit *c = arg;
+	size_t next_group = 0, next_refused = 0;
+
+	c->ob = ob;
+	for (size_t i = 0; i < c->a->count; i++)
+		if (add_one(c, i, &next_group, &next_refused, c->sum, &c->oom) != 0)
+			return -1;
+	return 0;
+}
+
+/* One group-committed savepoint with this batch's outbox rows. */
 static int do_outbox(struct commit *c, struct actions_summary *sum, char *err, size_t errlen)
 {
-	struct outbox *ob = c->env->outbox;
-	size_t next_group = 0, next_refused = 0;
-	int oom = 0, rc = -1;
-
-	if (outbox_begin(ob) != 0)
-		goto out;
-	for (size_t i = 0; i < c->a->count; i++)
-		if (add_one(c, i, &next_group, &next_refused, sum, &oom) != 0)
-			goto out;
-	if (outbox_commit(ob) != 0)
-		goto out;
-	rc = 0;
-out:
-	if (rc != 0) {
-		if (oom)
-			snprintf(err, errlen, "out of memory");
-		else
-			snprintf(err, errlen, "outbox: %s", outbox_error(ob));
-		outbox_rollback(ob);
-	}
-	return rc;
+	c->sum = sum;
+	if (outbox_writer_commit(c->env->writer, fill_outbox, c, err, errlen) == 0)
+		return 0;
+	if (c->oom)
+		snprintf(err, errlen, "out of memory");
+	return -1;
 }
 
 int actions_commit(const struct actions *a, const struct actions_commit_env *env,
@@ -411,7 +417,7 @@ int actions_commit(const struct actions *a, const struct actions_commit_env *env
 			break;
 		}
 	}
-	if (noutbox && !env->outbox) {
+	if (noutbox && !env->writer) {
 		snprintf(err, errlen, "forwards and dead letters need the outbox");
 		goto out;
 	}
@@ -423,7 +429,7 @@ int actions_commit(const struct actions *a, const struct actions_commit_env *env
 		goto out;
 	if (nwrite && do_writes(&c, nwrite, sum, err, errlen) != 0)
 		goto out;
-	if (c.nrefused && !env->outbox) {
+	if (c.nrefused && !env->writer) {
 		snprintf(err, errlen, "a refused write needs the outbox for its dead letter");
 		goto out;
 	}

@@ -208,7 +208,7 @@ int cli_test_run(const char *rules_path, const char *batch_path)
 	int rc = 1;
 
 	memset(&cfg, 0, sizeof cfg);
-	pipeline_init(&p, &cfg, NULL, 1);
+	pipeline_init(&p, &cfg, NULL, NULL);
 	if (config_defaults(&cfg) < 0) {
 		rc = 3;
 		goto out;

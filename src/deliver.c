@@ -262,7 +262,7 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 static int collect_done(struct deliver *d)
 {
 	struct CURLMsg *msg;
-	int left, done = 0;
+	int left, done = 0, in_tx = 0;
 
 	while ((msg = curl_multi_info_read(d->multi, &left))) {
 		struct deliver_request *x;
@@ -291,10 +291,17 @@ static int collect_done(struct deliver *d)
 		} else {
 			snprintf(detail, sizeof detail, "HTTP %ld", code);
 		}
+		/* All outcomes of one pass share a transaction: one fsync, not one each. */
+		if (!in_tx)
+			in_tx = outbox_begin(d->ob) == 0;
 		record_attempt(d, x, (int)code, detail, permanent);
 		deliver_request_free(x);
 		done++;
 	}
+	if (in_tx && outbox_commit(d->ob) != 0)
+		log_msg(LOG_ERROR, NULL,
+			"delivery: recording %d outcome%s failed (%s); those entries are sent "
+			"again after a restart", done, done == 1 ? "" : "s", outbox_error(d->ob));
 	return done;
 }
 

@@ -33,6 +33,7 @@
 struct http_server {
 	struct mg_context *ctx;
 	const struct config *cfg;
+	struct outbox_writer *writer;
 	struct deliver *deliver;
 	char endpoint[512];
 };
@@ -313,7 +314,7 @@ static void *http_init_thread(const struct mg_context *ctx, int thread_type)
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return NULL;
-	pipeline_init(&w->pipe, s->cfg, s->deliver, 0);
+	pipeline_init(&w->pipe, s->cfg, s->writer, s->deliver);
 	if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
 		w->rng = (uint64_t)(uintptr_t)w ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
 	return w;
@@ -358,8 +359,8 @@ out:
 	return acl;
 }
 
-struct http_server *http_start(const struct config *cfg, struct deliver *d, char *err,
-			       size_t errlen)
+struct http_server *http_start(const struct config *cfg, struct outbox_writer *wr,
+			       struct deliver *d, char *err, size_t errlen)
 {
 	struct http_server *s = calloc(1, sizeof *s);
 	struct mg_callbacks cb;
@@ -375,6 +376,7 @@ struct http_server *http_start(const struct config *cfg, struct deliver *d, char
 		return NULL;
 	}
 	s->cfg = cfg;
+	s->writer = wr;
 	s->deliver = d;
 	snprintf(threads, sizeof threads, "%ld", cfg->threads);
 

@@ -2,8 +2,9 @@
  * http.h — the HTTPS intake: civetweb set-up, routes, auth, limits, answers.
  *
  * Routes: POST {endpoint} (a batch, see SPEC §5), GET /healthz. Each worker
- * thread gets a struct pipeline (its Lua state, outbox connection, file
- * sink) in civetweb's init_thread callback; nothing per-request is shared.
+ * thread gets a struct pipeline (its Lua state, file sink) in civetweb's
+ * init_thread callback; batches reach the outbox through the shared group
+ * committer (outbox_writer.h).
  * Every answer is built in one buffer and sent with one mg_write (over TLS,
  * one record) on a keep-alive connection with TCP_NODELAY (PITFALLS §4).
  */
@@ -15,6 +16,7 @@
 struct config;
 struct deliver;
 struct http_server;
+struct outbox_writer;
 
 /*
  * Initialises civetweb's TLS support; -1 with err when OpenSSL could not be
@@ -23,9 +25,9 @@ struct http_server;
  */
 int http_library_init(char *err, size_t errlen);
 
-/* Starts listening. cfg and d are borrowed and must outlive the server. */
-struct http_server *http_start(const struct config *cfg, struct deliver *d, char *err,
-			       size_t errlen);
+/* Starts listening. cfg, w and d are borrowed and must outlive the server. */
+struct http_server *http_start(const struct config *cfg, struct outbox_writer *w,
+			       struct deliver *d, char *err, size_t errlen);
 
 /* Stops accepting, waits for running requests, frees. s may be NULL. */
 void http_stop(struct http_server *s);

@@ -2,9 +2,10 @@
  * main.c — start-up order, command line, signals.
  *
  *   run:   config → logging → TLS library → rules compile check → outbox
- *          schema → delivery thread → HTTP intake; then wait for a signal.
- *          Shutdown is the reverse: stop intake (mg_stop waits for running
- *          requests), drain delivery, exit 0.
+ *          schema → delivery thread → outbox writer → HTTP intake; then
+ *          wait for a signal. Shutdown is the reverse: stop intake (mg_stop
+ *          waits for running requests), stop the writer, drain delivery,
+ *          exit 0.
  *   check: config + rules compile; exit 0 or 1.
  *   test:  dry-run rules on a batch file, one JSON line per event.
  *
@@ -26,6 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
+#include "outbox_writer.h"
 #include "rules.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
@@ -89,6 +91,7 @@ static int cmd_run(const char *path)
 	struct deliver *d = NULL;
 	struct http_server *http = NULL;
 	struct outbox *ob = NULL;
+	struct outbox_writer *writer = NULL;
 	sigset_t sigs;
 	char err[1024];
 	int rc = EXIT_RUNTIME, sig = 0;
@@ -132,7 +135,12 @@ static int cmd_run(const char *path)
 		log_msg(LOG_ERROR, NULL, "delivery: %s", err);
 		goto out;
 	}
-	http = http_start(&cfg, d, err, sizeof err);
+	writer = outbox_writer_start(cfg.data_dir, err, sizeof err);
+	if (!writer) {
+		log_msg(LOG_ERROR, NULL, "outbox writer: %s", err);
+		goto out;
+	}
+	http = http_start(&cfg, writer, d, err, sizeof err);
 	if (!http) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
 		goto out;
@@ -154,6 +162,8 @@ static int cmd_run(const char *path)
 	log_msg(LOG_INFO, NULL, "signal %d: stopping intake", sig);
 	http_stop(http);
 	http = NULL;
+	outbox_writer_stop(writer);
+	writer = NULL;
 	log_msg(LOG_INFO, NULL, "draining delivery");
 	deliver_stop(d, 5000);
 	d = NULL;
@@ -161,6 +171,7 @@ static int cmd_run(const char *path)
 	rc = EXIT_OK;
 out:
 	http_stop(http);
+	outbox_writer_stop(writer);
 	deliver_stop(d, 0);
 	outbox_close(ob);
 	config_free(&cfg);

@@ -501,6 +501,28 @@ void outbox_rollback(struct outbox *ob)
 }
 
 /*
+ * Savepoints let the group committer (outbox_writer.c) undo one batch's rows
+ * inside a transaction shared by many batches. They are rare next to the
+ * row inserts, so sqlite3_exec is fine here.
+ */
+int outbox_savepoint(struct outbox *ob)
+{
+	return ob_exec(ob, "SAVEPOINT batch", "savepoint");
+}
+
+int outbox_savepoint_release(struct outbox *ob)
+{
+	return ob_exec(ob, "RELEASE batch", "release savepoint");
+}
+
+int outbox_savepoint_rollback(struct outbox *ob)
+{
+	if (ob_exec(ob, "ROLLBACK TO batch", "rollback to savepoint") != 0)
+		return -1;
+	return outbox_savepoint_release(ob);
+}
+
+/*
  * Internal transactions (claim, bury) join a transaction the caller already
  * opened instead of failing; *own says whether this call opened it.
  */

@@ -73,6 +73,11 @@ int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d);
 int outbox_commit(struct outbox *ob);
 void outbox_rollback(struct outbox *ob);
 
+/* Inside a transaction: mark, keep, or undo back to the mark (and drop it). */
+int outbox_savepoint(struct outbox *ob);
+int outbox_savepoint_release(struct outbox *ob);
+int outbox_savepoint_rollback(struct outbox *ob);
+
 /* --- delivering (the delivery thread) --- */
 
 struct outbox_delivery {

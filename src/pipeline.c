@@ -14,16 +14,17 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
-#include "outbox.h"
 #include "rules.h"
 #include "sink_file.h"
 
-void pipeline_init(struct pipeline *p, const struct config *cfg, struct deliver *d, int dry_run)
+void pipeline_init(struct pipeline *p, const struct config *cfg, struct outbox_writer *w,
+		   struct deliver *d)
 {
 	memset(p, 0, sizeof *p);
 	p->cfg = cfg;
+	p->writer = w;
 	p->deliver = d;
-	p->dry_run = dry_run;
+	p->dry_run = w == NULL;
 	actions_init(&p->acts);
 }
 
@@ -32,7 +33,6 @@ void pipeline_free(struct pipeline *p)
 	if (!p)
 		return;
 	rules_free(p->rules);
-	outbox_close(p->outbox);
 	sink_file_close(p->sink);
 	actions_free(&p->acts);
 	batch_free(&p->batch);
@@ -55,11 +55,6 @@ static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 	}
 	if (p->dry_run)
 		return 0;
-	if (!p->outbox) {
-		p->outbox = outbox_open(p->cfg->data_dir, err, errlen);
-		if (!p->outbox)
-			return -1;
-	}
 	if (!p->sink) {
 		p->sink = sink_file_open(p->cfg->output_dir, err, errlen);
 		if (!p->sink)
@@ -145,7 +140,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 
 	if (pipeline_route(p, body, len, received_at, remote_addr, request_id, res) < 0)
 		goto out;
-	env.outbox = p->outbox;
+	env.writer = p->writer;
 	env.sink = p->sink;
 	if (actions_commit(&p->acts, &env, &res->summary, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "batch not committed: %s", res->error);

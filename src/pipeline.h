@@ -1,8 +1,8 @@
 /*
  * pipeline.h — one batch through the router: parse → route → commit.
  *
- * A struct pipeline is a worker's private set of tools (Lua state, outbox
- * connection, file sink, decision list, batch storage), created lazily on
+ * A struct pipeline is a worker's private set of tools (Lua state, file
+ * sink, decision list, batch storage), created lazily on
  * the worker's first batch and reused for every later one. http.c runs
  * pipeline_process per request; `egoi-router test` runs pipeline_route only
  * and prints the decisions instead of committing them.
@@ -20,15 +20,15 @@
 struct config;
 struct deliver;
 struct rules;
-struct outbox;
+struct outbox_writer;
 struct sink_file;
 
 struct pipeline {
 	const struct config *cfg;     /* borrowed */
 	struct deliver *deliver;      /* borrowed; NULL in a dry run */
+	struct outbox_writer *writer; /* borrowed, shared by all workers; NULL in a dry run */
 	int dry_run;                  /* no outbox, no files */
 	struct rules *rules;          /* owned, created on first use */
-	struct outbox *outbox;        /* owned, created on first use */
 	struct sink_file *sink;       /* owned, created on first use */
 	struct actions acts;
 	struct batch batch;
@@ -42,8 +42,12 @@ struct pipeline_result {
 	char error[256];              /* reason when http_status != 200 */
 };
 
-/* Initialises p for cfg; nothing is opened until the first batch. */
-void pipeline_init(struct pipeline *p, const struct config *cfg, struct deliver *d, int dry_run);
+/*
+ * Initialises p for cfg; nothing is opened until the first batch. w and d
+ * are borrowed (NULL for a dry run, which commits nothing).
+ */
+void pipeline_init(struct pipeline *p, const struct config *cfg, struct outbox_writer *w,
+		   struct deliver *d);
 
 /* Closes everything p opened; p may be zeroed. */
 void pipeline_free(struct pipeline *p);

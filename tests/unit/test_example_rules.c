@@ -52,7 +52,7 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 	assert_int_equal(config_defaults(&r->cfg), 0);
 	free(r->cfg.rules);
 	r->cfg.rules = strdup(rules);
-	pipeline_init(&r->pipe, &r->cfg, NULL, 1);
+	pipeline_init(&r->pipe, &r->cfg, NULL, NULL);
 	r->body = slurp(fixture, &r->len);
 	assert_int_equal(pipeline_route(&r->pipe, r->body, r->len, 1.0, "127.0.0.1", "t",
 					&r->res), 0);

@@ -1,0 +1,41 @@
+/*
+ * outbox_writer.h — group commit for the outbox.
+ *
+ * Every HTTP worker must make its batch durable before answering 200. With
+ * one SQLite connection per worker, concurrent writers queue on SQLite's
+ * write lock and its busy handler sleeps them (1 ms to 100 ms steps), and
+ * each batch pays its own fsync. Instead, one writer thread owns the only
+ * intake connection: workers hand it their batch (a fill function), it puts
+ * every batch waiting at that moment into ONE transaction, a savepoint
+ * each, commits once (one fsync for all of them), and wakes the workers
+ * with their own result. A batch whose rows fail is rolled back to its
+ * savepoint alone; a failed COMMIT fails every batch of that transaction.
+ *
+ * Threads: outbox_writer_commit is called from any thread and blocks until
+ * its batch is committed or has failed. The fill function runs on the
+ * writer thread while the caller waits, so it may read the caller's memory.
+ */
+#ifndef EGOI_OUTBOX_WRITER_H
+#define EGOI_OUTBOX_WRITER_H
+
+#include <stddef.h>
+
+struct outbox;
+struct outbox_writer;
+
+/* Opens data_dir's outbox and starts the writer thread. NULL with err set. */
+struct outbox_writer *outbox_writer_start(const char *data_dir, char *err, size_t errlen);
+
+/*
+ * Runs fill(ob, arg) inside the next group transaction and waits for the
+ * commit. fill adds rows with outbox_add_forward / outbox_add_dead and
+ * returns 0, or -1 to undo its rows. Returns 0 when the rows are durable;
+ * -1 with err set otherwise (nothing of this batch is stored).
+ */
+int outbox_writer_commit(struct outbox_writer *w, int (*fill)(struct outbox *ob, void *arg),
+			 void *arg, char *err, size_t errlen);
+
+/* Commits what is queued, stops the thread, closes the database. w may be NULL. */
+void outbox_writer_stop(struct outbox_writer *w);
+
+#endif
