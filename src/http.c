@@ -336,7 +336,12 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 static int http_log_message(const struct mg_connection *conn, const char *message)
 {
 	(void)conn;
-	log_msg(LOG_WARN, NULL, "http: %s", message);
+	/* A client that connects and leaves (or speaks plain HTTP to a TLS port)
+	 * makes civetweb say "sslize error:" with no detail: routine, not a fault. */
+	if (strncmp(message, "sslize error", 12) == 0)
+		log_msg(LOG_INFO, NULL, "TLS handshake failed%s", message + 12);
+	else
+		log_msg(LOG_WARN, NULL, "http: %s", message);
 	return 1;
 }
 
