@@ -24,7 +24,7 @@
 #define HARNESS_PATH 512
 
 struct harness {
-	char dir[HARNESS_PATH];        /* this test's temp dir */
+	char dir[256];                 /* this test's temp dir */
 	char conf[HARNESS_PATH];       /* dir/router.conf */
 	char rules[HARNESS_PATH];      /* dir/rules.lua */
 	char log[HARNESS_PATH];        /* dir/daemon.log (stdout+stderr, appended) */

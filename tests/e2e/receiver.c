@@ -10,13 +10,17 @@
  */
 #include "e2e/receiver.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define RECV_SCRIPT_MAX 32
 
@@ -209,12 +213,48 @@ fail:
 	return NULL;
 }
 
+struct recv_waker {
+	int port;
+	atomic_int done;
+};
+
+/* civetweb's listener polls with a 2 s quantum, so mg_stop alone takes up to
+ * 2 s; a connection to the port wakes it to see the stop flag at once. */
+static void *recv_wake(void *arg)
+{
+	struct recv_waker *w = arg;
+	struct timespec tick = { 0, 20 * 1000 * 1000 };
+	struct sockaddr_in a;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)w->port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	while (!atomic_load(&w->done)) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0) {
+			(void)connect(fd, (struct sockaddr *)&a, sizeof(a));
+			close(fd);
+		}
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
 void receiver_stop(struct receiver *r)
 {
 	if (r == NULL)
 		return;
-	if (r->ctx != NULL)
+	if (r->ctx != NULL) {
+		struct recv_waker w = { r->port, 0 };
+		pthread_t th;
+		int woke = r->port > 0 && pthread_create(&th, NULL, recv_wake, &w) == 0;
 		mg_stop(r->ctx);
+		if (woke) {
+			atomic_store(&w.done, 1);
+			pthread_join(th, NULL);
+		}
+	}
 	for (size_t i = 0; i < r->count; i++)
 		recv_request_free(r->reqs[i]);
 	free(r->reqs);

@@ -1,0 +1,327 @@
+/*
+ * e2e_lifecycle.c — end-to-end scenarios across the daemon's life (SPEC §3,
+ * §7): undelivered forwards survive a stop and a crash, SIGTERM exits 0 in
+ * time, and the `check` / `test` commands.
+ */
+#include "e2e/e2e.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The first request the receiver answered 200, waiting up to timeout_ms. */
+static const struct recv_request *wait_for_ok(struct e2e *t, long timeout_ms)
+{
+	for (long waited = 0; waited <= timeout_ms; waited += 50) {
+		size_t n = receiver_count(t->r);
+		for (size_t i = 0; i < n; i++) {
+			const struct recv_request *q = receiver_get(t->r, i);
+			if (q->status == 200)
+				return q;
+		}
+		harness_sleep_ms(50);
+	}
+	return NULL;
+}
+
+static void restart_resumes_undelivered(void **state)
+{
+	struct e2e *t = *state;
+	size_t len;
+	char *batch = e2e_fixture("batch-example.json", &len);
+	char id[128];
+
+	receiver_set_default(t->r, 503);
+	e2e_boot(t, "function route(e, m) forward('@RECV@/later') end\n",
+		 "forward_max_attempts = 50\n");
+	struct harness_response resp = e2e_post_expect(t, batch, len, 200);
+	assert_int_equal(receiver_wait(t->r, 1, 10000), 0);
+	const struct recv_request *first = receiver_get(t->r, 0);
+	assert_non_null(recv_header(first, "X-Router-Delivery-Id"));
+	snprintf(id, sizeof(id), "%s", recv_header(first, "X-Router-Delivery-Id"));
+	e2e_stop_ok(t);
+	assert_int_equal(harness_sql_long(&t->h, "SELECT count(*) FROM deliveries"), 1);
+
+	receiver_set_default(t->r, 200);
+	assert_int_equal(harness_start(&t->h), 0);
+	const struct recv_request *ok = wait_for_ok(t, 10000);
+	assert_non_null(ok);
+	assert_string_equal(ok->uri, "/later");
+	assert_string_equal(ok->body, first->body);
+	assert_non_null(recv_header(ok, "X-Router-Delivery-Id"));
+	assert_string_equal(recv_header(ok, "X-Router-Delivery-Id"), id);
+	assert_non_null(recv_header(ok, "X-Router-Attempt"));
+	assert_true(atoi(recv_header(ok, "X-Router-Attempt")) >= 2);
+	assert_int_equal(harness_sql_wait(&t->h, "SELECT count(*) FROM deliveries", 0, 5000), 0);
+	assert_int_equal(harness_sql_long(&t->h, "SELECT count(*) FROM dead_letters"), 0);
+	free(batch);
+	harness_response_free(&resp);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
+/* A 200 means durable: killing the daemon right after it loses nothing. */
+static void crash_after_200_loses_nothing(void **state)
+{
+	struct e2e *t = *state;
+	size_t len, pick[] = { 0, 1 };
+	char *batch = e2e_fixture("batch-example.json", &len);
+	struct harness_span spans[4];
+
+	assert_int_equal(harness_event_spans(batch, len, spans, 4), 2);
+	char *want = e2e_events_body(batch, spans, pick, 2);
+	receiver_set_default(t->r, 503);
+	e2e_boot(t, "function route(e, m) forward('@RECV@/durable') end\n",
+		 "forward_max_attempts = 50\n");
+	struct harness_response resp = e2e_post_expect(t, batch, len, 200);
+	harness_kill(&t->h);
+
+	receiver_set_default(t->r, 200);
+	assert_int_equal(harness_start(&t->h), 0);
+	const struct recv_request *ok = wait_for_ok(t, 10000);
+	assert_non_null(ok);
+	assert_string_equal(ok->body, want);
+	assert_int_equal(harness_sql_wait(&t->h, "SELECT count(*) FROM deliveries", 0, 5000), 0);
+	free(want);
+	free(batch);
+	harness_response_free(&resp);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
+static void sigterm_exits_zero(void **state)
+{
+	struct e2e *t = *state;
+	size_t len;
+	char *batch = e2e_fixture("batch-example.json", &len);
+	double secs = 0;
+
+	e2e_boot(t, "function route(e, m) forward('@RECV@/bye') end\n", NULL);
+	struct harness_response resp = e2e_post_expect(t, batch, len, 200);
+	assert_int_equal(receiver_wait(t->r, 1, 10000), 0);
+	int status = harness_stop(&t->h, 15000, &secs);
+	assert_int_not_equal(status, -1);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	if (secs >= 10.0)
+		fprintf(stderr, "[e2e] SIGTERM took %.1f s\n", secs);
+	assert_true(secs < 10.0);
+	free(batch);
+	harness_response_free(&resp);
+	e2e_pass(t);
+}
+
+/* Line number (1-based) of the first line of path containing needle, or -1. */
+static int line_of(const char *path, const char *needle)
+{
+	char *text = harness_read_file(path, NULL);
+	int line = 1, found = -1;
+
+	if (text == NULL)
+		return -1;
+	char *at = strstr(text, needle);
+	if (at != NULL) {
+		for (char *p = text; p < at; p++)
+			line += *p == '\n';
+		found = line;
+	}
+	free(text);
+	return found;
+}
+
+static void check_command_validates_config_and_rules(void **state)
+{
+	struct e2e *t = *state;
+	const char *argv[] = { harness_bin(), "check", "-c", t->h.conf, NULL };
+	char *out = NULL, *err = NULL, want[HARNESS_PATH + 32];
+
+	assert_int_equal(harness_write_rules(&t->h, "function route(e, m) drop('x') end\n", NULL), 0);
+	assert_int_equal(harness_write_config(&t->h), 0);
+	int rc = harness_run(&t->h, argv, NULL, 10000, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "[e2e] check of a good config: %d, stderr: %s\n", rc, err);
+	assert_int_equal(rc, 0);
+	free(out);
+	free(err);
+
+	/* An unknown key: exit 1, "file:line: ..." on stderr. */
+	snprintf(t->h.extra, sizeof(t->h.extra), "bogus_key = 1\n");
+	assert_int_equal(harness_write_config(&t->h), 0);
+	int line = line_of(t->h.conf, "bogus_key");
+	assert_true(line > 1);
+	snprintf(want, sizeof(want), "%s:%d", t->h.conf, line);
+	rc = harness_run(&t->h, argv, NULL, 10000, &out, &err);
+	assert_int_equal(rc, 1);
+	assert_non_null(err);
+	if (strstr(err, want) == NULL)
+		fprintf(stderr, "[e2e] want \"%s\" in: %s\n", want, err);
+	assert_non_null(strstr(err, want));
+	free(out);
+	free(err);
+
+	/* Rules that do not compile: exit 1, the rules file named. */
+	t->h.extra[0] = '\0';
+	assert_int_equal(harness_write_config(&t->h), 0);
+	assert_int_equal(harness_write_rules(&t->h, "function route(e, m)\n  forward(\n", NULL), 0);
+	rc = harness_run(&t->h, argv, NULL, 10000, &out, &err);
+	assert_int_equal(rc, 1);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "rules.lua"));
+	free(out);
+	free(err);
+
+	/* Rules without route(): exit 1. */
+	assert_int_equal(harness_write_rules(&t->h, "local x = 1\n", NULL), 0);
+	rc = harness_run(&t->h, argv, NULL, 10000, &out, &err);
+	assert_int_equal(rc, 1);
+	free(out);
+	free(err);
+	e2e_pass(t);
+}
+
+static void usage_errors_exit_2(void **state)
+{
+	struct e2e *t = *state;
+	const char *bogus[] = { harness_bin(), "frobnicate", NULL };
+	const char *toofew[] = { harness_bin(), "test", NULL };
+	char *out = NULL, *err = NULL;
+
+	assert_int_equal(harness_run(&t->h, bogus, NULL, 10000, &out, &err), 2);
+	free(out);
+	free(err);
+	assert_int_equal(harness_run(&t->h, toofew, NULL, 10000, &out, &err), 2);
+	free(out);
+	free(err);
+	e2e_pass(t);
+}
+
+static void test_command_prints_decisions(void **state)
+{
+	struct e2e *t = *state;
+	static const char lua[] =
+		"function route(e, m)\n"
+		"  if e.action == 'boom' then error('kaboom') end\n"
+		"  if e.action == 'email_send' then\n"
+		"    forward('@RECV@/dry')\n"
+		"    write('e2e-dry-run.jsonl')\n"
+		"  end\n"
+		"end\n";
+	const char *argv[] = { harness_bin(), "test", t->h.rules,
+			       "tests/fixtures/batch-example.json", NULL };
+	char *out = NULL, *err = NULL, url[96], stdin_path[HARNESS_PATH + 16];
+
+	snprintf(url, sizeof(url), "%s/dry", t->url);
+	assert_int_equal(harness_write_rules(&t->h, lua, t->url), 0);
+	int rc = harness_run(&t->h, argv, NULL, 10000, &out, &err);
+	if (rc != 0)
+		fprintf(stderr, "[e2e] test command: %d, stderr: %s\n", rc, err);
+	assert_int_equal(rc, 0);
+	assert_non_null(out);
+
+	/* Exactly two lines, one per event. */
+	char *nl1 = strchr(out, '\n');
+	assert_non_null(nl1);
+	*nl1 = '\0';
+	char *nl2 = strchr(nl1 + 1, '\n');
+	assert_non_null(nl2);
+	*nl2 = '\0';
+	assert_string_equal(nl2 + 1, "");
+	yajl_val l1 = e2e_json(out), l2 = e2e_json(nl1 + 1);
+	yajl_val i1 = e2e_get(l1, "index"), i2 = e2e_get(l2, "index");
+	assert_true(i1 != NULL && YAJL_IS_INTEGER(i1) && YAJL_GET_INTEGER(i1) == 1);
+	assert_true(i2 != NULL && YAJL_IS_INTEGER(i2) && YAJL_GET_INTEGER(i2) == 2);
+	assert_string_equal(e2e_str(l1, "action"), "email_send");
+	assert_string_equal(e2e_str(l2, "action"), "sms_send");
+	yajl_val d1 = e2e_get(l1, "decisions"), d2 = e2e_get(l2, "decisions");
+	assert_true(d1 != NULL && YAJL_IS_ARRAY(d1) && YAJL_GET_ARRAY(d1)->len == 2);
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d1)->values[0], "kind"), "forward");
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d1)->values[0], "url"), url);
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d1)->values[1], "kind"), "write");
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d1)->values[1], "path"), "e2e-dry-run.jsonl");
+	assert_true(d2 != NULL && YAJL_IS_ARRAY(d2) && YAJL_GET_ARRAY(d2)->len == 1);
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d2)->values[0], "kind"), "drop");
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d2)->values[0], "reason"), "no_rule");
+	yajl_tree_free(l1);
+	yajl_tree_free(l2);
+	free(out);
+	free(err);
+
+	/* '-' reads the batch from stdin; a rule error is reported, not fatal. */
+	snprintf(stdin_path, sizeof(stdin_path), "%s/stdin.json", t->h.dir);
+	static const char one[] = "{\"events\":[{\"action\":\"boom\"}]}";
+	assert_int_equal(harness_write_file(stdin_path, one, sizeof(one) - 1), 0);
+	argv[3] = "-";
+	rc = harness_run(&t->h, argv, stdin_path, 10000, &out, &err);
+	assert_int_equal(rc, 0);
+	assert_non_null(out);
+	yajl_val l = e2e_json(out);
+	yajl_val d = e2e_get(l, "decisions");
+	assert_true(d != NULL && YAJL_IS_ARRAY(d) && YAJL_GET_ARRAY(d)->len == 1);
+	assert_string_equal(e2e_str(YAJL_GET_ARRAY(d)->values[0], "kind"), "error");
+	assert_non_null(e2e_str(YAJL_GET_ARRAY(d)->values[0], "message"));
+	assert_non_null(strstr(e2e_str(YAJL_GET_ARRAY(d)->values[0], "message"), "kaboom"));
+	yajl_tree_free(l);
+	free(out);
+	free(err);
+
+	/* A dry run: no network, no files (cwd or the default output_dir). */
+	harness_sleep_ms(300);
+	assert_int_equal(receiver_count(t->r), 0);
+	assert_int_not_equal(access("e2e-dry-run.jsonl", F_OK), 0);
+	assert_int_not_equal(access("var/out/e2e-dry-run.jsonl", F_OK), 0);
+	e2e_pass(t);
+}
+
+/*
+ * The rules are loaded once (SPEC §6; only SIGHUP recompiles): editing the
+ * file on disk must not change what running workers do, nor break workers
+ * whose Lua state is created later. Ten sequential requests on fresh
+ * connections reach several of the eight workers.
+ */
+static void rules_file_edited_without_sighup_changes_nothing(void **state)
+{
+	struct e2e *t = *state;
+	static const char one[] = "{\"events\":[{\"action\":\"email_open\"}]}";
+	char path[HARNESS_PATH + 16];
+	struct harness_response resp;
+
+	e2e_boot(t, "function route(e, m) write('v.txt', {line = 'v1'}) end\n", NULL);
+	resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
+	harness_response_free(&resp);
+
+	assert_int_equal(harness_write_rules(&t->h, "function route(e, m)\n  write(\n", NULL), 0);
+	for (int i = 0; i < 10; i++) {
+		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
+		harness_response_free(&resp);
+	}
+	assert_int_equal(harness_write_rules(&t->h,
+					     "function route(e, m) write('v.txt', {line = 'v2'}) end\n",
+					     NULL), 0);
+	for (int i = 0; i < 10; i++) {
+		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
+		harness_response_free(&resp);
+	}
+	snprintf(path, sizeof(path), "%s/v.txt", t->h.output_dir);
+	char *text = harness_read_file(path, NULL);
+	assert_non_null(text);
+	char want[22 * 3 + 1] = "";
+	for (int i = 0; i < 21; i++)
+		strcat(want, "v1\n");
+	assert_string_equal(text, want);
+	free(text);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
+const struct CMUnitTest e2e_lifecycle_tests[] = {
+	E2E_TEST(restart_resumes_undelivered),
+	E2E_TEST(crash_after_200_loses_nothing),
+	E2E_TEST(sigterm_exits_zero),
+	E2E_TEST(rules_file_edited_without_sighup_changes_nothing),
+	E2E_TEST(check_command_validates_config_and_rules),
+	E2E_TEST(usage_errors_exit_2),
+	E2E_TEST(test_command_prints_decisions),
+};
+const size_t e2e_lifecycle_count = sizeof(e2e_lifecycle_tests) / sizeof(e2e_lifecycle_tests[0]);

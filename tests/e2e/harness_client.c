@@ -1,0 +1,133 @@
+/*
+ * harness_client.c — the end-to-end tests' HTTPS client: libcurl with the
+ * run's generated certificate as the only trusted CA (verification on), one
+ * fresh connection per request so no kept-alive connection holds one of the
+ * daemon's worker threads between steps.
+ *
+ * Threads: test thread only.
+ */
+#include "e2e/harness.h"
+
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+/* --- TLS client --- */
+
+static size_t harness_collect(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct harness_response *r = userp;
+	size_t n = size * nmemb;
+	char *nb = realloc(r->body, r->len + n + 1);
+
+	if (nb == NULL)
+		return 0;
+	memcpy(nb + r->len, data, n);
+	r->body = nb;
+	r->len += n;
+	r->body[r->len] = '\0';
+	return n;
+}
+
+int harness_request(const struct harness *h, const char *method, const char *path,
+		    const char *content_type, const char *const *headers, const char *body,
+		    size_t len, int with_token, struct harness_response *resp)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL, *tmp;
+	char url[256], line[256];
+	int rc = -1;
+
+	memset(resp, 0, sizeof(*resp));
+	if (c == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", h->port, path);
+	/* No "Expect: 100-continue" pause for bodies over 1 KiB. */
+	const char *fixed[] = { "Expect:", NULL };
+	for (size_t i = 0; fixed[i] != NULL; i++)
+		if ((tmp = curl_slist_append(hl, fixed[i])) != NULL)
+			hl = tmp;
+	if (content_type != NULL) {
+		snprintf(line, sizeof(line), "Content-Type: %s", content_type);
+		if ((tmp = curl_slist_append(hl, line)) != NULL)
+			hl = tmp;
+	} else if ((tmp = curl_slist_append(hl, "Content-Type:")) != NULL) {
+		hl = tmp; /* stop libcurl adding its form content type */
+	}
+	if (with_token) {
+		snprintf(line, sizeof(line), "X-Router-Token: %s", h->token);
+		if ((tmp = curl_slist_append(hl, line)) != NULL)
+			hl = tmp;
+	}
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		if ((tmp = curl_slist_append(hl, headers[i])) != NULL)
+			hl = tmp;
+
+	if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_CAINFO, harness_cert()) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_collect) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) != CURLE_OK)
+		goto out;
+	if (strcmp(method, "GET") == 0) {
+		if (curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+			goto out;
+	} else {
+		if (curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
+		    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "") != CURLE_OK)
+			goto out;
+		if (strcmp(method, "POST") != 0 &&
+		    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK)
+			goto out;
+	}
+	CURLcode cr = curl_easy_perform(c);
+	if (cr != CURLE_OK) {
+		if (resp->body == NULL)
+			resp->body = strdup("");
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+	if (resp->body == NULL)
+		resp->body = strdup("");
+	rc = resp->body != NULL ? 0 : -1;
+out:
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+int harness_post(const struct harness *h, const char *body, size_t len,
+		 struct harness_response *resp)
+{
+	return harness_request(h, "POST", "/hooks/egoi", "application/json", NULL, body, len, 1,
+			       resp);
+}
+
+void harness_response_free(struct harness_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->len = 0;
+}
+
+int harness_counts(const struct harness_response *resp, long *accepted, long *rejected)
+{
+	const char *pa[] = { "accepted", NULL }, *pr[] = { "rejected", NULL };
+	yajl_val v = yajl_tree_parse(resp->body != NULL ? resp->body : "", NULL, 0);
+	yajl_val a = v != NULL ? yajl_tree_get(v, pa, yajl_t_number) : NULL;
+	yajl_val r = v != NULL ? yajl_tree_get(v, pr, yajl_t_number) : NULL;
+	int rc = -1;
+
+	if (a != NULL && r != NULL && YAJL_IS_INTEGER(a) && YAJL_IS_INTEGER(r)) {
+		*accepted = (long)YAJL_GET_INTEGER(a);
+		*rejected = (long)YAJL_GET_INTEGER(r);
+		rc = 0;
+	}
+	yajl_tree_free(v);
+	return rc;
+}
