@@ -107,4 +107,4 @@ bench: deps deps-bench
 clean:
 	rm -rf build var
 
--include $(OBJ:.o=.d) $(BUILD)/obj/main.d
+-include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(E2EOBJ:.o=.d) $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)

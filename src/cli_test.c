@@ -200,6 +200,7 @@ static int print_event(struct pipeline *p, const char *body, size_t i, size_t *p
 int cli_test_run(const char *rules_path, const char *batch_path)
 {
 	struct config cfg;
+	struct pipeline_shared sh = { .cfg = &cfg };
 	struct pipeline p;
 	struct pipeline_result res;
 	struct timespec ts;
@@ -208,7 +209,7 @@ int cli_test_run(const char *rules_path, const char *batch_path)
 	int rc = 1;
 
 	memset(&cfg, 0, sizeof cfg);
-	pipeline_init(&p, &cfg, NULL, NULL);
+	pipeline_init(&p, &sh);
 	if (config_defaults(&cfg) < 0) {
 		rc = 3;
 		goto out;

@@ -16,12 +16,18 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
@@ -32,9 +38,8 @@
 
 struct http_server {
 	struct mg_context *ctx;
-	const struct config *cfg;
-	struct outbox_writer *writer;
-	struct deliver *deliver;
+	const struct pipeline_shared *sh;
+	const struct config *cfg;     /* sh->cfg */
 	char endpoint[512];
 };
 
@@ -284,6 +289,11 @@ static int http_on_batch(struct mg_connection *conn, void *cbdata)
 	if (res.http_status != 200) {
 		log_msg(res.http_status >= 500 ? LOG_ERROR : LOG_INFO, rid, "%d from %s: %s",
 			res.http_status, ri->remote_addr, res.error);
+		/* 4xx reasons help the sender; 5xx details (paths, Lua or SQLite
+		 * messages) stay in the log, found by the request id. */
+		if (res.http_status >= 500)
+			snprintf(res.error, sizeof res.error,
+				 "internal error, batch not accepted (request id %s)", rid);
 		http_reply_error(conn, res.http_status, res.error, 0, NULL);
 		return res.http_status;
 	}
@@ -314,7 +324,7 @@ static void *http_init_thread(const struct mg_context *ctx, int thread_type)
 	w = calloc(1, sizeof *w);
 	if (!w)
 		return NULL;
-	pipeline_init(&w->pipe, s->cfg, s->writer, s->deliver);
+	pipeline_init(&w->pipe, s->sh);
 	if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
 		w->rng = (uint64_t)(uintptr_t)w ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
 	return w;
@@ -364,9 +374,9 @@ out:
 	return acl;
 }
 
-struct http_server *http_start(const struct config *cfg, struct outbox_writer *wr,
-			       struct deliver *d, char *err, size_t errlen)
+struct http_server *http_start(const struct pipeline_shared *sh, char *err, size_t errlen)
 {
+	const struct config *cfg = sh->cfg;
 	struct http_server *s = calloc(1, sizeof *s);
 	struct mg_callbacks cb;
 	struct mg_init_data init;
@@ -380,16 +390,16 @@ struct http_server *http_start(const struct config *cfg, struct outbox_writer *w
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	s->sh = sh;
 	s->cfg = cfg;
-	s->writer = wr;
-	s->deliver = d;
 	snprintf(threads, sizeof threads, "%ld", cfg->threads);
 
 	opts[n++] = "listening_ports";       opts[n++] = cfg->listen;
 	opts[n++] = "num_threads";           opts[n++] = threads;
 	opts[n++] = "enable_keep_alive";     opts[n++] = "yes";
+	/* Each open connection holds a worker thread: idle or slow ones go fast. */
 	opts[n++] = "keep_alive_timeout_ms"; opts[n++] = "5000";
-	opts[n++] = "request_timeout_ms";    opts[n++] = "10000";
+	opts[n++] = "request_timeout_ms";    opts[n++] = "5000";
 	opts[n++] = "tcp_nodelay";           opts[n++] = "1";
 	opts[n++] = "max_request_size";      opts[n++] = "16384";
 	opts[n++] = "decode_url";            opts[n++] = "yes";
@@ -449,12 +459,62 @@ fail:
 	return NULL;
 }
 
+/*
+ * civetweb 1.15's listening thread looks at its stop flag only between
+ * accepts or every 2 s, so mg_stop alone takes ~2 s. While it runs, this
+ * thread connects to our own ports on the loopback every 50 ms, which
+ * wakes the listener at once. Harmless when it cannot connect (a port
+ * bound to another address): stopping is then merely slower.
+ */
+struct http_poker {
+	int ports[8];
+	int nports;
+	atomic_int done;
+};
+
+static void *http_poke_main(void *arg)
+{
+	struct http_poker *pk = arg;
+	const struct timespec pause = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+
+	for (int round = 0; round < 100 && !atomic_load(&pk->done); round++) {
+		(void)nanosleep(&pause, NULL);
+		for (int i = 0; i < pk->nports; i++) {
+			struct sockaddr_in sa = { .sin_family = AF_INET };
+			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (fd < 0)
+				continue;
+			sa.sin_port = htons((uint16_t)pk->ports[i]);
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			(void)connect(fd, (struct sockaddr *)&sa, sizeof sa);
+			close(fd);
+		}
+	}
+	return NULL;
+}
+
 void http_stop(struct http_server *s)
 {
+	struct mg_server_port ports[8];
+	struct http_poker pk;
+	pthread_t poker;
+	int poking = 0;
+
 	if (!s)
 		return;
-	if (s->ctx)
+	if (s->ctx) {
+		memset(&pk, 0, sizeof pk);
+		pk.nports = mg_get_server_ports(s->ctx, 8, ports);
+		for (int i = 0; i < pk.nports; i++)
+			pk.ports[i] = ports[i].port;
+		poking = pk.nports > 0 && pthread_create(&poker, NULL, http_poke_main, &pk) == 0;
 		mg_stop(s->ctx);
+		if (poking) {
+			atomic_store(&pk.done, 1);
+			pthread_join(poker, NULL);
+		}
+	}
 	free(s);
 }
 

@@ -13,10 +13,8 @@
 
 #include <stddef.h>
 
-struct config;
-struct deliver;
 struct http_server;
-struct outbox_writer;
+struct pipeline_shared;
 
 /*
  * Initialises civetweb's TLS support; -1 with err when OpenSSL could not be
@@ -25,9 +23,8 @@ struct outbox_writer;
  */
 int http_library_init(char *err, size_t errlen);
 
-/* Starts listening. cfg, w and d are borrowed and must outlive the server. */
-struct http_server *http_start(const struct config *cfg, struct outbox_writer *w,
-			       struct deliver *d, char *err, size_t errlen);
+/* Starts listening. sh is borrowed and must outlive the server. */
+struct http_server *http_start(const struct pipeline_shared *sh, char *err, size_t errlen);
 
 /* Stops accepting, waits for running requests, frees. s may be NULL. */
 void http_stop(struct http_server *s);

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "outbox_writer.h"
+#include "pipeline.h"
 #include "rules.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
@@ -47,41 +48,56 @@ static void usage(FILE *out)
 		config_print_keys(out);
 }
 
-/* Loads the config and compiles the rules once; prints errors to stderr. */
-static int load_and_check(const char *path, struct config *cfg)
+/*
+ * Loads the config, reads the rules file once and compiles that text.
+ * Returns the rules text (caller frees; *len bytes) or NULL, with the error
+ * printed to stderr.
+ */
+static char *load_and_check(const char *path, struct config *cfg, size_t *len)
 {
 	char err[1024];
 	struct rules_options ropt;
 	struct rules *r;
+	char *source;
 
 	if (config_load(cfg, path, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s\n", err);
-		return -1;
+		return NULL;
+	}
+	source = rules_read_source(cfg->rules, len, err, sizeof err);
+	if (!source) {
+		fprintf(stderr, "egoi-router: %s\n", err);
+		return NULL;
 	}
 	memset(&ropt, 0, sizeof ropt);
 	ropt.path = cfg->rules;
+	ropt.source = source;
+	ropt.source_len = *len;
 	ropt.instruction_limit = cfg->lua_instruction_limit;
 	ropt.memory_limit = cfg->lua_memory_limit;
 	r = rules_new(&ropt, err, sizeof err);
 	if (!r) {
 		fprintf(stderr, "egoi-router: %s\n", err);
-		return -1;
+		free(source);
+		return NULL;
 	}
 	rules_free(r);
-	return 0;
+	return source;
 }
 
 static int cmd_check(const char *path)
 {
 	struct config cfg;
-	int rc;
+	size_t len = 0;
+	char *source;
 
 	memset(&cfg, 0, sizeof cfg);
-	rc = load_and_check(path, &cfg);
-	if (rc == 0)
+	source = load_and_check(path, &cfg, &len);
+	if (source)
 		printf("%s: ok (rules %s)\n", path, cfg.rules);
+	free(source);
 	config_free(&cfg);
-	return rc == 0 ? EXIT_OK : EXIT_INVALID;
+	return source ? EXIT_OK : EXIT_INVALID;
 }
 
 static int cmd_run(const char *path)
@@ -92,12 +108,16 @@ static int cmd_run(const char *path)
 	struct http_server *http = NULL;
 	struct outbox *ob = NULL;
 	struct outbox_writer *writer = NULL;
+	struct pipeline_shared sh;
+	char *rules_source = NULL;
 	sigset_t sigs;
 	char err[1024];
 	int rc = EXIT_RUNTIME, sig = 0;
 
 	memset(&cfg, 0, sizeof cfg);
-	if (load_and_check(path, &cfg) < 0) {
+	memset(&sh, 0, sizeof sh);
+	rules_source = load_and_check(path, &cfg, &sh.rules_source_len);
+	if (!rules_source) {
 		rc = EXIT_INVALID;
 		goto out;
 	}
@@ -140,7 +160,13 @@ static int cmd_run(const char *path)
 		log_msg(LOG_ERROR, NULL, "outbox writer: %s", err);
 		goto out;
 	}
-	http = http_start(&cfg, writer, d, err, sizeof err);
+	/* Read once: every worker's Lua state is built from this text, so an
+	 * edit on disk cannot reach some workers and not others. */
+	sh.cfg = &cfg;
+	sh.writer = writer;
+	sh.deliver = d;
+	sh.rules_source = rules_source;
+	http = http_start(&sh, err, sizeof err);
 	if (!http) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
 		goto out;
@@ -174,6 +200,7 @@ out:
 	outbox_writer_stop(writer);
 	deliver_stop(d, 0);
 	outbox_close(ob);
+	free(rules_source);
 	config_free(&cfg);
 	return rc;
 }

@@ -17,14 +17,12 @@
 #include "rules.h"
 #include "sink_file.h"
 
-void pipeline_init(struct pipeline *p, const struct config *cfg, struct outbox_writer *w,
-		   struct deliver *d)
+void pipeline_init(struct pipeline *p, const struct pipeline_shared *sh)
 {
 	memset(p, 0, sizeof *p);
-	p->cfg = cfg;
-	p->writer = w;
-	p->deliver = d;
-	p->dry_run = w == NULL;
+	p->sh = sh;
+	p->cfg = sh->cfg;
+	p->dry_run = sh->writer == NULL;
 	actions_init(&p->acts);
 }
 
@@ -45,6 +43,8 @@ static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 	if (!p->rules) {
 		struct rules_options opt = {
 			.path = p->cfg->rules,
+			.source = p->sh->rules_source,
+			.source_len = p->sh->rules_source_len,
 			.instruction_limit = p->cfg->lua_instruction_limit,
 			.memory_limit = p->cfg->lua_memory_limit,
 			.dry_run = p->dry_run,
@@ -140,7 +140,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 
 	if (pipeline_route(p, body, len, received_at, remote_addr, request_id, res) < 0)
 		goto out;
-	env.writer = p->writer;
+	env.writer = p->sh->writer;
 	env.sink = p->sink;
 	if (actions_commit(&p->acts, &env, &res->summary, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "batch not committed: %s", res->error);
@@ -148,8 +148,8 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 		goto out;
 	}
 	res->http_status = 200;
-	if (res->summary.forwards > 0 && p->deliver)
-		deliver_notify(p->deliver);
+	if (res->summary.forwards > 0 && p->sh->deliver)
+		deliver_notify(p->sh->deliver);
 out:
 	pipeline_end(p);
 }

@@ -23,10 +23,22 @@ struct rules;
 struct outbox_writer;
 struct sink_file;
 
+/*
+ * What every worker shares, read-only (owned by main / the caller): the
+ * config, the rules text read once at start, the group committer and the
+ * delivery thread (both NULL for a dry run, which commits nothing).
+ */
+struct pipeline_shared {
+	const struct config *cfg;
+	const char *rules_source;     /* NULL: each worker reads cfg->rules itself */
+	size_t rules_source_len;
+	struct outbox_writer *writer;
+	struct deliver *deliver;
+};
+
 struct pipeline {
-	const struct config *cfg;     /* borrowed */
-	struct deliver *deliver;      /* borrowed; NULL in a dry run */
-	struct outbox_writer *writer; /* borrowed, shared by all workers; NULL in a dry run */
+	const struct pipeline_shared *sh; /* borrowed */
+	const struct config *cfg;     /* sh->cfg */
 	int dry_run;                  /* no outbox, no files */
 	struct rules *rules;          /* owned, created on first use */
 	struct sink_file *sink;       /* owned, created on first use */
@@ -42,12 +54,8 @@ struct pipeline_result {
 	char error[256];              /* reason when http_status != 200 */
 };
 
-/*
- * Initialises p for cfg; nothing is opened until the first batch. w and d
- * are borrowed (NULL for a dry run, which commits nothing).
- */
-void pipeline_init(struct pipeline *p, const struct config *cfg, struct outbox_writer *w,
-		   struct deliver *d);
+/* Initialises p; nothing is opened until the first batch. sh is borrowed. */
+void pipeline_init(struct pipeline *p, const struct pipeline_shared *sh);
 
 /* Closes everything p opened; p may be zeroed. */
 void pipeline_free(struct pipeline *p);

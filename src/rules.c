@@ -22,6 +22,7 @@
 #include "rules.h"
 #include "rules_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,13 +184,22 @@ static void rules_error_text(struct rules *r, int status, const char *request_id
 static int rules_l_setup(lua_State *L)
 {
 	struct rules *r = rules_from(L);
-	const char *path = lua_touserdata(L, 1);
+	const struct rules_options *opt = lua_touserdata(L, 1);
+	const char *path = opt->path;
+	int loaded;
 
 	rules_sandbox_open(L);
 	rules_api_open(L);
 	lua_settop(L, 0);
 	lua_pushliteral(L, "action");
-	if (luaL_loadfilex(L, path, "t") != LUA_OK)
+	if (opt->source) {
+		lua_pushfstring(L, "@%s", path);   /* chunk name: errors read "path:line:" */
+		loaded = luaL_loadbufferx(L, opt->source, opt->source_len, lua_tostring(L, -1), "t");
+		lua_remove(L, -2);
+	} else {
+		loaded = luaL_loadfilex(L, path, "t");
+	}
+	if (loaded != LUA_OK)
 		return lua_error(L);
 	lua_call(L, 0, 0);
 	if (lua_getglobal(L, "route") != LUA_TFUNCTION)
@@ -239,7 +249,7 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	lua_gc(r->L, LUA_GCGEN, 0, 0);  /* event tables die young (PITFALLS.md §5) */
 
 	lua_pushcfunction(r->L, rules_l_setup);
-	lua_pushlightuserdata(r->L, (void *)opt->path);
+	lua_pushlightuserdata(r->L, (void *)opt);
 	status = rules_pcall(r, 1, 2);
 	if (status != LUA_OK) {
 		rules_error_text(r, status, NULL, err, errlen);
@@ -252,6 +262,38 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 out:
 	rules_free(r);
 	return ret;
+}
+
+char *rules_read_source(const char *path, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		goto out;
+	}
+	buf = malloc((size_t)n + 1);
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		snprintf(err, errlen, "%s: short read", path);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[n] = '\0';
+	*len = (size_t)n;
+out:
+	fclose(f);
+	return buf;
 }
 
 void rules_free(struct rules *r)

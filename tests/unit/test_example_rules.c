@@ -19,6 +19,7 @@
 
 struct routed {
 	struct config cfg;
+	struct pipeline_shared sh;
 	struct pipeline pipe;
 	struct pipeline_result res;
 	char *body;
@@ -52,7 +53,8 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 	assert_int_equal(config_defaults(&r->cfg), 0);
 	free(r->cfg.rules);
 	r->cfg.rules = strdup(rules);
-	pipeline_init(&r->pipe, &r->cfg, NULL, NULL);
+	r->sh.cfg = &r->cfg;
+	pipeline_init(&r->pipe, &r->sh);
 	r->body = slurp(fixture, &r->len);
 	assert_int_equal(pipeline_route(&r->pipe, r->body, r->len, 1.0, "127.0.0.1", "t",
 					&r->res), 0);
