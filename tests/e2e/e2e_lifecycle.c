@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -315,7 +316,40 @@ static void rules_file_edited_without_sighup_changes_nothing(void **state)
 	e2e_pass(t);
 }
 
+/*
+ * Without the OpenSSL 3 shims beside it (a binary copied alone), civetweb
+ * cannot load TLS; the daemon must say so and exit 3 instead of starting
+ * and crashing on the first TLS connection.
+ */
+static void refuses_to_start_without_tls(void **state)
+{
+	struct e2e *t = *state;
+	char lonely[HARNESS_PATH + 32];
+	char *bin, *out = NULL, *err = NULL;
+	size_t len = 0;
+	int rc;
+
+	snprintf(lonely, sizeof(lonely), "%s/egoi-router-alone", t->h.dir);
+	bin = harness_read_file(harness_bin(), &len);
+	assert_non_null(bin);
+	assert_int_equal(harness_write_file(lonely, bin, len), 0);
+	free(bin);
+	assert_int_equal(chmod(lonely, 0700), 0);
+	assert_int_equal(harness_write_rules(&t->h, "function route(e, m) drop('x') end\n", NULL), 0);
+	assert_int_equal(harness_write_config(&t->h), 0);
+
+	const char *argv[] = { lonely, "run", "-c", t->h.conf, NULL };
+	rc = harness_run(&t->h, argv, NULL, 10000, &out, &err);
+	assert_int_equal(rc, 3);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "TLS did not initialise"));
+	free(out);
+	free(err);
+	e2e_pass(t);
+}
+
 const struct CMUnitTest e2e_lifecycle_tests[] = {
+	E2E_TEST(refuses_to_start_without_tls),
 	E2E_TEST(restart_resumes_undelivered),
 	E2E_TEST(crash_after_200_loses_nothing),
 	E2E_TEST(sigterm_exits_zero),
