@@ -1,11 +1,12 @@
 /*
- * config.c — router.conf parsing, defaults, router.conf.example and --help.
+ * config.c — router.conf parsing, defaults and validation.
  *
- * Design: one static table, config_keys[], describes every key (name, type,
- * default as it would be written in the file, range, offset into struct
- * config, help). Defaults are applied by parsing those default strings with
- * the same code that parses the file, so the defaults, the validation, the
- * example file and --help cannot drift apart.
+ * Design: one table, config_keys[] (config_keys.c), describes every key
+ * (name, type, default as it would be written in the file, range, offset
+ * into struct config, help). Defaults are applied by parsing those default
+ * strings with the same code that parses the file, so the defaults, the
+ * validation, the example file and --help (config_print.c) cannot drift
+ * apart.
  *
  * config_load builds into a private struct and hands it over only when the
  * whole file is valid, so a failed (re)load never leaves a half-applied
@@ -16,7 +17,7 @@
  * Threads: no shared state; config_load calls getenv, so do not run it
  * concurrently with setenv.
  */
-#include "config.h"
+#include "config_internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -28,128 +29,6 @@
 #include <string.h>
 
 #include "log.h"
-
-enum cfg_type {
-	CFG_STRING,     /* char *, any text; `prefix` if set must start it */
-	CFG_PATH,       /* char *, a file or directory name */
-	CFG_ENUM,       /* char *, one of `choices` */
-	CFG_INT,        /* long in [min, max] */
-	CFG_COUNT,      /* size_t in [min, max] */
-	CFG_DURATION,   /* long milliseconds in [min, max] */
-	CFG_SIZE,       /* size_t bytes in [min, max] */
-	CFG_CIDRS,      /* char *, CIDR list, stored as "a/n,b/m" */
-	CFG_LOG_LEVEL,  /* int, enum log_level */
-	CFG_LOG_FORMAT, /* int, 1 = json */
-	CFG_SECRET,     /* char *, never echoed; `prefix` + base64 if prefix set */
-};
-
-struct cfg_key {
-	const char *name;
-	enum cfg_type type;
-	const char *def;            /* as written in the file; NULL = not set */
-	const char *example;        /* if set: an active line in the example file */
-	const char *sample;         /* commented-out line for keys without default */
-	const char *required;       /* if set: the key must appear; hint for the error */
-	const char *prefix;         /* CFG_STRING / CFG_SECRET: required start */
-	const char *const *choices; /* CFG_ENUM */
-	long long min, max;         /* numeric types, in the stored unit */
-	size_t offset;
-	const char *help;           /* one paragraph; wrapped in the example file */
-};
-
-#define OFF(field) offsetof(struct config, field)
-#define MS_HOUR (3600LL * 1000)
-#define MIB (1024LL * 1024)
-#define GIB (1024LL * MIB)
-
-static const char *const tls_versions[] = { "1.2", "1.3", NULL };
-
-static const struct cfg_key config_keys[] = {
-	{ .name = "listen", .type = CFG_STRING, .def = "8443s", .example = "127.0.0.1:8443s",
-	  .offset = OFF(listen),
-	  .help = "Where to listen, as a civetweb port list: PORT or ADDRESS:PORT, "
-		  "comma-separated; an 's' suffix means TLS. 127.0.0.1:8443s binds one "
-		  "address only." },
-	{ .name = "tls_certificate", .type = CFG_PATH, .def = "certs/server.pem",
-	  .example = "certs/server.pem", .offset = OFF(tls_certificate),
-	  .help = "PEM file holding the certificate chain and its private key." },
-	{ .name = "tls_min_version", .type = CFG_ENUM, .def = "1.2", .choices = tls_versions,
-	  .offset = OFF(tls_min_version),
-	  .help = "Oldest TLS version accepted: 1.2 or 1.3." },
-	{ .name = "tls_client_ca", .type = CFG_PATH, .sample = "certs/client-ca.pem",
-	  .offset = OFF(tls_client_ca),
-	  .help = "If set, clients must present a certificate signed by this CA "
-		  "(mutual TLS). Not set by default." },
-	{ .name = "endpoint", .type = CFG_STRING, .def = "/hooks/egoi", .prefix = "/",
-	  .offset = OFF(endpoint),
-	  .help = "URL path E-goi posts webhook batches to; starts with '/'." },
-	{ .name = "auth_token", .type = CFG_SECRET, .example = "env:EGOI_ROUTER_TOKEN",
-	  .required = "set a secret, or 'none' to disable auth", .offset = OFF(auth_token),
-	  .help = "Required. The secret E-goi must send, as ?token=, an X-Router-Token "
-		  "header or Authorization: Bearer. 'none' disables authentication "
-		  "explicitly. Keep the secret out of this file with env:NAME." },
-	{ .name = "allow_from", .type = CFG_CIDRS, .sample = "10.0.0.0/8, 192.0.2.7",
-	  .offset = OFF(allow_from),
-	  .help = "Comma-separated CIDR allowlist for the endpoint, IPv4 or IPv6; an "
-		  "address without /length means that address alone. Not set: any "
-		  "address." },
-	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
-	  .example = "rules/example.lua", .offset = OFF(rules),
-	  .help = "Lua rule script; it must define route(event, meta)." },
-	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
-	  .offset = OFF(data_dir),
-	  .help = "Directory for the outbox database, dead letters and state." },
-	{ .name = "output_dir", .type = CFG_PATH, .def = "var/out", .example = "var/out",
-	  .offset = OFF(output_dir),
-	  .help = "The only directory write() in rules may write under." },
-	{ .name = "threads", .type = CFG_INT, .def = "64", .min = 1, .max = 1024,
-	  .offset = OFF(threads),
-	  .help = "HTTP worker threads (1-1024). civetweb holds one per open "
-		  "connection, so this caps concurrent connections; each thread's Lua "
-		  "state is created on first use." },
-	{ .name = "max_body", .type = CFG_SIZE, .def = "10M", .min = 1, .max = GIB,
-	  .offset = OFF(max_body),
-	  .help = "Largest request body accepted (up to 1G); larger bodies get 413." },
-	{ .name = "max_events", .type = CFG_COUNT, .def = "10000", .min = 1, .max = 1000000,
-	  .offset = OFF(max_events),
-	  .help = "Most events accepted in one batch (up to 1000000); larger batches "
-		  "get 413." },
-	{ .name = "forward_timeout", .type = CFG_DURATION, .def = "10s", .min = 1,
-	  .max = MS_HOUR, .offset = OFF(forward_timeout_ms),
-	  .help = "Time limit for one forward request (up to 1h)." },
-	{ .name = "forward_max_attempts", .type = CFG_INT, .def = "12", .min = 1, .max = 1000,
-	  .offset = OFF(forward_max_attempts),
-	  .help = "Delivery attempts before an event becomes a dead letter." },
-	{ .name = "forward_max_age", .type = CFG_DURATION, .def = "24h", .min = 1000,
-	  .max = 720 * MS_HOUR, .offset = OFF(forward_max_age_ms),
-	  .help = "Age after which an undelivered event becomes a dead letter "
-		  "(1s to 720h)." },
-	{ .name = "forward_concurrency", .type = CFG_INT, .def = "16", .min = 1, .max = 1024,
-	  .offset = OFF(forward_concurrency),
-	  .help = "Requests in flight at once per destination host." },
-	{ .name = "forward_signing_secret", .type = CFG_SECRET, .prefix = "whsec_",
-	  .sample = "env:EGOI_ROUTER_SIGNING_SECRET", .offset = OFF(forward_signing_secret),
-	  .help = "If set, forwarded requests are signed as Standard Webhooks "
-		  "specifies; the secret is whsec_ followed by base64. Not set by "
-		  "default." },
-	{ .name = "lua_instruction_limit", .type = CFG_INT, .def = "1000000", .min = 0,
-	  .max = LONG_MAX, .offset = OFF(lua_instruction_limit),
-	  .help = "Lua instructions one event may run before it counts as a rule "
-		  "error; 0 means unlimited." },
-	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0, .max = 64 * GIB,
-	  .offset = OFF(lua_memory_limit),
-	  .help = "Memory one Lua state may use; 0 means unlimited." },
-	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
-	  .help = "Least severe messages logged: debug, info, warn or error." },
-	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
-	  .help = "text (one line per message) or json (one JSON object per line)." },
-	{ .name = "run_as_user", .type = CFG_STRING, .sample = "egoi-router",
-	  .offset = OFF(run_as_user),
-	  .help = "If set, drop privileges to this user after binding the listening "
-		  "ports. Not set by default." },
-};
-
-#define CONFIG_NKEYS (sizeof config_keys / sizeof config_keys[0])
 
 static __attribute__((format(printf, 3, 4)))
 void set_err(char *buf, size_t len, const char *fmt, ...)
@@ -200,12 +79,12 @@ struct cfg_unit {
 
 /* Largest first: format_value writes the first unit that divides evenly. */
 static const struct cfg_unit duration_units[] = {
-	{ "h", MS_HOUR }, { "m", 60 * 1000 }, { "s", 1000 }, { "ms", 1 }, { "", 1000 },
+	{ "h", CFG_MS_HOUR }, { "m", 60 * 1000 }, { "s", 1000 }, { "ms", 1 }, { "", 1000 },
 	{ NULL, 0 },
 };
 static const struct cfg_unit size_units[] = {
-	{ "G", GIB }, { "M", MIB }, { "k", 1024 }, { "", 1 },
-	{ "g", GIB }, { "m", MIB }, { "K", 1024 }, { NULL, 0 },
+	{ "G", CFG_GIB }, { "M", CFG_MIB }, { "k", 1024 }, { "", 1 },
+	{ "g", CFG_GIB }, { "m", CFG_MIB }, { "K", 1024 }, { NULL, 0 },
 };
 
 /* Parses digits plus one of units' suffixes; fails above max. */
@@ -464,7 +343,8 @@ static int key_set(struct config *cfg, const struct cfg_key *k, const char *val,
 			return -1;
 		break;
 	case CFG_SECRET:
-		if (k->offset == OFF(auth_token) && strcmp(val, "none") == 0) {
+		if (k->offset == offsetof(struct config, auth_token) &&
+		    strcmp(val, "none") == 0) {
 			if (from_env) {
 				/* Disabling auth must be visible in the file itself. */
 				set_err(why, whylen, "%s: the environment variable holds 'none'; "
@@ -658,70 +538,3 @@ out:
 	return rc;
 }
 
-/* Writes text as `# ` comment lines of at most ~76 columns. */
-static void print_wrapped(FILE *out, const char *text)
-{
-	const char *p = text;
-	int col = 0;
-
-	while (*p) {
-		size_t w;
-
-		while (*p == ' ')
-			p++;
-		w = strcspn(p, " ");
-		if (w == 0)
-			break;
-		if (col > 0 && col + 1 + (int)w > 76) {
-			fputc('\n', out);
-			col = 0;
-		}
-		col += fprintf(out, col ? " %.*s" : "# %.*s", (int)w, p);
-		p += w;
-	}
-	if (col > 0)
-		fputc('\n', out);
-}
-
-void config_print_example(FILE *out)
-{
-	fputs("# router.conf: egoi-router configuration.\n"
-	      "#\n"
-	      "# One `key = value` per line; blanks around '=' are ignored. A line whose\n"
-	      "# first non-blank character is '#' is a comment; anywhere else '#' is part\n"
-	      "# of the value. Unknown keys, repeated keys and bad values are errors that\n"
-	      "# name the file and line.\n"
-	      "#\n"
-	      "# Durations: 250ms, 10s, 5m, 24h (a bare number means seconds).\n"
-	      "# Sizes: 512, 64k, 10M, 1G (powers of 1024).\n"
-	      "# A value written as env:NAME is read from the environment variable NAME;\n"
-	      "# use it for secrets. Relative paths are taken from the working directory.\n"
-	      "# Keys commented out below show their default, or an example when they\n"
-	      "# have none.\n", out);
-	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
-		const struct cfg_key *k = &config_keys[i];
-
-		fputc('\n', out);
-		print_wrapped(out, k->help);
-		if (k->example)
-			fprintf(out, "%s = %s\n", k->name, k->example);
-		else
-			fprintf(out, "# %s = %s\n", k->name, k->def ? k->def : k->sample);
-	}
-}
-
-void config_print_keys(FILE *out)
-{
-	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
-		const struct cfg_key *k = &config_keys[i];
-		char def[64];
-
-		if (k->required)
-			snprintf(def, sizeof def, "(required)");
-		else if (k->def)
-			snprintf(def, sizeof def, "(default %s)", k->def);
-		else
-			snprintf(def, sizeof def, "(not set)");
-		fprintf(out, "  %-23s %s  %s\n", k->name, def, k->help);
-	}
-}

@@ -1,0 +1,104 @@
+/*
+ * config_keys.c — the table of router.conf keys (see config_internal.h):
+ * name, type, default as it would be written in the file, range, offset into
+ * struct config, help. config.c parses and validates with it; config_print.c
+ * writes the example file and --help from it, so they cannot drift apart.
+ *
+ * Threads: read-only data.
+ */
+#include "config_internal.h"
+
+#include <limits.h>
+#include <stddef.h>
+
+#define OFF(field) offsetof(struct config, field)
+
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+
+const struct cfg_key config_keys[] = {
+	{ .name = "listen", .type = CFG_STRING, .def = "8443s", .example = "127.0.0.1:8443s",
+	  .offset = OFF(listen),
+	  .help = "Where to listen, as a civetweb port list: PORT or ADDRESS:PORT, "
+		  "comma-separated; an 's' suffix means TLS. 127.0.0.1:8443s binds one "
+		  "address only." },
+	{ .name = "tls_certificate", .type = CFG_PATH, .def = "certs/server.pem",
+	  .example = "certs/server.pem", .offset = OFF(tls_certificate),
+	  .help = "PEM file holding the certificate chain and its private key." },
+	{ .name = "tls_min_version", .type = CFG_ENUM, .def = "1.2", .choices = tls_versions,
+	  .offset = OFF(tls_min_version),
+	  .help = "Oldest TLS version accepted: 1.2 or 1.3." },
+	{ .name = "tls_client_ca", .type = CFG_PATH, .sample = "certs/client-ca.pem",
+	  .offset = OFF(tls_client_ca),
+	  .help = "If set, clients must present a certificate signed by this CA "
+		  "(mutual TLS). Not set by default." },
+	{ .name = "endpoint", .type = CFG_STRING, .def = "/hooks/egoi", .prefix = "/",
+	  .offset = OFF(endpoint),
+	  .help = "URL path E-goi posts webhook batches to; starts with '/'." },
+	{ .name = "auth_token", .type = CFG_SECRET, .example = "env:EGOI_ROUTER_TOKEN",
+	  .required = "set a secret, or 'none' to disable auth", .offset = OFF(auth_token),
+	  .help = "Required. The secret E-goi must send, as ?token=, an X-Router-Token "
+		  "header or Authorization: Bearer. 'none' disables authentication "
+		  "explicitly. Keep the secret out of this file with env:NAME." },
+	{ .name = "allow_from", .type = CFG_CIDRS, .sample = "10.0.0.0/8, 192.0.2.7",
+	  .offset = OFF(allow_from),
+	  .help = "Comma-separated CIDR allowlist for the endpoint, IPv4 or IPv6; an "
+		  "address without /length means that address alone. Not set: any "
+		  "address." },
+	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
+	  .example = "rules/example.lua", .offset = OFF(rules),
+	  .help = "Lua rule script; it must define route(event, meta)." },
+	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
+	  .offset = OFF(data_dir),
+	  .help = "Directory for the outbox database, dead letters and state." },
+	{ .name = "output_dir", .type = CFG_PATH, .def = "var/out", .example = "var/out",
+	  .offset = OFF(output_dir),
+	  .help = "The only directory write() in rules may write under." },
+	{ .name = "threads", .type = CFG_INT, .def = "64", .min = 1, .max = 1024,
+	  .offset = OFF(threads),
+	  .help = "HTTP worker threads (1-1024). civetweb holds one per open "
+		  "connection, so this caps concurrent connections; each thread's Lua "
+		  "state is created on first use." },
+	{ .name = "max_body", .type = CFG_SIZE, .def = "10M", .min = 1, .max = CFG_GIB,
+	  .offset = OFF(max_body),
+	  .help = "Largest request body accepted (up to 1G); larger bodies get 413." },
+	{ .name = "max_events", .type = CFG_COUNT, .def = "10000", .min = 1, .max = 1000000,
+	  .offset = OFF(max_events),
+	  .help = "Most events accepted in one batch (up to 1000000); larger batches "
+		  "get 413." },
+	{ .name = "forward_timeout", .type = CFG_DURATION, .def = "10s", .min = 1,
+	  .max = CFG_MS_HOUR, .offset = OFF(forward_timeout_ms),
+	  .help = "Time limit for one forward request (up to 1h)." },
+	{ .name = "forward_max_attempts", .type = CFG_INT, .def = "12", .min = 1, .max = 1000,
+	  .offset = OFF(forward_max_attempts),
+	  .help = "Delivery attempts before an event becomes a dead letter." },
+	{ .name = "forward_max_age", .type = CFG_DURATION, .def = "24h", .min = 1000,
+	  .max = 720 * CFG_MS_HOUR, .offset = OFF(forward_max_age_ms),
+	  .help = "Age after which an undelivered event becomes a dead letter "
+		  "(1s to 720h)." },
+	{ .name = "forward_concurrency", .type = CFG_INT, .def = "16", .min = 1, .max = 1024,
+	  .offset = OFF(forward_concurrency),
+	  .help = "Requests in flight at once per destination host." },
+	{ .name = "forward_signing_secret", .type = CFG_SECRET, .prefix = "whsec_",
+	  .sample = "env:EGOI_ROUTER_SIGNING_SECRET", .offset = OFF(forward_signing_secret),
+	  .help = "If set, forwarded requests are signed as Standard Webhooks "
+		  "specifies; the secret is whsec_ followed by base64. Not set by "
+		  "default." },
+	{ .name = "lua_instruction_limit", .type = CFG_INT, .def = "1000000", .min = 0,
+	  .max = LONG_MAX, .offset = OFF(lua_instruction_limit),
+	  .help = "Lua instructions one event may run before it counts as a rule "
+		  "error; 0 means unlimited." },
+	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0,
+	  .max = 64 * CFG_GIB, .offset = OFF(lua_memory_limit),
+	  .help = "Memory one Lua state may use; 0 means unlimited." },
+	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
+	  .help = "Least severe messages logged: debug, info, warn or error." },
+	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
+	  .help = "text (one line per message) or json (one JSON object per line)." },
+	{ .name = "run_as_user", .type = CFG_STRING, .sample = "egoi-router",
+	  .offset = OFF(run_as_user),
+	  .help = "If set, drop privileges to this user after binding the listening "
+		  "ports. Not set by default." },
+};
+
+_Static_assert(sizeof config_keys / sizeof config_keys[0] == CONFIG_NKEYS,
+	       "CONFIG_NKEYS in config_internal.h must match the table");
