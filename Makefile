@@ -5,6 +5,7 @@
 #   make test       install missing packages (root), build, run every test
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
+#   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
 #   make clean
 
 CC       ?= cc
@@ -39,7 +40,7 @@ UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
 
-.PHONY: all run test unit e2e bench clean deps deps-bench cert
+.PHONY: all run test unit e2e bench clean deps deps-bench cert fuzz
 all: $(BIN)
 
 deps:
@@ -104,7 +105,49 @@ bench: deps deps-bench
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh $(BIN)
 
+# Fuzzing: clang's libFuzzer + ASan + UBSan, everything in build/fuzz (its own
+# objects, never mixed with build/ or build/san/). Each target runs on a copy
+# of its seed corpus, so what it finds stays out of tests/fuzz/corpus; a crash
+# fails the target and leaves its input as build/fuzz/crash-*.
+FUZZ_SECONDS ?= 30
+FUZZCC   ?= clang-14
+FUZZDIR  := build/fuzz
+FUZZFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+             -fno-omit-frame-pointer
+FUZZCFLAGS := $(FUZZFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+             -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
+# target:corpus directory (tests/fuzz/corpus/<dir>)
+FUZZ_TARGETS := batch:batch json_lua:json
+FUZZBIN  := $(foreach t,$(FUZZ_TARGETS),$(FUZZDIR)/fuzz_$(firstword $(subst :, ,$(t))))
+
+$(FUZZDIR)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(FUZZCFLAGS) -c -o $@ $<
+
+$(FUZZDIR)/obj/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZCC) $(FUZZCFLAGS) -c -o $@ $<
+
+$(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o
+	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
+
+$(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZDIR)/obj/batch.o \
+		$(FUZZDIR)/obj/json_lua.o $(FUZZDIR)/obj/json_lua_encode.o
+	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZBIN)
+	@for t in $(FUZZ_TARGETS); do \
+	    bin=$(FUZZDIR)/fuzz_$${t%%:*}; corpus=$(FUZZDIR)/corpus-$${t#*:}; \
+	    mkdir -p $$corpus && cp -f tests/fuzz/corpus/$${t#*:}/* $$corpus/ || exit 1; \
+	    echo "== $$bin ($(FUZZ_SECONDS) s)"; \
+	    $$bin -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZDIR)/ $$corpus || exit 1; \
+	done
+
 clean:
 	rm -rf build var
 
 -include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(E2EOBJ:.o=.d) $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
+-include $(wildcard $(FUZZDIR)/obj/*.d $(FUZZDIR)/obj/fuzz/*.d)
