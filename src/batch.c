@@ -215,7 +215,6 @@ static int cb_boolean(void *ctx, int value)
 static int cb_number(void *ctx, const char *s, size_t len)
 {
 	struct bp *p = ctx;
-	char stackbuf[BATCH_NUM_STACK], *buf = stackbuf;
 	long long iv = 0;
 	double dv = 0;
 	int is_int;
@@ -224,26 +223,37 @@ static int cb_number(void *ctx, const char *s, size_t len)
 		return 0;
 	if (!p->in_event || !p->bld)
 		return 1;
+	is_int = batch_number(s, len, &iv, &dv);
+	if (is_int < 0)
+		return bp_fail(p, BATCH_NOMEM, "out of memory");
+	return bp_built(p, is_int ? p->bld->integer(p->ud, iv) : p->bld->number(p->ud, dv));
+}
+
+int batch_number(const char *s, size_t len, long long *iv, double *dv)
+{
+	char stackbuf[BATCH_NUM_STACK], *buf = stackbuf;
+	int is_int;
+
 	/* yajl's text is not NUL-terminated; strtoll/strtod need a copy. */
 	if (len >= sizeof stackbuf) {
 		buf = malloc(len + 1);
 		if (!buf)
-			return bp_fail(p, BATCH_NOMEM, "out of memory");
+			return -1;
 	}
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	is_int = !memchr(s, '.', len) && !memchr(s, 'e', len) && !memchr(s, 'E', len);
 	if (is_int) {
 		errno = 0;
-		iv = strtoll(buf, NULL, 10);
+		*iv = strtoll(buf, NULL, 10);
 		is_int = errno != ERANGE;
 	}
 	if (!is_int)
-		dv = strtod(buf, NULL);
-	/* Free before the builder runs: it may longjmp (Lua memory error). */
+		*dv = strtod(buf, NULL);
+	/* Freed before the caller's builder runs: it may longjmp (Lua memory error). */
 	if (buf != stackbuf)
 		free(buf);
-	return bp_built(p, is_int ? p->bld->integer(p->ud, iv) : p->bld->number(p->ud, dv));
+	return is_int;
 }
 
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
@@ -330,36 +340,35 @@ static const yajl_callbacks bp_callbacks = {
  * byte), but for some lexical errors at the offending byte itself, which
  * the whitespace before it gives away.
  */
-static size_t bp_error_offset(const struct bp *p)
+static size_t error_offset(void *h, const char *text, size_t len)
 {
-	size_t off = bp_consumed(p);
+	size_t off = yajl_get_bytes_consumed(h);
 
 	if (off == 0)
 		return 0;
-	if (off < p->len && memchr(" \t\r\n", p->body[off - 1], 4))
+	if (off < len && memchr(" \t\r\n", text[off - 1], 4))
 		return off;
 	return off - 1;
 }
 
-/* "invalid JSON at byte N: <yajl's reason>" on one line. */
-static void bp_syntax_error(struct bp *p, size_t offset)
+void batch_syntax_error(void *h, const char *text, size_t len, int stopped_in_parse, char *err,
+			size_t errlen)
 {
-	unsigned char *msg = yajl_get_error(p->h, 0, (const unsigned char *)p->body, p->len);
+	unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)text, len);
 	const char *reason = msg ? (const char *)msg : "syntax error";
+	size_t offset = stopped_in_parse ? error_offset(h, text, len) : len;
 	size_t n = strlen(reason);
-	size_t i;
 
 	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == '\r' || reason[n - 1] == ' '))
 		n--;
-	p->status = BATCH_INVALID;
-	if (p->err && p->errlen > 0) {
-		snprintf(p->err, p->errlen, "invalid JSON at byte %zu: %.*s", offset, (int)n, reason);
-		for (i = 0; p->err[i]; i++)
-			if (p->err[i] == '\n' || p->err[i] == '\r')
-				p->err[i] = ' ';
+	if (err && errlen > 0) {
+		snprintf(err, errlen, "invalid JSON at byte %zu: %.*s", offset, (int)n, reason);
+		for (size_t i = 0; err[i]; i++)
+			if (err[i] == '\n' || err[i] == '\r')
+				err[i] = ' ';
 	}
 	if (msg)
-		yajl_free_error(p->h, msg);
+		yajl_free_error(h, msg);
 }
 
 void batch_reset(struct batch *b)
@@ -389,7 +398,7 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 {
 	struct bp p;
 	yajl_status st;
-	size_t offset;
+	int in_parse;
 
 	memset(&p, 0, sizeof p);
 	p.body = body;
@@ -415,17 +424,16 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 
 	st = yajl_parse(p.h, (const unsigned char *)body, len);
 	/* Offsets from yajl_complete_parse refer to its own one-byte buffer. */
-	offset = len;
+	in_parse = st != yajl_status_ok;
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(p.h);
-	else if (st == yajl_status_error)
-		offset = bp_error_offset(&p);
 
 	if (st == yajl_status_client_canceled) {
 		if (p.status == BATCH_OK)
 			bp_fail(&p, BATCH_NOMEM, "parse cancelled");
 	} else if (st == yajl_status_error) {
-		bp_syntax_error(&p, offset);
+		p.status = BATCH_INVALID;
+		batch_syntax_error(p.h, body, len, in_parse, err, errlen);
 	} else if (!p.have_events) {
 		bp_fail(&p, BATCH_INVALID, "no \"events\" array");
 	}

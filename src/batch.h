@@ -81,6 +81,23 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 		const struct batch_builder *builder, void *ud, char *err, size_t errlen);
 
 /*
+ * Shared with json_lua.c's generic decoder, so both read JSON the same way:
+ *
+ * batch_number: a JSON number's raw text → integer (returns 1, *iv set)
+ * when it has no '.', 'e' or 'E' and fits in int64, else float (returns 0,
+ * *dv set); -1 when out of memory.
+ *
+ * batch_syntax_error: after yajl (handle h, a yajl_handle) stopped with an
+ * error on text[0..len), writes "invalid JSON at byte N: <reason>" on one
+ * line into err. stopped_in_parse: the error came from yajl_parse (offsets
+ * are meaningful) rather than yajl_complete_parse (the text ended early,
+ * N = len).
+ */
+int batch_number(const char *s, size_t len, long long *iv, double *dv);
+void batch_syntax_error(void *h, const char *text, size_t len, int stopped_in_parse, char *err,
+			size_t errlen);
+
+/*
  * Copies a valid JSON text without its insignificant whitespace, so a
  * pretty-printed event fits on one line; string contents are kept byte for
  * byte. out must hold len bytes; returns the new length.

@@ -30,7 +30,6 @@
 
 #include "batch.h"
 
-#define JL_NUM_STACK 64   /* numbers longer than this are copied to the heap */
 
 /* Registry key (by address) of the cached cjson.null. */
 static const char jl_null_key = 'n';
@@ -300,35 +299,18 @@ static int jd_boolean(void *ctx, int value)
 	return jl_boolean(ctx, value) == 0;
 }
 
-/* Same rule as batch.c: no '.', 'e', 'E' and within int64 → integer. */
+/* Same rule as batch.c (batch_number): no '.', 'e', 'E' and within int64 → integer. */
 static int jd_number(void *ctx, const char *s, size_t len)
 {
 	struct jl_decode *d = ctx;
-	char stackbuf[JL_NUM_STACK], *buf = stackbuf;
 	long long iv = 0;
 	double dv = 0;
-	int is_int;
+	int is_int = batch_number(s, len, &iv, &dv);
 
-	if (len >= sizeof stackbuf) {
-		buf = malloc(len + 1);
-		if (!buf) {
-			d->nomem = 1;
-			return 0;
-		}
+	if (is_int < 0) {
+		d->nomem = 1;
+		return 0;
 	}
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	is_int = !memchr(s, '.', len) && !memchr(s, 'e', len) && !memchr(s, 'E', len);
-	if (is_int) {
-		errno = 0;
-		iv = strtoll(buf, NULL, 10);
-		is_int = errno != ERANGE;
-	}
-	if (!is_int)
-		dv = strtod(buf, NULL);
-	/* Free before pushing: the push may longjmp. */
-	if (buf != stackbuf)
-		free(buf);
 	if (is_int)
 		return jl_integer(&d->b, iv) == 0;
 	return jl_number(&d->b, dv) == 0;
@@ -386,32 +368,18 @@ static const yajl_callbacks jd_callbacks = {
 	.yajl_end_array = jd_end,
 };
 
-/* As in batch.c: the last byte of the bad token, or the bad byte itself. */
-static size_t jd_error_offset(const struct jl_decode *d)
-{
-	size_t off = yajl_get_bytes_consumed(d->h);
-
-	if (off == 0)
-		return 0;
-	if (off < d->len && memchr(" \t\r\n", d->text[off - 1], 4))
-		return off;
-	return off - 1;
-}
-
 /* lua_CFunction run under lua_pcall: [lightuserdata decode] → value or nothing. */
 static int jl_decode_protected(lua_State *L)
 {
 	struct jl_decode *d = lua_touserdata(L, 1);
 	yajl_status st;
-	unsigned char *msg;
-	size_t offset = d->len, n;
+	int in_parse;
 
 	jl_init(&d->b, L);
 	st = yajl_parse(d->h, (const unsigned char *)d->text, d->len);
+	in_parse = st != yajl_status_ok;
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(d->h);
-	else if (st == yajl_status_error)
-		offset = jd_error_offset(d);
 	if (st == yajl_status_ok)
 		return 1;
 	if (st == yajl_status_client_canceled) {
@@ -419,13 +387,7 @@ static int jl_decode_protected(lua_State *L)
 			snprintf(d->err, d->errlen, "out of memory");
 		return 0;
 	}
-	msg = yajl_get_error(d->h, 0, (const unsigned char *)d->text, d->len);
-	n = msg ? strcspn((const char *)msg, "\r\n") : 0;
-	if (d->err && d->errlen > 0)
-		snprintf(d->err, d->errlen, "invalid JSON at byte %zu: %.*s", offset, (int)n,
-			 msg ? (const char *)msg : "");
-	if (msg)
-		yajl_free_error(d->h, msg);
+	batch_syntax_error(d->h, d->text, d->len, in_parse, d->err, d->errlen);
 	return 0;
 }
 
