@@ -78,13 +78,22 @@ static size_t bp_consumed(const struct bp *p)
 	return yajl_get_bytes_consumed(p->h);
 }
 
+/*
+ * Whitespace as yajl's lexer reads it: JSON's four characters plus \v and
+ * \f, which yajl also skips. Spans and compaction must agree with it.
+ */
+static int bp_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
 /* First byte at or after from that is not whitespace, ',' or ':'. */
 static size_t bp_skip_sep(const struct bp *p, size_t from)
 {
 	while (from < p->len) {
 		char c = p->body[from];
 
-		if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ',' && c != ':')
+		if (!bp_is_space(c) && c != ',' && c != ':')
 			break;
 		from++;
 	}
@@ -346,7 +355,7 @@ static size_t error_offset(void *h, const char *text, size_t len)
 
 	if (off == 0)
 		return 0;
-	if (off < len && memchr(" \t\r\n", text[off - 1], 4))
+	if (off < len && bp_is_space(text[off - 1]))
 		return off;
 	return off - 1;
 }
@@ -464,7 +473,7 @@ size_t batch_compact(const char *text, size_t len, char *out)
 		} else if (c == '"') {
 			in_string = 1;
 			out[n++] = c;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+		} else if (!bp_is_space(c)) {
 			out[n++] = c;
 		}
 	}

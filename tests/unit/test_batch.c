@@ -251,6 +251,24 @@ static void test_spans_of_every_kind(void **state)
 	batch_free(&b);
 }
 
+/* yajl also skips \v and \f between tokens: spans must skip them too (found by fuzzing). */
+static void test_spans_after_vertical_tab_and_form_feed(void **state)
+{
+	const char *body = "{\"events\":[5\v,\"\",\f{\"action\":\"a\"}\v]}";
+	struct batch b = {0};
+	char err[256], out[64];
+
+	(void)state;
+	assert_int_equal(parse(&b, body, 100, NULL, err), BATCH_OK);
+	assert_int_equal(b.count, 3);
+	assert_string_equal(span(&b, body, 0), "5");
+	assert_string_equal(span(&b, body, 1), "\"\"");
+	assert_string_equal(span(&b, body, 2), "{\"action\":\"a\"}");
+	out[batch_compact("{\v\"a\" :\f1}", 11, out)] = '\0';
+	assert_string_equal(out, "{\"a\":1}");
+	batch_free(&b);
+}
+
 static void test_numbers(void **state)
 {
 	const char *body = "{\"events\":[{\"action\":\"n\",\"a\":631152000,\"b\":2.5,\"c\":1e3,"
@@ -584,6 +602,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_all_actions_fixture),
 		cmocka_unit_test(test_spans_of_every_kind),
+		cmocka_unit_test(test_spans_after_vertical_tab_and_form_feed),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_strings_and_literals),
 		cmocka_unit_test(test_invalid_json_offsets),
