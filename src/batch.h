@@ -23,6 +23,7 @@ enum batch_status {
 	BATCH_INVALID = -1,   /* not JSON / not an object / no events array: 400 */
 	BATCH_TOO_MANY = -2,  /* more than max_events elements: 413 */
 	BATCH_NOMEM = -3,     /* allocation failed, or a builder callback failed: 500 */
+	BATCH_TOO_BIG = -4,   /* the events need more than lua_memory_limit: 413 */
 };
 
 /*

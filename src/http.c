@@ -36,6 +36,21 @@
 
 #define HTTP_HEAD_MAX 512
 
+/*
+ * A body must arrive within HTTP_BODY_BASE_S plus one second per
+ * HTTP_BODY_RATE bytes, checked after every HTTP_BODY_CHUNK read: a slow
+ * upload would otherwise hold a worker thread for as long as it likes
+ * (civetweb's request_timeout_ms applies to each read, not to the body).
+ * Known gap: a client sending less than HTTP_BODY_CHUNK slower than one
+ * byte per request_timeout_ms still holds its worker until that chunk ends.
+ */
+#define HTTP_BODY_BASE_S 10.0
+#define HTTP_BODY_RATE (64.0 * 1024)
+#define HTTP_BODY_CHUNK 16384
+
+/* Buffers above this are freed after their request instead of kept per worker. */
+#define HTTP_BODY_KEEP ((size_t)1 << 20)
+
 struct http_server {
 	struct mg_context *ctx;
 	const struct pipeline_shared *sh;
@@ -82,6 +97,7 @@ static const char *http_reason(int status)
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 503: return "Service Unavailable";
@@ -198,13 +214,23 @@ static int http_is_json(const char *ctype)
 	       strncasecmp(ctype + n - 5, "+json", 5) == 0;
 }
 
+static double http_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /*
  * Reads the body into w->body, never more than max + 1 bytes whatever
- * Content-Length says. Returns the length, -1 on a read error, -2 if larger
- * than max.
+ * Content-Length says. Returns the length, -1 on a read error or a body
+ * shorter than its Content-Length, -2 if larger than max, -3 if too slow.
  */
-static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max)
+static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max,
+				long long declared)
 {
+	double start = http_mono();
 	size_t len = 0;
 
 	for (;;) {
@@ -224,7 +250,10 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 			w->body = p;
 			w->body_cap = cap;
 		}
-		n = mg_read(conn, w->body + len, w->body_cap - len);
+		/* mg_read returns only when it has all it was asked for: ask for
+		 * at most HTTP_BODY_CHUNK so the deadline is looked at regularly. */
+		n = mg_read(conn, w->body + len,
+			    w->body_cap - len < HTTP_BODY_CHUNK ? w->body_cap - len : HTTP_BODY_CHUNK);
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -232,7 +261,12 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 		len += (size_t)n;
 		if (len > max)
 			return -2;
+		if (http_mono() - start > HTTP_BODY_BASE_S + (double)len / HTTP_BODY_RATE)
+			return -3;
 	}
+	/* mg_read also returns 0 when a read times out: a short body is not a batch. */
+	if (declared >= 0 && (long long)len != declared)
+		return -1;
 	w->body[len] = '\0';
 	return (long long)len;
 }
@@ -257,7 +291,8 @@ static int http_on_batch(struct mg_connection *conn, void *cbdata)
 	http_request_id(w, rid, sizeof rid);
 
 	if (strcmp(ri->request_method, "POST") != 0) {
-		http_reply_error(conn, 405, "only POST is accepted here", 0, "Allow: POST\r\n");
+		/* close: civetweb would otherwise read and discard any body first */
+		http_reply_error(conn, 405, "only POST is accepted here", 1, "Allow: POST\r\n");
 		return 405;
 	}
 	if (!http_authorized(conn, cfg)) {
@@ -273,19 +308,32 @@ static int http_on_batch(struct mg_connection *conn, void *cbdata)
 		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
 		return 413;
 	}
-	len = http_read_body(conn, w, cfg->max_body);
+	len = http_read_body(conn, w, cfg->max_body, ri->content_length);
 	if (len == -2) {
 		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
 		return 413;
 	}
+	if (len == -3) {
+		log_msg(LOG_INFO, rid, "request body from %s too slow, connection closed",
+			ri->remote_addr);
+		http_reply_error(conn, 408, "request body too slow", 1, NULL);
+		return 408;
+	}
 	if (len < 0) {
-		log_msg(LOG_INFO, rid, "request body from %s could not be read", ri->remote_addr);
-		http_reply_error(conn, 400, "request body could not be read", 1, NULL);
+		log_msg(LOG_INFO, rid, "request body from %s incomplete or unreadable",
+			ri->remote_addr);
+		http_reply_error(conn, 400, "request body incomplete", 1, NULL);
 		return 400;
 	}
 
 	pipeline_process(&w->pipe, w->body, (size_t)len,
 			 (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, ri->remote_addr, rid, &res);
+	/* A rare large batch must not pin max_body of memory in every worker. */
+	if (w->body_cap > HTTP_BODY_KEEP) {
+		free(w->body);
+		w->body = NULL;
+		w->body_cap = 0;
+	}
 	if (res.http_status != 200) {
 		log_msg(res.http_status >= 500 ? LOG_ERROR : LOG_INFO, rid, "%d from %s: %s",
 			res.http_status, ri->remote_addr, res.error);

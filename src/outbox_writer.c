@@ -60,8 +60,10 @@ static void writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
 			if (outbox_savepoint_rollback(w->ob) != 0)
 				why = outbox_error(w->ob);
 		} else if (outbox_savepoint_release(w->ob) != 0) {
+			/* Its rows would stay in the transaction: the group must not commit. */
 			j->rc = -1;
 			snprintf(j->err, sizeof j->err, "outbox: %s", outbox_error(w->ob));
+			why = outbox_error(w->ob);
 		} else {
 			ok_jobs++;
 		}
@@ -73,8 +75,8 @@ static void writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
 	if (!why)
 		return;
 	/* Nothing of this group is durable: every job fails. */
-	log_msg(LOG_ERROR, NULL, "outbox: group commit of %d batch%s failed: %s", ok_jobs,
-		ok_jobs == 1 ? "" : "es", why);
+	log_msg(LOG_ERROR, NULL, "outbox: group transaction failed (%d batch%s lost it): %s",
+		ok_jobs, ok_jobs == 1 ? "" : "es", why);
 	for (struct writer_job *j = jobs; j; j = j->next)
 		if (j->rc == 0) {
 			j->rc = -1;

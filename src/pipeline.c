@@ -82,7 +82,8 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	rc = rules_parse_batch(p->rules, body, len, p->cfg->max_events, &p->batch, res->error,
 			       sizeof res->error);
 	if (rc != BATCH_OK) {
-		res->http_status = rc == BATCH_TOO_MANY ? 413 : rc == BATCH_INVALID ? 400 : 500;
+		res->http_status = rc == BATCH_TOO_MANY || rc == BATCH_TOO_BIG ? 413
+				   : rc == BATCH_INVALID ? 400 : 500;
 		return -1;
 	}
 

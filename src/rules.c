@@ -40,7 +40,8 @@ enum {
 	SLOT_EVENTS = 1,      /* the events table of the current batch, or nil */
 	SLOT_ACTION_KEY = 2,  /* the string "action", so look-ups never allocate */
 	SLOT_ROUTE = 3,       /* the route function */
-	SLOT_COUNT = 3,
+	SLOT_ACTIONS = 4,     /* each event's action as received, or nil (see rules_event_action) */
+	SLOT_COUNT = 4,
 };
 
 #define RULES_HOOK_STEP 1000
@@ -257,6 +258,7 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	}
 	lua_pushnil(r->L);
 	lua_insert(r->L, SLOT_EVENTS);
+	lua_pushnil(r->L);   /* SLOT_ACTIONS */
 	ret = r;
 	r = NULL;
 out:
@@ -308,6 +310,27 @@ void rules_free(struct rules *r)
 	free(r);
 }
 
+/*
+ * Protected: [events, count, "action"] → a table of each routable event's action
+ * string, taken before any rule runs, so logs and `egoi-router test` show
+ * what E-goi sent even when a rule assigns event.action.
+ */
+static int rules_l_snapshot_actions(lua_State *L)
+{
+	lua_Integer n = lua_tointeger(L, 2);
+
+	lua_createtable(L, (int)n, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		if (lua_rawgeti(L, 1, i) == LUA_TTABLE) {
+			lua_pushvalue(L, 3);
+			lua_rawget(L, -2);
+			lua_rawseti(L, -3, i);
+		}
+		lua_pop(L, 1);
+	}
+	return 1;
+}
+
 int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_events,
 		      struct batch *out, char *err, size_t errlen)
 {
@@ -316,17 +339,36 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 
 	lua_pushnil(L);
 	lua_replace(L, SLOT_EVENTS);
+	lua_pushnil(L);
+	lua_replace(L, SLOT_ACTIONS);
 	r->mem_refused = 0;
 	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
-	if (rc != BATCH_OK) {
-		lua_settop(L, SLOT_COUNT);
-		if (rc == BATCH_NOMEM)
-			lua_gc(L, LUA_GCCOLLECT);
-		return rc;
+	if (rc == BATCH_OK) {
+		lua_replace(L, SLOT_EVENTS);
+		lua_pushcfunction(L, rules_l_snapshot_actions);
+		lua_pushvalue(L, SLOT_EVENTS);
+		lua_pushinteger(L, (lua_Integer)out->count);
+		lua_pushvalue(L, SLOT_ACTION_KEY);
+		if (lua_pcall(L, 3, 1, 0) == LUA_OK) {
+			lua_replace(L, SLOT_ACTIONS);
+		} else {
+			rc = BATCH_NOMEM;
+			snprintf(err, errlen, "out of memory");
+		}
 	}
-	lua_replace(L, SLOT_EVENTS);
 	lua_settop(L, SLOT_COUNT);
-	return BATCH_OK;
+	if (rc == BATCH_NOMEM) {
+		/* The rules' memory limit, not the machine's: a batch this large can
+		 * never fit, so it is the sender's problem (413), not a retryable 500. */
+		if (r->mem_refused)
+			rc = BATCH_TOO_BIG;
+		if (rc == BATCH_TOO_BIG)
+			snprintf(err, errlen, "batch needs more memory than lua_memory_limit allows");
+		lua_pushnil(L);
+		lua_replace(L, SLOT_EVENTS);
+		lua_gc(L, LUA_GCCOLLECT);
+	}
+	return rc;
 }
 
 /* Protected: route(events[index + 1], meta). Arguments: route, events, struct route_call. */
@@ -400,6 +442,8 @@ void rules_end_batch(struct rules *r)
 {
 	lua_pushnil(r->L);
 	lua_replace(r->L, SLOT_EVENTS);
+	lua_pushnil(r->L);
+	lua_replace(r->L, SLOT_ACTIONS);
 	lua_settop(r->L, SLOT_COUNT);
 	lua_gc(r->L, LUA_GCSTEP, 0);
 }
@@ -409,12 +453,9 @@ const char *rules_event_action(struct rules *r, size_t i)
 	lua_State *L = r->L;
 	const char *s = NULL;
 
-	if (lua_type(L, SLOT_EVENTS) == LUA_TTABLE &&
-	    lua_rawgeti(L, SLOT_EVENTS, (lua_Integer)i + 1) == LUA_TTABLE) {
-		lua_pushvalue(L, SLOT_ACTION_KEY);
-		if (lua_rawget(L, -2) == LUA_TSTRING)
-			s = lua_tostring(L, -1);  /* anchored by the event table */
-	}
+	if (lua_type(L, SLOT_ACTIONS) == LUA_TTABLE &&
+	    lua_rawgeti(L, SLOT_ACTIONS, (lua_Integer)i + 1) == LUA_TSTRING)
+		s = lua_tostring(L, -1);  /* anchored by the actions table */
 	lua_settop(L, SLOT_COUNT);
 	return s;
 }

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
 
 /* --- shared fixture --- */
 
@@ -332,6 +335,123 @@ static void not_post_on_endpoint_gets_405(void **state)
 	e2e_pass(t);
 }
 
+/* --- bodies that arrive slowly or not at all --- */
+
+struct slow_body {
+	const char *data;
+	size_t len, sent;
+	size_t stall_at;        /* after this many bytes, pause stall_ms once */
+	long stall_ms;
+	size_t chunk;           /* send this much at a time, pausing chunk_ms before each (0 = no pacing) */
+	long chunk_ms;
+};
+
+static size_t slow_read(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct slow_body *b = arg;
+	size_t room = size * nitems, n;
+
+	if (b->sent >= b->len || room == 0)
+		return 0;
+	if (b->chunk > 0) {
+		harness_sleep_ms(b->chunk_ms);
+		n = b->chunk < b->len - b->sent ? b->chunk : b->len - b->sent;
+	} else if (b->sent == b->stall_at) {
+		harness_sleep_ms(b->stall_ms);
+		b->stall_at = (size_t)-1;
+		n = 1;
+	} else {
+		n = b->len - b->sent;
+		if (b->sent < b->stall_at && b->stall_at - b->sent < n)
+			n = b->stall_at - b->sent;
+	}
+	if (n > room)
+		n = room;
+	memcpy(buf, b->data + b->sent, n);
+	b->sent += n;
+	return n;
+}
+
+static size_t slow_discard(char *d, size_t size, size_t n, void *arg)
+{
+	(void)d;
+	(void)arg;
+	return size * n;
+}
+
+/* POSTs b with its full Content-Length but paced as b says; returns the status. */
+static long slow_post(struct e2e *t, struct slow_body *b, double *secs)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	char url[128], tok[128];
+	long status = 0;
+	struct timespec t0, t1;
+
+	assert_non_null(c);
+	snprintf(url, sizeof url, "https://127.0.0.1:%d/hooks/egoi", t->h.port);
+	snprintf(tok, sizeof tok, "X-Router-Token: %s", t->h.token);
+	hl = curl_slist_append(hl, "Content-Type: application/json");
+	hl = curl_slist_append(hl, "Expect:");
+	hl = curl_slist_append(hl, tok);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CAINFO, harness_cert());
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->len);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, slow_read);
+	curl_easy_setopt(c, CURLOPT_READDATA, b);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, slow_discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 40L);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	curl_easy_perform(c);   /* an early answer may end the upload with an error */
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hl);
+	*secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return status;
+}
+
+/* A body that stops short of its Content-Length is not a batch: 400, nothing routed. */
+static void body_shorter_than_declared_gets_400(void **state)
+{
+	struct e2e *t = *state;
+	const char *body = "{\"events\":[{\"action\":\"email_open\"}]}      ";
+	struct slow_body b = { .data = body, .len = strlen(body), .stall_at = strlen(body) - 6,
+			       .stall_ms = 12000 };
+	double secs;
+
+	e2e_boot(t, "function route(e, m) write('seen.jsonl') end\n", NULL);
+	assert_int_equal(slow_post(t, &b, &secs), 400);
+	assert_int_equal(harness_sql_long(&t->h, "SELECT count(*) FROM dead_letters"), 0);
+	e2e_stop_ok(t);
+	{
+		char path[HARNESS_PATH + 16];
+
+		snprintf(path, sizeof path, "%s/seen.jsonl", t->h.output_dir);
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	e2e_pass(t);
+}
+
+/* A slow upload cannot hold a worker for ever: 408 once it falls behind
+ * 10 s + 1 s per 64 KiB (here 4 KiB/s for a 64 KiB body: cut at ~12 s). */
+static void slow_body_gets_408(void **state)
+{
+	struct e2e *t = *state;
+	static char body[65536];
+	struct slow_body b = { .data = body, .len = sizeof body, .chunk = 2048, .chunk_ms = 500 };
+	double secs;
+
+	memset(body, ' ', sizeof body);
+	e2e_boot(t, forward_all_lua, NULL);
+	assert_int_equal(slow_post(t, &b, &secs), 408);
+	assert_true(secs < 16.0);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 static void non_json_content_type_gets_415(void **state)
 {
 	struct e2e *t = *state;
@@ -547,6 +667,8 @@ const struct CMUnitTest e2e_intake_tests[] = {
 	E2E_TEST(token_accepted_by_header_query_and_bearer_never_logged),
 	E2E_TEST(not_post_on_endpoint_gets_405),
 	E2E_TEST(non_json_content_type_gets_415),
+	E2E_TEST(body_shorter_than_declared_gets_400),
+	E2E_TEST(slow_body_gets_408),
 	E2E_TEST(body_over_max_body_gets_413),
 	E2E_TEST(events_over_max_events_gets_413),
 	E2E_TEST(malformed_batches_get_400_with_reason),

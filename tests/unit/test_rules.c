@@ -490,6 +490,42 @@ static void test_memory_limit(void **state)
 	expect_result(f, "return #string.rep('y', 2 * 1024 * 1024)", NULL, "2097152");
 }
 
+/* A batch whose event tables do not fit in lua_memory_limit is the sender's
+ * problem (413), not a transient failure (500); the state stays usable. */
+static void test_batch_over_memory_limit_is_too_big(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 300000, len = 0;
+	char *body = malloc(32 + n * 3), err[256];
+
+	assert_non_null(body);
+	len += (size_t)sprintf(body, "{\"events\":[{\"action\":\"eval\",\"x\":[");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(body + len, "%s{}", i ? "," : "");
+	len += (size_t)sprintf(body + len, "]}]}");
+	assert_int_equal(rules_parse_batch(f->r, body, len, 1000, &f->batch, err, sizeof err),
+			 BATCH_TOO_BIG);
+	assert_non_null(strstr(err, "lua_memory_limit"));
+	free(body);
+	expect_result(f, "return 'alive'", NULL, "alive");
+}
+
+/* Logs and `egoi-router test` name the action E-goi sent, whatever the rule does. */
+static void test_event_action_is_the_original(void **state)
+{
+	struct fx *f = *state;
+
+	actions_clear(&f->acts);
+	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"event.action = 'changed'\"},"
+		 "7,{\"action\":\"other\"}]}");
+	assert_int_equal(route_one(f, 0), 0);
+	assert_string_equal(rules_event_action(f->r, 0), "eval");
+	assert_null(rules_event_action(f->r, 1));
+	assert_string_equal(rules_event_action(f->r, 2), "other");
+	rules_end_batch(f->r);
+	assert_null(rules_event_action(f->r, 0));
+}
+
 /* ---- sandbox ---- */
 
 static void test_sandbox_globals(void **state)
@@ -737,6 +773,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_init_log_once_per_process),
+		cmocka_unit_test_setup_teardown(test_batch_over_memory_limit_is_too_big, setup_eval,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_event_action_is_the_original, setup_eval,
+						teardown),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_require_beside_rules_file),
 		cmocka_unit_test_setup_teardown(test_every_kind_with_options, setup_kinds, teardown),
