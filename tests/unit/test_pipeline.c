@@ -1,0 +1,185 @@
+/*
+ * test_pipeline.c — one batch through parse → route → commit, with a real
+ * outbox (group committer), a real file sink and real rules: the HTTP
+ * status and counts a request gets, and what is durable afterwards.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "outbox_writer.h"
+#include "pipeline.h"
+
+static const char *rules_lua =
+	"function route(e, m)\n"
+	"  if e.action == 'fwd' then forward('http://127.0.0.1:9/in')\n"
+	"  elseif e.action == 'file' then write('lines.jsonl')\n"
+	"  elseif e.action == 'boom' then error('kaboom')\n"
+	"  end\n"
+	"end\n";
+
+struct fx {
+	char dir[64], path[128];
+	struct config cfg;
+	struct outbox_writer *w;
+	struct pipeline_shared sh;
+	struct pipeline p;
+	struct pipeline_result res;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static char *join(const char *dir, const char *name)
+{
+	char *p = malloc(strlen(dir) + strlen(name) + 2);
+
+	assert_non_null(p);
+	sprintf(p, "%s/%s", dir, name);
+	return p;
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	char err[256];
+	FILE *rf;
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/test_pipeline.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(config_defaults(&f->cfg), 0);
+	free(f->cfg.rules);
+	free(f->cfg.data_dir);
+	free(f->cfg.output_dir);
+	f->cfg.rules = join(f->dir, "rules.lua");
+	f->cfg.data_dir = join(f->dir, "data");
+	f->cfg.output_dir = join(f->dir, "out");
+	f->cfg.max_events = 4;
+	rf = fopen(f->cfg.rules, "w");
+	assert_non_null(rf);
+	fputs(rules_lua, rf);
+	fclose(rf);
+	f->w = outbox_writer_start(f->cfg.data_dir, err, sizeof err);
+	if (!f->w)
+		fail_msg("outbox_writer_start: %s", err);
+	f->sh.cfg = &f->cfg;
+	f->sh.writer = f->w;
+	pipeline_init(&f->p, &f->sh);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	pipeline_free(&f->p);
+	outbox_writer_stop(f->w);
+	config_free(&f->cfg);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void run(struct fx *f, const char *body)
+{
+	pipeline_process(&f->p, body, strlen(body), 1.0, "127.0.0.1", "req-t", &f->res);
+}
+
+static long sql_long(struct fx *f, const char *sql)
+{
+	char *db_path = join(f->cfg.data_dir, "outbox.db");
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long v = -1;
+
+	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(db_path);
+	return v;
+}
+
+static void test_batch_is_routed_and_durable(void **state)
+{
+	struct fx *f = *state;
+	char *lines = join(f->cfg.output_dir, "lines.jsonl");
+	struct stat st;
+
+	run(f, "{\"events\":[{\"action\":\"fwd\",\"n\":1},{\"action\":\"file\"},"
+	       "{\"action\":\"boom\"},42]}");
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(f->res.accepted, 3);
+	assert_int_equal(f->res.rejected, 1);
+	assert_int_equal(f->res.summary.forwards, 1);
+	assert_int_equal(f->res.summary.writes, 1);
+	assert_int_equal(f->res.summary.dead_letters, 2);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM dead_letters WHERE kind='rule_error'"), 1);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM dead_letters WHERE kind='rejected'"), 1);
+	assert_int_equal(stat(lines, &st), 0);
+	assert_int_equal(st.st_size, (off_t)strlen("{\"action\":\"file\"}\n"));
+	free(lines);
+	/* the worker is ready for the next batch */
+	run(f, "{\"events\":[{\"action\":\"fwd\"}]}");
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 2);
+}
+
+static void test_bad_batches_get_4xx_and_commit_nothing(void **state)
+{
+	struct fx *f = *state;
+
+	run(f, "{\"events\":[{\"action\":\"fwd\"},]}");
+	assert_int_equal(f->res.http_status, 400);
+	assert_non_null(strstr(f->res.error, "at byte"));
+	run(f, "{\"events\":[{\"action\":\"fwd\"},{},{},{},{}]}");
+	assert_int_equal(f->res.http_status, 413);
+	run(f, "[1]");
+	assert_int_equal(f->res.http_status, 400);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 0);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM dead_letters"), 0);
+}
+
+static void test_storage_failure_is_503(void **state)
+{
+	struct fx *f = *state;
+
+	run(f, "{\"events\":[]}");   /* creates the database */
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(sql_long(f, "DROP TABLE deliveries"), -1);
+	run(f, "{\"events\":[{\"action\":\"boom\"},{\"action\":\"fwd\"}]}");
+	assert_int_equal(f->res.http_status, 503);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM dead_letters"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_batch_is_routed_and_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_batches_get_4xx_and_commit_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_storage_failure_is_503, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
