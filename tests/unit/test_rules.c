@@ -496,7 +496,7 @@ static void test_batch_over_memory_limit_is_too_big(void **state)
 {
 	struct fx *f = *state;
 	size_t n = 300000, len = 0;
-	char *body = malloc(32 + n * 3), err[256];
+	char *body = malloc(64 + n * 3), err[256];
 
 	assert_non_null(body);
 	len += (size_t)sprintf(body, "{\"events\":[{\"action\":\"eval\",\"x\":[");
