@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include "actions.h"
 #include "batch.h"
 #include "outbox.h"
@@ -41,14 +43,6 @@ struct fixture {
 	char *body;          /* the batch body the spans point into */
 	size_t body_len;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -81,30 +75,9 @@ static int teardown(void **state)
 	outbox_writer_stop(f->writer);
 	sink_file_close(f->sink);
 	free(f->body);
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(f->root);
 	free(f);
 	return 0;
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!fp)
-		return NULL;
-	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-	n = ftell(fp);
-	rewind(fp);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	buf[n] = '\0';
-	fclose(fp);
-	if (len)
-		*len = (size_t)n;
-	return buf;
 }
 
 static void parse_text(struct fixture *f, const char *text)
@@ -121,7 +94,7 @@ static void parse_text(struct fixture *f, const char *text)
 static void parse_fixture(struct fixture *f)
 {
 	free(f->body);
-	f->body = slurp("tests/fixtures/batch-example.json", &f->body_len);
+	f->body = tu_read_file("tests/fixtures/batch-example.json", &f->body_len);
 	assert_non_null(f->body);
 	if (batch_parse(&f->b, f->body, f->body_len, 1000, NULL, NULL, f->err, sizeof f->err) != 0)
 		fail_msg("batch_parse: %s", f->err);
@@ -410,7 +383,7 @@ static void test_writes_without_outbox(void **state)
 	assert_int_equal(sum.drops, 0);
 	assert_int_equal(sum.forwards, 0);
 	snprintf(path, sizeof path, "%s/events/all.jsonl", f->out);
-	got = slurp(path, NULL);
+	got = tu_read_file(path, NULL);
 	assert_non_null(got);
 	snprintf(want, sizeof want, "%s\n{\"custom\":\"line\"}\n", EVENT0_COMPACT);
 	assert_string_equal(got, want);
@@ -441,7 +414,7 @@ static void test_refused_write_is_dead_letter(void **state)
 	snprintf(path, sizeof path, "%s/x.log", f->outside);
 	assert_int_equal(access(path, F_OK), -1);
 	snprintf(path, sizeof path, "%s/ok.log", f->out);
-	got = slurp(path, NULL);
+	got = tu_read_file(path, NULL);
 	assert_string_equal(got, "fine\n");
 	free(got);
 	query(f, "SELECT kind, reason, payload, target FROM dead_letters", &r);

@@ -12,6 +12,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,33 +106,6 @@ static void rec_clear(struct rec *r)
 
 /* ---- helpers ---- */
 
-static char *slurp(const char *name, size_t *len)
-{
-	char path[256];
-	FILE *f;
-	long n;
-	char *buf;
-
-	snprintf(path, sizeof path, "tests/fixtures/%s", name);
-	f = fopen(path, "rb");
-	if (!f) {
-		snprintf(path, sizeof path, "../../tests/fixtures/%s", name);
-		f = fopen(path, "rb");
-	}
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static int parse(struct batch *b, const char *body, size_t max, struct rec *r, char *err)
 {
 	return batch_parse(b, body, strlen(body), max, r ? &rec_builder : NULL, r, err, 256);
@@ -160,8 +135,8 @@ static void test_all_actions_fixture(void **state)
 	const char *begin;
 
 	(void)state;
-	body = slurp("batch-all-actions.json", &len);
-	actions = slurp("actions.json", &alen);
+	body = tu_fixture("batch-all-actions.json", &len);
+	actions = tu_fixture("actions.json", &alen);
 	assert_int_equal(batch_parse(&b, body, len, 10000, &rec_builder, &all, err, sizeof err),
 			 BATCH_OK);
 	assert_int_equal(b.count, 38);
@@ -572,7 +547,7 @@ static void test_compact_fixture_event(void **state)
 	size_t len, n, i;
 
 	(void)state;
-	body = slurp("batch-example.json", &len);
+	body = tu_fixture("batch-example.json", &len);
 	assert_int_equal(batch_parse(&b, body, len, 10, NULL, NULL, err, sizeof err), BATCH_OK);
 	assert_true(b.count >= 1);
 	out = malloc(len);

@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -450,23 +452,6 @@ static void test_parse_size(void **state)
 }
 
 /* Reads a whole file into a heap string; *len gets its length. */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	long size;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)size + 1)) != NULL) {
-		*len = fread(buf, 1, (size_t)size, f);
-		buf[*len] = '\0';
-	}
-	fclose(f);
-	return buf;
-}
-
 static char *example_text(size_t *len)
 {
 	char *buf = NULL;
@@ -484,7 +469,7 @@ static void test_example_in_sync(void **state)
 	char *want, *got;
 
 	(void)state;
-	want = slurp("router.conf.example", &want_len);
+	want = tu_read_file("router.conf.example", &want_len);
 	if (!want)
 		fail_msg("router.conf.example not readable from the working directory "
 			 "(run tests from the repository root): %s", strerror(errno));

@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include "deliver.h"
 #include "log.h"
 #include "outbox.h"
@@ -368,14 +370,6 @@ static int rx_active(struct rx *rx)
 
 /* --- fixture --- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /*
  * One receiver serves every test: civetweb's mg_stop takes up to 2 s, too
  * long to pay per test. Each test starts with its records cleared.
@@ -433,7 +427,7 @@ static int fx_teardown(void **state)
 	while (rx_active(fx->rx) > 0 && mono() < end)
 		usleep(10 * 1000);
 	atomic_store(&fx->rx->quit, 0);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(fx->dir);
 	free(fx);
 	return 0;
 }

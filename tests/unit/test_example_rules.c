@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,26 +28,6 @@ struct routed {
 	size_t len;
 };
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 /* Routes the fixture through rules; r->pipe.acts holds the decisions. */
 static void route_fixture(struct routed *r, const char *rules, const char *fixture)
 {
@@ -55,7 +37,8 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 	r->cfg.rules = strdup(rules);
 	r->sh.cfg = &r->cfg;
 	pipeline_init(&r->pipe, &r->sh);
-	r->body = slurp(fixture, &r->len);
+	r->body = tu_read_file(fixture, &r->len);
+	assert_non_null(r->body);
 	assert_int_equal(pipeline_route(&r->pipe, r->body, r->len, 1.0, "127.0.0.1", "t",
 					&r->res), 0);
 }

@@ -12,6 +12,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,33 +39,6 @@ static const char *prelude =
 	"  assert(not ok, 'expected an error containing ' .. want)\n"
 	"  assert(tostring(msg):find(want, 1, true), 'error \"' .. tostring(msg) .. '\" lacks ' .. want)\n"
 	"end\n";
-
-static char *slurp(const char *name, size_t *len)
-{
-	char path[256];
-	FILE *f;
-	long n;
-	char *buf;
-
-	snprintf(path, sizeof path, "tests/fixtures/%s", name);
-	f = fopen(path, "rb");
-	if (!f) {
-		snprintf(path, sizeof path, "../../tests/fixtures/%s", name);
-		f = fopen(path, "rb");
-	}
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	buf[n] = '\0';
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
 
 static void run(lua_State *L, const char *code)
 {
@@ -114,7 +89,7 @@ static void test_fixture_tables(void **state)
 	size_t len;
 	int top = lua_gettop(L);
 
-	body = slurp("batch-all-actions.json", &len);
+	body = tu_fixture("batch-all-actions.json", &len);
 	assert_int_equal(json_lua_push_batch(L, body, len, 10000, &b, err, sizeof err), BATCH_OK);
 	assert_int_equal(lua_gettop(L), top + 1);
 	assert_int_equal(b.count, 38);
@@ -370,7 +345,7 @@ static void test_compact_event(void **state)
 	char err[256], *body, *out;
 	size_t len, n;
 
-	body = slurp("batch-example.json", &len);
+	body = tu_fixture("batch-example.json", &len);
 	assert_int_equal(json_lua_push_batch(L, body, len, 10, &b, err, sizeof err), BATCH_OK);
 	lua_setglobal(L, "events");
 	out = malloc(len);
@@ -426,7 +401,7 @@ static void test_memory_errors(void **state)
 	int rc, failures = 0, top;
 
 	(void)state;
-	body = slurp("batch-all-actions.json", &len);
+	body = tu_fixture("batch-all-actions.json", &len);
 	L = lua_newstate(lim_alloc, &lim);
 	assert_non_null(L);
 	luaL_openlibs(L);

@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <ctype.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -28,14 +30,6 @@ struct fixture {
 	char err[256];
 	struct outbox *ob;
 };
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -58,7 +52,7 @@ static int teardown(void **state)
 	int rc;
 
 	outbox_close(fx->ob);
-	rc = nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rc = tu_rmtree(fx->dir);
 	free(fx);
 	return rc;
 }

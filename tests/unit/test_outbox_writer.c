@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -35,14 +37,6 @@ struct batch_arg {
 	int rows;
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof *fx);
@@ -63,7 +57,7 @@ static int teardown(void **state)
 	struct fx *fx = *state;
 
 	outbox_writer_stop(fx->w);
-	nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(fx->dir);
 	free(fx);
 	return 0;
 }

@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include <ftw.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -37,14 +39,6 @@ struct fx {
 	struct pipeline p;
 	struct pipeline_result res;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static char *join(const char *dir, const char *name)
 {
@@ -93,7 +87,7 @@ static int teardown(void **state)
 	pipeline_free(&f->p);
 	outbox_writer_stop(f->w);
 	config_free(&f->cfg);
-	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -15,6 +15,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include "actions.h"
 #include "batch.h"
 #include "rules.h"
@@ -201,14 +203,6 @@ static void test_load_errors(void **state)
 	expect_load_error(RULES_DIR "eval.lua", 0, 4096, "memory");
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *fp = fopen(path, "w");
@@ -253,7 +247,7 @@ static void test_require_beside_rules_file(void **state)
 	actions_free(&f.acts);
 	batch_free(&f.batch);
 	free(f.body);
-	assert_int_equal(nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+	assert_int_equal(tu_rmtree(dir), 0);
 }
 
 /* ---- decisions ---- */

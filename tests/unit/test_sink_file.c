@@ -9,6 +9,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "unit/test_util.h"
+
 #include "sink_file.h"
 
 #include <errno.h>
@@ -28,14 +30,6 @@ struct fixture {
 	char outside[128];  /* root/outside: must never be written */
 	struct sink_file *s;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -59,33 +53,12 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	sink_file_close(f->s);
-	nftw(f->root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rmtree(f->root);
 	free(f);
 	return 0;
 }
 
 /* Reads a whole file into a NUL-terminated heap buffer; NULL if missing. */
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *fp = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!fp)
-		return NULL;
-	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
-	n = ftell(fp);
-	rewind(fp);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, fp), (size_t)n);
-	buf[n] = '\0';
-	fclose(fp);
-	if (len)
-		*len = (size_t)n;
-	return buf;
-}
-
 static void path_in(char *buf, size_t size, const char *dir, const char *rel)
 {
 	snprintf(buf, size, "%s/%s", dir, rel);
@@ -115,7 +88,7 @@ static void test_append_creates_dirs_and_lines(void **state)
 	assert_int_equal(append(f, "a/b/c.log", "second line", err, sizeof err), SINK_OK);
 	assert_int_equal(append(f, "a/b/c.log", "", err, sizeof err), SINK_OK);
 	path_in(p, sizeof p, f->out, "a/b/c.log");
-	got = slurp(p, NULL);
+	got = tu_read_file(p, NULL);
 	assert_non_null(got);
 	assert_string_equal(got, "{\"x\":1}\nsecond line\n\n");
 	free(got);
@@ -129,7 +102,7 @@ static void test_append_creates_dirs_and_lines(void **state)
 	/* "." components and doubled slashes name the same file */
 	assert_int_equal(append(f, "./a//b/./c.log", "third", err, sizeof err), SINK_OK);
 	path_in(p, sizeof p, f->out, "a/b/c.log");
-	got = slurp(p, NULL);
+	got = tu_read_file(p, NULL);
 	assert_string_equal(got, "{\"x\":1}\nsecond line\n\nthird\n");
 	free(got);
 }
@@ -186,7 +159,7 @@ static void test_symlink_file_refused(void **state)
 	err[0] = '\0';
 	assert_int_equal(append(f, "evil.log", "leak", err, sizeof err), SINK_REFUSED);
 	assert_non_null(strstr(err, "symlink"));
-	got = slurp(target, &len);
+	got = tu_read_file(target, &len);
 	assert_int_equal(len, 0);
 	free(got);
 
@@ -243,11 +216,11 @@ static void test_cached_dir_swapped_for_symlink(void **state)
 	assert_int_equal(symlink(f->outside, d), 0);
 	wait_recheck();
 	assert_int_equal(append(f, "d/f.log", "two", err, sizeof err), SINK_REFUSED);
-	got = slurp(p, &len);
+	got = tu_read_file(p, &len);
 	assert_int_equal(len, 0);
 	free(got);
 	path_in(p, sizeof p, f->out, "d.moved/f.log");
-	got = slurp(p, NULL);
+	got = tu_read_file(p, NULL);
 	assert_string_equal(got, "one\n");
 	free(got);
 }
@@ -311,17 +284,17 @@ static void test_rotation_noticed(void **state)
 	assert_int_equal(rename(p, rotated), 0);       /* logrotate, create mode */
 	wait_recheck();
 	assert_int_equal(append(f, "rot.log", "after", err, sizeof err), SINK_OK);
-	got = slurp(p, NULL);
+	got = tu_read_file(p, NULL);
 	assert_string_equal(got, "after\n");
 	free(got);
-	got = slurp(rotated, NULL);
+	got = tu_read_file(rotated, NULL);
 	assert_string_equal(got, "before\n");
 	free(got);
 
 	assert_int_equal(unlink(p), 0);                /* deleted outright */
 	wait_recheck();
 	assert_int_equal(append(f, "rot.log", "again", err, sizeof err), SINK_OK);
-	got = slurp(p, NULL);
+	got = tu_read_file(p, NULL);
 	assert_string_equal(got, "again\n");
 	free(got);
 }
@@ -343,7 +316,7 @@ static void test_cache_eviction(void **state)
 
 		snprintf(name, sizeof name, "many/f%02d.log", i);
 		path_in(p, sizeof p, f->out, name);
-		got = slurp(p, NULL);
+		got = tu_read_file(p, NULL);
 		assert_string_equal(got, "r0\nr1\nr2\n");
 		free(got);
 	}
@@ -368,7 +341,7 @@ static void test_many_appends_fast(void **state)
 	/* generous bound: catches reopening per line on slow disks only when badly wrong */
 	assert_true(us < 500000.0);
 	path_in(p, sizeof p, f->out, "fast/one.log");
-	got = slurp(p, &len);
+	got = tu_read_file(p, &len);
 	assert_int_equal(len, 1000 * (strlen(line) + 1));
 	free(got);
 }
@@ -431,7 +404,7 @@ static void test_concurrent_writers(void **state)
 		assert_int_equal(w[t].failures, 0);
 	}
 	path_in(p, sizeof p, f->out, "shared/all.log");
-	got = slurp(p, NULL);
+	got = tu_read_file(p, NULL);
 	assert_non_null(got);
 	for (line = strtok_r(got, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		int id, i;
@@ -477,7 +450,7 @@ static void test_open_errors(void **state)
 	sink_file_close(s);
 	sink_file_close(NULL);
 	path_in(p, sizeof p, f->out, "via.log");
-	char *got = slurp(p, NULL);
+	char *got = tu_read_file(p, NULL);
 
 	assert_string_equal(got, "ok\n");
 	free(got);
