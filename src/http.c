@@ -31,6 +31,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
+#include "http_watchdog.h"
 #include "log.h"
 #include "pipeline.h"
 
@@ -38,21 +39,19 @@
 
 /*
  * A body must arrive within HTTP_BODY_BASE_S plus one second per
- * HTTP_BODY_RATE bytes, checked after every HTTP_BODY_CHUNK read: a slow
- * upload would otherwise hold a worker thread for as long as it likes
- * (civetweb's request_timeout_ms applies to each read, not to the body).
- * Known gap: a client sending less than HTTP_BODY_CHUNK slower than one
- * byte per request_timeout_ms still holds its worker until that chunk ends.
+ * HTTP_BODY_RATE bytes of its Content-Length (of max_body when chunked);
+ * http_watchdog.c enforces it, since civetweb's timeout applies to each
+ * read and a trickling client would otherwise hold its worker for ever.
  */
 #define HTTP_BODY_BASE_S 10.0
 #define HTTP_BODY_RATE (64.0 * 1024)
-#define HTTP_BODY_CHUNK 16384
 
 /* Buffers above this are freed after their request instead of kept per worker. */
 #define HTTP_BODY_KEEP ((size_t)1 << 20)
 
 struct http_server {
 	struct mg_context *ctx;
+	struct http_watchdog *watchdog;
 	const struct pipeline_shared *sh;
 	const struct config *cfg;     /* sh->cfg */
 	char endpoint[512];
@@ -61,6 +60,8 @@ struct http_server {
 /* A worker thread's own state, made in init_thread. */
 struct http_worker {
 	struct pipeline pipe;
+	struct http_server *server;
+	struct http_watchdog_slot slot;  /* body-read deadline */
 	uint64_t rng;          /* xorshift state for request ids */
 	char *body;            /* request body buffer, grown as needed, reused */
 	size_t body_cap;
@@ -214,23 +215,14 @@ static int http_is_json(const char *ctype)
 	       strncasecmp(ctype + n - 5, "+json", 5) == 0;
 }
 
-static double http_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Reads the body into w->body, never more than max + 1 bytes whatever
  * Content-Length says. Returns the length, -1 on a read error or a body
- * shorter than its Content-Length, -2 if larger than max, -3 if too slow.
+ * shorter than its Content-Length, -2 if larger than max.
  */
 static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max,
 				long long declared)
 {
-	double start = http_mono();
 	size_t len = 0;
 
 	for (;;) {
@@ -250,10 +242,7 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 			w->body = p;
 			w->body_cap = cap;
 		}
-		/* mg_read returns only when it has all it was asked for: ask for
-		 * at most HTTP_BODY_CHUNK so the deadline is looked at regularly. */
-		n = mg_read(conn, w->body + len,
-			    w->body_cap - len < HTTP_BODY_CHUNK ? w->body_cap - len : HTTP_BODY_CHUNK);
+		n = mg_read(conn, w->body + len, w->body_cap - len);
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -261,8 +250,6 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 		len += (size_t)n;
 		if (len > max)
 			return -2;
-		if (http_mono() - start > HTTP_BODY_BASE_S + (double)len / HTTP_BODY_RATE)
-			return -3;
 	}
 	/* mg_read also returns 0 when a read times out: a short body is not a batch. */
 	if (declared >= 0 && (long long)len != declared)
@@ -308,16 +295,20 @@ static int http_on_batch(struct mg_connection *conn, void *cbdata)
 		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
 		return 413;
 	}
+	http_watchdog_arm(&w->slot, ri->remote_addr, ri->remote_port,
+			  http_watchdog_now() + HTTP_BODY_BASE_S +
+				  (double)(ri->content_length >= 0 ? (size_t)ri->content_length
+								   : cfg->max_body) / HTTP_BODY_RATE);
 	len = http_read_body(conn, w, cfg->max_body, ri->content_length);
-	if (len == -2) {
-		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
-		return 413;
-	}
-	if (len == -3) {
+	if (http_watchdog_disarm(&w->slot)) {
 		log_msg(LOG_INFO, rid, "request body from %s too slow, connection closed",
 			ri->remote_addr);
 		http_reply_error(conn, 408, "request body too slow", 1, NULL);
 		return 408;
+	}
+	if (len == -2) {
+		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
+		return 413;
 	}
 	if (len < 0) {
 		log_msg(LOG_INFO, rid, "request body from %s incomplete or unreadable",
@@ -373,6 +364,8 @@ static void *http_init_thread(const struct mg_context *ctx, int thread_type)
 	if (!w)
 		return NULL;
 	pipeline_init(&w->pipe, s->sh);
+	w->server = s;
+	http_watchdog_register(s->watchdog, &w->slot);
 	if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
 		w->rng = (uint64_t)(uintptr_t)w ^ (uint64_t)time(NULL) ^ 0x9e3779b97f4a7c15ULL;
 	return w;
@@ -386,6 +379,7 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 	(void)thread_type;
 	if (!w)
 		return;
+	http_watchdog_unregister(w->server->watchdog, &w->slot);
 	pipeline_free(&w->pipe);
 	free(w->body);
 	free(w);
@@ -489,11 +483,25 @@ struct http_server *http_start(const struct pipeline_shared *sh, char *err, size
 	error.text = cerr;
 	error.text_buffer_size = sizeof cerr;
 
+	/* Before mg_start2: its worker threads register with the watchdog. */
+	s->watchdog = http_watchdog_start();
+	if (!s->watchdog) {
+		snprintf(err, errlen, "cannot start the request watchdog");
+		goto fail;
+	}
 	s->ctx = mg_start2(&init, &error);
 	if (!s->ctx) {
 		snprintf(err, errlen, "cannot start HTTP server on %s: %s", cfg->listen,
 			 cerr[0] ? cerr : "unknown error");
 		goto fail;
+	}
+	{
+		struct mg_server_port ports[8];
+		int nports = mg_get_server_ports(s->ctx, 8, ports), nums[8];
+
+		for (int i = 0; i < nports; i++)
+			nums[i] = ports[i].port;
+		http_watchdog_set_ports(s->watchdog, nums, nports > 0 ? nports : 0);
 	}
 	free(acl);
 	/* "$" anchors the match: /hooks/egoi/x is not the endpoint. */
@@ -502,6 +510,7 @@ struct http_server *http_start(const struct pipeline_shared *sh, char *err, size
 	mg_set_request_handler(s->ctx, "/healthz$", http_on_healthz, s);
 	return s;
 fail:
+	http_watchdog_stop(s->watchdog);
 	free(acl);
 	free(s);
 	return NULL;
@@ -563,6 +572,7 @@ void http_stop(struct http_server *s)
 			pthread_join(poker, NULL);
 		}
 	}
+	http_watchdog_stop(s->watchdog);   /* after mg_stop: workers have unregistered */
 	free(s);
 }
 

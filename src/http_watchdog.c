@@ -1,0 +1,232 @@
+/*
+ * http_watchdog.c — see http_watchdog.h.
+ *
+ * Finding the socket: civetweb does not expose a connection's descriptor,
+ * so the watchdog walks /proc/self/fd and picks the TCP socket whose peer
+ * is the slot's address and port and whose local port is one of ours. This
+ * runs only for a connection past its deadline, never per request.
+ */
+#include "http_watchdog.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define WATCHDOG_PERIOD_MS 500
+#define WATCHDOG_MAX_PORTS 8
+
+struct http_watchdog {
+	pthread_t thread;
+	pthread_mutex_t mu;            /* guards the slot list */
+	pthread_cond_t wake;
+	struct http_watchdog_slot *slots;
+	int ports[WATCHDOG_MAX_PORTS];
+	int nports;
+	int stop;
+};
+
+double http_watchdog_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int sockaddr_port(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+	if (sa->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+	return -1;
+}
+
+/* Numeric peer address as civetweb prints it (IPv4-mapped IPv6 as IPv4). */
+static void sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t len)
+{
+	out[0] = '\0';
+	if (sa->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)len);
+	} else if (sa->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, a, out, (socklen_t)len);
+	}
+}
+
+static int is_our_port(const struct http_watchdog *wd, int port)
+{
+	for (int i = 0; i < wd->nports; i++)
+		if (wd->ports[i] == port)
+			return 1;
+	return 0;
+}
+
+/* Shuts down the reading side of the connection from peer:port; 0 if found. */
+static int watchdog_cut(const struct http_watchdog *wd, const char *peer, int peer_port)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int rc = -1;
+
+	if (!d)
+		return -1;
+	while (rc != 0 && (e = readdir(d))) {
+		struct sockaddr_storage local, remote;
+		socklen_t ll = sizeof local, rl = sizeof remote;
+		char text[64];
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d))
+			continue;
+		if (getsockname(fd, (struct sockaddr *)&local, &ll) != 0 ||
+		    getpeername(fd, (struct sockaddr *)&remote, &rl) != 0)
+			continue;
+		if (!is_our_port(wd, sockaddr_port(&local)) || sockaddr_port(&remote) != peer_port)
+			continue;
+		sockaddr_text(&remote, text, sizeof text);
+		if (strcmp(text, peer) == 0 && shutdown(fd, SHUT_RD) == 0)
+			rc = 0;
+	}
+	closedir(d);
+	return rc;
+}
+
+static void watchdog_check(struct http_watchdog *wd)
+{
+	double now = http_watchdog_now();
+
+	for (struct http_watchdog_slot *s = wd->slots; s; s = s->next) {
+		pthread_mutex_lock(&s->mu);
+		if (s->armed && !s->fired && now > s->deadline) {
+			s->fired = 1;
+			if (watchdog_cut(wd, s->peer, s->peer_port) == 0)
+				log_msg(LOG_INFO, NULL, "request body from %s too slow: connection cut",
+					s->peer);
+			else
+				log_msg(LOG_WARN, NULL, "request body from %s too slow, but its "
+					"socket was not found", s->peer);
+		}
+		pthread_mutex_unlock(&s->mu);
+	}
+}
+
+static void *watchdog_main(void *arg)
+{
+	struct http_watchdog *wd = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&wd->mu);
+	while (!wd->stop) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += WATCHDOG_PERIOD_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&wd->wake, &wd->mu, &until);
+		if (!wd->stop)
+			watchdog_check(wd);
+	}
+	pthread_mutex_unlock(&wd->mu);
+	return NULL;
+}
+
+void http_watchdog_set_ports(struct http_watchdog *wd, const int *ports, int nports)
+{
+	pthread_mutex_lock(&wd->mu);
+	wd->nports = 0;
+	for (int i = 0; i < nports && i < WATCHDOG_MAX_PORTS; i++)
+		wd->ports[wd->nports++] = ports[i];
+	pthread_mutex_unlock(&wd->mu);
+}
+
+struct http_watchdog *http_watchdog_start(void)
+{
+	struct http_watchdog *wd = calloc(1, sizeof *wd);
+
+	if (!wd)
+		return NULL;
+	pthread_mutex_init(&wd->mu, NULL);
+	pthread_cond_init(&wd->wake, NULL);
+	if (pthread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
+		pthread_cond_destroy(&wd->wake);
+		pthread_mutex_destroy(&wd->mu);
+		free(wd);
+		return NULL;
+	}
+	return wd;
+}
+
+void http_watchdog_stop(struct http_watchdog *wd)
+{
+	if (!wd)
+		return;
+	pthread_mutex_lock(&wd->mu);
+	wd->stop = 1;
+	pthread_cond_signal(&wd->wake);
+	pthread_mutex_unlock(&wd->mu);
+	pthread_join(wd->thread, NULL);
+	pthread_cond_destroy(&wd->wake);
+	pthread_mutex_destroy(&wd->mu);
+	free(wd);
+}
+
+void http_watchdog_register(struct http_watchdog *wd, struct http_watchdog_slot *slot)
+{
+	pthread_mutex_init(&slot->mu, NULL);
+	slot->armed = slot->fired = 0;
+	pthread_mutex_lock(&wd->mu);
+	slot->next = wd->slots;
+	wd->slots = slot;
+	pthread_mutex_unlock(&wd->mu);
+}
+
+void http_watchdog_unregister(struct http_watchdog *wd, struct http_watchdog_slot *slot)
+{
+	pthread_mutex_lock(&wd->mu);
+	for (struct http_watchdog_slot **p = &wd->slots; *p; p = &(*p)->next)
+		if (*p == slot) {
+			*p = slot->next;
+			break;
+		}
+	pthread_mutex_unlock(&wd->mu);
+	pthread_mutex_destroy(&slot->mu);
+}
+
+void http_watchdog_arm(struct http_watchdog_slot *slot, const char *peer, int peer_port,
+		       double deadline)
+{
+	pthread_mutex_lock(&slot->mu);
+	snprintf(slot->peer, sizeof slot->peer, "%s", peer);
+	slot->peer_port = peer_port;
+	slot->deadline = deadline;
+	slot->fired = 0;
+	slot->armed = 1;
+	pthread_mutex_unlock(&slot->mu);
+}
+
+int http_watchdog_disarm(struct http_watchdog_slot *slot)
+{
+	int fired;
+
+	pthread_mutex_lock(&slot->mu);
+	slot->armed = 0;
+	fired = slot->fired;
+	pthread_mutex_unlock(&slot->mu);
+	return fired;
+}
