@@ -209,6 +209,7 @@ int cli_test_run(const char *rules_path, const char *batch_path)
 	int rc = 1;
 
 	memset(&cfg, 0, sizeof cfg);
+	rules_current_init(&sh.rules);   /* nothing published: the worker reads rules_path */
 	pipeline_init(&p, &sh);
 	if (config_defaults(&cfg) < 0) {
 		rc = 3;
@@ -247,6 +248,7 @@ int cli_test_run(const char *rules_path, const char *batch_path)
 		rc = 3;
 out:
 	pipeline_free(&p);
+	rules_current_free(&sh.rules);
 	config_free(&cfg);
 	free(body);
 	free(scratch);

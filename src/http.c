@@ -52,7 +52,7 @@
 struct http_server {
 	struct mg_context *ctx;
 	struct http_watchdog *watchdog;
-	const struct pipeline_shared *sh;
+	struct pipeline_shared *sh;
 	const struct config *cfg;     /* sh->cfg */
 	char endpoint[512];
 };
@@ -416,7 +416,7 @@ out:
 	return acl;
 }
 
-struct http_server *http_start(const struct pipeline_shared *sh, char *err, size_t errlen)
+struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen)
 {
 	const struct config *cfg = sh->cfg;
 	struct http_server *s = calloc(1, sizeof *s);

@@ -23,8 +23,9 @@ struct pipeline_shared;
  */
 int http_library_init(char *err, size_t errlen);
 
-/* Starts listening. sh is borrowed and must outlive the server. */
-struct http_server *http_start(const struct pipeline_shared *sh, char *err, size_t errlen);
+/* Starts listening. sh is borrowed (workers read its published rules) and
+ * must outlive the server. */
+struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen);
 
 /* Stops accepting, waits for running requests, frees. s may be NULL. */
 void http_stop(struct http_server *s);

@@ -29,6 +29,7 @@
 #include "outbox.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
+#include "rules_source.h"
 #include "rules.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
@@ -49,55 +50,85 @@ static void usage(FILE *out)
 }
 
 /*
- * Loads the config, reads the rules file once and compiles that text.
- * Returns the rules text (caller frees; *len bytes) or NULL, with the error
- * printed to stderr.
+ * Reads the rules file once and compiles that text (init() included), as
+ * every worker will. Returns the source (one reference, the caller's), or
+ * NULL with err set.
  */
-static char *load_and_check(const char *path, struct config *cfg, size_t *len)
+static struct rules_source *rules_load_checked(const struct config *cfg, unsigned long generation,
+					       char *err, size_t errlen)
+{
+	struct rules_options ropt;
+	struct rules_source *src;
+	struct rules *r;
+
+	src = rules_source_read(cfg->rules, generation, err, errlen);
+	if (!src)
+		return NULL;
+	memset(&ropt, 0, sizeof ropt);
+	ropt.path = cfg->rules;
+	ropt.source = src->text;
+	ropt.source_len = src->len;
+	ropt.instruction_limit = cfg->lua_instruction_limit;
+	ropt.memory_limit = cfg->lua_memory_limit;
+	r = rules_new(&ropt, err, errlen);
+	if (!r) {
+		rules_source_unref(src);
+		return NULL;
+	}
+	rules_free(r);
+	return src;
+}
+
+/* Loads the config and the rules; errors go to stderr. NULL on failure. */
+static struct rules_source *load_and_check(const char *path, struct config *cfg)
 {
 	char err[1024];
-	struct rules_options ropt;
-	struct rules *r;
-	char *source;
+	struct rules_source *src;
 
 	if (config_load(cfg, path, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s\n", err);
 		return NULL;
 	}
-	source = rules_read_source(cfg->rules, len, err, sizeof err);
-	if (!source) {
+	src = rules_load_checked(cfg, 1, err, sizeof err);
+	if (!src)
 		fprintf(stderr, "egoi-router: %s\n", err);
-		return NULL;
+	return src;
+}
+
+/*
+ * SIGHUP: recompile the rules file and publish it; workers switch at their
+ * next batch. Rules that do not compile are refused and the old ones keep
+ * serving. Other settings are read at start-up only.
+ */
+static void reload_rules(struct pipeline_shared *sh)
+{
+	unsigned long next = atomic_load(&sh->rules.generation) + 1;
+	struct rules_source *src;
+	char err[1024];
+
+	src = rules_load_checked(sh->cfg, next, err, sizeof err);
+	if (!src) {
+		log_msg(LOG_ERROR, NULL, "SIGHUP: reload refused, the previous rules keep serving: %s",
+			err);
+		return;
 	}
-	memset(&ropt, 0, sizeof ropt);
-	ropt.path = cfg->rules;
-	ropt.source = source;
-	ropt.source_len = *len;
-	ropt.instruction_limit = cfg->lua_instruction_limit;
-	ropt.memory_limit = cfg->lua_memory_limit;
-	r = rules_new(&ropt, err, sizeof err);
-	if (!r) {
-		fprintf(stderr, "egoi-router: %s\n", err);
-		free(source);
-		return NULL;
-	}
-	rules_free(r);
-	return source;
+	rules_current_set(&sh->rules, src);
+	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu); other settings "
+				"apply after a restart", sh->cfg->rules, next);
 }
 
 static int cmd_check(const char *path)
 {
 	struct config cfg;
-	size_t len = 0;
-	char *source;
+	struct rules_source *src;
 
 	memset(&cfg, 0, sizeof cfg);
-	source = load_and_check(path, &cfg, &len);
-	if (source)
+	src = load_and_check(path, &cfg);
+	if (src)
 		printf("%s: ok (rules %s)\n", path, cfg.rules);
-	free(source);
+	rules_source_unref(src);
 	config_free(&cfg);
-	return source ? EXIT_OK : EXIT_INVALID;
+	return src ? EXIT_OK : EXIT_INVALID;
 }
 
 static int cmd_run(const char *path)
@@ -109,18 +140,22 @@ static int cmd_run(const char *path)
 	struct outbox *ob = NULL;
 	struct outbox_writer *writer = NULL;
 	struct pipeline_shared sh;
-	char *rules_source = NULL;
+	struct rules_source *src;
 	sigset_t sigs;
 	char err[1024];
 	int rc = EXIT_RUNTIME, sig = 0;
 
 	memset(&cfg, 0, sizeof cfg);
 	memset(&sh, 0, sizeof sh);
-	rules_source = load_and_check(path, &cfg, &sh.rules_source_len);
-	if (!rules_source) {
+	rules_current_init(&sh.rules);
+	src = load_and_check(path, &cfg);
+	if (!src) {
 		rc = EXIT_INVALID;
 		goto out;
 	}
+	/* Published before any worker exists; every worker compiles this text,
+	 * so an edit on disk reaches none of them until SIGHUP. */
+	rules_current_set(&sh.rules, src);
 	log_setup((enum log_level)cfg.log_level, cfg.log_json);
 
 	sigemptyset(&sigs);
@@ -160,12 +195,9 @@ static int cmd_run(const char *path)
 		log_msg(LOG_ERROR, NULL, "outbox writer: %s", err);
 		goto out;
 	}
-	/* Read once: every worker's Lua state is built from this text, so an
-	 * edit on disk cannot reach some workers and not others. */
 	sh.cfg = &cfg;
 	sh.writer = writer;
 	sh.deliver = d;
-	sh.rules_source = rules_source;
 	http = http_start(&sh, err, sizeof err);
 	if (!http) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
@@ -182,8 +214,7 @@ static int cmd_run(const char *path)
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP)
-			log_msg(LOG_WARN, NULL, "SIGHUP: reload is not implemented yet; restart to "
-						"apply changes");
+			reload_rules(&sh);
 	}
 	log_msg(LOG_INFO, NULL, "signal %d: stopping intake", sig);
 	http_stop(http);
@@ -200,7 +231,7 @@ out:
 	outbox_writer_stop(writer);
 	deliver_stop(d, 0);
 	outbox_close(ob);
-	free(rules_source);
+	rules_current_free(&sh.rules);
 	config_free(&cfg);
 	return rc;
 }

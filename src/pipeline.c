@@ -17,7 +17,7 @@
 #include "rules.h"
 #include "sink_file.h"
 
-void pipeline_init(struct pipeline *p, const struct pipeline_shared *sh)
+void pipeline_init(struct pipeline *p, struct pipeline_shared *sh)
 {
 	memset(p, 0, sizeof *p);
 	p->sh = sh;
@@ -37,22 +37,53 @@ void pipeline_free(struct pipeline *p)
 	memset(p, 0, sizeof *p);
 }
 
+/*
+ * Builds this worker's Lua state from the published rules text when it has
+ * none or a reload published a newer generation. A rebuild that fails
+ * keeps the old state (the text compiled in main before it was published,
+ * so only memory can make it fail here).
+ */
+static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
+{
+	unsigned long want = atomic_load(&p->sh->rules.generation);
+	struct rules_source *src;
+	struct rules *r;
+	struct rules_options opt = {
+		.path = p->cfg->rules,
+		.instruction_limit = p->cfg->lua_instruction_limit,
+		.memory_limit = p->cfg->lua_memory_limit,
+		.dry_run = p->dry_run,
+	};
+
+	if (p->rules && p->rules_generation == want)
+		return 0;
+	src = rules_current_get(&p->sh->rules);
+	if (src) {
+		opt.source = src->text;
+		opt.source_len = src->len;
+		want = src->generation;
+	}
+	r = rules_new(&opt, err, errlen);
+	rules_source_unref(src);
+	if (!r) {
+		if (!p->rules)
+			return -1;
+		log_msg(LOG_ERROR, NULL, "rules generation %lu not applied in this worker: %s; "
+					 "it keeps generation %lu", want, err, p->rules_generation);
+		p->rules_generation = want;   /* do not retry on every batch */
+		return 0;
+	}
+	rules_free(p->rules);
+	p->rules = r;
+	p->rules_generation = want;
+	return 0;
+}
+
 /* Opens what this worker has not opened yet. */
 static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 {
-	if (!p->rules) {
-		struct rules_options opt = {
-			.path = p->cfg->rules,
-			.source = p->sh->rules_source,
-			.source_len = p->sh->rules_source_len,
-			.instruction_limit = p->cfg->lua_instruction_limit,
-			.memory_limit = p->cfg->lua_memory_limit,
-			.dry_run = p->dry_run,
-		};
-		p->rules = rules_new(&opt, err, errlen);
-		if (!p->rules)
-			return -1;
-	}
+	if (pipeline_rules(p, err, errlen) < 0)
+		return -1;
 	if (p->dry_run)
 		return 0;
 	if (!p->sink) {

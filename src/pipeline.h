@@ -16,6 +16,7 @@
 
 #include "actions.h"
 #include "batch.h"
+#include "rules_source.h"
 
 struct config;
 struct deliver;
@@ -24,23 +25,24 @@ struct outbox_writer;
 struct sink_file;
 
 /*
- * What every worker shares, read-only (owned by main / the caller): the
- * config, the rules text read once at start, the group committer and the
- * delivery thread (both NULL for a dry run, which commits nothing).
+ * What every worker shares (owned by main / the caller): the config, the
+ * published rules text (main replaces it on reload; each worker rebuilds
+ * its Lua state at its next batch), the group committer and the delivery
+ * thread (both NULL for a dry run, which commits nothing).
  */
 struct pipeline_shared {
 	const struct config *cfg;
-	const char *rules_source;     /* NULL: each worker reads cfg->rules itself */
-	size_t rules_source_len;
+	struct rules_current rules;   /* no source published: workers read cfg->rules */
 	struct outbox_writer *writer;
 	struct deliver *deliver;
 };
 
 struct pipeline {
-	const struct pipeline_shared *sh; /* borrowed */
+	struct pipeline_shared *sh; /* borrowed */
 	const struct config *cfg;     /* sh->cfg */
 	int dry_run;                  /* no outbox, no files */
 	struct rules *rules;          /* owned, created on first use */
+	unsigned long rules_generation; /* of the source p->rules was built from */
 	struct sink_file *sink;       /* owned, created on first use */
 	struct actions acts;
 	struct batch batch;
@@ -55,7 +57,7 @@ struct pipeline_result {
 };
 
 /* Initialises p; nothing is opened until the first batch. sh is borrowed. */
-void pipeline_init(struct pipeline *p, const struct pipeline_shared *sh);
+void pipeline_init(struct pipeline *p, struct pipeline_shared *sh);
 
 /* Closes everything p opened; p may be zeroed. */
 void pipeline_free(struct pipeline *p);

@@ -25,7 +25,7 @@ struct batch;
 
 struct rules_options {
 	const char *path;            /* the rules file; require() looks beside it */
-	const char *source;          /* its text, read once (rules_read_source); NULL = read path now */
+	const char *source;          /* its text, read once (rules_source.h); NULL = read path now */
 	size_t source_len;
 	long instruction_limit;      /* per route() call, 0 = unlimited */
 	size_t memory_limit;         /* bytes for the whole state, 0 = unlimited */
@@ -48,14 +48,6 @@ struct rules;
  * does not define route, or init() fails.
  */
 struct rules *rules_new(const struct rules_options *opt, char *err, size_t errlen);
-
-/*
- * Reads a rules file into a new buffer (*len bytes, NUL-terminated, caller
- * frees). The daemon reads the file once and builds every worker's state
- * from this text, so editing the file on disk changes nothing until a
- * reload. NULL with err set.
- */
-char *rules_read_source(const char *path, size_t *len, char *err, size_t errlen);
 
 /* Closes the state; r may be NULL. */
 void rules_free(struct rules *r);

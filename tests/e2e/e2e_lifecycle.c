@@ -5,6 +5,7 @@
  */
 #include "e2e/e2e.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,7 +349,65 @@ static void refuses_to_start_without_tls(void **state)
 	e2e_pass(t);
 }
 
+/* Waits (bounded) until the daemon log contains needle. */
+static int log_has(struct e2e *t, const char *needle)
+{
+	for (int i = 0; i < 100; i++) {
+		char *text = harness_read_file(t->h.log, NULL);
+		int found = text && strstr(text, needle);
+
+		free(text);
+		if (found)
+			return 1;
+		harness_sleep_ms(50);
+	}
+	return 0;
+}
+
+/* SIGHUP recompiles the rules: every worker switches at its next batch;
+ * rules that do not compile are refused and the old ones keep serving. */
+static void sighup_reloads_rules_and_refuses_broken_ones(void **state)
+{
+	struct e2e *t = *state;
+	static const char one[] = "{\"events\":[{\"action\":\"email_open\"}]}";
+	char path[HARNESS_PATH + 16];
+	struct harness_response resp;
+
+	e2e_boot(t, "function route(e, m) write('v.txt', {line = 'v1'}) end\n", NULL);
+	for (int i = 0; i < 3; i++) {
+		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
+		harness_response_free(&resp);
+	}
+	assert_int_equal(harness_write_rules(&t->h,
+					     "function route(e, m) write('v.txt', {line = 'v2'}) end\n",
+					     NULL), 0);
+	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
+	assert_true(log_has(t, "reloaded (generation 2)"));
+	for (int i = 0; i < 10; i++) {
+		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
+		harness_response_free(&resp);
+	}
+	assert_int_equal(harness_write_rules(&t->h, "function route(e, m)\n  write(\n", NULL), 0);
+	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
+	assert_true(log_has(t, "reload refused"));
+	for (int i = 0; i < 2; i++) {
+		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
+		harness_response_free(&resp);
+	}
+	snprintf(path, sizeof(path), "%s/v.txt", t->h.output_dir);
+	char *text = harness_read_file(path, NULL);
+	assert_non_null(text);
+	char want[15 * 3 + 1] = "";
+	for (int i = 0; i < 15; i++)
+		strcat(want, i < 3 ? "v1\n" : "v2\n");
+	assert_string_equal(text, want);
+	free(text);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 const struct CMUnitTest e2e_lifecycle_tests[] = {
+	E2E_TEST(sighup_reloads_rules_and_refuses_broken_ones),
 	E2E_TEST(refuses_to_start_without_tls),
 	E2E_TEST(restart_resumes_undelivered),
 	E2E_TEST(crash_after_200_loses_nothing),

@@ -36,6 +36,7 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 	free(r->cfg.rules);
 	r->cfg.rules = strdup(rules);
 	r->sh.cfg = &r->cfg;
+	rules_current_init(&r->sh.rules);
 	pipeline_init(&r->pipe, &r->sh);
 	r->body = tu_read_file(fixture, &r->len);
 	assert_non_null(r->body);
@@ -47,6 +48,7 @@ static void routed_free(struct routed *r)
 {
 	pipeline_end(&r->pipe);
 	pipeline_free(&r->pipe);
+	rules_current_free(&r->sh.rules);
 	config_free(&r->cfg);
 	free(r->body);
 }

@@ -74,6 +74,7 @@ static int setup(void **state)
 	if (!f->w)
 		fail_msg("outbox_writer_start: %s", err);
 	f->sh.cfg = &f->cfg;
+	rules_current_init(&f->sh.rules);
 	f->sh.writer = f->w;
 	pipeline_init(&f->p, &f->sh);
 	*state = f;
@@ -85,6 +86,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	pipeline_free(&f->p);
+	rules_current_free(&f->sh.rules);
 	outbox_writer_stop(f->w);
 	config_free(&f->cfg);
 	tu_rmtree(f->dir);
@@ -167,6 +169,43 @@ static void test_storage_failure_is_503(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM dead_letters"), 0);
 }
 
+/* Publishes text as the next rules generation, as main does on SIGHUP. */
+static void publish(struct fx *f, const char *text, unsigned long generation)
+{
+	char err[256];
+	FILE *rf = fopen(f->cfg.rules, "w");
+	struct rules_source *src;
+
+	assert_non_null(rf);
+	fputs(text, rf);
+	fclose(rf);
+	src = rules_source_read(f->cfg.rules, generation, err, sizeof err);
+	assert_non_null(src);
+	rules_current_set(&f->sh.rules, src);
+}
+
+static void test_published_rules_reach_the_worker(void **state)
+{
+	struct fx *f = *state;
+	const char *batch = "{\"events\":[{\"action\":\"x\"}]}";
+
+	publish(f, "function route(e) drop('one') end", 1);
+	run(f, batch);
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(f->p.rules_generation, 1);
+	/* a new generation: the worker rebuilds its state at its next batch */
+	publish(f, "function route(e) write('two.jsonl') end", 2);
+	run(f, batch);
+	assert_int_equal(f->res.summary.writes, 1);
+	assert_int_equal(f->p.rules_generation, 2);
+	/* a generation the worker cannot build: it keeps serving the old rules */
+	publish(f, "function route(e) error(", 3);
+	run(f, batch);
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(f->res.summary.writes, 1);
+	assert_int_equal(f->p.rules_generation, 3);   /* not retried on every batch */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +213,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_batches_get_4xx_and_commit_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_storage_failure_is_503, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_published_rules_reach_the_worker, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
