@@ -8,6 +8,7 @@
  *          exit 0.
  *   check: config + rules compile; exit 0 or 1.
  *   test:  dry-run rules on a batch file, one JSON line per event.
+ *   dlq:   list, replay or purge dead letters (dlq.c).
  *
  * Signals are blocked in every thread (they inherit the mask) and taken
  * synchronously by the main thread with sigwait, so no handler runs in the
@@ -24,6 +25,7 @@
 #include "cli_test.h"
 #include "config.h"
 #include "deliver.h"
+#include "dlq.h"
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
@@ -42,6 +44,11 @@ static void usage(FILE *out)
 		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
 		"       egoi-router check [-c FILE]       validate config and compile rules\n"
 		"       egoi-router test RULES BATCH      dry-run RULES on a batch file ('-' = stdin)\n"
+		"       egoi-router dlq list|replay|purge [-c FILE] [options]\n"
+		"                                         inspect / re-run / delete dead letters:\n"
+		"         dlq list   [--kind K] [--limit N] [--payload]\n"
+		"         dlq replay (--id N ... | --kind K | --all)\n"
+		"         dlq purge  (--id N ... | --kind K | --replayed | --all) [--older-than DURATION]\n"
 		"       egoi-router --version | --help\n"
 		"\nexit codes: 0 ok, 1 invalid input/config/rules, 2 usage, 3 runtime failure\n"
 		"\nconfiguration keys (router.conf, `key = value`):\n");
@@ -271,6 +278,8 @@ int main(int argc, char **argv)
 		}
 		return cli_test_run(argv[2], argv[3]);
 	}
+	if (strcmp(cmd, "dlq") == 0)
+		return dlq_run(argc - 2, argv + 2);
 	if (strcmp(cmd, "-c") == 0) {
 		cmd = "run";
 		from = 1;

@@ -119,4 +119,71 @@ int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error);
 long outbox_count_pending(struct outbox *ob);
 long outbox_count_dead(struct outbox *ob);
 
+/* --- dead letters (`egoi-router dlq`, outbox_dlq.c) --- */
+
+/* Which dead letters a dlq call looks at; a zeroed filter means all of them. */
+enum outbox_dlq_state {
+	OUTBOX_DLQ_ANY = 0,
+	OUTBOX_DLQ_OPEN,           /* not replayed yet */
+	OUTBOX_DLQ_REPLAYED,       /* replayed_at set */
+};
+
+struct outbox_dlq_filter {
+	const char *kind;          /* "rule_error", "rejected", "write", "forward"; NULL = any */
+	const int64_t *ids;        /* only these ids (nids of them); NULL = any id */
+	size_t nids;
+	enum outbox_dlq_state state;
+	double died_before;        /* only died_at < died_before (unix seconds); 0 = any */
+	long limit;                /* at most this many, oldest first; 0 = no limit (list only) */
+	int with_payload;          /* list: read the payload too (else only its length) */
+};
+
+/*
+ * One dead letter as outbox_dlq_list shows it. Every pointer points into
+ * SQLite's row buffer: valid only during the callback, copy what you keep.
+ * Absent values are NULL / 0; attempts is -1 when not a forward.
+ */
+struct outbox_dlq_entry {
+	int64_t id;
+	const char *kind;
+	const char *reason;
+	const char *request_id;
+	long event_index;          /* 1-based, 0 if none */
+	double created_at, died_at;
+	double replayed_at;        /* 0 = not replayed */
+	const char *target;        /* write path */
+	const char *delivery_id, *name, *url, *method, *content_type, *headers;  /* forwards */
+	long attempts;
+	int last_status;           /* 0 = none (network error, or not a forward) */
+	const char *payload;       /* NULL unless with_payload (or no payload) */
+	size_t payload_len;        /* always set */
+};
+
+/*
+ * Calls fn for each dead letter matching f, oldest (lowest id) first, in one
+ * read snapshot; fn must not use ob. fn returns 0 to go on, anything else to
+ * stop. Returns 0 when every match was visited, fn's value when it stopped,
+ * -1 on a database error (outbox_error) or an invalid filter.
+ */
+int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
+		    int (*fn)(const struct outbox_dlq_entry *e, void *arg), void *arg);
+
+/*
+ * Puts forward dead letter id back into deliveries and marks it replayed,
+ * in one transaction: same delivery id (receivers can drop repeats), url,
+ * method, headers, content type, name and body byte for byte; attempts 0,
+ * created_at and next attempt now (a fresh forward_max_age budget).
+ * Returns 0 when re-queued, 1 when there is no such open forward dead letter
+ * (unknown id, another kind, already replayed), -1 on error (nothing changed).
+ */
+int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id);
+
+/* Sets replayed_at = now on dead letter id: 0, 1 when it is unknown or was
+ * already replayed, -1 on error. */
+int outbox_dlq_mark_replayed(struct outbox *ob, int64_t id);
+
+/* Deletes the dead letters matching f (limit and with_payload ignored) in
+ * one transaction. Returns how many, or -1. */
+long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f);
+
 #endif

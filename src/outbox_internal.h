@@ -4,7 +4,8 @@
  * and runs transactions and the batch writes; outbox_schema.c sets up the
  * database file (directory, WAL, busy handler, schema migrations);
  * outbox_deliver.c is the delivery thread's side (claim, complete, retry,
- * bury, counts).
+ * bury, counts); outbox_dlq.c serves `egoi-router dlq` (list, re-queue,
+ * mark replayed, purge dead letters).
  *
  * The ob_ prefix marks helpers shared between those files only; callers
  * outside the module use outbox.h.

@@ -6,9 +6,10 @@
  * still running, prints the daemon log tail when the scenario did not reach
  * e2e_pass, and removes the temp dir.
  *
- * Scenarios live in three files, grouped by what they prove: intake (HTTP
- * answers, auth, limits), routing (forward/write/errors, delivery) and
- * lifecycle (restart, signals, CLI). Each exports its cmocka table.
+ * Scenarios live in four files, grouped by what they prove: intake (HTTP
+ * answers, auth, limits), routing (forward/write/errors, delivery),
+ * lifecycle (restart, signals, CLI) and dlq (dead letters listed, replayed
+ * and purged beside the running daemon). Each exports its cmocka table.
  */
 #ifndef E2E_E2E_H
 #define E2E_E2E_H
@@ -75,6 +76,8 @@ extern const struct CMUnitTest e2e_routing_tests[];
 extern const size_t e2e_routing_count;
 extern const struct CMUnitTest e2e_lifecycle_tests[];
 extern const size_t e2e_lifecycle_count;
+extern const struct CMUnitTest e2e_dlq_tests[];
+extern const size_t e2e_dlq_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 

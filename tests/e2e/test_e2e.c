@@ -691,7 +691,8 @@ static int suite_teardown(void **state)
 
 int main(void)
 {
-	size_t n = e2e_intake_count + e2e_routing_count + e2e_lifecycle_count, k = 0;
+	size_t n = e2e_intake_count + e2e_routing_count + e2e_lifecycle_count + e2e_dlq_count;
+	size_t k = 0;
 	struct CMUnitTest *all = calloc(n, sizeof(*all));
 	int failed;
 
@@ -706,6 +707,8 @@ int main(void)
 		all[k++] = e2e_routing_tests[i];
 	for (size_t i = 0; i < e2e_lifecycle_count; i++)
 		all[k++] = e2e_lifecycle_tests[i];
+	for (size_t i = 0; i < e2e_dlq_count; i++)
+		all[k++] = e2e_dlq_tests[i];
 	failed = _cmocka_run_group_tests("e2e", all, n, suite_setup, suite_teardown);
 	free(all);
 	return failed;

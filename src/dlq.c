@@ -1,0 +1,413 @@
+/*
+ * dlq.c — `egoi-router dlq list|replay|purge` (see dlq.h).
+ *
+ * Design: the same router.conf as the daemon (config_load), so data_dir,
+ * rules, output_dir and the limits are the daemon's. Database work goes
+ * through outbox.h (outbox_dlq.c); nothing here writes SQL. Output is one
+ * JSON object per line, built with yajl_gen (UTF-8 checked, so every line is
+ * valid JSON whatever bytes a dead letter holds). replay is dlq_replay.c.
+ *
+ * Threads: the main thread only.
+ */
+#include "dlq.h"
+#include "dlq_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <yajl/yajl_gen.h>
+
+#include "config.h"
+#include "log.h"
+#include "outbox.h"
+
+static const char dlq_usage_text[] =
+	"usage: egoi-router dlq list   [-c FILE] [--kind K] [--limit N] [--payload]\n"
+	"       egoi-router dlq replay [-c FILE] (--id N ... | --kind K | --all)\n"
+	"       egoi-router dlq purge  [-c FILE] (--id N ... | --kind K | --replayed | --all)"
+	" [--older-than DURATION]\n"
+	"K is rule_error, rejected, write or forward; DURATION like 30m, 24h, 168h\n";
+
+static __attribute__((format(printf, 1, 2)))
+int dlq_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "egoi-router: dlq: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", dlq_usage_text);
+	return DLQ_USAGE;
+}
+
+static int dlq_kind_ok(const char *k)
+{
+	return strcmp(k, "rule_error") == 0 || strcmp(k, "rejected") == 0 ||
+	       strcmp(k, "write") == 0 || strcmp(k, "forward") == 0;
+}
+
+/* A whole positive decimal number. */
+static int dlq_parse_pos(const char *s, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Parses argv[1..] for subcommand argv[0], which accepts the options in allowed. */
+static int dlq_parse(int argc, char **argv, unsigned allowed, struct dlq_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->conf = "router.conf";
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		unsigned bit = strcmp(a, "-c") == 0 ? OPT_CONF
+			     : strcmp(a, "--kind") == 0 ? OPT_KIND
+			     : strcmp(a, "--limit") == 0 ? OPT_LIMIT
+			     : strcmp(a, "--payload") == 0 ? OPT_PAYLOAD
+			     : strcmp(a, "--id") == 0 ? OPT_ID
+			     : strcmp(a, "--all") == 0 ? OPT_ALL
+			     : strcmp(a, "--replayed") == 0 ? OPT_REPLAYED
+			     : strcmp(a, "--older-than") == 0 ? OPT_OLDER : 0;
+		int takes_value = bit & (OPT_CONF | OPT_KIND | OPT_LIMIT | OPT_ID | OPT_OLDER);
+		long long n;
+
+		if (!(bit & allowed))
+			return dlq_usage("unexpected argument '%s'", a);
+		if (takes_value && !v)
+			return dlq_usage("%s needs a value", a);
+		if ((o->seen & bit) && bit != OPT_ID)
+			return dlq_usage("%s given twice", a);
+		o->seen |= bit;
+		if (takes_value)
+			i++;
+		if (bit == OPT_CONF) {
+			o->conf = v;
+		} else if (bit == OPT_KIND) {
+			if (!dlq_kind_ok(v))
+				return dlq_usage("unknown kind '%s'", v);
+			o->kind = v;
+		} else if (bit == OPT_LIMIT) {
+			if (dlq_parse_pos(v, &n) != 0 || n > 1000000000LL)
+				return dlq_usage("--limit wants a positive number, not '%s'", v);
+			o->limit = (long)n;
+		} else if (bit == OPT_ID) {
+			if (dlq_parse_pos(v, &n) != 0)
+				return dlq_usage("--id wants a dead letter id, not '%s'", v);
+			if (o->nids == DLQ_MAX_IDS)
+				return dlq_usage("more than %d --id options (use --kind or --all)",
+						 DLQ_MAX_IDS);
+			o->ids[o->nids++] = n;
+		} else if (bit == OPT_OLDER) {
+			if (config_parse_duration_ms(v, &o->older_ms) != 0)
+				return dlq_usage("--older-than wants a duration (30m, 24h), not '%s'", v);
+		}
+	}
+	return 0;
+}
+
+/* Loads the config and opens the outbox; returns an exit code. */
+static int dlq_open(const struct dlq_opts *o, struct config *cfg, struct outbox **ob)
+{
+	char err[1024];
+
+	if (config_load(cfg, o->conf, err, sizeof err) < 0) {
+		fprintf(stderr, "egoi-router: %s\n", err);
+		return DLQ_INVALID;
+	}
+	log_setup((enum log_level)cfg->log_level, cfg->log_json);
+	*ob = outbox_open(cfg->data_dir, err, sizeof err);
+	if (!*ob) {
+		fprintf(stderr, "egoi-router: outbox: %s\n", err);
+		return DLQ_RUNTIME;
+	}
+	return DLQ_OK;
+}
+
+double dlq_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+		return (double)time(NULL);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- output --- */
+
+static void gen_key(yajl_gen g, const char *k)
+{
+	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+}
+
+/*
+ * A string value, or null. g validates UTF-8; a text that is not UTF-8 (a
+ * Lua error message may quote any bytes) is written with '?' for every
+ * byte above 0x7f, so the line stays valid JSON.
+ */
+static void gen_text(yajl_gen g, const char *s)
+{
+	char *copy;
+	size_t len;
+
+	if (!s) {
+		yajl_gen_null(g);
+		return;
+	}
+	len = strlen(s);
+	if (yajl_gen_string(g, (const unsigned char *)s, len) != yajl_gen_invalid_string)
+		return;
+	copy = strdup(s);
+	if (!copy) {
+		yajl_gen_null(g);
+		return;
+	}
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)copy[i] > 0x7f)
+			copy[i] = '?';
+	yajl_gen_string(g, (const unsigned char *)copy, len);
+	free(copy);
+}
+
+static void gen_kv(yajl_gen g, const char *k, const char *v)
+{
+	gen_key(g, k);
+	gen_text(g, v);
+}
+
+/* A unix time in seconds with millisecond precision. */
+static void gen_time(yajl_gen g, const char *k, double t)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof buf, "%.3f", t);
+
+	gen_key(g, k);
+	yajl_gen_number(g, buf, (size_t)n);
+}
+
+/* An integer, or null when absent. */
+static void gen_int(yajl_gen g, const char *k, long long v, int present)
+{
+	gen_key(g, k);
+	if (present)
+		yajl_gen_integer(g, v);
+	else
+		yajl_gen_null(g);
+}
+
+/* "payload" as a JSON string, or "payload_base64" when it is not UTF-8. */
+static int gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
+{
+	unsigned char *b64;
+	size_t cap;
+	int n;
+
+	gen_key(g, "payload");
+	if (!e->payload) {
+		yajl_gen_null(g);
+		return 0;
+	}
+	if (yajl_gen_string(g, (const unsigned char *)e->payload, e->payload_len) !=
+	    yajl_gen_invalid_string)
+		return 0;
+	/* Not UTF-8 (a forward body may be any bytes): yajl emitted nothing
+	 * for it, so say null and give the bytes in base64 beside it. */
+	yajl_gen_null(g);
+	if (e->payload_len > (size_t)INT32_MAX / 2)
+		return -1;
+	cap = 4 * ((e->payload_len + 2) / 3) + 1;
+	b64 = malloc(cap);
+	if (!b64)
+		return -1;
+	n = EVP_EncodeBlock(b64, (const unsigned char *)e->payload, (int)e->payload_len);
+	gen_key(g, "payload_base64");
+	yajl_gen_string(g, b64, (size_t)n);
+	free(b64);
+	return 0;
+}
+
+/* Writes g's text and a newline to stdout. */
+static int dlq_emit(yajl_gen g)
+{
+	const unsigned char *buf;
+	size_t len;
+
+	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok ||
+	    fwrite(buf, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
+		return -1;
+	return 0;
+}
+
+int dlq_print_counts(const char *const *keys, const long *vals, size_t n)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	int rc = -1;
+
+	if (!g)
+		return -1;
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < n; i++) {
+		gen_key(g, keys[i]);
+		yajl_gen_integer(g, vals[i]);
+	}
+	yajl_gen_map_close(g);
+	rc = dlq_emit(g);
+	yajl_gen_free(g);
+	return rc == 0 && fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* --- list --- */
+
+static int dlq_list_one(const struct outbox_dlq_entry *e, void *arg)
+{
+	int with_payload = *(const int *)arg, rc = 1;
+	yajl_gen g = yajl_gen_alloc(NULL);
+
+	if (!g)
+		return 1;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	yajl_gen_map_open(g);
+	gen_int(g, "id", e->id, 1);
+	gen_kv(g, "kind", e->kind);
+	gen_kv(g, "reason", e->reason);
+	gen_kv(g, "request_id", e->request_id);
+	gen_int(g, "event_index", e->event_index, e->event_index > 0);
+	gen_time(g, "created_at", e->created_at);
+	gen_time(g, "died_at", e->died_at);
+	gen_kv(g, "target", e->target);
+	gen_kv(g, "url", e->url);
+	gen_kv(g, "name", e->name);
+	gen_kv(g, "delivery_id", e->delivery_id);
+	gen_int(g, "attempts", e->attempts, e->attempts >= 0);
+	gen_int(g, "last_status", e->last_status, e->last_status > 0);
+	gen_int(g, "payload_bytes", (long long)e->payload_len, 1);
+	if (with_payload && gen_payload(g, e) != 0)
+		goto out;
+	yajl_gen_map_close(g);
+	if (dlq_emit(g) == 0)
+		rc = 0;
+out:
+	yajl_gen_free(g);
+	return rc;
+}
+
+static int dlq_list(const struct dlq_opts *o, struct outbox *ob)
+{
+	struct outbox_dlq_filter f = {
+		.kind = o->kind,
+		.state = OUTBOX_DLQ_OPEN,
+		.limit = o->limit,
+		.with_payload = (o->seen & OPT_PAYLOAD) != 0,
+	};
+	int rc = outbox_dlq_list(ob, &f, dlq_list_one, &f.with_payload);
+
+	if (rc < 0) {
+		fprintf(stderr, "egoi-router: dlq list: %s\n", outbox_error(ob));
+		return DLQ_RUNTIME;
+	}
+	if (rc > 0 || fflush(stdout) != 0) {
+		fprintf(stderr, "egoi-router: dlq list: cannot write the output\n");
+		return DLQ_RUNTIME;
+	}
+	return DLQ_OK;
+}
+
+/* --- purge --- */
+
+static int dlq_purge(const struct dlq_opts *o, struct outbox *ob)
+{
+	struct outbox_dlq_filter f = {
+		.kind = o->kind,
+		.ids = o->nids ? o->ids : NULL,
+		.nids = o->nids,
+		.state = (o->seen & OPT_REPLAYED) ? OUTBOX_DLQ_REPLAYED : OUTBOX_DLQ_ANY,
+	};
+	static const char *const keys[] = { "purged" };
+	long n;
+
+	if (o->seen & OPT_OLDER)
+		f.died_before = dlq_now() - (double)o->older_ms / 1000.0;
+	n = outbox_dlq_purge(ob, &f);
+	if (n < 0) {
+		fprintf(stderr, "egoi-router: dlq purge: %s\n", outbox_error(ob));
+		return DLQ_RUNTIME;
+	}
+	if (dlq_print_counts(keys, &n, 1) != 0) {
+		fprintf(stderr, "egoi-router: dlq purge: cannot write the output\n");
+		return DLQ_RUNTIME;
+	}
+	return DLQ_OK;
+}
+
+int dlq_run(int argc, char **argv)
+{
+	struct dlq_opts *o = NULL;
+	struct config cfg;
+	struct outbox *ob = NULL;
+	const char *sub = argc > 0 ? argv[0] : "";
+	unsigned allowed;
+	int rc;
+
+	memset(&cfg, 0, sizeof cfg);
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
+		fputs(dlq_usage_text, stdout);
+		return DLQ_OK;
+	}
+	if (strcmp(sub, "list") == 0)
+		allowed = OPT_CONF | OPT_KIND | OPT_LIMIT | OPT_PAYLOAD;
+	else if (strcmp(sub, "replay") == 0)
+		allowed = OPT_CONF | OPT_ID | OPT_KIND | OPT_ALL;
+	else if (strcmp(sub, "purge") == 0)
+		allowed = OPT_CONF | OPT_ID | OPT_KIND | OPT_REPLAYED | OPT_ALL | OPT_OLDER;
+	else
+		return dlq_usage("unknown subcommand '%s'", sub);
+	o = malloc(sizeof *o);
+	if (!o) {
+		fprintf(stderr, "egoi-router: out of memory\n");
+		return DLQ_RUNTIME;
+	}
+	rc = dlq_parse(argc, argv, allowed, o);
+	if (rc != 0)
+		goto out;
+	/* Replay and purge act on nothing by accident: a selector is required. */
+	if (strcmp(sub, "list") != 0 && !(o->seen & (OPT_ID | OPT_KIND | OPT_ALL | OPT_REPLAYED))) {
+		rc = dlq_usage("%s needs --id, --kind%s or --all", sub,
+			       strcmp(sub, "purge") == 0 ? ", --replayed" : "");
+		goto out;
+	}
+	if (strcmp(sub, "replay") == 0 && o->kind && strcmp(o->kind, "rejected") == 0) {
+		fprintf(stderr, "egoi-router: dlq replay: rejected dead letters cannot be replayed: "
+				"they hold malformed input (see dlq list --kind rejected --payload, "
+				"then dlq purge --kind rejected)\n");
+		rc = DLQ_INVALID;
+		goto out;
+	}
+	rc = dlq_open(o, &cfg, &ob);
+	if (rc != DLQ_OK)
+		goto out;
+	if (strcmp(sub, "list") == 0)
+		rc = dlq_list(o, ob);
+	else if (strcmp(sub, "replay") == 0)
+		rc = dlq_replay(o, &cfg, ob);
+	else
+		rc = dlq_purge(o, ob);
+out:
+	outbox_close(ob);
+	config_free(&cfg);
+	free(o);
+	return rc;
+}

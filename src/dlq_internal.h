@@ -1,0 +1,47 @@
+/*
+ * dlq_internal.h — shared by the parts of the dlq command, not a public
+ * interface: dlq.c parses the options, opens config and outbox, lists and
+ * purges; dlq_replay.c replays.
+ *
+ * Threads: the main thread only.
+ */
+#ifndef EGOI_DLQ_INTERNAL_H
+#define EGOI_DLQ_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+struct outbox;
+
+/* Process exit codes (SPEC §3). */
+enum { DLQ_OK = 0, DLQ_INVALID = 1, DLQ_USAGE = 2, DLQ_RUNTIME = 3 };
+
+/* Options, as bits: which ones were given, which ones a subcommand accepts. */
+enum {
+	OPT_CONF = 1 << 0, OPT_KIND = 1 << 1, OPT_LIMIT = 1 << 2, OPT_PAYLOAD = 1 << 3,
+	OPT_ID = 1 << 4, OPT_ALL = 1 << 5, OPT_REPLAYED = 1 << 6, OPT_OLDER = 1 << 7,
+};
+
+#define DLQ_MAX_IDS 1000
+
+struct dlq_opts {
+	unsigned seen;               /* OPT_* given */
+	const char *conf;            /* -c, default router.conf */
+	const char *kind;            /* --kind, validated; NULL = any */
+	long limit;                  /* --limit, 0 = none */
+	int64_t ids[DLQ_MAX_IDS];    /* --id, in the order given */
+	size_t nids;
+	long older_ms;               /* --older-than */
+};
+
+/* Wall-clock unix seconds. */
+double dlq_now(void);
+
+/* Prints {"key":val,...} and a newline on stdout and flushes; 0 or -1. */
+int dlq_print_counts(const char *const *keys, const long *vals, size_t n);
+
+/* `dlq replay` on an open config and outbox; returns an exit code. */
+int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * dlq_replay.c — `egoi-router dlq replay` (see dlq.h).
+ *
+ * Design:
+ * - The selection is taken first (ids and kinds only); payloads are read one
+ *   dead letter at a time, and each is handled on its own: one failure does
+ *   not stop the others, it is counted in "failed".
+ * - A forward is re-queued and marked replayed in one transaction
+ *   (outbox_dlq_requeue_forward); the daemon's delivery thread, which looks
+ *   at the outbox at least once a second, sends it without a restart.
+ * - An event (rule error, refused write) goes through the pipeline exactly
+ *   like a batch {"events":[payload]} the daemon received, with the rules
+ *   file as it is on disk now: written lines, forwards and new dead letters
+ *   are committed by an outbox writer of our own. The dead letter is marked
+ *   replayed only after that commit, so a crash in between routes the event
+ *   again at the next replay (at least once, like everything else) rather
+ *   than losing it.
+ * - Rejected input is malformed: there is nothing the rules could route.
+ *
+ * Threads: the main thread only (the outbox writer has its own).
+ */
+#include "dlq_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "config.h"
+#include "outbox.h"
+#include "outbox_writer.h"
+#include "pipeline.h"
+
+struct dlq_pick {
+	int64_t id;
+	char kind[16];
+	int replayed;
+};
+
+struct dlq_picks {
+	struct dlq_pick *v;
+	size_t n, cap;
+};
+
+static int dlq_collect(const struct outbox_dlq_entry *e, void *arg)
+{
+	struct dlq_picks *p = arg;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct dlq_pick *v = realloc(p->v, cap * sizeof *v);
+
+		if (!v)
+			return 1;
+		p->v = v;
+		p->cap = cap;
+	}
+	p->v[p->n].id = e->id;
+	snprintf(p->v[p->n].kind, sizeof p->v[p->n].kind, "%s", e->kind);
+	p->v[p->n].replayed = e->replayed_at > 0;
+	p->n++;
+	return 0;
+}
+
+/* One event dead letter's payload and request id, read for its replay. */
+struct dlq_event {
+	char *body;                /* {"events":[payload]} */
+	size_t len, prefix;        /* the payload is body[prefix, len - suffix) */
+	char *request_id;
+	int has_payload;
+};
+
+static const char dlq_prefix[] = "{\"events\":[", dlq_suffix[] = "]}";
+
+static int dlq_fetch(const struct outbox_dlq_entry *e, void *arg)
+{
+	struct dlq_event *ev = arg;
+
+	ev->has_payload = e->payload != NULL;
+	if (!e->payload)
+		return 0;
+	ev->prefix = sizeof dlq_prefix - 1;
+	ev->len = ev->prefix + e->payload_len + sizeof dlq_suffix - 1;
+	ev->body = malloc(ev->len + 1);
+	if (!ev->body)
+		return 1;
+	memcpy(ev->body, dlq_prefix, ev->prefix);
+	memcpy(ev->body + ev->prefix, e->payload, e->payload_len);
+	memcpy(ev->body + ev->prefix + e->payload_len, dlq_suffix, sizeof dlq_suffix);
+	if (e->request_id && !(ev->request_id = strdup(e->request_id)))
+		return 1;
+	return 0;
+}
+
+/*
+ * The payload must be exactly one routable event: a refused write whose
+ * line came from opts.line, or a payload that would close the wrapper and
+ * open more elements, is not an event the rules can see again.
+ */
+static const char *dlq_check_event(const struct dlq_event *ev)
+{
+	struct batch b;
+	char err[256];
+	const char *why = NULL;
+
+	memset(&b, 0, sizeof b);
+	if (batch_parse(&b, ev->body, ev->len, 1, NULL, NULL, err, sizeof err) != BATCH_OK ||
+	    b.count != 1 || b.events[0].start != ev->prefix ||
+	    b.events[0].end != ev->len - (sizeof dlq_suffix - 1))
+		why = "its payload is not one JSON event";
+	else if (b.events[0].reject)
+		why = b.events[0].reject;
+	batch_free(&b);
+	return why;
+}
+
+struct dlq_replay {
+	struct config *cfg;
+	struct outbox *ob;
+	struct pipeline_shared sh;
+	struct pipeline p;
+	int pipeline_ready;
+	int cannot_route;
+	long replayed, skipped, failed;
+};
+
+/* Routes one rule_error / write dead letter again and marks it replayed. */
+static void dlq_replay_event(struct dlq_replay *r, int64_t id)
+{
+	const int64_t one[1] = { id };
+	struct outbox_dlq_filter f = { .ids = one, .nids = 1, .with_payload = 1 };
+	struct dlq_event ev;
+	struct pipeline_result res;
+	const char *why;
+	char err[256];
+	int rc;
+
+	memset(&ev, 0, sizeof ev);
+	if (r->cannot_route) {
+		r->failed++;
+		goto out;
+	}
+	rc = outbox_dlq_list(r->ob, &f, dlq_fetch, &ev);
+	if (rc != 0) {
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 ": %s\n", id,
+			rc < 0 ? outbox_error(r->ob) : "out of memory");
+		r->failed++;
+		goto out;
+	}
+	if (!ev.has_payload || (why = dlq_check_event(&ev)) != NULL) {
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " skipped: %s\n",
+			id, ev.has_payload ? why : "it has no payload");
+		r->skipped++;
+		goto out;
+	}
+	if (!r->pipeline_ready) {
+		r->sh.writer = outbox_writer_start(r->cfg->data_dir, err, sizeof err);
+		if (!r->sh.writer) {
+			fprintf(stderr, "egoi-router: dlq replay: outbox writer: %s\n", err);
+			r->cannot_route = 1;
+			r->failed++;
+			goto out;
+		}
+		pipeline_init(&r->p, &r->sh);
+		r->pipeline_ready = 1;
+	}
+	pipeline_process(&r->p, ev.body, ev.len, dlq_now(), "dlq-replay", ev.request_id, &res);
+	if (res.http_status != 200) {
+		/* No Lua state after a failed batch: the rules did not compile
+		 * (the message names file and line); no use trying the rest. */
+		if (!r->p.rules) {
+			fprintf(stderr, "egoi-router: %s\n", res.error);
+			r->cannot_route = 1;
+		} else {
+			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 ": %s\n",
+				id, res.error);
+		}
+		r->failed++;
+		goto out;
+	}
+	/* Routed and committed: from here on the event is in its new place. */
+	rc = outbox_dlq_mark_replayed(r->ob, id);
+	if (rc < 0) {
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " was routed but "
+				"not marked replayed: %s\n", id, outbox_error(r->ob));
+		r->failed++;
+		goto out;
+	}
+	if (res.summary.dead_letters > 0)
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " failed again; "
+				"it is kept as a new dead letter\n", id);
+	r->replayed++;
+out:
+	free(ev.body);
+	free(ev.request_id);
+}
+
+static void dlq_replay_one(struct dlq_replay *r, const struct dlq_pick *k, int by_id)
+{
+	int rc;
+
+	if (k->replayed) {
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64
+				" was already replayed, skipped\n", k->id);
+		r->skipped++;
+	} else if (strcmp(k->kind, "rejected") == 0) {
+		if (by_id)
+			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " skipped: "
+					"rejected input (malformed) cannot be replayed\n", k->id);
+		r->skipped++;
+	} else if (strcmp(k->kind, "forward") == 0) {
+		rc = outbox_dlq_requeue_forward(r->ob, k->id);
+		if (rc < 0) {
+			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 ": %s\n",
+				k->id, outbox_error(r->ob));
+			r->failed++;
+		} else if (rc == 1) {
+			/* another dlq replay got there first */
+			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64
+					" was already replayed, skipped\n", k->id);
+			r->skipped++;
+		} else {
+			r->replayed++;
+		}
+	} else {
+		dlq_replay_event(r, k->id);
+	}
+}
+
+int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
+{
+	struct outbox_dlq_filter f = {
+		.kind = o->kind,
+		.ids = o->nids ? o->ids : NULL,
+		.nids = o->nids,
+		/* by id: already replayed ones are reported, not silently left out */
+		.state = o->nids ? OUTBOX_DLQ_ANY : OUTBOX_DLQ_OPEN,
+	};
+	struct dlq_picks picks = { 0 };
+	struct dlq_replay r;
+	long rejected = 0;
+	int rc = DLQ_RUNTIME;
+
+	memset(&r, 0, sizeof r);
+	r.cfg = cfg;
+	r.ob = ob;
+	r.sh.cfg = cfg;
+	/* Nothing published: the pipeline compiles cfg->rules as it is on disk now. */
+	rules_current_init(&r.sh.rules);
+	rc = outbox_dlq_list(ob, &f, dlq_collect, &picks);
+	if (rc != 0) {
+		fprintf(stderr, "egoi-router: dlq replay: %s\n",
+			rc > 0 ? "out of memory" : outbox_error(ob));
+		rc = DLQ_RUNTIME;
+		goto out;
+	}
+	rc = DLQ_RUNTIME;
+	for (size_t i = 0; i < o->nids; i++) {
+		size_t j = 0;
+
+		while (j < picks.n && picks.v[j].id != o->ids[i])
+			j++;
+		if (j == picks.n) {
+			fprintf(stderr, "egoi-router: dlq replay: no dead letter %" PRId64 "%s%s\n",
+				o->ids[i], o->kind ? " of kind " : "", o->kind ? o->kind : "");
+			r.failed++;
+		}
+	}
+	for (size_t i = 0; i < picks.n; i++) {
+		if (!picks.v[i].replayed && strcmp(picks.v[i].kind, "rejected") == 0)
+			rejected++;
+		dlq_replay_one(&r, &picks.v[i], o->nids > 0);
+	}
+	if (rejected > 0 && o->nids == 0)
+		fprintf(stderr, "egoi-router: dlq replay: %ld rejected dead letter%s skipped: "
+				"malformed input cannot be replayed (see dlq list --kind rejected)\n",
+			rejected, rejected == 1 ? "" : "s");
+	{
+		static const char *const keys[] = { "replayed", "skipped", "failed" };
+		const long vals[] = { r.replayed, r.skipped, r.failed };
+
+		if (dlq_print_counts(keys, vals, 3) != 0) {
+			fprintf(stderr, "egoi-router: dlq replay: cannot write the output\n");
+			goto out;
+		}
+	}
+	rc = r.failed > 0 ? DLQ_INVALID : DLQ_OK;
+out:
+	if (r.pipeline_ready)
+		pipeline_free(&r.p);
+	outbox_writer_stop(r.sh.writer);
+	rules_current_free(&r.sh.rules);
+	free(picks.v);
+	return rc;
+}
