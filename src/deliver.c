@@ -32,6 +32,11 @@
  *
  * Never logged: URLs (they may carry tokens), headers and bodies.
  *
+ * Metrics: each attempt's outcome and duration is counted where it is
+ * decided (record_attempt). The outbox gauges are refreshed here, at most
+ * once a second, with this thread's own connection: a scrape then costs no
+ * database access at all.
+ *
  * Also part of this module: deliver_request.c (one request as a curl easy
  * handle) and deliver_policy.c (retry decision, Retry-After).
  */
@@ -39,6 +44,7 @@
 
 #include "deliver_internal.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 
 #include <curl/curl.h>
@@ -54,6 +60,7 @@
 #include <unistd.h>
 
 #define DELIVER_TICK_MS 1000L   /* longest sleep without a wake-up */
+#define DELIVER_GAUGE_S 1.0     /* outbox gauges are at most this old */
 
 struct deliver_host {
 	char *key;
@@ -178,10 +185,11 @@ static void host_release(struct deliver *d, const char *key)
 /*
  * Records the outcome of one attempt. status: HTTP status, 0 for a network
  * error; detail: short reason for the log and the database; permanent:
- * never worth retrying (the request cannot even be made).
+ * never worth retrying (the request cannot even be made); seconds: how long
+ * the transfer took, < 0 when none was made.
  */
 static void record_attempt(struct deliver *d, struct deliver_request *x, int status,
-			   const char *detail, int permanent)
+			   const char *detail, int permanent, double seconds)
 {
 	const struct outbox_delivery *e = x->e;
 	const char *label = e->name && *e->name ? e->name : x->host ? x->host : "?";
@@ -197,6 +205,8 @@ static void record_attempt(struct deliver *d, struct deliver_request *x, int sta
 				 d->max_age_ms, retry_after, deliver_random(d), &delay);
 	if (permanent)
 		outcome = DELIVER_DEAD;
+	metrics_delivery(label, outcome == DELIVER_DONE ? METRICS_DONE
+				: outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
 	if (outcome == DELIVER_DONE) {
 		rc = outbox_complete(d->ob, e->id);
 		goto out;
@@ -240,13 +250,13 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 {
 	if (deliver_request_setup(x, d->timeout_ms) < 0 ||
 	    deliver_request_sign(x, &d->signer) < 0 || host_acquire(d, x->key) < 0) {
-		record_attempt(d, x, 0, "could not set up the request", 0);
+		record_attempt(d, x, 0, "could not set up the request", 0, -1);
 		deliver_request_free(x);
 		return;
 	}
 	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
 		host_release(d, x->key);
-		record_attempt(d, x, 0, "could not start the request", 0);
+		record_attempt(d, x, 0, "could not start the request", 0, -1);
 		deliver_request_free(x);
 		return;
 	}
@@ -269,6 +279,7 @@ static int collect_done(struct deliver *d)
 		char *priv = NULL;
 		CURLcode rc = msg->data.result;
 		long code = 0;
+		curl_off_t us = -1;
 		char detail[CURL_ERROR_SIZE + 32];
 		int permanent = 0;
 
@@ -283,6 +294,8 @@ static int collect_done(struct deliver *d)
 		if (rc == CURLE_OK &&
 		    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
 			code = 0;
+		if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK)
+			us = -1;
 		if (rc != CURLE_OK) {
 			snprintf(detail, sizeof detail, "%s",
 				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
@@ -294,7 +307,8 @@ static int collect_done(struct deliver *d)
 		/* All outcomes of one pass share a transaction: one fsync, not one each. */
 		if (!in_tx)
 			in_tx = outbox_begin(d->ob) == 0;
-		record_attempt(d, x, (int)code, detail, permanent);
+		record_attempt(d, x, (int)code, detail, permanent,
+			       us >= 0 ? (double)us / 1e6 : -1);
 		deliver_request_free(x);
 		done++;
 	}
@@ -385,7 +399,7 @@ static double claim_more(struct deliver *d, double now)
 		x->claim = claim;
 		x->e = &items[i];
 		if (deliver_request_destination(x, x->e->url) < 0) {
-			record_attempt(d, x, 0, "invalid or unsupported URL", 1);
+			record_attempt(d, x, 0, "invalid or unsupported URL", 1, -1);
 			deliver_request_free(x);
 			continue;
 		}
@@ -430,10 +444,21 @@ static void abort_running(struct deliver *d)
 	}
 }
 
+/* Refreshes the outbox gauges; a failed count keeps the previous value. */
+static void refresh_gauges(struct deliver *d)
+{
+	long pending = outbox_count_pending(d->ob), dead = outbox_count_dead(d->ob);
+
+	if (pending < 0 || dead < 0)
+		log_msg(LOG_WARN, NULL, "delivery: counting the outbox for metrics failed: %s",
+			outbox_error(d->ob));
+	metrics_set_outbox(pending, dead);
+}
+
 static void *deliver_main(void *arg)
 {
 	struct deliver *d = arg;
-	double next_check = 0, stop_at = 0;
+	double next_check = 0, stop_at = 0, next_gauges = 0;
 	int stopping = 0;
 
 	for (;;) {
@@ -453,6 +478,10 @@ static void *deliver_main(void *arg)
 		if (collect_done(d) > 0)
 			next_check = 0;   /* a slot freed: more may be claimable now */
 		now = wall_now();
+		if (!stopping && mono_now() >= next_gauges) {
+			refresh_gauges(d);
+			next_gauges = mono_now() + DELIVER_GAUGE_S;
+		}
 		if (!stopping) {
 			run_waiting(d);
 			if (atomic_exchange(&d->notified, 0) || now >= next_check)

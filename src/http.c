@@ -6,6 +6,14 @@
  * the body is read with a hard bound on bytes actually received (413), and
  * the batch goes through the pipeline (200/400/413/5xx). The secret never
  * reaches a log line: we log method, path and status only, never the query.
+ * Every answer of the endpoint is counted (requests_total, request_seconds)
+ * in one place, http_on_batch, around the handler proper.
+ *
+ * GET /metrics (metrics.c) needs no token, so a Prometheus scraper can use
+ * it as is, but like every route it is subject to allow_from (civetweb's
+ * access control list applies server-wide). It exposes counts and label
+ * values (forward names, hosts, write paths, drop reasons), never payloads
+ * or URLs.
  *
  * Threads: civetweb runs `threads` workers; one open connection holds one
  * worker while it lives, so the keep-alive and request timeouts are short.
@@ -33,6 +41,7 @@
 #include "config.h"
 #include "http_watchdog.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 
 #define HTTP_HEAD_MAX 512
@@ -258,7 +267,8 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 	return (long long)len;
 }
 
-static int http_on_batch(struct mg_connection *conn, void *cbdata)
+/* The endpoint proper: answers and returns the status it answered. */
+static int http_batch(struct mg_connection *conn, void *cbdata)
 {
 	struct http_server *s = cbdata;
 	const struct config *cfg = s->cfg;
@@ -346,10 +356,48 @@ static int http_on_batch(struct mg_connection *conn, void *cbdata)
 	return 200;
 }
 
+static double http_mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int http_on_batch(struct mg_connection *conn, void *cbdata)
+{
+	double start = http_mono_now();
+	int status = http_batch(conn, cbdata);
+
+	metrics_request(status, http_mono_now() - start);
+	return status;
+}
+
 static int http_on_healthz(struct mg_connection *conn, void *cbdata)
 {
 	(void)cbdata;
 	http_reply(conn, 200, "text/plain", "ok", 2, 0, NULL);
+	return 200;
+}
+
+/* No token (see the top comment); the whole exposition in one write. */
+static int http_on_metrics(struct mg_connection *conn, void *cbdata)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	char *text = NULL;
+	size_t len = 0;
+
+	(void)cbdata;
+	if (strcmp(ri->request_method, "GET") != 0) {
+		http_reply_error(conn, 405, "only GET is accepted here", 1, "Allow: GET\r\n");
+		return 405;
+	}
+	if (metrics_render(&text, &len) < 0) {
+		http_reply_error(conn, 500, "out of memory", 0, NULL);
+		return 500;
+	}
+	http_reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 0, NULL);
+	free(text);
 	return 200;
 }
 
@@ -508,6 +556,7 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	snprintf(s->endpoint, sizeof s->endpoint, "%s$", cfg->endpoint);
 	mg_set_request_handler(s->ctx, s->endpoint, http_on_batch, s);
 	mg_set_request_handler(s->ctx, "/healthz$", http_on_healthz, s);
+	mg_set_request_handler(s->ctx, "/metrics$", http_on_metrics, s);
 	return s;
 fail:
 	http_watchdog_stop(s->watchdog);

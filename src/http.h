@@ -1,7 +1,8 @@
 /*
  * http.h — the HTTPS intake: civetweb set-up, routes, auth, limits, answers.
  *
- * Routes: POST {endpoint} (a batch, see SPEC §5), GET /healthz. Each worker
+ * Routes: POST {endpoint} (a batch, see SPEC §5), GET /healthz, GET /metrics
+ * (Prometheus text format, no token: see http.c). Each worker
  * thread gets a struct pipeline (its Lua state, file sink) in civetweb's
  * init_thread callback; batches reach the outbox through the shared group
  * committer (outbox_writer.h).

@@ -5,6 +5,13 @@
  * first (a failing rule only turns its own event into an error decision),
  * then actions_commit appends lines and commits forwards and dead letters in
  * one outbox transaction, and only then is the batch answered 200.
+ *
+ * Metrics: events and decisions are counted once the batch is committed
+ * (pipeline_count), not while routing: a batch answered 503 is sent again
+ * by E-goi, and counting it twice would make the counters disagree with
+ * what the router durably did. Rule errors are counted as they happen, like
+ * their log line, since a failing rule is worth seeing even when its batch
+ * is then not committed.
  */
 #include "pipeline.h"
 
@@ -14,6 +21,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
+#include "metrics.h"
 #include "rules.h"
 #include "sink_file.h"
 
@@ -138,6 +146,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		if (rc == 1) {
 			const struct action *last = &p->acts.items[p->acts.count - 1];
 
+			metrics_rule_error();
 			log_msg(LOG_WARN, request_id, "rule error on event %zu (%s): %s", i + 1,
 				rules_event_action(p->rules, i) ? rules_event_action(p->rules, i) : "?",
 				last->text ? last->text : "");
@@ -160,6 +169,51 @@ void pipeline_end(struct pipeline *p)
 	actions_clear(&p->acts);
 }
 
+/*
+ * Counts a committed batch: every event by action, every decision by kind
+ * and name, and an event without any decision as drop "no_rule". Decisions
+ * are in event order (each event's are pushed while it is routed).
+ */
+static void pipeline_count(struct pipeline *p)
+{
+	struct metrics_tally t;
+	size_t pos = 0;
+	char host[256];
+
+	metrics_tally_init(&t);
+	for (size_t i = 0; i < p->batch.count; i++) {
+		const struct batch_event *ev = &p->batch.events[i];
+		int any = 0;
+
+		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->rules, i));
+		for (; pos < p->acts.count && p->acts.items[pos].event == i; pos++, any = 1) {
+			const struct action *it = &p->acts.items[pos];
+
+			switch (it->kind) {
+			case ACTION_FORWARD:
+				metrics_tally_decision(&t, METRICS_FORWARD, it->name && *it->name
+					? it->name : metrics_url_host(it->target, host, sizeof host));
+				break;
+			case ACTION_WRITE:
+				metrics_tally_decision(&t, METRICS_WRITE, it->target);
+				break;
+			case ACTION_DROP:
+				metrics_tally_decision(&t, METRICS_DROP, it->text ? it->text : "dropped");
+				break;
+			case ACTION_ERROR:
+				metrics_tally_decision(&t, METRICS_ERROR, "rule_error");
+				break;
+			case ACTION_REJECT:
+				metrics_tally_decision(&t, METRICS_ERROR, "rejected");
+				break;
+			}
+		}
+		if (!any && !ev->reject)
+			metrics_tally_decision(&t, METRICS_DROP, "no_rule");
+	}
+	metrics_tally_flush(&t);
+}
+
 void pipeline_process(struct pipeline *p, const char *body, size_t len, double received_at,
 		      const char *remote_addr, const char *request_id,
 		      struct pipeline_result *res)
@@ -180,6 +234,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 		goto out;
 	}
 	res->http_status = 200;
+	pipeline_count(p);
 	if (res->summary.forwards > 0 && p->sh->deliver)
 		deliver_notify(p->sh->deliver);
 out:

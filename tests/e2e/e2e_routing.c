@@ -1,8 +1,8 @@
 /*
  * e2e_routing.c — end-to-end scenarios of what rules do (SPEC §6, §7):
  * default forwards carry the original bytes, custom forwards, retries and
- * dead letters of deliveries, written lines, and rule errors that cost only
- * their own event.
+ * dead letters of deliveries, written lines, rule errors that cost only
+ * their own event, and the metrics that count all of it (SPEC §9).
  */
 #include "e2e/e2e.h"
 
@@ -456,6 +456,116 @@ static void runaway_rules_are_stopped_and_dead_lettered(void **state)
 	e2e_pass(t);
 }
 
+/* The value of the sample "series value" in a /metrics text; -1 if absent. */
+static double metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line += !!line)
+		if (strncmp(line, series, n) == 0 && line[n] == ' ')
+			return strtod(line + n + 1, NULL);
+	return -1;
+}
+
+/* GET /metrics over TLS, without the token; the body (caller frees). */
+static char *scrape(struct e2e *t)
+{
+	struct harness_response resp;
+	char *text;
+
+	assert_int_equal(harness_request(&t->h, "GET", "/metrics", NULL, NULL, NULL, 0, 0, &resp),
+			 0);
+	assert_int_equal(resp.status, 200);
+	assert_non_null(strstr(resp.body, "# TYPE egoi_router_requests_total counter\n"));
+	text = resp.body;
+	resp.body = NULL;
+	harness_response_free(&resp);
+	return text;
+}
+
+static void metrics_count_requests_events_decisions_deliveries(void **state)
+{
+	struct e2e *t = *state;
+	static const char lua[] =
+		"function route(e, m)\n"
+		"  local a = e.action\n"
+		"  if a:sub(1, 6) == 'email_' then forward('@RECV@/crm', { name = 'crm' })\n"
+		"  elseif a == 'goal_conversion' then forward('@RECV@/goal')\n"
+		"  elseif a:sub(1, 4) == 'sms_' then write('sms.jsonl')\n"
+		"  elseif a:sub(1, 5) == 'push_' then drop('push')\n"
+		"  elseif a == 'new_order' then error('boom')\n"
+		"  end\n"
+		"end\n";
+	size_t len;
+	char *batch = e2e_fixture("batch-all-actions.json", &len), *text;
+	struct harness_response resp;
+
+	e2e_boot(t, lua, NULL);
+	text = scrape(t);
+	assert_true(metric(text, "egoi_router_requests_total{code=\"200\"}") == 0);
+	free(text);
+
+	resp = e2e_post_expect(t, batch, len, 200);
+	e2e_assert_counts(&resp, 38, 0);
+	harness_response_free(&resp);
+	assert_int_equal(harness_request(&t->h, "POST", "/hooks/egoi", "application/json", NULL,
+					 batch, len, 0, &resp), 0);
+	assert_int_equal(resp.status, 401);
+	harness_response_free(&resp);
+	/* /metrics itself answers only GET, and is not an endpoint request */
+	assert_int_equal(harness_request(&t->h, "POST", "/metrics", "application/json", NULL,
+					 "{}", 2, 0, &resp), 0);
+	assert_int_equal(resp.status, 405);
+	harness_response_free(&resp);
+
+	/* Both forwards delivered, and the gauges (refreshed each second) caught up. */
+	assert_int_equal(receiver_wait(t->r, 2, 10000), 0);
+	text = NULL;
+	for (int i = 0; i < 100; i++) {
+		free(text);
+		text = scrape(t);
+		if (metric(text, "egoi_router_deliveries_total{name=\"crm\",outcome=\"done\"}") == 1 &&
+		    metric(text, "egoi_router_deliveries_total{name=\"127.0.0.1\",outcome=\"done\"}")
+			    == 1 &&
+		    metric(text, "egoi_router_outbox_pending") == 0 &&
+		    metric(text, "egoi_router_dead_letters") == 1)
+			break;
+		harness_sleep_ms(100);
+	}
+	assert_true(metric(text, "egoi_router_deliveries_total{name=\"crm\",outcome=\"done\"}") ==
+		    1);
+	assert_true(metric(text,
+			   "egoi_router_deliveries_total{name=\"127.0.0.1\",outcome=\"done\"}") == 1);
+	assert_true(metric(text, "egoi_router_outbox_pending") == 0);
+	assert_true(metric(text, "egoi_router_dead_letters") == 1);
+	assert_true(metric(text, "egoi_router_delivery_seconds_count") == 2);
+
+	assert_true(metric(text, "egoi_router_requests_total{code=\"200\"}") == 1);
+	assert_true(metric(text, "egoi_router_requests_total{code=\"401\"}") == 1);
+	assert_true(metric(text, "egoi_router_requests_total{code=\"405\"}") == 0);
+	assert_true(metric(text, "egoi_router_request_seconds_count") == 2);
+	assert_true(metric(text, "egoi_router_events_total{action=\"email_send\"}") == 1);
+	assert_true(metric(text, "egoi_router_events_total{action=\"new_order\"}") == 1);
+	assert_true(metric(text, "egoi_router_events_total{action=\"web_push_open\"}") == 1);
+	assert_true(metric(text, "egoi_router_events_total{action=\"other\"}") == 0);
+	assert_true(metric(text, "egoi_router_decisions_total{kind=\"forward\",name=\"crm\"}") ==
+		    7);
+	assert_true(metric(text,
+			   "egoi_router_decisions_total{kind=\"forward\",name=\"127.0.0.1\"}") == 1);
+	assert_true(metric(text,
+			   "egoi_router_decisions_total{kind=\"write\",name=\"sms.jsonl\"}") == 2);
+	assert_true(metric(text, "egoi_router_decisions_total{kind=\"drop\",name=\"push\"}") == 6);
+	assert_true(metric(text, "egoi_router_decisions_total{kind=\"drop\",name=\"no_rule\"}") ==
+		    21);
+	assert_true(metric(text,
+			   "egoi_router_decisions_total{kind=\"error\",name=\"rule_error\"}") == 1);
+	assert_true(metric(text, "egoi_router_rule_errors_total") == 1);
+	free(text);
+	free(batch);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 const struct CMUnitTest e2e_routing_tests[] = {
 	E2E_TEST(default_forward_is_byte_exact),
 	E2E_TEST(default_forward_groups_per_url_keeping_raw_bytes),
@@ -467,5 +577,6 @@ const struct CMUnitTest e2e_routing_tests[] = {
 	E2E_TEST(write_outside_output_dir_is_refused),
 	E2E_TEST(rule_error_dead_letters_only_its_event),
 	E2E_TEST(runaway_rules_are_stopped_and_dead_lettered),
+	E2E_TEST(metrics_count_requests_events_decisions_deliveries),
 };
 const size_t e2e_routing_count = sizeof(e2e_routing_tests) / sizeof(e2e_routing_tests[0]);

@@ -1,0 +1,527 @@
+/*
+ * metrics.c — counters, gauges and histograms, and their Prometheus text
+ * exposition (see metrics.h).
+ *
+ * Design: every metric is a fixed array of relaxed atomic counters in static
+ * storage. Relaxed is enough: each counter only ever grows and nobody derives
+ * one from another at run time; a scrape reads each one once and builds the
+ * cumulative histogram buckets and _count from the same reads, so _count
+ * always equals the +Inf bucket.
+ *
+ * Labelled families whose label values come from rules (decisions) or
+ * outbox rows (deliveries) keep a table of at most METRICS_LABELS (kind, name)
+ * pairs. Pairs are only ever added, never moved or removed (until
+ * metrics_reset), so readers find them in an open-addressing index without a
+ * lock: an index slot goes from 0 to "entry + 1" once, published with release
+ * order after the entry was written. Adding a pair takes the family's mutex,
+ * which happens once per distinct label value in the process's life.
+ * When the table is full, new pairs count as name="other" of their kind.
+ *
+ * Threads: everything is safe from any thread except metrics_reset.
+ */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define METRICS_HASH (METRICS_LABELS * 2)   /* index slots: at most half full */
+#define METRICS_MAX_KINDS 4
+#define METRICS_OTHER(kind) (METRICS_LABELS + (kind))
+
+_Static_assert(METRICS_KINDS <= METRICS_MAX_KINDS && METRICS_OUTCOMES <= METRICS_MAX_KINDS,
+	       "one \"other\" counter per kind");
+
+const double metrics_bucket_bounds[METRICS_BUCKETS - 1] = {
+	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+/* The actions of tests/fixtures/actions.json, sorted (strcmp) for bsearch. */
+static const char *const metrics_actions[METRICS_ACTIONS] = {
+	"cart_update", "cellphone_field_disable", "change_consent", "double_optin",
+	"edit_subscription", "email_click", "email_field_disable", "email_hard_bounce",
+	"email_open", "email_send", "email_soft_bounce", "email_spam_complaint",
+	"facebook_like", "forget_subscription", "goal_conversion", "new_order",
+	"phone_field_disable", "product_view", "push_canceled", "push_click", "push_error",
+	"push_open", "push_received", "push_send", "resubscription", "sms_delivered",
+	"sms_send", "social_share", "subscription", "unsubscribe", "voice_send",
+	"web_push_bounce", "web_push_click", "web_push_delivered", "web_push_open",
+	"web_push_send", "web_push_subscription", "web_push_unsubscription",
+};
+
+/* Statuses the endpoint answers; anything else is code="other". */
+static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 500, 503 };
+#define METRICS_NCODES (sizeof metrics_codes / sizeof metrics_codes[0])
+
+static const char *const metrics_kind_names[METRICS_KINDS] = { "forward", "write", "drop",
+							       "error" };
+static const char *const metrics_outcome_names[METRICS_OUTCOMES] = { "done", "retry", "dead" };
+
+struct metrics_hist {
+	atomic_ulong bucket[METRICS_BUCKETS];   /* per bucket, not cumulative */
+	atomic_ullong sum_ns;
+};
+
+struct metrics_label {
+	int kind;
+	char *name;
+};
+
+struct metrics_family {
+	pthread_mutex_t lock;                   /* only to add a pair */
+	atomic_int used;                        /* entries published */
+	struct metrics_label items[METRICS_LABELS];
+	atomic_int index[METRICS_HASH];         /* 0 = empty, else entry + 1 */
+	atomic_ulong value[METRICS_LABELS + METRICS_MAX_KINDS]; /* then "other" per kind */
+};
+
+static atomic_ulong metrics_requests[METRICS_NCODES + 1];
+static struct metrics_hist metrics_request_hist;
+static atomic_ulong metrics_events[METRICS_ACTIONS + 1];
+static atomic_ulong metrics_rule_errors;
+static struct metrics_family metrics_decisions = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static struct metrics_family metrics_deliveries = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static struct metrics_hist metrics_delivery_hist;
+static atomic_long metrics_pending = -1;   /* -1: not known yet, not exported */
+static atomic_long metrics_dead = -1;
+
+static void counter_add(atomic_ulong *c, unsigned long n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static unsigned long counter_get(atomic_ulong *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+int metrics_bucket(double seconds)
+{
+	int i = 0;
+
+	if (!(seconds > 0))   /* negative and NaN */
+		return 0;
+	while (i < METRICS_BUCKETS - 1 && seconds > metrics_bucket_bounds[i])
+		i++;
+	return i;
+}
+
+static void hist_observe(struct metrics_hist *h, double seconds)
+{
+	unsigned long long ns = 0;
+
+	if (seconds > 0)   /* capped at 1e9 s: the conversion must not overflow */
+		ns = (unsigned long long)((seconds < 1e9 ? seconds : 1e9) * 1e9 + 0.5);
+	counter_add(&h->bucket[metrics_bucket(seconds)], 1);
+	atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
+}
+
+static int metrics_action_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, *(const char *const *)elem);
+}
+
+int metrics_action_index(const char *action)
+{
+	const char *const *hit;
+
+	if (!action)
+		return METRICS_ACTIONS;
+	hit = bsearch(action, metrics_actions, METRICS_ACTIONS, sizeof metrics_actions[0],
+		      metrics_action_cmp);
+	return hit ? (int)(hit - metrics_actions) : METRICS_ACTIONS;
+}
+
+void metrics_request(int status, double seconds)
+{
+	size_t i = 0;
+
+	while (i < METRICS_NCODES && metrics_codes[i] != status)
+		i++;
+	counter_add(&metrics_requests[i], 1);
+	hist_observe(&metrics_request_hist, seconds);
+}
+
+void metrics_rule_error(void)
+{
+	counter_add(&metrics_rule_errors, 1);
+}
+
+void metrics_set_outbox(long pending, long dead)
+{
+	if (pending >= 0)
+		atomic_store_explicit(&metrics_pending, pending, memory_order_relaxed);
+	if (dead >= 0)
+		atomic_store_explicit(&metrics_dead, dead, memory_order_relaxed);
+}
+
+/* --- label tables --- */
+
+static size_t family_hash(int kind, const char *name)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;   /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (size_t)(h ^ (h >> 29)) & (METRICS_HASH - 1);
+}
+
+/* Lock-free probe: the entry index of (kind, name), or -1 with *pos at the
+ * empty index slot where it would go. */
+static int family_find(struct metrics_family *f, int kind, const char *name, size_t *pos)
+{
+	size_t h = family_hash(kind, name);
+
+	for (;;) {
+		int v = atomic_load_explicit(&f->index[h], memory_order_acquire);
+		const struct metrics_label *l;
+
+		if (v == 0) {
+			*pos = h;
+			return -1;
+		}
+		l = &f->items[v - 1];
+		if (l->kind == kind && strcmp(l->name, name) == 0)
+			return v - 1;
+		h = (h + 1) & (METRICS_HASH - 1);
+	}
+}
+
+/* The counter slot of (kind, name), adding the pair if there is room. */
+static int family_slot(struct metrics_family *f, int kind, const char *name)
+{
+	size_t pos;
+	int slot, used;
+
+	if (!name)
+		name = "?";
+	slot = family_find(f, kind, name, &pos);
+	if (slot >= 0)
+		return slot;
+	if (atomic_load_explicit(&f->used, memory_order_acquire) >= METRICS_LABELS)
+		return METRICS_OTHER(kind);
+	pthread_mutex_lock(&f->lock);
+	/* Another thread may have added it, or filled the table, meanwhile. */
+	slot = family_find(f, kind, name, &pos);
+	used = atomic_load_explicit(&f->used, memory_order_relaxed);
+	if (slot < 0 && used < METRICS_LABELS) {
+		char *copy = strdup(name);
+
+		if (copy) {
+			f->items[used].kind = kind;
+			f->items[used].name = copy;
+			atomic_store_explicit(&f->used, used + 1, memory_order_release);
+			atomic_store_explicit(&f->index[pos], used + 1, memory_order_release);
+			slot = used;
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	return slot >= 0 ? slot : METRICS_OTHER(kind);
+}
+
+void metrics_delivery(const char *name, enum metrics_outcome outcome, double seconds)
+{
+	counter_add(&metrics_deliveries.value[family_slot(&metrics_deliveries, (int)outcome, name)],
+		    1);
+	if (seconds >= 0)
+		hist_observe(&metrics_delivery_hist, seconds);
+}
+
+/* --- a batch's tally --- */
+
+void metrics_tally_init(struct metrics_tally *t)
+{
+	memset(t->events, 0, sizeof t->events);
+	t->nslots = 0;
+}
+
+void metrics_tally_event(struct metrics_tally *t, const char *action)
+{
+	t->events[metrics_action_index(action)]++;
+}
+
+static void tally_flush_decisions(struct metrics_tally *t)
+{
+	for (size_t i = 0; i < t->nslots; i++)
+		counter_add(&metrics_decisions.value[t->slot[i]], t->count[i]);
+	t->nslots = 0;
+}
+
+void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, const char *name)
+{
+	int slot = family_slot(&metrics_decisions, (int)kind, name);
+
+	for (size_t i = 0; i < t->nslots; i++) {
+		if (t->slot[i] == slot) {
+			t->count[i]++;
+			return;
+		}
+	}
+	if (t->nslots == METRICS_TALLY_SLOTS)
+		tally_flush_decisions(t);
+	t->slot[t->nslots] = slot;
+	t->count[t->nslots++] = 1;
+}
+
+void metrics_tally_flush(struct metrics_tally *t)
+{
+	for (int i = 0; i <= METRICS_ACTIONS; i++)
+		if (t->events[i])
+			counter_add(&metrics_events[i], t->events[i]);
+	tally_flush_decisions(t);
+	metrics_tally_init(t);
+}
+
+const char *metrics_url_host(const char *url, char *out, size_t cap)
+{
+	const char *p = url ? strstr(url, "://") : NULL, *end, *at;
+	size_t n = 0;
+
+	if (cap == 0)
+		return out;
+	if (p) {
+		p += 3;
+		end = p + strcspn(p, "/?#");
+		/* userinfo: up to the last '@' of the authority */
+		for (at = end; at > p && at[-1] != '@'; at--)
+			;
+		if (at > p)
+			p = at;
+		if (*p == '[') {
+			const char *close = memchr(p, ']', (size_t)(end - p));
+
+			end = close ? close + 1 : end;
+		} else {
+			const char *colon = memchr(p, ':', (size_t)(end - p));
+
+			end = colon ? colon : end;
+		}
+		for (; p < end && n + 1 < cap; p++, n++)
+			out[n] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	}
+	if (n == 0 && cap >= 2)
+		out[n++] = '?';
+	out[n < cap ? n : cap - 1] = '\0';
+	return out;
+}
+
+/* --- exposition --- */
+
+struct metrics_buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void buf_printf(struct metrics_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		{
+			size_t cap = (b->cap + (size_t)n) * 2;
+			char *q = realloc(b->p, cap);
+
+			if (!q) {
+				b->oom = 1;
+				return;
+			}
+			b->p = q;
+			b->cap = cap;
+		}
+	}
+}
+
+/* A label value between quotes, escaped as the text format wants. */
+static void buf_label(struct metrics_buf *b, const char *key, const char *value)
+{
+	buf_printf(b, "%s=\"", key);
+	for (const char *s = value; *s; s++) {
+		if (*s == '\\')
+			buf_printf(b, "\\\\");
+		else if (*s == '"')
+			buf_printf(b, "\\\"");
+		else if (*s == '\n')
+			buf_printf(b, "\\n");
+		else
+			buf_printf(b, "%c", *s);
+	}
+	buf_printf(b, "\"");
+}
+
+static void buf_family(struct metrics_buf *b, const char *name, const char *type,
+		       const char *help)
+{
+	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_hist(struct metrics_buf *b, const char *name, const char *help,
+			struct metrics_hist *h)
+{
+	unsigned long long sum = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
+	unsigned long cum = 0;
+
+	buf_family(b, name, "histogram", help);
+	for (int i = 0; i < METRICS_BUCKETS; i++) {
+		cum += counter_get(&h->bucket[i]);
+		if (i < METRICS_BUCKETS - 1)
+			buf_printf(b, "%s_bucket{le=\"%g\"} %lu\n", name, metrics_bucket_bounds[i],
+				   cum);
+		else
+			buf_printf(b, "%s_bucket{le=\"+Inf\"} %lu\n", name, cum);
+	}
+	buf_printf(b, "%s_sum %llu.%09llu\n%s_count %lu\n", name, sum / 1000000000ULL,
+		   sum % 1000000000ULL, name, cum);
+}
+
+/* One sample per registered pair, then the non-zero "other" of each kind. */
+static void render_family(struct metrics_buf *b, const char *name, struct metrics_family *f,
+			  const char *kind_label, const char *const *kinds, int nkinds,
+			  int name_first)
+{
+	int used = atomic_load_explicit(&f->used, memory_order_acquire);
+
+	for (int i = 0; i < used + nkinds; i++) {
+		int kind = i < used ? f->items[i].kind : i - used;
+		const char *label = i < used ? f->items[i].name : "other";
+		unsigned long v = counter_get(&f->value[i < used ? i : METRICS_OTHER(kind)]);
+
+		if (i >= used && v == 0)
+			continue;
+		buf_printf(b, "%s{", name);
+		if (!name_first) {
+			buf_label(b, kind_label, kinds[kind]);
+			buf_printf(b, ",");
+		}
+		buf_label(b, "name", label);
+		if (name_first) {
+			buf_printf(b, ",");
+			buf_label(b, kind_label, kinds[kind]);
+		}
+		buf_printf(b, "} %lu\n", v);
+	}
+}
+
+static void render_gauge(struct metrics_buf *b, const char *name, const char *help,
+			 atomic_long *g)
+{
+	long v = atomic_load_explicit(g, memory_order_relaxed);
+
+	buf_family(b, name, "gauge", help);
+	if (v >= 0)
+		buf_printf(b, "%s %ld\n", name, v);
+}
+
+int metrics_render(char **out, size_t *len)
+{
+	struct metrics_buf b = { .cap = 16384 };
+	int rc = -1;
+
+	b.p = malloc(b.cap);
+	if (!b.p)
+		goto out;
+	b.p[0] = '\0';
+	buf_family(&b, "egoi_router_requests_total", "counter",
+		   "Answers of the webhook endpoint, by HTTP status.");
+	for (size_t i = 0; i <= METRICS_NCODES; i++) {
+		unsigned long v = counter_get(&metrics_requests[i]);
+
+		if (i < METRICS_NCODES)
+			buf_printf(&b, "egoi_router_requests_total{code=\"%d\"} %lu\n",
+				   metrics_codes[i], v);
+		else if (v)
+			buf_printf(&b, "egoi_router_requests_total{code=\"other\"} %lu\n", v);
+	}
+	render_hist(&b, "egoi_router_request_seconds",
+		    "Time to read, route, commit and answer a request to the webhook endpoint.",
+		    &metrics_request_hist);
+	buf_family(&b, "egoi_router_events_total", "counter",
+		   "Events of committed batches, by action (unknown or malformed: other).");
+	for (int i = 0; i <= METRICS_ACTIONS; i++)
+		buf_printf(&b, "egoi_router_events_total{action=\"%s\"} %lu\n",
+			   i < METRICS_ACTIONS ? metrics_actions[i] : "other",
+			   counter_get(&metrics_events[i]));
+	buf_family(&b, "egoi_router_decisions_total", "counter",
+		   "Decisions of committed batches, by kind and forward name or host, write "
+		   "path, drop reason or error.");
+	render_family(&b, "egoi_router_decisions_total", &metrics_decisions, "kind",
+		      metrics_kind_names, METRICS_KINDS, 0);
+	buf_family(&b, "egoi_router_rule_errors_total", "counter",
+		   "route() calls that failed (error, instruction or memory limit).");
+	buf_printf(&b, "egoi_router_rule_errors_total %lu\n", counter_get(&metrics_rule_errors));
+	buf_family(&b, "egoi_router_deliveries_total", "counter",
+		   "Delivery attempts, by destination name or host and outcome.");
+	render_family(&b, "egoi_router_deliveries_total", &metrics_deliveries, "outcome",
+		      metrics_outcome_names, METRICS_OUTCOMES, 1);
+	render_hist(&b, "egoi_router_delivery_seconds", "Duration of one delivery attempt.",
+		    &metrics_delivery_hist);
+	render_gauge(&b, "egoi_router_outbox_pending", "Forwards in the outbox not yet delivered.",
+		     &metrics_pending);
+	render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
+		     &metrics_dead);
+	if (b.oom)
+		goto out;
+	*out = b.p;
+	*len = b.len;
+	b.p = NULL;
+	rc = 0;
+out:
+	free(b.p);
+	return rc;
+}
+
+static void family_reset(struct metrics_family *f)
+{
+	int used = atomic_load(&f->used);
+
+	for (int i = 0; i < used; i++) {
+		free(f->items[i].name);
+		f->items[i].name = NULL;
+	}
+	atomic_store(&f->used, 0);
+	for (int i = 0; i < METRICS_HASH; i++)
+		atomic_store(&f->index[i], 0);
+	for (int i = 0; i < METRICS_LABELS + METRICS_MAX_KINDS; i++)
+		atomic_store(&f->value[i], 0);
+}
+
+static void hist_reset(struct metrics_hist *h)
+{
+	for (int i = 0; i < METRICS_BUCKETS; i++)
+		atomic_store(&h->bucket[i], 0);
+	atomic_store(&h->sum_ns, 0);
+}
+
+void metrics_reset(void)
+{
+	for (size_t i = 0; i <= METRICS_NCODES; i++)
+		atomic_store(&metrics_requests[i], 0);
+	for (int i = 0; i <= METRICS_ACTIONS; i++)
+		atomic_store(&metrics_events[i], 0);
+	atomic_store(&metrics_rule_errors, 0);
+	hist_reset(&metrics_request_hist);
+	hist_reset(&metrics_delivery_hist);
+	family_reset(&metrics_decisions);
+	family_reset(&metrics_deliveries);
+	atomic_store(&metrics_pending, -1);
+	atomic_store(&metrics_dead, -1);
+}

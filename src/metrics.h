@@ -1,0 +1,115 @@
+/*
+ * metrics.h — the daemon's Prometheus metrics (SPEC §9), served at GET /metrics.
+ *
+ * One process-wide set of counters, gauges and histograms, all fixed-size
+ * arrays of <stdatomic.h> counters updated with relaxed atomics: nothing on
+ * the request or delivery path takes a lock, except registering a label
+ * value never seen before (see below).
+ *
+ * Bounded label cardinality, whatever the rules or the senders do:
+ * - action: the 38 E-goi actions of tests/fixtures/actions.json, anything
+ *   else (unknown or malformed) is "other";
+ * - code: the statuses the endpoint answers, anything else "other";
+ * - decisions {kind,name} and deliveries {name,outcome}: at most
+ *   METRICS_LABELS distinct pairs each, later new pairs count as name="other".
+ *   Looking a pair up is lock-free; a mutex is taken only to add a new one.
+ *
+ * Workers count a batch's events and decisions in a struct metrics_tally on
+ * their stack and add it to the shared counters once per batch
+ * (metrics_tally_flush), so a 100-event batch costs a few dozen atomic
+ * additions, not hundreds.
+ *
+ * Threads: every function is safe from any thread, except metrics_reset.
+ */
+#ifndef EGOI_METRICS_H
+#define EGOI_METRICS_H
+
+#include <stddef.h>
+
+#define METRICS_ACTIONS 38        /* known E-goi actions; index 38 is "other" */
+#define METRICS_LABELS 256        /* distinct (kind,name) pairs per labelled family */
+#define METRICS_BUCKETS 13        /* histogram buckets, the last one is +Inf */
+#define METRICS_TALLY_SLOTS 32    /* distinct decision labels a tally holds before it flushes */
+
+enum metrics_kind {               /* egoi_router_decisions_total{kind} */
+	METRICS_FORWARD,
+	METRICS_WRITE,
+	METRICS_DROP,
+	METRICS_ERROR,
+	METRICS_KINDS,
+};
+
+enum metrics_outcome {            /* egoi_router_deliveries_total{outcome} */
+	METRICS_DONE,
+	METRICS_RETRY,
+	METRICS_DEAD,
+	METRICS_OUTCOMES,
+};
+
+/* Upper bounds (seconds) of the finite histogram buckets, ascending. */
+extern const double metrics_bucket_bounds[METRICS_BUCKETS - 1];
+
+/* Index of the bucket a duration falls in: the first with seconds <= bound,
+ * METRICS_BUCKETS - 1 (+Inf) when above all; negative or NaN counts as 0. */
+int metrics_bucket(double seconds);
+
+/* Index 0..METRICS_ACTIONS-1 of a known action, METRICS_ACTIONS ("other")
+ * for anything else, NULL included. */
+int metrics_action_index(const char *action);
+
+/* One answer of the endpoint: egoi_router_requests_total{code} and
+ * egoi_router_request_seconds. */
+void metrics_request(int status, double seconds);
+
+/* One failed route() call: egoi_router_rule_errors_total. */
+void metrics_rule_error(void);
+
+/* One delivery attempt's outcome for destination name (NULL = "?"); seconds
+ * is how long the attempt took, or < 0 when no request was sent (it is then
+ * not observed in egoi_router_delivery_seconds). */
+void metrics_delivery(const char *name, enum metrics_outcome outcome, double seconds);
+
+/* The outbox gauges (egoi_router_outbox_pending, egoi_router_dead_letters),
+ * refreshed by the delivery thread; a negative value leaves that gauge as it
+ * was. Before the first call they are not exported. */
+void metrics_set_outbox(long pending, long dead);
+
+/* A batch's counts, kept by one thread until metrics_tally_flush. */
+struct metrics_tally {
+	unsigned long events[METRICS_ACTIONS + 1];
+	int slot[METRICS_TALLY_SLOTS];
+	unsigned long count[METRICS_TALLY_SLOTS];
+	size_t nslots;
+};
+
+void metrics_tally_init(struct metrics_tally *t);
+
+/* One routed event; action NULL (malformed element) counts as "other". */
+void metrics_tally_event(struct metrics_tally *t, const char *action);
+
+/* One decision; name is the forward's name or host, the write path, the drop
+ * reason, or "rule_error"/"rejected" for errors. NULL counts as "?". */
+void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, const char *name);
+
+/* Adds t to the shared counters and empties it. */
+void metrics_tally_flush(struct metrics_tally *t);
+
+/*
+ * Writes the host of an http(s) URL, lower-cased, without userinfo or port,
+ * into out (a label must never carry credentials). Returns out; "?" when
+ * url has no host.
+ */
+const char *metrics_url_host(const char *url, char *out, size_t cap);
+
+/*
+ * Renders every metric in the Prometheus text format 0.0.4 into a new
+ * buffer (*out, NUL-terminated, *len bytes, freed by the caller).
+ * Returns 0, or -1 when out of memory.
+ */
+int metrics_render(char **out, size_t *len);
+
+/* Zeroes everything and forgets registered labels. Tests only: no other
+ * thread may use the metrics meanwhile. */
+void metrics_reset(void);
+
+#endif
