@@ -281,6 +281,16 @@ static int check_string(const struct cfg_key *k, const char *val, char *why, siz
 		set_err(why, whylen, "%s must start with '%s'", k->name, k->prefix);
 		return -1;
 	}
+	if (k->offset == offsetof(struct config, endpoint)) {
+		/* The daemon's own routes; a clash would silently replace one. */
+		if (strcmp(val, "/healthz") == 0 || strcmp(val, "/metrics") == 0 ||
+		    strlen(val) > 256 || strpbrk(val, " ?#$*")) {
+			set_err(why, whylen, "endpoint '%.64s' is reserved or not a plain path "
+				"(not /healthz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)",
+				val);
+			return -1;
+		}
+	}
 	if (k->type == CFG_SECRET) {
 		/* The HMAC key is the base64-decoded rest (Standard Webhooks). */
 		const char *b = val + strlen(k->prefix);

@@ -125,7 +125,7 @@ static void test_full_file(void **state)
 		"tls_certificate=/etc/egoi/cert.pem\n"
 		"  tls_min_version   =   1.3  \n"
 		"tls_client_ca = /etc/egoi/ca.pem\r\n"
-		"endpoint = /in/egoi#v2\n"
+		"endpoint = /in/egoi-v2\n"
 		"auth_token = abc#def=ghi\n"
 		"allow_from = 10.0.0.0/8 , 192.0.2.7, 2001:db8::/32\n"
 		"rules = my rules/route.lua\n"
@@ -153,7 +153,7 @@ static void test_full_file(void **state)
 	assert_string_equal(c.tls_certificate, "/etc/egoi/cert.pem");
 	assert_string_equal(c.tls_min_version, "1.3");
 	assert_string_equal(c.tls_client_ca, "/etc/egoi/ca.pem");
-	assert_string_equal(c.endpoint, "/in/egoi#v2");
+	assert_string_equal(c.endpoint, "/in/egoi-v2");
 	assert_string_equal(c.auth_token, "abc#def=ghi");
 	assert_int_equal(c.auth_disabled, 0);
 	assert_string_equal(c.allow_from, "10.0.0.0/8,192.0.2.7,2001:db8::/32");
@@ -230,6 +230,10 @@ static const struct bad_case bad_cases[] = {
 	  "log_level: 'verbose' is not one of debug, info, warn, error" },
 	{ "log_format = xml\n", 1, "log_format: 'xml' is not one of text, json" },
 	{ "endpoint = hooks/egoi\n", 1, "endpoint must start with '/'" },
+	{ "endpoint = /metrics\n", 1, "endpoint '/metrics' is reserved or not a plain path "
+	  "(not /healthz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
+	{ "endpoint = /hooks/e?x\n", 1, "endpoint '/hooks/e?x' is reserved or not a plain path "
+	  "(not /healthz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
 	{ "auth_token = x\nforward_signing_secret = hunter2hunter2\n", 2,
 	  "forward_signing_secret must start with 'whsec_'" },
 	{ "forward_signing_secret = whsec_hunter2!\n", 1,
