@@ -1,0 +1,40 @@
+/*
+ * http_internal.h — shared by the intake's two files: http_server.c
+ * (civetweb set-up, worker threads, stopping) and http.c (the request
+ * handlers). Not an interface for other modules.
+ */
+#ifndef EGOI_HTTP_INTERNAL_H
+#define EGOI_HTTP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <civetweb.h>
+
+#include "http_watchdog.h"
+#include "pipeline.h"
+
+struct http_server {
+	struct mg_context *ctx;
+	struct http_watchdog *watchdog;
+	struct pipeline_shared *sh;
+	const struct config *cfg;     /* sh->cfg */
+	char endpoint[512];
+};
+
+/* A worker thread's own state, made in init_thread. */
+struct http_worker {
+	struct pipeline pipe;
+	struct http_server *server;
+	struct http_watchdog_slot slot;  /* body-read deadline */
+	uint64_t rng;          /* xorshift state for request ids */
+	char *body;            /* request body buffer, grown as needed, reused */
+	size_t body_cap;
+};
+
+/* Request handlers (civetweb callbacks; cbdata is the struct http_server). */
+int http_on_batch(struct mg_connection *conn, void *cbdata);
+int http_on_healthz(struct mg_connection *conn, void *cbdata);
+int http_on_metrics(struct mg_connection *conn, void *cbdata);
+
+#endif
