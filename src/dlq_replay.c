@@ -21,10 +21,14 @@
  */
 #include "dlq_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "batch.h"
 #include "config.h"
@@ -179,7 +183,9 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 		r->failed++;
 		goto out;
 	}
-	/* Routed and committed: from here on the event is in its new place. */
+	/* Routed and committed: from here on the event is in its new place.
+	 * (Route first, mark second: a crash in between replays it twice, never
+	 * loses it. Concurrent replays are excluded by dlq_replay's lock.) */
 	rc = outbox_dlq_mark_replayed(r->ob, id);
 	if (rc < 0) {
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " was routed but "
@@ -187,6 +193,9 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 		r->failed++;
 		goto out;
 	}
+	if (rc == 1)
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " was marked "
+				"replayed by someone else meanwhile\n", id);
 	if (res.summary.dead_letters > 0)
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " failed again; "
 				"it is kept as a new dead letter\n", id);
@@ -228,6 +237,27 @@ static void dlq_replay_one(struct dlq_replay *r, const struct dlq_pick *k, int b
 	}
 }
 
+/* Takes data_dir/dlq-replay.lock (flock, released on close or exit); -1 if busy. */
+static int dlq_replay_lock(const char *data_dir)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/dlq-replay.lock", data_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "egoi-router: dlq replay: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		fprintf(stderr, "egoi-router: dlq replay: another replay is running (%s)\n",
+			path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 {
 	struct outbox_dlq_filter f = {
@@ -240,7 +270,7 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	struct dlq_picks picks = { 0 };
 	struct dlq_replay r;
 	long rejected = 0;
-	int rc = DLQ_RUNTIME;
+	int rc = DLQ_RUNTIME, lock_fd = -1;
 
 	memset(&r, 0, sizeof r);
 	r.cfg = cfg;
@@ -248,6 +278,11 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	r.sh.cfg = cfg;
 	/* Nothing published: the pipeline compiles cfg->rules as it is on disk now. */
 	rules_current_init(&r.sh.rules);
+	/* Two replays at once would route the same events twice (with new
+	 * delivery ids receivers cannot de-duplicate): one at a time. */
+	lock_fd = dlq_replay_lock(cfg->data_dir);
+	if (lock_fd < 0)
+		goto out;
 	rc = outbox_dlq_list(ob, &f, dlq_collect, &picks);
 	if (rc != 0) {
 		fprintf(stderr, "egoi-router: dlq replay: %s\n",
@@ -292,5 +327,7 @@ out:
 	outbox_writer_stop(r.sh.writer);
 	rules_current_free(&r.sh.rules);
 	free(picks.v);
+	if (lock_fd >= 0)
+		close(lock_fd);   /* releases the lock */
 	return rc;
 }

@@ -113,13 +113,16 @@ static void watchdog_check(struct http_watchdog *wd)
 	for (struct http_watchdog_slot *s = wd->slots; s; s = s->next) {
 		pthread_mutex_lock(&s->mu);
 		if (s->armed && !s->fired && now > s->deadline) {
-			s->fired = 1;
-			if (watchdog_cut(wd, s->peer, s->peer_port) == 0)
+			/* Not found (yet): try again at the next pass, warn once. */
+			if (watchdog_cut(wd, s->peer, s->peer_port) == 0) {
+				s->fired = 1;
 				log_msg(LOG_INFO, NULL, "request body from %s too slow: connection cut",
 					s->peer);
-			else
+			} else if (!s->warned) {
+				s->warned = 1;
 				log_msg(LOG_WARN, NULL, "request body from %s too slow, but its "
-					"socket was not found", s->peer);
+					"socket was not found; retrying", s->peer);
+			}
 		}
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -216,6 +219,7 @@ void http_watchdog_arm(struct http_watchdog_slot *slot, const char *peer, int pe
 	slot->peer_port = peer_port;
 	slot->deadline = deadline;
 	slot->fired = 0;
+	slot->warned = 0;
 	slot->armed = 1;
 	pthread_mutex_unlock(&slot->mu);
 }

@@ -27,6 +27,7 @@ struct http_watchdog_slot {
 	pthread_mutex_t mu;
 	int armed;
 	int fired;
+	int warned;                /* "socket not found" already logged for this arming */
 	double deadline;           /* CLOCK_MONOTONIC seconds */
 	char peer[48];             /* numeric address, as civetweb reports it */
 	int peer_port;

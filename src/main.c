@@ -155,6 +155,17 @@ static int cmd_run(const char *path)
 	memset(&cfg, 0, sizeof cfg);
 	memset(&sh, 0, sizeof sh);
 	rules_current_init(&sh.rules);
+	/* First of all: a SIGHUP or SIGTERM sent while the rules' init() runs
+	 * must wait for sigwait below, not kill the process by default action. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0) {
+		fprintf(stderr, "egoi-router: cannot block signals\n");
+		goto out;
+	}
 	src = load_and_check(path, &cfg);
 	if (!src) {
 		rc = EXIT_INVALID;
@@ -165,15 +176,6 @@ static int cmd_run(const char *path)
 	rules_current_set(&sh.rules, src);
 	log_setup((enum log_level)cfg.log_level, cfg.log_json);
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGPIPE);
-	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0) {
-		log_msg(LOG_ERROR, NULL, "cannot block signals");
-		goto out;
-	}
 	if (http_library_init(err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
 		goto out;

@@ -191,14 +191,66 @@ static int family_find(struct metrics_family *f, int kind, const char *name, siz
 	}
 }
 
-/* The counter slot of (kind, name), adding the pair if there is room. */
-static int family_slot(struct metrics_family *f, int kind, const char *name)
+/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
 {
+	size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+		   : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+
+	if (len == 0 || len > n || (len == 2 && s[0] < 0xC2) || (len == 4 && s[0] > 0xF4))
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+	if ((len == 3 && s[0] == 0xE0 && s[1] < 0xA0) ||   /* overlong */
+	    (len == 3 && s[0] == 0xED && s[1] >= 0xA0) ||  /* surrogate */
+	    (len == 4 && s[0] == 0xF0 && s[1] < 0x90) ||   /* overlong */
+	    (len == 4 && s[0] == 0xF4 && s[1] >= 0x90))    /* above U+10FFFF */
+		return 0;
+	return len;
+}
+
+/*
+ * Label values come from rules (write paths, names, drop reasons): a scrape
+ * with one invalid UTF-8 byte is refused whole by Prometheus, so each value
+ * is cut to METRICS_LABEL_MAX bytes and every control character or invalid
+ * byte becomes '?'.
+ */
+#define METRICS_LABEL_MAX 128
+
+static void label_clean(const char *in, char *out)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t n = strlen(in), o = 0;
+
+	while (n > 0) {
+		size_t len = utf8_len(s, n);
+
+		if (len == 0 || (len == 1 && (s[0] < 0x20 || s[0] == 0x7f))) {
+			len = len ? len : 1;
+			if (o + 1 > METRICS_LABEL_MAX)
+				break;
+			out[o++] = '?';
+		} else {
+			if (o + len > METRICS_LABEL_MAX)
+				break;
+			memcpy(out + o, s, len);
+			o += len;
+		}
+		s += len;
+		n -= len;
+	}
+	out[o] = '\0';
+}
+
+/* The counter slot of (kind, name), adding the pair if there is room. */
+static int family_slot(struct metrics_family *f, int kind, const char *raw)
+{
+	char name[METRICS_LABEL_MAX + 1];
 	size_t pos;
 	int slot, used;
 
-	if (!name)
-		name = "?";
+	label_clean(raw ? raw : "?", name);
 	slot = family_find(f, kind, name, &pos);
 	if (slot >= 0)
 		return slot;

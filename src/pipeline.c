@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "deliver.h"
@@ -45,6 +46,16 @@ void pipeline_free(struct pipeline *p)
 	memset(p, 0, sizeof *p);
 }
 
+#define PIPELINE_RULES_RETRY_S 30
+
+static double pipeline_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /*
  * Builds this worker's Lua state from the published rules text when it has
  * none or a reload published a newer generation. A rebuild that fails
@@ -63,7 +74,7 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.dry_run = p->dry_run,
 	};
 
-	if (p->rules && p->rules_generation == want)
+	if (p->rules && (p->rules_generation == want || pipeline_now() < p->rules_retry_at))
 		return 0;
 	src = rules_current_get(&p->sh->rules);
 	if (src) {
@@ -77,8 +88,10 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		if (!p->rules)
 			return -1;
 		log_msg(LOG_ERROR, NULL, "rules generation %lu not applied in this worker: %s; "
-					 "it keeps generation %lu", want, err, p->rules_generation);
-		p->rules_generation = want;   /* do not retry on every batch */
+					 "it keeps generation %lu and tries again in %d s", want, err,
+			p->rules_generation, PIPELINE_RULES_RETRY_S);
+		/* not on every batch: a rebuild costs a whole Lua state */
+		p->rules_retry_at = pipeline_now() + PIPELINE_RULES_RETRY_S;
 		return 0;
 	}
 	rules_free(p->rules);

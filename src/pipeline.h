@@ -43,6 +43,7 @@ struct pipeline {
 	int dry_run;                  /* no outbox, no files */
 	struct rules *rules;          /* owned, created on first use */
 	unsigned long rules_generation; /* of the source p->rules was built from */
+	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
 	struct sink_file *sink;       /* owned, created on first use */
 	struct actions acts;
 	struct batch batch;

@@ -263,10 +263,17 @@ static void label_values_are_escaped(void **state)
 	(void)state;
 	metrics_tally_init(&t);
 	metrics_tally_decision(&t, METRICS_DROP, "say \"hi\" \\ now\nplease");
+	/* invalid UTF-8 and control bytes would make Prometheus refuse the whole scrape */
+	metrics_tally_decision(&t, METRICS_WRITE, "a\xff\xc0\x80" "b\tc.jsonl");
+	metrics_tally_decision(&t, METRICS_WRITE, "caf\xc3\xa9.jsonl");
 	metrics_tally_flush(&t);
 	text = render();
 	assert_true(sample(text, "egoi_router_decisions_total{kind=\"drop\","
-				 "name=\"say \\\"hi\\\" \\\\ now\\nplease\"}") == 1);
+				 "name=\"say \\\"hi\\\" \\\\ now?please\"}") == 1);
+	assert_true(sample(text, "egoi_router_decisions_total{kind=\"write\","
+				 "name=\"a???b?c.jsonl\"}") == 1);
+	assert_true(sample(text, "egoi_router_decisions_total{kind=\"write\","
+				 "name=\"caf\xc3\xa9.jsonl\"}") == 1);
 	free(text);
 }
 

@@ -198,12 +198,21 @@ static void test_published_rules_reach_the_worker(void **state)
 	run(f, batch);
 	assert_int_equal(f->res.summary.writes, 1);
 	assert_int_equal(f->p.rules_generation, 2);
-	/* a generation the worker cannot build: it keeps serving the old rules */
+	/* a generation the worker cannot build: it keeps serving the old rules,
+	 * and waits before trying again rather than rebuilding on every batch */
 	publish(f, "function route(e) error(", 3);
 	run(f, batch);
 	assert_int_equal(f->res.http_status, 200);
 	assert_int_equal(f->res.summary.writes, 1);
-	assert_int_equal(f->p.rules_generation, 3);   /* not retried on every batch */
+	assert_int_equal(f->p.rules_generation, 2);
+	assert_true(f->p.rules_retry_at > 0);
+	publish(f, "function route(e) drop('four') end", 4);
+	run(f, batch);
+	assert_int_equal(f->p.rules_generation, 2);   /* still waiting */
+	f->p.rules_retry_at = 0;                      /* the wait is over */
+	run(f, batch);
+	assert_int_equal(f->p.rules_generation, 4);
+	assert_int_equal(f->res.summary.writes, 0);
 }
 
 int main(void)
