@@ -16,6 +16,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
+#include "json_out.h"
 #include "log.h"
 #include "pipeline.h"
 #include "rules.h"
@@ -70,9 +71,10 @@ fail:
 	return NULL;
 }
 
+/* Rule-made text may not be UTF-8: json_out keeps the line valid JSON. */
 static void gen_str(yajl_gen g, const char *s)
 {
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+	json_out_string(g, s, strlen(s));
 }
 
 static void gen_kv(yajl_gen g, const char *k, const char *v)
@@ -105,8 +107,8 @@ static void gen_headers(yajl_gen g, const char *headers)
 
 			while (*v == ' ')
 				v++;
-			yajl_gen_string(g, (const unsigned char *)p, (size_t)(colon - p));
-			yajl_gen_string(g, (const unsigned char *)v, (size_t)(p + end - v));
+			json_out_string(g, p, (size_t)(colon - p));
+			json_out_string(g, v, (size_t)(p + end - v));
 		}
 		p += end + (nl ? 1 : 0);
 	}
@@ -136,16 +138,16 @@ static void gen_decision(yajl_gen g, const struct action *it, const char *event_
 		else if (it->text_is_json)
 			gen_raw(g, it->text, it->text_len);
 		else
-			yajl_gen_string(g, (const unsigned char *)it->text, it->text_len);
+			json_out_string(g, it->text, it->text_len);
 		break;
 	case ACTION_WRITE:
 		gen_kv(g, "kind", "write");
 		gen_kv(g, "path", it->target);
 		gen_str(g, "line");
 		if (it->text)
-			yajl_gen_string(g, (const unsigned char *)it->text, it->text_len);
+			json_out_string(g, it->text, it->text_len);
 		else
-			yajl_gen_string(g, (const unsigned char *)event_json, event_len);
+			json_out_string(g, event_json, event_len);
 		break;
 	case ACTION_DROP:
 		gen_kv(g, "kind", "drop");
@@ -173,6 +175,7 @@ static int print_event(struct pipeline *p, const char *body, size_t i, size_t *p
 
 	if (!g)
 		return -1;
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	event_len = batch_compact(body + ev->start, ev->end - ev->start, scratch);
 	yajl_gen_map_open(g);
 	gen_str(g, "index");

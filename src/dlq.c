@@ -11,6 +11,7 @@
  */
 #include "dlq.h"
 #include "dlq_internal.h"
+#include "json_out.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -154,33 +155,10 @@ static void gen_key(yajl_gen g, const char *k)
 	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
 }
 
-/*
- * A string value, or null. g validates UTF-8; a text that is not UTF-8 (a
- * Lua error message may quote any bytes) is written with '?' for every
- * byte above 0x7f, so the line stays valid JSON.
- */
+/* A string value, or null; never invalid JSON (json_out.h). */
 static void gen_text(yajl_gen g, const char *s)
 {
-	char *copy;
-	size_t len;
-
-	if (!s) {
-		yajl_gen_null(g);
-		return;
-	}
-	len = strlen(s);
-	if (yajl_gen_string(g, (const unsigned char *)s, len) != yajl_gen_invalid_string)
-		return;
-	copy = strdup(s);
-	if (!copy) {
-		yajl_gen_null(g);
-		return;
-	}
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)copy[i] > 0x7f)
-			copy[i] = '?';
-	yajl_gen_string(g, (const unsigned char *)copy, len);
-	free(copy);
+	json_out_string(g, s, s ? strlen(s) : 0);
 }
 
 static void gen_kv(yajl_gen g, const char *k, const char *v)
