@@ -7,6 +7,7 @@
  * JSON (the real request merges the batch's events per destination).
  */
 #include "cli_test.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -206,7 +207,6 @@ int cli_test_run(const char *rules_path, const char *batch_path)
 	struct pipeline_shared sh = { .cfg = &cfg };
 	struct pipeline p;
 	struct pipeline_result res;
-	struct timespec ts;
 	char *body = NULL, *scratch = NULL;
 	size_t len = 0, pos = 0;
 	int rc = 1;
@@ -233,8 +233,7 @@ int cli_test_run(const char *rules_path, const char *batch_path)
 		rc = 3;
 		goto out;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	if (pipeline_route(&p, body, len, (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, "-",
+	if (pipeline_route(&p, body, len, clock_wall(), "-",
 			   "test", &res) < 0) {
 		if (!p.rules) /* the message already names the rules file and line */
 			fprintf(stderr, "egoi-router: %s\n", res.error);

@@ -41,6 +41,7 @@
  * handle) and deliver_policy.c (retry decision, Retry-After).
  */
 #include "deliver.h"
+#include "clock.h"
 
 #include "deliver_internal.h"
 #include "log.h"
@@ -98,22 +99,6 @@ static CURLcode deliver_curl_rc = CURLE_FAILED_INIT;
 static void deliver_curl_init(void)
 {
 	deliver_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Uniform in [0,1); jitter needs spread, not secrecy. */
@@ -193,7 +178,7 @@ static void record_attempt(struct deliver *d, struct deliver_request *x, int sta
 {
 	const struct outbox_delivery *e = x->e;
 	const char *label = e->name && *e->name ? e->name : x->host ? x->host : "?";
-	double now = wall_now(), delay = 0;
+	double now = clock_wall(), delay = 0;
 	double retry_after = x->retry_after[0] ?
 		deliver_parse_retry_after(x->retry_after, now) : -1;
 	long attempt = e->attempts + 1;
@@ -468,19 +453,19 @@ static void *deliver_main(void *arg)
 
 		if (!stopping && atomic_load(&d->stop)) {
 			stopping = 1;
-			stop_at = mono_now() + (double)atomic_load(&d->grace_ms) / 1000.0;
+			stop_at = clock_mono() + (double)atomic_load(&d->grace_ms) / 1000.0;
 			drop_waiting(d);
 		}
-		if (stopping && (d->nrunning == 0 || mono_now() >= stop_at))
+		if (stopping && (d->nrunning == 0 || clock_mono() >= stop_at))
 			break;
 		if (curl_multi_perform(d->multi, &still) != CURLM_OK)
 			log_msg(LOG_ERROR, NULL, "delivery: curl_multi_perform failed");
 		if (collect_done(d) > 0)
 			next_check = 0;   /* a slot freed: more may be claimable now */
-		now = wall_now();
-		if (!stopping && mono_now() >= next_gauges) {
+		now = clock_wall();
+		if (!stopping && clock_mono() >= next_gauges) {
 			refresh_gauges(d);
-			next_gauges = mono_now() + DELIVER_GAUGE_S;
+			next_gauges = clock_mono() + DELIVER_GAUGE_S;
 		}
 		if (!stopping) {
 			run_waiting(d);
@@ -488,7 +473,7 @@ static void *deliver_main(void *arg)
 				next_check = claim_more(d, now);
 			timeout_ms = (long)ceil((next_check - now) * 1000.0);
 		} else {
-			timeout_ms = (long)ceil((stop_at - mono_now()) * 1000.0);
+			timeout_ms = (long)ceil((stop_at - clock_mono()) * 1000.0);
 		}
 		if (timeout_ms < 0)
 			timeout_ms = 0;

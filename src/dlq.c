@@ -10,6 +10,7 @@
  * Threads: the main thread only.
  */
 #include "dlq.h"
+#include "clock.h"
 #include "dlq_internal.h"
 #include "json_out.h"
 
@@ -137,15 +138,6 @@ static int dlq_open(const struct dlq_opts *o, struct config *cfg, struct outbox 
 		return DLQ_RUNTIME;
 	}
 	return DLQ_OK;
-}
-
-double dlq_now(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-		return (double)time(NULL);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* --- output --- */
@@ -318,7 +310,7 @@ static int dlq_purge(const struct dlq_opts *o, struct outbox *ob)
 	long n;
 
 	if (o->seen & OPT_OLDER)
-		f.died_before = dlq_now() - (double)o->older_ms / 1000.0;
+		f.died_before = clock_wall() - (double)o->older_ms / 1000.0;
 	n = outbox_dlq_purge(ob, &f);
 	if (n < 0) {
 		fprintf(stderr, "egoi-router: dlq purge: %s\n", outbox_error(ob));

@@ -36,7 +36,6 @@ struct dlq_opts {
 };
 
 /* Wall-clock unix seconds. */
-double dlq_now(void);
 
 /* Prints {"key":val,...} and a newline on stdout and flushes; 0 or -1. */
 int dlq_print_counts(const char *const *keys, const long *vals, size_t n);

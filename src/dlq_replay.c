@@ -20,6 +20,7 @@
  * Threads: the main thread only (the outbox writer has its own).
  */
 #include "dlq_internal.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,7 +170,7 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 		pipeline_init(&r->p, &r->sh);
 		r->pipeline_ready = 1;
 	}
-	pipeline_process(&r->p, ev.body, ev.len, dlq_now(), "dlq-replay", ev.request_id, &res);
+	pipeline_process(&r->p, ev.body, ev.len, clock_wall(), "dlq-replay", ev.request_id, &res);
 	if (res.http_status != 200) {
 		/* No Lua state after a failed batch: the rules did not compile
 		 * (the message names file and line); no use trying the rest. */

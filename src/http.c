@@ -20,6 +20,7 @@
  * worker while it lives, so the keep-alive and request timeouts are short.
  */
 #include "http.h"
+#include "clock.h"
 #include "http_internal.h"
 
 #include <civetweb.h>
@@ -240,8 +241,8 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	struct http_worker *w = mg_get_thread_pointer(conn);
 	struct pipeline_result res;
-	struct timespec ts;
 	char rid[24], answer[96];
+	double received_at;
 	long long len;
 	int n;
 
@@ -249,7 +250,7 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		http_reply_error(conn, 500, "worker not initialised", 1, NULL);
 		return 500;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
+	received_at = clock_wall();
 	http_request_id(w, rid, sizeof rid);
 
 	if (strcmp(ri->request_method, "POST") != 0) {
@@ -271,7 +272,7 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		return 413;
 	}
 	http_watchdog_arm(&w->slot, ri->remote_addr, ri->remote_port,
-			  http_watchdog_now() + HTTP_BODY_BASE_S +
+			  clock_mono() + HTTP_BODY_BASE_S +
 				  (double)(ri->content_length >= 0 ? (size_t)ri->content_length
 								   : cfg->max_body) / HTTP_BODY_RATE);
 	len = http_read_body(conn, w, cfg->max_body, ri->content_length);
@@ -293,7 +294,7 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	}
 
 	pipeline_process(&w->pipe, w->body, (size_t)len,
-			 (double)ts.tv_sec + (double)ts.tv_nsec / 1e9, ri->remote_addr, rid, &res);
+			 received_at, ri->remote_addr, rid, &res);
 	/* A rare large batch must not pin max_body of memory in every worker. */
 	if (w->body_cap > HTTP_BODY_KEEP) {
 		free(w->body);
@@ -321,20 +322,12 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	return 200;
 }
 
-static double http_mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int http_on_batch(struct mg_connection *conn, void *cbdata)
 {
-	double start = http_mono_now();
+	double start = clock_mono();
 	int status = http_batch(conn, cbdata);
 
-	metrics_request(status, http_mono_now() - start);
+	metrics_request(status, clock_mono() - start);
 	return status;
 }
 

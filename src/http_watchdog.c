@@ -7,6 +7,7 @@
  * runs only for a connection past its deadline, never per request.
  */
 #include "http_watchdog.h"
+#include "clock.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -33,14 +34,6 @@ struct http_watchdog {
 	int nports;
 	int stop;
 };
-
-double http_watchdog_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int sockaddr_port(const struct sockaddr_storage *sa)
 {
@@ -108,7 +101,7 @@ static int watchdog_cut(const struct http_watchdog *wd, const char *peer, int pe
 
 static void watchdog_check(struct http_watchdog *wd)
 {
-	double now = http_watchdog_now();
+	double now = clock_mono();
 
 	for (struct http_watchdog_slot *s = wd->slots; s; s = s->next) {
 		pthread_mutex_lock(&s->mu);

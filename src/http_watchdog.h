@@ -28,7 +28,7 @@ struct http_watchdog_slot {
 	int armed;
 	int fired;
 	int warned;                /* "socket not found" already logged for this arming */
-	double deadline;           /* CLOCK_MONOTONIC seconds */
+	double deadline;           /* clock_mono() seconds */
 	char peer[48];             /* numeric address, as civetweb reports it */
 	int peer_port;
 	struct http_watchdog_slot *next;
@@ -46,9 +46,6 @@ void http_watchdog_stop(struct http_watchdog *wd);
 /* Adds / removes a worker's slot (init_thread / exit_thread). */
 void http_watchdog_register(struct http_watchdog *wd, struct http_watchdog_slot *slot);
 void http_watchdog_unregister(struct http_watchdog *wd, struct http_watchdog_slot *slot);
-
-/* Monotonic clock, seconds. */
-double http_watchdog_now(void);
 
 /* The worker starts reading a body from peer:port; give up at deadline. */
 void http_watchdog_arm(struct http_watchdog_slot *slot, const char *peer, int peer_port,

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "outbox.h"
+#include "clock.h"
 
 /* The prepared statements of a connection; their SQL is ob_sql in outbox.c. */
 enum ob_stmt {
@@ -116,11 +117,7 @@ static inline int ob_bind_status(sqlite3_stmt *st, int i, int status)
 /* Wall-clock seconds, as stored in created_at / next_attempt_at / died_at. */
 static inline double ob_now(void)
 {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-		return (double)time(NULL);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return clock_wall();
 }
 
 #endif

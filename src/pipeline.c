@@ -14,6 +14,7 @@
  * is then not committed.
  */
 #include "pipeline.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -48,14 +49,6 @@ void pipeline_free(struct pipeline *p)
 
 #define PIPELINE_RULES_RETRY_S 30
 
-static double pipeline_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /*
  * Builds this worker's Lua state from the published rules text when it has
  * none or a reload published a newer generation. A rebuild that fails
@@ -74,7 +67,7 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.dry_run = p->dry_run,
 	};
 
-	if (p->rules && (p->rules_generation == want || pipeline_now() < p->rules_retry_at))
+	if (p->rules && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
 		return 0;
 	src = rules_current_get(&p->sh->rules);
 	if (src) {
@@ -91,7 +84,7 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 					 "it keeps generation %lu and tries again in %d s", want, err,
 			p->rules_generation, PIPELINE_RULES_RETRY_S);
 		/* not on every batch: a rebuild costs a whole Lua state */
-		p->rules_retry_at = pipeline_now() + PIPELINE_RULES_RETRY_S;
+		p->rules_retry_at = clock_mono() + PIPELINE_RULES_RETRY_S;
 		return 0;
 	}
 	rules_free(p->rules);

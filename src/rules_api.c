@@ -14,6 +14,7 @@
  * nothing here is shared between states.
  */
 #include "rules_internal.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -476,11 +477,7 @@ static int api_hmac_sha256(lua_State *L)
 /* now() → unix seconds as a float. */
 static int api_now(lua_State *L)
 {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
-		return luaL_error(L, "now: clock_gettime failed");
-	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+	lua_pushnumber(L, (lua_Number)clock_wall());
 	return 1;
 }
 

@@ -199,6 +199,16 @@ static void usage_errors_exit_2(void **state)
 	e2e_pass(t);
 }
 
+/* POSTs body n times, each answered 200. */
+static void post_ok_times(struct e2e *t, const char *body, size_t len, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct harness_response resp = e2e_post_expect(t, body, len, 200);
+
+		harness_response_free(&resp);
+	}
+}
+
 static void test_command_prints_decisions(void **state)
 {
 	struct e2e *t = *state;
@@ -294,17 +304,11 @@ static void rules_file_edited_without_sighup_changes_nothing(void **state)
 	harness_response_free(&resp);
 
 	assert_int_equal(harness_write_rules(&t->h, "function route(e, m)\n  write(\n", NULL), 0);
-	for (int i = 0; i < 10; i++) {
-		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
-		harness_response_free(&resp);
-	}
+	post_ok_times(t, one, sizeof(one) - 1, 10);
 	assert_int_equal(harness_write_rules(&t->h,
 					     "function route(e, m) write('v.txt', {line = 'v2'}) end\n",
 					     NULL), 0);
-	for (int i = 0; i < 10; i++) {
-		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
-		harness_response_free(&resp);
-	}
+	post_ok_times(t, one, sizeof(one) - 1, 10);
 	snprintf(path, sizeof(path), "%s/v.txt", t->h.output_dir);
 	char *text = harness_read_file(path, NULL);
 	assert_non_null(text);
@@ -371,29 +375,19 @@ static void sighup_reloads_rules_and_refuses_broken_ones(void **state)
 	struct e2e *t = *state;
 	static const char one[] = "{\"events\":[{\"action\":\"email_open\"}]}";
 	char path[HARNESS_PATH + 16];
-	struct harness_response resp;
 
 	e2e_boot(t, "function route(e, m) write('v.txt', {line = 'v1'}) end\n", NULL);
-	for (int i = 0; i < 3; i++) {
-		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
-		harness_response_free(&resp);
-	}
+	post_ok_times(t, one, sizeof(one) - 1, 3);
 	assert_int_equal(harness_write_rules(&t->h,
 					     "function route(e, m) write('v.txt', {line = 'v2'}) end\n",
 					     NULL), 0);
 	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
 	assert_true(log_has(t, "reloaded (generation 2)"));
-	for (int i = 0; i < 10; i++) {
-		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
-		harness_response_free(&resp);
-	}
+	post_ok_times(t, one, sizeof(one) - 1, 10);
 	assert_int_equal(harness_write_rules(&t->h, "function route(e, m)\n  write(\n", NULL), 0);
 	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
 	assert_true(log_has(t, "reload refused"));
-	for (int i = 0; i < 2; i++) {
-		resp = e2e_post_expect(t, one, sizeof(one) - 1, 200);
-		harness_response_free(&resp);
-	}
+	post_ok_times(t, one, sizeof(one) - 1, 2);
 	snprintf(path, sizeof(path), "%s/v.txt", t->h.output_dir);
 	char *text = harness_read_file(path, NULL);
 	assert_non_null(text);
