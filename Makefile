@@ -6,6 +6,7 @@
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
+#   make conf-example   regenerate router.conf.example from the config key table
 #   make clean
 
 CC       ?= cc
@@ -40,7 +41,7 @@ UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
 
-.PHONY: all run test unit e2e bench clean deps deps-bench cert fuzz
+.PHONY: all run test unit e2e bench clean deps deps-bench cert fuzz conf-example
 all: $(BIN)
 
 deps:
@@ -95,6 +96,14 @@ test: deps
 
 cert:
 	@scripts/dev-cert.sh certs
+
+# router.conf.example is generated from the key table (test_config checks it).
+conf-example: $(BUILD)/libcore.a $(SHIMS)
+	@printf '#include "config.h"\nint main(void) { config_print_example(stdout); return 0; }\n' \
+	    > $(BUILD)/print_example.c
+	$(CC) $(CFLAGS) -o $(BUILD)/print-example $(BUILD)/print_example.c $(SHIMLINK) \
+	    $(BUILD)/libcore.a $(LIBS) $(LDFLAGS)
+	$(BUILD)/print-example > router.conf.example
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -30,6 +30,7 @@ struct config {
 	long forward_timeout_ms;
 	long forward_max_attempts;
 	long forward_max_age_ms;
+	long forward_backoff_max_ms;
 	long forward_concurrency;
 	char *forward_signing_secret; /* "whsec_..." or NULL */
 	long lua_instruction_limit;  /* per event, 0 = unlimited */

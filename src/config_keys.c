@@ -68,13 +68,23 @@ const struct cfg_key config_keys[] = {
 	{ .name = "forward_timeout", .type = CFG_DURATION, .def = "10s", .min = 1,
 	  .max = CFG_MS_HOUR, .offset = OFF(forward_timeout_ms),
 	  .help = "Time limit for one forward request (up to 1h)." },
-	{ .name = "forward_max_attempts", .type = CFG_INT, .def = "12", .min = 1, .max = 1000,
+	{ .name = "forward_max_attempts", .type = CFG_INT, .def = "0", .min = 0, .max = 1000000,
 	  .offset = OFF(forward_max_attempts),
-	  .help = "Delivery attempts before an event becomes a dead letter." },
+	  .help = "Delivery attempts after which a forward becomes a dead letter; 0 "
+		  "(the default) means no limit, so only forward_max_age ends "
+		  "retrying. A limit makes an outage of a known length dead-letter "
+		  "forwards sooner." },
 	{ .name = "forward_max_age", .type = CFG_DURATION, .def = "24h", .min = 1000,
 	  .max = 720 * CFG_MS_HOUR, .offset = OFF(forward_max_age_ms),
-	  .help = "Age after which an undelivered event becomes a dead letter "
-		  "(1s to 720h)." },
+	  .help = "Age after which an undelivered forward becomes a dead letter "
+		  "(1s to 720h): how long an outage may last before anything is "
+		  "dead-lettered." },
+	{ .name = "forward_backoff_max", .type = CFG_DURATION, .def = "10m", .min = 1000,
+	  .max = CFG_MS_HOUR, .offset = OFF(forward_backoff_max_ms),
+	  .help = "Longest wait between two attempts of one forward (1s to 1h); the "
+		  "wait starts at up to 1 s and doubles per attempt, with full jitter. "
+		  "Also bounds how long a failing destination's circuit stays open "
+		  "(at most 60 s)." },
 	{ .name = "forward_concurrency", .type = CFG_INT, .def = "16", .min = 1, .max = 1024,
 	  .offset = OFF(forward_concurrency),
 	  .help = "Requests in flight at once per destination host." },

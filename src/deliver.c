@@ -2,48 +2,62 @@
  * deliver.c — the delivery thread (see deliver.h).
  *
  * Design: one thread runs a libcurl multi loop. Each turn it records the
- * outcome of finished transfers, leases due outbox entries while it has
- * room, starts those whose destination (scheme://host:port) has a free slot
- * and then sleeps in curl_multi_poll until socket activity, deliver_notify
- * or the next due entry, but never longer than a second, so retries and
- * entries committed by other processes (dlq replay) are seen promptly.
+ * outcome of finished transfers, asks the outbox which destinations have
+ * unleased entries and when their next one is due (a skip scan, one index
+ * seek per destination), and for each destination that may send now leases
+ * its due entries into its own queue and starts them while it has slots.
+ * Then it sleeps in curl_multi_poll until socket activity, deliver_notify
+ * or the next moment some destination can act, but never longer than a
+ * second, so entries committed by other processes (dlq replay) are seen
+ * promptly.
  *
- * Limits: at most concurrency requests per destination are in flight, and at
- * most concurrency * 4 in all. An entry leased for a saturated destination
- * waits in a local FIFO (still leased, so nobody else sends it) until a slot
- * frees; at most as many entries wait as may be in flight. One slow
- * destination can therefore fill the queue and delay others until its own
- * requests finish (bounded by forward_timeout): simple head-of-line blocking,
- * accepted to keep claiming a plain "oldest due first".
+ * Isolation: everything that limits sending is per destination — at most
+ * concurrency requests in flight, at most as many again leased and waiting
+ * in its queue, its Retry-After pause and its circuit (deliver_policy.c).
+ * There is no global queue or cap, so a destination that is slow, black-
+ * holed or failing holds only its own slots, and its backlog is never in
+ * front of another destination's entries.
+ *
+ * The circuit: DELIVER_CIRCUIT_FAILURES consecutive failed attempts open it;
+ * while open nothing is sent (entries already leased wait in its queue,
+ * still leased); after the open period one probe goes; if it fails the
+ * circuit opens again for twice as long (at most min(60 s,
+ * forward_backoff_max)), if it gets through the circuit closes and every
+ * waiting entry of the destination is made due now: a destination that
+ * comes back after an outage gets its backlog at once, not spread over the
+ * backed-off retry times. An open circuit therefore holds one connection.
  *
  * Keep-alive: every transfer goes through the one CURLM, whose connection
  * cache keeps connections per host open for the next request.
  *
  * Shutdown: deliver_stop raises a flag; the loop stops leasing, forgets the
- * waiting queue and lets running transfers finish until the grace expires.
+ * waiting queues and lets running transfers finish until the grace expires.
  * Whatever is still leased then stays leased in the database: the next
  * deliver_start forgets all leases (outbox_release_leases), so it resumes.
  *
- * Threads: the struct outbox, the CURLM and every CURL easy handle are used
- * only by the delivery thread (deliver_start creates them before the thread
- * starts, deliver_stop frees them after it is joined). deliver_notify may be
- * called from any thread: it sets an atomic flag and calls curl_multi_wakeup,
- * which libcurl documents as callable from other threads.
+ * Threads: the struct outbox, the CURLM, every CURL easy handle and every
+ * struct deliver_dest are used only by the delivery thread (deliver_start
+ * creates them before the thread starts, deliver_stop frees them after it
+ * is joined). deliver_notify may be called from any thread: it sets an
+ * atomic flag and calls curl_multi_wakeup, which libcurl documents as
+ * callable from other threads.
  *
- * Never logged: URLs (they may carry tokens), headers and bodies.
+ * Never logged: URLs (they may carry tokens), headers and bodies; the
+ * destination key (scheme://host:port) is.
  *
  * Metrics: each attempt's outcome and duration is counted where it is
- * decided (record_attempt). The outbox gauges are refreshed here, at most
- * once a second, with this thread's own connection: a scrape then costs no
- * database access at all.
+ * decided (record_attempt). The outbox gauges and each destination's state
+ * and backlog are refreshed here, at most once a second, with this thread's
+ * own connection: a scrape then costs no database access at all.
  *
  * Also part of this module: deliver_request.c (one request as a curl easy
- * handle) and deliver_policy.c (retry decision, Retry-After).
+ * handle) and deliver_policy.c (retry decision, circuit, Retry-After).
  */
 #include "deliver.h"
 #include "clock.h"
 
 #include "deliver_internal.h"
+#include "destination.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -63,13 +77,22 @@
 #define DELIVER_TICK_MS 1000L   /* longest sleep without a wake-up */
 #define DELIVER_GAUGE_S 1.0     /* outbox gauges are at most this old */
 
-struct deliver_host {
-	char *key;
+/* What the delivery thread knows of one destination. */
+struct deliver_dest {
+	char *key;                     /* scheme://host:port, or "" for URLs without one */
 	long inflight;
+	struct deliver_request *wait_head, *wait_tail;  /* leased, waiting for a slot */
+	long nwaiting;
+	double due_at;                 /* earliest unleased entry per the last scan, or INFINITY */
+	double paused_until;           /* Retry-After: nothing starts before this */
+	struct deliver_circuit circuit;
+	long backlog;                  /* entries in the outbox, for metrics */
+	int seen;                      /* had unleased entries at the last scan */
 };
 
 struct deliver {
-	long timeout_ms, max_attempts, max_age_ms, per_host, cap;
+	long timeout_ms, per_host;
+	struct deliver_limits limits;
 	struct outbox *ob;
 	CURLM *multi;
 	pthread_t thread;
@@ -81,10 +104,8 @@ struct deliver {
 
 	struct deliver_request *running;  /* doubly linked */
 	long nrunning;
-	struct deliver_request *wait_head, *wait_tail;
-	long nwaiting;
-	struct deliver_host *hosts;    /* only destinations with requests in flight */
-	size_t nhosts, caphosts;
+	struct deliver_dest **dests;   /* every destination with work, state or a past scan */
+	size_t ndests, capdests;
 };
 
 static pthread_once_t deliver_curl_once = PTHREAD_ONCE_INIT;
@@ -113,70 +134,142 @@ static double deliver_random(struct deliver *d)
 	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
 }
 
-/* --- per-destination slots --- */
+/* --- destinations --- */
 
-static struct deliver_host *host_find(struct deliver *d, const char *key)
+static struct deliver_dest *dest_find(struct deliver *d, const char *key)
 {
-	for (size_t i = 0; i < d->nhosts; i++)
-		if (strcmp(d->hosts[i].key, key) == 0)
-			return &d->hosts[i];
+	for (size_t i = 0; i < d->ndests; i++)
+		if (strcmp(d->dests[i]->key, key) == 0)
+			return d->dests[i];
 	return NULL;
 }
 
-static int host_has_slot(struct deliver *d, const char *key)
+/* Finds or adds the state of destination key; NULL when out of memory. */
+static struct deliver_dest *dest_get(struct deliver *d, const char *key)
 {
-	struct deliver_host *h = host_find(d, key);
+	struct deliver_dest *t = dest_find(d, key);
 
-	return !h || h->inflight < d->per_host;
-}
+	if (t)
+		return t;
+	if (d->ndests == d->capdests) {
+		size_t cap = d->capdests ? d->capdests * 2 : 16;
+		struct deliver_dest **list = realloc(d->dests, cap * sizeof *list);
 
-static int host_acquire(struct deliver *d, const char *key)
-{
-	struct deliver_host *h = host_find(d, key);
-
-	if (!h) {
-		if (d->nhosts == d->caphosts) {
-			size_t cap = d->caphosts ? d->caphosts * 2 : 16;
-			struct deliver_host *hosts = realloc(d->hosts, cap * sizeof *hosts);
-
-			if (!hosts)
-				return -1;
-			d->hosts = hosts;
-			d->caphosts = cap;
-		}
-		h = &d->hosts[d->nhosts];
-		h->key = strdup(key);
-		if (!h->key)
-			return -1;
-		h->inflight = 0;
-		d->nhosts++;
+		if (!list)
+			return NULL;
+		d->dests = list;
+		d->capdests = cap;
 	}
-	h->inflight++;
-	return 0;
+	t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->key = strdup(key);
+	if (!t->key) {
+		free(t);
+		return NULL;
+	}
+	t->due_at = INFINITY;
+	d->dests[d->ndests++] = t;
+	return t;
 }
 
-static void host_release(struct deliver *d, const char *key)
+/* A destination with nothing left to remember is forgotten. */
+static int dest_idle(const struct deliver_dest *t, double now)
 {
-	struct deliver_host *h = host_find(d, key);
+	return !t->seen && t->inflight == 0 && t->nwaiting == 0 && t->backlog == 0 &&
+	       t->circuit.state == DELIVER_CLOSED && t->circuit.failures == 0 &&
+	       t->paused_until <= now;
+}
 
-	if (!h || --h->inflight > 0)
-		return;
-	free(h->key);
-	*h = d->hosts[--d->nhosts];
+static void dest_forget_idle(struct deliver *d, double now)
+{
+	for (size_t i = 0; i < d->ndests;) {
+		struct deliver_dest *t = d->dests[i];
+
+		if (!dest_idle(t, now)) {
+			i++;
+			continue;
+		}
+		free(t->key);
+		free(t);
+		d->dests[i] = d->dests[--d->ndests];
+	}
+}
+
+/* Requests t may have in flight now (Retry-After pause, then the circuit). */
+static long dest_allowance(struct deliver *d, struct deliver_dest *t, double now)
+{
+	if (now < t->paused_until)
+		return 0;
+	return deliver_circuit_allowance(&t->circuit, now, d->per_host);
+}
+
+/* Most requests t may have in flight in its circuit's state. */
+static long dest_limit(const struct deliver *d, const struct deliver_dest *t)
+{
+	return t->circuit.state == DELIVER_CLOSED ? d->per_host : 1;
+}
+
+/* When t could next start or lease something; INFINITY when only a finished
+ * transfer (a free slot, a probe's answer) can change that. */
+static double dest_ready_at(const struct deliver *d, const struct deliver_dest *t)
+{
+	double at = t->paused_until;
+
+	if (t->circuit.state == DELIVER_OPEN && t->circuit.until > at)
+		at = t->circuit.until;
+	if (t->inflight >= dest_limit(d, t))
+		return INFINITY;
+	if (t->nwaiting > 0)
+		return at;
+	return t->due_at > at ? t->due_at : at;
 }
 
 /* --- transfers --- */
+
+/* Logs a change of t's circuit; on closing, makes its backlog due now. */
+static void circuit_changed(struct deliver *d, struct deliver_dest *t,
+			    enum deliver_transition what, const char *detail, double now)
+{
+	int moved;
+
+	switch (what) {
+	case DELIVER_STAYED:
+		return;
+	case DELIVER_OPENED:
+		log_msg(LOG_WARN, NULL, "destination %s: circuit open after %d consecutive failures "
+					"(last: %s); one probe in %.1f s", t->key, t->circuit.failures,
+			detail, t->circuit.until - now);
+		return;
+	case DELIVER_REOPENED:
+		log_msg(LOG_WARN, NULL, "destination %s: probe failed (%s); circuit stays open, "
+					"next probe in %.1f s", t->key, detail, t->circuit.until - now);
+		return;
+	case DELIVER_CLOSED_AGAIN:
+		moved = outbox_dest_due_now(d->ob, t->key, now);
+		if (moved < 0)
+			log_msg(LOG_ERROR, NULL, "destination %s: rescheduling its backlog failed: %s",
+				t->key, outbox_error(d->ob));
+		log_msg(LOG_INFO, NULL, "destination %s: recovered, circuit closed; %d waiting "
+					"entr%s due now", t->key, moved > 0 ? moved : 0,
+			moved == 1 ? "y is" : "ies are");
+		t->due_at = now;
+		return;
+	}
+}
 
 /*
  * Records the outcome of one attempt. status: HTTP status, 0 for a network
  * error; detail: short reason for the log and the database; permanent:
  * never worth retrying (the request cannot even be made); seconds: how long
- * the transfer took, < 0 when none was made.
+ * the transfer took, < 0 when none was made (then the destination's circuit
+ * learns nothing from it).
  */
 static void record_attempt(struct deliver *d, struct deliver_request *x, int status,
 			   const char *detail, int permanent, double seconds)
 {
 	const struct outbox_delivery *e = x->e;
+	struct deliver_dest *t = x->dest;
 	const char *label = e->name && *e->name ? e->name : x->host ? x->host : "?";
 	double now = clock_wall(), delay = 0;
 	double retry_after = x->retry_after[0] ?
@@ -186,12 +279,21 @@ static void record_attempt(struct deliver *d, struct deliver_request *x, int sta
 	char *error = NULL;
 	int rc;
 
-	outcome = deliver_policy(status, attempt, d->max_attempts, (now - e->created_at) * 1000.0,
-				 d->max_age_ms, retry_after, deliver_random(d), &delay);
+	outcome = deliver_policy(status, attempt, (now - e->created_at) * 1000.0, retry_after,
+				 deliver_random(d), &d->limits, &delay);
 	if (permanent)
 		outcome = DELIVER_DEAD;
 	metrics_delivery(label, outcome == DELIVER_DONE ? METRICS_DONE
 				: outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
+	if (t && seconds >= 0) {
+		double pause = deliver_pause(retry_after);
+
+		if (pause > 0 && now + pause > t->paused_until)
+			t->paused_until = now + pause;
+		circuit_changed(d, t, deliver_circuit_record(&t->circuit, deliver_retryable(status),
+							     now, pause, d->limits.backoff_max_s),
+				detail, now);
+	}
 	if (outcome == DELIVER_DONE) {
 		rc = outbox_complete(d->ob, e->id);
 		goto out;
@@ -227,20 +329,19 @@ static void running_unlink(struct deliver *d, struct deliver_request *x)
 		x->next->prev = x->prev;
 	x->prev = x->next = NULL;
 	d->nrunning--;
-	host_release(d, x->key);
+	x->dest->inflight--;
 }
 
 /* Puts x in flight. On failure the attempt is recorded as failed and x freed. */
 static void start_request(struct deliver *d, struct deliver_request *x)
 {
 	if (deliver_request_setup(x, d->timeout_ms) < 0 ||
-	    deliver_request_sign(x, &d->signer) < 0 || host_acquire(d, x->key) < 0) {
+	    deliver_request_sign(x, &d->signer) < 0) {
 		record_attempt(d, x, 0, "could not set up the request", 0, -1);
 		deliver_request_free(x);
 		return;
 	}
 	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
-		host_release(d, x->key);
 		record_attempt(d, x, 0, "could not start the request", 0, -1);
 		deliver_request_free(x);
 		return;
@@ -251,6 +352,7 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 		d->running->prev = x;
 	d->running = x;
 	d->nrunning++;
+	x->dest->inflight++;
 }
 
 /* Records every finished transfer; returns how many finished. */
@@ -279,8 +381,8 @@ static int collect_done(struct deliver *d)
 		if (rc == CURLE_OK &&
 		    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
 			code = 0;
-		if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK)
-			us = -1;
+		if (curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK || us < 0)
+			us = 0;
 		if (rc != CURLE_OK) {
 			snprintf(detail, sizeof detail, "%s",
 				 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
@@ -292,8 +394,7 @@ static int collect_done(struct deliver *d)
 		/* All outcomes of one pass share a transaction: one fsync, not one each. */
 		if (!in_tx)
 			in_tx = outbox_begin(d->ob) == 0;
-		record_attempt(d, x, (int)code, detail, permanent,
-			       us >= 0 ? (double)us / 1e6 : -1);
+		record_attempt(d, x, (int)code, detail, permanent, (double)us / 1e6);
 		deliver_request_free(x);
 		done++;
 	}
@@ -304,75 +405,66 @@ static int collect_done(struct deliver *d)
 	return done;
 }
 
-/* Starts waiting entries, oldest first, while their destination has room. */
-static void run_waiting(struct deliver *d)
+static void enqueue(struct deliver_dest *t, struct deliver_request *x)
 {
-	struct deliver_request **link = &d->wait_head, *prev = NULL;
+	x->next = NULL;
+	if (t->wait_tail)
+		t->wait_tail->next = x;
+	else
+		t->wait_head = x;
+	t->wait_tail = x;
+	t->nwaiting++;
+}
 
-	while (*link && d->nrunning < d->cap) {
-		struct deliver_request *x = *link;
+/* Starts t's waiting entries, oldest first, while it may send more. */
+static void run_waiting(struct deliver *d, struct deliver_dest *t, double now)
+{
+	long allowed = dest_allowance(d, t, now);
 
-		if (!host_has_slot(d, x->key)) {
-			prev = x;
-			link = &x->next;
-			continue;
-		}
-		*link = x->next;
-		if (d->wait_tail == x)
-			d->wait_tail = prev;
+	while (t->wait_head && t->inflight < allowed) {
+		struct deliver_request *x = t->wait_head;
+
+		t->wait_head = x->next;
+		if (!t->wait_head)
+			t->wait_tail = NULL;
 		x->next = NULL;
-		d->nwaiting--;
+		t->nwaiting--;
 		start_request(d, x);
 	}
 }
 
-static void enqueue(struct deliver *d, struct deliver_request *x)
-{
-	x->next = NULL;
-	if (d->wait_tail)
-		d->wait_tail->next = x;
-	else
-		d->wait_head = x;
-	d->wait_tail = x;
-	d->nwaiting++;
-}
-
 /*
- * Leases due entries while there is room and queues them. Returns when to
- * look again (unix seconds); a finished transfer also makes the loop look.
+ * Leases up to room due entries of t into its queue. Returns how many were
+ * leased, or -1 when the outbox failed (logged).
  */
-static double claim_more(struct deliver *d, double now)
+static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, long room)
 {
 	struct outbox_delivery *items = NULL;
 	struct deliver_claim *claim = NULL;
-	long room = 2 * d->cap - d->nrunning - d->nwaiting;
-	double when;
-	int n, r;
+	int n;
 
-	if (room <= 0)
-		return now + DELIVER_TICK_MS / 1000.0;
-	n = outbox_claim_due(d->ob, now, (size_t)room, &items);
+	n = outbox_claim_due(d->ob, t->key, now, (size_t)room, &items);
 	if (n < 0) {
-		log_msg(LOG_ERROR, NULL, "delivery: claiming due entries failed: %s",
-			outbox_error(d->ob));
-		return now + DELIVER_TICK_MS / 1000.0;
+		log_msg(LOG_ERROR, NULL, "delivery: claiming due entries of %s failed: %s",
+			*t->key ? t->key : "(no destination)", outbox_error(d->ob));
+		return -1;
 	}
-	if (n > 0) {
-		claim = calloc(1, sizeof *claim);
-		if (!claim) {
-			/* Stay leased until restart rather than be sent twice. */
-			log_msg(LOG_ERROR, NULL,
-				"delivery: out of memory, %d entries wait for a restart", n);
-			outbox_deliveries_free(items, (size_t)n);
-			return now + DELIVER_TICK_MS / 1000.0;
-		}
-		claim->items = items;
-		claim->count = claim->live = (size_t)n;
-	} else {
+	if (n == 0) {
 		outbox_deliveries_free(items, 0);
+		return 0;
 	}
+	claim = calloc(1, sizeof *claim);
+	if (!claim) {
+		/* Stay leased until restart rather than be sent twice. */
+		log_msg(LOG_ERROR, NULL, "delivery: out of memory, %d entries wait for a restart", n);
+		outbox_deliveries_free(items, (size_t)n);
+		return n;
+	}
+	claim->items = items;
+	claim->count = claim->live = (size_t)n;
 	for (int i = 0; i < n; i++) {
 		struct deliver_request *x = calloc(1, sizeof *x);
+		char *key = NULL;
 
 		if (!x) {
 			log_msg(LOG_ERROR, items[i].request_id,
@@ -383,35 +475,105 @@ static double claim_more(struct deliver *d, double now)
 		}
 		x->claim = claim;
 		x->e = &items[i];
-		if (deliver_request_destination(x, x->e->url) < 0) {
+		x->dest = t;
+		if (destination_key(x->e->url, &key, &x->host) < 0 || strcmp(key, t->key) != 0) {
+			free(key);
 			record_attempt(d, x, 0, "invalid or unsupported URL", 1, -1);
 			deliver_request_free(x);
 			continue;
 		}
-		enqueue(d, x);
+		free(key);
+		enqueue(t, x);
 	}
-	run_waiting(d);
-	if (n == room)
-		return now + DELIVER_TICK_MS / 1000.0;
-	r = outbox_next_due(d->ob, &when);
-	if (r < 0)
-		log_msg(LOG_ERROR, NULL, "delivery: reading the next due time failed: %s",
-			outbox_error(d->ob));
-	if (r == 1 && when < now + DELIVER_TICK_MS / 1000.0)
-		return n == 0 && when < now + 0.01 ? now + 0.01 : when;   /* never spin */
-	return now + DELIVER_TICK_MS / 1000.0;
+	return n;
+}
+
+struct scan_ctx {
+	struct deliver *d;
+	int failed;
+};
+
+static int scan_one(const char *dest, double next_at, void *arg)
+{
+	struct scan_ctx *c = arg;
+	struct deliver_dest *t = dest_get(c->d, dest);
+
+	if (!t) {
+		c->failed = 1;
+		return 1;
+	}
+	t->due_at = next_at;
+	t->seen = 1;
+	return 0;
+}
+
+/* Refreshes every destination's due_at from the outbox; 0 or -1 (logged). */
+static int scan_destinations(struct deliver *d)
+{
+	struct scan_ctx c = { .d = d };
+
+	for (size_t i = 0; i < d->ndests; i++) {
+		d->dests[i]->due_at = INFINITY;
+		d->dests[i]->seen = 0;
+	}
+	if (outbox_scan_destinations(d->ob, scan_one, &c) != 0) {
+		log_msg(LOG_ERROR, NULL, "delivery: finding due entries failed: %s",
+			c.failed ? "out of memory" : outbox_error(d->ob));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * One round over the destinations: lease what is due where there is room,
+ * start what may start. Returns when to look again (unix seconds); a
+ * finished transfer also makes the loop look.
+ */
+static double claim_more(struct deliver *d, double now)
+{
+	double next = now + DELIVER_TICK_MS / 1000.0;
+	int leased = 0;
+
+	if (scan_destinations(d) < 0)
+		return next;
+	for (size_t i = 0; i < d->ndests; i++) {
+		struct deliver_dest *t = d->dests[i];
+		long allowed = dest_allowance(d, t, now);
+		/* room to lease: what may be in flight plus as many waiting */
+		long room = 2 * allowed - t->inflight - t->nwaiting;
+
+		if (room > 0 && t->due_at <= now && claim_dest(d, t, now, room) > 0)
+			leased = 1;
+		run_waiting(d, t, now);
+	}
+	/* What was leased is no longer what the scan saw: look again for the
+	 * next due times (and for more, when a claim was full). */
+	if (leased && scan_destinations(d) < 0)
+		return next;
+	for (size_t i = 0; i < d->ndests; i++) {
+		double at = dest_ready_at(d, d->dests[i]);
+
+		if (at < next)
+			next = at;
+	}
+	dest_forget_idle(d, now);
+	return next < now + 0.01 && !leased ? now + 0.01 : next;   /* never spin */
 }
 
 static void drop_waiting(struct deliver *d)
 {
-	while (d->wait_head) {
-		struct deliver_request *x = d->wait_head;
+	for (size_t i = 0; i < d->ndests; i++) {
+		struct deliver_dest *t = d->dests[i];
 
-		d->wait_head = x->next;
-		deliver_request_free(x);
+		while (t->wait_head) {
+			struct deliver_request *x = t->wait_head;
+
+			t->wait_head = x->next;
+			deliver_request_free(x);
+		}
+		t->wait_tail = NULL;
+		t->nwaiting = 0;
 	}
-	d->wait_tail = NULL;
-	d->nwaiting = 0;
 }
 
 static void abort_running(struct deliver *d)
@@ -429,15 +591,38 @@ static void abort_running(struct deliver *d)
 	}
 }
 
-/* Refreshes the outbox gauges; a failed count keeps the previous value. */
+/* Refreshes the outbox gauges and each destination's; a failed count keeps
+ * the previous value. */
 static void refresh_gauges(struct deliver *d)
 {
 	long pending = outbox_count_pending(d->ob), dead = outbox_count_dead(d->ob);
+	struct metrics_destination *list = NULL;
+	size_t n = 0;
 
 	if (pending < 0 || dead < 0)
 		log_msg(LOG_WARN, NULL, "delivery: counting the outbox for metrics failed: %s",
 			outbox_error(d->ob));
 	metrics_set_outbox(pending, dead);
+	if (d->ndests > 0)
+		list = calloc(d->ndests, sizeof *list);
+	for (size_t i = 0; list && i < d->ndests; i++) {
+		struct deliver_dest *t = d->dests[i];
+		long backlog = outbox_count_dest(d->ob, t->key);
+
+		if (backlog >= 0)
+			t->backlog = backlog;
+		if (!*t->key)
+			continue;
+		list[n].name = t->key;
+		list[n].state = t->circuit.state == DELIVER_CLOSED ? METRICS_DEST_CLOSED
+				: t->circuit.state == DELIVER_OPEN ? METRICS_DEST_OPEN
+				: METRICS_DEST_HALF_OPEN;
+		list[n].backlog = t->backlog;
+		n++;
+	}
+	if (list || d->ndests == 0)
+		metrics_set_destinations(list, n);
+	free(list);
 }
 
 static void *deliver_main(void *arg)
@@ -468,7 +653,6 @@ static void *deliver_main(void *arg)
 			next_gauges = clock_mono() + DELIVER_GAUGE_S;
 		}
 		if (!stopping) {
-			run_waiting(d);
 			if (atomic_exchange(&d->notified, 0) || now >= next_check)
 				next_check = claim_more(d, now);
 			timeout_ms = (long)ceil((next_check - now) * 1000.0);
@@ -495,9 +679,11 @@ static void deliver_free(struct deliver *d)
 	if (d->multi)
 		curl_multi_cleanup(d->multi);
 	outbox_close(d->ob);
-	for (size_t i = 0; i < d->nhosts; i++)
-		free(d->hosts[i].key);
-	free(d->hosts);
+	for (size_t i = 0; i < d->ndests; i++) {
+		free(d->dests[i]->key);
+		free(d->dests[i]);
+	}
+	free(d->dests);
 	free(d);
 }
 
@@ -506,7 +692,8 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 	struct deliver *d = NULL;
 	int rc;
 
-	if (!opt || !opt->data_dir || opt->concurrency < 1 || opt->timeout_ms < 1) {
+	if (!opt || !opt->data_dir || opt->concurrency < 1 || opt->timeout_ms < 1 ||
+	    opt->max_attempts < 0 || opt->max_age_ms < 0 || opt->backoff_max_ms < 0) {
 		snprintf(err, errlen, "delivery: invalid options");
 		goto fail;
 	}
@@ -521,10 +708,11 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 		goto fail;
 	}
 	d->timeout_ms = opt->timeout_ms;
-	d->max_attempts = opt->max_attempts;
-	d->max_age_ms = opt->max_age_ms;
+	d->limits.max_attempts = opt->max_attempts;
+	d->limits.max_age_ms = opt->max_age_ms;
+	d->limits.backoff_max_s = (double)(opt->backoff_max_ms > 0 ? opt->backoff_max_ms
+								   : DELIVER_BACKOFF_MAX_MS) / 1000.0;
 	d->per_host = opt->concurrency;
-	d->cap = opt->concurrency * 4;
 	if (opt->signing_secret) {
 		int n = deliver_signing_key(opt->signing_secret, d->signer.key, sizeof d->signer.key);
 
@@ -550,8 +738,7 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 		snprintf(err, errlen, "curl_multi_init failed");
 		goto fail;
 	}
-	if (curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, d->per_host) != CURLM_OK ||
-	    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, d->cap) != CURLM_OK) {
+	if (curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, d->per_host) != CURLM_OK) {
 		snprintf(err, errlen, "curl_multi_setopt failed");
 		goto fail;
 	}

@@ -1,7 +1,7 @@
 /*
  * deliver_internal.h — shared by the parts of the delivery module, not a
- * public interface: deliver.c runs the loop (claiming, per-host slots,
- * outcomes, shutdown), deliver_request.c builds one HTTP request and
+ * public interface: deliver.c runs the loop (claiming, per-destination
+ * queues, slots and circuits, outcomes, shutdown), deliver_request.c builds one HTTP request and
  * captures what its response says, deliver_policy.c decides what a failure
  * means. Everything here belongs to the delivery thread.
  */
@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct outbox_delivery;
+struct deliver_dest;
 
 #define DELIVER_SNIPPET 200   /* bytes of a failed response kept for the dead letter */
 
@@ -22,11 +23,11 @@ struct deliver_claim {
 	size_t live;               /* entries not yet finished with */
 };
 
-/* One leased entry: waiting for a slot in deliver.c's queue, then in flight. */
+/* One leased entry: waiting in its destination's queue, then in flight. */
 struct deliver_request {
 	struct deliver_claim *claim;
 	struct outbox_delivery *e;     /* inside claim->items */
-	char *key;                     /* scheme://host:port, the unit of the per-host limit */
+	struct deliver_dest *dest;     /* deliver.c's state of its destination; outlives r */
 	char *host;                    /* for log lines; never log the URL (may carry a token) */
 	CURL *easy;
 	struct curl_slist *headers;
@@ -36,12 +37,6 @@ struct deliver_request {
 	char errbuf[CURL_ERROR_SIZE];
 	struct deliver_request *prev, *next;
 };
-
-/*
- * Sets r->key and r->host from url. Returns 0, or -1 when the URL is not an
- * http(s) URL we could ever send to (or memory ran out).
- */
-int deliver_request_destination(struct deliver_request *r, const char *url);
 
 /*
  * Creates r->easy for r->e: method, body (not copied: r->e must outlive the

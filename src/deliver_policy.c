@@ -1,7 +1,9 @@
 /*
  * deliver_policy.c — what a failed delivery attempt means (see deliver.h):
- * the retry/dead-letter decision with its backoff, and Retry-After parsing.
- * Pure functions: no state, no I/O, safe from any thread.
+ * the retry/dead-letter decision with its backoff, a destination's circuit,
+ * and Retry-After parsing. Pure functions on their arguments: no I/O, no
+ * globals; safe from any thread (a struct deliver_circuit belongs to the
+ * delivery thread).
  */
 #include "deliver.h"
 
@@ -10,46 +12,101 @@
 #include <string.h>
 #include <time.h>
 
-#define DELIVER_BACKOFF_CAP_S     600.0   /* 10 min, SPEC §7 */
 #define DELIVER_RETRY_AFTER_CAP_S 3600.0  /* a server may ask for up to an hour */
+#define DELIVER_CIRCUIT_FIRST_S   1.0     /* first open period */
+#define DELIVER_CIRCUIT_CAP_S     60.0    /* longest open period, under forward_backoff_max */
 
-enum deliver_outcome deliver_policy(int status, long attempts, long max_attempts, double age_ms,
-				    long max_age_ms, double retry_after_s, double rnd,
-				    double *delay_s)
+int deliver_retryable(int status)
 {
-	double base;
-	int retryable;
+	return status == 0 || status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
+
+enum deliver_outcome deliver_policy(int status, long attempts, double age_ms, double retry_after_s,
+				    double rnd, const struct deliver_limits *lim, double *delay_s)
+{
+	double base, cap = lim->backoff_max_s > 0 ? lim->backoff_max_s : 1.0;
 
 	if (delay_s)
 		*delay_s = 0;
 	if (status >= 200 && status <= 299)
 		return DELIVER_DONE;
-	retryable = status == 0 || status == 408 || status == 429 ||
-		    (status >= 500 && status <= 599);
-	if (!retryable)
+	if (!deliver_retryable(status))
 		return DELIVER_DEAD;
-	if ((max_attempts > 0 && attempts >= max_attempts) ||
-	    (max_age_ms > 0 && age_ms >= (double)max_age_ms))
+	if ((lim->max_attempts > 0 && attempts >= lim->max_attempts) ||
+	    (lim->max_age_ms > 0 && age_ms >= (double)lim->max_age_ms))
 		return DELIVER_DEAD;
 	if (!delay_s)
 		return DELIVER_RETRY;
-	if (retry_after_s >= 0) {
-		*delay_s = fmin(retry_after_s, DELIVER_RETRY_AFTER_CAP_S);
-		return DELIVER_RETRY;
-	}
-	/* 1 s doubling per attempt, capped; 2^10 already exceeds the cap. */
-	if (attempts <= 1)
-		base = 1.0;
-	else if (attempts > 11)
-		base = DELIVER_BACKOFF_CAP_S;
-	else
-		base = fmin(ldexp(1.0, (int)attempts - 1), DELIVER_BACKOFF_CAP_S);
+	/* 1 s doubling per attempt, capped; past 2^62 the cap has long won. */
+	base = attempts <= 1 ? 1.0 : ldexp(1.0, attempts > 62 ? 62 : (int)attempts - 1);
+	base = fmin(base, cap);
 	if (!(rnd >= 0))
 		rnd = 0;
 	if (rnd >= 1)
 		rnd = nextafter(1.0, 0.0);
 	*delay_s = rnd * base;
+	/* The server's word is a floor, never a shortcut: attempts are not spent
+	 * faster because it asked for a short pause. */
+	if (retry_after_s >= 0)
+		*delay_s = fmax(*delay_s, fmin(retry_after_s, DELIVER_RETRY_AFTER_CAP_S));
 	return DELIVER_RETRY;
+}
+
+double deliver_pause(double retry_after_s)
+{
+	return retry_after_s > 0 ? fmin(retry_after_s, DELIVER_RETRY_AFTER_CAP_S) : 0;
+}
+
+long deliver_circuit_allowance(struct deliver_circuit *c, double now, long per_host)
+{
+	switch (c->state) {
+	case DELIVER_CLOSED:
+		return per_host;
+	case DELIVER_OPEN:
+		if (now < c->until)
+			return 0;
+		c->state = DELIVER_HALF_OPEN;
+		return 1;
+	case DELIVER_HALF_OPEN:
+		return 1;
+	}
+	return 0;
+}
+
+enum deliver_transition deliver_circuit_record(struct deliver_circuit *c, int failed, double now,
+					       double pause_s, double backoff_max_s)
+{
+	double cap = fmin(DELIVER_CIRCUIT_CAP_S, backoff_max_s > 0 ? backoff_max_s : 1.0);
+
+	if (!failed) {
+		enum deliver_transition t = c->state == DELIVER_CLOSED ? DELIVER_STAYED
+								       : DELIVER_CLOSED_AGAIN;
+
+		c->state = DELIVER_CLOSED;
+		c->failures = 0;
+		c->open_s = 0;
+		return t;
+	}
+	c->failures++;
+	switch (c->state) {
+	case DELIVER_CLOSED:
+		if (c->failures < DELIVER_CIRCUIT_FAILURES)
+			return DELIVER_STAYED;
+		c->open_s = fmin(DELIVER_CIRCUIT_FIRST_S, cap);
+		c->state = DELIVER_OPEN;
+		c->until = now + fmax(c->open_s, pause_s);
+		return DELIVER_OPENED;
+	case DELIVER_HALF_OPEN:
+		c->open_s = fmin(fmax(c->open_s * 2, DELIVER_CIRCUIT_FIRST_S), cap);
+		c->state = DELIVER_OPEN;
+		c->until = now + fmax(c->open_s, pause_s);
+		return DELIVER_REOPENED;
+	case DELIVER_OPEN:
+		/* a request started before the circuit opened: it already is */
+		c->until = fmax(c->until, now + pause_s);
+		return DELIVER_STAYED;
+	}
+	return DELIVER_STAYED;
 }
 
 double deliver_parse_retry_after(const char *value, double now)

@@ -33,45 +33,6 @@
 
 #define DELIVER_CONNECT_CAP_MS 10000L
 
-int deliver_request_destination(struct deliver_request *r, const char *url)
-{
-	char **key = &r->key, **host = &r->host;
-	CURLU *u = curl_url();
-	char *scheme = NULL, *h = NULL, *port = NULL;
-	int rc = -1;
-
-	*key = *host = NULL;
-	if (!u || !url)
-		goto out;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-		goto out;
-	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
-		goto out;
-	for (char *c = h; *c; c++)
-		if (*c >= 'A' && *c <= 'Z')
-			*c = (char)(*c - 'A' + 'a');
-	if (asprintf(key, "%s://%s:%s", scheme, h, port) < 0) {
-		*key = NULL;
-		goto out;
-	}
-	*host = strdup(h);
-	if (!*host) {
-		free(*key);
-		*key = NULL;
-		goto out;
-	}
-	rc = 0;
-out:
-	curl_free(scheme);
-	curl_free(h);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return rc;
-}
-
 void deliver_claim_release(struct deliver_claim *c)
 {
 	if (!c || --c->live > 0)
@@ -86,7 +47,6 @@ void deliver_request_free(struct deliver_request *x)
 		return;
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
-	free(x->key);
 	free(x->host);
 	deliver_claim_release(x->claim);
 	free(x);

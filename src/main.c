@@ -192,6 +192,7 @@ static int cmd_run(const char *path)
 	dopt.timeout_ms = cfg.forward_timeout_ms;
 	dopt.max_attempts = cfg.forward_max_attempts;
 	dopt.max_age_ms = cfg.forward_max_age_ms;
+	dopt.backoff_max_ms = cfg.forward_backoff_max_ms;
 	dopt.concurrency = cfg.forward_concurrency;
 	dopt.signing_secret = cfg.forward_signing_secret;
 	d = deliver_start(&dopt, err, sizeof err);

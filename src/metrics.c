@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define METRICS_LABEL_MAX 128              /* bytes of a label value, see label_clean */
 #define METRICS_HASH (METRICS_LABELS * 2)   /* index slots: at most half full */
 #define METRICS_MAX_KINDS 4
 #define METRICS_OTHER(kind) (METRICS_LABELS + (kind))
@@ -88,6 +89,20 @@ static struct metrics_family metrics_deliveries = { .lock = PTHREAD_MUTEX_INITIA
 static struct metrics_hist metrics_delivery_hist;
 static atomic_long metrics_pending = -1;   /* -1: not known yet, not exported */
 static atomic_long metrics_dead = -1;
+
+/*
+ * The destinations' gauges: a snapshot the delivery thread replaces about
+ * once a second, copied under a mutex (two threads, rarely: no contention
+ * worth avoiding). At most METRICS_LABELS destinations are exported.
+ */
+struct metrics_dest_row {
+	char name[METRICS_LABEL_MAX + 1];
+	int state;
+	long backlog;
+};
+static pthread_mutex_t metrics_dest_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_dest_row metrics_dests[METRICS_LABELS];
+static size_t metrics_ndests;
 
 static void counter_add(atomic_ulong *c, unsigned long n)
 {
@@ -161,6 +176,22 @@ void metrics_set_outbox(long pending, long dead)
 
 /* --- label tables --- */
 
+static void label_clean(const char *in, char *out);
+
+void metrics_set_destinations(const struct metrics_destination *list, size_t n)
+{
+	if (n > METRICS_LABELS)
+		n = METRICS_LABELS;
+	pthread_mutex_lock(&metrics_dest_lock);
+	for (size_t i = 0; i < n; i++) {
+		label_clean(list[i].name ? list[i].name : "?", metrics_dests[i].name);
+		metrics_dests[i].state = (int)list[i].state;
+		metrics_dests[i].backlog = list[i].backlog;
+	}
+	metrics_ndests = n;
+	pthread_mutex_unlock(&metrics_dest_lock);
+}
+
 static size_t family_hash(int kind, const char *name)
 {
 	uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;   /* FNV-1a */
@@ -216,8 +247,6 @@ static size_t utf8_len(const unsigned char *s, size_t n)
  * is cut to METRICS_LABEL_MAX bytes and every control character or invalid
  * byte becomes '?'.
  */
-#define METRICS_LABEL_MAX 128
-
 static void label_clean(const char *in, char *out)
 {
 	const unsigned char *s = (const unsigned char *)in;
@@ -483,6 +512,28 @@ static void render_gauge(struct metrics_buf *b, const char *name, const char *he
 		buf_printf(b, "%s %ld\n", name, v);
 }
 
+/* The per-destination gauges, from the delivery thread's last snapshot. */
+static void render_destinations(struct metrics_buf *b)
+{
+	pthread_mutex_lock(&metrics_dest_lock);
+	buf_family(b, "egoi_router_destination_state", "gauge",
+		   "Circuit of each destination (scheme://host:port): 0 closed, 1 open "
+		   "(failing, nothing sent), 2 half-open (one probe in flight).");
+	for (size_t i = 0; i < metrics_ndests; i++) {
+		buf_printf(b, "egoi_router_destination_state{");
+		buf_label(b, "name", metrics_dests[i].name);
+		buf_printf(b, "} %d\n", metrics_dests[i].state);
+	}
+	buf_family(b, "egoi_router_destination_backlog", "gauge",
+		   "Forwards in the outbox per destination, in flight or waiting.");
+	for (size_t i = 0; i < metrics_ndests; i++) {
+		buf_printf(b, "egoi_router_destination_backlog{");
+		buf_label(b, "name", metrics_dests[i].name);
+		buf_printf(b, "} %ld\n", metrics_dests[i].backlog);
+	}
+	pthread_mutex_unlock(&metrics_dest_lock);
+}
+
 int metrics_render(char **out, size_t *len)
 {
 	struct metrics_buf b = { .cap = 16384 };
@@ -530,6 +581,7 @@ int metrics_render(char **out, size_t *len)
 		     &metrics_pending);
 	render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
 		     &metrics_dead);
+	render_destinations(&b);
 	if (b.oom)
 		goto out;
 	*out = b.p;
@@ -576,4 +628,5 @@ void metrics_reset(void)
 	family_reset(&metrics_deliveries);
 	atomic_store(&metrics_pending, -1);
 	atomic_store(&metrics_dead, -1);
+	metrics_set_destinations(NULL, 0);
 }

@@ -74,6 +74,24 @@ void metrics_delivery(const char *name, enum metrics_outcome outcome, double sec
  * was. Before the first call they are not exported. */
 void metrics_set_outbox(long pending, long dead);
 
+/* egoi_router_destination_state values. */
+enum metrics_dest_state {
+	METRICS_DEST_CLOSED = 0,
+	METRICS_DEST_OPEN = 1,
+	METRICS_DEST_HALF_OPEN = 2,
+};
+
+/* One destination as the delivery thread last saw it. */
+struct metrics_destination {
+	const char *name;          /* scheme://host:port (no path, no credentials) */
+	enum metrics_dest_state state;
+	long backlog;              /* forwards waiting for it, in flight included */
+};
+
+/* Replaces the exported destinations (egoi_router_destination_state and
+ * _backlog) with list[0..n) (copied; at most METRICS_LABELS are kept). */
+void metrics_set_destinations(const struct metrics_destination *list, size_t n);
+
 /* A batch's counts, kept by one thread until metrics_tally_flush. */
 struct metrics_tally {
 	unsigned long events[METRICS_ACTIONS + 1];

@@ -40,26 +40,38 @@ static const char *const ob_sql[OB_NSTMT] = {
 	[OB_ROLLBACK] = "ROLLBACK",
 	[OB_ADD_FORWARD] =
 		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
-		" body, request_id, created_at, next_attempt_at)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+		" body, request_id, created_at, next_attempt_at, dest)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, router_dest(?3))",
 	[OB_ADD_DEAD] =
 		"INSERT INTO dead_letters(kind, reason, payload, request_id, event_index, target,"
 		" created_at, died_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
 	[OB_CLAIM_SELECT] =
 		"SELECT id, delivery_id, name, url, method, content_type, headers, body,"
 		" attempts, created_at, request_id FROM deliveries"
-		" WHERE leased = 0 AND next_attempt_at <= ?1"
+		" WHERE leased = 0 AND dest = ?3 AND next_attempt_at <= ?1"
 		" ORDER BY next_attempt_at, id LIMIT ?2",
 	/* Same selection as OB_CLAIM_SELECT; inside one IMMEDIATE transaction
 	 * nobody else can change it between the two statements. */
 	[OB_CLAIM_LEASE] =
 		"UPDATE deliveries SET leased = 1 WHERE id IN (SELECT id FROM deliveries"
-		" WHERE leased = 0 AND next_attempt_at <= ?1"
+		" WHERE leased = 0 AND dest = ?3 AND next_attempt_at <= ?1"
 		" ORDER BY next_attempt_at, id LIMIT ?2)",
 	[OB_RELEASE] = "UPDATE deliveries SET leased = 0 WHERE leased <> 0",
-	[OB_NEXT_DUE] =
-		"SELECT next_attempt_at FROM deliveries WHERE leased = 0"
-		" ORDER BY next_attempt_at LIMIT 1",
+	/* A skip scan over deliveries_dest: one index seek per destination,
+	 * not a read of every waiting row. */
+	[OB_DEST_SCAN] =
+		"WITH RECURSIVE d(dest) AS ("
+		" SELECT (SELECT min(dest) FROM deliveries WHERE leased = 0)"
+		" UNION ALL"
+		" SELECT (SELECT min(dest) FROM deliveries WHERE leased = 0 AND dest > d.dest)"
+		" FROM d WHERE d.dest IS NOT NULL)"
+		" SELECT dest, (SELECT min(next_attempt_at) FROM deliveries"
+		" WHERE leased = 0 AND dest = d.dest) FROM d WHERE dest IS NOT NULL",
+	[OB_DEST_DUE_NOW] =
+		"UPDATE deliveries SET next_attempt_at = ?2"
+		" WHERE leased = 0 AND dest = ?1 AND next_attempt_at > ?2",
+	[OB_DEST_COUNT] =
+		"SELECT count(*) FROM deliveries WHERE leased IN (0, 1) AND dest = ?1",
 	[OB_DELETE] = "DELETE FROM deliveries WHERE id = ?1",
 	[OB_RETRY] =
 		"UPDATE deliveries SET attempts = attempts + 1, leased = 0,"

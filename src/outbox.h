@@ -95,16 +95,29 @@ struct outbox_delivery {
 int outbox_release_leases(struct outbox *ob);
 
 /*
- * Leases up to max due entries (next attempt <= now, not leased) in order of
+ * Leases up to max due entries (next attempt <= now, not leased) of
+ * destination dest (destination.h; "" holds URLs without one) in order of
  * due time, id. *out is a new array the caller frees with
  * outbox_deliveries_free. Returns the count, or -1.
  */
-int outbox_claim_due(struct outbox *ob, double now, size_t max, struct outbox_delivery **out);
+int outbox_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
+		     struct outbox_delivery **out);
 
 void outbox_deliveries_free(struct outbox_delivery *d, size_t n);
 
-/* Earliest next attempt among unleased entries: 1 and *when set, 0 if none, -1 error. */
-int outbox_next_due(struct outbox *ob, double *when);
+/*
+ * Calls fn once per destination that has unleased entries, with its earliest
+ * next attempt (unix seconds), in destination order; dest is valid during
+ * the call only and fn must not use ob. Returns 0, fn's non-zero value when
+ * it stopped, or -1 on a database error.
+ */
+int outbox_scan_destinations(struct outbox *ob,
+			     int (*fn)(const char *dest, double next_at, void *arg), void *arg);
+
+/* Makes every unleased entry of dest due at now (a recovered destination's
+ * backlog goes at once instead of at its backed-off times). Returns how many
+ * moved, or -1. */
+int outbox_dest_due_now(struct outbox *ob, const char *dest, double now);
 
 /* Delivered: the entry is removed. */
 int outbox_complete(struct outbox *ob, int64_t id);
@@ -118,6 +131,8 @@ int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error);
 /* Counts for metrics and tests; -1 on error. */
 long outbox_count_pending(struct outbox *ob);
 long outbox_count_dead(struct outbox *ob);
+/* Entries waiting for dest, leased or not. */
+long outbox_count_dest(struct outbox *ob, const char *dest);
 
 /* --- dead letters (`egoi-router dlq`, outbox_dlq.c) --- */
 

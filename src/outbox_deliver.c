@@ -3,8 +3,10 @@
  * claiming due entries under a lease, recording each outcome (complete,
  * retry later, bury as a dead letter) and the counts for metrics.
  *
- * Design: a claim selects due, unleased rows and leases exactly those in one
- * IMMEDIATE transaction, so an entry is never sent twice at once; leases are
+ * Design: a claim selects due, unleased rows of one destination and leases
+ * exactly those in one IMMEDIATE transaction, so an entry is never sent
+ * twice at once, and one destination's backlog never stands in front of
+ * another's (outbox_scan_destinations finds who has work); leases are
  * dropped wholesale when the delivery side starts (outbox_release_leases).
  * Burying copies the row into dead_letters and deletes it in one
  * transaction, so a forward is never lost nor kept twice. Claim and bury
@@ -104,7 +106,8 @@ static int ob_read_delivery(sqlite3_stmt *st, struct outbox_delivery *d)
 	return 0;
 }
 
-int outbox_claim_due(struct outbox *ob, double now, size_t max, struct outbox_delivery **out)
+int outbox_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
+		     struct outbox_delivery **out)
 {
 	sqlite3_stmt *sel = ob->st[OB_CLAIM_SELECT], *lease = ob->st[OB_CLAIM_LEASE];
 	struct outbox_delivery *list = NULL;
@@ -118,7 +121,8 @@ int outbox_claim_due(struct outbox *ob, double now, size_t max, struct outbox_de
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
 	if (sqlite3_bind_double(sel, 1, now) != SQLITE_OK ||
-	    sqlite3_bind_int64(sel, 2, limit) != SQLITE_OK) {
+	    sqlite3_bind_int64(sel, 2, limit) != SQLITE_OK ||
+	    sqlite3_bind_text(sel, 3, dest, -1, SQLITE_STATIC) != SQLITE_OK) {
 		ob_fail(ob, "claim: bind");
 		goto out;
 	}
@@ -148,7 +152,8 @@ int outbox_claim_due(struct outbox *ob, double now, size_t max, struct outbox_de
 	if (n > 0) {
 		if (ob_run(ob, OB_CLAIM_LEASE, "claim: lease",
 			   sqlite3_bind_double(lease, 1, now) ||
-			   sqlite3_bind_int64(lease, 2, limit)) != 0)
+			   sqlite3_bind_int64(lease, 2, limit) ||
+			   sqlite3_bind_text(lease, 3, dest, -1, SQLITE_STATIC)) != 0)
 			goto out;
 		if ((size_t)sqlite3_changes(ob->db) != n) {
 			ob_failf(ob, "claim: leased %d entries, expected %zu",
@@ -167,21 +172,39 @@ out:
 	return (int)n;
 }
 
-int outbox_next_due(struct outbox *ob, double *when)
+int outbox_scan_destinations(struct outbox *ob,
+			     int (*fn)(const char *dest, double next_at, void *arg), void *arg)
 {
-	sqlite3_stmt *st = ob->st[OB_NEXT_DUE];
-	int rc = sqlite3_step(st), ret;
+	sqlite3_stmt *st = ob->st[OB_DEST_SCAN];
+	int rc, ret = 0;
 
-	if (rc == SQLITE_ROW) {
-		*when = sqlite3_column_double(st, 0);
-		ret = 1;
-	} else if (rc == SQLITE_DONE) {
-		ret = 0;
-	} else {
-		ret = ob_fail(ob, "next due");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *dest = sqlite3_column_text(st, 0);
+
+		if (!dest) {
+			ret = ob_failf(ob, "destination scan: out of memory");
+			goto out;
+		}
+		ret = fn((const char *)dest, sqlite3_column_double(st, 1), arg);
+		if (ret != 0)
+			goto out;
 	}
+	if (rc != SQLITE_DONE)
+		ret = ob_fail(ob, "destination scan");
+out:
 	ob_reset(st);
 	return ret;
+}
+
+int outbox_dest_due_now(struct outbox *ob, const char *dest, double now)
+{
+	sqlite3_stmt *st = ob->st[OB_DEST_DUE_NOW];
+
+	if (ob_run(ob, OB_DEST_DUE_NOW, "reschedule destination",
+		   sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC) ||
+		   sqlite3_bind_double(st, 2, now)) != 0)
+		return -1;
+	return sqlite3_changes(ob->db);
 }
 
 /* Runs a statement that must change exactly one delivery. */
@@ -259,4 +282,13 @@ long outbox_count_pending(struct outbox *ob)
 long outbox_count_dead(struct outbox *ob)
 {
 	return ob_count(ob, OB_COUNT_DEAD, "count dead letters");
+}
+
+long outbox_count_dest(struct outbox *ob, const char *dest)
+{
+	if (sqlite3_bind_text(ob->st[OB_DEST_COUNT], 1, dest, -1, SQLITE_STATIC) != SQLITE_OK) {
+		ob_reset(ob->st[OB_DEST_COUNT]);
+		return ob_fail(ob, "count destination");
+	}
+	return ob_count(ob, OB_DEST_COUNT, "count destination");
 }

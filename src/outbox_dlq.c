@@ -225,9 +225,9 @@ int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
 {
 	static const char copy[] =
 		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
-		" body, request_id, created_at, next_attempt_at, attempts)"
+		" body, request_id, created_at, next_attempt_at, attempts, dest)"
 		" SELECT delivery_id, name, url, method, content_type, headers,"
-		" coalesce(payload, X''), request_id, ?2, ?2, 0 FROM dead_letters"
+		" coalesce(payload, X''), request_id, ?2, ?2, 0, router_dest(url) FROM dead_letters"
 		" WHERE id = ?1 AND kind = 'forward' AND replayed_at IS NULL";
 	static const char mark[] =
 		"UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1 AND replayed_at IS NULL";

@@ -7,8 +7,13 @@
  *   transaction committed, and FULL makes that commit survive a power cut,
  *   not only a crash of the process.
  * - The schema is versioned with PRAGMA user_version; ob_migrations[i] turns
- *   version i into i + 1, so later changes (per-destination claiming, dlq
- *   bookkeeping) are added as new steps without touching existing databases.
+ *   version i into i + 1, so later changes are added as new steps without
+ *   touching existing databases. Version 2 keys every delivery by its
+ *   destination (column dest, filled by the SQL function router_dest).
+ * - auto_vacuum = INCREMENTAL: pages freed by delivered entries go back to
+ *   the file system when the delivery thread asks (outbox_release_space),
+ *   which is how a drained backlog gives space back on a full disk. A
+ *   database made before that is converted once with VACUUM.
  * - Dead letters keep every column needed to re-queue a forward (delivery id,
  *   destination, body) or re-run an event (payload, request id, index), and
  *   replayed_at marks them handled instead of deleting them.
@@ -17,6 +22,7 @@
  * anyone else can see it.
  */
 #include "outbox_internal.h"
+#include "destination.h"
 #include "log.h"
 
 #include <errno.h>
@@ -71,6 +77,12 @@ static const char *const ob_migrations[] = {
 	/* dlq list/replay walk the unhandled entries in order; per destination too. */
 	"CREATE INDEX IF NOT EXISTS dead_letters_open ON dead_letters(replayed_at, id);"
 	"CREATE INDEX IF NOT EXISTS dead_letters_name ON dead_letters(name, id);",
+
+	/* 1 -> 2: claiming goes destination by destination (destination.h). */
+	"ALTER TABLE deliveries ADD COLUMN dest TEXT NOT NULL DEFAULT '';"
+	"UPDATE deliveries SET dest = router_dest(url);"
+	"DROP INDEX IF EXISTS deliveries_due;"
+	"CREATE INDEX deliveries_dest ON deliveries(leased, dest, next_attempt_at, id);",
 };
 #define OB_SCHEMA_VERSION ((long)(sizeof ob_migrations / sizeof ob_migrations[0]))
 
@@ -198,6 +210,12 @@ int ob_configure(struct outbox *ob)
 {
 	if (sqlite3_busy_handler(ob->db, ob_busy_wait, NULL) != SQLITE_OK)
 		return ob_fail(ob, "busy handler");
+	if (destination_sql_register(ob->db) != SQLITE_OK)
+		return ob_fail(ob, "register router_dest");
+	/* Takes effect only while the file has no table yet (a new database);
+	 * ob_migrate converts an older one. */
+	if (ob_exec(ob, "PRAGMA auto_vacuum = INCREMENTAL", "auto_vacuum") != 0)
+		return -1;
 	if (ob_enable_wal(ob) != 0 ||
 	    ob_exec(ob, "PRAGMA synchronous = FULL", "synchronous") != 0 ||
 	    ob_exec(ob, "PRAGMA foreign_keys = ON", "foreign_keys") != 0)
@@ -231,6 +249,16 @@ int ob_migrate(struct outbox *ob)
 	if (ob_exec(ob, "COMMIT", "schema") != 0)
 		goto out;
 	in_tx = 0;
+	if (ob_query_text(ob, "PRAGMA auto_vacuum", buf, sizeof buf) != SQLITE_OK)
+		goto out;
+	if (strcmp(buf, "2") != 0) {
+		/* Once per database, before anyone else uses it (main opens first). */
+		log_msg(LOG_INFO, NULL, "outbox: converting the database to incremental vacuum "
+					"(once)");
+		if (ob_exec(ob, "PRAGMA auto_vacuum = INCREMENTAL", "auto_vacuum") != 0 ||
+		    ob_exec(ob, "VACUUM", "vacuum") != 0)
+			goto out;
+	}
 	ret = 0;
 out:
 	if (in_tx && !sqlite3_get_autocommit(ob->db) &&

@@ -88,8 +88,9 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 	assert_int_equal(c->max_body, 10 * 1024 * 1024);
 	assert_int_equal(c->max_events, 10000);
 	assert_int_equal(c->forward_timeout_ms, 10000);
-	assert_int_equal(c->forward_max_attempts, 12);
+	assert_int_equal(c->forward_max_attempts, 0);
 	assert_int_equal(c->forward_max_age_ms, 24L * 3600 * 1000);
+	assert_int_equal(c->forward_backoff_max_ms, 600L * 1000);
 	assert_int_equal(c->forward_concurrency, 16);
 	assert_int_equal(c->lua_instruction_limit, 1000000);
 	assert_int_equal(c->lua_memory_limit, 64 * 1024 * 1024);
@@ -137,6 +138,7 @@ static void test_full_file(void **state)
 		"forward_timeout = 250ms\n"
 		"forward_max_attempts = 3\n"
 		"forward_max_age = 90m\n"
+		"forward_backoff_max = 30s\n"
 		"forward_concurrency = 1\n"
 		"forward_signing_secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
 		"lua_instruction_limit = 0\n"
@@ -166,6 +168,7 @@ static void test_full_file(void **state)
 	assert_int_equal(c.forward_timeout_ms, 250);
 	assert_int_equal(c.forward_max_attempts, 3);
 	assert_int_equal(c.forward_max_age_ms, 90L * 60 * 1000);
+	assert_int_equal(c.forward_backoff_max_ms, 30L * 1000);
 	assert_int_equal(c.forward_concurrency, 1);
 	assert_string_equal(c.forward_signing_secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
 	assert_int_equal(c.lua_instruction_limit, 0);
@@ -541,7 +544,7 @@ static void test_print_keys(void **state)
 		"listen", "tls_certificate", "tls_min_version", "tls_client_ca", "endpoint",
 		"auth_token", "allow_from", "rules", "data_dir", "output_dir", "threads",
 		"max_body", "max_events", "forward_timeout", "forward_max_attempts",
-		"forward_max_age", "forward_concurrency", "forward_signing_secret",
+		"forward_max_age", "forward_backoff_max", "forward_concurrency", "forward_signing_secret",
 		"lua_instruction_limit", "lua_memory_limit", "log_level", "log_format",
 		"run_as_user",
 	};

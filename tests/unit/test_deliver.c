@@ -14,6 +14,7 @@
 
 #include "deliver.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 
 #include <arpa/inet.h>
@@ -37,14 +38,27 @@
 #define DAY_MS 86400000L
 
 
+/* The policy with the default backoff cap (10 min), in the order of its inputs. */
+static enum deliver_outcome policy(int status, long attempts, long max_attempts, double age_ms,
+				   long max_age_ms, double retry_after_s, double rnd, double *delay)
+{
+	struct deliver_limits lim = {
+		.max_attempts = max_attempts,
+		.max_age_ms = max_age_ms,
+		.backoff_max_s = DELIVER_BACKOFF_MAX_MS / 1000.0,
+	};
+
+	return deliver_policy(status, attempts, age_ms, retry_after_s, rnd, &lim, delay);
+}
+
 static void test_policy_success(void **state)
 {
 	double delay = -1;
 
 	(void)state;
-	assert_int_equal(deliver_policy(200, 1, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DONE);
-	assert_int_equal(deliver_policy(204, 12, 12, 1e12, DAY_MS, -1, 0.5, &delay), DELIVER_DONE);
-	assert_int_equal(deliver_policy(299, 1, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DONE);
+	assert_int_equal(policy(200, 1, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DONE);
+	assert_int_equal(policy(204, 12, 12, 1e12, DAY_MS, -1, 0.5, &delay), DELIVER_DONE);
+	assert_int_equal(policy(299, 1, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DONE);
 }
 
 static void test_policy_permanent_failures(void **state)
@@ -54,7 +68,7 @@ static void test_policy_permanent_failures(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-		assert_int_equal(deliver_policy(codes[i], 1, 12, 0, DAY_MS, -1, 0.5, &delay),
+		assert_int_equal(policy(codes[i], 1, 12, 0, DAY_MS, -1, 0.5, &delay),
 				 DELIVER_DEAD);
 }
 
@@ -66,7 +80,7 @@ static void test_policy_retryable(void **state)
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
 		double delay = -1;
 
-		assert_int_equal(deliver_policy(codes[i], 1, 12, 0, DAY_MS, -1, 0.5, &delay),
+		assert_int_equal(policy(codes[i], 1, 12, 0, DAY_MS, -1, 0.5, &delay),
 				 DELIVER_RETRY);
 		assert_true(delay >= 0 && delay < 1.0);
 	}
@@ -77,11 +91,11 @@ static void test_policy_attempt_limit(void **state)
 	double delay;
 
 	(void)state;
-	assert_int_equal(deliver_policy(503, 11, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_RETRY);
-	assert_int_equal(deliver_policy(503, 12, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
-	assert_int_equal(deliver_policy(0, 13, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
+	assert_int_equal(policy(503, 11, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_RETRY);
+	assert_int_equal(policy(503, 12, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
+	assert_int_equal(policy(0, 13, 12, 0, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
 	/* Retry-After does not buy extra attempts. */
-	assert_int_equal(deliver_policy(429, 12, 12, 0, DAY_MS, 5, 0.5, &delay), DELIVER_DEAD);
+	assert_int_equal(policy(429, 12, 12, 0, DAY_MS, 5, 0.5, &delay), DELIVER_DEAD);
 }
 
 static void test_policy_age_limit(void **state)
@@ -89,10 +103,10 @@ static void test_policy_age_limit(void **state)
 	double delay;
 
 	(void)state;
-	assert_int_equal(deliver_policy(500, 2, 12, DAY_MS - 1, DAY_MS, -1, 0.5, &delay),
+	assert_int_equal(policy(500, 2, 12, DAY_MS - 1, DAY_MS, -1, 0.5, &delay),
 			 DELIVER_RETRY);
-	assert_int_equal(deliver_policy(500, 2, 12, DAY_MS, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
-	assert_int_equal(deliver_policy(0, 1, 12, 90000000, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
+	assert_int_equal(policy(500, 2, 12, DAY_MS, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
+	assert_int_equal(policy(0, 1, 12, 90000000, DAY_MS, -1, 0.5, &delay), DELIVER_DEAD);
 }
 
 static void test_policy_full_jitter_doubling(void **state)
@@ -106,7 +120,7 @@ static void test_policy_full_jitter_doubling(void **state)
 		for (size_t i = 0; i < sizeof rnds / sizeof rnds[0]; i++) {
 			double delay = -1;
 
-			assert_int_equal(deliver_policy(503, n, 100, 0, DAY_MS, -1, rnds[i], &delay),
+			assert_int_equal(policy(503, n, 100, 0, DAY_MS, -1, rnds[i], &delay),
 					 DELIVER_RETRY);
 			assert_true(fabs(delay - rnds[i] * base) < 1e-9);
 			assert_true(delay >= 0 && delay < 600.0);
@@ -116,9 +130,9 @@ static void test_policy_full_jitter_doubling(void **state)
 	{
 		double d1, d2, d3;
 
-		deliver_policy(503, 1, 100, 0, DAY_MS, -1, 0.999, &d1);
-		deliver_policy(503, 2, 100, 0, DAY_MS, -1, 0.999, &d2);
-		deliver_policy(503, 3, 100, 0, DAY_MS, -1, 0.999, &d3);
+		policy(503, 1, 100, 0, DAY_MS, -1, 0.999, &d1);
+		policy(503, 2, 100, 0, DAY_MS, -1, 0.999, &d2);
+		policy(503, 3, 100, 0, DAY_MS, -1, 0.999, &d3);
 		assert_true(d1 < 1.0 && d1 > 0.99);
 		assert_true(d2 < 2.0 && d2 > 1.99);
 		assert_true(d3 < 4.0 && d3 > 3.99);
@@ -127,11 +141,11 @@ static void test_policy_full_jitter_doubling(void **state)
 	{
 		double delay = -1;
 
-		deliver_policy(503, 1000000, 0, 0, 0, -1, 0.999, &delay);
+		policy(503, 1000000, 0, 0, 0, -1, 0.999, &delay);
 		assert_true(delay <= 600.0 && delay > 590.0);
-		deliver_policy(503, 3, 0, 0, 0, -1, 1.5, &delay);
+		policy(503, 3, 0, 0, 0, -1, 1.5, &delay);
 		assert_true(delay < 4.0);
-		deliver_policy(503, 3, 0, 0, 0, -1, -1.0, &delay);
+		policy(503, 3, 0, 0, 0, -1, -1.0, &delay);
 		assert_true(delay == 0.0);
 	}
 }
@@ -141,14 +155,128 @@ static void test_policy_retry_after(void **state)
 	double delay = -1;
 
 	(void)state;
-	assert_int_equal(deliver_policy(429, 1, 12, 0, DAY_MS, 30, 0.0, &delay), DELIVER_RETRY);
+	assert_int_equal(policy(429, 1, 12, 0, DAY_MS, 30, 0.0, &delay), DELIVER_RETRY);
 	assert_true(delay == 30.0);
-	assert_int_equal(deliver_policy(503, 5, 12, 0, DAY_MS, 0, 0.9, &delay), DELIVER_RETRY);
-	assert_true(delay == 0.0);
-	assert_int_equal(deliver_policy(503, 1, 12, 0, DAY_MS, 7200, 0.9, &delay), DELIVER_RETRY);
+	/* A floor, never a shortcut: Retry-After: 0 or 1 does not shorten the
+	 * backoff (attempt 5: 0.9 * 16 s). */
+	assert_int_equal(policy(503, 5, 12, 0, DAY_MS, 0, 0.9, &delay), DELIVER_RETRY);
+	assert_true(fabs(delay - 14.4) < 1e-9);
+	assert_int_equal(policy(429, 5, 12, 0, DAY_MS, 1, 0.9, &delay), DELIVER_RETRY);
+	assert_true(fabs(delay - 14.4) < 1e-9);
+	assert_int_equal(policy(429, 5, 12, 0, DAY_MS, 20, 0.9, &delay), DELIVER_RETRY);
+	assert_true(delay == 20.0);
+	assert_int_equal(policy(503, 1, 12, 0, DAY_MS, 7200, 0.9, &delay), DELIVER_RETRY);
 	assert_true(delay == 3600.0);
 	/* Ignored when the outcome is not a retry. */
-	assert_int_equal(deliver_policy(400, 1, 12, 0, DAY_MS, 30, 0.9, &delay), DELIVER_DEAD);
+	assert_int_equal(policy(400, 1, 12, 0, DAY_MS, 30, 0.9, &delay), DELIVER_DEAD);
+}
+
+/*
+ * The promise of the defaults (no attempt limit, 24 h age): a destination
+ * that answers 429 with Retry-After: 1 (a rate-limited Slack), or fails in
+ * any retryable way, for a whole hour never dead-letters a forward — at
+ * every attempt along the real schedule, with the worst-case (shortest)
+ * jitter, the outcome is a retry.
+ */
+static void test_policy_an_hour_outage_is_no_dead_letter(void **state)
+{
+	static const int codes[] = { 0, 429, 503, 500, 408 };
+	static const double rnds[] = { 0.0, 0.5, 0.999 };
+
+	(void)state;
+	for (size_t c = 0; c < sizeof codes / sizeof codes[0]; c++)
+		for (size_t r = 0; r < sizeof rnds / sizeof rnds[0]; r++) {
+			double age = 0, delay = 0;
+			long attempt = 0;
+
+			while (age < 3600e3) {
+				attempt++;
+				assert_int_equal(policy(codes[c], attempt, 0, age, DAY_MS,
+							codes[c] == 429 ? 1 : -1, rnds[r], &delay),
+						 DELIVER_RETRY);
+				/* a retry is never scheduled sooner than Retry-After */
+				if (codes[c] == 429)
+					assert_true(delay >= 1.0);
+				age += fmax(delay, 0.001) * 1000.0;
+			}
+			/* past the age limit it ends, whatever the attempt count */
+			assert_int_equal(policy(codes[c], attempt + 1, 0, DAY_MS, DAY_MS, -1, 0.5,
+						&delay), DELIVER_DEAD);
+		}
+}
+
+static void test_policy_backoff_cap_is_configurable(void **state)
+{
+	struct deliver_limits lim = { .max_age_ms = DAY_MS, .backoff_max_s = 2.0 };
+	double delay = -1;
+
+	(void)state;
+	assert_int_equal(deliver_policy(503, 30, 0, -1, 0.999, &lim, &delay), DELIVER_RETRY);
+	assert_true(delay < 2.0 && delay > 1.99);
+	/* Retry-After still wins over a small cap, up to an hour. */
+	assert_int_equal(deliver_policy(503, 30, 0, 30, 0.5, &lim, &delay), DELIVER_RETRY);
+	assert_true(delay == 30.0);
+	assert_int_equal(deliver_policy(503, 30, 0, 1e6, 0.5, &lim, &delay), DELIVER_RETRY);
+	assert_true(delay == 3600.0);
+	assert_true(deliver_pause(-1) == 0 && deliver_pause(5) == 5 && deliver_pause(1e6) == 3600);
+}
+
+static void test_circuit_opens_probes_and_closes(void **state)
+{
+	struct deliver_circuit c = { 0 };
+	double t = 1000;
+
+	(void)state;
+	assert_int_equal(deliver_circuit_allowance(&c, t, 16), 16);
+	/* Failures below the threshold, then a success: still closed, count reset. */
+	for (int i = 0; i < DELIVER_CIRCUIT_FAILURES - 1; i++)
+		assert_int_equal(deliver_circuit_record(&c, 1, t, 0, 600), DELIVER_STAYED);
+	assert_int_equal(deliver_circuit_record(&c, 0, t, 0, 600), DELIVER_STAYED);
+	assert_int_equal(c.failures, 0);
+	/* The threshold opens it for 1 s: nothing may start. */
+	for (int i = 0; i < DELIVER_CIRCUIT_FAILURES - 1; i++)
+		assert_int_equal(deliver_circuit_record(&c, 1, t, 0, 600), DELIVER_STAYED);
+	assert_int_equal(deliver_circuit_record(&c, 1, t, 0, 600), DELIVER_OPENED);
+	assert_int_equal(c.state, DELIVER_OPEN);
+	assert_int_equal(deliver_circuit_allowance(&c, t + 0.5, 16), 0);
+	/* A late failure of a request started before it opened changes nothing. */
+	assert_int_equal(deliver_circuit_record(&c, 1, t + 0.5, 0, 600), DELIVER_STAYED);
+	/* Then one probe. */
+	assert_int_equal(deliver_circuit_allowance(&c, t + 1.0, 16), 1);
+	assert_int_equal(c.state, DELIVER_HALF_OPEN);
+	/* A failed probe doubles the open period: 2 s, 4 s, ... capped at 60 s. */
+	assert_int_equal(deliver_circuit_record(&c, 1, t + 1, 0, 600), DELIVER_REOPENED);
+	assert_true(fabs(c.until - (t + 3)) < 1e-9);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(deliver_circuit_allowance(&c, c.until, 16), 1);
+		assert_int_equal(deliver_circuit_record(&c, 1, c.until, 0, 600), DELIVER_REOPENED);
+	}
+	assert_true(c.open_s == 60.0);
+	/* Retry-After makes an open period longer, never shorter. */
+	assert_int_equal(deliver_circuit_allowance(&c, c.until, 16), 1);
+	t = c.until;
+	assert_int_equal(deliver_circuit_record(&c, 1, t, 300, 600), DELIVER_REOPENED);
+	assert_true(fabs(c.until - (t + 300)) < 1e-9);
+	/* A probe that gets any answer but a retryable one closes it. */
+	assert_int_equal(deliver_circuit_allowance(&c, c.until, 16), 1);
+	assert_int_equal(deliver_circuit_record(&c, 0, c.until, 0, 600), DELIVER_CLOSED_AGAIN);
+	assert_int_equal(deliver_circuit_allowance(&c, c.until, 16), 16);
+	assert_int_equal(c.failures, 0);
+}
+
+static void test_circuit_open_time_follows_backoff_max(void **state)
+{
+	struct deliver_circuit c = { 0 };
+
+	(void)state;
+	for (int i = 0; i < DELIVER_CIRCUIT_FAILURES; i++)
+		deliver_circuit_record(&c, 1, 0, 0, 2.0);
+	assert_int_equal(c.state, DELIVER_OPEN);
+	for (int i = 0; i < 5; i++) {
+		deliver_circuit_allowance(&c, c.until, 4);
+		deliver_circuit_record(&c, 1, c.until, 0, 2.0);
+	}
+	assert_true(c.open_s == 2.0);
 }
 
 static void test_parse_retry_after(void **state)
@@ -201,6 +329,7 @@ struct rx {
 	struct rx_req reqs[RX_MAX];
 	int n, active, max_active;
 	atomic_int quit;
+	atomic_int outage;             /* /outage answers 503 while set */
 };
 
 struct fx {
@@ -299,6 +428,8 @@ static int rx_handle(struct mg_connection *conn)
 		reply = "nope\nnot\x01 this";
 	} else if (strcmp(r.path, "/down") == 0) {
 		status = 503;
+	} else if (strcmp(r.path, "/outage") == 0) {
+		status = atomic_load(&rx->outage) ? 503 : 200;
 	} else if (strcmp(r.path, "/slow") == 0) {
 		rx_nap(rx, 200);
 	} else if (strcmp(r.path, "/hang") == 0) {
@@ -427,6 +558,7 @@ static int fx_teardown(void **state)
 	while (rx_active(fx->rx) > 0 && mono() < end)
 		usleep(10 * 1000);
 	atomic_store(&fx->rx->quit, 0);
+	atomic_store(&fx->rx->outage, 0);
 	tu_rmtree(fx->dir);
 	free(fx);
 	return 0;
@@ -474,6 +606,15 @@ static void fx_add(struct fx *fx, const char *path, char *id_out)
 
 	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", fx->rx->port, path);
 	fx_add_to(fx, url, "POST", NULL, NULL, "{\"events\":[]}", 13, id_out);
+}
+
+/* The receiver's destination key, as the outbox stores it. */
+static const char *fx_dest(struct fx *fx)
+{
+	static char key[64];
+
+	snprintf(key, sizeof key, "http://127.0.0.1:%d", fx->rx->port);
+	return key;
 }
 
 static long fx_count(struct fx *fx, int dead)
@@ -756,7 +897,7 @@ static void test_leased_entries_resume_after_restart(void **state)
 	fx_add(fx, "/ok", id1);
 	ob = outbox_open(fx->dir, err, sizeof err);
 	assert_non_null(ob);
-	assert_int_equal(outbox_claim_due(ob, 1e12, 10, &claimed), 1);
+	assert_int_equal(outbox_claim_due(ob, fx_dest(fx), 1e12, 10, &claimed), 1);
 	outbox_deliveries_free(claimed, 1);
 	outbox_close(ob);
 	fx_add(fx, "/ok", id2);
@@ -849,10 +990,107 @@ static void test_stop_is_prompt_and_keeps_the_entry(void **state)
 	assert_non_null(ob);
 	assert_int_equal(outbox_count_pending(ob), 1);
 	assert_int_equal(outbox_release_leases(ob), 0);
-	assert_int_equal(outbox_claim_due(ob, 1e12, 10, &claimed), 1);
+	assert_int_equal(outbox_claim_due(ob, fx_dest(fx), 1e12, 10, &claimed), 1);
 	assert_int_equal(claimed[0].attempts, 0);
 	outbox_deliveries_free(claimed, 1);
 	outbox_close(ob);
+}
+
+
+/* Requests the receiver saw for path so far. */
+static int rx_count_path(struct rx *rx, const char *path)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&rx->mu);
+	for (int i = 0; i < rx->n; i++)
+		n += strcmp(rx->reqs[i].path, path) == 0;
+	pthread_mutex_unlock(&rx->mu);
+	return n;
+}
+
+/*
+ * Isolation: a destination that accepts and never answers holds only its
+ * own slots. Before claiming went per destination, the black hole's older
+ * entries filled the one shared queue and the healthy entry waited for
+ * their timeouts (3 s here).
+ */
+static void test_black_hole_does_not_delay_another_destination(void **state)
+{
+	struct fx *fx = *state;
+	char url[128];
+	double t0;
+
+	snprintf(url, sizeof url, "http://localhost:%d/hang", fx->rx->port);
+	for (int i = 0; i < 40; i++)
+		fx_add_to(fx, url, "POST", NULL, NULL, "{}", 2, NULL);
+	fx_run(fx, 0, 2);
+	fx_wait_active(fx, 2, 5);
+	t0 = mono();
+	fx_add(fx, "/ok", NULL);
+	deliver_notify(fx->d);
+	while (rx_count_path(fx->rx, "/ok") == 0) {
+		if (mono() - t0 > 5)
+			fail_msg("the healthy destination waited for the black hole");
+		usleep(5 * 1000);
+	}
+	assert_true(mono() - t0 < 1.0);
+	/* The black hole has no more than its own limit in flight. */
+	assert_int_equal(rx_count_path(fx->rx, "/hang"), 2);
+}
+
+/* The exported state of this receiver's destination, or -1. */
+static int fx_dest_state(struct fx *fx)
+{
+	char *text = NULL, needle[128];
+	size_t len = 0;
+	const char *p;
+	int state = -1;
+
+	assert_int_equal(metrics_render(&text, &len), 0);
+	snprintf(needle, sizeof needle, "egoi_router_destination_state{name=\"%s\"} ", fx_dest(fx));
+	p = strstr(text, needle);
+	if (p)
+		state = atoi(p + strlen(needle));
+	free(text);
+	return state;
+}
+
+/*
+ * A destination failing continuously is backed off as a whole: after
+ * DELIVER_CIRCUIT_FAILURES failures the circuit opens and only single
+ * probes go (without it, 10 entries retried on their own schedules over
+ * 6 s make ~35 requests); it shows as open in the metrics; the first probe
+ * that gets through closes it and the backlog goes at once.
+ */
+static void test_failing_destination_opens_circuit_then_recovers(void **state)
+{
+	struct fx *fx = *state;
+	double t0, end;
+	int during, seen_open = 0;
+
+	atomic_store(&fx->rx->outage, 1);
+	for (int i = 0; i < 10; i++)
+		fx_add(fx, "/outage", NULL);
+	fx_run(fx, 0, 2);
+	t0 = mono();
+	while (mono() - t0 < 6.0) {
+		seen_open |= fx_dest_state(fx) == METRICS_DEST_OPEN;
+		usleep(100 * 1000);
+	}
+	during = rx_count_path(fx->rx, "/outage");
+	assert_true(seen_open);
+	assert_true(during >= DELIVER_CIRCUIT_FAILURES);
+	assert_true(during <= DELIVER_CIRCUIT_FAILURES + 2 + 4);   /* in flight + probes */
+	assert_int_equal(fx_count(fx, 1), 0);
+
+	atomic_store(&fx->rx->outage, 0);
+	fx_wait_drained(fx, 15);
+	assert_int_equal(fx_count(fx, 1), 0);
+	end = mono() + 3;
+	while (fx_dest_state(fx) != METRICS_DEST_CLOSED && mono() < end)
+		usleep(50 * 1000);
+	assert_int_equal(fx_dest_state(fx), METRICS_DEST_CLOSED);
 }
 
 static void test_start_rejects_bad_options(void **state)
@@ -880,6 +1118,10 @@ int main(void)
 		cmocka_unit_test(test_policy_age_limit),
 		cmocka_unit_test(test_policy_full_jitter_doubling),
 		cmocka_unit_test(test_policy_retry_after),
+		cmocka_unit_test(test_policy_an_hour_outage_is_no_dead_letter),
+		cmocka_unit_test(test_policy_backoff_cap_is_configurable),
+		cmocka_unit_test(test_circuit_opens_probes_and_closes),
+		cmocka_unit_test(test_circuit_open_time_follows_backoff_max),
 		cmocka_unit_test(test_parse_retry_after),
 		cmocka_unit_test(test_signature_matches_standard_webhooks_vector),
 		E2E(test_signed_requests_carry_standard_webhooks_headers),
@@ -897,6 +1139,8 @@ int main(void)
 		E2E(test_parallel_up_to_the_limit),
 		E2E(test_stop_finishes_in_flight_request),
 		E2E(test_stop_is_prompt_and_keeps_the_entry),
+		E2E(test_black_hole_does_not_delay_another_destination),
+		E2E(test_failing_destination_opens_circuit_then_recovers),
 	};
 	int rc;
 

@@ -102,10 +102,10 @@ static void add_dead_forward(struct outbox *ob, char id[37])
 	assert_int_equal(outbox_begin(ob), 0);
 	assert_int_equal(outbox_add_forward(ob, &f, id), 0);
 	assert_int_equal(outbox_commit(ob), 0);
-	assert_int_equal(outbox_claim_due(ob, t + 1, 10, &got), 1);
+	assert_int_equal(outbox_claim_due(ob, "https://crm.example:443", t + 1, 10, &got), 1);
 	assert_int_equal(outbox_retry(ob, got[0].id, t, 503, "HTTP 503"), 0);
 	outbox_deliveries_free(got, 1);
-	assert_int_equal(outbox_claim_due(ob, t + 1, 10, &got), 1);
+	assert_int_equal(outbox_claim_due(ob, "https://crm.example:443", t + 1, 10, &got), 1);
 	assert_int_equal(outbox_bury(ob, got[0].id, 400, NULL), 0);
 	outbox_deliveries_free(got, 1);
 }
@@ -267,7 +267,7 @@ static void test_requeue_keeps_delivery_id_and_body(void **state)
 	assert_int_equal(outbox_count_pending(fx->ob), 1);
 	assert_int_equal(outbox_count_dead(fx->ob), 3);
 	/* Due now: claimable at once, as the same request as before. */
-	assert_int_equal(outbox_claim_due(fx->ob, now_s() + 0.001, 10, &got), 1);
+	assert_int_equal(outbox_claim_due(fx->ob, "https://crm.example:443", now_s() + 0.001, 10, &got), 1);
 	assert_string_equal(got[0].delivery_id, fid);
 	assert_int_equal(got[0].attempts, 0);
 	assert_int_equal(got[0].body_len, sizeof fwd_body - 1);

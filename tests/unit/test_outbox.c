@@ -12,6 +12,7 @@
 #include "unit/test_util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -115,6 +116,27 @@ static struct outbox_forward fwd(const char *url, const char *body)
 	return f;
 }
 
+/* Every test URL https://a/... is this one destination. */
+#define A_DEST "https://a:443"
+
+static int next_due_one(const char *dest, double next_at, void *arg)
+{
+	double *when = arg;
+
+	(void)dest;
+	if (*when < 0 || next_at < *when)
+		*when = next_at;
+	return 0;
+}
+
+/* Earliest next attempt of any destination: 1 and *when, or 0 when none. */
+static int next_due(struct outbox *ob, double *when)
+{
+	*when = -1;
+	assert_int_equal(outbox_scan_destinations(ob, next_due_one, when), 0);
+	return *when >= 0;
+}
+
 static void add_one(struct outbox *ob, const char *url, const char *body, char *id)
 {
 	struct outbox_forward f = fwd(url, body);
@@ -164,10 +186,131 @@ static void test_open_creates_wal_db(void **state)
 	st = raw_query(db, "PRAGMA journal_mode");
 	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
-	assert_int_equal(raw_long(db, "PRAGMA user_version"), 1);
+	assert_int_equal(raw_long(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_long(db, "PRAGMA auto_vacuum"), 2);
 	assert_int_equal(raw_long(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
-				      " ('deliveries', 'dead_letters', 'deliveries_due')"), 3);
+				      " ('deliveries', 'dead_letters', 'deliveries_dest')"), 3);
+	assert_int_equal(raw_long(db, "SELECT count(*) FROM sqlite_master WHERE name ="
+				      " 'deliveries_due'"), 0);
 	sqlite3_close(db);
+}
+
+/*
+ * A database of schema version 1 (before per-destination claiming) is
+ * upgraded in place: every waiting delivery gets its destination key and
+ * stays claimable, and the file is converted to incremental vacuum.
+ */
+static void test_version_1_database_is_upgraded(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_delivery *got = NULL;
+	char path[160];
+	sqlite3 *db;
+	int n;
+
+	snprintf(path, sizeof path, "%s/outbox.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"PRAGMA journal_mode = WAL;"
+		"CREATE TABLE deliveries (id INTEGER PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE,"
+		" name TEXT, url TEXT NOT NULL, method TEXT NOT NULL, content_type TEXT,"
+		" headers TEXT, body BLOB NOT NULL, request_id TEXT, created_at REAL NOT NULL,"
+		" next_attempt_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+		" leased INTEGER NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT);"
+		"CREATE INDEX deliveries_due ON deliveries(leased, next_attempt_at, id);"
+		"CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+		" reason TEXT NOT NULL, payload BLOB, request_id TEXT, event_index INTEGER,"
+		" target TEXT, delivery_id TEXT, name TEXT, url TEXT, method TEXT,"
+		" content_type TEXT, headers TEXT, attempts INTEGER, last_status INTEGER,"
+		" created_at REAL NOT NULL, died_at REAL NOT NULL, replayed_at REAL);"
+		"INSERT INTO deliveries(delivery_id, url, method, body, created_at, next_attempt_at)"
+		" VALUES ('d-1', 'HTTPS://Hooks.Example/x?token=s', 'POST', X'7B7D', 1, 1),"
+		" ('d-2', 'http://127.0.0.1:9/y', 'POST', X'', 1, 1),"
+		" ('d-3', 'ftp://nope/', 'POST', X'', 1, 1);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	fx->ob = open_ok(fx);
+	n = outbox_claim_due(fx->ob, "https://hooks.example:443", now_s(), 10, &got);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].delivery_id, "d-1");
+	outbox_deliveries_free(got, (size_t)n);
+	n = outbox_claim_due(fx->ob, "http://127.0.0.1:9", now_s(), 10, &got);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].delivery_id, "d-2");
+	outbox_deliveries_free(got, (size_t)n);
+	/* A URL without a destination is still there, under "". */
+	n = outbox_claim_due(fx->ob, "", now_s(), 10, &got);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].delivery_id, "d-3");
+	outbox_deliveries_free(got, (size_t)n);
+
+	db = raw_open(fx);
+	assert_int_equal(raw_long(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_long(db, "PRAGMA auto_vacuum"), 2);
+	sqlite3_close(db);
+}
+
+static int scan_collect(const char *dest, double next_at, void *arg)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	snprintf(out + len, 512 - len, "%s@%.0f;", dest, next_at);
+	return 0;
+}
+
+/*
+ * Claiming is per destination: one destination's older or more numerous
+ * entries never come back from another's claim; the scan lists each
+ * destination with work once, with its earliest unleased entry; due_now
+ * moves one destination's backed-off entries only.
+ */
+static void test_claim_scan_and_due_now_are_per_destination(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_delivery *got = NULL;
+	char seen[512] = "";
+	double t;
+	int n;
+
+	fx->ob = open_ok(fx);
+	for (int i = 0; i < 5; i++)
+		add_one(fx->ob, "https://slow.example/x", "s", NULL);
+	add_one(fx->ob, "https://fast.example/y", "f", NULL);
+	t = now_s() + 1;
+
+	n = outbox_claim_due(fx->ob, "https://fast.example:443", t, 10, &got);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].url, "https://fast.example/y");
+	assert_int_equal(outbox_retry(fx->ob, got[0].id, t + 500, 503, "HTTP 503"), 0);
+	outbox_deliveries_free(got, (size_t)n);
+	n = outbox_claim_due(fx->ob, "https://slow.example:443", t, 2, &got);
+	assert_int_equal(n, 2);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(got[i].url, "https://slow.example/x");
+	outbox_deliveries_free(got, (size_t)n);
+
+	/* slow: 3 unleased (due before t), fast: 1, due at t + 500 */
+	assert_int_equal(outbox_scan_destinations(fx->ob, scan_collect, seen), 0);
+	assert_non_null(strstr(seen, "https://fast.example:443@"));
+	{
+		const char *f = strstr(seen, "https://fast.example:443@");
+		double at = strtod(f + strlen("https://fast.example:443@"), NULL);
+
+		assert_true(fabs(at - (t + 500)) < 1.0);
+	}
+	assert_non_null(strstr(seen, "https://slow.example:443@"));
+	assert_int_equal(outbox_count_dest(fx->ob, "https://slow.example:443"), 5);
+	assert_int_equal(outbox_count_dest(fx->ob, "https://fast.example:443"), 1);
+
+	/* The recovered destination's backlog is due now; the other is untouched. */
+	assert_int_equal(outbox_dest_due_now(fx->ob, "https://fast.example:443", t), 1);
+	assert_int_equal(outbox_dest_due_now(fx->ob, "https://slow.example:443", t), 0);
+	n = outbox_claim_due(fx->ob, "https://fast.example:443", t, 10, &got);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].attempts, 1);
+	outbox_deliveries_free(got, (size_t)n);
 }
 
 static void test_open_rejects_file_as_dir(void **state)
@@ -202,7 +345,7 @@ static void test_batch_visible_from_second_connection(void **state)
 	struct fixture *fx = *state;
 	struct outbox *other;
 	struct outbox_forward f1 = fwd("https://a.example/hook", "{\"events\":[1]}");
-	struct outbox_forward f2 = fwd("https://b.example/hook", "{\"events\":[2]}");
+	struct outbox_forward f2 = fwd("https://a.example/other", "{\"events\":[2]}");
 	struct outbox_dead d = {
 		.kind = OUTBOX_DEAD_RULE_ERROR, .reason = "rules.lua:3: boom",
 		.payload = "{\"x\":1}", .payload_len = 7, .request_id = "req-9",
@@ -237,7 +380,7 @@ static void test_batch_visible_from_second_connection(void **state)
 	assert_int_equal(outbox_count_dead(other), 2);
 	assert_string_not_equal(id1, id2);
 
-	n = outbox_claim_due(other, now_s() + 1, 10, &got);
+	n = outbox_claim_due(other, "https://a.example:443", now_s() + 1, 10, &got);
 	assert_int_equal(n, 2);
 	assert_string_equal(got[0].delivery_id, id1);
 	assert_string_equal(got[0].name, "crm");
@@ -316,44 +459,44 @@ static void test_claim_leases_in_due_order(void **state)
 
 	fx->ob = open_ok(fx);
 	add_one(fx->ob, "https://a/", "a", ida);
-	add_one(fx->ob, "https://b/", "b", idb);
-	add_one(fx->ob, "https://c/", "c", idc);
+	add_one(fx->ob, "https://a/b", "b", idb);
+	add_one(fx->ob, "https://a/c", "c", idc);
 	t = now_s();
 
 	/* max limits the claim; insertion order breaks the tie of equal times. */
-	n = outbox_claim_due(fx->ob, t + 1, 2, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 1, 2, &got);
 	assert_int_equal(n, 2);
 	assert_string_equal(got[0].delivery_id, ida);
 	assert_string_equal(got[1].delivery_id, idb);
 	outbox_deliveries_free(got, (size_t)n);
-	n = outbox_claim_due(fx->ob, t + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 1, 10, &got);
 	assert_int_equal(n, 1);
 	assert_string_equal(got[0].delivery_id, idc);
 	int64_t c = got[0].id;
 	outbox_deliveries_free(got, (size_t)n);
 
 	/* Everything is leased now: nothing more to claim. */
-	n = outbox_claim_due(fx->ob, t + 1000, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 1000, 10, &got);
 	assert_int_equal(n, 0);
 	assert_null(got);
 
 	/* Give them new due times out of insertion order. */
 	assert_int_equal(outbox_release_leases(fx->ob), 0);
-	n = outbox_claim_due(fx->ob, t + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 1, 10, &got);
 	assert_int_equal(n, 3);
 	assert_int_equal(outbox_retry(fx->ob, got[0].id, t + 30, 503, "HTTP 503"), 0);
 	assert_int_equal(outbox_retry(fx->ob, got[1].id, t + 10, 0, "connection refused"), 0);
 	assert_int_equal(outbox_retry(fx->ob, c, t + 20, 429, NULL), 0);
 	outbox_deliveries_free(got, (size_t)n);
 
-	n = outbox_claim_due(fx->ob, t + 100, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 100, 10, &got);
 	assert_int_equal(n, 3);
 	assert_string_equal(got[0].delivery_id, idb);
 	assert_string_equal(got[1].delivery_id, idc);
 	assert_string_equal(got[2].delivery_id, ida);
 	outbox_deliveries_free(got, (size_t)n);
 
-	assert_int_equal(outbox_claim_due(fx->ob, t + 100, 0, &got), 0);
+	assert_int_equal(outbox_claim_due(fx->ob, A_DEST, t + 100, 0, &got), 0);
 	assert_null(got);
 }
 
@@ -370,16 +513,16 @@ static void test_retry_postpones_and_counts(void **state)
 	fx->ob = open_ok(fx);
 	add_one(fx->ob, "https://a/", "a", NULL);
 	t = now_s();
-	n = outbox_claim_due(fx->ob, t + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 1, 10, &got);
 	assert_int_equal(n, 1);
 	id = got[0].id;
 	outbox_deliveries_free(got, (size_t)n);
 
 	assert_int_equal(outbox_retry(fx->ob, id, t + 60, 502, "HTTP 502 Bad Gateway"), 0);
-	assert_int_equal(outbox_next_due(fx->ob, &when), 1);
+	assert_int_equal(next_due(fx->ob, &when), 1);
 	assert_true(when > t + 59.99 && when < t + 60.01);
-	assert_int_equal(outbox_claim_due(fx->ob, t + 59, 10, &got), 0);
-	n = outbox_claim_due(fx->ob, t + 60, 10, &got);
+	assert_int_equal(outbox_claim_due(fx->ob, A_DEST, t + 59, 10, &got), 0);
+	n = outbox_claim_due(fx->ob, A_DEST, t + 60, 10, &got);
 	assert_int_equal(n, 1);
 	assert_int_equal(got[0].attempts, 1);
 	outbox_deliveries_free(got, (size_t)n);
@@ -407,8 +550,8 @@ static void test_complete_deletes(void **state)
 
 	fx->ob = open_ok(fx);
 	add_one(fx->ob, "https://a/", "a", NULL);
-	add_one(fx->ob, "https://b/", "b", NULL);
-	n = outbox_claim_due(fx->ob, now_s() + 1, 1, &got);
+	add_one(fx->ob, "https://a/b", "b", NULL);
+	n = outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 1, &got);
 	assert_int_equal(n, 1);
 	id = got[0].id;
 	outbox_deliveries_free(got, (size_t)n);
@@ -416,10 +559,10 @@ static void test_complete_deletes(void **state)
 	assert_int_equal(outbox_count_pending(fx->ob), 1);
 	assert_int_equal(outbox_complete(fx->ob, id), -1);
 	assert_int_equal(outbox_release_leases(fx->ob), 0);
-	n = outbox_claim_due(fx->ob, now_s() + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 10, &got);
 	assert_int_equal(n, 1);
 	assert_int_not_equal(got[0].id, id);
-	assert_string_equal(got[0].url, "https://b/");
+	assert_string_equal(got[0].url, "https://a/b");
 	outbox_deliveries_free(got, (size_t)n);
 }
 
@@ -445,7 +588,7 @@ static void test_bury_keeps_everything(void **state)
 	assert_int_equal(outbox_commit(fx->ob), 0);
 	t = now_s();
 
-	n = outbox_claim_due(fx->ob, t + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, "https://crm.example:443", t + 1, 10, &got);
 	assert_int_equal(n, 2);
 	/* The body comes back byte-exact, NUL bytes included. */
 	assert_int_equal(got[0].body_len, sizeof body - 1);
@@ -453,7 +596,7 @@ static void test_bury_keeps_everything(void **state)
 	assert_int_equal(outbox_retry(fx->ob, got[0].id, t, 503, "HTTP 503"), 0);
 	assert_int_equal(outbox_bury(fx->ob, got[1].id, 410, NULL), 0);
 	outbox_deliveries_free(got, (size_t)n);
-	n = outbox_claim_due(fx->ob, t + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, "https://crm.example:443", t + 1, 10, &got);
 	assert_int_equal(n, 1);
 	assert_int_equal(outbox_bury(fx->ob, got[0].id, 404, "HTTP 404 Not Found"), 0);
 	assert_int_equal(outbox_bury(fx->ob, got[0].id, 404, "again"), -1);
@@ -495,17 +638,17 @@ static void test_release_leases_resumes_after_restart(void **state)
 
 	fx->ob = open_ok(fx);
 	add_one(fx->ob, "https://a/", "a", NULL);
-	add_one(fx->ob, "https://b/", "b", NULL);
-	n = outbox_claim_due(fx->ob, now_s() + 1, 10, &got);
+	add_one(fx->ob, "https://a/b", "b", NULL);
+	n = outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 10, &got);
 	assert_int_equal(n, 2);
 	outbox_deliveries_free(got, (size_t)n);
 
 	/* "Crash" with both leased; a new delivery side forgets the leases. */
 	outbox_close(fx->ob);
 	fx->ob = open_ok(fx);
-	assert_int_equal(outbox_claim_due(fx->ob, now_s() + 1, 10, &got), 0);
+	assert_int_equal(outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 10, &got), 0);
 	assert_int_equal(outbox_release_leases(fx->ob), 0);
-	n = outbox_claim_due(fx->ob, now_s() + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 10, &got);
 	assert_int_equal(n, 2);
 	assert_string_equal(got[0].url, "https://a/");
 	assert_string_equal(got[1].body, "b");
@@ -520,19 +663,19 @@ static void test_next_due(void **state)
 	int n;
 
 	fx->ob = open_ok(fx);
-	assert_int_equal(outbox_next_due(fx->ob, &when), 0);
+	assert_int_equal(next_due(fx->ob, &when), 0);
 	t = now_s();
 	add_one(fx->ob, "https://a/", "a", NULL);
-	assert_int_equal(outbox_next_due(fx->ob, &when), 1);
+	assert_int_equal(next_due(fx->ob, &when), 1);
 	assert_true(when >= t - 1 && when <= now_s());
 
 	/* A leased entry is not "due" for the scheduler. */
-	n = outbox_claim_due(fx->ob, now_s() + 1, 10, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 10, &got);
 	assert_int_equal(n, 1);
-	assert_int_equal(outbox_next_due(fx->ob, &when), 0);
+	assert_int_equal(next_due(fx->ob, &when), 0);
 	assert_int_equal(outbox_retry(fx->ob, got[0].id, t + 5, 500, "x"), 0);
 	outbox_deliveries_free(got, (size_t)n);
-	assert_int_equal(outbox_next_due(fx->ob, &when), 1);
+	assert_int_equal(next_due(fx->ob, &when), 1);
 	assert_true(when > t + 4.99 && when < t + 5.01);
 }
 
@@ -566,7 +709,7 @@ static void test_counts_and_reopen_keep_rows(void **state)
 	assert_int_equal(outbox_count_pending(fx->ob), 5);
 	assert_int_equal(outbox_count_dead(fx->ob), 3);
 	/* An empty body is an empty blob, not NULL. */
-	n = outbox_claim_due(fx->ob, now_s() + 1, 1, &got);
+	n = outbox_claim_due(fx->ob, A_DEST, now_s() + 1, 1, &got);
 	assert_int_equal(n, 1);
 	assert_int_equal(got[0].body_len, 0);
 	assert_string_equal(got[0].body, "");
@@ -677,6 +820,9 @@ static void test_concurrent_first_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_version_1_database_is_upgraded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_scan_and_due_now_are_per_destination, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_open_creates_wal_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rejects_file_as_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
