@@ -23,6 +23,7 @@ struct config {
 	char *allow_from;            /* CIDR list, NULL = any */
 	char *rules;                 /* rules file */
 	char *data_dir;              /* outbox database and state */
+	size_t outbox_reserve;       /* bytes kept free for delivery on a full disk */
 	char *output_dir;            /* the only place write() may write under */
 	long threads;                /* HTTP worker threads */
 	size_t max_body;             /* bytes */

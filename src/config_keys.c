@@ -50,6 +50,12 @@ const struct cfg_key config_keys[] = {
 	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
 	  .offset = OFF(data_dir),
 	  .help = "Directory for the outbox database, dead letters and state." },
+	{ .name = "outbox_reserve", .type = CFG_SIZE, .def = "32M", .min = 0, .max = 64 * CFG_GIB,
+	  .offset = OFF(outbox_reserve),
+	  .help = "Space kept in data_dir (the file outbox.reserve) so that delivery "
+		  "can go on when the disk fills: it is released when free space runs "
+		  "low, intake then answers 503 until twice this much is free again. "
+		  "0 keeps no reserve." },
 	{ .name = "output_dir", .type = CFG_PATH, .def = "var/out", .example = "var/out",
 	  .offset = OFF(output_dir),
 	  .help = "The only directory write() in rules may write under." },

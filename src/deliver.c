@@ -46,7 +46,7 @@
  * destination key (scheme://host:port) is.
  *
  * Metrics: each attempt's outcome and duration is counted where it is
- * decided (record_attempt). The outbox gauges and each destination's state
+ * decided (finish). The outbox gauges and each destination's state
  * and backlog are refreshed here, at most once a second, with this thread's
  * own connection: a scrape then costs no database access at all.
  *
@@ -61,6 +61,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox_space.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -76,6 +77,9 @@
 
 #define DELIVER_TICK_MS 1000L   /* longest sleep without a wake-up */
 #define DELIVER_GAUGE_S 1.0     /* outbox gauges are at most this old */
+#define DELIVER_RECORD_RETRY_S 0.25  /* pause before writing failed outcomes again */
+#define DELIVER_RECORD_ROUNDS 40     /* failed rounds (10 s) before one by one */
+#define DELIVER_RELEASE_S 1.0   /* on a full disk, give space back at most this often */
 
 /* What the delivery thread knows of one destination. */
 struct deliver_dest {
@@ -106,6 +110,11 @@ struct deliver {
 	long nrunning;
 	struct deliver_dest **dests;   /* every destination with work, state or a past scan */
 	size_t ndests, capdests;
+	struct deliver_request *finished;  /* decided, not yet written to the outbox */
+	long nfinished;
+	double record_retry_at;        /* wall clock: when to try writing them again */
+	int record_failures;           /* failed rounds in a row */
+	double released_at;            /* monotonic: last outbox_release_space */
 };
 
 static pthread_once_t deliver_curl_once = PTHREAD_ONCE_INIT;
@@ -259,14 +268,16 @@ static void circuit_changed(struct deliver *d, struct deliver_dest *t,
 }
 
 /*
- * Records the outcome of one attempt. status: HTTP status, 0 for a network
- * error; detail: short reason for the log and the database; permanent:
- * never worth retrying (the request cannot even be made); seconds: how long
- * the transfer took, < 0 when none was made (then the destination's circuit
- * learns nothing from it).
+ * Decides what one attempt means and queues the decision for the outbox
+ * (record_pending writes it). status: HTTP status, 0 for a network error;
+ * detail: short reason for the log and the database; permanent: never worth
+ * retrying (the request cannot even be made); seconds: how long the
+ * transfer took, < 0 when none was made (then the destination's circuit
+ * learns nothing from it). Logs, metrics and the circuit see each attempt
+ * once, however often writing its outcome must be tried. Takes x.
  */
-static void record_attempt(struct deliver *d, struct deliver_request *x, int status,
-			   const char *detail, int permanent, double seconds)
+static void finish(struct deliver *d, struct deliver_request *x, int status, const char *detail,
+		   int permanent, double seconds)
 {
 	const struct outbox_delivery *e = x->e;
 	struct deliver_dest *t = x->dest;
@@ -275,16 +286,15 @@ static void record_attempt(struct deliver *d, struct deliver_request *x, int sta
 	double retry_after = x->retry_after[0] ?
 		deliver_parse_retry_after(x->retry_after, now) : -1;
 	long attempt = e->attempts + 1;
-	enum deliver_outcome outcome;
-	char *error = NULL;
-	int rc;
 
-	outcome = deliver_policy(status, attempt, (now - e->created_at) * 1000.0, retry_after,
-				 deliver_random(d), &d->limits, &delay);
+	x->outcome = deliver_policy(status, attempt, (now - e->created_at) * 1000.0, retry_after,
+				    deliver_random(d), &d->limits, &delay);
 	if (permanent)
-		outcome = DELIVER_DEAD;
-	metrics_delivery(label, outcome == DELIVER_DONE ? METRICS_DONE
-				: outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
+		x->outcome = DELIVER_DEAD;
+	x->status = status;
+	x->next_at = now + delay;
+	metrics_delivery(label, x->outcome == DELIVER_DONE ? METRICS_DONE
+				: x->outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
 	if (t && seconds >= 0) {
 		double pause = deliver_pause(retry_after);
 
@@ -294,29 +304,99 @@ static void record_attempt(struct deliver *d, struct deliver_request *x, int sta
 							     now, pause, d->limits.backoff_max_s),
 				detail, now);
 	}
-	if (outcome == DELIVER_DONE) {
-		rc = outbox_complete(d->ob, e->id);
-		goto out;
-	}
-	if (asprintf(&error, "%s%s%s", detail, x->snippet_len ? ": " : "",
+	if (x->outcome != DELIVER_DONE &&
+	    asprintf(&x->error, "%s%s%s", detail, x->snippet_len ? ": " : "",
 		     deliver_request_snippet(x)) < 0)
-		error = NULL;
-	if (outcome == DELIVER_RETRY) {
+		x->error = NULL;
+	if (x->outcome == DELIVER_RETRY)
 		log_msg(LOG_WARN, e->request_id,
 			"delivery %s to %s failed (attempt %ld): %s; retry in %.1f s",
 			e->delivery_id, label, attempt, detail, delay);
-		rc = outbox_retry(d->ob, e->id, now + delay, status, error ? error : detail);
-	} else {
+	else if (x->outcome == DELIVER_DEAD)
 		log_msg(LOG_ERROR, e->request_id,
 			"delivery %s to %s dead-lettered after %ld attempt%s: %s",
 			e->delivery_id, label, attempt, attempt == 1 ? "" : "s", detail);
-		rc = outbox_bury(d->ob, e->id, status, error ? error : detail);
+	if (!x->error && x->outcome != DELIVER_DONE)
+		x->error = strdup(detail);
+	x->next = d->finished;
+	d->finished = x;
+	d->nfinished++;
+}
+
+/* Writes x's decided outcome into the open transaction; 0 or -1. */
+static int persist(struct deliver *d, const struct deliver_request *x)
+{
+	const char *why = x->error ? x->error : "delivery failed";
+
+	switch (x->outcome) {
+	case DELIVER_DONE:
+		return outbox_complete(d->ob, x->e->id);
+	case DELIVER_RETRY:
+		return outbox_retry(d->ob, x->e->id, x->next_at, x->status, why);
+	case DELIVER_DEAD:
+		return outbox_bury(d->ob, x->e->id, x->status, why);
 	}
-out:
-	if (rc < 0)
-		log_msg(LOG_ERROR, e->request_id, "delivery %s: outbox update failed: %s",
-			e->delivery_id, outbox_error(d->ob));
-	free(error);
+	return -1;
+}
+
+static void finished_free(struct deliver *d)
+{
+	while (d->finished) {
+		struct deliver_request *x = d->finished;
+
+		d->finished = x->next;
+		deliver_request_free(x);
+	}
+	d->nfinished = 0;
+}
+
+/*
+ * Writes every decided outcome in one transaction (one fsync, not one
+ * each). When that fails — a full disk (outbox_space.h releases the reserve
+ * for exactly this), a lock held too long — the decisions are kept and
+ * written again DELIVER_RECORD_RETRY_S later: until then their entries stay
+ * leased, so nobody sends them meanwhile, and nothing is forgotten. After
+ * DELIVER_RECORD_ROUNDS failed rounds each entry is tried on its own, so
+ * one entry that cannot be written (it vanished) cannot hold the others.
+ */
+static void record_pending(struct deliver *d, double now)
+{
+	int ok = 1;
+
+	if (!d->finished || now < d->record_retry_at)
+		return;
+	if (d->record_failures >= DELIVER_RECORD_ROUNDS) {
+		for (struct deliver_request *x = d->finished; x; x = x->next)
+			if (persist(d, x) != 0)
+				log_msg(LOG_ERROR, x->e->request_id,
+					"delivery %s: outcome not recorded (%s); the entry is "
+					"sent again after a restart", x->e->delivery_id,
+					outbox_error(d->ob));
+		d->record_failures = 0;
+		finished_free(d);
+		return;
+	}
+	if (outbox_begin(d->ob) != 0)
+		ok = 0;
+	for (struct deliver_request *x = d->finished; ok && x; x = x->next)
+		ok = persist(d, x) == 0;
+	if (ok)
+		ok = outbox_commit(d->ob) == 0;
+	else
+		outbox_rollback(d->ob);
+	if (ok) {
+		if (d->record_failures)
+			log_msg(LOG_INFO, NULL, "delivery: outcomes recorded again");
+		d->record_failures = 0;
+		finished_free(d);
+		return;
+	}
+	if (d->record_failures++ == 0)
+		log_msg(LOG_ERROR, NULL, "delivery: recording %ld outcome%s failed (%s); trying "
+					 "again every %.1f s", d->nfinished,
+			d->nfinished == 1 ? "" : "s", outbox_error(d->ob),
+			DELIVER_RECORD_RETRY_S);
+	d->record_retry_at = now + DELIVER_RECORD_RETRY_S;
 }
 
 static void running_unlink(struct deliver *d, struct deliver_request *x)
@@ -337,13 +417,11 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 {
 	if (deliver_request_setup(x, d->timeout_ms) < 0 ||
 	    deliver_request_sign(x, &d->signer) < 0) {
-		record_attempt(d, x, 0, "could not set up the request", 0, -1);
-		deliver_request_free(x);
+		finish(d, x, 0, "could not set up the request", 0, -1);
 		return;
 	}
 	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
-		record_attempt(d, x, 0, "could not start the request", 0, -1);
-		deliver_request_free(x);
+		finish(d, x, 0, "could not start the request", 0, -1);
 		return;
 	}
 	x->prev = NULL;
@@ -355,11 +433,11 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 	x->dest->inflight++;
 }
 
-/* Records every finished transfer; returns how many finished. */
+/* Decides every finished transfer; returns how many finished. */
 static int collect_done(struct deliver *d)
 {
 	struct CURLMsg *msg;
-	int left, done = 0, in_tx = 0;
+	int left, done = 0;
 
 	while ((msg = curl_multi_info_read(d->multi, &left))) {
 		struct deliver_request *x;
@@ -391,17 +469,12 @@ static int collect_done(struct deliver *d)
 		} else {
 			snprintf(detail, sizeof detail, "HTTP %ld", code);
 		}
-		/* All outcomes of one pass share a transaction: one fsync, not one each. */
-		if (!in_tx)
-			in_tx = outbox_begin(d->ob) == 0;
-		record_attempt(d, x, (int)code, detail, permanent, (double)us / 1e6);
-		deliver_request_free(x);
+		/* the connection is not needed any more; the entry stays until recorded */
+		curl_easy_cleanup(x->easy);
+		x->easy = NULL;
+		finish(d, x, (int)code, detail, permanent, (double)us / 1e6);
 		done++;
 	}
-	if (in_tx && outbox_commit(d->ob) != 0)
-		log_msg(LOG_ERROR, NULL,
-			"delivery: recording %d outcome%s failed (%s); those entries are sent "
-			"again after a restart", done, done == 1 ? "" : "s", outbox_error(d->ob));
 	return done;
 }
 
@@ -478,8 +551,7 @@ static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, lon
 		x->dest = t;
 		if (destination_key(x->e->url, &key, &x->host) < 0 || strcmp(key, t->key) != 0) {
 			free(key);
-			record_attempt(d, x, 0, "invalid or unsupported URL", 1, -1);
-			deliver_request_free(x);
+			finish(d, x, 0, "invalid or unsupported URL", 1, -1);
 			continue;
 		}
 		free(key);
@@ -641,13 +713,21 @@ static void *deliver_main(void *arg)
 			stop_at = clock_mono() + (double)atomic_load(&d->grace_ms) / 1000.0;
 			drop_waiting(d);
 		}
-		if (stopping && (d->nrunning == 0 || clock_mono() >= stop_at))
+		if (stopping && ((d->nrunning == 0 && !d->finished) || clock_mono() >= stop_at))
 			break;
 		if (curl_multi_perform(d->multi, &still) != CURLM_OK)
 			log_msg(LOG_ERROR, NULL, "delivery: curl_multi_perform failed");
 		if (collect_done(d) > 0)
 			next_check = 0;   /* a slot freed: more may be claimable now */
 		now = clock_wall();
+		record_pending(d, now);
+		if (outbox_space_full() && !d->finished && clock_mono() - d->released_at >=
+							       DELIVER_RELEASE_S) {
+			d->released_at = clock_mono();
+			if (outbox_release_space(d->ob) != 0)
+				log_msg(LOG_WARN, NULL, "delivery: giving space back failed: %s",
+					outbox_error(d->ob));
+		}
 		if (!stopping && clock_mono() >= next_gauges) {
 			refresh_gauges(d);
 			next_gauges = clock_mono() + DELIVER_GAUGE_S;
@@ -663,12 +743,16 @@ static void *deliver_main(void *arg)
 			timeout_ms = 0;
 		if (timeout_ms > DELIVER_TICK_MS)
 			timeout_ms = DELIVER_TICK_MS;
+		if (d->finished && timeout_ms > (long)(DELIVER_RECORD_RETRY_S * 1000))
+			timeout_ms = (long)(DELIVER_RECORD_RETRY_S * 1000);
 		if (curl_multi_poll(d->multi, NULL, 0, (int)timeout_ms, NULL) != CURLM_OK) {
 			log_msg(LOG_ERROR, NULL, "delivery: curl_multi_poll failed");
 			usleep(100 * 1000);   /* do not spin on a persistent failure */
 		}
 	}
 	abort_running(d);
+	record_pending(d, INFINITY);   /* last try: what is left resumes after restart */
+	finished_free(d);
 	return NULL;
 }
 

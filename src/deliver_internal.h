@@ -32,6 +32,10 @@ struct deliver_request {
 	CURL *easy;
 	struct curl_slist *headers;
 	char retry_after[64];          /* raw Retry-After of the final response, or "" */
+	int outcome;                   /* enum deliver_outcome, once decided */
+	int status;                    /* of the decided attempt, 0 = network error */
+	double next_at;                /* DELIVER_RETRY: when (unix seconds) */
+	char *error;                   /* the reason kept in the outbox, or NULL */
 	char snippet[DELIVER_SNIPPET + 1];
 	size_t snippet_len;
 	char errbuf[CURL_ERROR_SIZE];

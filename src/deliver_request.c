@@ -48,6 +48,7 @@ void deliver_request_free(struct deliver_request *x)
 	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->headers);
 	free(x->host);
+	free(x->error);
 	deliver_claim_release(x->claim);
 	free(x);
 }

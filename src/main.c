@@ -29,6 +29,7 @@
 #include "http.h"
 #include "log.h"
 #include "outbox.h"
+#include "outbox_space.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
 #include "rules_source.h"
@@ -187,6 +188,10 @@ static int cmd_run(const char *path)
 		log_msg(LOG_ERROR, NULL, "outbox: %s", err);
 		goto out;
 	}
+	if (outbox_space_start(cfg.data_dir, cfg.outbox_reserve, err, sizeof err) < 0) {
+		log_msg(LOG_ERROR, NULL, "outbox: %s", err);
+		goto out;
+	}
 	memset(&dopt, 0, sizeof dopt);
 	dopt.data_dir = cfg.data_dir;
 	dopt.timeout_ms = cfg.forward_timeout_ms;
@@ -241,6 +246,7 @@ out:
 	outbox_writer_stop(writer);
 	deliver_stop(d, 0);
 	outbox_close(ob);
+	outbox_space_stop();
 	rules_current_free(&sh.rules);
 	config_free(&cfg);
 	return rc;

@@ -25,6 +25,7 @@
  */
 #include "outbox_internal.h"
 #include "log.h"
+#include "outbox_space.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,8 +104,16 @@ int ob_failf(struct outbox *ob, const char *fmt, ...)
 	return -1;
 }
 
+/* A full disk is everybody's business: see outbox_space.h. */
+static void ob_check_full(struct outbox *ob)
+{
+	if ((sqlite3_errcode(ob->db) & 0xff) == SQLITE_FULL)
+		outbox_space_exhausted();
+}
+
 int ob_fail(struct outbox *ob, const char *what)
 {
+	ob_check_full(ob);
 	return ob_failf(ob, "%s: %s", what, sqlite3_errmsg(ob->db));
 }
 
@@ -123,8 +132,10 @@ int ob_exec(struct outbox *ob, const char *sql, const char *what)
 	char *msg = NULL;
 	int ret = 0;
 
-	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		ob_check_full(ob);
 		ret = ob_failf(ob, "%s: %s", what, msg ? msg : sqlite3_errmsg(ob->db));
+	}
 	sqlite3_free(msg);
 	return ret;
 }
@@ -272,6 +283,16 @@ int outbox_savepoint_rollback(struct outbox *ob)
 	if (ob_exec(ob, "ROLLBACK TO batch", "rollback to savepoint") != 0)
 		return -1;
 	return outbox_savepoint_release(ob);
+}
+
+int outbox_release_space(struct outbox *ob)
+{
+	/* Freed pages leave the file, then the WAL shrinks to nothing; both need
+	 * only the space the full state released (outbox_space.h). */
+	if (ob_exec(ob, "PRAGMA incremental_vacuum", "incremental vacuum") != 0 ||
+	    ob_exec(ob, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint") != 0)
+		return -1;
+	return 0;
 }
 
 int ob_tx_enter(struct outbox *ob, int *own)

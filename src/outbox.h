@@ -128,6 +128,10 @@ int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, cons
 /* Failed for good: moved to dead_letters (kind forward) with status/error. */
 int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error);
 
+/* Gives pages freed by deleted entries back to the file system and empties
+ * the WAL (used by delivery while data_dir is full). 0 or -1. */
+int outbox_release_space(struct outbox *ob);
+
 /* Counts for metrics and tests; -1 on error. */
 long outbox_count_pending(struct outbox *ob);
 long outbox_count_dead(struct outbox *ob);

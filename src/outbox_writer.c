@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "outbox.h"
+#include "outbox_space.h"
 
 struct writer_job {
 	int (*fill)(struct outbox *ob, void *arg);
@@ -39,8 +40,17 @@ struct outbox_writer {
 static void writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
 {
 	const char *why = NULL;
+	char full[128];
 	int ok_jobs = 0;
 
+	/* On a full disk the space left is delivery's: fail fast, write nothing. */
+	if (!outbox_space_intake_ok(full, sizeof full)) {
+		for (struct writer_job *j = jobs; j; j = j->next) {
+			j->rc = -1;
+			snprintf(j->err, sizeof j->err, "outbox: %s", full);
+		}
+		return;
+	}
 	if (outbox_begin(w->ob) != 0)
 		why = outbox_error(w->ob);
 	for (struct writer_job *j = jobs; j; j = j->next) {

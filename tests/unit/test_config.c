@@ -542,7 +542,7 @@ static void test_print_keys(void **state)
 {
 	static const char *const names[] = {
 		"listen", "tls_certificate", "tls_min_version", "tls_client_ca", "endpoint",
-		"auth_token", "allow_from", "rules", "data_dir", "output_dir", "threads",
+		"auth_token", "allow_from", "rules", "data_dir", "outbox_reserve", "output_dir", "threads",
 		"max_body", "max_events", "forward_timeout", "forward_max_attempts",
 		"forward_max_age", "forward_backoff_max", "forward_concurrency", "forward_signing_secret",
 		"lua_instruction_limit", "lua_memory_limit", "log_level", "log_format",
