@@ -43,13 +43,16 @@ done
 
 fail=0
 passed=""
+skipped=""
 failed=""
 for name in $names; do
 	[ -f "$logdir/$name.rc" ] || continue
 	rc=$(cat "$logdir/$name.rc")
 	echo "---- $name (exit $rc) ----"
 	cat "$logdir/$name.log"
-	if [ "$rc" = 0 ]; then
+	if [ "$rc" = 0 ] && grep -q 'SKIPPED' "$logdir/$name.log"; then
+		skipped="$skipped $name"
+	elif [ "$rc" = 0 ]; then
 		passed="$passed $name"
 	else
 		failed="$failed $name"
@@ -59,5 +62,6 @@ done
 echo "---- fault suite figures ----"
 grep -h '^FIGURES ' "$logdir"/*.log 2>/dev/null
 echo "---- fault suite: passed:${passed:- none}"
+[ -z "$skipped" ] || echo "---- fault suite: skipped (see their logs):$skipped"
 [ -z "$failed" ] || echo "---- fault suite: FAILED:$failed (logs in $logdir)"
 exit $fail

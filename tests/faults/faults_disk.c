@@ -136,6 +136,7 @@ static void disk_full_write_and_forward(void **state)
 
 	if (geteuid() != 0) {
 		printf("SKIP disk_full_write_and_forward: needs root to mount a tmpfs\n");
+		t->h.passed = 1;   /* nothing ran: no daemon log to show */
 		skip();
 	}
 	snprintf(t->mnt, sizeof(t->mnt), "%s/fs", t->h.dir);
@@ -144,6 +145,7 @@ static void disk_full_write_and_forward(void **state)
 		printf("SKIP disk_full_write_and_forward: mount tmpfs on %s: %s\n", t->mnt,
 		       strerror(errno));
 		t->mnt[0] = '\0';
+		t->h.passed = 1;
 		skip();
 	}
 	assert_int_equal(harness_use_dirs(&t->h, t->mnt), 0);
