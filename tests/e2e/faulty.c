@@ -574,30 +574,40 @@ struct faulty *faulty_start(void)
 {
 	struct faulty *f = calloc(1, sizeof(*f));
 	pthread_condattr_t ca;
+	int sync_ready = 0;
 
 	if (f == NULL)
 		return NULL;
 	f->lfd = faulty_listen(0, &f->port);
 	if (f->lfd < 0) {
 		fprintf(stderr, "faulty: cannot listen on 127.0.0.1: %s\n", strerror(errno));
-		free(f);
-		return NULL;
+		goto fail;
 	}
-	pthread_mutex_init(&f->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&f->cv, &ca);
+	if (pthread_mutex_init(&f->mu, NULL) != 0 || pthread_condattr_init(&ca) != 0)
+		goto fail;
+	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&f->cv, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		pthread_mutex_destroy(&f->mu);
+		goto fail;
+	}
 	pthread_condattr_destroy(&ca);
+	sync_ready = 1;
 	f->mode = FAULTY_OK;
 	if (pthread_create(&f->acceptor, NULL, faulty_accept_main, f) != 0) {
 		fprintf(stderr, "faulty: cannot start the accept thread\n");
-		close(f->lfd);
-		pthread_cond_destroy(&f->cv);
-		pthread_mutex_destroy(&f->mu);
-		free(f);
-		return NULL;
+		goto fail;
 	}
 	return f;
+fail:
+	if (f->lfd >= 0)
+		close(f->lfd);
+	if (sync_ready) {
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+	}
+	free(f);
+	return NULL;
 }
 
 void faulty_stop(struct faulty *f)

@@ -39,9 +39,9 @@ struct retry_phase {
 
 struct retry_check {
 	long max_attempt;
-	long early_same;     /* a delivery retried before its own Retry-After */
-	long early_dest;     /* any request started before a Retry-After of the destination */
-	long id_changed;     /* a delivery id whose body or attempt order changed */
+	long early_same;     /* retries sent before their own delivery's Retry-After */
+	long early_dest;     /* other requests sent before a Retry-After of the destination */
+	long id_changed;     /* attempts whose body or attempt number broke their delivery's */
 	size_t requests;
 };
 
@@ -67,6 +67,7 @@ static struct faulty_request *retry_records(struct faulty *f, size_t *n)
 	return q;
 }
 
+/* Each request is counted at most once per kind of fault found. */
 static struct retry_check retry_inspect(struct faulty *f)
 {
 	struct retry_check c = { 0 };
@@ -74,21 +75,25 @@ static struct retry_check retry_inspect(struct faulty *f)
 	struct faulty_request *q = retry_records(f, &n);
 
 	c.requests = n;
-	for (size_t i = 0; i < n; i++) {
-		if (q[i].attempt > c.max_attempt)
-			c.max_attempt = q[i].attempt;
-		for (size_t j = i + 1; j < n; j++) {
+	for (size_t j = 0; j < n; j++) {
+		int changed = 0, same_early = 0, dest_early = 0;
+		if (q[j].attempt > c.max_attempt)
+			c.max_attempt = q[j].attempt;
+		for (size_t i = 0; i < j; i++) {
 			int same = strcmp(q[i].delivery_id, q[j].delivery_id) == 0;
 			if (same && (q[j].attempt <= q[i].attempt || q[j].body_len != q[i].body_len ||
 				     memcmp(q[j].body, q[i].body, q[i].body_len) != 0))
-				c.id_changed++;
+				changed = 1;
 			if (q[i].not_before <= 0 || q[j].at >= q[i].not_before - RETRY_SLACK_S)
 				continue;
 			if (same)
-				c.early_same++;
+				same_early = 1;
 			else if (q[j].at > q[i].at + RETRY_INFLIGHT_S)
-				c.early_dest++;
+				dest_early = 1;
 		}
+		c.id_changed += changed;
+		c.early_same += same_early;
+		c.early_dest += dest_early;
 	}
 	free(q);
 	return c;
