@@ -84,7 +84,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/obj/unit/test_%.o $(BUILD)/libcore.a $(SHI
 # receiver, fault destination, cmocka fixture); each adds its own scenarios
 # and main: tests/e2e/ the behaviour suite, tests/faults/ the fault suite.
 E2ESHARED := $(addprefix tests/e2e/,harness.c harness_client.c harness_data.c receiver.c \
-             faulty.c e2e_fixture.c)
+             faulty.c faulty_conn.c e2e_fixture.c)
 E2ELIBOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(E2ESHARED))
 E2ELIB    := $(BUILD)/tests/libe2e.a
 E2EOBJ    := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o, \
