@@ -3,6 +3,7 @@
 #   make            build build/egoi-router (+ the OpenSSL 3 shims in build/lib)
 #   make run        install missing packages (root), dev certificate, start on :8443
 #   make test       install missing packages (root), build, run every test
+#   make faults     only the fault suite (its scenarios run in parallel)
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
@@ -40,8 +41,9 @@ BIN      := $(BUILD)/egoi-router
 UNIT     := $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
+FAULTBIN := $(BUILD)/tests/test_faults
 
-.PHONY: all run test unit e2e bench clean deps deps-bench cert fuzz conf-example
+.PHONY: all run test unit e2e faults bench clean deps deps-bench cert fuzz conf-example
 all: $(BIN)
 
 deps:
@@ -79,9 +81,26 @@ $(BUILD)/tests/obj/%.o: tests/%.c
 $(BUILD)/tests/test_%: $(BUILD)/tests/obj/unit/test_%.o $(BUILD)/libcore.a $(SHIMS)
 	$(CC) $(LDFLAGS) -o $@ $< $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
 
-E2EOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(wildcard tests/e2e/*.c))
-$(E2EBIN): $(E2EOBJ) $(BUILD)/libcore.a $(SHIMS)
-	$(CC) $(LDFLAGS) -o $@ $(E2EOBJ) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+# Both end-to-end suites link one archive of what they share (harness, HTTP
+# receiver, fault destination, cmocka fixture); each adds its own scenarios
+# and main: tests/e2e/ the behaviour suite, tests/faults/ the fault suite.
+E2ESHARED := $(addprefix tests/e2e/,harness.c harness_client.c harness_data.c receiver.c \
+             faulty.c faulty_conn.c e2e_fixture.c)
+E2ELIBOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(E2ESHARED))
+E2ELIB    := $(BUILD)/tests/libe2e.a
+E2EOBJ    := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o, \
+             $(filter-out $(E2ESHARED),$(wildcard tests/e2e/*.c)))
+FAULTOBJ  := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(wildcard tests/faults/*.c))
+
+$(E2ELIB): $(E2ELIBOBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(E2EBIN): $(E2EOBJ) $(E2ELIB) $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(LDFLAGS) -o $@ $(E2EOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+
+$(FAULTBIN): $(FAULTOBJ) $(E2ELIB) $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(LDFLAGS) -o $@ $(FAULTOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
 
 unit: $(UNITBIN)
 	@fail=0; for t in $(UNITBIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -89,10 +108,17 @@ unit: $(UNITBIN)
 e2e: $(BIN) $(E2EBIN)
 	@echo "== $(E2EBIN)"; EGOI_ROUTER_BIN=$(abspath $(BIN)) $(E2EBIN)
 
+# Every fault scenario is its own process, all at once (they mostly wait), so
+# the suite takes about as long as its longest scenario; logs in $(BUILD)/faults.
+faults: $(BIN) $(FAULTBIN)
+	@echo "== $(FAULTBIN)"; EGOI_ROUTER_BIN=$(abspath $(BIN)) \
+	    scripts/run-faults.sh $(FAULTBIN) $(BUILD)/faults
+
 test: deps
-	@$(MAKE) --no-print-directory all $(UNITBIN) $(E2EBIN)
+	@$(MAKE) --no-print-directory all $(UNITBIN) $(E2EBIN) $(FAULTBIN)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory faults
 
 cert:
 	@scripts/dev-cert.sh certs
@@ -158,5 +184,6 @@ fuzz:
 clean:
 	rm -rf build var
 
--include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(E2EOBJ:.o=.d) $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
+-include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
+         $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
 -include $(wildcard $(FUZZDIR)/obj/*.d $(FUZZDIR)/obj/fuzz/*.d)

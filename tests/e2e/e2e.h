@@ -10,6 +10,8 @@
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI) and dlq (dead letters listed, replayed
  * and purged beside the running daemon). Each exports its cmocka table.
+ * The fixture itself (e2e_fixture.c) is shared with the fault suite
+ * (tests/faults/), which links the same harness, receiver and fixture.
  */
 #ifndef E2E_E2E_H
 #define E2E_E2E_H
@@ -29,6 +31,10 @@ struct e2e {
 	struct receiver *r;
 	char url[64];              /* receiver base URL, "http://127.0.0.1:PORT" */
 };
+
+/* cmocka group set-up / teardown: harness_suite_init / harness_suite_free. */
+int e2e_suite_setup(void **state);
+int e2e_suite_teardown(void **state);
 
 int e2e_setup(void **state);
 int e2e_teardown(void **state);

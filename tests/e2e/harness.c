@@ -323,33 +323,49 @@ void harness_cleanup(struct harness *h)
 		fprintf(stderr, "[e2e] kept %s\n", h->dir);
 }
 
-int harness_write_rules(struct harness *h, const char *lua, const char *recv_url)
+int harness_write_rules_marks(struct harness *h, const char *lua, const char *const *marks,
+			      const char *const *values, size_t n)
 {
-	static const char mark[] = "@RECV@";
-	size_t cap = strlen(lua) * 2 + 4096, n = 0;
+	size_t cap = strlen(lua) * 2 + 4096, len = 0;
 	char *out = malloc(cap);
 	int rc = -1;
 
 	if (out == NULL)
 		return -1;
 	for (const char *p = lua; *p != '\0';) {
-		const char *m = strstr(p, mark);
+		const char *m = NULL;
+		size_t which = 0;
+		for (size_t i = 0; i < n; i++) {
+			const char *hit = strstr(p, marks[i]);
+			if (hit != NULL && (m == NULL || hit < m)) {
+				m = hit;
+				which = i;
+			}
+		}
 		size_t chunk = m != NULL ? (size_t)(m - p) : strlen(p);
-		size_t ulen = recv_url != NULL ? strlen(recv_url) : 0;
-		if (n + chunk + ulen + 1 > cap)
+		const char *val = m != NULL && values[which] != NULL ? values[which] : "";
+		size_t vlen = strlen(val);
+		if (len + chunk + vlen + 1 > cap)
 			goto out;
-		memcpy(out + n, p, chunk);
-		n += chunk;
+		memcpy(out + len, p, chunk);
+		len += chunk;
 		if (m == NULL)
 			break;
-		memcpy(out + n, recv_url != NULL ? recv_url : "", ulen);
-		n += ulen;
-		p = m + sizeof(mark) - 1;
+		memcpy(out + len, val, vlen);
+		len += vlen;
+		p = m + strlen(marks[which]);
 	}
-	rc = harness_write_file(h->rules, out, n);
+	rc = harness_write_file(h->rules, out, len);
 out:
 	free(out);
 	return rc;
+}
+
+int harness_write_rules(struct harness *h, const char *lua, const char *recv_url)
+{
+	const char *marks[] = { "@RECV@" }, *values[] = { recv_url };
+
+	return harness_write_rules_marks(h, lua, marks, values, 1);
 }
 
 static int harness_free_port(void)
@@ -368,6 +384,17 @@ static int harness_free_port(void)
 		port = ntohs(a.sin_port);
 	close(fd);
 	return port;
+}
+
+/* True when key is one of the space-separated words of h->omit. */
+static int harness_omitted(const struct harness *h, const char *key)
+{
+	size_t klen = strlen(key);
+
+	for (const char *p = h->omit; (p = strstr(p, key)) != NULL; p += klen)
+		if ((p == h->omit || p[-1] == ' ') && (p[klen] == '\0' || p[klen] == ' '))
+			return 1;
+	return 0;
 }
 
 /* True when h->extra sets key (a line "key =" or "key="). */
@@ -413,7 +440,8 @@ int harness_write_config(struct harness *h)
 	};
 	n += (size_t)snprintf(text + n, sizeof(text) - n, "# written by the e2e harness\n");
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-		if (!harness_extra_has(h, defaults[i][0]) && n < sizeof(text))
+		if (!harness_extra_has(h, defaults[i][0]) && !harness_omitted(h, defaults[i][0]) &&
+		    n < sizeof(text))
 			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s = %s\n", defaults[i][0],
 					      defaults[i][1]);
 	if (n < sizeof(text))
@@ -421,6 +449,19 @@ int harness_write_config(struct harness *h)
 	if (n >= sizeof(text))
 		return -1;
 	return harness_write_file(h->conf, text, n);
+}
+
+int harness_use_dirs(struct harness *h, const char *base)
+{
+	int a = snprintf(h->data_dir, sizeof(h->data_dir), "%s/data", base);
+	int b = snprintf(h->output_dir, sizeof(h->output_dir), "%s/out", base);
+	int c = snprintf(h->db, sizeof(h->db), "%s/data/outbox.db", base);
+
+	if (a < 0 || b < 0 || c < 0 || (size_t)c >= sizeof(h->db)) {
+		fprintf(stderr, "harness: %s: path too long\n", base);
+		return -1;
+	}
+	return 0;
 }
 
 /* Environment for the daemon: ours plus E2E_TOKEN (for `env:` secrets). */
@@ -520,4 +561,20 @@ void harness_kill(struct harness *h)
 	kill(h->pid, SIGKILL);
 	waitpid(h->pid, NULL, 0);
 	h->pid = 0;
+}
+
+int harness_running(struct harness *h)
+{
+	int status;
+
+	if (h->pid <= 0)
+		return 0;
+	if (waitpid(h->pid, &status, WNOHANG) != h->pid)
+		return 1;
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "[e2e] daemon died of signal %d\n", WTERMSIG(status));
+	else
+		fprintf(stderr, "[e2e] daemon exited with status %d\n", WEXITSTATUS(status));
+	h->pid = 0;
+	return 0;
 }

@@ -13,7 +13,10 @@
  *
  * Every wait is a bounded polling loop. Nothing here calls cmocka: functions
  * report failure by return value and a message on stderr, the tests assert.
- * Threads: test thread only (the receiver has its own, see receiver.h).
+ * Threads: test thread only (the receiver has its own, see receiver.h),
+ * except harness_request, harness_post and harness_metric, which several
+ * client threads may call at once (each call uses its own curl handle and
+ * only reads the struct harness).
  */
 #ifndef E2E_HARNESS_H
 #define E2E_HARNESS_H
@@ -33,6 +36,8 @@ struct harness {
 	char db[HARNESS_PATH];         /* dir/data/outbox.db */
 	char token[65];                /* random auth_token for this test */
 	char extra[2048];              /* config lines that add to / override the defaults */
+	char omit[256];                /* harness default keys (space-separated) not written,
+					* so the daemon's own defaults apply to them */
 	int port;                      /* HTTPS port of the daemon */
 	pid_t pid;                     /* running daemon, or 0 */
 	int passed;                    /* set by the test when it reached its end */
@@ -66,11 +71,22 @@ void harness_cleanup(struct harness *h);
  * (recv_url may be NULL when the rules do not use it). 0 or -1. */
 int harness_write_rules(struct harness *h, const char *lua, const char *recv_url);
 
+/* The same with n marks of our choosing: every marks[i] is replaced by
+ * values[i] (NULL = empty), e.g. "@A@" and "@B@" for two destinations. */
+int harness_write_rules_marks(struct harness *h, const char *lua, const char *const *marks,
+			      const char *const *values, size_t n);
+
 /* Writes router.conf (picking a free port if none yet). The harness defaults
  * are listen, tls_certificate, auth_token, rules, data_dir, output_dir,
  * threads 8, forward_timeout 2s, forward_max_attempts 3, log_level debug;
- * a key present in h->extra replaces its default. 0 or -1. */
+ * a key present in h->extra replaces its default, a key named in h->omit
+ * is left out. 0 or -1. */
 int harness_write_config(struct harness *h);
+
+/* Puts data_dir (and so the outbox db) and output_dir under base instead of
+ * the test dir (base/data, base/out), e.g. on a small mounted filesystem.
+ * Call before harness_start. 0, or -1 when a path does not fit. */
+int harness_use_dirs(struct harness *h, const char *base);
 
 /* Spawns the daemon and waits (<= 10 s) for /healthz to answer 200 over TLS.
  * Retries with a new port (up to 3 times) if the daemon exits during start-up,
@@ -83,6 +99,10 @@ int harness_stop(struct harness *h, long timeout_ms, double *secs);
 
 /* SIGKILL and reap (simulated crash). */
 void harness_kill(struct harness *h);
+
+/* 1 while the daemon runs; 0 when there is none or it has exited (it is
+ * then reaped, h->pid cleared and its wait status printed on stderr). */
+int harness_running(struct harness *h);
 
 /* Prints the last `lines` lines of the daemon log to stderr. */
 void harness_log_tail(const struct harness *h, int lines);
@@ -97,6 +117,12 @@ void harness_log_tail(const struct harness *h, int lines);
 int harness_request(const struct harness *h, const char *method, const char *path,
 		    const char *content_type, const char *const *headers, const char *body,
 		    size_t len, int with_token, struct harness_response *resp);
+
+/* Value of one metric series from GET /metrics: series is the text before
+ * the value on its line, e.g. "egoi_router_outbox_pending" or
+ * "egoi_router_destination_state{name=\"http://127.0.0.1:8080\"}". 0 when
+ * found; -1 when the scrape failed or the series is absent. */
+int harness_metric(const struct harness *h, const char *series, double *value);
 
 /* POST endpoint, application/json, with the token. */
 int harness_post(const struct harness *h, const char *body, size_t len,

@@ -4,7 +4,9 @@
  * fresh connection per request so no kept-alive connection holds one of the
  * daemon's worker threads between steps.
  *
- * Threads: test thread only.
+ * Threads: harness_request, harness_post and harness_metric may run on
+ * several threads at once (each call has its own easy handle; curl's global
+ * state is set up once by harness_suite_init); the rest: test thread only.
  */
 #include "e2e/harness.h"
 
@@ -129,5 +131,33 @@ int harness_counts(const struct harness_response *resp, long *accepted, long *re
 		rc = 0;
 	}
 	yajl_tree_free(v);
+	return rc;
+}
+
+int harness_metric(const struct harness *h, const char *series, double *value)
+{
+	struct harness_response r;
+	size_t slen = strlen(series);
+	int rc = -1;
+
+	if (harness_request(h, "GET", "/metrics", NULL, NULL, NULL, 0, 0, &r) != 0 ||
+	    r.status != 200)
+		goto out;
+	for (const char *p = r.body; p != NULL && *p != '\0';) {
+		if (strncmp(p, series, slen) == 0 && p[slen] == ' ') {
+			char *end;
+			double v = strtod(p + slen + 1, &end);
+			if (end != p + slen + 1) {
+				*value = v;
+				rc = 0;
+			}
+			break;
+		}
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+out:
+	harness_response_free(&r);
 	return rc;
 }
