@@ -114,6 +114,7 @@ struct deliver {
 	long nfinished;
 	double record_retry_at;        /* wall clock: when to try writing them again */
 	int record_failures;           /* failed rounds in a row */
+	long claim_failures;           /* failed claims in a row */
 	double released_at;            /* monotonic: last outbox_release_space */
 };
 
@@ -518,9 +519,18 @@ static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, lon
 
 	n = outbox_claim_due(d->ob, t->key, now, (size_t)room, &items);
 	if (n < 0) {
-		log_msg(LOG_ERROR, NULL, "delivery: claiming due entries of %s failed: %s",
-			*t->key ? t->key : "(no destination)", outbox_error(d->ob));
+		/* the caller waits before trying again; one line per 100 failures */
+		if (d->claim_failures++ % 100 == 0)
+			log_msg(LOG_ERROR, NULL, "delivery: claiming due entries of %s failed "
+						 "(%ld time%s in a row): %s",
+				*t->key ? t->key : "(no destination)", d->claim_failures,
+				d->claim_failures == 1 ? "" : "s", outbox_error(d->ob));
 		return -1;
+	}
+	if (d->claim_failures) {
+		log_msg(LOG_INFO, NULL, "delivery: claiming works again after %ld failure%s",
+			d->claim_failures, d->claim_failures == 1 ? "" : "s");
+		d->claim_failures = 0;
 	}
 	if (n == 0) {
 		outbox_deliveries_free(items, 0);
@@ -604,7 +614,7 @@ static int scan_destinations(struct deliver *d)
 static double claim_more(struct deliver *d, double now)
 {
 	double next = now + DELIVER_TICK_MS / 1000.0;
-	int leased = 0;
+	int leased = 0, failed = 0;
 
 	if (scan_destinations(d) < 0)
 		return next;
@@ -613,11 +623,14 @@ static double claim_more(struct deliver *d, double now)
 		long allowed = dest_allowance(d, t, now);
 		/* room to lease: what may be in flight plus as many waiting */
 		long room = 2 * allowed - t->inflight - t->nwaiting;
+		int n = room > 0 && t->due_at <= now ? claim_dest(d, t, now, room) : 0;
 
-		if (room > 0 && t->due_at <= now && claim_dest(d, t, now, room) > 0)
-			leased = 1;
+		leased |= n > 0;
+		failed |= n < 0;
 		run_waiting(d, t, now);
 	}
+	if (failed)
+		return now + DELIVER_RECORD_RETRY_S;   /* the outbox failed: not in a loop */
 	/* What was leased is no longer what the scan saw: look again for the
 	 * next due times (and for more, when a claim was full). */
 	if (leased && scan_destinations(d) < 0)
@@ -721,8 +734,7 @@ static void *deliver_main(void *arg)
 			next_check = 0;   /* a slot freed: more may be claimable now */
 		now = clock_wall();
 		record_pending(d, now);
-		if (outbox_space_full() && !d->finished && clock_mono() - d->released_at >=
-							       DELIVER_RELEASE_S) {
+		if (outbox_space_full() && clock_mono() - d->released_at >= DELIVER_RELEASE_S) {
 			d->released_at = clock_mono();
 			if (outbox_release_space(d->ob) != 0)
 				log_msg(LOG_WARN, NULL, "delivery: giving space back failed: %s",

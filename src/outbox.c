@@ -287,8 +287,9 @@ int outbox_savepoint_rollback(struct outbox *ob)
 
 int outbox_release_space(struct outbox *ob)
 {
-	/* Freed pages leave the file, then the WAL shrinks to nothing; both need
-	 * only the space the full state released (outbox_space.h). */
+	/* Freed pages leave the database file at the checkpoint, which then
+	 * empties the WAL: both need only the space the full state released
+	 * (outbox_space.h), and give the rest back to the file system. */
 	if (ob_exec(ob, "PRAGMA incremental_vacuum", "incremental vacuum") != 0 ||
 	    ob_exec(ob, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint") != 0)
 		return -1;

@@ -153,7 +153,8 @@ static void disk_full_write_and_forward(void **state)
 
 	/* A backlog for a destination that is down. */
 	fault_mode(t, 0, FAULTY_REFUSE, 0, NULL);
-	fault_boot(t, write_forward_lua, FAULT_BACKOFF);
+	/* a reserve that fits the small file system: a quarter of it */
+	fault_boot(t, write_forward_lua, FAULT_BACKOFF "outbox_reserve = 2M\n");
 	fault_load(t, &seq, 10, "a", 200, 4.0);
 	long backlog = harness_sql_long(&t->h, "SELECT count(*) FROM deliveries");
 	assert_true(backlog > 0);
@@ -172,7 +173,11 @@ static void disk_full_write_and_forward(void **state)
 			fprintf(stderr, "[faults] disk full: batch answered %ld\n", status);
 		assert_true(status == 503 || status == 200);
 		assert_true(harness_running(&t->h));
-		assert_true(disk_fill(filler) >= 0);
+		/* Filled again until the router noticed; after that the space its
+		 * reserve gave back is delivery's (a writer taking every freed byte
+		 * for ever would take that too: no reserve survives it). */
+		if (full_503 == 0)
+			assert_true(disk_fill(filler) >= 0);
 		harness_sleep_ms(200);
 	}
 	assert_true(full_503 >= 3);

@@ -164,7 +164,7 @@ static void test_start_on_a_full_disk_starts_full(void **state)
 static void test_sqlite_full_enters_full_state_and_space_comes_back(void **state)
 {
 	struct fixture *fx = *state;
-	static char body[32 * 1024];
+	static char body[16 * 1024];
 	struct outbox_forward f = { .url = "https://a/", .method = "POST",
 				    .body = body, .body_len = sizeof body };
 	struct outbox_delivery *got = NULL;
@@ -177,7 +177,7 @@ static void test_sqlite_full_enters_full_state_and_space_comes_back(void **state
 	ob = outbox_open(fx->dir, err, sizeof err);
 	assert_non_null(ob);
 	assert_int_equal(outbox_space_start(fx->dir, 0, err, sizeof err), 0);
-	for (int i = 0; i < 40; i++) {
+	for (int i = 0; i < 20; i++) {
 		assert_int_equal(outbox_begin(ob), 0);
 		assert_int_equal(outbox_add_forward(ob, &f, NULL), 0);
 		assert_int_equal(outbox_commit(ob), 0);
@@ -205,9 +205,13 @@ static void test_sqlite_full_enters_full_state_and_space_comes_back(void **state
 	assert_int_equal(outbox_commit(ob), 0);
 	outbox_deliveries_free(got, (size_t)n);
 	before = avail(fx->dir);
-	assert_int_equal(outbox_release_space(ob), 0);
+	/* a few pages a call, as the delivery thread does once a second */
+	for (int i = 0; i < 40; i++)
+		if (outbox_release_space(ob) != 0)
+			fail_msg("release space (call %d, %lld free): %s", i, avail(fx->dir), outbox_error(ob));
 	after = avail(fx->dir);
-	assert_true(after > before + (long long)sizeof body * 20);
+	if (after <= before + (long long)sizeof body * 10)
+		fail_msg("before %lld after %lld", before, after);
 	outbox_close(ob);
 }
 
