@@ -825,7 +825,7 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 	d->ob = outbox_open(opt->data_dir, err, errlen);
 	if (!d->ob)
 		goto fail;
-	if (outbox_release_leases(d->ob) < 0) {
+	if (outbox_relax_sync(d->ob) < 0 || outbox_release_leases(d->ob) < 0) {
 		snprintf(err, errlen, "outbox: releasing leases: %s", outbox_error(d->ob));
 		goto fail;
 	}

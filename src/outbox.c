@@ -285,6 +285,11 @@ int outbox_savepoint_rollback(struct outbox *ob)
 	return outbox_savepoint_release(ob);
 }
 
+int outbox_relax_sync(struct outbox *ob)
+{
+	return ob_exec(ob, "PRAGMA synchronous = NORMAL", "synchronous");
+}
+
 int outbox_release_space(struct outbox *ob)
 {
 	/* Freed pages leave the database file at the checkpoint, which then

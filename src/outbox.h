@@ -91,6 +91,16 @@ struct outbox_delivery {
 	char *request_id;
 };
 
+/*
+ * For the delivery thread's connection: commits without an fsync of their
+ * own (PRAGMA synchronous = NORMAL). Safe for what delivery writes — a
+ * lease, an outcome or a dead letter lost to a power cut means the entry
+ * is sent again (at-least-once), never lost — and the intake's commits keep
+ * synchronous = FULL on their own connection, which also flushes whatever
+ * delivery wrote before them. 0 or -1.
+ */
+int outbox_relax_sync(struct outbox *ob);
+
 /* Forgets every lease (call once when the delivery side starts). */
 int outbox_release_leases(struct outbox *ob);
 
