@@ -29,7 +29,7 @@
  *   connection idle for more than LOAD_MAX_IDLE_S is therefore not reused
  *   but replaced, as a client with a shorter idle timeout than its server's
  *   should do.
- * - Once a second the counters are written to STATS (a temporary file
+ * - Five times a second the counters are written to STATS (a temporary file
  *   renamed over it, so a reader never sees half a line):
  *     sent=N ok=N non200=N errors=N inflight=N behind=N max_behind=N
  *   At the end one line goes to stdout, with latency from a 1 ms histogram:
@@ -55,6 +55,7 @@
 #define LOAD_BAD_KEEP 200           /* bytes of the first bad answer's body kept */
 #define LOAD_TIMEOUT_MS 10000L
 #define LOAD_MAX_IDLE_S 3L          /* reuse a connection idle at most this long */
+#define LOAD_STATS_S 0.2            /* seconds between writes of the stats file */
 
 struct body {
 	const char *p;
@@ -362,7 +363,7 @@ static int run(struct load *l)
 		while ((m = curl_multi_info_read(l->multi, &left)))
 			if (m->msg == CURLMSG_DONE)
 				finish_one(l, m, now);
-		if (now - last_stats >= 1.0) {
+		if (now - last_stats >= LOAD_STATS_S) {
 			write_stats(l, behind);
 			last_stats = now;
 		}

@@ -61,7 +61,7 @@ die() { echo "soak: $*" >&2; exit 1; }
 # range NAME VALUE MIN MAX
 range() {
 	case $2 in '' | *[!0-9]*) die "$1 must be a whole number (got '$2')" ;; esac
-	[ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || die "$1 must be $3-$4 (got $2)"
+	if [ "$2" -lt "$3" ] || [ "$2" -gt "$4" ]; then die "$1 must be $3-$4 (got $2)"; fi
 }
 range SOAK_MINUTES "$minutes" 1 1440
 range SOAK_RATE "$rate" 1 5000
@@ -157,6 +157,11 @@ now() { cut -d' ' -f1 /proc/uptime; }          # monotonic seconds, 0.01 s steps
 status_field() { awk -v k="$1:" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' \
 	"/proc/$2/status" 2>/dev/null || echo 0; }
 fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+# Worker threads that have written a line: each keeps its own descriptor on
+# output_dir from its first write on, so these are counted. Each also holds
+# a Lua state from its first batch: RSS and fds grow with this number until
+# every one of the `threads` workers has served a request.
+writers() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -lname "$out" 2>/dev/null | wc -l; }
 size_kb() { if [ -f "$1" ]; then echo $(( ($(stat -c %s "$1") + 1023) / 1024 )); else echo 0; fi; }
 # CPU seconds (user + system) the process has used so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' \
@@ -204,8 +209,8 @@ alive() {
 }
 
 header() {
-	printf '%5s %8s %5s %4s %5s %8s %7s %7s %5s %9s %9s %6s %5s %10s %10s\n' \
-		min "RSS kB" fds thr cpu% "db kB" "wal kB" pending dead sent 200 non200 err \
+	printf '%5s %8s %5s %4s %4s %5s %8s %7s %7s %5s %9s %9s %6s %5s %10s %10s\n' \
+		min "RSS kB" fds thr wkr cpu% "db kB" "wal kB" pending dead sent 200 non200 err \
 		delivered written
 }
 # row LABEL: one line of the table; also leaves the values in r_* variables.
@@ -221,6 +226,7 @@ row() {
 	r_rss=$(status_field VmRSS "$main_pid")
 	r_fds=$(fds "$main_pid")
 	r_thr=$(status_field Threads "$main_pid")
+	r_wkr=$(writers "$main_pid")
 	r_db=$(size_kb "$tmp/main/outbox.db")
 	r_wal=$(size_kb "$tmp/main/outbox.db-wal")
 	r_pending=$(metric main '^egoi_router_outbox_pending$')
@@ -230,10 +236,10 @@ row() {
 	r_forwarded=$(metric main '^egoi_router_decisions_total[{]kind="forward"')
 	r_writes=$(metric main '^egoi_router_decisions_total[{]kind="write"')
 	r_written=$(written)
-	printf '%5s %8s %5s %4s %5s %8s %7s %7s %5s %9s %9s %6s %5s %10s %10s\n' \
-		"$1" "$r_rss" "$r_fds" "$r_thr" "$r_cpu" "$r_db" "$r_wal" "$r_pending" "$r_dead" \
+	printf '%5s %8s %5s %4s %4s %5s %8s %7s %7s %5s %9s %9s %6s %5s %10s %10s\n' \
+		"$1" "$r_rss" "$r_fds" "$r_thr" "$r_wkr" "$r_cpu" "$r_db" "$r_wal" "$r_pending" "$r_dead" \
 		"$r_sent" "$r_ok" "$r_bad" "$r_err" "$r_delivered" "$r_written"
-	echo "$1 $r_rss $r_fds $r_thr $r_cpu $r_db $r_wal $r_pending $r_dead" >> "$tmp/rows"
+	echo "$1 $r_rss $r_fds $r_thr $r_wkr $r_cpu $r_db $r_wal $r_pending $r_dead" >> "$tmp/rows"
 }
 
 # sleep_until T: sleeps until now() >= T (T in the same clock).
@@ -297,7 +303,8 @@ echo "egoi-router soak: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc 2>/dev/null ||
 echo "routing mix per event (bench/rules.lua): $(awk -v f=$fwd -v w=$wrt -v d=$drp 'BEGIN {
 	t = f + w + d; printf "%.0f%% forwarded, %.0f%% written, %.0f%% dropped", 100*f/t, 100*w/t, 100*d/t }')," \
 	"forwards delivered to a local receiver"
-echo "columns: daemon RSS, open fds, threads, CPU% over the minute; outbox.db and its WAL;"
+echo "columns: daemon RSS, open fds, threads, worker threads that have written a line"
+echo "  (each holds a Lua state and two fds), CPU% over the minute; outbox.db and its WAL;"
 echo "  pending deliveries and dead letters (GET /metrics); requests sent / answered 200 /"
 echo "  other answers / transport errors; events the receiver got; lines written"
 echo
@@ -378,7 +385,7 @@ if awk -v r="$l_rate" -v t="$rate" 'BEGIN { exit !(r < 0.95 * t) }'; then
 	echo "note: the load generator sent at $l_rate/s, below 95% of the target $rate/s" \
 		"(the machine or the daemon did not keep up with the schedule)"
 fi
-maxpend=$(awk '$1 != "end" && $8 != "?" && $8 > m { m = $8 } END { print m + 0 }' "$tmp/rows")
+maxpend=$(awk '$1 != "end" && $9 != "?" && $9 > m { m = $9 } END { print m + 0 }' "$tmp/rows")
 echo "deliveries: most pending at a minute's sample $maxpend; after the load stopped" \
 	"$r_pending pending (${waited}s of at most ${drain}s waited)"
 if [ "$r_pending" != 0 ]; then
@@ -406,11 +413,12 @@ first=$(awk 'NR == 2' "$tmp/rows")
 last=$(awk '$1 != "end" { l = $0 } END { print l }' "$tmp/rows")
 # shellcheck disable=SC2086 # fields, split on purpose
 set -- $first
-f_rss=$2 f_fds=$3 f_thr=$4 f_db=$6
+f_rss=$2 f_fds=$3 f_thr=$4 f_wkr=$5 f_db=$7
 # shellcheck disable=SC2086
 set -- $last
 echo "from minute 1 to minute $1: RSS $f_rss -> $2 kB, fds $f_fds -> $3, threads $f_thr -> $4," \
-	"outbox.db $f_db -> $6 kB; peak RSS (VmHWM) $(status_field VmHWM "$main_pid") kB"
+	"workers that have written $f_wkr -> $5 of $router_threads, outbox.db $f_db -> $7 kB;" \
+	"peak RSS (VmHWM) $(status_field VmHWM "$main_pid") kB"
 
 # RSS slope: least squares over the samples of the first and of the last third.
 slopes=$(awk -v T="$seconds" '
@@ -431,6 +439,11 @@ verdict=$(awk -v a="$first_kbs" -v b="$last_kbs" -v flat="$flat_kbs" 'BEGIN {
 	else if (b <= flat) print "levelled off (last third <= " flat " kB/s)"
 	else if (b < a / 4) print "slowing down but not level (last third > " flat " kB/s, < 1/4 of the first)"
 	else print "STILL GROWING (last third > " flat " kB/s and >= 1/4 of the first)" }')
+# Workers that began writing during the last third bring their Lua states with them.
+wkr_third=$(awk -v m=$((2 * minutes / 3)) '$1 == m { print $5 }' "$tmp/rows")
+wkr_last=$(awk '$1 != "end" { l = $5 } END { print l }' "$tmp/rows")
+[ -n "$wkr_third" ] && [ "$wkr_last" -gt "$wkr_third" ] &&
+	verdict="$verdict; $((wkr_last - wkr_third)) more workers began writing during the last third (their Lua states are part of that growth)"
 [ "$minutes" -lt 15 ] && verdict="$verdict; a run of $minutes min is too short to judge"
 echo "RSS growth: first third $first_kbs kB/s, last third $last_kbs kB/s ($(wc -l < "$tmp/rss.samples")" \
 	"samples, every ${tick}s): $verdict"
