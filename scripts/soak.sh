@@ -387,7 +387,7 @@ if awk -v r="$l_rate" -v t="$rate" 'BEGIN { exit !(r < 0.95 * t) }'; then
 fi
 maxpend=$(awk '$1 != "end" && $9 != "?" && $9 > m { m = $9 } END { print m + 0 }' "$tmp/rows")
 echo "deliveries: most pending at a minute's sample $maxpend; after the load stopped" \
-	"$r_pending pending (${waited}s of at most ${drain}s waited)"
+	"$r_pending pending after waiting ${waited}s (limit ${drain}s)"
 if [ "$r_pending" != 0 ]; then
 	failed=1
 	echo "!!! the backlog did not drain: $r_pending deliveries pending ${waited}s after the load stopped" >&2
