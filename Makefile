@@ -6,6 +6,7 @@
 #   make faults     only the fault suite (its scenarios run in parallel)
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
+#   make soak       steady load for SOAK_MINUTES (30): RSS, fds, outbox, backlog each minute
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
 #   make conf-example   regenerate router.conf.example from the config key table
 #   make clean
@@ -43,7 +44,7 @@ UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
-.PHONY: all run test unit e2e faults bench clean deps deps-bench cert fuzz conf-example
+.PHONY: all run test unit e2e faults bench soak clean deps deps-bench cert fuzz conf-example
 all: $(BIN)
 
 deps:
@@ -140,6 +141,16 @@ bench: deps deps-bench
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh $(BIN)
 
+# The soak's load generator: fixed-rate HTTPS posts with libcurl (wrk has no
+# rate option). Built only for `make soak`.
+SOAKLOAD := $(BUILD)/soak-load
+$(SOAKLOAD): bench/soak_load.c
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libcurl 2>/dev/null)
+
+soak: deps deps-bench
+	@$(MAKE) --no-print-directory all $(SOAKLOAD)
+	@scripts/soak.sh $(BIN) $(SOAKLOAD)
+
 # Fuzzing: clang's libFuzzer + ASan + UBSan, everything in build/fuzz (its own
 # objects, never mixed with build/ or build/san/). Each target runs on a copy
 # of its seed corpus, so what it finds stays out of tests/fuzz/corpus; a crash
@@ -184,6 +195,6 @@ fuzz:
 clean:
 	rm -rf build var
 
--include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
+-include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(BUILD)/soak-load.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
          $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
 -include $(wildcard $(FUZZDIR)/obj/*.d $(FUZZDIR)/obj/fuzz/*.d)
