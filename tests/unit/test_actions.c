@@ -58,7 +58,7 @@ static int setup(void **state)
 	f->writer = outbox_writer_start(f->data, f->err, sizeof f->err);
 	if (!f->writer)
 		fail_msg("outbox_writer_start: %s", f->err);
-	f->sink = sink_file_open(f->out, f->err, sizeof f->err);
+	f->sink = sink_file_open(f->out, SINK_SYNC_NONE, f->err, sizeof f->err);
 	if (!f->sink)
 		fail_msg("sink_file_open: %s", f->err);
 	actions_init(&f->a);
