@@ -14,8 +14,9 @@
  * does (short write, ENOSPC, EIO): a failed append is cut off again, and a
  * file found not ending in '\n' (a crash in the middle of an append) is
  * repaired before the next append. Concurrent appenders (other workers'
- * sinks, other processes that take the same lock) never see or leave a
- * partial line. See sink_file.c for the details.
+ * sinks, other processes that take the same lock) are ordered by the lock,
+ * so none of them appends after another's partial line. See
+ * sink_file_write.c for the details.
  *
  * With SINK_SYNC_BATCH the caller makes written lines durable with
  * sink_file_sync, or hands sink_file_written's descriptors to the group
