@@ -84,14 +84,17 @@ struct actions_commit_env {
 	struct outbox_writer *writer; /* NULL: forwards are not allowed (dry run) */
 	struct sink_file *sink;       /* NULL: writes are not allowed */
 	const char *request_id;
+	int write_sync;               /* write_sync = batch: lines fdatasync'ed before success */
 };
 
 /*
- * Makes the batch's decisions durable: appends write lines, then enqueues
- * forwards and dead letters in one outbox transaction (group-committed with
- * other workers' batches, see outbox_writer.h). A write refused by
- * the output_dir policy (symlink escape) turns into a dead letter for that
- * event. Returns 0 on success; -1 on a storage failure (disk, database),
+ * Makes the batch's decisions durable: appends write lines (one write per
+ * file, whole lines only, see sink_file.h), then enqueues forwards and dead
+ * letters in one outbox transaction (group-committed with other workers'
+ * batches, see outbox_writer.h). With env->write_sync the files written are
+ * fdatasync'ed first, in the same group (or here when there is no writer).
+ * A write refused by the output_dir policy (symlink escape) turns into a
+ * dead letter for that event. Returns 0 on success; -1 on a storage failure (disk, database),
  * with err set: the batch must not be answered 200.
  */
 int actions_commit(const struct actions *a, const struct actions_commit_env *env,

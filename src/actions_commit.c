@@ -1,11 +1,17 @@
 /*
  * actions_commit.c — makes one batch's decisions durable (see actions.h).
  *
- * Order: every write line is appended first (a disk failure fails the batch
- * before anything is enqueued); then one outbox transaction takes, in
- * decision order, each custom forward, each merged default forward (at the
- * first decision of its group) and each dead letter (rule errors, rejected
- * elements, writes refused by the output_dir policy).
+ * Order: every write line is queued per file, then each file gets its lines
+ * in one append (sink_file_flush: whole lines or none); a disk failure fails
+ * the batch before anything is enqueued. Then one outbox transaction takes,
+ * in decision order, each custom forward, each merged default forward (at
+ * the first decision of its group) and each dead letter (rule errors,
+ * rejected elements, writes refused by the output_dir policy).
+ *
+ * write_sync = batch: the files the flush wrote go with the batch to the
+ * group committer, which fdatasyncs each file once per group before the
+ * transaction; so a batch with lines but no outbox rows goes through the
+ * writer too. Without a writer (tests, tools) the files are synced here.
  *
  * Merging: default forwards (text == NULL) with equal url, method, content
  * type, headers and name form one group. Groups are found with a linear scan
@@ -205,13 +211,17 @@ static size_t build_body(struct commit *c, size_t g)
 	return n + 2;
 }
 
-/* Appends every write line; refused ones are kept for the transaction. */
+/*
+ * Queues every write line, then appends them (one append per file); refused
+ * ones are kept for the transaction. On failure nothing stays queued.
+ */
 static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *sum, char *err,
 		     size_t errlen)
 {
 	const struct actions_commit_env *env = c->env;
 	const struct batch *b = env->batch;
 	char why[512];
+	int ret = -1;
 
 	for (size_t i = 0; i < c->a->count; i++) {
 		const struct action *it = &c->a->items[i];
@@ -228,25 +238,25 @@ static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *su
 			len = span_len(b, it->event);
 			if (buf_reserve(c, len) != 0) {
 				snprintf(err, errlen, "out of memory");
-				return -1;
+				goto out;
 			}
 			len = batch_compact(env->body + b->events[it->event].start, len, c->buf);
 			line = c->buf;
 		}
-		rc = sink_file_append(env->sink, it->target, line, len, why, sizeof why);
+		rc = sink_file_add(env->sink, it->target, line, len, why, sizeof why);
 		if (rc == SINK_OK) {
 			sum->writes++;
 			continue;
 		}
 		if (rc != SINK_REFUSED) {
 			snprintf(err, errlen, "%s", why);
-			return -1;
+			goto out;
 		}
 		if (!c->refused) {
 			c->refused = calloc(nwrite, sizeof *c->refused);
 			if (!c->refused) {
 				snprintf(err, errlen, "out of memory");
-				return -1;
+				goto out;
 			}
 		}
 		struct refused *r = &c->refused[c->nrefused];
@@ -259,11 +269,17 @@ static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *su
 			free(r->reason);
 			free(r->line);
 			snprintf(err, errlen, "out of memory");
-			return -1;
+			goto out;
 		}
 		c->nrefused++;
 	}
-	return 0;
+	if (sum->writes && sink_file_flush(env->sink, err, errlen) != SINK_OK)
+		goto out;
+	ret = 0;
+out:
+	if (ret != 0)
+		sink_file_discard(env->sink);
+	return ret;
 }
 
 static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct action *it,
@@ -353,15 +369,40 @@ static int fill_outbox(struct outbox *ob, void *arg)
 	return 0;
 }
 
-/* One group-committed savepoint with this batch's outbox rows. */
-static int do_outbox(struct commit *c, struct actions_summary *sum, char *err, size_t errlen)
+/*
+ * One group-committed savepoint with this batch's outbox rows (rows = 0:
+ * none, only the files' flush); with sync, the files the flush wrote are
+ * flushed to disk in the same group first.
+ */
+static int do_outbox(struct commit *c, int rows, int sync, struct actions_summary *sum,
+		     char *err, size_t errlen)
 {
+	struct outbox_writer_file *files = NULL;
+	const struct sink_file_ref *refs = NULL;
+	size_t nfiles = 0;
+	int rc = -1;
+
 	c->sum = sum;
-	if (outbox_writer_commit(c->env->writer, fill_outbox, c, err, errlen) == 0)
-		return 0;
-	if (c->oom)
+	if (sync) {
+		nfiles = sink_file_written(c->env->sink, &refs);
+		files = calloc(nfiles ? nfiles : 1, sizeof *files);
+		if (!files) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < nfiles; i++)
+			files[i] = (struct outbox_writer_file){ .fd = refs[i].fd, .dev = refs[i].dev,
+								.ino = refs[i].ino,
+								.name = refs[i].path };
+	}
+	if (outbox_writer_commit_files(c->env->writer, rows ? fill_outbox : NULL, c, files, nfiles,
+				       err, errlen) == 0)
+		rc = 0;
+	else if (c->oom)
 		snprintf(err, errlen, "out of memory");
-	return -1;
+out:
+	free(files);
+	return rc;
 }
 
 int actions_commit(const struct actions *a, const struct actions_commit_env *env,
@@ -371,7 +412,7 @@ int actions_commit(const struct actions *a, const struct actions_commit_env *env
 	const struct batch *b = env->batch;
 	unsigned char *decided = NULL;
 	size_t nforward = 0, nwrite = 0, noutbox = 0;
-	int rc = -1;
+	int rc = -1, sync;
 
 	memset(sum, 0, sizeof *sum);
 	if (!b) {
@@ -433,7 +474,14 @@ int actions_commit(const struct actions *a, const struct actions_commit_env *env
 		snprintf(err, errlen, "a refused write needs the outbox for its dead letter");
 		goto out;
 	}
-	if ((noutbox || c.nrefused) && do_outbox(&c, sum, err, errlen) != 0)
+	sync = env->write_sync && sum->writes > 0;
+	if (sync && !env->writer) {
+		if (sink_file_sync(env->sink, err, errlen) != SINK_OK)
+			goto out;
+		sync = 0;
+	}
+	if ((noutbox || c.nrefused || sync) &&
+	    do_outbox(&c, noutbox || c.nrefused, sync, sum, err, errlen) != 0)
 		goto out;
 	for (size_t i = 0; i < b->count; i++)
 		if (!b->events[i].reject && !decided[i])

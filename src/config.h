@@ -25,6 +25,7 @@ struct config {
 	char *data_dir;              /* outbox database and state */
 	size_t outbox_reserve;       /* bytes kept free for delivery on a full disk */
 	char *output_dir;            /* the only place write() may write under */
+	char *write_sync;            /* "none" or "batch" (fdatasync lines before the 200) */
 	long threads;                /* HTTP worker threads */
 	size_t max_body;             /* bytes */
 	size_t max_events;           /* events per batch */

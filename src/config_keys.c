@@ -14,6 +14,7 @@
 #define OFF(field) offsetof(struct config, field)
 
 static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+static const char *const write_syncs[] = { "none", "batch", NULL };
 
 const struct cfg_key config_keys[] = {
 	{ .name = "listen", .type = CFG_STRING, .def = "8443s", .example = "127.0.0.1:8443s",
@@ -59,6 +60,15 @@ const struct cfg_key config_keys[] = {
 	{ .name = "output_dir", .type = CFG_PATH, .def = "var/out", .example = "var/out",
 	  .offset = OFF(output_dir),
 	  .help = "The only directory write() in rules may write under." },
+	{ .name = "write_sync", .type = CFG_ENUM, .def = "none", .choices = write_syncs,
+	  .offset = OFF(write_sync),
+	  .help = "When write() lines reach the disk. none: they are in the kernel's "
+		  "page cache when the batch is answered 200, so they survive a crash "
+		  "of the daemon but a power cut or OS crash may lose the last "
+		  "seconds of them. batch: every file a batch wrote to is fdatasync'ed "
+		  "(and a new file's directories fsync'ed) before its 200, shared "
+		  "with the outbox's group commit (one flush per file per group), so "
+		  "they survive a power cut too." },
 	{ .name = "threads", .type = CFG_INT, .def = "64", .min = 1, .max = 1024,
 	  .offset = OFF(threads),
 	  .help = "HTTP worker threads (1-1024). civetweb holds one per open "

@@ -5,21 +5,31 @@
  * mutex; the writer takes the whole list at once, so a batch arriving while
  * a commit is in its fsync rides in the next transaction. Callers wait on
  * one condition variable and check their own job's `done`.
+ *
+ * Files (write_sync = batch): before the group's transaction every file its
+ * jobs name is fdatasync'ed once per (dev, ino), then a job whose file
+ * failed is answered without running its fill. A job without fill (lines,
+ * no rows) only waits for the flush. See writer_sync_files for why other
+ * descriptors of an already flushed file are still asked.
  */
 #include "outbox_writer.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "outbox.h"
 #include "outbox_space.h"
 
 struct writer_job {
-	int (*fill)(struct outbox *ob, void *arg);
+	int (*fill)(struct outbox *ob, void *arg);   /* NULL: files only */
 	void *arg;
+	const struct outbox_writer_file *files;
+	size_t nfiles;
 	int rc;
 	int done;
 	char err[256];
@@ -34,26 +44,129 @@ struct outbox_writer {
 	pthread_cond_t finished;     /* broadcast when a group is done */
 	struct writer_job *head, *tail;
 	int stop;
+	unsigned long groups, file_syncs, queued;   /* under mu */
 };
 
-/* Runs one group: one transaction, a savepoint per job, one commit. */
-static void writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
+struct sync_slot {
+	dev_t dev;
+	ino_t ino;
+	int fd;
+	int err;   /* errno of the file's flush, 0 = durable */
+};
+
+static int slot_cmp(const void *pa, const void *pb)
+{
+	const struct sync_slot *x = pa, *y = pb;
+
+	if (x->dev != y->dev)
+		return x->dev < y->dev ? -1 : 1;
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+/* fdatasync, retried on EINTR; 0 or the errno. */
+static int data_sync(int fd)
+{
+	int rc;
+
+	do
+		rc = fdatasync(fd);
+	while (rc != 0 && errno == EINTR);
+	return rc == 0 ? 0 : errno;
+}
+
+/*
+ * Flushes every file the group's jobs name and fails the jobs whose file
+ * did not flush; returns the number of files flushed. The first fdatasync
+ * of a file writes its data; each further descriptor of the same file (other
+ * workers open their own) is asked too: it finds nothing left to write, so
+ * it is cheap, but Linux reports a writeback error once per open file
+ * description, and an error already reported through another descriptor
+ * would otherwise go unseen by the batches behind this one. An error on any
+ * descriptor fails every job of that file in the group.
+ */
+static unsigned long writer_sync_files(struct writer_job *jobs)
+{
+	struct sync_slot *slots = NULL, key, *hit;
+	unsigned long flushed = 0;
+	size_t n = 0, k = 0;
+
+	for (struct writer_job *j = jobs; j; j = j->next)
+		n += j->nfiles;
+	if (n == 0)
+		return 0;
+	slots = malloc(n * sizeof *slots);
+	if (!slots) {
+		for (struct writer_job *j = jobs; j; j = j->next)
+			if (j->nfiles) {
+				j->rc = -1;
+				snprintf(j->err, sizeof j->err, "out of memory syncing files");
+			}
+		return 0;
+	}
+	for (struct writer_job *j = jobs; j; j = j->next)
+		for (size_t i = 0; i < j->nfiles; i++)
+			slots[k++] = (struct sync_slot){ .dev = j->files[i].dev,
+							 .ino = j->files[i].ino,
+							 .fd = j->files[i].fd };
+	qsort(slots, n, sizeof *slots, slot_cmp);
+	for (size_t i = 0, end; i < n; i = end) {
+		int err = data_sync(slots[i].fd);
+
+		flushed++;
+		for (end = i + 1; end < n && slots[end].dev == slots[i].dev &&
+		     slots[end].ino == slots[i].ino; end++)
+			if (!err && slots[end].fd != slots[end - 1].fd)
+				err = data_sync(slots[end].fd);
+		for (size_t m = i; m < end; m++)
+			slots[m].err = err;
+	}
+	for (struct writer_job *j = jobs; j; j = j->next)
+		for (size_t i = 0; i < j->nfiles && j->rc == 0; i++) {
+			key = (struct sync_slot){ .dev = j->files[i].dev, .ino = j->files[i].ino,
+						  .fd = j->files[i].fd };
+			hit = bsearch(&key, slots, n, sizeof *slots, slot_cmp);
+			if (hit && hit->err == 0)
+				continue;
+			j->rc = -1;
+			snprintf(j->err, sizeof j->err, "cannot sync %s: %s",
+				 j->files[i].name ? j->files[i].name : "a written file",
+				 strerror(hit ? hit->err : EIO));
+		}
+	free(slots);
+	return flushed;
+}
+
+/*
+ * Runs one group: the files' flush, then one transaction, a savepoint per
+ * job with rows, one commit. Returns the number of files flushed.
+ */
+static unsigned long writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
 {
 	const char *why = NULL;
 	char full[128];
-	int ok_jobs = 0;
+	int ok_jobs = 0, with_rows = 0;
+	unsigned long flushed = writer_sync_files(jobs);
 
+	for (struct writer_job *j = jobs; j; j = j->next)
+		with_rows += j->rc == 0 && j->fill;
+	if (!with_rows)
+		return flushed;
 	/* On a full disk the space left is delivery's: fail fast, write nothing. */
 	if (!outbox_space_intake_ok(full, sizeof full)) {
-		for (struct writer_job *j = jobs; j; j = j->next) {
-			j->rc = -1;
-			snprintf(j->err, sizeof j->err, "outbox: %s", full);
-		}
-		return;
+		for (struct writer_job *j = jobs; j; j = j->next)
+			if (j->rc == 0 && j->fill) {
+				j->rc = -1;
+				snprintf(j->err, sizeof j->err, "outbox: %s", full);
+			}
+		return flushed;
 	}
 	if (outbox_begin(w->ob) != 0)
 		why = outbox_error(w->ob);
 	for (struct writer_job *j = jobs; j; j = j->next) {
+		if (j->rc != 0 || !j->fill)
+			continue;   /* its file did not sync, or it has no rows */
 		if (why) {
 			j->rc = -1;
 			snprintf(j->err, sizeof j->err, "outbox: %s", why);
@@ -83,15 +196,16 @@ static void writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
 	else if (why)
 		outbox_rollback(w->ob);
 	if (!why)
-		return;
-	/* Nothing of this group is durable: every job fails. */
+		return flushed;
+	/* Nothing of this group's rows is durable: every job with rows fails. */
 	log_msg(LOG_ERROR, NULL, "outbox: group transaction failed (%d batch%s lost it): %s",
 		ok_jobs, ok_jobs == 1 ? "" : "es", why);
 	for (struct writer_job *j = jobs; j; j = j->next)
-		if (j->rc == 0) {
+		if (j->rc == 0 && j->fill) {
 			j->rc = -1;
 			snprintf(j->err, sizeof j->err, "outbox: %s", why);
 		}
+	return flushed;
 }
 
 static void *writer_main(void *arg)
@@ -101,6 +215,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		struct writer_job *jobs;
+		unsigned long flushed;
 
 		while (!w->head && !w->stop)
 			pthread_cond_wait(&w->work, &w->mu);
@@ -108,11 +223,14 @@ static void *writer_main(void *arg)
 			break;   /* stop requested and nothing left to commit */
 		jobs = w->head;
 		w->head = w->tail = NULL;
+		w->queued = 0;
 		pthread_mutex_unlock(&w->mu);
 
-		writer_run_group(w, jobs);
+		flushed = writer_run_group(w, jobs);
 
 		pthread_mutex_lock(&w->mu);
+		w->groups++;
+		w->file_syncs += flushed;
 		for (struct writer_job *j = jobs; j;) {
 			struct writer_job *next = j->next;
 
@@ -156,7 +274,15 @@ fail:
 int outbox_writer_commit(struct outbox_writer *w, int (*fill)(struct outbox *ob, void *arg),
 			 void *arg, char *err, size_t errlen)
 {
-	struct writer_job job = { .fill = fill, .arg = arg };
+	return outbox_writer_commit_files(w, fill, arg, NULL, 0, err, errlen);
+}
+
+int outbox_writer_commit_files(struct outbox_writer *w,
+			       int (*fill)(struct outbox *ob, void *arg), void *arg,
+			       const struct outbox_writer_file *files, size_t nfiles,
+			       char *err, size_t errlen)
+{
+	struct writer_job job = { .fill = fill, .arg = arg, .files = files, .nfiles = nfiles };
 
 	pthread_mutex_lock(&w->mu);
 	if (w->stop) {
@@ -169,6 +295,7 @@ int outbox_writer_commit(struct outbox_writer *w, int (*fill)(struct outbox *ob,
 	else
 		w->head = &job;
 	w->tail = &job;
+	w->queued++;
 	pthread_cond_signal(&w->work);
 	while (!job.done)
 		pthread_cond_wait(&w->finished, &w->mu);
@@ -176,6 +303,15 @@ int outbox_writer_commit(struct outbox_writer *w, int (*fill)(struct outbox *ob,
 	if (job.rc != 0)
 		snprintf(err, errlen, "%s", job.err);
 	return job.rc;
+}
+
+void outbox_writer_stats(struct outbox_writer *w, struct outbox_writer_stats *out)
+{
+	pthread_mutex_lock(&w->mu);
+	out->groups = w->groups;
+	out->file_syncs = w->file_syncs;
+	out->queued = w->queued;
+	pthread_mutex_unlock(&w->mu);
 }
 
 void outbox_writer_stop(struct outbox_writer *w)

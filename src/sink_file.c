@@ -1,5 +1,7 @@
 /*
- * sink_file.c — appends lines to files under output_dir (see sink_file.h).
+ * sink_file.c — path policy, safe opening, the descriptor cache and the
+ * line queue of the file sink (see sink_file.h); sink_file_write.c appends
+ * a queue as whole lines.
  *
  * Design:
  * - output_dir is opened once as a directory descriptor; every file is
@@ -8,29 +10,40 @@
  *   write outside it. Missing directories are created 0750, files 0640.
  * - The target is opened O_NONBLOCK (a FIFO without a reader must not hang
  *   the worker) and must be a regular file with a single link (a hard link
- *   to a file elsewhere is as much an escape as a symlink).
- * - A line and its '\n' go out in one writev(2) on an O_APPEND descriptor:
- *   the kernel appends it atomically with respect to other appenders, so
- *   concurrent threads and processes never interleave partial lines. A
- *   short write is reported, never completed blindly (the rest could land
- *   after another writer's line).
+ *   to a file elsewhere is as much an escape as a symlink). It is opened
+ *   O_RDWR | O_APPEND: the tail of the file is read to check that it ends
+ *   with a line break (sink_file_write.c).
+ * - A batch's lines are queued per file (sink_file_add opens the file at
+ *   once, so a refusal belongs to its line) and written by sink_file_flush:
+ *   one write per file per batch, under the file's lock, whole lines only.
  * - Open descriptors are cached by path (SINK_CACHE entries, least recently
- *   used evicted), so a batch writing many lines to one file opens it once.
- *   A cached entry is revalidated with one fstatat of the path when it was
- *   last checked more than SINK_RECHECK_MS ago: when logrotate renamed or
- *   deleted the file, the inode no longer matches (or the path is gone) and
- *   the file is opened again. So a rotation is noticed within ~10 ms; lines
- *   appended in that window land in the renamed file (logrotate's usual
- *   delaycompress keeps them). A matching inode is the very file that was
- *   opened safely, so revalidating through the path cannot be used to escape.
- *   Why not check every line: on the measured VM a syscall costs ~0.5-1.3 us,
- *   so fstatat per line tripled the cost of an append (3.2 us vs ~1.0 us
- *   without it; test_many_appends_fast prints it).
+ *   used evicted, entries without queued lines first), so a batch writing
+ *   many lines to one file opens it once. Evicting an entry with queued
+ *   lines writes them first (and with SINK_SYNC_BATCH syncs them, since its
+ *   descriptor will not be there for the batch's sync): only batches that
+ *   write to more than SINK_CACHE files pay that. A cached entry is
+ *   revalidated with one fstatat of the path when it was last checked more
+ *   than SINK_RECHECK_MS ago: when logrotate renamed or deleted the file,
+ *   the inode no longer matches (or the path is gone) and the file is
+ *   opened again (lines already queued for the old inode are written to it
+ *   first). So a rotation is noticed within ~10 ms; lines appended in that
+ *   window land in the renamed file (logrotate's usual delaycompress keeps
+ *   them). A matching inode is the very file that was opened safely, so
+ *   revalidating through the path cannot be used to escape. Why not check
+ *   every line: on the measured VM a syscall costs ~0.5-1.3 us, so fstatat
+ *   per line tripled the cost of an append.
+ * - SINK_SYNC_BATCH: every directory on a file's path (output_dir
+ *   included) is fsync'ed each time the file is opened, not only when it was
+ *   created: the file may have been created a moment ago by another worker
+ *   or process that has not synced its directory yet, and our lines must
+ *   not depend on that. Opens are rare (first use, rotation, eviction).
  *
  * Threads: a struct sink_file belongs to one thread (the cache is unlocked).
- * Several sink_file objects (one per worker) may append to the same files.
+ * Several sink_file objects (one per worker) may append to the same files;
+ * sink_file_write.c's lock orders them.
  */
 #include "sink_file.h"
+#include "sink_file_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,28 +52,21 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SINK_PATH_MAX 1024
 #define SINK_CACHE 16
 #define SINK_RECHECK_MS 10
-
-struct sink_entry {
-	char *path;             /* NULL: slot free */
-	size_t len;
-	int fd;
-	dev_t dev;
-	ino_t ino;
-	unsigned long used;     /* LRU clock value of the last use */
-	long long checked_ms;   /* when the path last named this inode */
-};
+#define SINK_QUEUE_KEEP (64 * 1024)   /* queue buffers larger than this are freed after use */
 
 struct sink_file {
 	int dirfd;
+	int sync;                 /* enum sink_sync */
 	unsigned long clock;
 	struct sink_entry cache[SINK_CACHE];
+	struct sink_file_ref written[SINK_CACHE];
+	size_t nwritten;
 };
 
 /* A cheap clock (vDSO, a few ns): only bounds how stale a cached entry gets. */
@@ -73,8 +79,51 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* mkdir -p with mode 0750; an existing directory is fine. */
-static int mkdir_p(const char *dir, char *err, size_t errlen)
+/* fsync, retried on EINTR. */
+static int sync_fd(int fd, int data_only)
+{
+	int rc;
+
+	do
+		rc = data_only ? fdatasync(fd) : fsync(fd);
+	while (rc != 0 && errno == EINTR);
+	return rc;
+}
+
+/* fsyncs the directory dir (a path); 0 or -1 with err set. */
+static int sync_dir_path(const char *dir, char *err, size_t errlen)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = -1;
+
+	if (fd < 0 || sync_fd(fd, 0) != 0)
+		snprintf(err, errlen, "cannot sync directory %s: %s", dir, strerror(errno));
+	else
+		rc = 0;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* fsyncs the directory holding path (at most 4095 bytes); 0 or -1 with err set. */
+static int sync_parent(const char *path, char *err, size_t errlen)
+{
+	char parent[4096];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash)
+		return sync_dir_path(".", err, errlen);
+	n = slash == path ? 1 : (size_t)(slash - path);
+	memcpy(parent, path, n);
+	parent[n] = '\0';
+	return sync_dir_path(parent, err, errlen);
+}
+
+/*
+ * mkdir -p with mode 0750; an existing directory is fine. With sync, the
+ * parent of every directory created is fsync'ed so the new entry is durable.
+ */
+static int mkdir_p(const char *dir, int sync, char *err, size_t errlen)
 {
 	char buf[4096];
 	size_t len = strlen(dir);
@@ -89,12 +138,16 @@ static int mkdir_p(const char *dir, char *err, size_t errlen)
 		if (*p != '/' && *p != '\0')
 			continue;
 		char saved = *p;
+		int made;
 
 		*p = '\0';
-		if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+		made = mkdir(buf, 0750) == 0;
+		if (!made && errno != EEXIST) {
 			snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
 			goto out;
 		}
+		if (made && sync && sync_parent(buf, err, errlen) != 0)
+			goto out;
 		*p = saved;
 		if (saved == '\0')
 			break;
@@ -104,7 +157,7 @@ out:
 	return rc;
 }
 
-struct sink_file *sink_file_open(const char *output_dir, char *err, size_t errlen)
+struct sink_file *sink_file_open(const char *output_dir, int sync, char *err, size_t errlen)
 {
 	struct sink_file *s = NULL;
 	int fd = -1;
@@ -113,7 +166,7 @@ struct sink_file *sink_file_open(const char *output_dir, char *err, size_t errle
 		snprintf(err, errlen, "output_dir is not set");
 		goto out;
 	}
-	if (mkdir_p(output_dir, err, errlen) != 0)
+	if (mkdir_p(output_dir, sync == SINK_SYNC_BATCH, err, errlen) != 0)
 		goto out;
 	/* output_dir itself may be a symlink (operator's choice); below it, no. */
 	fd = open(output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -127,6 +180,7 @@ struct sink_file *sink_file_open(const char *output_dir, char *err, size_t errle
 		goto out;
 	}
 	s->dirfd = fd;
+	s->sync = sync == SINK_SYNC_BATCH;
 	fd = -1;
 	for (size_t i = 0; i < SINK_CACHE; i++)
 		s->cache[i].fd = -1;
@@ -136,13 +190,35 @@ out:
 	return s;
 }
 
+/* Forgets e (its queued lines too) and frees its slot. */
 static void entry_drop(struct sink_entry *e)
 {
 	if (e->fd >= 0)
 		close(e->fd);
 	free(e->path);
-	e->path = NULL;
+	free(e->q);
+	memset(e, 0, sizeof *e);
 	e->fd = -1;
+}
+
+/*
+ * Writes e's queued lines before its slot is reused (with sync on, also
+ * syncs them: the batch's sync will not find this descriptor), then drops
+ * it. SINK_OK or SINK_IO.
+ */
+static int entry_retire(struct sink_file *s, struct sink_entry *e, char *err, size_t errlen)
+{
+	int rc = SINK_OK;
+
+	if (e->path && e->qlen > 0) {
+		rc = sink_entry_write(e, err, errlen);
+		if (rc == SINK_OK && s->sync && sync_fd(e->fd, 1) != 0) {
+			snprintf(err, errlen, "cannot sync %.200s: %s", e->path, strerror(errno));
+			rc = SINK_IO;
+		}
+	}
+	entry_drop(e);
+	return rc;
 }
 
 void sink_file_close(struct sink_file *s)
@@ -215,6 +291,17 @@ static int refuse_component(int dirfd, const char *comp, const char *path, char 
 	return SINK_REFUSED;
 }
 
+
+/* With SINK_SYNC_BATCH, fsyncs a directory on the way to path; SINK_OK or SINK_IO. */
+static int sync_walked_dir(const struct sink_file *s, int dfd, const char *path, char *err,
+			   size_t errlen)
+{
+	if (!s->sync || sync_fd(dfd, 0) == 0)
+		return SINK_OK;
+	snprintf(err, errlen, "cannot sync a directory of %.200s: %s", path, strerror(errno));
+	return SINK_IO;
+}
+
 /*
  * Opens output_dir/path for appending, walking it with O_NOFOLLOW. *fd_out
  * and *st_out are set on SINK_OK.
@@ -257,12 +344,17 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 					 strerror(errno));
 			goto out;
 		}
+		/* cur now holds an entry for dfd that may be new */
+		if (sync_walked_dir(s, cur, path, err, errlen) != SINK_OK) {
+			close(dfd);
+			goto out;
+		}
 		if (cur != s->dirfd)
 			close(cur);
 		cur = dfd;
 		comp = next;
 	}
-	fd = openat(cur, comp, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	fd = openat(cur, comp, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
 		    O_CLOEXEC, 0640);
 	if (fd < 0) {
 		if (errno == ELOOP) {
@@ -290,6 +382,8 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 		rc = SINK_REFUSED;
 		goto out;
 	}
+	if (sync_walked_dir(s, cur, path, err, errlen) != SINK_OK)
+		goto out;
 	*fd_out = fd;
 	fd = -1;
 	rc = SINK_OK;
@@ -301,12 +395,30 @@ out:
 	return rc;
 }
 
+/* The slot to reuse: a free one, else the LRU entry without queued lines, else the LRU one. */
+static struct sink_entry *pick_victim(struct sink_file *s)
+{
+	struct sink_entry *idle = NULL, *any = NULL;
+
+	for (size_t i = 0; i < SINK_CACHE; i++) {
+		struct sink_entry *e = &s->cache[i];
+
+		if (!e->path)
+			return e;
+		if (e->qlen == 0 && (!idle || e->used < idle->used))
+			idle = e;
+		if (!any || e->used < any->used)
+			any = e;
+	}
+	return idle ? idle : any;
+}
+
 /* Finds a cached descriptor still naming output_dir/path, or opens one. */
 static int get_entry(struct sink_file *s, const char *path, struct sink_entry **out, char *err,
 		     size_t errlen)
 {
 	size_t len = strlen(path);
-	struct sink_entry *e, *victim = &s->cache[0];
+	struct sink_entry *e, *victim = NULL;
 	long long now = now_ms();
 	struct stat st;
 	int fd = -1, rc;
@@ -314,32 +426,30 @@ static int get_entry(struct sink_file *s, const char *path, struct sink_entry **
 
 	for (size_t i = 0; i < SINK_CACHE; i++) {
 		e = &s->cache[i];
-		if (!e->path) {
-			if (victim->path)
-				victim = e;
+		if (!e->path || e->len != len || memcmp(e->path, path, len) != 0)
 			continue;
+		if (now != 0 && now - e->checked_ms < SINK_RECHECK_MS) {
+			e->used = ++s->clock;
+			*out = e;
+			return SINK_OK;
 		}
-		if (e->len == len && memcmp(e->path, path, len) == 0) {
-			if (now != 0 && now - e->checked_ms < SINK_RECHECK_MS) {
-				e->used = ++s->clock;
-				*out = e;
-				return SINK_OK;
-			}
-			if (fstatat(s->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    st.st_dev == e->dev && st.st_ino == e->ino) {
-				e->checked_ms = now;
-				e->used = ++s->clock;
-				*out = e;
-				return SINK_OK;
-			}
-			/* rotated, deleted or replaced: open afresh in this slot */
-			entry_drop(e);
-			victim = e;
-			break;
+		if (fstatat(s->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    st.st_dev == e->dev && st.st_ino == e->ino) {
+			e->checked_ms = now;
+			e->used = ++s->clock;
+			*out = e;
+			return SINK_OK;
 		}
-		if (victim->path && e->used < victim->used)
-			victim = e;
+		/* rotated, deleted or replaced: open afresh in this slot */
+		victim = e;
+		break;
 	}
+	if (!victim)
+		victim = pick_victim(s);
+	/* the old file gets what was queued for it before the slot is reused */
+	rc = entry_retire(s, victim, err, errlen);
+	if (rc != SINK_OK)
+		return rc;
 	rc = open_target(s, path, &fd, &st, err, errlen);
 	if (rc != SINK_OK)
 		return rc;
@@ -350,7 +460,6 @@ static int get_entry(struct sink_file *s, const char *path, struct sink_entry **
 		return SINK_IO;
 	}
 	memcpy(copy, path, len + 1);
-	entry_drop(victim);
 	victim->path = copy;
 	victim->len = len;
 	victim->fd = fd;
@@ -358,16 +467,16 @@ static int get_entry(struct sink_file *s, const char *path, struct sink_entry **
 	victim->ino = st.st_ino;
 	victim->used = ++s->clock;
 	victim->checked_ms = now;
+	victim->clean_end = -1;   /* unknown: the first append checks the tail */
 	*out = victim;
 	return SINK_OK;
 }
 
-int sink_file_append(struct sink_file *s, const char *path, const char *line, size_t len,
-		     char *err, size_t errlen)
+int sink_file_add(struct sink_file *s, const char *path, const char *line, size_t len,
+		  char *err, size_t errlen)
 {
 	struct sink_entry *e = NULL;
-	struct iovec iov[2];
-	ssize_t n;
+	size_t need;
 	int rc;
 
 	if (sink_file_check_path(path, err, errlen) != 0)
@@ -379,21 +488,108 @@ int sink_file_append(struct sink_file *s, const char *path, const char *line, si
 	rc = get_entry(s, path, &e, err, errlen);
 	if (rc != SINK_OK)
 		return rc;
-	iov[0].iov_base = (void *)line;
-	iov[0].iov_len = len;
-	iov[1].iov_base = (void *)"\n";
-	iov[1].iov_len = 1;
-	do
-		n = writev(e->fd, iov, 2);
-	while (n < 0 && errno == EINTR);   /* EINTR: nothing was written */
-	if (n < 0 || (size_t)n != len + 1) {
-		if (n < 0)
-			snprintf(err, errlen, "cannot write %.200s: %s", path, strerror(errno));
-		else
-			snprintf(err, errlen, "short write to %.200s (%zd of %zu bytes)", path, n,
-				 len + 1);
-		entry_drop(e);
+	need = e->qlen + len + 1;
+	if (need < len) {
+		snprintf(err, errlen, "line for %.200s is too long", path);
 		return SINK_IO;
 	}
+	if (need > e->qcap) {
+		size_t cap = e->qcap ? e->qcap : 4096;
+		char *q;
+
+		while (cap < need)
+			cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
+		q = realloc(e->q, cap);
+		if (!q) {
+			snprintf(err, errlen, "out of memory");
+			return SINK_IO;
+		}
+		e->q = q;
+		e->qcap = cap;
+	}
+	memcpy(e->q + e->qlen, line, len);
+	e->q[e->qlen + len] = '\n';
+	e->qlen = need;
 	return SINK_OK;
+}
+
+/* Empties e's queue; a large buffer is given back rather than kept per worker. */
+static void queue_reset(struct sink_entry *e)
+{
+	e->qlen = 0;
+	if (e->qcap > SINK_QUEUE_KEEP) {
+		free(e->q);
+		e->q = NULL;
+		e->qcap = 0;
+	}
+}
+
+int sink_file_flush(struct sink_file *s, char *err, size_t errlen)
+{
+	int rc = SINK_OK;
+
+	s->nwritten = 0;
+	for (size_t i = 0; i < SINK_CACHE; i++) {
+		struct sink_entry *e = &s->cache[i];
+
+		if (!e->path || e->qlen == 0)
+			continue;
+		if (rc != SINK_OK) {
+			queue_reset(e);
+			continue;
+		}
+		rc = sink_entry_write(e, err, errlen);
+		if (rc != SINK_OK) {
+			/* opened afresh next time: its tail is checked again then */
+			entry_drop(e);
+			continue;
+		}
+		queue_reset(e);
+		s->written[s->nwritten++] = (struct sink_file_ref){
+			.fd = e->fd, .dev = e->dev, .ino = e->ino, .path = e->path,
+		};
+	}
+	if (rc != SINK_OK)
+		s->nwritten = 0;
+	return rc;
+}
+
+void sink_file_discard(struct sink_file *s)
+{
+	s->nwritten = 0;
+	for (size_t i = 0; i < SINK_CACHE; i++)
+		queue_reset(&s->cache[i]);
+}
+
+size_t sink_file_written(struct sink_file *s, const struct sink_file_ref **out)
+{
+	*out = s->written;
+	return s->nwritten;
+}
+
+int sink_file_sync(struct sink_file *s, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < s->nwritten; i++)
+		if (sync_fd(s->written[i].fd, 1) != 0) {
+			snprintf(err, errlen, "cannot sync %.200s: %s", s->written[i].path,
+				 strerror(errno));
+			return SINK_IO;
+		}
+	return SINK_OK;
+}
+
+int sink_file_append(struct sink_file *s, const char *path, const char *line, size_t len,
+		     char *err, size_t errlen)
+{
+	int rc = sink_file_add(s, path, line, len, err, errlen);
+
+	if (rc != SINK_OK) {
+		if (rc == SINK_IO)
+			sink_file_discard(s);
+		return rc;
+	}
+	rc = sink_file_flush(s, err, errlen);
+	if (rc == SINK_OK && s->sync)
+		rc = sink_file_sync(s, err, errlen);
+	return rc;
 }

@@ -30,6 +30,7 @@ struct e2e {
 	struct harness h;
 	struct receiver *r;
 	char url[64];              /* receiver base URL, "http://127.0.0.1:PORT" */
+	char mnt[HARNESS_PATH];    /* a tmpfs the scenario mounted ("" = none): unmounted on teardown */
 };
 
 /* cmocka group set-up / teardown: harness_suite_init / harness_suite_free. */

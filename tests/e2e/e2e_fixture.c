@@ -7,7 +7,9 @@
  */
 #include "e2e/e2e.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -48,6 +50,9 @@ int e2e_teardown(void **state)
 {
 	struct e2e *t = *state;
 
+	/* lazily: the daemon may still hold files in it until harness_cleanup */
+	if (t->mnt[0] && umount2(t->mnt, MNT_DETACH) != 0)
+		fprintf(stderr, "[e2e] cannot unmount %s: %s\n", t->mnt, strerror(errno));
 	harness_cleanup(&t->h);
 	receiver_stop(t->r);
 	free(t);

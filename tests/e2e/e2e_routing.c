@@ -1,14 +1,18 @@
 /*
  * e2e_routing.c — end-to-end scenarios of what rules do (SPEC §6, §7):
  * default forwards carry the original bytes, custom forwards, retries and
- * dead letters of deliveries, written lines, rule errors that cost only
- * their own event, and the metrics that count all of it (SPEC §9).
+ * dead letters of deliveries, written lines (whole lines on a full disk,
+ * write_sync = batch), rule errors that cost only their own event, and the
+ * metrics that count all of it (SPEC §9).
  */
 #include "e2e/e2e.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -319,6 +323,145 @@ static void written_lines(void **state)
 	e2e_pass(t);
 }
 
+/* Every line of text is a JSON object; returns how many there are. */
+static size_t assert_json_lines(const char *path)
+{
+	size_t len = 0, n = 0;
+	char *text = harness_read_file(path, &len), *line, *nl;
+
+	assert_non_null(text);
+	if (len > 0 && text[len - 1] != '\n')
+		fail_msg("%s ends in the middle of a line", path);
+	for (line = text; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		assert_non_null(nl);
+		*nl = '\0';
+		yajl_val v = e2e_json(line);   /* fails the test on two events glued together */
+
+		assert_true(YAJL_IS_OBJECT(v));
+		yajl_tree_free(v);
+		n++;
+	}
+	free(text);
+	return n;
+}
+
+static void written_lines_synced_with_write_sync_batch(void **state)
+{
+	struct e2e *t = *state;
+	static const char lua[] =
+		"function route(event, meta)\n"
+		"  write('synced/deep/all.jsonl')\n"
+		"  if event.action == 'email_send' then\n"
+		"    write('synced/email.txt', {line = meta.index .. ' ' .. event.action})\n"
+		"    forward('@RECV@/email')\n"
+		"  end\n"
+		"end\n";
+	static const char only_lines[] = "{\"events\":[{\"action\":\"a\",\"i\":1},"
+					 "{\"action\":\"b\",\"i\":2},{\"action\":\"c\",\"i\":3}]}";
+	size_t len;
+	char *batch = e2e_fixture("batch-example.json", &len), *text;
+	char all[HARNESS_PATH + 32], email[HARNESS_PATH + 32];
+	struct harness_response resp;
+
+	snprintf(all, sizeof(all), "%s/synced/deep/all.jsonl", t->h.output_dir);
+	snprintf(email, sizeof(email), "%s/synced/email.txt", t->h.output_dir);
+	e2e_boot(t, lua, "write_sync = batch\n");
+	/* lines and a forward: both durable before the 200, read right after it */
+	resp = e2e_post_expect(t, batch, len, 200);
+	e2e_assert_counts(&resp, 2, 0);
+	harness_response_free(&resp);
+	assert_int_equal(assert_json_lines(all), 2);
+	text = harness_read_file(email, NULL);
+	assert_non_null(text);
+	assert_string_equal(text, "1 email_send\n");
+	free(text);
+	/* batches of lines alone (no outbox rows) go through the group commit too */
+	for (int i = 0; i < 10; i++) {
+		resp = e2e_post_expect(t, only_lines, sizeof(only_lines) - 1, 200);
+		e2e_assert_counts(&resp, 3, 0);
+		harness_response_free(&resp);
+		assert_int_equal(assert_json_lines(all), 2 + 3 * (i + 1));
+	}
+	assert_int_equal(receiver_wait(t->r, 1, 10000), 0);
+	text = harness_read_file(t->h.log, NULL);
+	assert_non_null(text);
+	assert_null(strstr(text, "cannot sync"));
+	assert_null(strstr(text, "not committed"));
+	free(text);
+	free(batch);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
+/* Writes path until its file system is full (bounded). */
+static void fill_up(const char *path)
+{
+	static const char zeros[512];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	for (int i = 0; i < 1 << 20; i++)
+		if (write(fd, zeros, sizeof(zeros)) < (ssize_t)sizeof(zeros))
+			break;
+	close(fd);
+}
+
+/* The incident this guards against: a full disk cut a line short, and the
+ * next batch's first line was glued onto the fragment. */
+static void full_output_dir_answers_503_and_keeps_whole_lines(void **state)
+{
+	struct e2e *t = *state;
+	char path[HARNESS_PATH + 32], filler[HARNESS_PATH + 32];
+	char *big, *p, *before, *after;
+	size_t before_len, after_len;
+	struct harness_response resp;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "[e2e] skipped: a full output_dir (tiny tmpfs) needs root\n");
+		skip();
+	}
+	assert_int_equal(mkdir(t->h.output_dir, 0750), 0);
+	if (mount("tmpfs", t->h.output_dir, "tmpfs", 0, "size=64k,mode=0750") != 0) {
+		fprintf(stderr, "[e2e] skipped: cannot mount a tmpfs: %s\n", strerror(errno));
+		skip();
+	}
+	snprintf(t->mnt, sizeof(t->mnt), "%s", t->h.output_dir);
+	snprintf(path, sizeof(path), "%s/events.jsonl", t->h.output_dir);
+	snprintf(filler, sizeof(filler), "%s/filler", t->h.output_dir);
+	/* 30 events of ~300 bytes: 9 KiB, more than the page a full disk leaves */
+	big = malloc(30 * 400 + 64);
+	assert_non_null(big);
+	p = big + sprintf(big, "{\"events\":[");
+	for (int i = 0; i < 30; i++)
+		p += sprintf(p, "%s{\"action\":\"a\",\"i\":%d,\"pad\":\"%0280d\"}", i ? "," : "", i, i);
+	strcpy(p, "]}");
+
+	e2e_boot(t, "function route(e, m) write('events.jsonl') end\n", NULL);
+	resp = e2e_post_expect(t, "{\"events\":[{\"action\":\"first\"}]}", 31, 200);
+	harness_response_free(&resp);
+	fill_up(filler);
+	resp = e2e_post_expect(t, big, strlen(big), 503);
+	harness_response_free(&resp);
+	before = harness_read_file(path, &before_len);
+	assert_non_null(before);
+	assert_string_equal(before, "{\"action\":\"first\"}\n");   /* nothing of the 503 batch */
+
+	/* space comes back; E-goi's retry lands as 30 whole lines */
+	assert_int_equal(unlink(filler), 0);
+	resp = e2e_post_expect(t, big, strlen(big), 200);
+	e2e_assert_counts(&resp, 30, 0);
+	harness_response_free(&resp);
+	assert_int_equal(assert_json_lines(path), 31);
+	after = harness_read_file(path, &after_len);
+	assert_memory_equal(after, before, before_len);
+	free(before);
+	free(after);
+	free(big);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 static void write_outside_output_dir_is_refused(void **state)
 {
 	struct e2e *t = *state;
@@ -574,6 +717,8 @@ const struct CMUnitTest e2e_routing_tests[] = {
 	E2E_TEST(forward_dead_letters_after_max_attempts),
 	E2E_TEST(forward_answered_404_is_not_retried),
 	E2E_TEST(written_lines),
+	E2E_TEST(written_lines_synced_with_write_sync_batch),
+	E2E_TEST(full_output_dir_answers_503_and_keeps_whole_lines),
 	E2E_TEST(write_outside_output_dir_is_refused),
 	E2E_TEST(rule_error_dead_letters_only_its_event),
 	E2E_TEST(runaway_rules_are_stopped_and_dead_lettered),

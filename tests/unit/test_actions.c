@@ -3,7 +3,8 @@
  * outbox (SQLite in a mkdtemp() data dir, read back with sqlite3 directly)
  * and a real sink (files under a mkdtemp() output_dir): merging of default
  * forwards, custom bodies, dead letters, write lines, refused writes,
- * storage failures and the summary.
+ * write_sync = batch through the group committer, storage failures and the
+ * summary.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,7 +59,7 @@ static int setup(void **state)
 	f->writer = outbox_writer_start(f->data, f->err, sizeof f->err);
 	if (!f->writer)
 		fail_msg("outbox_writer_start: %s", f->err);
-	f->sink = sink_file_open(f->out, f->err, sizeof f->err);
+	f->sink = sink_file_open(f->out, SINK_SYNC_NONE, f->err, sizeof f->err);
 	if (!f->sink)
 		fail_msg("sink_file_open: %s", f->err);
 	actions_init(&f->a);
@@ -503,6 +504,65 @@ static void test_storage_and_env_errors(void **state)
 	assert_int_equal(sum.drops, 2);
 }
 
+/* write_sync = batch: the files go through the group committer, flushed once each. */
+static void test_write_sync_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct outbox_writer_stats s0, s1;
+	struct actions_summary sum;
+	struct actions_commit_env env;
+	char path[256];
+	char *got;
+
+	parse_fixture(f);
+	/* without write_sync a batch of lines alone never reaches the writer */
+	push(f, ACTION_WRITE, 0, "plain.log", "p");
+	outbox_writer_stats(f->writer, &s0);
+	assert_int_equal(commit(f, &sum), 0);
+	outbox_writer_stats(f->writer, &s1);
+	assert_int_equal(s1.groups, s0.groups);
+
+	/* lines only: one group, each file flushed once however many lines it got */
+	actions_clear(&f->a);
+	push(f, ACTION_WRITE, 0, "synced/a.log", "a1");
+	push(f, ACTION_WRITE, 1, "synced/a.log", "a2");
+	push(f, ACTION_WRITE, 1, "synced/b.log", "b1");
+	env = (struct actions_commit_env){ .body = f->body, .batch = &f->b, .writer = f->writer,
+					   .sink = f->sink, .write_sync = 1 };
+	outbox_writer_stats(f->writer, &s0);
+	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	outbox_writer_stats(f->writer, &s1);
+	assert_int_equal(sum.writes, 3);
+	assert_int_equal(s1.groups - s0.groups, 1);
+	assert_int_equal(s1.file_syncs - s0.file_syncs, 2);
+	snprintf(path, sizeof path, "%s/synced/a.log", f->out);
+	got = tu_read_file(path, NULL);
+	assert_string_equal(got, "a1\na2\n");
+	free(got);
+	assert_int_equal(count(f, "deliveries") + count(f, "dead_letters"), 0);
+
+	/* lines and rows: the same single group */
+	push_forward(f, 0, URL_A, NULL);
+	outbox_writer_stats(f->writer, &s0);
+	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	outbox_writer_stats(f->writer, &s1);
+	assert_int_equal(s1.groups - s0.groups, 1);
+	assert_int_equal(s1.file_syncs - s0.file_syncs, 2);
+	assert_int_equal(count(f, "deliveries"), 1);
+	got = tu_read_file(path, NULL);
+	assert_string_equal(got, "a1\na2\na1\na2\n");
+	free(got);
+
+	/* no group committer (tools): synced here, same result */
+	actions_clear(&f->a);
+	push(f, ACTION_WRITE, 0, "synced/a.log", "a3");
+	env.writer = NULL;
+	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	got = tu_read_file(path, NULL);
+	assert_string_equal(got, "a1\na2\na1\na2\na3\n");
+	free(got);
+}
+
 static void test_commit_speed(void **state)
 {
 	struct fixture *f = *state;
@@ -552,6 +612,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_write_is_dead_letter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_failure_commits_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_storage_and_env_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_sync_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_speed, setup, teardown),
 	};
 

@@ -83,6 +83,7 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 		assert_string_equal(c->output_dir, "var/out");
 	}
 	assert_string_equal(c->tls_min_version, "1.2");
+	assert_string_equal(c->write_sync, "none");
 	assert_string_equal(c->endpoint, "/hooks/egoi");
 	assert_int_equal(c->threads, 64);
 	assert_int_equal(c->max_body, 10 * 1024 * 1024);
@@ -132,6 +133,7 @@ static void test_full_file(void **state)
 		"rules = my rules/route.lua\n"
 		"data_dir = /var/lib/egoi\n"
 		"output_dir = /var/lib/egoi/out\n"
+		"write_sync = batch\n"
 		"threads = 1024\n"
 		"max_body = 512k\n"
 		"max_events = 1\n"
@@ -154,6 +156,7 @@ static void test_full_file(void **state)
 	assert_string_equal(c.listen, "127.0.0.1:9443s,9080");
 	assert_string_equal(c.tls_certificate, "/etc/egoi/cert.pem");
 	assert_string_equal(c.tls_min_version, "1.3");
+	assert_string_equal(c.write_sync, "batch");
 	assert_string_equal(c.tls_client_ca, "/etc/egoi/ca.pem");
 	assert_string_equal(c.endpoint, "/in/egoi-v2");
 	assert_string_equal(c.auth_token, "abc#def=ghi");
@@ -229,6 +232,7 @@ static const struct bad_case bad_cases[] = {
 	{ "max_body = 2G\n", 1, "max_body: 2G is out of range (1 to 1G)" },
 	{ "lua_memory_limit = 65G\n", 1, "lua_memory_limit: 65G is out of range (0 to 64G)" },
 	{ "tls_min_version = 1.1\n", 1, "tls_min_version: '1.1' is not one of 1.2, 1.3" },
+	{ "write_sync = always\n", 1, "write_sync: 'always' is not one of none, batch" },
 	{ "log_level = verbose\n", 1,
 	  "log_level: 'verbose' is not one of debug, info, warn, error" },
 	{ "log_format = xml\n", 1, "log_format: 'xml' is not one of text, json" },
@@ -542,7 +546,8 @@ static void test_print_keys(void **state)
 {
 	static const char *const names[] = {
 		"listen", "tls_certificate", "tls_min_version", "tls_client_ca", "endpoint",
-		"auth_token", "allow_from", "rules", "data_dir", "outbox_reserve", "output_dir", "threads",
+		"auth_token", "allow_from", "rules", "data_dir", "outbox_reserve", "output_dir",
+		"write_sync", "threads",
 		"max_body", "max_events", "forward_timeout", "forward_max_attempts",
 		"forward_max_age", "forward_backoff_max", "forward_concurrency", "forward_signing_secret",
 		"lua_instruction_limit", "lua_memory_limit", "log_level", "log_format",
