@@ -98,6 +98,18 @@ int harness_request(const struct harness *h, const char *method, const char *pat
 		    const char *content_type, const char *const *headers, const char *body,
 		    size_t len, int with_token, struct harness_response *resp);
 
+/*
+ * One kept-alive HTTPS connection that GETs path each time (no token):
+ * harness_conn_get returns the status (0 when no answer) and sets *reused
+ * to 1 when the request went over the connection already open, 0 when a
+ * new one had to be made. NULL on failure; free with harness_conn_free
+ * (NULL is fine).
+ */
+struct harness_conn;
+struct harness_conn *harness_conn_new(const struct harness *h, const char *path);
+long harness_conn_get(struct harness_conn *k, int *reused);
+void harness_conn_free(struct harness_conn *k);
+
 /* POST endpoint, application/json, with the token. */
 int harness_post(const struct harness *h, const char *body, size_t len,
 		 struct harness_response *resp);
@@ -129,6 +141,36 @@ char *harness_sql_text(const struct harness *h, const char *sql);
 
 /* Polls sql every 50 ms until it yields want; 0 when it did within timeout_ms. */
 int harness_sql_wait(const struct harness *h, const char *sql, long want, long timeout_ms);
+
+/* --- background load (harness_load.c) --- */
+
+struct harness_load;
+
+/*
+ * Starts nthreads (1-16) client threads that POST batches to the daemon one
+ * after another until harness_load_stop (at most 4096 each). Request n of
+ * thread k carries `events` events {"action":"email_open","bid":"k-n"}.
+ * Even-numbered threads keep their connection alive, odd ones open a new
+ * one per request. h is borrowed (port, token) and must outlive the load.
+ * NULL on failure. Free with harness_load_free.
+ */
+struct harness_load *harness_load_start(const struct harness *h, int nthreads, int events);
+
+/* Requests answered 200 so far, all threads together. */
+long harness_load_ok(const struct harness_load *l);
+
+/* Asks the threads to stop after their current request and joins them. */
+void harness_load_stop(struct harness_load *l);
+
+/* After harness_load_stop: the number of threads, how many requests thread
+ * k made, and the HTTP status of its request n (0 = no answer: refused,
+ * cut or timed out; -1 = no such request). */
+int harness_load_threads(const struct harness_load *l);
+long harness_load_count(const struct harness_load *l, int k);
+long harness_load_status(const struct harness_load *l, int k, long n);
+
+/* Stops (if needed) and frees; l may be NULL. */
+void harness_load_free(struct harness_load *l);
 
 /* --- JSON text helpers (independent of the daemon's parser) --- */
 

@@ -2,7 +2,8 @@
  * harness_client.c — the end-to-end tests' HTTPS client: libcurl with the
  * run's generated certificate as the only trusted CA (verification on), one
  * fresh connection per request so no kept-alive connection holds one of the
- * daemon's worker threads between steps.
+ * daemon's worker threads between steps; and, for the scenarios that need
+ * one, a single kept-alive connection (struct harness_conn).
  *
  * Threads: test thread only.
  */
@@ -14,6 +15,13 @@
 #include <yajl/yajl_tree.h>
 
 /* --- TLS client --- */
+
+static size_t harness_discard(char *data, size_t size, size_t nmemb, void *userp)
+{
+	(void)data;
+	(void)userp;
+	return size * nmemb;
+}
 
 static size_t harness_collect(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -130,4 +138,50 @@ int harness_counts(const struct harness_response *resp, long *accepted, long *re
 	}
 	yajl_tree_free(v);
 	return rc;
+}
+
+/* --- one kept-alive connection --- */
+
+struct harness_conn {
+	CURL *c;
+};
+
+struct harness_conn *harness_conn_new(const struct harness *h, const char *path)
+{
+	struct harness_conn *k = calloc(1, sizeof(*k));
+	char url[256];
+
+	if (k == NULL)
+		return NULL;
+	k->c = curl_easy_init();
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", h->port, path);
+	if (k->c == NULL || curl_easy_setopt(k->c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_CAINFO, harness_cert()) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, 10000L) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, harness_discard) != CURLE_OK) {
+		harness_conn_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+long harness_conn_get(struct harness_conn *k, int *reused)
+{
+	long status = 0, fresh = 1;
+
+	if (curl_easy_perform(k->c) == CURLE_OK)
+		curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(k->c, CURLINFO_NUM_CONNECTS, &fresh);
+	*reused = fresh == 0;
+	return status;
+}
+
+void harness_conn_free(struct harness_conn *k)
+{
+	if (k == NULL)
+		return;
+	curl_easy_cleanup(k->c);
+	free(k);
 }
