@@ -414,8 +414,9 @@ static void sighup_reloads_rules_and_refuses_broken_ones(void **state)
  * 4-event batches without pause (two over keep-alive, two on new
  * connections), each event holding its rule ~2 ms; a fifth batch holds
  * its rule 2 s, so the drain is still going on when we look at it. Then:
- * - a new connection made while draining is refused (or answered 503),
- *   and /healthz on a connection opened before answers 503;
+ * - a new connection made while draining is refused (or answered 503);
+ *   on connections opened before, /healthz and a new batch answer 503 and
+ *   the batch is not committed;
  * - the daemon exits 0 within its grace;
  * - every batch with lines in the output file was answered 200, and every
  *   200 has all its lines: no batch is committed and then cut.
@@ -483,42 +484,62 @@ static int drain_connects(int port)
 static void sigterm_answers_every_committed_batch(void **state)
 {
 	struct e2e *t = *state;
-	struct drain_slow slow = { .h = &t->h };
+	/* On the heap: should an assertion end the scenario early, the thread
+	 * still running writes into memory that stays valid. */
+	struct drain_slow *slow = calloc(1, sizeof(*slow));
 	char path[HARNESS_PATH + 16], bid[32];
 	pthread_t slow_thread;
 	double secs = 0;
 	long ok_at_term, ok = 0, other = 0;
 	int reused = 0;
+	struct harness_response resp;
+	static const char late[] = "{\"events\":[{\"action\":\"email_open\",\"bid\":\"late\"}]}";
 
+	assert_non_null(slow);
+	slow->h = &t->h;
 	e2e_boot(t, drain_lua, "lua_instruction_limit = 0\n");
 	struct harness_load *load = harness_load_start(&t->h, DRAIN_CLIENTS, DRAIN_EVENTS);
 	assert_non_null(load);
 	for (int i = 0; i < 200 && harness_load_ok(load) < 20; i++)
 		harness_sleep_ms(50);
 	assert_true(harness_load_ok(load) >= 20);
-	assert_int_equal(pthread_create(&slow_thread, NULL, drain_slow_main, &slow), 0);
+	assert_int_equal(pthread_create(&slow_thread, NULL, drain_slow_main, slow), 0);
 	assert_true(log_has(t, "slow batch started"));
-	struct harness_conn *health = harness_conn_new(&t->h, "/healthz");
-	assert_non_null(health);
-	assert_int_equal(harness_conn_get(health, &reused), 200);
+	/* Two connections opened before the stop: a probe's, a sender's. */
+	struct harness_conn *probe = harness_conn_new(&t->h), *sender = harness_conn_new(&t->h);
+	assert_non_null(probe);
+	assert_non_null(sender);
+	assert_int_equal(harness_conn_request(probe, "/healthz", NULL, 0, &resp, &reused), 0);
+	assert_int_equal(resp.status, 200);
+	harness_response_free(&resp);
+	assert_int_equal(harness_conn_request(sender, "/healthz", NULL, 0, &resp, &reused), 0);
+	harness_response_free(&resp);
 
 	ok_at_term = harness_load_ok(load);
 	assert_int_equal(kill(t->h.pid, SIGTERM), 0);
 	assert_true(log_has(t, "requests in flight"));
 	/* Still draining (the slow batch holds it): intake is closed. */
 	if (drain_connects(t->h.port)) {
-		struct harness_response resp;
-
 		assert_int_equal(harness_request(&t->h, "GET", "/healthz", NULL, NULL, NULL, 0, 0,
 						 &resp), 0);
 		assert_int_equal(resp.status, 503);
 		harness_response_free(&resp);
 	}
-	/* A load balancer's probe on a connection it already had: 503. */
-	assert_int_equal(harness_conn_get(health, &reused), 503);
+	/* A load balancer's probe on its open connection: 503. */
+	assert_int_equal(harness_conn_request(probe, "/healthz", NULL, 0, &resp, &reused), 0);
 	assert_true(reused);
-	assert_int_equal(atomic_load(&slow.done), 0);
-	harness_conn_free(health);
+	assert_int_equal(resp.status, 503);
+	harness_response_free(&resp);
+	/* A batch on an open connection: 503, a reason, not committed (below). */
+	assert_int_equal(harness_conn_request(sender, "/hooks/egoi", late, sizeof(late) - 1,
+					      &resp, &reused), 0);
+	assert_true(reused);
+	assert_int_equal(resp.status, 503);
+	assert_non_null(strstr(resp.body, "shutting down"));
+	harness_response_free(&resp);
+	assert_int_equal(atomic_load(&slow->done), 0);
+	harness_conn_free(probe);
+	harness_conn_free(sender);
 
 	int status = harness_stop(&t->h, 15000, &secs);
 	harness_load_stop(load);
@@ -547,15 +568,17 @@ static void sigterm_answers_every_committed_batch(void **state)
 			other += st != 200;
 		}
 	}
-	if (slow.resp.status != 200 || drain_lines(text, "slow") != 1)
-		fprintf(stderr, "[e2e] slow batch: status %ld, %ld lines\n", slow.resp.status,
+	if (slow->resp.status != 200 || drain_lines(text, "slow") != 1)
+		fprintf(stderr, "[e2e] slow batch: status %ld, %ld lines\n", slow->resp.status,
 			drain_lines(text, "slow"));
-	assert_int_equal(slow.resp.status, 200);
+	assert_int_equal(slow->resp.status, 200);
 	assert_int_equal(drain_lines(text, "slow"), 1);
+	assert_int_equal(drain_lines(text, "late"), 0);
 	fprintf(stderr, "[e2e] drain: %ld answered 200 (%ld after SIGTERM began), %ld refused, "
 		"503 or cut before commit; exit after %.1f s\n", ok, ok - ok_at_term, other, secs);
 	free(text);
-	harness_response_free(&slow.resp);
+	harness_response_free(&slow->resp);
+	free(slow);
 	harness_load_free(load);
 	e2e_pass(t);
 }

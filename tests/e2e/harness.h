@@ -13,7 +13,8 @@
  *
  * Every wait is a bounded polling loop. Nothing here calls cmocka: functions
  * report failure by return value and a message on stderr, the tests assert.
- * Threads: test thread only (the receiver has its own, see receiver.h).
+ * Threads: test thread only (the receiver and harness_load have their own
+ * threads, see receiver.h and harness_load.c).
  */
 #ifndef E2E_HARNESS_H
 #define E2E_HARNESS_H
@@ -99,15 +100,17 @@ int harness_request(const struct harness *h, const char *method, const char *pat
 		    size_t len, int with_token, struct harness_response *resp);
 
 /*
- * One kept-alive HTTPS connection that GETs path each time (no token):
- * harness_conn_get returns the status (0 when no answer) and sets *reused
- * to 1 when the request went over the connection already open, 0 when a
- * new one had to be made. NULL on failure; free with harness_conn_free
- * (NULL is fine).
+ * One kept-alive HTTPS connection to the daemon, reused from request to
+ * request. harness_conn_request GETs path when body is NULL, else POSTs
+ * body as JSON with the token; 0 when an answer arrived (free resp with
+ * harness_response_free, also on -1), and *reused = 1 when it went over
+ * the connection already open, 0 when a new one had to be made. h is
+ * borrowed. NULL on failure; harness_conn_free accepts NULL.
  */
 struct harness_conn;
-struct harness_conn *harness_conn_new(const struct harness *h, const char *path);
-long harness_conn_get(struct harness_conn *k, int *reused);
+struct harness_conn *harness_conn_new(const struct harness *h);
+int harness_conn_request(struct harness_conn *k, const char *path, const char *body, size_t len,
+			 struct harness_response *resp, int *reused);
 void harness_conn_free(struct harness_conn *k);
 
 /* POST endpoint, application/json, with the token. */

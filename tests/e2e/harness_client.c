@@ -16,12 +16,6 @@
 
 /* --- TLS client --- */
 
-static size_t harness_discard(char *data, size_t size, size_t nmemb, void *userp)
-{
-	(void)data;
-	(void)userp;
-	return size * nmemb;
-}
 
 static size_t harness_collect(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -143,39 +137,69 @@ int harness_counts(const struct harness_response *resp, long *accepted, long *re
 /* --- one kept-alive connection --- */
 
 struct harness_conn {
+	const struct harness *h;
 	CURL *c;
+	struct curl_slist *post_headers;
 };
 
-struct harness_conn *harness_conn_new(const struct harness *h, const char *path)
+struct harness_conn *harness_conn_new(const struct harness *h)
 {
 	struct harness_conn *k = calloc(1, sizeof(*k));
-	char url[256];
+	struct curl_slist *tmp;
+	char token[128];
 
 	if (k == NULL)
 		return NULL;
+	k->h = h;
 	k->c = curl_easy_init();
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", h->port, path);
-	if (k->c == NULL || curl_easy_setopt(k->c, CURLOPT_URL, url) != CURLE_OK ||
-	    curl_easy_setopt(k->c, CURLOPT_CAINFO, harness_cert()) != CURLE_OK ||
+	snprintf(token, sizeof(token), "X-Router-Token: %s", h->token);
+	const char *lines[] = { "Expect:", "Content-Type: application/json", token, NULL };
+	for (size_t i = 0; lines[i] != NULL; i++)
+		if ((tmp = curl_slist_append(k->post_headers, lines[i])) != NULL)
+			k->post_headers = tmp;
+	if (k->c == NULL || curl_easy_setopt(k->c, CURLOPT_CAINFO, harness_cert()) != CURLE_OK ||
 	    curl_easy_setopt(k->c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
 	    curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, 10000L) != CURLE_OK ||
 	    curl_easy_setopt(k->c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, harness_discard) != CURLE_OK) {
+	    curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, harness_collect) != CURLE_OK) {
 		harness_conn_free(k);
 		return NULL;
 	}
 	return k;
 }
 
-long harness_conn_get(struct harness_conn *k, int *reused)
+int harness_conn_request(struct harness_conn *k, const char *path, const char *body, size_t len,
+			 struct harness_response *resp, int *reused)
 {
-	long status = 0, fresh = 1;
+	char url[256];
+	long fresh = 1;
+	int rc = -1;
 
-	if (curl_easy_perform(k->c) == CURLE_OK)
-		curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+	memset(resp, 0, sizeof(*resp));
+	*reused = 0;
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", k->h->port, path);
+	if (curl_easy_setopt(k->c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_WRITEDATA, resp) != CURLE_OK)
+		goto out;
+	if (body == NULL) {
+		if (curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, NULL) != CURLE_OK ||
+		    curl_easy_setopt(k->c, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+			goto out;
+	} else if (curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, k->post_headers) != CURLE_OK ||
+		   curl_easy_setopt(k->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
+		   curl_easy_setopt(k->c, CURLOPT_POSTFIELDS, body) != CURLE_OK) {
+		goto out;
+	}
+	if (curl_easy_perform(k->c) != CURLE_OK)
+		goto out;
+	curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_getinfo(k->c, CURLINFO_NUM_CONNECTS, &fresh);
 	*reused = fresh == 0;
-	return status;
+	rc = 0;
+out:
+	if (resp->body == NULL)
+		resp->body = strdup("");
+	return resp->body != NULL ? rc : -1;
 }
 
 void harness_conn_free(struct harness_conn *k)
@@ -183,5 +207,6 @@ void harness_conn_free(struct harness_conn *k)
 	if (k == NULL)
 		return;
 	curl_easy_cleanup(k->c);
+	curl_slist_free_all(k->post_headers);
 	free(k);
 }
