@@ -16,6 +16,12 @@
  * values (forward names, hosts, write paths, drop reasons), never payloads
  * or URLs.
  *
+ * Stopping (http_stop, http_drain.h): a batch request that starts once the
+ * drain has begun is answered 503 with Connection: close before its body
+ * is read, so nothing of it is committed and E-goi sends it again; one
+ * already in flight is answered as usual, with Connection: close; /healthz
+ * answers 503.
+ *
  * Threads: civetweb runs `threads` workers; one open connection holds one
  * worker while it lives, so the keep-alive and request timeouts are short.
  */
@@ -35,6 +41,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
+#include "http_drain.h"
 #include "http_watchdog.h"
 #include "log.h"
 #include "metrics.h"
@@ -83,7 +90,8 @@ static const char *http_reason(int status)
 
 /*
  * Sends a whole response in one write. close != 0 asks civetweb to drop
- * the connection afterwards (used when the request body was not read).
+ * the connection afterwards (used when the request body was not read, and
+ * while the intake stops).
  */
 static void http_reply(struct mg_connection *conn, int status, const char *ctype,
 		       const char *body, size_t len, int close, const char *extra)
@@ -309,7 +317,8 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		if (res.http_status >= 500)
 			snprintf(res.error, sizeof res.error,
 				 "internal error, batch not accepted (request id %s)", rid);
-		http_reply_error(conn, res.http_status, res.error, 0, NULL);
+		http_reply_error(conn, res.http_status, res.error, http_drain_stopping(&s->drain),
+				 NULL);
 		return res.http_status;
 	}
 	log_msg(LOG_DEBUG, rid,
@@ -318,22 +327,46 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		res.summary.dead_letters);
 	n = snprintf(answer, sizeof answer, "{\"accepted\":%zu,\"rejected\":%zu}", res.accepted,
 		     res.rejected);
-	http_reply(conn, 200, "application/json", answer, (size_t)n, 0, NULL);
+	/* While stopping, the sender must not send its next batch on this
+	 * connection: it would be refused, or meet the connection's close. */
+	http_reply(conn, 200, "application/json", answer, (size_t)n,
+		   http_drain_stopping(&s->drain), NULL);
 	return 200;
 }
 
+/*
+ * Every batch handler passes the drain gate (http_drain.h): once the
+ * intake is stopping, a request that had not started is answered 503
+ * before anything is read or committed, and its connection closed; one
+ * that had started goes on to its answer, which http_stop waits for.
+ */
 int http_on_batch(struct mg_connection *conn, void *cbdata)
 {
+	struct http_server *s = cbdata;
 	double start = clock_mono();
-	int status = http_batch(conn, cbdata);
+	int status;
 
+	if (http_drain_enter(&s->drain)) {
+		status = http_batch(conn, cbdata);
+		http_drain_leave(&s->drain);   /* after the answer: it has been written */
+	} else {
+		http_reply_error(conn, 503, "shutting down, batch not accepted; send it again", 1,
+				 "Retry-After: 5\r\n");
+		status = 503;
+	}
 	metrics_request(status, clock_mono() - start);
 	return status;
 }
 
+/* 503 while stopping, so a load balancer takes this node out. */
 int http_on_healthz(struct mg_connection *conn, void *cbdata)
 {
-	(void)cbdata;
+	struct http_server *s = cbdata;
+
+	if (http_drain_stopping(&s->drain)) {
+		http_reply(conn, 503, "text/plain", "stopping", 8, 1, NULL);
+		return 503;
+	}
 	http_reply(conn, 200, "text/plain", "ok", 2, 0, NULL);
 	return 200;
 }

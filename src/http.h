@@ -28,7 +28,13 @@ int http_library_init(char *err, size_t errlen);
  * must outlive the server. */
 struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen);
 
-/* Stops accepting, waits for running requests, frees. s may be NULL. */
+/*
+ * Stops the intake without cutting an answer: new connections are refused
+ * at once, requests that start from now on are answered 503 (nothing
+ * committed), requests in flight are waited for (up to 10 s) and answered,
+ * then civetweb stops and s is freed. Logs "stopping intake: N requests in
+ * flight". Call from the thread that called http_start. s may be NULL.
+ */
 void http_stop(struct http_server *s);
 
 /* The first listening port (for tests and logs), or -1. */

@@ -2,7 +2,8 @@
  * http_server.c — civetweb set-up for the intake (see http.h): TLS library
  * start, listening options (TLS versions and ciphers, mTLS, allowlist,
  * timeouts, keep-alive, TCP_NODELAY), one struct http_worker per worker
- * thread (init_thread / exit_thread), and a prompt stop.
+ * thread (init_thread / exit_thread), and a stop that first drains the
+ * requests in flight (http_drain.h).
  *
  * Threads: http_start and http_stop run on the main thread; the thread
  * callbacks on civetweb's workers.
@@ -10,18 +11,13 @@
 #include "http.h"
 #include "http_internal.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <errno.h>
 #include <openssl/rand.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -119,6 +115,10 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	}
 	s->sh = sh;
 	s->cfg = cfg;
+	if (http_drain_init(&s->drain) < 0) {
+		snprintf(err, errlen, "cannot create the drain pipe: %s", strerror(errno));
+		goto fail;
+	}
 	snprintf(threads, sizeof threads, "%ld", cfg->threads);
 
 	opts[n++] = "listening_ports";       opts[n++] = cfg->listen;
@@ -197,68 +197,65 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	return s;
 fail:
 	http_watchdog_stop(s->watchdog);
+	http_drain_free(&s->drain);
 	free(acl);
 	free(s);
 	return NULL;
 }
 
 /*
- * civetweb 1.15's listening thread looks at its stop flag only between
- * accepts or every 2 s, so mg_stop alone takes ~2 s. While it runs, this
- * thread connects to our own ports on the loopback every 50 ms, which
- * wakes the listener at once. Harmless when it cannot connect (a port
- * bound to another address): stopping is then merely slower.
+ * How long http_stop waits for requests in flight. A batch's own work
+ * (rules with their instruction limit, one group commit) takes
+ * milliseconds; what can take longer is a body still arriving, which the
+ * body watchdog bounds only at 10 s and more. Past the grace the stop goes
+ * on: a request still unanswered then loses its connection, so a batch
+ * committed in that very moment would be sent again (a duplicate, never a
+ * loss). Ten seconds keeps the whole stop (then up to 5 s of delivery)
+ * inside the 30 s that service managers commonly allow before SIGKILL.
  */
-struct http_poker {
-	int ports[8];
-	int nports;
-	atomic_int done;
-};
+#define HTTP_DRAIN_GRACE_S 10.0
 
-static void *http_poke_main(void *arg)
-{
-	struct http_poker *pk = arg;
-	const struct timespec pause = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
-
-	for (int round = 0; round < 100 && !atomic_load(&pk->done); round++) {
-		(void)nanosleep(&pause, NULL);
-		for (int i = 0; i < pk->nports; i++) {
-			struct sockaddr_in sa = { .sin_family = AF_INET };
-			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-			if (fd < 0)
-				continue;
-			sa.sin_port = htons((uint16_t)pk->ports[i]);
-			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-			(void)connect(fd, (struct sockaddr *)&sa, sizeof sa);
-			close(fd);
-		}
-	}
-	return NULL;
-}
-
+/*
+ * Drain, then stop (http_drain.h says why mg_stop alone is not enough):
+ * refuse new connections, refuse requests that have not started, wait for
+ * those that have, then mg_stop. Every listening socket is replaced by
+ * a quiet descriptor which http_drain_wake makes readable, so civetweb's
+ * accept loop sees mg_stop's flag at once rather than after its 2 s poll.
+ */
 void http_stop(struct http_server *s)
 {
 	struct mg_server_port ports[8];
-	struct http_poker pk;
-	pthread_t poker;
-	int poking = 0;
+	int nums[8], nports, closed;
+	long inflight, left;
 
 	if (!s)
 		return;
 	if (s->ctx) {
-		memset(&pk, 0, sizeof pk);
-		pk.nports = mg_get_server_ports(s->ctx, 8, ports);
-		for (int i = 0; i < pk.nports; i++)
-			pk.ports[i] = ports[i].port;
-		poking = pk.nports > 0 && pthread_create(&poker, NULL, http_poke_main, &pk) == 0;
+		nports = mg_get_server_ports(s->ctx, 8, ports);
+		for (int i = 0; i < nports; i++)
+			nums[i] = ports[i].port;
+		closed = nports > 0 ? http_drain_close_listeners(&s->drain, nums, nports) : 0;
+		if (closed < nports)
+			/* Still correct (requests there are answered 503), only the
+			 * connections are accepted, and stopping may take 2 s more. */
+			log_msg(LOG_WARN, NULL, "stopping intake: %d of %d listening sockets could "
+				"not be closed early (%s); new connections there are answered 503",
+				nports - (closed > 0 ? closed : 0), nports,
+				closed < 0 ? strerror(errno) : "not found");
+		inflight = http_drain_begin(&s->drain);
+		log_msg(LOG_INFO, NULL, "stopping intake: %ld requests in flight", inflight);
+		left = http_drain_wait(&s->drain, HTTP_DRAIN_GRACE_S);
+		if (left > 0)
+			log_msg(LOG_WARN, NULL, "stopping intake: %ld requests still in flight after "
+				"%.0f s, their connections are closed unanswered (E-goi sends those "
+				"batches again)", left, HTTP_DRAIN_GRACE_S);
+		else if (inflight > 0)
+			log_msg(LOG_INFO, NULL, "stopping intake: every request in flight answered");
+		http_drain_wake(&s->drain);
 		mg_stop(s->ctx);
-		if (poking) {
-			atomic_store(&pk.done, 1);
-			pthread_join(poker, NULL);
-		}
 	}
 	http_watchdog_stop(s->watchdog);   /* after mg_stop: workers have unregistered */
+	http_drain_free(&s->drain);        /* after mg_stop: it closed the replaced descriptors */
 	free(s);
 }
 

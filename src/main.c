@@ -3,9 +3,9 @@
  *
  *   run:   config → logging → TLS library → rules compile check → outbox
  *          schema → delivery thread → outbox writer → HTTP intake; then
- *          wait for a signal. Shutdown is the reverse: stop intake (mg_stop
- *          waits for running requests), stop the writer, drain delivery,
- *          exit 0.
+ *          wait for a signal. Shutdown is the reverse: stop intake
+ *          (refuse new connections and requests, answer those in flight,
+ *          then mg_stop), stop the writer, drain delivery, exit 0.
  *   check: config + rules compile; exit 0 or 1.
  *   test:  dry-run rules on a batch file, one JSON line per event.
  *   dlq:   list, replay or purge dead letters (dlq.c).
@@ -231,7 +231,9 @@ static int cmd_run(const char *path)
 		if (sig == SIGHUP)
 			reload_rules(&sh);
 	}
-	log_msg(LOG_INFO, NULL, "signal %d: stopping intake", sig);
+	log_msg(LOG_INFO, NULL, "signal %d: stopping", sig);
+	/* Drains the intake: every batch committed gets its answer before
+	 * civetweb stops (http.h); only then may the writer stop. */
 	http_stop(http);
 	http = NULL;
 	outbox_writer_stop(writer);

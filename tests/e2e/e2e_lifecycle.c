@@ -1,14 +1,21 @@
 /*
  * e2e_lifecycle.c — end-to-end scenarios across the daemon's life (SPEC §3,
  * §7): undelivered forwards survive a stop and a crash, SIGTERM exits 0 in
- * time, and the `check` / `test` commands.
+ * time and answers every batch it committed while stopping, and the
+ * `check` / `test` commands.
  */
 #include "e2e/e2e.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -400,12 +407,189 @@ static void sighup_reloads_rules_and_refuses_broken_ones(void **state)
 	e2e_pass(t);
 }
 
+/*
+ * SIGTERM while batches are in the pipeline: a 200 means committed, and a
+ * committed batch must get its 200 before its connection closes (a cut one
+ * would be sent again by E-goi, a duplicate). Four clients post
+ * 4-event batches without pause (two over keep-alive, two on new
+ * connections), each event holding its rule ~2 ms; a fifth batch holds
+ * its rule 2 s, so the drain is still going on when we look at it. Then:
+ * - a new connection made while draining is refused (or answered 503);
+ *   on connections opened before, /healthz and a new batch answer 503 and
+ *   the batch is not committed;
+ * - the daemon exits 0 within its grace;
+ * - every batch with lines in the output file was answered 200, and every
+ *   200 has all its lines: no batch is committed and then cut.
+ */
+#define DRAIN_EVENTS 4
+#define DRAIN_CLIENTS 4
+
+static const char drain_lua[] =
+	"local function hold(s) local t = now() while now() - t < s do end end\n"
+	"function route(e, m)\n"
+	"  if e.bid == 'slow' then log.info('slow batch started'); hold(2.0)\n"
+	"  else hold(0.002) end\n"
+	"  write('seen.txt', {line = e.bid})\n"
+	"end\n";
+
+struct drain_slow {
+	struct harness *h;
+	struct harness_response resp;
+	atomic_int done;
+};
+
+static void *drain_slow_main(void *arg)
+{
+	struct drain_slow *s = arg;
+	static const char body[] = "{\"events\":[{\"action\":\"email_open\",\"bid\":\"slow\"}]}";
+
+	harness_post(s->h, body, sizeof(body) - 1, &s->resp);
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+/* Lines of seen.txt equal to bid. */
+static long drain_lines(const char *text, const char *bid)
+{
+	size_t n = strlen(bid);
+	long count = 0;
+
+	for (const char *p = text; *p != '\0';) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+
+		count += len == n && memcmp(p, bid, n) == 0;
+		p += len + (nl != NULL);
+	}
+	return count;
+}
+
+/* 0 when a TCP connection to port is refused; 1 when it was accepted. */
+static int drain_connects(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+
+	assert_true(fd >= 0);
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (rc != 0 && errno != ECONNREFUSED)
+		fprintf(stderr, "[e2e] connect while draining: %s\n", strerror(errno));
+	close(fd);
+	assert_true(rc == 0 || errno == ECONNREFUSED);
+	return rc == 0;
+}
+
+static void sigterm_answers_every_committed_batch(void **state)
+{
+	struct e2e *t = *state;
+	/* On the heap: should an assertion end the scenario early, the thread
+	 * still running writes into memory that stays valid. */
+	struct drain_slow *slow = calloc(1, sizeof(*slow));
+	char path[HARNESS_PATH + 16], bid[32];
+	pthread_t slow_thread;
+	double secs = 0;
+	long ok_at_term, ok = 0, other = 0;
+	int reused = 0;
+	struct harness_response resp;
+	static const char late[] = "{\"events\":[{\"action\":\"email_open\",\"bid\":\"late\"}]}";
+
+	assert_non_null(slow);
+	slow->h = &t->h;
+	e2e_boot(t, drain_lua, "lua_instruction_limit = 0\n");
+	struct harness_load *load = harness_load_start(&t->h, DRAIN_CLIENTS, DRAIN_EVENTS);
+	assert_non_null(load);
+	for (int i = 0; i < 200 && harness_load_ok(load) < 20; i++)
+		harness_sleep_ms(50);
+	assert_true(harness_load_ok(load) >= 20);
+	assert_int_equal(pthread_create(&slow_thread, NULL, drain_slow_main, slow), 0);
+	assert_true(log_has(t, "slow batch started"));
+	/* Two connections opened before the stop: a probe's, a sender's. */
+	struct harness_conn *probe = harness_conn_new(&t->h), *sender = harness_conn_new(&t->h);
+	assert_non_null(probe);
+	assert_non_null(sender);
+	assert_int_equal(harness_conn_request(probe, "/healthz", NULL, 0, &resp, &reused), 0);
+	assert_int_equal(resp.status, 200);
+	harness_response_free(&resp);
+	assert_int_equal(harness_conn_request(sender, "/healthz", NULL, 0, &resp, &reused), 0);
+	harness_response_free(&resp);
+
+	ok_at_term = harness_load_ok(load);
+	assert_int_equal(kill(t->h.pid, SIGTERM), 0);
+	assert_true(log_has(t, "requests in flight"));
+	/* Still draining (the slow batch holds it): intake is closed. */
+	if (drain_connects(t->h.port)) {
+		assert_int_equal(harness_request(&t->h, "GET", "/healthz", NULL, NULL, NULL, 0, 0,
+						 &resp), 0);
+		assert_int_equal(resp.status, 503);
+		harness_response_free(&resp);
+	}
+	/* A load balancer's probe on its open connection: 503. */
+	assert_int_equal(harness_conn_request(probe, "/healthz", NULL, 0, &resp, &reused), 0);
+	assert_true(reused);
+	assert_int_equal(resp.status, 503);
+	harness_response_free(&resp);
+	/* A batch on an open connection: 503, a reason, not committed (below). */
+	assert_int_equal(harness_conn_request(sender, "/hooks/egoi", late, sizeof(late) - 1,
+					      &resp, &reused), 0);
+	assert_true(reused);
+	assert_int_equal(resp.status, 503);
+	assert_non_null(strstr(resp.body, "shutting down"));
+	harness_response_free(&resp);
+	assert_int_equal(atomic_load(&slow->done), 0);
+	harness_conn_free(probe);
+	harness_conn_free(sender);
+
+	int status = harness_stop(&t->h, 15000, &secs);
+	harness_load_stop(load);
+	pthread_join(slow_thread, NULL);
+	assert_int_not_equal(status, -1);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	snprintf(path, sizeof(path), "%s/seen.txt", t->h.output_dir);
+	char *text = harness_read_file(path, NULL);
+	assert_non_null(text);
+	for (int k = 0; k < harness_load_threads(load); k++) {
+		for (long n = 0; n < harness_load_count(load, k); n++) {
+			long st = harness_load_status(load, k, n);
+
+			snprintf(bid, sizeof(bid), "%d-%ld", k, n);
+			long lines = drain_lines(text, bid);
+			long want = st == 200 ? DRAIN_EVENTS : 0;
+
+			if (lines != want || (st != 200 && st != 503 && st != 0))
+				fprintf(stderr, "[e2e] batch %s: status %ld but %ld lines\n", bid, st,
+					lines);
+			assert_int_equal(lines, want);
+			assert_true(st == 200 || st == 503 || st == 0);
+			ok += st == 200;
+			other += st != 200;
+		}
+	}
+	if (slow->resp.status != 200 || drain_lines(text, "slow") != 1)
+		fprintf(stderr, "[e2e] slow batch: status %ld, %ld lines\n", slow->resp.status,
+			drain_lines(text, "slow"));
+	assert_int_equal(slow->resp.status, 200);
+	assert_int_equal(drain_lines(text, "slow"), 1);
+	assert_int_equal(drain_lines(text, "late"), 0);
+	fprintf(stderr, "[e2e] drain: %ld answered 200 (%ld after SIGTERM began), %ld refused, "
+		"503 or cut before commit; exit after %.1f s\n", ok, ok - ok_at_term, other, secs);
+	free(text);
+	harness_response_free(&slow->resp);
+	free(slow);
+	harness_load_free(load);
+	e2e_pass(t);
+}
+
 const struct CMUnitTest e2e_lifecycle_tests[] = {
 	E2E_TEST(sighup_reloads_rules_and_refuses_broken_ones),
 	E2E_TEST(refuses_to_start_without_tls),
 	E2E_TEST(restart_resumes_undelivered),
 	E2E_TEST(crash_after_200_loses_nothing),
 	E2E_TEST(sigterm_exits_zero),
+	E2E_TEST(sigterm_answers_every_committed_batch),
 	E2E_TEST(rules_file_edited_without_sighup_changes_nothing),
 	E2E_TEST(check_command_validates_config_and_rules),
 	E2E_TEST(usage_errors_exit_2),

@@ -13,10 +13,10 @@
  *
  * Every wait is a bounded polling loop. Nothing here calls cmocka: functions
  * report failure by return value and a message on stderr, the tests assert.
- * Threads: test thread only (the receiver has its own, see receiver.h),
- * except harness_request, harness_post and harness_metric, which several
- * client threads may call at once (each call uses its own curl handle and
- * only reads the struct harness).
+ * Threads: test thread only (the receiver and harness_load have their own
+ * threads, see receiver.h and harness_load.c), except harness_request,
+ * harness_post and harness_metric, which several client threads may call at
+ * once (each call uses its own curl handle and only reads the struct harness).
  */
 #ifndef E2E_HARNESS_H
 #define E2E_HARNESS_H
@@ -124,6 +124,20 @@ int harness_request(const struct harness *h, const char *method, const char *pat
  * found; -1 when the scrape failed or the series is absent. */
 int harness_metric(const struct harness *h, const char *series, double *value);
 
+/*
+ * One kept-alive HTTPS connection to the daemon, reused from request to
+ * request. harness_conn_request GETs path when body is NULL, else POSTs
+ * body as JSON with the token; 0 when an answer arrived (free resp with
+ * harness_response_free, also on -1), and *reused = 1 when it went over
+ * the connection already open, 0 when a new one had to be made. h is
+ * borrowed. NULL on failure; harness_conn_free accepts NULL.
+ */
+struct harness_conn;
+struct harness_conn *harness_conn_new(const struct harness *h);
+int harness_conn_request(struct harness_conn *k, const char *path, const char *body, size_t len,
+			 struct harness_response *resp, int *reused);
+void harness_conn_free(struct harness_conn *k);
+
 /* POST endpoint, application/json, with the token. */
 int harness_post(const struct harness *h, const char *body, size_t len,
 		 struct harness_response *resp);
@@ -155,6 +169,36 @@ char *harness_sql_text(const struct harness *h, const char *sql);
 
 /* Polls sql every 50 ms until it yields want; 0 when it did within timeout_ms. */
 int harness_sql_wait(const struct harness *h, const char *sql, long want, long timeout_ms);
+
+/* --- background load (harness_load.c) --- */
+
+struct harness_load;
+
+/*
+ * Starts nthreads (1-16) client threads that POST batches to the daemon one
+ * after another until harness_load_stop (at most 4096 each). Request n of
+ * thread k carries `events` events {"action":"email_open","bid":"k-n"}.
+ * Even-numbered threads keep their connection alive, odd ones open a new
+ * one per request. h is borrowed (port, token) and must outlive the load.
+ * NULL on failure. Free with harness_load_free.
+ */
+struct harness_load *harness_load_start(const struct harness *h, int nthreads, int events);
+
+/* Requests answered 200 so far, all threads together. */
+long harness_load_ok(const struct harness_load *l);
+
+/* Asks the threads to stop after their current request and joins them. */
+void harness_load_stop(struct harness_load *l);
+
+/* After harness_load_stop: the number of threads, how many requests thread
+ * k made, and the HTTP status of its request n (0 = no answer: refused,
+ * cut or timed out; -1 = no such request). */
+int harness_load_threads(const struct harness_load *l);
+long harness_load_count(const struct harness_load *l, int k);
+long harness_load_status(const struct harness_load *l, int k, long n);
+
+/* Stops (if needed) and frees; l may be NULL. */
+void harness_load_free(struct harness_load *l);
 
 /* --- JSON text helpers (independent of the daemon's parser) --- */
 

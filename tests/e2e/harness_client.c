@@ -2,7 +2,8 @@
  * harness_client.c — the end-to-end tests' HTTPS client: libcurl with the
  * run's generated certificate as the only trusted CA (verification on), one
  * fresh connection per request so no kept-alive connection holds one of the
- * daemon's worker threads between steps.
+ * daemon's worker threads between steps; and, for the scenarios that need
+ * one, a single kept-alive connection (struct harness_conn).
  *
  * Threads: harness_request, harness_post and harness_metric may run on
  * several threads at once (each call has its own easy handle; curl's global
@@ -16,6 +17,7 @@
 #include <yajl/yajl_tree.h>
 
 /* --- TLS client --- */
+
 
 static size_t harness_collect(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -160,4 +162,81 @@ int harness_metric(const struct harness *h, const char *series, double *value)
 out:
 	harness_response_free(&r);
 	return rc;
+}
+
+/* --- one kept-alive connection --- */
+
+struct harness_conn {
+	const struct harness *h;
+	CURL *c;
+	struct curl_slist *post_headers;
+};
+
+struct harness_conn *harness_conn_new(const struct harness *h)
+{
+	struct harness_conn *k = calloc(1, sizeof(*k));
+	struct curl_slist *tmp;
+	char token[128];
+
+	if (k == NULL)
+		return NULL;
+	k->h = h;
+	k->c = curl_easy_init();
+	snprintf(token, sizeof(token), "X-Router-Token: %s", h->token);
+	const char *lines[] = { "Expect:", "Content-Type: application/json", token, NULL };
+	for (size_t i = 0; lines[i] != NULL; i++)
+		if ((tmp = curl_slist_append(k->post_headers, lines[i])) != NULL)
+			k->post_headers = tmp;
+	if (k->c == NULL || curl_easy_setopt(k->c, CURLOPT_CAINFO, harness_cert()) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_TIMEOUT_MS, 10000L) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, harness_collect) != CURLE_OK) {
+		harness_conn_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+int harness_conn_request(struct harness_conn *k, const char *path, const char *body, size_t len,
+			 struct harness_response *resp, int *reused)
+{
+	char url[256];
+	long fresh = 1;
+	int rc = -1;
+
+	memset(resp, 0, sizeof(*resp));
+	*reused = 0;
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d%s", k->h->port, path);
+	if (curl_easy_setopt(k->c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(k->c, CURLOPT_WRITEDATA, resp) != CURLE_OK)
+		goto out;
+	if (body == NULL) {
+		if (curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, NULL) != CURLE_OK ||
+		    curl_easy_setopt(k->c, CURLOPT_HTTPGET, 1L) != CURLE_OK)
+			goto out;
+	} else if (curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, k->post_headers) != CURLE_OK ||
+		   curl_easy_setopt(k->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
+		   curl_easy_setopt(k->c, CURLOPT_POSTFIELDS, body) != CURLE_OK) {
+		goto out;
+	}
+	if (curl_easy_perform(k->c) != CURLE_OK)
+		goto out;
+	curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &resp->status);
+	curl_easy_getinfo(k->c, CURLINFO_NUM_CONNECTS, &fresh);
+	*reused = fresh == 0;
+	rc = 0;
+out:
+	if (resp->body == NULL)
+		resp->body = strdup("");
+	return resp->body != NULL ? rc : -1;
+}
+
+void harness_conn_free(struct harness_conn *k)
+{
+	if (k == NULL)
+		return;
+	curl_easy_cleanup(k->c);
+	curl_slist_free_all(k->post_headers);
+	free(k);
 }
