@@ -167,6 +167,9 @@ static int cmd_run(const char *path)
 		fprintf(stderr, "egoi-router: cannot block signals\n");
 		goto out;
 	}
+	/* A file-size limit (ulimit -f) must fail the write (EFBIG: the batch
+	 * gets 503, the file keeps whole lines), not kill the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	src = load_and_check(path, &cfg);
 	if (!src) {
 		rc = EXIT_INVALID;
