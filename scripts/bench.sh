@@ -70,18 +70,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/egoi-bench.XXXXXX")
 main_pid=""
 sink_pid=""
 
-# Stops one daemon: SIGTERM, then SIGKILL if it is still there after 10 s.
-stop() {
-	[ -n "$1" ] || return 0
-	kill -TERM "$1" 2>/dev/null || return 0
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ "$i" -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-}
+# stop, free_port, start_daemon
+. "$(dirname "$0")/daemon-lib.sh"
 cleanup() {
 	stop "$main_pid"
 	stop "$sink_pid"
@@ -95,53 +85,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A TCP port nobody on this machine has bound (checked in /proc/net), taken
-# at random from 20000-59999; start_daemon retries if we still lose a race.
-free_port() {
-	while :; do
-		r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		p=$((20000 + r % 40000))
-		hex=$(printf ':%04X' "$p")
-		cat /proc/net/tcp /proc/net/tcp6 2>/dev/null |
-			awk -v p="$hex" 'substr($2, length($2) - 4) == p { f = 1 } END { exit !f }' ||
-			{ echo "$p"; return 0; }
-	done
-}
 
-# start_daemon NAME SCHEME: writes $tmp/NAME.conf from the template
-# $tmp/NAME.conf.in (PORT replaced), starts the daemon and waits until
-# /healthz answers 200. Sets started_pid and started_port.
-start_daemon() {
-	name=$1 scheme=$2 attempt=0
-	while [ "$attempt" -lt 5 ]; do
-		attempt=$((attempt + 1))
-		started_port=$(free_port)
-		sed "s/PORT/$started_port/" "$tmp/$name.conf.in" > "$tmp/$name.conf"
-		"$bin" run -c "$tmp/$name.conf" > "$tmp/$name.log" 2>&1 &
-		started_pid=$!
-		i=0
-		while [ "$i" -lt 100 ]; do
-			if ! kill -0 "$started_pid" 2>/dev/null; then
-				wait "$started_pid" 2>/dev/null || true
-				break
-			fi
-			code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-				--cacert "$tmp/cert/ca.pem" "$scheme://127.0.0.1:$started_port/healthz" || true)
-			[ "$code" = 200 ] && return 0
-			sleep 0.1
-			i=$((i + 1))
-		done
-		if kill -0 "$started_pid" 2>/dev/null; then
-			stop "$started_pid"
-			cat "$tmp/$name.log" >&2
-			die "the $name daemon did not answer /healthz within 10 s"
-		fi
-		# Exited: a lost race for the port is worth another try.
-		grep -qi 'bind\|address already in use\|cannot listen\|port' "$tmp/$name.log" || break
-	done
-	cat "$tmp/$name.log" >&2
-	die "the $name daemon did not start"
-}
 
 kb() { awk -v k="/^$1:/" '$0 ~ substr(k, 2, length(k) - 2) { print $2 }' "/proc/$2/status" 2>/dev/null || echo 0; }
 
