@@ -30,7 +30,7 @@ LDFLAGS  += $(SANFLAGS) -pthread
 LIBS     := -lcivetweb -llua5.4-cjson $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl
 
 # The shims must come first and must not be dropped by --as-needed: civetweb's
-# dlopen("libssl.so") / dlopen("libcrypto.so") then find them (PITFALLS.md §1).
+# dlopen("libssl.so") / dlopen("libcrypto.so") then find them.
 SHIMS    := $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so
 SHIMLINK := -Wl,--no-as-needed $(SHIMS) -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/lib' \
             -Wl,-rpath,'$$ORIGIN/../lib'

@@ -7,7 +7,7 @@
  * else of interest), counts nesting, records each element's span and
  * forwards the inside of object elements to the caller's builder. Numbers
  * arrive as raw text (yajl_number), so integer-or-float is decided here and
- * nothing is rounded on the way (PITFALLS.md §5).
+ * nothing is rounded on the way.
  *
  * Spans: in start_map/start_array the bracket is at consumed - 1; a closing
  * bracket or a scalar token ends at consumed. Between two callbacks yajl can

@@ -12,7 +12,7 @@
  * Kept: the Retry-After of the final response and at most DELIVER_SNIPPET
  * bytes of its body (for the dead letter's reason); the rest is discarded.
  * Only http and https are allowed, redirects are not followed (a 3xx is a
- * permanent failure, SPEC §7).
+ * permanent failure).
  *
  * Threads: everything here runs on the delivery thread.
  */

@@ -1,6 +1,6 @@
 /*
  * dlq.h — `egoi-router dlq list|replay|purge [-c FILE] ...`: the operator's
- * tools for dead letters (SPEC §3, §7).
+ * tools for dead letters.
  *
  *   list    one JSON line per dead letter not yet replayed, oldest first
  *   replay  failed forwards go back to the outbox with their delivery id;

@@ -14,7 +14,7 @@
 struct config;
 struct outbox;
 
-/* Process exit codes (SPEC §3). */
+/* Process exit codes. */
 enum { DLQ_OK = 0, DLQ_INVALID = 1, DLQ_USAGE = 2, DLQ_RUNTIME = 3 };
 
 /* Options, as bits: which ones were given, which ones a subcommand accepts. */

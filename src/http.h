@@ -1,13 +1,13 @@
 /*
  * http.h — the HTTPS intake: civetweb set-up, routes, auth, limits, answers.
  *
- * Routes: POST {endpoint} (a batch, see SPEC §5), GET /healthz, GET /metrics
+ * Routes: POST {endpoint} (a batch), GET /healthz, GET /metrics
  * (Prometheus text format, no token: see http.c). Each worker
  * thread gets a struct pipeline (its Lua state, file sink) in civetweb's
  * init_thread callback; batches reach the outbox through the shared group
  * committer (outbox_writer.h).
  * Every answer is built in one buffer and sent with one mg_write (over TLS,
- * one record) on a keep-alive connection with TCP_NODELAY (PITFALLS §4).
+ * one record) on a keep-alive connection with TCP_NODELAY.
  */
 #ifndef EGOI_HTTP_H
 #define EGOI_HTTP_H

@@ -2,7 +2,7 @@
  * json_lua.h — JSON ⇄ Lua values with exact numbers, on yajl.
  *
  * lua-cjson 2.1.0 decodes every number as a float and encodes with 14
- * significant digits (PITFALLS.md §2), so event tables and the rules'
+ * significant digits, so event tables and the rules'
  * json.encode/json.decode are built here instead: integers stay Lua
  * integers both ways, floats stay floats, null is lua-cjson's json.null
  * (a NULL light userdata) so the two libraries agree on it.

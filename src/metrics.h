@@ -1,5 +1,5 @@
 /*
- * metrics.h — the daemon's Prometheus metrics (SPEC §9), served at GET /metrics.
+ * metrics.h — the daemon's Prometheus metrics, served at GET /metrics.
  *
  * One process-wide set of counters, gauges and histograms, all fixed-size
  * arrays of <stdatomic.h> counters updated with relaxed atomics: nothing on

@@ -246,7 +246,7 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 		goto out;
 	}
 	*(struct rules **)lua_getextraspace(r->L) = r;
-	lua_gc(r->L, LUA_GCGEN, 0, 0);  /* event tables die young (PITFALLS.md §5) */
+	lua_gc(r->L, LUA_GCGEN, 0, 0);  /* event tables die young */
 
 	lua_pushcfunction(r->L, rules_l_setup);
 	lua_pushlightuserdata(r->L, (void *)opt);

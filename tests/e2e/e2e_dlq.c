@@ -1,5 +1,5 @@
 /*
- * e2e_dlq.c — end-to-end scenarios for `egoi-router dlq` (SPEC §3, §7): run
+ * e2e_dlq.c — end-to-end scenarios for `egoi-router dlq`: run
  * as a second process beside the running daemon, on its router.conf. A
  * failed forward replayed is delivered by the daemon without a restart,
  * with the same body and delivery id; rule errors replayed are routed by

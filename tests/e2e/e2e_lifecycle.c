@@ -1,6 +1,6 @@
 /*
- * e2e_lifecycle.c — end-to-end scenarios across the daemon's life (SPEC §3,
- * §7): undelivered forwards survive a stop and a crash, SIGTERM exits 0 in
+ * e2e_lifecycle.c — end-to-end scenarios across the daemon's life:
+ * undelivered forwards survive a stop and a crash, SIGTERM exits 0 in
  * time and answers every batch it committed while stopping, and the
  * `check` / `test` commands.
  */
@@ -294,7 +294,7 @@ static void test_command_prints_decisions(void **state)
 }
 
 /*
- * The rules are loaded once (SPEC §6; only SIGHUP recompiles): editing the
+ * The rules are loaded once (only SIGHUP recompiles): editing the
  * file on disk must not change what running workers do, nor break workers
  * whose Lua state is created later. Ten sequential requests on fresh
  * connections reach several of the eight workers.

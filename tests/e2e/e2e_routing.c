@@ -1,9 +1,9 @@
 /*
- * e2e_routing.c — end-to-end scenarios of what rules do (SPEC §6, §7):
+ * e2e_routing.c — end-to-end scenarios of what rules do:
  * default forwards carry the original bytes, custom forwards, retries and
  * dead letters of deliveries, written lines (whole lines on a full disk,
  * write_sync = batch), rule errors that cost only their own event, and the
- * metrics that count all of it (SPEC §9).
+ * metrics that count all of it.
  */
 #include "e2e/e2e.h"
 
@@ -142,7 +142,7 @@ static void custom_body_and_headers(void **state)
 	assert_int_equal(YAJL_GET_INTEGER(date), 631152000);
 	assert_true(idx != NULL && YAJL_IS_INTEGER(idx));
 	assert_int_equal(YAJL_GET_INTEGER(idx), 1);
-	/* Integers beyond 2^53 are encoded exactly (PITFALLS §2). */
+	/* Integers beyond 2^53 are encoded exactly. */
 	assert_non_null(strstr(c->body, "9007199254740993"));
 	yajl_tree_free(body);
 
@@ -271,7 +271,7 @@ static void written_lines(void **state)
 	struct harness_response resp = e2e_post_expect(t, batch, len, 200);
 	e2e_assert_counts(&resp, 2, 0);
 
-	/* No waiting: lines are appended before the 200 (SPEC §7). */
+	/* No waiting: lines are appended before the 200. */
 	snprintf(path, sizeof(path), "%s/engagement.jsonl", t->h.output_dir);
 	char *text = harness_read_file(path, &flen);
 	assert_non_null(text);
