@@ -94,21 +94,7 @@ scripts/dev-cert.sh "$tmp/cert" 2>/dev/null || die "could not make a dev certifi
 token=$(openssl rand -hex 24)
 mkdir -p "$tmp/sink/out" "$tmp/main/out"
 
-cat > "$tmp/sink.conf.in" <<EOF
-listen = 127.0.0.1:PORT
-tls_certificate = $tmp/cert/server.pem
-auth_token = none
-rules = $root/bench/sink.lua
-data_dir = $tmp/sink
-output_dir = $tmp/sink/out
-threads = $router_threads
-log_level = warn
-EOF
-start_daemon sink http
-sink_pid=$started_pid
-sink_port=$started_port
-BENCH_FORWARD_URL="http://127.0.0.1:$sink_port/hooks/egoi"
-export BENCH_FORWARD_URL
+start_sink
 
 cat > "$tmp/main.conf.in" <<EOF
 listen = 127.0.0.1:PORTs

@@ -1,6 +1,7 @@
 # daemon-lib.sh — sourced by bench.sh and soak.sh: start and stop egoi-router
 # daemons on free local ports. Needs $bin (the binary), $tmp (a scratch
-# directory holding cert/ca.pem and NAME.conf.in templates) and die().
+# directory holding cert/ca.pem and NAME.conf.in templates), $root (the
+# repository), $router_threads and die().
 
 # Stops one daemon: SIGTERM, then SIGKILL if it is still there after 10 s.
 stop() {
@@ -61,4 +62,25 @@ start_daemon() {
 	done
 	cat "$tmp/$name.log" >&2
 	die "the $name daemon did not start"
+}
+
+# start_sink: the receiver of forwards, a second egoi-router on plain HTTP
+# running bench/sink.lua (drops everything) in $tmp/sink. Sets sink_pid,
+# sink_port and exports BENCH_FORWARD_URL for bench/rules.lua.
+start_sink() {
+	cat > "$tmp/sink.conf.in" <<EOF
+listen = 127.0.0.1:PORT
+tls_certificate = $tmp/cert/server.pem
+auth_token = none
+rules = $root/bench/sink.lua
+data_dir = $tmp/sink
+output_dir = $tmp/sink/out
+threads = $router_threads
+log_level = warn
+EOF
+	start_daemon sink http
+	sink_pid=$started_pid
+	sink_port=$started_port
+	BENCH_FORWARD_URL="http://127.0.0.1:$sink_port/hooks/egoi"
+	export BENCH_FORWARD_URL
 }

@@ -199,21 +199,7 @@ token=$(openssl rand -hex 24)
 out=$tmp/main/out
 mkdir -p "$tmp/sink/out" "$out"
 
-cat > "$tmp/sink.conf.in" <<EOF
-listen = 127.0.0.1:PORT
-tls_certificate = $tmp/cert/server.pem
-auth_token = none
-rules = $root/bench/sink.lua
-data_dir = $tmp/sink
-output_dir = $tmp/sink/out
-threads = $router_threads
-log_level = warn
-EOF
-start_daemon sink http
-sink_pid=$started_pid
-sink_port=$started_port
-BENCH_FORWARD_URL="http://127.0.0.1:$sink_port/hooks/egoi"
-export BENCH_FORWARD_URL
+start_sink
 
 cat > "$tmp/main.conf.in" <<EOF
 listen = 127.0.0.1:PORTs

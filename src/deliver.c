@@ -50,8 +50,10 @@
  * and backlog are refreshed here, at most once a second, with this thread's
  * own connection: a scrape then costs no database access at all.
  *
- * Also part of this module: deliver_request.c (one request as a curl easy
- * handle) and deliver_policy.c (retry decision, circuit, Retry-After).
+ * Also part of this module: deliver_dest.c (each destination's state, the
+ * due scan), deliver_outcome.c (deciding and recording an attempt's
+ * outcome), deliver_request.c (one request as a curl easy handle) and
+ * deliver_policy.c (retry decision, circuit, Retry-After).
  */
 #include "deliver.h"
 #include "clock.h"
@@ -77,46 +79,7 @@
 
 #define DELIVER_TICK_MS 1000L   /* longest sleep without a wake-up */
 #define DELIVER_GAUGE_S 1.0     /* outbox gauges are at most this old */
-#define DELIVER_RECORD_RETRY_S 0.25  /* pause before writing failed outcomes again */
-#define DELIVER_RECORD_ROUNDS 40     /* failed rounds (10 s) before one by one */
 #define DELIVER_RELEASE_S 1.0   /* on a full disk, give space back at most this often */
-
-/* What the delivery thread knows of one destination. */
-struct deliver_dest {
-	char *key;                     /* scheme://host:port, or "" for URLs without one */
-	long inflight;
-	struct deliver_request *wait_head, *wait_tail;  /* leased, waiting for a slot */
-	long nwaiting;
-	double due_at;                 /* earliest unleased entry per the last scan, or INFINITY */
-	double paused_until;           /* Retry-After: nothing starts before this */
-	struct deliver_circuit circuit;
-	long backlog;                  /* entries in the outbox, for metrics */
-	int seen;                      /* had unleased entries at the last scan */
-};
-
-struct deliver {
-	long timeout_ms, per_host;
-	struct deliver_limits limits;
-	struct outbox *ob;
-	CURLM *multi;
-	pthread_t thread;
-	atomic_int stop;
-	atomic_int notified;
-	atomic_long grace_ms;
-	uint64_t rng;                  /* xorshift64* state, delivery thread only */
-	struct deliver_signer signer;  /* Standard Webhooks key, key_len 0 = unsigned */
-
-	struct deliver_request *running;  /* doubly linked */
-	long nrunning;
-	struct deliver_dest **dests;   /* every destination with work, state or a past scan */
-	size_t ndests, capdests;
-	struct deliver_request *finished;  /* decided, not yet written to the outbox */
-	long nfinished;
-	double record_retry_at;        /* wall clock: when to try writing them again */
-	int record_failures;           /* failed rounds in a row */
-	long claim_failures;           /* failed claims in a row */
-	double released_at;            /* monotonic: last outbox_release_space */
-};
 
 static pthread_once_t deliver_curl_once = PTHREAD_ONCE_INIT;
 static CURLcode deliver_curl_rc = CURLE_FAILED_INIT;
@@ -132,273 +95,7 @@ static void deliver_curl_init(void)
 	deliver_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* Uniform in [0,1); jitter needs spread, not secrecy. */
-static double deliver_random(struct deliver *d)
-{
-	uint64_t x = d->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	d->rng = x;
-	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-}
-
-/* --- destinations --- */
-
-static struct deliver_dest *dest_find(struct deliver *d, const char *key)
-{
-	for (size_t i = 0; i < d->ndests; i++)
-		if (strcmp(d->dests[i]->key, key) == 0)
-			return d->dests[i];
-	return NULL;
-}
-
-/* Finds or adds the state of destination key; NULL when out of memory. */
-static struct deliver_dest *dest_get(struct deliver *d, const char *key)
-{
-	struct deliver_dest *t = dest_find(d, key);
-
-	if (t)
-		return t;
-	if (d->ndests == d->capdests) {
-		size_t cap = d->capdests ? d->capdests * 2 : 16;
-		struct deliver_dest **list = realloc(d->dests, cap * sizeof *list);
-
-		if (!list)
-			return NULL;
-		d->dests = list;
-		d->capdests = cap;
-	}
-	t = calloc(1, sizeof *t);
-	if (!t)
-		return NULL;
-	t->key = strdup(key);
-	if (!t->key) {
-		free(t);
-		return NULL;
-	}
-	t->due_at = INFINITY;
-	d->dests[d->ndests++] = t;
-	return t;
-}
-
-/* A destination with nothing left to remember is forgotten. */
-static int dest_idle(const struct deliver_dest *t, double now)
-{
-	return !t->seen && t->inflight == 0 && t->nwaiting == 0 && t->backlog == 0 &&
-	       t->circuit.state == DELIVER_CLOSED && t->circuit.failures == 0 &&
-	       t->paused_until <= now;
-}
-
-static void dest_forget_idle(struct deliver *d, double now)
-{
-	for (size_t i = 0; i < d->ndests;) {
-		struct deliver_dest *t = d->dests[i];
-
-		if (!dest_idle(t, now)) {
-			i++;
-			continue;
-		}
-		free(t->key);
-		free(t);
-		d->dests[i] = d->dests[--d->ndests];
-	}
-}
-
-/* Requests t may have in flight now (Retry-After pause, then the circuit). */
-static long dest_allowance(struct deliver *d, struct deliver_dest *t, double now)
-{
-	if (now < t->paused_until)
-		return 0;
-	return deliver_circuit_allowance(&t->circuit, now, d->per_host);
-}
-
-/* Most requests t may have in flight in its circuit's state. */
-static long dest_limit(const struct deliver *d, const struct deliver_dest *t)
-{
-	return t->circuit.state == DELIVER_CLOSED ? d->per_host : 1;
-}
-
-/* When t could next start or lease something; INFINITY when only a finished
- * transfer (a free slot, a probe's answer) can change that. */
-static double dest_ready_at(const struct deliver *d, const struct deliver_dest *t)
-{
-	double at = t->paused_until;
-
-	if (t->circuit.state == DELIVER_OPEN && t->circuit.until > at)
-		at = t->circuit.until;
-	if (t->inflight >= dest_limit(d, t))
-		return INFINITY;
-	if (t->nwaiting > 0)
-		return at;
-	return t->due_at > at ? t->due_at : at;
-}
-
 /* --- transfers --- */
-
-/* Logs a change of t's circuit; on closing, makes its backlog due now. */
-static void circuit_changed(struct deliver *d, struct deliver_dest *t,
-			    enum deliver_transition what, const char *detail, double now)
-{
-	int moved;
-
-	switch (what) {
-	case DELIVER_STAYED:
-		return;
-	case DELIVER_OPENED:
-		log_msg(LOG_WARN, NULL, "destination %s: circuit open after %d consecutive failures "
-					"(last: %s); one probe in %.1f s", t->key, t->circuit.failures,
-			detail, t->circuit.until - now);
-		return;
-	case DELIVER_REOPENED:
-		log_msg(LOG_WARN, NULL, "destination %s: probe failed (%s); circuit stays open, "
-					"next probe in %.1f s", t->key, detail, t->circuit.until - now);
-		return;
-	case DELIVER_CLOSED_AGAIN:
-		moved = outbox_dest_due_now(d->ob, t->key, now);
-		if (moved < 0)
-			log_msg(LOG_ERROR, NULL, "destination %s: rescheduling its backlog failed: %s",
-				t->key, outbox_error(d->ob));
-		log_msg(LOG_INFO, NULL, "destination %s: recovered, circuit closed; %d waiting "
-					"entr%s due now", t->key, moved > 0 ? moved : 0,
-			moved == 1 ? "y is" : "ies are");
-		t->due_at = now;
-		return;
-	}
-}
-
-/*
- * Decides what one attempt means and queues the decision for the outbox
- * (record_pending writes it). status: HTTP status, 0 for a network error;
- * detail: short reason for the log and the database; permanent: never worth
- * retrying (the request cannot even be made); seconds: how long the
- * transfer took, < 0 when none was made (then the destination's circuit
- * learns nothing from it). Logs, metrics and the circuit see each attempt
- * once, however often writing its outcome must be tried. Takes x.
- */
-static void finish(struct deliver *d, struct deliver_request *x, int status, const char *detail,
-		   int permanent, double seconds)
-{
-	const struct outbox_delivery *e = x->e;
-	struct deliver_dest *t = x->dest;
-	const char *label = e->name && *e->name ? e->name : x->host ? x->host : "?";
-	double now = clock_wall(), delay = 0;
-	double retry_after = x->retry_after[0] ?
-		deliver_parse_retry_after(x->retry_after, now) : -1;
-	long attempt = e->attempts + 1;
-
-	x->outcome = deliver_policy(status, attempt, (now - e->created_at) * 1000.0, retry_after,
-				    deliver_random(d), &d->limits, &delay);
-	if (permanent)
-		x->outcome = DELIVER_DEAD;
-	x->status = status;
-	x->next_at = now + delay;
-	metrics_delivery(label, x->outcome == DELIVER_DONE ? METRICS_DONE
-				: x->outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
-	if (t && seconds >= 0) {
-		double pause = deliver_pause(retry_after);
-
-		if (pause > 0 && now + pause > t->paused_until)
-			t->paused_until = now + pause;
-		circuit_changed(d, t, deliver_circuit_record(&t->circuit, deliver_retryable(status),
-							     now, pause, d->limits.backoff_max_s),
-				detail, now);
-	}
-	if (x->outcome != DELIVER_DONE &&
-	    asprintf(&x->error, "%s%s%s", detail, x->snippet_len ? ": " : "",
-		     deliver_request_snippet(x)) < 0)
-		x->error = NULL;
-	if (x->outcome == DELIVER_RETRY)
-		log_msg(LOG_WARN, e->request_id,
-			"delivery %s to %s failed (attempt %ld): %s; retry in %.1f s",
-			e->delivery_id, label, attempt, detail, delay);
-	else if (x->outcome == DELIVER_DEAD)
-		log_msg(LOG_ERROR, e->request_id,
-			"delivery %s to %s dead-lettered after %ld attempt%s: %s",
-			e->delivery_id, label, attempt, attempt == 1 ? "" : "s", detail);
-	if (!x->error && x->outcome != DELIVER_DONE)
-		x->error = strdup(detail);
-	x->next = d->finished;
-	d->finished = x;
-	d->nfinished++;
-}
-
-/* Writes x's decided outcome into the open transaction; 0 or -1. */
-static int persist(struct deliver *d, const struct deliver_request *x)
-{
-	const char *why = x->error ? x->error : "delivery failed";
-
-	switch (x->outcome) {
-	case DELIVER_DONE:
-		return outbox_complete(d->ob, x->e->id);
-	case DELIVER_RETRY:
-		return outbox_retry(d->ob, x->e->id, x->next_at, x->status, why);
-	case DELIVER_DEAD:
-		return outbox_bury(d->ob, x->e->id, x->status, why);
-	}
-	return -1;
-}
-
-static void finished_free(struct deliver *d)
-{
-	while (d->finished) {
-		struct deliver_request *x = d->finished;
-
-		d->finished = x->next;
-		deliver_request_free(x);
-	}
-	d->nfinished = 0;
-}
-
-/*
- * Writes every decided outcome in one transaction (one fsync, not one
- * each). When that fails — a full disk (outbox_space.h releases the reserve
- * for exactly this), a lock held too long — the decisions are kept and
- * written again DELIVER_RECORD_RETRY_S later: until then their entries stay
- * leased, so nobody sends them meanwhile, and nothing is forgotten. After
- * DELIVER_RECORD_ROUNDS failed rounds each entry is tried on its own, so
- * one entry that cannot be written (it vanished) cannot hold the others.
- */
-static void record_pending(struct deliver *d, double now)
-{
-	int ok = 1;
-
-	if (!d->finished || now < d->record_retry_at)
-		return;
-	if (d->record_failures >= DELIVER_RECORD_ROUNDS) {
-		for (struct deliver_request *x = d->finished; x; x = x->next)
-			if (persist(d, x) != 0)
-				log_msg(LOG_ERROR, x->e->request_id,
-					"delivery %s: outcome not recorded (%s); the entry is "
-					"sent again after a restart", x->e->delivery_id,
-					outbox_error(d->ob));
-		d->record_failures = 0;
-		finished_free(d);
-		return;
-	}
-	if (outbox_begin(d->ob) != 0)
-		ok = 0;
-	for (struct deliver_request *x = d->finished; ok && x; x = x->next)
-		ok = persist(d, x) == 0;
-	if (ok)
-		ok = outbox_commit(d->ob) == 0;
-	else
-		outbox_rollback(d->ob);
-	if (ok) {
-		if (d->record_failures)
-			log_msg(LOG_INFO, NULL, "delivery: outcomes recorded again");
-		d->record_failures = 0;
-		finished_free(d);
-		return;
-	}
-	if (d->record_failures++ == 0)
-		log_msg(LOG_ERROR, NULL, "delivery: recording %ld outcome%s failed (%s); trying "
-					 "again every %.1f s", d->nfinished,
-			d->nfinished == 1 ? "" : "s", outbox_error(d->ob),
-			DELIVER_RECORD_RETRY_S);
-	d->record_retry_at = now + DELIVER_RECORD_RETRY_S;
-}
 
 static void running_unlink(struct deliver *d, struct deliver_request *x)
 {
@@ -418,11 +115,11 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 {
 	if (deliver_request_setup(x, d->timeout_ms) < 0 ||
 	    deliver_request_sign(x, &d->signer) < 0) {
-		finish(d, x, 0, "could not set up the request", 0, -1);
+		deliver_finish(d, x, 0, "could not set up the request", 0, -1);
 		return;
 	}
 	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
-		finish(d, x, 0, "could not start the request", 0, -1);
+		deliver_finish(d, x, 0, "could not start the request", 0, -1);
 		return;
 	}
 	x->prev = NULL;
@@ -473,7 +170,7 @@ static int collect_done(struct deliver *d)
 		/* the connection is not needed any more; the entry stays until recorded */
 		curl_easy_cleanup(x->easy);
 		x->easy = NULL;
-		finish(d, x, (int)code, detail, permanent, (double)us / 1e6);
+		deliver_finish(d, x, (int)code, detail, permanent, (double)us / 1e6);
 		done++;
 	}
 	return done;
@@ -493,7 +190,7 @@ static void enqueue(struct deliver_dest *t, struct deliver_request *x)
 /* Starts t's waiting entries, oldest first, while it may send more. */
 static void run_waiting(struct deliver *d, struct deliver_dest *t, double now)
 {
-	long allowed = dest_allowance(d, t, now);
+	long allowed = deliver_dest_allowance(d, t, now);
 
 	while (t->wait_head && t->inflight < allowed) {
 		struct deliver_request *x = t->wait_head;
@@ -561,49 +258,13 @@ static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, lon
 		x->dest = t;
 		if (destination_key(x->e->url, &key, &x->host) < 0 || strcmp(key, t->key) != 0) {
 			free(key);
-			finish(d, x, 0, "invalid or unsupported URL", 1, -1);
+			deliver_finish(d, x, 0, "invalid or unsupported URL", 1, -1);
 			continue;
 		}
 		free(key);
 		enqueue(t, x);
 	}
 	return n;
-}
-
-struct scan_ctx {
-	struct deliver *d;
-	int failed;
-};
-
-static int scan_one(const char *dest, double next_at, void *arg)
-{
-	struct scan_ctx *c = arg;
-	struct deliver_dest *t = dest_get(c->d, dest);
-
-	if (!t) {
-		c->failed = 1;
-		return 1;
-	}
-	t->due_at = next_at;
-	t->seen = 1;
-	return 0;
-}
-
-/* Refreshes every destination's due_at from the outbox; 0 or -1 (logged). */
-static int scan_destinations(struct deliver *d)
-{
-	struct scan_ctx c = { .d = d };
-
-	for (size_t i = 0; i < d->ndests; i++) {
-		d->dests[i]->due_at = INFINITY;
-		d->dests[i]->seen = 0;
-	}
-	if (outbox_scan_destinations(d->ob, scan_one, &c) != 0) {
-		log_msg(LOG_ERROR, NULL, "delivery: finding due entries failed: %s",
-			c.failed ? "out of memory" : outbox_error(d->ob));
-		return -1;
-	}
-	return 0;
 }
 
 /*
@@ -616,11 +277,11 @@ static double claim_more(struct deliver *d, double now)
 	double next = now + DELIVER_TICK_MS / 1000.0;
 	int leased = 0, failed = 0;
 
-	if (scan_destinations(d) < 0)
+	if (deliver_dests_scan(d) < 0)
 		return next;
 	for (size_t i = 0; i < d->ndests; i++) {
 		struct deliver_dest *t = d->dests[i];
-		long allowed = dest_allowance(d, t, now);
+		long allowed = deliver_dest_allowance(d, t, now);
 		/* room to lease: what may be in flight plus as many waiting */
 		long room = 2 * allowed - t->inflight - t->nwaiting;
 		int n = room > 0 && t->due_at <= now ? claim_dest(d, t, now, room) : 0;
@@ -633,15 +294,15 @@ static double claim_more(struct deliver *d, double now)
 		return now + DELIVER_RECORD_RETRY_S;   /* the outbox failed: not in a loop */
 	/* What was leased is no longer what the scan saw: look again for the
 	 * next due times (and for more, when a claim was full). */
-	if (leased && scan_destinations(d) < 0)
+	if (leased && deliver_dests_scan(d) < 0)
 		return next;
 	for (size_t i = 0; i < d->ndests; i++) {
-		double at = dest_ready_at(d, d->dests[i]);
+		double at = deliver_dest_ready_at(d, d->dests[i]);
 
 		if (at < next)
 			next = at;
 	}
-	dest_forget_idle(d, now);
+	deliver_dests_forget_idle(d, now);
 	return next < now + 0.01 && !leased ? now + 0.01 : next;   /* never spin */
 }
 
@@ -733,7 +394,7 @@ static void *deliver_main(void *arg)
 		if (collect_done(d) > 0)
 			next_check = 0;   /* a slot freed: more may be claimable now */
 		now = clock_wall();
-		record_pending(d, now);
+		deliver_record_pending(d, now);
 		if (outbox_space_full() && clock_mono() - d->released_at >= DELIVER_RELEASE_S) {
 			d->released_at = clock_mono();
 			if (outbox_release_space(d->ob) != 0)
@@ -763,8 +424,8 @@ static void *deliver_main(void *arg)
 		}
 	}
 	abort_running(d);
-	record_pending(d, INFINITY);   /* last try: what is left resumes after restart */
-	finished_free(d);
+	deliver_record_pending(d, INFINITY);   /* last try: what is left resumes after restart */
+	deliver_finished_free(d);
 	return NULL;
 }
 

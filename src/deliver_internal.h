@@ -1,7 +1,9 @@
 /*
  * deliver_internal.h — shared by the parts of the delivery module, not a
  * public interface: deliver.c runs the loop (claiming, per-destination
- * queues, slots and circuits, outcomes, shutdown), deliver_request.c builds one HTTP request and
+ * queues and slots, shutdown), deliver_dest.c keeps each destination's
+ * state and scans the outbox for due ones, deliver_outcome.c decides and
+ * records what a finished attempt means, deliver_request.c builds one HTTP request and
  * captures what its response says, deliver_policy.c decides what a failure
  * means. Everything here belongs to the delivery thread.
  */
@@ -9,7 +11,12 @@
 #define EGOI_DELIVER_INTERNAL_H
 
 #include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "deliver.h"
 
 struct outbox_delivery;
 struct deliver_dest;
@@ -67,5 +74,86 @@ void deliver_claim_release(struct deliver_claim *c);
 
 /* Frees r (already removed from the multi handle and every list); r may be NULL. */
 void deliver_request_free(struct deliver_request *r);
+
+#define DELIVER_RECORD_RETRY_S 0.25  /* pause before writing failed outcomes again */
+#define DELIVER_RECORD_ROUNDS 40     /* failed rounds (10 s) before one by one */
+
+/* What the delivery thread knows of one destination. */
+struct deliver_dest {
+	char *key;                     /* scheme://host:port, or "" for URLs without one */
+	long inflight;
+	struct deliver_request *wait_head, *wait_tail;  /* leased, waiting for a slot */
+	long nwaiting;
+	double due_at;                 /* earliest unleased entry per the last scan, or INFINITY */
+	double paused_until;           /* Retry-After: nothing starts before this */
+	struct deliver_circuit circuit;
+	long backlog;                  /* entries in the outbox, for metrics */
+	int seen;                      /* had unleased entries at the last scan */
+};
+
+struct deliver {
+	long timeout_ms, per_host;
+	struct deliver_limits limits;
+	struct outbox *ob;
+	CURLM *multi;
+	pthread_t thread;
+	atomic_int stop;
+	atomic_int notified;
+	atomic_long grace_ms;
+	uint64_t rng;                  /* xorshift64* state, delivery thread only */
+	struct deliver_signer signer;  /* Standard Webhooks key, key_len 0 = unsigned */
+
+	struct deliver_request *running;  /* doubly linked */
+	long nrunning;
+	struct deliver_dest **dests;   /* every destination with work, state or a past scan */
+	size_t ndests, capdests;
+	struct deliver_request *finished;  /* decided, not yet written to the outbox */
+	long nfinished;
+	double record_retry_at;        /* wall clock: when to try writing them again */
+	int record_failures;           /* failed rounds in a row */
+	long claim_failures;           /* failed claims in a row */
+	double released_at;            /* monotonic: last outbox_release_space */
+};
+
+
+/* --- deliver_dest.c --- */
+
+/* Finds or adds the state of destination key; NULL when out of memory. */
+struct deliver_dest *deliver_dest_get(struct deliver *d, const char *key);
+
+/* Forgets destinations with nothing in flight, waiting, pending or paused. */
+void deliver_dests_forget_idle(struct deliver *d, double now);
+
+/* Requests t may have in flight now (Retry-After pause, then the circuit);
+ * may turn an open circuit half-open. */
+long deliver_dest_allowance(struct deliver *d, struct deliver_dest *t, double now);
+
+/* When t could next start or lease something (unix seconds); INFINITY when
+ * only a finished transfer can change that. */
+double deliver_dest_ready_at(const struct deliver *d, const struct deliver_dest *t);
+
+/* Refreshes every destination's due_at from the outbox; 0 or -1 (logged). */
+int deliver_dests_scan(struct deliver *d);
+
+/* --- deliver_outcome.c --- */
+
+/* Uniform in [0,1) from d->rng; jitter needs spread, not secrecy. */
+double deliver_random(struct deliver *d);
+
+/*
+ * Decides what one attempt of x means (status: HTTP status, 0 for a
+ * network error; permanent: never worth retrying; seconds: the transfer's
+ * duration, < 0 when none was made) and queues x on d->finished for
+ * deliver_record_pending. Takes x.
+ */
+void deliver_finish(struct deliver *d, struct deliver_request *x, int status, const char *detail,
+		    int permanent, double seconds);
+
+/* Writes the decisions waiting on d->finished, when their retry time has
+ * come (now, unix seconds; INFINITY forces a try). */
+void deliver_record_pending(struct deliver *d, double now);
+
+/* Frees every decision waiting on d->finished. */
+void deliver_finished_free(struct deliver *d);
 
 #endif

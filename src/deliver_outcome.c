@@ -1,0 +1,196 @@
+/*
+ * deliver_outcome.c — what one finished attempt means and how it reaches
+ * the outbox (see deliver_internal.h). deliver_finish decides once: policy,
+ * metrics, the destination's pause and circuit, the log line. The decision
+ * waits in d->finished until deliver_record_pending writes a whole pass of
+ * them in one transaction, and is kept for another try when that fails.
+ *
+ * Threads: the delivery thread only.
+ */
+#include "deliver_internal.h"
+
+#include "clock.h"
+#include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Uniform in [0,1); jitter needs spread, not secrecy. */
+double deliver_random(struct deliver *d)
+{
+	uint64_t x = d->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	d->rng = x;
+	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+}
+
+/* Logs a change of t's circuit; on closing, makes its backlog due now. */
+static void circuit_changed(struct deliver *d, struct deliver_dest *t,
+			    enum deliver_transition what, const char *detail, double now)
+{
+	int moved;
+
+	switch (what) {
+	case DELIVER_STAYED:
+		return;
+	case DELIVER_OPENED:
+		log_msg(LOG_WARN, NULL, "destination %s: circuit open after %d consecutive failures "
+					"(last: %s); one probe in %.1f s", t->key, t->circuit.failures,
+			detail, t->circuit.until - now);
+		return;
+	case DELIVER_REOPENED:
+		log_msg(LOG_WARN, NULL, "destination %s: probe failed (%s); circuit stays open, "
+					"next probe in %.1f s", t->key, detail, t->circuit.until - now);
+		return;
+	case DELIVER_CLOSED_AGAIN:
+		moved = outbox_dest_due_now(d->ob, t->key, now);
+		if (moved < 0)
+			log_msg(LOG_ERROR, NULL, "destination %s: rescheduling its backlog failed: %s",
+				t->key, outbox_error(d->ob));
+		log_msg(LOG_INFO, NULL, "destination %s: recovered, circuit closed; %d waiting "
+					"entr%s due now", t->key, moved > 0 ? moved : 0,
+			moved == 1 ? "y is" : "ies are");
+		t->due_at = now;
+		return;
+	}
+}
+
+/*
+ * Decides what one attempt means and queues the decision for the outbox
+ * (record_pending writes it). status: HTTP status, 0 for a network error;
+ * detail: short reason for the log and the database; permanent: never worth
+ * retrying (the request cannot even be made); seconds: how long the
+ * transfer took, < 0 when none was made (then the destination's circuit
+ * learns nothing from it). Logs, metrics and the circuit see each attempt
+ * once, however often writing its outcome must be tried. Takes x.
+ */
+void deliver_finish(struct deliver *d, struct deliver_request *x, int status, const char *detail,
+		   int permanent, double seconds)
+{
+	const struct outbox_delivery *e = x->e;
+	struct deliver_dest *t = x->dest;
+	const char *label = e->name && *e->name ? e->name : x->host ? x->host : "?";
+	double now = clock_wall(), delay = 0;
+	double retry_after = x->retry_after[0] ?
+		deliver_parse_retry_after(x->retry_after, now) : -1;
+	long attempt = e->attempts + 1;
+
+	x->outcome = deliver_policy(status, attempt, (now - e->created_at) * 1000.0, retry_after,
+				    deliver_random(d), &d->limits, &delay);
+	if (permanent)
+		x->outcome = DELIVER_DEAD;
+	x->status = status;
+	x->next_at = now + delay;
+	metrics_delivery(label, x->outcome == DELIVER_DONE ? METRICS_DONE
+				: x->outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
+	if (t && seconds >= 0) {
+		double pause = deliver_pause(retry_after);
+
+		if (pause > 0 && now + pause > t->paused_until)
+			t->paused_until = now + pause;
+		circuit_changed(d, t, deliver_circuit_record(&t->circuit, deliver_retryable(status),
+							     now, pause, d->limits.backoff_max_s),
+				detail, now);
+	}
+	if (x->outcome != DELIVER_DONE &&
+	    asprintf(&x->error, "%s%s%s", detail, x->snippet_len ? ": " : "",
+		     deliver_request_snippet(x)) < 0)
+		x->error = NULL;
+	if (x->outcome == DELIVER_RETRY)
+		log_msg(LOG_WARN, e->request_id,
+			"delivery %s to %s failed (attempt %ld): %s; retry in %.1f s",
+			e->delivery_id, label, attempt, detail, delay);
+	else if (x->outcome == DELIVER_DEAD)
+		log_msg(LOG_ERROR, e->request_id,
+			"delivery %s to %s dead-lettered after %ld attempt%s: %s",
+			e->delivery_id, label, attempt, attempt == 1 ? "" : "s", detail);
+	if (!x->error && x->outcome != DELIVER_DONE)
+		x->error = strdup(detail);
+	x->next = d->finished;
+	d->finished = x;
+	d->nfinished++;
+}
+
+/* Writes x's decided outcome into the open transaction; 0 or -1. */
+static int persist(struct deliver *d, const struct deliver_request *x)
+{
+	const char *why = x->error ? x->error : "delivery failed";
+
+	switch (x->outcome) {
+	case DELIVER_DONE:
+		return outbox_complete(d->ob, x->e->id);
+	case DELIVER_RETRY:
+		return outbox_retry(d->ob, x->e->id, x->next_at, x->status, why);
+	case DELIVER_DEAD:
+		return outbox_bury(d->ob, x->e->id, x->status, why);
+	}
+	return -1;
+}
+
+void deliver_finished_free(struct deliver *d)
+{
+	while (d->finished) {
+		struct deliver_request *x = d->finished;
+
+		d->finished = x->next;
+		deliver_request_free(x);
+	}
+	d->nfinished = 0;
+}
+
+/*
+ * Writes every decided outcome in one transaction (one fsync, not one
+ * each). When that fails — a full disk (outbox_space.h releases the reserve
+ * for exactly this), a lock held too long — the decisions are kept and
+ * written again DELIVER_RECORD_RETRY_S later: until then their entries stay
+ * leased, so nobody sends them meanwhile, and nothing is forgotten. After
+ * DELIVER_RECORD_ROUNDS failed rounds each entry is tried on its own, so
+ * one entry that cannot be written (it vanished) cannot hold the others.
+ */
+void deliver_record_pending(struct deliver *d, double now)
+{
+	int ok = 1;
+
+	if (!d->finished || now < d->record_retry_at)
+		return;
+	if (d->record_failures >= DELIVER_RECORD_ROUNDS) {
+		for (struct deliver_request *x = d->finished; x; x = x->next)
+			if (persist(d, x) != 0)
+				log_msg(LOG_ERROR, x->e->request_id,
+					"delivery %s: outcome not recorded (%s); the entry is "
+					"sent again after a restart", x->e->delivery_id,
+					outbox_error(d->ob));
+		d->record_failures = 0;
+		deliver_finished_free(d);
+		return;
+	}
+	if (outbox_begin(d->ob) != 0)
+		ok = 0;
+	for (struct deliver_request *x = d->finished; ok && x; x = x->next)
+		ok = persist(d, x) == 0;
+	if (ok)
+		ok = outbox_commit(d->ob) == 0;
+	else
+		outbox_rollback(d->ob);
+	if (ok) {
+		if (d->record_failures)
+			log_msg(LOG_INFO, NULL, "delivery: outcomes recorded again");
+		d->record_failures = 0;
+		deliver_finished_free(d);
+		return;
+	}
+	if (d->record_failures++ == 0)
+		log_msg(LOG_ERROR, NULL, "delivery: recording %ld outcome%s failed (%s); trying "
+					 "again every %.1f s", d->nfinished,
+			d->nfinished == 1 ? "" : "s", outbox_error(d->ob),
+			DELIVER_RECORD_RETRY_S);
+	d->record_retry_at = now + DELIVER_RECORD_RETRY_S;
+}
+
