@@ -33,6 +33,8 @@ void pipeline_init(struct pipeline *p, struct pipeline_shared *sh)
 	p->sh = sh;
 	p->cfg = sh->cfg;
 	p->dry_run = sh->writer == NULL;
+	/* a config built by hand may leave write_sync unset: none */
+	p->write_sync = p->cfg->write_sync && strcmp(p->cfg->write_sync, "batch") == 0;
 	actions_init(&p->acts);
 }
 
@@ -93,12 +95,6 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
-/* write_sync = batch (a config built by hand may leave it unset: none). */
-static int pipeline_write_sync(const struct config *cfg)
-{
-	return cfg->write_sync && strcmp(cfg->write_sync, "batch") == 0;
-}
-
 /* Opens what this worker has not opened yet. */
 static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 {
@@ -107,7 +103,7 @@ static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 	if (p->dry_run)
 		return 0;
 	if (!p->sink) {
-		p->sink = sink_file_open(p->cfg->output_dir, pipeline_write_sync(p->cfg) ?
+		p->sink = sink_file_open(p->cfg->output_dir, p->write_sync ?
 					 SINK_SYNC_BATCH : SINK_SYNC_NONE, err, errlen);
 		if (!p->sink)
 			return -1;
@@ -241,7 +237,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 		goto out;
 	env.writer = p->sh->writer;
 	env.sink = p->sink;
-	env.write_sync = pipeline_write_sync(p->cfg);
+	env.write_sync = p->write_sync;
 	if (actions_commit(&p->acts, &env, &res->summary, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "batch not committed: %s", res->error);
 		res->http_status = 503;

@@ -41,6 +41,7 @@ struct pipeline {
 	struct pipeline_shared *sh; /* borrowed */
 	const struct config *cfg;     /* sh->cfg */
 	int dry_run;                  /* no outbox, no files */
+	int write_sync;               /* write_sync = batch */
 	struct rules *rules;          /* owned, created on first use */
 	unsigned long rules_generation; /* of the source p->rules was built from */
 	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
