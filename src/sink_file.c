@@ -1,7 +1,7 @@
 /*
- * sink_file.c — path policy, safe opening, the descriptor cache and the
- * line queue of the file sink (see sink_file.h); sink_file_write.c appends
- * a queue as whole lines.
+ * sink_file.c — safe opening, the descriptor cache and the line queue of
+ * the file sink (see sink_file.h); sink_file_path.c holds the path policy,
+ * sink_file_write.c appends a queue as whole lines.
  *
  * Design:
  * - output_dir is opened once as a directory descriptor; every file is
@@ -55,7 +55,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SINK_PATH_MAX 1024
 #define SINK_CACHE 16
 #define SINK_RECHECK_MS 10
 #define SINK_QUEUE_KEEP (64 * 1024)   /* queue buffers larger than this are freed after use */
@@ -232,52 +231,6 @@ void sink_file_close(struct sink_file *s)
 	free(s);
 }
 
-int sink_file_check_path(const char *path, char *err, size_t errlen)
-{
-	size_t len, comps = 0;
-	const char *p;
-
-	if (!path || !*path) {
-		snprintf(err, errlen, "write path is empty");
-		return -1;
-	}
-	len = strlen(path);
-	if (len > SINK_PATH_MAX) {
-		snprintf(err, errlen, "write path is longer than %d bytes", SINK_PATH_MAX);
-		return -1;
-	}
-	if (path[0] == '/') {
-		snprintf(err, errlen, "write path %.200s is absolute", path);
-		return -1;
-	}
-	if (strpbrk(path, "\n\r")) {
-		snprintf(err, errlen, "write path contains a line break");
-		return -1;
-	}
-	if (path[len - 1] == '/') {
-		snprintf(err, errlen, "write path %.200s names a directory", path);
-		return -1;
-	}
-	for (p = path; *p; ) {
-		size_t n = strcspn(p, "/");
-
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			snprintf(err, errlen, "write path %.200s contains ..", path);
-			return -1;
-		}
-		if (n > 0 && !(n == 1 && p[0] == '.'))
-			comps++;
-		p += n;
-		if (*p == '/')
-			p++;
-	}
-	if (comps == 0) {
-		snprintf(err, errlen, "write path %.200s names no file", path);
-		return -1;
-	}
-	return 0;
-}
-
 /* Why a component could not be opened without following: symlink or else. */
 static int refuse_component(int dirfd, const char *comp, const char *path, char *err,
 			    size_t errlen)
@@ -330,8 +283,7 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 
 		if (dfd < 0 && errno == ENOENT) {
 			if (mkdirat(cur, comp, 0750) != 0 && errno != EEXIST) {
-				snprintf(err, errlen, "cannot create directory for %.200s: %s", path,
-					 strerror(errno));
+				rc = sink_path_failed("cannot create a directory of", path, err, errlen);
 				goto out;
 			}
 			dfd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -340,8 +292,7 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 			if (errno == ELOOP || errno == ENOTDIR)
 				rc = refuse_component(cur, comp, path, err, errlen);
 			else
-				snprintf(err, errlen, "cannot open directory for %.200s: %s", path,
-					 strerror(errno));
+				rc = sink_path_failed("cannot open a directory of", path, err, errlen);
 			goto out;
 		}
 		/* cur now holds an entry for dfd that may be new */
@@ -364,7 +315,7 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 			snprintf(err, errlen, "path %.200s is not a regular file", path);
 			rc = SINK_REFUSED;
 		} else {
-			snprintf(err, errlen, "cannot open %.200s: %s", path, strerror(errno));
+			rc = sink_path_failed("cannot open", path, err, errlen);
 		}
 		goto out;
 	}

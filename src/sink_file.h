@@ -35,7 +35,8 @@
 enum sink_status {
 	SINK_OK = 0,
 	SINK_IO = -1,       /* disk or system error: the batch must fail */
-	SINK_REFUSED = -2,  /* path policy (symlink, not a regular file): the event is dead-lettered */
+	SINK_REFUSED = -2,  /* path policy (symlink, not a regular file) or a name the file system
+			     * refuses (too long, not permitted): the event is dead-lettered */
 };
 
 enum sink_sync {
@@ -69,7 +70,8 @@ int sink_file_check_path(const char *path, char *err, size_t errlen);
 /*
  * Queues line[0..len) plus '\n' for output_dir/path (copied: line is not
  * kept). line must not contain '\n'. The file is opened (or revalidated)
- * now, so a refusal belongs to this line: SINK_REFUSED (path policy; the
+ * now, so a refusal belongs to this line: SINK_REFUSED (path policy, or a
+ * path the file system refuses such as a component over NAME_MAX; the
  * line is not queued) or SINK_IO (the batch must fail; call
  * sink_file_discard). When more files are queued than the descriptor cache
  * holds, the least recently used one is written early (and, with

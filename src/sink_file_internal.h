@@ -1,8 +1,8 @@
 /*
- * sink_file_internal.h — shared by the two parts of the file sink, not a
- * public interface: sink_file.c (path policy, safe opening, descriptor
- * cache, the queue) and sink_file_write.c (appending a queue as whole lines
- * under the file's lock).
+ * sink_file_internal.h — shared by the parts of the file sink, not a
+ * public interface: sink_file.c (safe opening, descriptor cache, the
+ * queue), sink_file_path.c (path policy) and sink_file_write.c (appending
+ * a queue as whole lines under the file's lock).
  *
  * Threads: an entry belongs to the thread that owns its struct sink_file.
  */
@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+
+#define SINK_PATH_MAX 1024   /* longest write() path, in bytes */
 
 /* One cached open file and the lines queued for it. */
 struct sink_entry {
@@ -34,5 +36,15 @@ struct sink_entry {
  * failed, which is logged and repaired before the next append).
  */
 int sink_entry_write(struct sink_entry *e, char *err, size_t errlen);
+
+/*
+ * Sets err to "what path: strerror(errno)" for a failed mkdirat/openat of
+ * path and says whose failure it is: SINK_REFUSED when errno is about the
+ * path (ENAMETOOLONG, ENOENT, ENOTDIR, EISDIR, ELOOP, EINVAL, EACCES,
+ * EPERM, ENXIO, EILSEQ: retrying would fail the same way, so the event is
+ * dead-lettered), else SINK_IO (the storage: ENOSPC, EIO, EDQUOT, EROFS,
+ * EMFILE, ENOMEM...; the batch fails and is retried).
+ */
+int sink_path_failed(const char *what, const char *path, char *err, size_t errlen);
 
 #endif

@@ -740,6 +740,51 @@ static void test_fragment_repaired_before_next_line(void **state)
 	free(got);
 }
 
+/*
+ * A name the file system refuses (a component over NAME_MAX, as a file or
+ * as a directory) is refused for that line alone: the lines queued around
+ * it are written once. A system failure (no descriptor left: EMFILE) still
+ * fails, since retrying later can succeed.
+ */
+static void test_name_too_long_refused_not_io(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], p[256], longname[300 + 16], longdir[300 + 16];
+	struct rlimit saved, low;
+	char *got;
+
+	memset(longname, 'a', 300);
+	snprintf(longname + 300, sizeof longname - 300, ".jsonl");
+	memset(longdir, 'b', 300);
+	snprintf(longdir + 300, sizeof longdir - 300, "/x.jsonl");
+	char bad1[400], bad2[400];
+
+	snprintf(bad1, sizeof bad1, "sms/%s", longname);
+	snprintf(bad2, sizeof bad2, "sms/%s", longdir);
+	assert_int_equal(sink_file_add(f->s, "sms/ok.jsonl", "one", 3, err, sizeof err), SINK_OK);
+	assert_int_equal(sink_file_add(f->s, bad1, "bad", 3, err, sizeof err), SINK_REFUSED);
+	assert_non_null(strstr(err, strerror(ENAMETOOLONG)));
+	assert_int_equal(sink_file_add(f->s, bad2, "bad", 3, err, sizeof err), SINK_REFUSED);
+	assert_non_null(strstr(err, strerror(ENAMETOOLONG)));
+	assert_int_equal(sink_file_add(f->s, "sms/ok.jsonl", "two", 3, err, sizeof err), SINK_OK);
+	assert_int_equal(sink_file_flush(f->s, err, sizeof err), SINK_OK);
+	path_in(p, sizeof p, f->out, "sms/ok.jsonl");
+	got = tu_read_file(p, NULL);
+	assert_string_equal(got, "one\ntwo\n");
+	free(got);
+
+	/* out of descriptors is not the path's fault */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 3;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int rc = sink_file_add(f->s, "sms/new.jsonl", "x", 1, err, sizeof err);
+
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(rc, SINK_IO);
+	sink_file_discard(f->s);
+}
+
 static void test_batch_one_append_per_file(void **state)
 {
 	struct fixture *f = *state;
@@ -1003,6 +1048,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fragment_repaired_before_next_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_batch_one_append_per_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_too_long_refused_not_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_waits_for_the_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers_on_full_disk, setup,
 						teardown),
