@@ -4,7 +4,8 @@
  * JSON lines like
  *   {"ts":"...","level":"info","request_id":"...","msg":"..."}
  * The level and format are set once at start-up (and on reload) and read
- * with relaxed atomics from every thread.
+ * with relaxed atomics from every thread. Messages and request ids are
+ * escaped (log_escape): they carry event and rule data.
  */
 #include "log.h"
 
@@ -40,21 +41,101 @@ int log_enabled(enum log_level lvl)
 	return (int)lvl >= atomic_load_explicit(&log_min, memory_order_relaxed);
 }
 
-/* Appends s to buf as the inside of a JSON string; returns the new length. */
-static size_t json_escape(char *buf, size_t len, size_t cap, const char *s)
+/*
+ * Length of the valid UTF-8 sequence at s (2-4) with its code point in
+ * *cp, or 0 when s[0] does not start one (overlong forms, surrogates and
+ * code points past U+10FFFF are not valid). s is NUL-terminated, so a
+ * sequence cut by the terminator is invalid.
+ */
+static size_t utf8_seq(const unsigned char *s, unsigned *cp)
 {
-	for (; *s && len + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf[len++] = '\\';
-			buf[len++] = (char)c;
-		} else if (c < 0x20) {
-			len += (size_t)snprintf(buf + len, cap - len, "\\u%04x", c);
+	unsigned c = s[0], v;
+	size_t n;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, v = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, v = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, v = c & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+	    (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/*
+ * Appends s to buf[len..cap) escaped for a log line and returns the new
+ * length; an escape is written whole or not at all (a long message is cut
+ * at a character boundary). Messages carry event and rule data, so nothing
+ * that a terminal or a log viewer acts on passes raw: C0 controls, DEL,
+ * C1 controls and U+2028/U+2029 become \xNN or \uNNNN, and a byte that is
+ * not valid UTF-8 becomes the text \xNN. In text lines a line break or tab
+ * becomes a space (one message, one line, still readable); in JSON lines
+ * '"' and '\' are escaped too, so the line stays valid JSON.
+ */
+static size_t log_escape(char *buf, size_t len, size_t cap, const char *str, int json)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	char unit[8];
+
+	while (*s) {
+		unsigned c = *s, cp = 0;
+		size_t used = 1, n;
+
+		if (c >= 0x80 && (used = utf8_seq(s, &cp)) == 0) {
+			used = 1;
+			n = (size_t)snprintf(unit, sizeof unit, json ? "\\\\x%02x" : "\\x%02x", c);
+		} else if (c >= 0x80 && !(cp <= 0x9f || cp == 0x2028 || cp == 0x2029)) {
+			memcpy(unit, s, used);
+			n = used;
+		} else if (c >= 0x80) {
+			n = (size_t)snprintf(unit, sizeof unit, "\\u%04x", cp);
+		} else if (json && (c == '"' || c == '\\')) {
+			unit[0] = '\\';
+			unit[1] = (char)c;
+			n = 2;
+		} else if (json && (c < 0x20 || c == 0x7f)) {
+			n = (size_t)snprintf(unit, sizeof unit, "\\u%04x", c);
+		} else if (c == '\n' || c == '\r' || c == '\t') {
+			unit[0] = ' ';
+			n = 1;
+		} else if (c < 0x20 || c == 0x7f) {
+			n = (size_t)snprintf(unit, sizeof unit, "\\x%02x", c);
 		} else {
-			buf[len++] = (char)c;
+			unit[0] = (char)c;
+			n = 1;
 		}
+		if (len + n >= cap)
+			break;
+		memcpy(buf + len, unit, n);
+		len += n;
+		s += used;
 	}
 	return len;
+}
+
+/* Cuts a UTF-8 sequence left incomplete at the end of s by truncation. */
+static void utf8_trim(char *s)
+{
+	size_t len = strlen(s), i = len, need;
+	unsigned c;
+
+	while (i > 0 && len - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0 || (c = (unsigned char)s[i - 1]) < 0xc0)
+		return;
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+	if (len - (i - 1) < need)
+		s[i - 1] = '\0';
 }
 
 void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
@@ -64,7 +145,7 @@ void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
 	struct tm tm;
 	va_list ap;
 	size_t len;
-	int n;
+	int n, json;
 
 	if (!log_enabled(lvl))
 		return;
@@ -73,35 +154,36 @@ void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	/* One message, one line: a newline inside would forge a log entry. */
-	for (char *p = msg; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-
+	if ((size_t)n >= sizeof msg)
+		utf8_trim(msg);
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	n = (int)strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(ts + n, sizeof ts - (size_t)n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 
-	if (atomic_load_explicit(&log_json, memory_order_relaxed)) {
+	json = atomic_load_explicit(&log_json, memory_order_relaxed);
+	/* room is kept for the line's end: "\"}\n" or "\n" */
+	if (json) {
 		len = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",", ts,
 				       level_names[lvl]);
 		if (request_id) {
 			len += (size_t)snprintf(line + len, sizeof line - len, "\"request_id\":\"");
-			len = json_escape(line, len, sizeof line, request_id);
+			len = log_escape(line, len, sizeof line - 8, request_id, 1);
 			len += (size_t)snprintf(line + len, sizeof line - len, "\",");
 		}
 		len += (size_t)snprintf(line + len, sizeof line - len, "\"msg\":\"");
-		len = json_escape(line, len, sizeof line - 4, msg);
+		len = log_escape(line, len, sizeof line - 4, msg, 1);
 		len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
 	} else {
-		len = (size_t)snprintf(line, sizeof line, "%s %s%s%s%s %s\n", ts, level_names[lvl],
-				       request_id ? " [" : "", request_id ? request_id : "",
-				       request_id ? "]" : "", msg);
-	}
-	if (len >= sizeof line) {
-		len = sizeof line - 1;
-		line[len - 1] = '\n';
+		len = (size_t)snprintf(line, sizeof line, "%s %s", ts, level_names[lvl]);
+		if (request_id) {
+			len += (size_t)snprintf(line + len, sizeof line - len, " [");
+			len = log_escape(line, len, sizeof line - 8, request_id, 0);
+			len += (size_t)snprintf(line + len, sizeof line - len, "]");
+		}
+		line[len++] = ' ';
+		len = log_escape(line, len, sizeof line - 2, msg, 0);
+		line[len++] = '\n';
 	}
 	/* A failed log write has nowhere to be reported. */
 	if (write(STDERR_FILENO, line, len) < 0)
