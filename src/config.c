@@ -487,13 +487,39 @@ static int apply_line(struct config *cfg, char *line, int lineno, int *seen, cha
 	return key_set(cfg, k, val, from_env, why, whylen);
 }
 
+/*
+ * Reads one line into buf (CONFIG_LINE_MAX + 1 bytes), without its '\n',
+ * NUL-terminated. Returns its length, -1 at the end of the file (or on a
+ * read error: see ferror), or -2 when it is longer than CONFIG_LINE_MAX or
+ * would take the file past CONFIG_FILE_MAX (*total counts the bytes read so
+ * far). Bounded so that `-c /dev/zero` or a huge file fails at once instead
+ * of growing a buffer without end.
+ */
+static long read_line(FILE *f, char *buf, size_t *total)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc(f)) != EOF) {
+		if (++*total > CONFIG_FILE_MAX || (c != '\n' && n == CONFIG_LINE_MAX))
+			return -2;
+		if (c == '\n')
+			break;
+		buf[n++] = (char)c;
+	}
+	if (c == EOF && n == 0)
+		return -1;
+	buf[n] = '\0';
+	return (long)n;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct config tmp;
 	int seen[CONFIG_NKEYS] = { 0 };
 	char why[320], *line = NULL, *s;
-	size_t cap = 0;
-	ssize_t n;
+	size_t total = 0;
+	long n;
 	int lineno = 0, rc = -1;
 	FILE *f = NULL;
 
@@ -503,14 +529,25 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		set_err(err, errlen, "%s: cannot open (%s)", path, strerror(errno));
 		goto out;
 	}
-	if (config_defaults(&tmp) < 0) {
+	line = malloc(CONFIG_LINE_MAX + 1);
+	if (!line || config_defaults(&tmp) < 0) {
 		set_err(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	while ((n = getline(&line, &cap, f)) != -1) {
+	while ((n = read_line(f, line, &total)) != -1) {
 		lineno++;
-		if (memchr(line, '\0', (size_t)n)) {
+		if (n == -2 && total > CONFIG_FILE_MAX) {
+			set_err(err, errlen, "%s:%d: file is larger than %d bytes", path, lineno,
+				CONFIG_FILE_MAX);
+			goto out;
+		}
+		if (memchr(line, '\0', n == -2 ? CONFIG_LINE_MAX : (size_t)n)) {
 			set_err(err, errlen, "%s:%d: line contains a NUL byte", path, lineno);
+			goto out;
+		}
+		if (n == -2) {
+			set_err(err, errlen, "%s:%d: line is longer than %d bytes", path, lineno,
+				CONFIG_LINE_MAX);
 			goto out;
 		}
 		s = line;

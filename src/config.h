@@ -50,8 +50,13 @@ int config_defaults(struct config *cfg);
  * "path:line: reason" (or "path: reason" when the file cannot be read),
  * and cfg holds nothing that needs freeing beyond config_free.
  * `env:NAME` values are resolved here; an unset variable is an error.
- * auth_token is required (a value or `none`).
+ * auth_token is required (a value or `none`). A line longer than
+ * CONFIG_LINE_MAX bytes or a file larger than CONFIG_FILE_MAX is an error
+ * found as soon as that many bytes are read (a device such as /dev/zero
+ * fails at once).
  */
+#define CONFIG_LINE_MAX 65536
+#define CONFIG_FILE_MAX (1024 * 1024)
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 
 /* Frees every string of cfg; cfg may be partly filled or zeroed. */

@@ -292,6 +292,58 @@ static void test_nul_byte_rejected(void **state)
 	config_free(&c);
 }
 
+/*
+ * A line longer than CONFIG_LINE_MAX, a file larger than CONFIG_FILE_MAX and
+ * an endless device fail with file and line named, after reading at most
+ * the cap (/dev/zero used to grow the line buffer without end).
+ */
+static void test_size_caps(void **state)
+{
+	char err[256], want[256];
+	struct config c;
+	size_t n = 0;
+	char *text = malloc(CONFIG_FILE_MAX + 4096);
+
+	(void)state;
+	assert_non_null(text);
+	/* line 2 is a comment one byte too long: even a comment is capped */
+	n = (size_t)sprintf(text, "auth_token = x\n#");
+	memset(text + n, 'a', CONFIG_LINE_MAX);
+	n += CONFIG_LINE_MAX;
+	text[n++] = '\n';
+	write_conf(text, n);
+	assert_int_equal(config_load(&c, conf_path, err, sizeof err), -1);
+	snprintf(want, sizeof want, "%s:2: line is longer than %d bytes", conf_path,
+		 CONFIG_LINE_MAX);
+	assert_string_equal(err, want);
+	config_free(&c);
+
+	/* exactly CONFIG_LINE_MAX bytes is still a line */
+	n = (size_t)sprintf(text, "auth_token = x\n#");
+	memset(text + n, 'a', CONFIG_LINE_MAX - 1);
+	n += CONFIG_LINE_MAX - 1;
+	text[n++] = '\n';
+	write_conf(text, n);
+	assert_int_equal(config_load(&c, conf_path, err, sizeof err), 0);
+	config_free(&c);
+
+	/* many short lines past the file cap */
+	n = (size_t)sprintf(text, "auth_token = x\n");
+	while (n < CONFIG_FILE_MAX + 100)
+		n += (size_t)sprintf(text + n, "# just a comment\n");
+	write_conf(text, n);
+	assert_int_equal(config_load(&c, conf_path, err, sizeof err), -1);
+	assert_non_null(strstr(err, conf_path));
+	assert_non_null(strstr(err, "file is larger than"));
+	config_free(&c);
+
+	/* a device that never ends */
+	assert_int_equal(config_load(&c, "/dev/zero", err, sizeof err), -1);
+	assert_string_equal(err, "/dev/zero:1: line contains a NUL byte");
+	config_free(&c);
+	free(text);
+}
+
 static void test_auth_token_required(void **state)
 {
 	char err[256], want[256];
@@ -611,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_minimal_file),
 		cmocka_unit_test(test_errors_name_line),
 		cmocka_unit_test(test_nul_byte_rejected),
+		cmocka_unit_test(test_size_caps),
 		cmocka_unit_test(test_auth_token_required),
 		cmocka_unit_test(test_auth_none),
 		cmocka_unit_test(test_unreadable_file),
