@@ -16,6 +16,13 @@
  *
  * Offsets in error messages are 0-based byte positions in the body.
  *
+ * Lone surrogates: a \u escape of half a UTF-16 surrogate pair (\ud800
+ * alone, or a low half first) names no character; yajl would decode it as
+ * '?' silently. A scan of the raw body before the parse (lone_surrogate)
+ * refuses the batch instead (BATCH_INVALID: 400 with the byte offset), so
+ * an event's text is never altered on the way; a proper pair is decoded to
+ * its character as usual.
+ *
  * Threads: no globals; one struct batch per thread.
  */
 #include "batch.h"
@@ -402,6 +409,57 @@ void batch_free(struct batch *b)
 	b->cap = 0;
 }
 
+/* The value of the four hex digits at s[0..avail), or -1. */
+static long hex4(const char *s, size_t avail)
+{
+	long v = 0;
+
+	if (avail < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+		if (d < 0)
+			return -1;
+		v = v << 4 | d;
+	}
+	return v;
+}
+
+/*
+ * The offset of the first \u escape of a UTF-16 surrogate that is not half
+ * of a high+low pair, or (size_t)-1. yajl turns such an escape into '?'
+ * without a word, which would change the event's text behind the sender's
+ * back, so the batch is refused instead. A backslash can only stand inside
+ * a string in valid JSON, and there it always starts an escape, so hopping
+ * from one backslash to the next over each escape is enough (an escaped
+ * backslash is hopped over whole); invalid JSON is yajl's to report.
+ */
+static size_t lone_surrogate(const char *body, size_t len)
+{
+	const char *p = body, *end = body + len;
+
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		long hi = p + 1 < end && p[1] == 'u' ? hex4(p + 2, (size_t)(end - p - 2)) : -1, lo;
+
+		if (hi < 0xd800 || hi > 0xdfff) {
+			p += 2;   /* any other escape; p may now be end */
+			if (p >= end)
+				break;
+			continue;
+		}
+		if (hi >= 0xdc00)
+			return (size_t)(p - body);
+		lo = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8, 4) : -1;
+		if (lo < 0xdc00 || lo > 0xdfff)
+			return (size_t)(p - body);
+		p += 12;
+	}
+	return (size_t)-1;
+}
+
 int batch_parse(struct batch *out, const char *body, size_t len, size_t max_events,
 		const struct batch_builder *builder, void *ud, char *err, size_t errlen)
 {
@@ -423,6 +481,13 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 		err[0] = '\0';
 	batch_reset(out);
 
+	size_t lone = lone_surrogate(body, len);
+
+	if (lone != (size_t)-1) {
+		bp_fail(&p, BATCH_INVALID, "invalid JSON at byte %zu: \\u%.4s is a lone UTF-16 "
+			"surrogate (not a character)", lone, body + lone + 2);
+		goto out;
+	}
 	p.h = yajl_alloc(&bp_callbacks, NULL, &p);
 	if (!p.h) {
 		bp_fail(&p, BATCH_NOMEM, "out of memory");

@@ -8,7 +8,10 @@
  * without re-encoding. No I/O and no Lua here.
  *
  * Numbers: the raw text decides. No '.', 'e' or 'E' and within int64 →
- * integer; otherwise → double. Strings are UTF-8 validated by yajl.
+ * integer; otherwise → double. Strings are UTF-8 validated by yajl; a \u
+ * escape of a lone UTF-16 surrogate (\ud800 without its low half, or a
+ * low half alone) makes the batch invalid (400), since yajl would turn it
+ * into '?' silently.
  * Nesting deeper than BATCH_MAX_DEPTH is an error.
  */
 #ifndef EGOI_BATCH_H

@@ -462,6 +462,38 @@ static void test_invalid_utf8(void **state)
 	expect_invalid("{\"events\":[{\"a\xe2\x82\":\"x\"}]}", "invalid JSON at byte");
 }
 
+/*
+ * Half a UTF-16 surrogate pair names no character: yajl would decode it as
+ * '?' silently, so the batch is refused with the escape's offset. Proper
+ * pairs, escaped backslashes before "u" and surrogates as keys are told apart.
+ */
+static void test_lone_surrogates(void **state)
+{
+	struct batch b = {0};
+	struct rec r = {0};
+	char err[256];
+
+	(void)state;
+	expect_invalid("{\"events\":[{\"action\":\"a\\ud800\"}]}",
+		       "invalid JSON at byte 23: \\ud800 is a lone UTF-16 surrogate");
+	expect_invalid("{\"events\":[{\"action\":\"\\uDBFFx\"}]}", "byte 22: \\uDBFF is a lone");
+	/* a low half first, and a high half followed by another high half */
+	expect_invalid("{\"events\":[{\"action\":\"\\udc00\\ud800\"}]}", "byte 22: \\udc00");
+	expect_invalid("{\"events\":[{\"action\":\"\\ud800\\ud800\"}]}", "byte 22: \\ud800");
+	/* cut off at the end of the body, and in a key */
+	expect_invalid("{\"events\":[{\"action\":\"\\ud83d\\ude", "byte 22: \\ud83d");
+	expect_invalid("{\"events\":[{\"\\ud83d\":\"x\",\"action\":\"a\"}]}", "byte 13: \\ud83d");
+	/* after an escaped backslash the escape starts again correctly */
+	expect_invalid("{\"events\":[{\"action\":\"\\\\\\ud800\"}]}", "byte 24: \\ud800");
+
+	/* a pair decodes; "\\ud800" is a backslash and the text ud800 */
+	assert_int_equal(parse(&b, "{\"events\":[{\"action\":\"\\uD83D\\uDE00\\\\ud800\\\\\"}]}", 10,
+			       &r, err), BATCH_OK);
+	assert_string_equal(r.buf, "<0 { k:action s:\xf0\x9f\x98\x80\\ud800\\ } 0> ");
+	rec_clear(&r);
+	batch_free(&b);
+}
+
 static void test_empty_and_reuse(void **state)
 {
 	struct batch b = {0};
@@ -587,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_max_events),
 		cmocka_unit_test(test_rejected_elements),
 		cmocka_unit_test(test_invalid_utf8),
+		cmocka_unit_test(test_lone_surrogates),
 		cmocka_unit_test(test_empty_and_reuse),
 		cmocka_unit_test(test_builder_failure),
 		cmocka_unit_test(test_many_events_grow),
