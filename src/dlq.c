@@ -242,11 +242,24 @@ int dlq_print_counts(const char *const *keys, const long *vals, size_t n)
 
 /* --- list --- */
 
+struct dlq_list_state {
+	int with_payload;
+	long malformed;        /* rows skipped (reported on stderr) */
+};
+
 static int dlq_list_one(const struct outbox_dlq_entry *e, void *arg)
 {
-	int with_payload = *(const int *)arg, rc = 1;
-	yajl_gen g = yajl_gen_alloc(NULL);
+	struct dlq_list_state *ls = arg;
+	int rc = 1;
+	yajl_gen g = NULL;
 
+	if (e->malformed) {
+		fprintf(stderr, "egoi-router: dlq list: dead letter %lld skipped: %s\n",
+			(long long)e->id, e->malformed);
+		ls->malformed++;
+		return 0;
+	}
+	g = yajl_gen_alloc(NULL);
 	if (!g)
 		return 1;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
@@ -265,7 +278,7 @@ static int dlq_list_one(const struct outbox_dlq_entry *e, void *arg)
 	gen_int(g, "attempts", e->attempts, e->attempts >= 0);
 	gen_int(g, "last_status", e->last_status, e->last_status > 0);
 	gen_int(g, "payload_bytes", (long long)e->payload_len, 1);
-	if (with_payload && gen_payload(g, e) != 0)
+	if (ls->with_payload && gen_payload(g, e) != 0)
 		goto out;
 	yajl_gen_map_close(g);
 	if (dlq_emit(g) == 0)
@@ -275,6 +288,8 @@ out:
 	return rc;
 }
 
+/* Lists the open dead letters; a malformed row is reported, skipped, and
+ * makes the exit code 1 once the others are listed. */
 static int dlq_list(const struct dlq_opts *o, struct outbox *ob)
 {
 	struct outbox_dlq_filter f = {
@@ -283,7 +298,8 @@ static int dlq_list(const struct dlq_opts *o, struct outbox *ob)
 		.limit = o->limit,
 		.with_payload = (o->seen & OPT_PAYLOAD) != 0,
 	};
-	int rc = outbox_dlq_list(ob, &f, dlq_list_one, &f.with_payload);
+	struct dlq_list_state ls = { .with_payload = f.with_payload };
+	int rc = outbox_dlq_list(ob, &f, dlq_list_one, &ls);
 
 	if (rc < 0) {
 		fprintf(stderr, "egoi-router: dlq list: %s\n", outbox_error(ob));
@@ -292,6 +308,11 @@ static int dlq_list(const struct dlq_opts *o, struct outbox *ob)
 	if (rc > 0 || fflush(stdout) != 0) {
 		fprintf(stderr, "egoi-router: dlq list: cannot write the output\n");
 		return DLQ_RUNTIME;
+	}
+	if (ls.malformed > 0) {
+		fprintf(stderr, "egoi-router: dlq list: %ld malformed row%s skipped\n", ls.malformed,
+			ls.malformed == 1 ? "" : "s");
+		return DLQ_INVALID;
 	}
 	return DLQ_OK;
 }

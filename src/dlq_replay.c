@@ -16,6 +16,9 @@
  *   again at the next replay (at least once, like everything else) rather
  *   than losing it.
  * - Rejected input is malformed: there is nothing the rules could route.
+ * - A row that is not a usable dead letter (outbox_dlq_entry.malformed, or
+ *   an event payload that is not one JSON event) is named on stderr and
+ *   counted in "skipped"; the others are replayed, and the exit code is 1.
  *
  * Threads: the main thread only (the outbox writer has its own).
  */
@@ -41,6 +44,7 @@ struct dlq_pick {
 	int64_t id;
 	char kind[16];
 	int replayed;
+	const char *malformed;   /* static text (outbox_dlq_entry): not a dead letter */
 };
 
 struct dlq_picks {
@@ -62,7 +66,8 @@ static int dlq_collect(const struct outbox_dlq_entry *e, void *arg)
 		p->cap = cap;
 	}
 	p->v[p->n].id = e->id;
-	snprintf(p->v[p->n].kind, sizeof p->v[p->n].kind, "%s", e->kind);
+	p->v[p->n].malformed = e->malformed;
+	snprintf(p->v[p->n].kind, sizeof p->v[p->n].kind, "%s", e->kind ? e->kind : "");
 	p->v[p->n].replayed = e->replayed_at > 0;
 	p->n++;
 	return 0;
@@ -74,6 +79,7 @@ struct dlq_event {
 	size_t len, prefix;        /* the payload is body[prefix, len - suffix) */
 	char *request_id;
 	int has_payload;
+	const char *malformed;     /* static text: the row is not a dead letter */
 };
 
 static const char dlq_prefix[] = "{\"events\":[", dlq_suffix[] = "]}";
@@ -82,6 +88,9 @@ static int dlq_fetch(const struct outbox_dlq_entry *e, void *arg)
 {
 	struct dlq_event *ev = arg;
 
+	ev->malformed = e->malformed;   /* a static string, see outbox_dlq_entry */
+	if (e->malformed)
+		return 0;
 	ev->has_payload = e->payload != NULL;
 	if (!e->payload)
 		return 0;
@@ -128,6 +137,7 @@ struct dlq_replay {
 	int pipeline_ready;
 	int cannot_route;
 	long replayed, skipped, failed;
+	long malformed;            /* of skipped: rows that are not replayable dead letters */
 };
 
 /* Routes one rule_error / write dead letter again and marks it replayed. */
@@ -153,10 +163,11 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 		r->failed++;
 		goto out;
 	}
-	if (!ev.has_payload || (why = dlq_check_event(&ev)) != NULL) {
+	if (ev.malformed || !ev.has_payload || (why = dlq_check_event(&ev)) != NULL) {
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " skipped: %s\n",
-			id, ev.has_payload ? why : "it has no payload");
+			id, ev.malformed ? ev.malformed : ev.has_payload ? why : "it has no payload");
 		r->skipped++;
+		r->malformed++;
 		goto out;
 	}
 	if (!r->pipeline_ready) {
@@ -210,7 +221,12 @@ static void dlq_replay_one(struct dlq_replay *r, const struct dlq_pick *k, int b
 {
 	int rc;
 
-	if (k->replayed) {
+	if (k->malformed) {
+		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " skipped: %s\n",
+			k->id, k->malformed);
+		r->skipped++;
+		r->malformed++;
+	} else if (k->replayed) {
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64
 				" was already replayed, skipped\n", k->id);
 		r->skipped++;
@@ -304,7 +320,8 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 		}
 	}
 	for (size_t i = 0; i < picks.n; i++) {
-		if (!picks.v[i].replayed && strcmp(picks.v[i].kind, "rejected") == 0)
+		if (!picks.v[i].replayed && !picks.v[i].malformed &&
+		    strcmp(picks.v[i].kind, "rejected") == 0)
 			rejected++;
 		dlq_replay_one(&r, &picks.v[i], o->nids > 0);
 	}
@@ -312,6 +329,9 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 		fprintf(stderr, "egoi-router: dlq replay: %ld rejected dead letter%s skipped: "
 				"malformed input cannot be replayed (see dlq list --kind rejected)\n",
 			rejected, rejected == 1 ? "" : "s");
+	if (r.malformed > 0)
+		fprintf(stderr, "egoi-router: dlq replay: %ld malformed row%s skipped\n",
+			r.malformed, r.malformed == 1 ? "" : "s");
 	{
 		static const char *const keys[] = { "replayed", "skipped", "failed" };
 		const long vals[] = { r.replayed, r.skipped, r.failed };
@@ -321,7 +341,7 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 			goto out;
 		}
 	}
-	rc = r.failed > 0 ? DLQ_INVALID : DLQ_OK;
+	rc = r.failed > 0 || r.malformed > 0 ? DLQ_INVALID : DLQ_OK;
 out:
 	if (r.pipeline_ready)
 		pipeline_free(&r.p);

@@ -170,7 +170,11 @@ struct outbox_dlq_filter {
 /*
  * One dead letter as outbox_dlq_list shows it. Every pointer points into
  * SQLite's row buffer: valid only during the callback, copy what you keep.
- * Absent values are NULL / 0; attempts is -1 when not a forward.
+ * Absent values are NULL / 0; attempts is -1 when not a forward. A row
+ * that does not hold a dead letter (written by another tool, or damaged:
+ * a NULL, blob or unknown kind, a NULL reason, times that are not numbers)
+ * has malformed set to why; only its id and what could be read are then
+ * filled in, and the caller should report and skip it.
  */
 struct outbox_dlq_entry {
 	int64_t id;
@@ -186,12 +190,15 @@ struct outbox_dlq_entry {
 	int last_status;           /* 0 = none (network error, or not a forward) */
 	const char *payload;       /* NULL unless with_payload (or no payload) */
 	size_t payload_len;        /* always set */
+	const char *malformed;     /* NULL, or why this row is not a usable dead letter
+				    * (static text: may be kept after the callback) */
 };
 
 /*
  * Calls fn for each dead letter matching f, oldest (lowest id) first, in one
- * read snapshot; fn must not use ob. fn returns 0 to go on, anything else to
- * stop. Returns 0 when every match was visited, fn's value when it stopped,
+ * read snapshot; fn must not use ob. Malformed rows are given to fn too
+ * (e->malformed set), so one bad row does not hide the others. fn returns 0
+ * to go on, anything else to stop. Returns 0 when every match was visited, fn's value when it stopped,
  * -1 on a database error (outbox_error) or an invalid filter.
  */
 int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,

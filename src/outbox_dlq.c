@@ -121,13 +121,33 @@ static const char *ob_dlq_text(sqlite3_stmt *st, int col)
 	return (const char *)sqlite3_column_text(st, col);   /* NULL for a NULL column */
 }
 
-/* Fills e from the current row. -1 when SQLite ran out of memory. */
+static int ob_dlq_is_number(int type)
+{
+	return type == SQLITE_INTEGER || type == SQLITE_FLOAT;
+}
+
+/*
+ * Fills e from the current row. Returns 0, 1 when the row is malformed
+ * (e->malformed says how; e->id is set, other fields may be absent), or -1
+ * when SQLite ran out of memory. A text getter's NULL is an allocation
+ * failure only when the connection says SQLITE_NOMEM: otherwise the value
+ * itself is NULL, which this schema's NOT NULL keeps out of rows it wrote
+ * but not out of a table an operator or another tool rebuilt.
+ */
 static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_entry *e)
 {
+	sqlite3 *db = sqlite3_db_handle(st);
+	/* types first: a column_text or column_double call may convert them */
+	int kind_t = sqlite3_column_type(st, D_KIND), index_t = sqlite3_column_type(st, D_INDEX);
+	int created_t = sqlite3_column_type(st, D_CREATED), died_t = sqlite3_column_type(st, D_DIED);
+	int replayed_t = sqlite3_column_type(st, D_REPLAYED);
+
 	memset(e, 0, sizeof *e);
 	e->id = sqlite3_column_int64(st, D_ID);
 	e->kind = ob_dlq_text(st, D_KIND);
 	e->reason = ob_dlq_text(st, D_REASON);
+	if ((!e->kind || !e->reason) && sqlite3_errcode(db) == SQLITE_NOMEM)
+		return -1;
 	e->request_id = ob_dlq_text(st, D_REQID);
 	e->event_index = (long)sqlite3_column_int64(st, D_INDEX);
 	e->created_at = sqlite3_column_double(st, D_CREATED);
@@ -144,8 +164,6 @@ static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_ent
 			      ? -1 : (long)sqlite3_column_int64(st, D_ATTEMPTS);
 	e->last_status = sqlite3_column_int(st, D_STATUS);
 	e->payload_len = (size_t)sqlite3_column_int64(st, D_PLEN);
-	if (!e->kind || !e->reason)
-		return -1;   /* NOT NULL columns: only an allocation failure gives NULL */
 	if (with_payload && sqlite3_column_type(st, D_PAYLOAD) != SQLITE_NULL) {
 		e->payload = sqlite3_column_blob(st, D_PAYLOAD);
 		e->payload_len = (size_t)sqlite3_column_bytes(st, D_PAYLOAD);
@@ -154,7 +172,18 @@ static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_ent
 		if (!e->payload)
 			e->payload = "";
 	}
-	return 0;
+	if (!e->kind || kind_t != SQLITE_TEXT || !ob_dlq_kind_ok(e->kind))
+		e->malformed = "its kind is not rule_error, rejected, write or forward";
+	else if (!e->reason)
+		e->malformed = "its reason is NULL";
+	else if (!ob_dlq_is_number(created_t) || !ob_dlq_is_number(died_t) ||
+		 (replayed_t != SQLITE_NULL && !ob_dlq_is_number(replayed_t)))
+		e->malformed = "its created_at, died_at or replayed_at is not a number";
+	else if (index_t != SQLITE_NULL && !ob_dlq_is_number(index_t))
+		e->malformed = "its event_index is not a number";
+	else
+		return 0;
+	return 1;
 }
 
 int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
@@ -180,7 +209,7 @@ int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 	if (!st)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ob_dlq_read(st, f->with_payload, &e) != 0) {
+		if (ob_dlq_read(st, f->with_payload, &e) < 0) {
 			ob_failf(ob, "dead letters: cannot read row %lld (out of memory?)",
 				 (long long)sqlite3_column_int64(st, D_ID));
 			goto out;

@@ -526,6 +526,91 @@ static void test_list_command_prints_json_lines(void **state)
 	free(out);
 }
 
+/* Runs sql on the outbox file with a connection of its own (another tool). */
+static void exec_sql(struct fixture *fx, const char *sql)
+{
+	char path[128], *msg = NULL;
+	sqlite3 *db = NULL;
+
+	snprintf(path, sizeof path, "%s/outbox.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+	sqlite3_close(db);
+}
+
+static int see_malformed(const struct outbox_dlq_entry *e, void *arg)
+{
+	struct seen *s = arg;
+
+	assert_true(s->n < 16);
+	s->id[s->n] = e->id;
+	snprintf(s->kind[s->n], sizeof s->kind[0], "%s", e->malformed ? "BAD" : e->kind);
+	s->n++;
+	return 0;
+}
+
+/*
+ * Rows the daemon never writes (a NULL reason, a time that is not a number,
+ * a kind that is a blob, a payload that is not JSON) are reported and
+ * skipped by list and replay, which go on with the rows after them and
+ * exit 1. They used to stop the walk: "cannot read row 5 (out of memory?)".
+ */
+static void test_malformed_rows_skipped_and_reported(void **state)
+{
+	struct fixture *fx = *state;
+	char conf[128], path[160], fid[37], *out = NULL, *text;
+	struct seen s;
+
+	add_four(fx, fid);
+	/* the table rebuilt by hand, as an operator might: its constraints are gone */
+	exec_sql(fx, "CREATE TABLE dl AS SELECT * FROM dead_letters; DROP TABLE dead_letters;"
+		     "ALTER TABLE dl RENAME TO dead_letters;"
+		     "INSERT INTO dead_letters(id, kind, reason, payload, created_at, died_at)"
+		     " VALUES (5, 'write', NULL, '{\"action\":\"a\"}', 1, 1);"
+		     "INSERT INTO dead_letters(id, kind, reason, payload, created_at, died_at)"
+		     " VALUES (6, 'rule_error', 'x', '{\"action\":\"b\"}', 'soon', 1);"
+		     "INSERT INTO dead_letters(id, kind, reason, payload, created_at, died_at)"
+		     " VALUES (7, 'rule_error', 'bad json', X'7b6e6f', 1, 1);"
+		     "INSERT INTO dead_letters(id, kind, reason, payload, created_at, died_at)"
+		     " VALUES (8, X'7772697465', 'x', '{}', 1, 1);"
+		     "INSERT INTO dead_letters(id, kind, reason, payload, request_id, event_index,"
+		     " created_at, died_at)"
+		     " VALUES (9, 'rule_error', 'y', '{\"action\":\"late\"}', 'req-1', 1, 1, 1);");
+
+	memset(&s, 0, sizeof s);
+	assert_int_equal(outbox_dlq_list(fx->ob, NULL, see_malformed, &s), 0);
+	assert_int_equal(s.n, 9);
+	assert_string_equal(s.kind[4], "BAD");
+	assert_string_equal(s.kind[5], "BAD");
+	assert_string_equal(s.kind[6], "rule_error");
+	assert_string_equal(s.kind[7], "BAD");
+	assert_string_equal(s.kind[8], "rule_error");
+
+	write_conf(fx, "function route(e, m) write('seen.jsonl') end\n", conf, sizeof conf);
+	const char *args[] = { "list", "-c", conf, NULL };
+	assert_int_equal(run_dlq(fx, args, &out), 1);
+	for (int id = 1; id <= 9; id++) {
+		char key[32];
+
+		snprintf(key, sizeof key, "{\"id\":%d,", id);
+		if ((id == 5 || id == 6 || id == 8) == (strstr(out, key) != NULL))
+			fail_msg("dead letter %d %s listed: %s", id,
+				 id == 5 || id == 6 || id == 8 ? "wrongly" : "not", out);
+	}
+	free(out);
+
+	const char *replay[] = { "replay", "-c", conf, "--kind", "rule_error", NULL };
+	assert_int_equal(run_dlq(fx, replay, &out), 1);
+	assert_string_equal(out, "{\"replayed\":2,\"skipped\":2,\"failed\":0}\n");
+	free(out);
+	snprintf(path, sizeof path, "%s/out/seen.jsonl", fx->dir);
+	text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	assert_string_equal(text, "{\"action\":\"email_open\",\"n\":1}\n{\"action\":\"late\"}\n");
+	free(text);
+}
+
 static void test_usage_errors_exit_2(void **state)
 {
 	struct fixture *fx = *state;
@@ -573,6 +658,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_failing_again_makes_a_new_dead_letter,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_command_prints_json_lines, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_rows_skipped_and_reported, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_usage_errors_exit_2, setup, teardown),
 	};
