@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -471,15 +472,36 @@ static void test_storage_and_env_errors(void **state)
 	char longname[300], path[600];
 
 	parse_fixture(f);
-	/* a disk-level write failure fails the batch before the outbox is touched */
+	/* a system-level open failure (no descriptor left) fails the batch
+	 * before the outbox is touched */
+	struct rlimit saved, low;
+
+	push_forward(f, 0, URL_A, NULL);
+	push(f, ACTION_WRITE, 1, "new.log", NULL);
+	f->err[0] = '\0';
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	low = saved;
+	low.rlim_cur = 3;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	int rc = commit(f, &sum);
+
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(rc, -1);
+	assert_true(f->err[0] != '\0');
+	assert_int_equal(count(f, "deliveries"), 0);
+
+	/* a name the file system refuses (over NAME_MAX) is the event's own
+	 * failure: a write dead letter, and the rest of the batch commits */
+	actions_clear(&f->a);
 	memset(longname, 'n', sizeof longname - 1);
 	longname[sizeof longname - 1] = '\0';
 	push_forward(f, 0, URL_A, NULL);
 	push(f, ACTION_WRITE, 1, longname, NULL);
-	f->err[0] = '\0';
-	assert_int_equal(commit(f, &sum), -1);
-	assert_true(f->err[0] != '\0');
-	assert_int_equal(count(f, "deliveries"), 0);
+	assert_int_equal(commit(f, &sum), 0);
+	assert_int_equal(count(f, "deliveries"), 1);
+	assert_int_equal(count(f, "dead_letters"), 1);
+	actions_clear(&f->a);
+	exec_sql(f, "DELETE FROM deliveries; DELETE FROM dead_letters;");
 
 	/* no sink with a write, no outbox with a forward: refused, nothing done */
 	actions_clear(&f->a);
