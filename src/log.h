@@ -3,7 +3,10 @@
  *
  * Thread-safe: each line is formatted into a local buffer and written with a
  * single write(2), so lines from concurrent threads never interleave.
- * Never pass secrets or whole payloads.
+ * Never pass secrets or whole payloads. Event and rule data may be passed:
+ * messages and request ids are escaped (control characters, DEL, C1,
+ * U+2028/U+2029, invalid UTF-8), so a line reaches no terminal raw and a
+ * JSON line stays valid JSON.
  */
 #ifndef EGOI_LOG_H
 #define EGOI_LOG_H
