@@ -372,7 +372,7 @@ int json_lua_l_encode(lua_State *L)
 	e.errlen = sizeof err;
 	if (je_encode(&e, 1) != 0) {
 		je_release(&e);
-		/* a refused allocation is a memory error, as for Lua's own strings */
+		/* a refused allocation is a memory error (lua_error turns this message into one) */
 		if (e.nomem) {
 			lua_pushliteral(L, "not enough memory");   /* no position: rules see a memory error */
 			return lua_error(L);

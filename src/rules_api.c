@@ -272,15 +272,18 @@ static int api_forward(lua_State *L)
 	}
 	if (r->max_forward_body && (json || body) && body_len > r->max_forward_body) {
 		free(json);
-		return luaL_error(L, "forward: body is %zu bytes, over max_forward_body (%zu)",
-				  body_len, r->max_forward_body);
+		/* lua_pushfstring has no %zu */
+		snprintf(err, sizeof err, "forward: body is %zu bytes, over max_forward_body (%zu)",
+			 body_len, r->max_forward_body);
+		return luaL_error(L, "%s", err);
 	}
 	/* what the outbox row will hold: a default forward stores the event's bytes */
 	stored = ((json || body) ? body_len : r->ctx.event_bytes) + hdr_total;
 	if (r->max_batch_forward && stored > r->max_batch_forward - r->batch_forward_bytes) {
 		free(json);
-		return luaL_error(L, "forward: the batch's forwards would store more than "
-				     "max_batch_forward_bytes (%zu)", r->max_batch_forward);
+		snprintf(err, sizeof err, "forward: the batch's forwards would store more than "
+			 "max_batch_forward_bytes (%zu)", r->max_batch_forward);
+		return luaL_error(L, "%s", err);
 	}
 	api_charge(L, r, "forward", url_len + ct_len + name_len + hdr_total + body_len + 16, json);
 	r->batch_forward_bytes += stored;
