@@ -85,6 +85,7 @@ struct actions_commit_env {
 	struct sink_file *sink;       /* NULL: writes are not allowed */
 	const char *request_id;
 	int write_sync;               /* write_sync = batch: lines fdatasync'ed before success */
+	long hop;                     /* X-Router-Hop of the batch (0 = none): forwards get hop + 1 */
 };
 
 /*

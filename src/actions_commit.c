@@ -309,6 +309,7 @@ static int add_forward(struct commit *c, const struct action *it, const char *bo
 		.body = body,
 		.body_len = len,
 		.request_id = c->env->request_id,
+		.hop = c->env->hop + 1,
 	};
 
 	return outbox_add_forward(c->ob, &f, NULL);

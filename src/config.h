@@ -29,6 +29,9 @@ struct config {
 	long threads;                /* HTTP worker threads */
 	size_t max_body;             /* bytes */
 	size_t max_events;           /* events per batch */
+	size_t max_forward_body;     /* bytes of one forward() body */
+	size_t max_batch_forward_bytes; /* bytes all forward() decisions of a batch may store */
+	long max_hops;               /* X-Router-Hop at which intake answers 508 */
 	long forward_timeout_ms;
 	long forward_max_attempts;
 	long forward_max_age_ms;

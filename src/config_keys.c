@@ -81,6 +81,22 @@ const struct cfg_key config_keys[] = {
 	  .offset = OFF(max_events),
 	  .help = "Most events accepted in one batch (up to 1000000); larger batches "
 		  "get 413." },
+	{ .name = "max_forward_body", .type = CFG_SIZE, .def = "1M", .min = 1, .max = CFG_GIB,
+	  .offset = OFF(max_forward_body),
+	  .help = "Largest body one forward() may give (opts.body, a string or the JSON "
+		  "of a table; up to 1G); a larger one is a rule error. The default "
+		  "body (the batch's events) is bounded by max_body instead." },
+	{ .name = "max_batch_forward_bytes", .type = CFG_SIZE, .def = "64M", .min = 1,
+	  .max = 64 * CFG_GIB, .offset = OFF(max_batch_forward_bytes),
+	  .help = "Most bytes the forwards of one batch may put in the outbox: bodies "
+		  "(an event's bytes for each default forward) and headers. The event "
+		  "whose forward() goes over it is a rule error. Keep it above "
+		  "max_body times the destinations a batch goes to." },
+	{ .name = "max_hops", .type = CFG_INT, .def = "3", .min = 1, .max = 100,
+	  .offset = OFF(max_hops),
+	  .help = "Forward loop guard: every forward carries X-Router-Hop (the incoming "
+		  "count + 1), and a batch arriving with a count of max_hops or more is "
+		  "answered 508 and counted in egoi_router_loops_refused_total." },
 	{ .name = "forward_timeout", .type = CFG_DURATION, .def = "10s", .min = 1,
 	  .max = CFG_MS_HOUR, .offset = OFF(forward_timeout_ms),
 	  .help = "Time limit for one forward request (up to 1h)." },

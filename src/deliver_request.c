@@ -5,8 +5,9 @@
  *
  * Sent: the entry's method and body byte for byte, Content-Type (the
  * entry's, default application/json), X-Router-Delivery-Id (stable across
- * retries), X-Router-Attempt (1, 2, ...), then the rule's "Name: value"
- * lines; the rule cannot override the three headers we set. "Expect:" is
+ * retries), X-Router-Attempt (1, 2, ...), X-Router-Hop (how many routers
+ * the event has passed, see http_hop.h), then the rule's "Name: value"
+ * lines that pass header_rule.h; the rule cannot override ours. "Expect:" is
  * sent empty so bodies over 1 KiB do not wait for 100 Continue.
  *
  * Kept: the Retry-After of the final response and at most DELIVER_SNIPPET
@@ -18,6 +19,7 @@
  */
 #include "deliver_internal.h"
 
+#include "header_rule.h"
 #include "outbox.h"
 
 #include <curl/curl.h>
@@ -86,32 +88,20 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 }
 
 /*
- * Whether a rule's header line may be sent: "Name: value" with a token name,
- * no control characters (a stray CR must not start a header of its own),
- * and not one of the headers this module owns.
+ * Whether a stored "Name: value" line may be sent: the rule forward()
+ * applied (header_rule.h), checked again since the row may predate it.
  */
 static int header_usable(const char *line, size_t len)
 {
-	static const char *const ours[] = {
-		"Content-Type", "X-Router-Delivery-Id", "X-Router-Attempt",
-		"webhook-id", "webhook-timestamp", "webhook-signature",
-	};
 	const char *colon = memchr(line, ':', len);
-	size_t nl;
+	size_t nl, v;
 
-	if (!colon || colon == line)
+	if (!colon)
 		return 0;
 	nl = (size_t)(colon - line);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)line[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f || (i < nl && (c <= ' ' || c >= 0x7f)))
-			return 0;
-	}
-	for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
-		if (nl == strlen(ours[i]) && strncasecmp(line, ours[i], nl) == 0)
-			return 0;
-	return 1;
+	for (v = nl + 1; v < len && (line[v] == ' ' || line[v] == '\t'); v++)
+		;
+	return header_rule_check(line, nl, line + v, len - v) == NULL;
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -146,6 +136,8 @@ static int build_headers(struct deliver_request *x)
 	if (slist_add(&x->headers, "Content-Type: %s", ctype) < 0 ||
 	    slist_add(&x->headers, "X-Router-Delivery-Id: %s", e->delivery_id) < 0 ||
 	    slist_add(&x->headers, "X-Router-Attempt: %ld", e->attempts + 1) < 0 ||
+	    /* rows from before the hop column read 0: they left this router once */
+	    slist_add(&x->headers, "X-Router-Hop: %ld", e->hop > 0 ? e->hop : 1L) < 0 ||
 	    slist_add(&x->headers, "Expect:") < 0)
 		return -1;
 	while (p && *p) {

@@ -29,6 +29,18 @@
 int destination_key(const char *url, char **key, char **host);
 
 /*
+ * Whether url names this router's own webhook endpoint: its port is one of
+ * listen's (a civetweb port list, "8443s", "127.0.0.1:8443s", "[::1]:8443s",
+ * comma-separated), its host is that listen address (or, for a port bound
+ * on every address, a loopback or unspecified address or localhost), and
+ * its path (percent-decoded, dot segments resolved) is endpoint or below.
+ * Other names of this host (its public DNS name, another interface) are not
+ * recognised here; X-Router-Hop (http_hop.h) stops those loops.
+ * Returns 1 or 0 (0 too when url cannot be parsed).
+ */
+int destination_is_self(const char *url, const char *listen, const char *endpoint);
+
+/*
  * Registers router_dest(url) on db: the key of url, or '' when it has none
  * (such entries are dead-lettered when claimed). Returns an SQLite code.
  */

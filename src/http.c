@@ -42,6 +42,7 @@
 
 #include "config.h"
 #include "http_drain.h"
+#include "http_hop.h"
 #include "http_watchdog.h"
 #include "log.h"
 #include "metrics.h"
@@ -84,6 +85,7 @@ static const char *http_reason(int status)
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
 	case 503: return "Service Unavailable";
+	case 508: return "Loop Detected";
 	default: return "Internal Server Error";
 	}
 }
@@ -250,6 +252,7 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	struct http_worker *w = mg_get_thread_pointer(conn);
 	struct pipeline_result res;
 	char rid[24], answer[96];
+	const char *hop_reason;
 	double received_at;
 	long long len;
 	int n;
@@ -270,6 +273,16 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		log_msg(LOG_INFO, rid, "401 from %s: missing or wrong token", ri->remote_addr);
 		http_reply_error(conn, 401, "unauthorized", 1, "WWW-Authenticate: Bearer\r\n");
 		return 401;
+	}
+	if ((n = http_hop_check(mg_get_header(conn, "X-Router-Hop"), cfg->max_hops, &w->pipe.hop,
+				&hop_reason)) != 0) {
+		if (n == 508) {
+			metrics_loop_refused();
+			log_msg(LOG_WARN, rid, "508 from %s: X-Router-Hop %ld reached max_hops %ld",
+				ri->remote_addr, w->pipe.hop, cfg->max_hops);
+		}
+		http_reply_error(conn, n, hop_reason, 1, NULL);
+		return n;
 	}
 	if (!http_is_json(mg_get_header(conn, "Content-Type"))) {
 		http_reply_error(conn, 415, "Content-Type must be application/json", 1, NULL);

@@ -37,8 +37,12 @@ int json_lua_decode(lua_State *L, const char *text, size_t len, char *err, size_
  * caller frees, NUL-terminated) of *out_len bytes. Tables with keys 1..n are
  * arrays, other tables objects (string keys only), empty tables {}; json.null
  * is null; NaN/inf, functions, cycles and depth > 64 are errors.
- * Returns 0, or -1 with err set.
+ * The text is built through L's allocator, so it counts against the state's
+ * memory limit while it is built (the returned copy is plain malloc).
+ * Returns 0, or -1 with err set, or JSON_LUA_NOMEM when an allocation was
+ * refused (err "not enough memory").
  */
+#define JSON_LUA_NOMEM (-2)
 int json_lua_encode(lua_State *L, int idx, char **out, size_t *out_len, char *err, size_t errlen);
 
 /* Pushes json.null (lua-cjson's sentinel). */

@@ -11,11 +11,22 @@
  * object, which must have string keys only; {} is an object. Depth is
  * capped at BATCH_MAX_DEPTH, which also stops cycles.
  *
+ * Memory: everything the encoder allocates goes through the state's own
+ * allocator (lua_getallocf), so a state with a memory limit bounds the
+ * JSON text too. yajl does not check most of its allocations, so it is
+ * never given a chance to fail: the text is collected by our print callback
+ * in a buffer we grow ourselves (a refusal only sets a flag, checked after
+ * each yajl_gen call), and of yajl's own two allocations the unchecked one
+ * (the default output buffer's header, freed again when the callback is
+ * installed) falls back to a spare area inside struct jl_encode.
+ *
  * Threads: a lua_State is used by one thread at a time; no globals.
  */
 #include "json_lua.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +36,24 @@
 
 #include "batch.h"
 
+/* Size prefix of each block yajl gets: lua_Alloc needs the old size back. */
+#define JE_HDR sizeof(max_align_t)
+
 struct jl_encode {
 	lua_State *L;
 	yajl_gen g;
 	char *err;
 	size_t errlen;
+	lua_Alloc alloc;
+	void *ud;
+	char *buf;                 /* the JSON text so far, through alloc */
+	size_t len, cap;
+	int nomem;                 /* an allocation was refused */
+	int spare_used;
+	union {
+		max_align_t align;
+		unsigned char bytes[128];
+	} spare;
 };
 
 static int je_fail(struct jl_encode *e, const char *msg)
@@ -39,8 +63,98 @@ static int je_fail(struct jl_encode *e, const char *msg)
 	return -1;
 }
 
+/* yajl_alloc_funcs: blocks carry their size in front (JE_HDR bytes). */
+static void *je_malloc(void *ctx, size_t sz)
+{
+	struct jl_encode *e = ctx;
+	unsigned char *p = sz < SIZE_MAX - JE_HDR ? e->alloc(e->ud, NULL, 0, sz + JE_HDR) : NULL;
+
+	if (!p) {
+		e->nomem = 1;
+		/* yajl_buf_alloc writes to what it gets without a check */
+		if (sz <= sizeof e->spare && !e->spare_used) {
+			e->spare_used = 1;
+			return e->spare.bytes;
+		}
+		return NULL;   /* only the generator itself, which yajl checks */
+	}
+	memcpy(p, &sz, sizeof sz);
+	return p + JE_HDR;
+}
+
+static void je_free(void *ctx, void *ptr)
+{
+	struct jl_encode *e = ctx;
+	unsigned char *p = ptr;
+	size_t sz;
+
+	if (!ptr)
+		return;
+	if (ptr == e->spare.bytes) {
+		e->spare_used = 0;
+		return;
+	}
+	memcpy(&sz, p - JE_HDR, sizeof sz);
+	e->alloc(e->ud, p - JE_HDR, sz + JE_HDR, 0);
+}
+
+/* Only yajl's own output buffer reallocates, and the print callback replaces it. */
+static void *je_realloc(void *ctx, void *ptr, size_t sz)
+{
+	struct jl_encode *e = ctx;
+	unsigned char *p = ptr, *q;
+	size_t old;
+
+	if (!ptr)
+		return je_malloc(ctx, sz);
+	if (ptr == e->spare.bytes || sz >= SIZE_MAX - JE_HDR) {
+		e->nomem = 1;
+		return NULL;
+	}
+	memcpy(&old, p - JE_HDR, sizeof old);
+	q = e->alloc(e->ud, p - JE_HDR, old + JE_HDR, sz + JE_HDR);
+	if (!q) {
+		e->nomem = 1;
+		return NULL;
+	}
+	memcpy(q, &sz, sizeof sz);
+	return q + JE_HDR;
+}
+
+/* yajl's print callback: appends to e->buf; a refused growth sets e->nomem. */
+static void je_print(void *ctx, const char *s, size_t n)
+{
+	struct jl_encode *e = ctx;
+	size_t cap;
+	char *p;
+
+	if (e->nomem)
+		return;
+	if (n >= e->cap - e->len || !e->buf) {
+		cap = e->cap ? e->cap : 256;
+		while (cap - e->len <= n) {
+			if (cap > SIZE_MAX / 2) {
+				e->nomem = 1;
+				return;
+			}
+			cap *= 2;
+		}
+		p = e->alloc(e->ud, e->buf, e->buf ? e->cap : 0, cap);
+		if (!p) {
+			e->nomem = 1;
+			return;
+		}
+		e->buf = p;
+		e->cap = cap;
+	}
+	memcpy(e->buf + e->len, s, n);
+	e->len += n;
+}
+
 static int je_check(struct jl_encode *e, yajl_gen_status st)
 {
+	if (e->nomem)
+		return je_fail(e, "not enough memory");
 	if (st == yajl_gen_status_ok)
 		return 0;
 	if (st == yajl_gen_invalid_string)
@@ -159,45 +273,77 @@ static int je_value(struct jl_encode *e, int idx, int depth)
 	}
 }
 
-int json_lua_encode(lua_State *L, int idx, char **out, size_t *out_len, char *err, size_t errlen)
+/*
+ * The text of the value at idx in e->buf (e->len bytes, NUL-terminated,
+ * e->cap allocated through e->alloc; the caller releases it with je_release).
+ */
+static int je_encode(struct jl_encode *e, int idx)
 {
-	struct jl_encode e = { .L = L, .g = NULL, .err = err, .errlen = errlen };
+	lua_State *L = e->L;
+	yajl_alloc_funcs afs = { je_malloc, je_realloc, je_free, e };
 	int top = lua_gettop(L);
-	const unsigned char *buf;
-	size_t len;
 	int rc = -1;
 
-	*out = NULL;
-	*out_len = 0;
+	e->alloc = lua_getallocf(L, &e->ud);
 	idx = lua_absindex(L, idx);
-	e.g = yajl_gen_alloc(NULL);
-	if (!e.g) {
-		je_fail(&e, "out of memory");
+	e->g = yajl_gen_alloc(&afs);
+	if (!e->g || e->nomem) {
+		je_fail(e, "not enough memory");
 		goto out;
 	}
-	if (!yajl_gen_config(e.g, yajl_gen_beautify, 0) ||
-	    !yajl_gen_config(e.g, yajl_gen_validate_utf8, 1)) {
-		je_fail(&e, "cannot configure the JSON generator");
+	if (!yajl_gen_config(e->g, yajl_gen_print_callback, je_print, e) ||
+	    !yajl_gen_config(e->g, yajl_gen_beautify, 0) ||
+	    !yajl_gen_config(e->g, yajl_gen_validate_utf8, 1)) {
+		je_fail(e, "cannot configure the JSON generator");
 		goto out;
 	}
-	if (je_value(&e, idx, 0) != 0)
+	/* the spare held yajl's default buffer header, freed by the callback's set-up */
+	e->nomem = 0;
+	if (je_value(e, idx, 0) != 0)
 		goto out;
-	if (je_check(&e, yajl_gen_get_buf(e.g, &buf, &len)) != 0)
-		goto out;
-	*out = malloc(len + 1);
-	if (!*out) {
-		je_fail(&e, "out of memory");
+	je_print(e, "", 1);   /* the NUL, not counted */
+	if (e->nomem) {
+		je_fail(e, "not enough memory");
 		goto out;
 	}
-	memcpy(*out, buf, len);
-	(*out)[len] = '\0';
-	*out_len = len;
+	e->len--;
 	rc = 0;
 out:
 	lua_settop(L, top);
-	if (e.g)
-		yajl_gen_free(e.g);
+	if (e->g)
+		yajl_gen_free(e->g);
+	e->g = NULL;
 	return rc;
+}
+
+static void je_release(struct jl_encode *e)
+{
+	if (e->buf)
+		e->alloc(e->ud, e->buf, e->cap, 0);
+	e->buf = NULL;
+	e->len = e->cap = 0;
+}
+
+int json_lua_encode(lua_State *L, int idx, char **out, size_t *out_len, char *err, size_t errlen)
+{
+	struct jl_encode e = { .L = L, .err = err, .errlen = errlen };
+	int rc;
+
+	*out = NULL;
+	*out_len = 0;
+	rc = je_encode(&e, idx);
+	if (rc == 0) {
+		*out = malloc(e.len + 1);
+		if (*out) {
+			memcpy(*out, e.buf, e.len + 1);
+			*out_len = e.len;
+		} else {
+			e.nomem = 1;
+			rc = je_fail(&e, "not enough memory");
+		}
+	}
+	je_release(&e);
+	return rc < 0 ? (e.nomem ? JSON_LUA_NOMEM : -1) : 0;
 }
 
 struct jl_push_args {
@@ -215,23 +361,31 @@ static int jl_push_string_protected(lua_State *L)
 
 int json_lua_l_encode(lua_State *L)
 {
+	struct jl_encode e = { .L = L };
 	struct jl_push_args a;
 	char err[160];
-	char *buf = NULL;
-	size_t len = 0;
 	int status;
 
 	luaL_checkany(L, 1);
 	lua_settop(L, 1);
-	if (json_lua_encode(L, 1, &buf, &len, err, sizeof err) != 0)
+	e.err = err;
+	e.errlen = sizeof err;
+	if (je_encode(&e, 1) != 0) {
+		je_release(&e);
+		/* a refused allocation is a memory error (lua_error turns this message into one) */
+		if (e.nomem) {
+			lua_pushliteral(L, "not enough memory");   /* no position: rules see a memory error */
+			return lua_error(L);
+		}
 		return luaL_error(L, "json.encode: %s", err);
-	/* Push under pcall so buf is freed even if the copy fails. */
-	a.s = buf;
-	a.len = len;
+	}
+	/* Push under pcall so the buffer is freed even if the copy fails. */
+	a.s = e.buf;
+	a.len = e.len;
 	lua_pushcfunction(L, jl_push_string_protected);
 	lua_pushlightuserdata(L, &a);
 	status = lua_pcall(L, 1, 1, 0);
-	free(buf);
+	je_release(&e);
 	if (status != LUA_OK)
 		return lua_error(L);
 	return 1;

@@ -55,7 +55,7 @@ static const char *const metrics_actions[METRICS_ACTIONS] = {
 };
 
 /* Statuses the endpoint answers; anything else is code="other". */
-static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 500, 503 };
+static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 500, 503, 508 };
 #define METRICS_NCODES (sizeof metrics_codes / sizeof metrics_codes[0])
 
 static const char *const metrics_kind_names[METRICS_KINDS] = { "forward", "write", "drop",
@@ -84,6 +84,7 @@ static atomic_ulong metrics_requests[METRICS_NCODES + 1];
 static struct metrics_hist metrics_request_hist;
 static atomic_ulong metrics_events[METRICS_ACTIONS + 1];
 static atomic_ulong metrics_rule_errors;
+static atomic_ulong metrics_loops_refused;
 static struct metrics_family metrics_decisions = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct metrics_family metrics_deliveries = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct metrics_hist metrics_delivery_hist;
@@ -164,6 +165,11 @@ void metrics_request(int status, double seconds)
 void metrics_rule_error(void)
 {
 	counter_add(&metrics_rule_errors, 1);
+}
+
+void metrics_loop_refused(void)
+{
+	counter_add(&metrics_loops_refused, 1);
 }
 
 void metrics_set_outbox(long pending, long dead)
@@ -571,6 +577,9 @@ int metrics_render(char **out, size_t *len)
 	buf_family(&b, "egoi_router_rule_errors_total", "counter",
 		   "route() calls that failed (error, instruction or memory limit).");
 	buf_printf(&b, "egoi_router_rule_errors_total %lu\n", counter_get(&metrics_rule_errors));
+	buf_family(&b, "egoi_router_loops_refused_total", "counter",
+		   "Batches refused with 508 because X-Router-Hop reached max_hops.");
+	buf_printf(&b, "egoi_router_loops_refused_total %lu\n", counter_get(&metrics_loops_refused));
 	buf_family(&b, "egoi_router_deliveries_total", "counter",
 		   "Delivery attempts, by destination name or host and outcome.");
 	render_family(&b, "egoi_router_deliveries_total", &metrics_deliveries, "outcome",
@@ -622,6 +631,7 @@ void metrics_reset(void)
 	for (int i = 0; i <= METRICS_ACTIONS; i++)
 		atomic_store(&metrics_events[i], 0);
 	atomic_store(&metrics_rule_errors, 0);
+	atomic_store(&metrics_loops_refused, 0);
 	hist_reset(&metrics_request_hist);
 	hist_reset(&metrics_delivery_hist);
 	family_reset(&metrics_decisions);

@@ -64,6 +64,9 @@ void metrics_request(int status, double seconds);
 /* One failed route() call: egoi_router_rule_errors_total. */
 void metrics_rule_error(void);
 
+/* One batch refused for its hop count: egoi_router_loops_refused_total. */
+void metrics_loop_refused(void);
+
 /* One delivery attempt's outcome for destination name (NULL = "?"); seconds
  * is how long the attempt took, or < 0 when no request was sent (it is then
  * not observed in egoi_router_delivery_seconds). */

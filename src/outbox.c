@@ -41,14 +41,14 @@ static const char *const ob_sql[OB_NSTMT] = {
 	[OB_ROLLBACK] = "ROLLBACK",
 	[OB_ADD_FORWARD] =
 		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
-		" body, request_id, created_at, next_attempt_at, dest)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, router_dest(?3))",
+		" body, request_id, created_at, next_attempt_at, dest, hop)"
+		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, router_dest(?3), ?10)",
 	[OB_ADD_DEAD] =
 		"INSERT INTO dead_letters(kind, reason, payload, request_id, event_index, target,"
 		" created_at, died_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
 	[OB_CLAIM_SELECT] =
 		"SELECT id, delivery_id, name, url, method, content_type, headers, body,"
-		" attempts, created_at, request_id FROM deliveries"
+		" attempts, created_at, request_id, hop FROM deliveries"
 		" WHERE leased = 0 AND dest = ?3 AND next_attempt_at <= ?1"
 		" ORDER BY next_attempt_at, id LIMIT ?2",
 	/* Same selection as OB_CLAIM_SELECT; inside one IMMEDIATE transaction
@@ -335,7 +335,8 @@ int outbox_add_forward(struct outbox *ob, const struct outbox_forward *f, char *
 		   ob_bind_text(st, 6, f->headers) ||
 		   ob_bind_blob(st, 7, f->body, f->body_len) ||
 		   ob_bind_text(st, 8, f->request_id) ||
-		   sqlite3_bind_double(st, 9, ob_now())) != 0)
+		   sqlite3_bind_double(st, 9, ob_now()) ||
+		   sqlite3_bind_int64(st, 10, f->hop)) != 0)
 		return -1;
 	if (id_out)
 		memcpy(id_out, id, sizeof id);

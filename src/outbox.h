@@ -46,6 +46,7 @@ struct outbox_forward {
 	const char *body;
 	size_t body_len;
 	const char *request_id;    /* of the batch that created it */
+	long hop;                  /* X-Router-Hop it is sent with (incoming hop + 1) */
 };
 
 enum outbox_dead_kind {
@@ -89,6 +90,7 @@ struct outbox_delivery {
 	long attempts;             /* attempts made before this one */
 	double created_at;         /* unix seconds */
 	char *request_id;
+	long hop;                  /* X-Router-Hop to send; 0 = stored before hops existed */
 };
 
 /*

@@ -27,7 +27,7 @@
 
 /* Columns selected by OB_CLAIM_SELECT (ob_sql in outbox.c), in order. */
 enum { C_ID, C_DID, C_NAME, C_URL, C_METHOD, C_CTYPE, C_HEADERS, C_BODY, C_ATTEMPTS,
-       C_CREATED, C_REQID };
+       C_CREATED, C_REQID, C_HOP };
 
 int outbox_release_leases(struct outbox *ob)
 {
@@ -96,6 +96,7 @@ static int ob_read_delivery(sqlite3_stmt *st, struct outbox_delivery *d)
 	strcpy(d->delivery_id, (const char *)did);
 	d->attempts = (long)sqlite3_column_int64(st, C_ATTEMPTS);
 	d->created_at = sqlite3_column_double(st, C_CREATED);
+	d->hop = (long)sqlite3_column_int64(st, C_HOP);
 	if (ob_col_text(st, C_NAME, &d->name) != 0 || ob_col_text(st, C_URL, &d->url) != 0 ||
 	    ob_col_text(st, C_METHOD, &d->method) != 0 ||
 	    ob_col_text(st, C_CTYPE, &d->content_type) != 0 ||

@@ -83,6 +83,9 @@ static const char *const ob_migrations[] = {
 	"UPDATE deliveries SET dest = router_dest(url);"
 	"DROP INDEX IF EXISTS deliveries_due;"
 	"CREATE INDEX deliveries_dest ON deliveries(leased, dest, next_attempt_at, id);",
+
+	/* 2 -> 3: the X-Router-Hop each delivery sends (loop protection); 0 = before. */
+	"ALTER TABLE deliveries ADD COLUMN hop INTEGER NOT NULL DEFAULT 0;",
 };
 #define OB_SCHEMA_VERSION ((long)(sizeof ob_migrations / sizeof ob_migrations[0]))
 

@@ -67,6 +67,10 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.instruction_limit = p->cfg->lua_instruction_limit,
 		.memory_limit = p->cfg->lua_memory_limit,
 		.dry_run = p->dry_run,
+		.max_forward_body = p->cfg->max_forward_body,
+		.max_batch_forward = p->cfg->max_batch_forward_bytes,
+		.self_listen = p->cfg->listen,
+		.self_endpoint = p->cfg->endpoint,
 	};
 
 	if (p->rules && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
@@ -149,6 +153,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 			continue;
 		}
 		meta.index = i + 1;
+		meta.event_bytes = ev->end - ev->start;
 		rc = rules_route(p->rules, i, &meta, &p->acts);
 		if (rc < 0)
 			goto nomem;
@@ -231,6 +236,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 		.body = body,
 		.batch = &p->batch,
 		.request_id = request_id,
+		.hop = p->hop,
 	};
 
 	if (pipeline_route(p, body, len, received_at, remote_addr, request_id, res) < 0)

@@ -48,6 +48,8 @@ struct pipeline {
 	struct sink_file *sink;       /* owned, created on first use */
 	struct actions acts;
 	struct batch batch;
+	long hop;                     /* X-Router-Hop of the batch being processed (0 = none);
+	                                 the caller sets it before pipeline_process */
 };
 
 struct pipeline_result {

@@ -126,6 +126,26 @@ int rules_note_failure(struct rules *r, lua_State *L, int status)
 	return 0;
 }
 
+int rules_charge(struct rules *r, size_t n)
+{
+	if (r->mem_limit && n > r->mem_limit - r->mem_used) {
+		r->mem_refused = 1;
+		return -1;
+	}
+	r->mem_used += n;
+	r->charged += n;
+	r->ctx.charged += n;
+	return 0;
+}
+
+/* Gives the decisions' bytes back to the budget (they are freed with the batch). */
+static void rules_release_charges(struct rules *r)
+{
+	r->mem_used -= r->charged;
+	r->charged = 0;
+	r->batch_forward_bytes = 0;
+}
+
 /* Gives the next entry into Lua a fresh instruction budget. */
 static void rules_arm(struct rules *r)
 {
@@ -234,6 +254,10 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	r->hook_step = r->instruction_limit > 0 && r->instruction_limit < RULES_HOOK_STEP
 			       ? (int)r->instruction_limit : RULES_HOOK_STEP;
 	r->dry_run = opt->dry_run;
+	r->max_forward_body = opt->max_forward_body;
+	r->max_batch_forward = opt->max_batch_forward;
+	r->self_listen = opt->self_listen;
+	r->self_endpoint = opt->self_endpoint;
 	r->dir = strndup(opt->path, slash ? (size_t)(slash - opt->path) + 1 : 0);
 	if (!r->dir) {
 		snprintf(err, errlen, "out of memory");
@@ -308,6 +332,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	lua_replace(L, SLOT_EVENTS);
 	lua_pushnil(L);
 	lua_replace(L, SLOT_ACTIONS);
+	rules_release_charges(r);
 	r->mem_refused = 0;
 	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
 	if (rc == BATCH_OK) {
@@ -375,6 +400,9 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 	r->ctx.event = i;
 	r->ctx.first = before;
 	r->ctx.request_id = meta->request_id;
+	r->ctx.event_bytes = meta->event_bytes;
+	r->ctx.charged = 0;
+	r->ctx.forward_bytes = 0;
 	lua_pushcfunction(L, rules_l_route);
 	lua_pushvalue(L, SLOT_ROUTE);
 	lua_pushvalue(L, SLOT_EVENTS);
@@ -386,6 +414,10 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 		return 0;
 	}
 	rules_error_text(r, status, meta->request_id, msg, sizeof msg);
+	/* the partial decisions go (actions_truncate below): so do their charges */
+	r->mem_used -= r->ctx.charged;
+	r->charged -= r->ctx.charged;
+	r->batch_forward_bytes -= r->ctx.forward_bytes;
 	memset(&r->ctx, 0, sizeof r->ctx);
 	lua_settop(L, SLOT_COUNT);
 	if (r->fatal == RULES_FATAL_MEMORY)
@@ -407,6 +439,7 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 
 void rules_end_batch(struct rules *r)
 {
+	rules_release_charges(r);
 	lua_pushnil(r->L);
 	lua_replace(r->L, SLOT_EVENTS);
 	lua_pushnil(r->L);

@@ -30,6 +30,10 @@ struct rules_options {
 	long instruction_limit;      /* per route() call, 0 = unlimited */
 	size_t memory_limit;         /* bytes for the whole state, 0 = unlimited */
 	int dry_run;                 /* `egoi-router test`: log() goes to stderr only, env() works */
+	size_t max_forward_body;     /* bytes of one forward() body, 0 = unlimited */
+	size_t max_batch_forward;    /* bytes all forwards of a batch may store, 0 = unlimited */
+	const char *self_listen;     /* this router's listen list and endpoint (borrowed, must */
+	const char *self_endpoint;   /* outlive the state): forward() refuses them; NULL = none */
 };
 
 struct rules_meta {
@@ -38,6 +42,7 @@ struct rules_meta {
 	double received_at;          /* unix seconds */
 	const char *remote_addr;
 	const char *request_id;
+	size_t event_bytes;          /* the event's original JSON: a default forward stores it */
 };
 
 struct rules;

@@ -31,14 +31,14 @@
 #include <openssl/params.h>
 
 #include "actions.h"
+#include "destination.h"
+#include "header_rule.h"
 #include "json_lua.h"
 #include "log.h"
 #include "sink_file.h"
 
 #define API_URL_MAX 4096
 #define API_HEADERS_MAX 64
-#define API_HEADER_NAME_MAX 256
-#define API_HEADER_VALUE_MAX 8192
 #define API_CONTENT_TYPE_MAX 255
 #define API_NAME_MAX 64
 #define API_REASON_MAX 128
@@ -85,22 +85,6 @@ static int api_url_ok(const char *url, size_t len)
 	return url[scheme] != '/';
 }
 
-static int api_token_char(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static int api_header_name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > API_HEADER_NAME_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!api_token_char((unsigned char)s[i]))
-			return 0;
-	return 1;
-}
-
 static int api_header_cmp(const void *a, const void *b)
 {
 	const struct api_header *x = a, *y = b;
@@ -109,13 +93,15 @@ static int api_header_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->name, y->name);
 }
 
-/* Reads opts.headers (at idx) into h; returns the count and the stored length. */
+/*
+ * Reads opts.headers (at idx) into h; returns the count and the stored
+ * length. Every header must pass header_rule.h, the rule delivery applies
+ * too, so nothing a rule asks for is silently left out of the request.
+ */
 static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *total)
 {
-	static const char *const reserved[] = {
-		"content-length", "transfer-encoding", "connection", "content-type", NULL,
-	};
 	size_t n = 0;
+	const char *why;
 
 	*total = 0;
 	if (lua_isnil(L, idx))
@@ -131,19 +117,19 @@ static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *t
 		if (lua_type(L, -2) != LUA_TSTRING)
 			luaL_error(L, "forward: header names must be strings");
 		it->name = lua_tolstring(L, -2, &it->name_len);
-		if (!api_header_name_ok(it->name, it->name_len))
-			luaL_error(L, "forward: invalid header name '%s'", it->name);
-		for (int i = 0; reserved[i]; i++)
-			if (strcasecmp(it->name, reserved[i]) == 0)
-				luaL_error(L, "forward: header '%s' is set by the router%s", it->name,
-					   i == 3 ? " (use opts.content_type)" : "");
 		if (lua_type(L, -1) != LUA_TSTRING)
-			luaL_error(L, "forward: header '%s' must have a string value", it->name);
+			luaL_error(L, "forward: header '%s' must have a string value",
+				   api_printable(it->name, it->name_len) ? it->name : "?");
 		it->value = lua_tolstring(L, -1, &it->value_len);
-		if (it->value_len > API_HEADER_VALUE_MAX ||
-		    memchr(it->value, '\r', it->value_len) || memchr(it->value, '\n', it->value_len) ||
-		    memchr(it->value, '\0', it->value_len))
-			luaL_error(L, "forward: header '%s' has an invalid value", it->name);
+		why = header_rule_check(it->name, it->name_len, it->value, it->value_len);
+		if (why) {
+			/* a name with control characters must not reach the log as is */
+			if (!api_printable(it->name, it->name_len) || strlen(it->name) != it->name_len)
+				luaL_error(L, "forward: a header name %s", why);
+			luaL_error(L, "forward: header '%s' %s%s", it->name, why,
+				   strcasecmp(it->name, "Content-Type") == 0 ? " (use opts.content_type)"
+									     : "");
+		}
 		n++;
 		*total += it->name_len + 2 + it->value_len + 1;
 		lua_pop(L, 1);
@@ -205,6 +191,33 @@ static void api_opts(lua_State *L, const char *fn, const char *const *keys)
 	}
 }
 
+/*
+ * Counts n bytes of a decision against the memory limit (rules_charge);
+ * when refused, frees held and raises a memory-limit error that pcall in
+ * the rule cannot catch.
+ */
+static void api_charge(lua_State *L, struct rules *r, const char *fn, size_t n, char *held)
+{
+	if (rules_charge(r, n) == 0)
+		return;
+	free(held);
+	r->fatal = RULES_FATAL_MEMORY;
+	snprintf(r->fatal_msg, sizeof r->fatal_msg,
+		 "%s: memory limit exceeded (the decisions would hold %zu more bytes)", fn, n);
+	lua_pushstring(L, r->fatal_msg);
+	lua_error(L);
+}
+
+/* A body that could not be encoded: a refused allocation is a memory error. */
+static int api_body_error(lua_State *L, const char *what, int rc, const char *err)
+{
+	if (rc == JSON_LUA_NOMEM) {
+		lua_pushliteral(L, "not enough memory");
+		return lua_error(L);
+	}
+	return luaL_error(L, "%s: %s", what, err);
+}
+
 /* forward(url [, {body=, headers=, method=, content_type=, name=}]) */
 static int api_forward(lua_State *L)
 {
@@ -215,13 +228,18 @@ static int api_forward(lua_State *L)
 	size_t url_len, ct_len, name_len, body_len = 0, hdr_total, nh;
 	const char *url, *ctype, *name, *body = NULL, *method = "POST";
 	char *json = NULL, err[256];
+	size_t stored;
 	struct action *it;
+	int rc;
 
 	if (lua_type(L, 1) != LUA_TSTRING)
 		return luaL_error(L, "forward: url must be http(s)");
 	url = lua_tolstring(L, 1, &url_len);
 	if (!api_url_ok(url, url_len))
 		return luaL_error(L, "forward: url must be http(s)");
+	/* the URL may carry a token: it is not repeated in the message */
+	if (r->self_listen && destination_is_self(url, r->self_listen, r->self_endpoint))
+		return luaL_error(L, "forward: url is this router's own endpoint (a forward loop)");
 	api_opts(L, "forward", keys);
 
 	if (!lua_isnil(L, I_METHOD)) {
@@ -246,12 +264,30 @@ static int api_forward(lua_State *L)
 		break;
 	case LUA_TTABLE:
 		/* Last step that may raise: from here on C memory is held. */
-		if (json_lua_encode(L, I_BODY, &json, &body_len, err, sizeof err) < 0)
-			return luaL_error(L, "forward: body: %s", err);
+		if ((rc = json_lua_encode(L, I_BODY, &json, &body_len, err, sizeof err)) < 0)
+			return api_body_error(L, "forward: body", rc, err);
 		break;
 	default:
 		return luaL_error(L, "forward: body must be a table or a string");
 	}
+	if (r->max_forward_body && (json || body) && body_len > r->max_forward_body) {
+		free(json);
+		/* lua_pushfstring has no %zu */
+		snprintf(err, sizeof err, "forward: body is %zu bytes, over max_forward_body (%zu)",
+			 body_len, r->max_forward_body);
+		return luaL_error(L, "%s", err);
+	}
+	/* what the outbox row will hold: a default forward stores the event's bytes */
+	stored = ((json || body) ? body_len : r->ctx.event_bytes) + hdr_total;
+	if (r->max_batch_forward && stored > r->max_batch_forward - r->batch_forward_bytes) {
+		free(json);
+		snprintf(err, sizeof err, "forward: the batch's forwards would store more than "
+			 "max_batch_forward_bytes (%zu)", r->max_batch_forward);
+		return luaL_error(L, "%s", err);
+	}
+	api_charge(L, r, "forward", url_len + ct_len + name_len + hdr_total + body_len + 16, json);
+	r->batch_forward_bytes += stored;
+	r->ctx.forward_bytes += stored;
 
 	it = actions_push(r->ctx.acts, ACTION_FORWARD, r->ctx.event);
 	if (!it) {
@@ -291,6 +327,7 @@ static int api_write(lua_State *L)
 	size_t path_len, line_len = 0;
 	char *json = NULL, err[256];
 	struct action *it;
+	int rc;
 
 	if (lua_type(L, 1) != LUA_TSTRING)
 		return luaL_error(L, "write: path must be a string");
@@ -310,8 +347,8 @@ static int api_write(lua_State *L)
 			return luaL_error(L, "write: line must not contain a newline");
 		break;
 	case LUA_TTABLE:
-		if (json_lua_encode(L, I_LINE, &json, &line_len, err, sizeof err) < 0)
-			return luaL_error(L, "write: line: %s", err);
+		if ((rc = json_lua_encode(L, I_LINE, &json, &line_len, err, sizeof err)) < 0)
+			return api_body_error(L, "write: line", rc, err);
 		if (memchr(json, '\n', line_len)) {
 			free(json);
 			return luaL_error(L, "write: line must not contain a newline");
@@ -320,6 +357,7 @@ static int api_write(lua_State *L)
 	default:
 		return luaL_error(L, "write: line must be a string or a table");
 	}
+	api_charge(L, r, "write", path_len + line_len + 2, json);
 
 	it = actions_push(r->ctx.acts, ACTION_WRITE, r->ctx.event);
 	if (!it) {

@@ -38,6 +38,9 @@ struct rules_ctx {
 	size_t event;                /* 0-based */
 	size_t first;                /* acts->count when route() started */
 	const char *request_id;
+	size_t event_bytes;          /* meta->event_bytes */
+	size_t charged;              /* bytes of this event's decisions charged (rules_charge) */
+	size_t forward_bytes;        /* this event's share of r->batch_forward_bytes */
 };
 
 struct rules {
@@ -48,6 +51,11 @@ struct rules {
 	/* memory accounting (the lua_Alloc) */
 	size_t mem_used, mem_limit;
 	int mem_refused;             /* an allocation was refused since the last reset */
+	size_t charged;              /* of mem_used: the batch's decisions (C heap, rules_charge) */
+
+	/* forward() limits (rules_options) and what the batch has stored so far */
+	size_t max_forward_body, max_batch_forward, batch_forward_bytes;
+	const char *self_listen, *self_endpoint;
 
 	/* instruction accounting (the count hook) */
 	long instruction_limit;
@@ -72,6 +80,15 @@ static inline struct rules *rules_from(lua_State *L)
  * when the error is fatal for the current event. status is lua_pcall's.
  */
 int rules_note_failure(struct rules *r, lua_State *L, int status);
+
+/*
+ * Counts n bytes of C heap held by a decision against the memory limit
+ * until the batch ends (rules_end_batch), or the event's rule fails. The
+ * decisions live outside the Lua heap, but one rule makes them: without
+ * this, 100 forwards of a large body would hold 100 times the limit.
+ * Returns 0, or -1 (nothing counted) when the limit would be exceeded.
+ */
+int rules_charge(struct rules *r, size_t n);
 
 /*
  * Opens the sandboxed libraries into the global table and installs load,

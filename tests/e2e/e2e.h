@@ -9,8 +9,9 @@
  * Scenarios live in five files, grouped by what they prove: intake (HTTP
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
- * and purged beside the running daemon) and input (hostile or broken
- * input: refused names, lone surrogates, log escaping, size caps). Each exports its cmocka table.
+ * and purged beside the running daemon), input (hostile or broken input:
+ * refused names, lone surrogates, log escaping, size caps) and loops (hop
+ * count, forwards to itself). Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
  */
@@ -88,6 +89,8 @@ extern const struct CMUnitTest e2e_dlq_tests[];
 extern const size_t e2e_dlq_count;
 extern const struct CMUnitTest e2e_input_tests[];
 extern const size_t e2e_input_count;
+extern const struct CMUnitTest e2e_loops_tests[];
+extern const size_t e2e_loops_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 

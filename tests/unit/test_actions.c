@@ -453,7 +453,7 @@ static void test_outbox_failure_commits_nothing(void **state)
 		    " url TEXT, method TEXT, content_type TEXT, headers TEXT, body BLOB,"
 		    " request_id TEXT, created_at REAL, next_attempt_at REAL,"
 		    " attempts INTEGER DEFAULT 0, leased INTEGER DEFAULT 0, last_status INTEGER,"
-		    " last_error TEXT, dest TEXT)");
+		    " last_error TEXT, dest TEXT, hop INTEGER DEFAULT 0)");
 	assert_int_equal(commit(f, &sum), -1);
 	assert_non_null(strstr(f->err, "dead_letters"));
 	assert_int_equal(count(f, "deliveries"), 0);

@@ -186,7 +186,7 @@ static void test_open_creates_wal_db(void **state)
 	st = raw_query(db, "PRAGMA journal_mode");
 	assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
 	sqlite3_finalize(st);
-	assert_int_equal(raw_long(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_long(db, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_long(db, "PRAGMA auto_vacuum"), 2);
 	assert_int_equal(raw_long(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
 				      " ('deliveries', 'dead_letters', 'deliveries_dest')"), 3);
@@ -246,7 +246,7 @@ static void test_version_1_database_is_upgraded(void **state)
 	outbox_deliveries_free(got, (size_t)n);
 
 	db = raw_open(fx);
-	assert_int_equal(raw_long(db, "PRAGMA user_version"), 2);
+	assert_int_equal(raw_long(db, "PRAGMA user_version"), 3);
 	assert_int_equal(raw_long(db, "PRAGMA auto_vacuum"), 2);
 	sqlite3_close(db);
 }
