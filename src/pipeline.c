@@ -66,6 +66,9 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.path = p->cfg->rules,
 		.instruction_limit = p->cfg->lua_instruction_limit,
 		.memory_limit = p->cfg->lua_memory_limit,
+		.time_limit_ms = p->cfg->lua_time_limit_ms,
+		.env_names = p->cfg->rules_env,
+		.env_pairs = p->sh->env_pairs,
 		.dry_run = p->dry_run,
 	};
 

@@ -29,7 +29,11 @@ struct rules_options {
 	size_t source_len;
 	long instruction_limit;      /* per route() call, 0 = unlimited */
 	size_t memory_limit;         /* bytes for the whole state, 0 = unlimited */
-	int dry_run;                 /* `egoi-router test`: log() goes to stderr only, env() works */
+	long time_limit_ms;          /* per entry into Lua (chunk, init, route), 0 = unlimited */
+	const char *env_names;       /* "A,B": the only variables env() reads; NULL = none */
+	const char *const *env_pairs; /* "NAME=VALUE", NULL-terminated: env() reads only these
+				       * (`egoi-router test --env`); NULL = getenv(env_names) */
+	int dry_run;                 /* `egoi-router test`: log() goes to stderr only */
 };
 
 struct rules_meta {
