@@ -53,13 +53,16 @@
 
 /*
  * Upper bounds of the cost of one unit, in ns, measured on a 2-core VM
- * (the slowest unit seen, times about 3 for slower machines and sanitizer
- * builds; see the README).
+ * (about 3 times the slowest unit seen in an -O2 build, for slower
+ * machines and sanitizer builds): e.g. upper() 1.6 ns/byte, a pattern
+ * item test 0.3-0.7 ns, table.move 19 ns/element, concat of numbers
+ * 330 ns/element, json.decode 23 ns/byte.
  */
-#define BUDGET_NS_BYTE 2.0      /* copying or scanning one byte */
-#define BUDGET_NS_STEP 1.0      /* one pattern item test */
-#define BUDGET_NS_ITER 2.0      /* one loop iteration doing nothing else (rep) */
+#define BUDGET_NS_BYTE 5.0      /* copying or scanning one byte */
+#define BUDGET_NS_STEP 2.0      /* one pattern item test */
+#define BUDGET_NS_ITER 5.0      /* one loop iteration doing nothing else (rep) */
 #define BUDGET_NS_ELEM 60.0     /* one table get/set through the API */
+#define BUDGET_NS_CONCAT 1000.0 /* one table.concat element (a number is formatted) */
 #define BUDGET_NS_CMP 120.0     /* one comparison and swap in table.sort */
 #define BUDGET_NS_PARSE 60.0    /* one byte of Lua or JSON source */
 
@@ -327,7 +330,8 @@ static double budget_cost(lua_State *L, enum budget_kind kind)
 		a = budget_int(L, kind == BK_RANGE2 ? 2 : 3, 1, &ok);
 		b = lua_isnoneornil(L, kind == BK_RANGE2 ? 3 : 4) ? budget_len(L, 1)
 				   : budget_int(L, kind == BK_RANGE2 ? 3 : 4, 0, &ok);
-		return ok && b >= a ? (b - a + 1) * BUDGET_NS_ELEM : 0;
+		return ok && b >= a ? (b - a + 1) * (kind == BK_RANGE3 ? BUDGET_NS_CONCAT
+								      : BUDGET_NS_ELEM) : 0;
 	case BK_MOVE:
 		a = budget_int(L, 2, 0, &ok);
 		b = budget_int(L, 3, 0, &ok);
@@ -365,26 +369,47 @@ static int budget_gmatch_iter(lua_State *L)
 	return lua_gettop(L);
 }
 
-/* The wrapper; upvalues: the real function, its struct budget_fn. */
+/*
+ * The wrapper. Upvalues: the real function's own upvalues (so it finds
+ * them at the same indexes), the real function, its struct budget_fn. The
+ * real C function runs in this same frame, so its errors still name the
+ * rule's line and its own name ("bad argument #1 to 'find'").
+ */
 static int budget_call(lua_State *L)
 {
-	const struct budget_fn *fn = lua_touserdata(L, lua_upvalueindex(2));
+	const struct budget_fn *fn;
+	lua_CFunction real;
 	double cost = 0;
+	int last = 2, nres;
 
+	while (lua_type(L, lua_upvalueindex(last + 1)) != LUA_TNONE)
+		last++;
+	fn = lua_touserdata(L, lua_upvalueindex(last));
+	real = lua_tocfunction(L, lua_upvalueindex(last - 1));
 	if (rules_from(L)->deadline_ns != 0) {
 		cost = budget_cost(L, fn->kind);
 		budget_charge(L, fn->label, cost);
 	}
-	lua_pushvalue(L, lua_upvalueindex(1));
-	lua_insert(L, 1);
-	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-	if (fn->kind == BK_GMATCH && lua_type(L, 1) == LUA_TFUNCTION) {
-		lua_settop(L, 1);
+	nres = real(L);
+	if (fn->kind == BK_GMATCH && nres == 1 && lua_type(L, -1) == LUA_TFUNCTION) {
 		lua_pushnumber(L, cost);
 		lua_pushlightuserdata(L, (void *)fn);
 		lua_pushcclosure(L, budget_gmatch_iter, 3);
 	}
-	return lua_gettop(L);
+	return nres;
+}
+
+/* Replaces the C function on top of the stack by its wrapper. */
+static void budget_wrap(lua_State *L, const struct budget_fn *fn)
+{
+	int f = lua_gettop(L), nup = 0;
+
+	while (lua_getupvalue(L, f, nup + 1))
+		nup++;
+	lua_pushvalue(L, f);
+	lua_pushlightuserdata(L, (void *)fn);
+	lua_pushcclosure(L, budget_call, nup + 2);
+	lua_replace(L, f);
 }
 
 void rules_budget_open(lua_State *L)
@@ -400,9 +425,8 @@ void rules_budget_open(lua_State *L)
 		} else {
 			lua_pushglobaltable(L);
 		}
-		if (lua_getfield(L, -1, fn->name) == LUA_TFUNCTION) {
-			lua_pushlightuserdata(L, (void *)fn);
-			lua_pushcclosure(L, budget_call, 2);
+		if (lua_getfield(L, -1, fn->name) == LUA_TFUNCTION && lua_iscfunction(L, -1)) {
+			budget_wrap(L, fn);
 			lua_setfield(L, -2, fn->name);
 		} else {
 			lua_pop(L, 1);

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* NAME is one of the comma-separated names in list. */
+/* NAME is one of the comma-separated names in list (spaces around names allowed). */
 static int env_listed(const char *list, const char *name)
 {
 	size_t n = strlen(name);
@@ -24,11 +24,14 @@ static int env_listed(const char *list, const char *name)
 	if (n == 0)
 		return 0;
 	for (const char *p = list; p && *p;) {
-		size_t len = strcspn(p, ",");
+		size_t len;
 
+		p += strspn(p, " \t");
+		len = strcspn(p, ", \t");
 		if (len == n && memcmp(p, name, n) == 0)
 			return 1;
 		p += len;
+		p += strspn(p, " \t");
 		if (*p == ',')
 			p++;
 	}
@@ -77,6 +80,8 @@ const char *rules_env_get(const struct rules *r, const char *name)
 {
 	size_t n = strlen(name);
 
+	if (strchr(name, '='))
+		return NULL;
 	if (r->env_pairs) {
 		for (char **p = r->env_pairs; *p; p++)
 			if (n > 0 && strncmp(*p, name, n) == 0 && (*p)[n] == '=')
