@@ -155,6 +155,12 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		rc = rules_route(p->rules, i, &meta, &p->acts);
 		if (rc < 0)
 			goto nomem;
+		if (rc == 1 && rules_stopping()) {
+			/* Not a rule error: the stop cut the batch short; E-goi sends it again. */
+			snprintf(res->error, sizeof res->error, "stopping: batch not routed");
+			res->http_status = 503;
+			return -1;
+		}
 		if (rc == 1) {
 			const struct action *last = &p->acts.items[p->acts.count - 1];
 

@@ -86,7 +86,7 @@ static void rules_hook(lua_State *L, lua_Debug *ar)
 
 	(void)ar;
 	r->instructions += r->hook_step;
-	timed_out = r->deadline_ns != 0 && rules_clock_ns() >= r->deadline_ns;
+	timed_out = (r->deadline_ns != 0 && rules_clock_ns() >= r->deadline_ns) || rules_stopping();
 	if (!timed_out && (r->instruction_limit == 0 || r->instructions <= r->instruction_limit))
 		return;
 	/* Hooks run without a frame of their own: level 0 is the looping function. */
@@ -145,8 +145,8 @@ static void rules_arm(struct rules *r)
 {
 	r->instructions = 0;
 	r->deadline_ns = r->time_limit_ms > 0 ? rules_clock_ns() + r->time_limit_ms * 1000000LL : 0;
-	if (r->instruction_limit > 0 || r->time_limit_ms > 0)
-		lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, r->hook_step);
+	/* Always hooked: rules_stop_all must reach a rule even without limits. */
+	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, r->hook_step);
 }
 
 /*

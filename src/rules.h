@@ -72,6 +72,16 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);
 
+/*
+ * Process stop, past the drain grace: from now on every Lua call in every
+ * state fails at its next hook or library call, so no worker stays in a
+ * rule (a batch of many events that each run to lua_time_limit could take
+ * far longer than the grace). rules_stopping tells a failure caused by it
+ * from a rule error. Threads: any (an atomic flag).
+ */
+void rules_stop_all(void);
+int rules_stopping(void);
+
 /* Returns the action string of routable event i, or NULL (valid until rules_end_batch). */
 const char *rules_event_action(struct rules *r, size_t i);
 

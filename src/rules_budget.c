@@ -42,8 +42,10 @@
  * Threads: touches only the calling state.
  */
 #include "rules_internal.h"
+#include "rules.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -131,6 +133,18 @@ static const struct budget_fn budget_fns[] = {
 	{ NULL, "write", "write", BK_STATE },
 };
 
+static atomic_int budget_stop;
+
+void rules_stop_all(void)
+{
+	atomic_store(&budget_stop, 1);
+}
+
+int rules_stopping(void)
+{
+	return atomic_load_explicit(&budget_stop, memory_order_relaxed);
+}
+
 long long rules_clock_ns(void)
 {
 	struct timespec ts;
@@ -144,7 +158,9 @@ int rules_time_error(lua_State *L, const char *where, const char *what)
 	struct rules *r = rules_from(L);
 
 	r->fatal = RULES_FATAL_TIME;
-	if (what)
+	if (rules_stopping())
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%sstopped: the daemon is stopping", where);
+	else if (what)
 		snprintf(r->fatal_msg, sizeof r->fatal_msg,
 			 "%s%s refused: it could run past the time limit (%ld ms)", where, what,
 			 r->time_limit_ms);
@@ -162,9 +178,11 @@ static void budget_charge(lua_State *L, const char *what, double cost_ns)
 	long long now;
 	const char *where;
 
-	if (r->deadline_ns == 0)
+	if (r->deadline_ns == 0 && !rules_stopping())
 		return;
 	now = rules_clock_ns();
+	if (rules_stopping())
+		now = r->deadline_ns;
 	if (now < r->deadline_ns && !(cost_ns > (double)(r->deadline_ns - now)))
 		return;
 	luaL_where(L, 1);
@@ -386,7 +404,7 @@ static int budget_call(lua_State *L)
 		last++;
 	fn = lua_touserdata(L, lua_upvalueindex(last));
 	real = lua_tocfunction(L, lua_upvalueindex(last - 1));
-	if (rules_from(L)->deadline_ns != 0) {
+	if (rules_from(L)->deadline_ns != 0 || rules_stopping()) {
 		cost = budget_cost(L, fn->kind);
 		budget_charge(L, fn->label, cost);
 	}
