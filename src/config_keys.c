@@ -124,12 +124,12 @@ const struct cfg_key config_keys[] = {
 		  "(pattern matching, string.rep, table.move, json.*), which are "
 		  "refused when their cost could exceed the time left. 0 means "
 		  "unlimited." },
-	{ .name = "rules_env", .type = CFG_STRING, .sample = "CRM_URL, SLACK_URL",
+	{ .name = "rules_env", .type = CFG_STRING, .example = "CRM_URL, SLACK_URL",
 	  .offset = OFF(rules_env),
 	  .help = "Comma-separated names of the environment variables env() may "
 		  "read in rules; env() returns nil for any other name. Not set: "
 		  "none, so the daemon's own secrets (auth_token = env:NAME) stay "
-		  "out of reach." },
+		  "out of reach. The example lists what rules/example.lua reads." },
 	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
 	  .help = "Least severe messages logged: debug, info, warn or error." },
 	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),

@@ -6,10 +6,11 @@
  * still running, prints the daemon log tail when the scenario did not reach
  * e2e_pass, and removes the temp dir.
  *
- * Scenarios live in four files, grouped by what they prove: intake (HTTP
+ * Scenarios live in five files, grouped by what they prove: intake (HTTP
  * answers, auth, limits), routing (forward/write/errors, delivery),
- * lifecycle (restart, signals, CLI) and dlq (dead letters listed, replayed
- * and purged beside the running daemon). Each exports its cmocka table.
+ * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
+ * and purged beside the running daemon) and limits (rules' time limit and
+ * env() against the daemon's signals and secrets). Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
  */
@@ -85,6 +86,8 @@ extern const struct CMUnitTest e2e_lifecycle_tests[];
 extern const size_t e2e_lifecycle_count;
 extern const struct CMUnitTest e2e_dlq_tests[];
 extern const size_t e2e_dlq_count;
+extern const struct CMUnitTest e2e_limits_tests[];
+extern const size_t e2e_limits_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 
