@@ -81,6 +81,7 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 		assert_string_equal(c->rules, "rules/example.lua");
 		assert_string_equal(c->data_dir, "var");
 		assert_string_equal(c->output_dir, "var/out");
+		assert_null(c->rules_env);
 	}
 	assert_string_equal(c->tls_min_version, "1.2");
 	assert_string_equal(c->write_sync, "none");
@@ -96,7 +97,6 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 	assert_int_equal(c->lua_instruction_limit, 1000000);
 	assert_int_equal(c->lua_memory_limit, 64 * 1024 * 1024);
 	assert_int_equal(c->lua_time_limit_ms, 250);
-	assert_null(c->rules_env);
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(c->log_json, 0);
 }
@@ -520,6 +520,7 @@ static void test_example_loads(void **state)
 	assert_string_equal(c.auth_token, "example-token");
 	assert_defaults(&c, 1);
 	assert_null(c.allow_from);
+	assert_string_equal(c.rules_env, "CRM_URL, SLACK_URL");  /* what make run's rules read */
 	config_free(&c);
 
 	/* Uncomment every "# key = value" line. */
