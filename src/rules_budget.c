@@ -29,10 +29,14 @@
  *   repeated 2^62 times loops 2^62 times).
  * - table.concat/unpack/move: the index range; table.insert/remove: the
  *   elements shifted; table.sort: n * log2(n) comparisons.
- * - load, json.decode: the text's length; json.encode, forward, write:
- *   the state's memory (a value cannot be larger, sharing aside).
+ * - load, json.decode: the text's length.
  * - everything else wrapped (string.format/byte/sub/upper/..., utf8.*,
- *   log.*, print): the total length of its string arguments.
+ *   log.*, print, json.encode, forward, write): the total length of its
+ *   string arguments. Encoding a table (json.encode, forward's body,
+ *   write's line) is linear in the JSON it produces, which the encoder's
+ *   own size limits bound; it is only checked against the deadline (an
+ *   estimate from the state's memory would refuse every forward of a
+ *   large batch).
  * Lua code that these functions call back (comparators, metamethods,
  * gsub's replacement function) runs under the count hook as usual.
  *
@@ -82,7 +86,6 @@ enum budget_kind {
 	BK_REMOVE,
 	BK_SORT,
 	BK_PARSE,    /* load(s), json.decode(s) */
-	BK_STATE,    /* json.encode, forward, write */
 };
 
 struct budget_fn {
@@ -118,7 +121,7 @@ static const struct budget_fn budget_fns[] = {
 	{ "utf8", "codepoint", "utf8.codepoint", BK_LINEAR },
 	{ "utf8", "len", "utf8.len", BK_LINEAR },
 	{ "utf8", "offset", "utf8.offset", BK_LINEAR },
-	{ "json", "encode", "json.encode", BK_STATE },
+	{ "json", "encode", "json.encode", BK_LINEAR },
 	{ "json", "decode", "json.decode", BK_PARSE },
 	{ "log", "debug", "log.debug", BK_LINEAR },
 	{ "log", "info", "log.info", BK_LINEAR },
@@ -129,8 +132,8 @@ static const struct budget_fn budget_fns[] = {
 	{ NULL, "require", "require", BK_LINEAR },
 	{ NULL, "tostring", "tostring", BK_LINEAR },
 	{ NULL, "tonumber", "tonumber", BK_LINEAR },
-	{ NULL, "forward", "forward", BK_STATE },
-	{ NULL, "write", "write", BK_STATE },
+	{ NULL, "forward", "forward", BK_LINEAR },
+	{ NULL, "write", "write", BK_LINEAR },
 };
 
 static atomic_int budget_stop;
@@ -325,7 +328,6 @@ static double budget_pattern_cost(lua_State *L, enum budget_kind kind)
 
 static double budget_cost(lua_State *L, enum budget_kind kind)
 {
-	struct rules *r = rules_from(L);
 	double a, b, n, sep;
 	int ok = 1;
 
@@ -369,8 +371,6 @@ static double budget_cost(lua_State *L, enum budget_kind kind)
 		return n > 1 ? n * log2(n) * BUDGET_NS_CMP : 0;
 	case BK_PARSE:
 		return budget_strlen(L, 1) * BUDGET_NS_PARSE;
-	case BK_STATE:
-		return ((double)r->mem_used + budget_string_args(L)) * BUDGET_NS_BYTE;
 	}
 	return 0;
 }
