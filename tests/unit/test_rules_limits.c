@@ -136,6 +136,11 @@ static void test_xpcall_handler_loop(void **state)
 			  "time limit exceeded");
 	expect_time_error(f, "while true do pcall(function() while true do end end) end",
 			  "time limit exceeded");
+	/* to-be-closed variables' __close run while the error unwinds: still hooked */
+	expect_time_error(f, "local x <close> = setmetatable({}, { __close = function() "
+			     "while true do end end }) error('x')", "time limit exceeded");
+	expect_time_error(f, "error(setmetatable({}, { __tostring = function() "
+			     "while true do end end }))", "time limit exceeded");
 	/* handlers still work */
 	expect_result(f, "local ok, e = xpcall(function() error('boom', 0) end, "
 			 "function(m) return 'handled ' .. m end) return tostring(ok) .. ' ' .. e",
