@@ -576,6 +576,8 @@ out:
 	if (rc < 0)
 		memset(cfg, 0, sizeof *cfg);
 	config_free(&tmp);
+	if (line)
+		explicit_bzero(line, cap);  /* the last line read may hold a literal secret */
 	free(line);
 	if (f)
 		fclose(f);
