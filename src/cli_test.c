@@ -201,10 +201,12 @@ static int print_event(struct pipeline *p, const char *body, size_t i, size_t *p
 	return rc;
 }
 
-int cli_test_run(const char *rules_path, const char *batch_path)
+int cli_test_run(const char *rules_path, const char *batch_path,
+		 const char *const *env_pairs)
 {
+	static const char *const no_pairs[] = { NULL };
 	struct config cfg;
-	struct pipeline_shared sh = { .cfg = &cfg };
+	struct pipeline_shared sh = { .cfg = &cfg, .env_pairs = env_pairs ? env_pairs : no_pairs };
 	struct pipeline p;
 	struct pipeline_result res;
 	char *body = NULL, *scratch = NULL;

@@ -7,7 +7,13 @@
 #ifndef EGOI_CLI_TEST_H
 #define EGOI_CLI_TEST_H
 
-/* Returns a process exit code: 0, 1 (bad rules or batch), 3 (I/O failure). */
-int cli_test_run(const char *rules_path, const char *batch_path);
+/*
+ * env_pairs: "NAME=VALUE" strings, NULL-terminated; env() in the rules
+ * returns these values and nil for any other name (the real environment is
+ * never read). Returns a process exit code: 0, 1 (bad rules or batch), 3
+ * (I/O failure).
+ */
+int cli_test_run(const char *rules_path, const char *batch_path,
+		 const char *const *env_pairs);
 
 #endif

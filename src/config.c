@@ -53,6 +53,14 @@ static int key_is_string(const struct cfg_key *k)
 	       k->type == CFG_CIDRS || k->type == CFG_SECRET;
 }
 
+/* Frees a key's string; a secret is zeroed first, so no freed heap block holds it. */
+static void config_free_string(const struct cfg_key *k, char *s)
+{
+	if (s && k->type == CFG_SECRET)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 /* Reads the digits at s; *end gets the first non-digit. */
 static int parse_digits(const char *s, const char **end, unsigned long long *out)
 {
@@ -257,9 +265,35 @@ out:
 	return res;
 }
 
+/* "NAME, NAME": environment variable names ([A-Za-z_][A-Za-z0-9_]*) separated by commas. */
+static int check_names(const struct cfg_key *k, const char *val, char *why, size_t whylen)
+{
+	const char *p = val;
+
+	for (;;) {
+		size_t n;
+
+		p += strspn(p, " \t");
+		n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+		if (n == 0 || (p[0] >= '0' && p[0] <= '9'))
+			break;
+		p += n;
+		p += strspn(p, " \t");
+		if (*p == '\0')
+			return 0;
+		if (*p++ != ',')
+			break;
+	}
+	set_err(why, whylen, "%s: '%.64s' is not a comma-separated list of variable names",
+		k->name, val);
+	return -1;
+}
+
 /* Checks a string value against the key's constraints. */
 static int check_string(const struct cfg_key *k, const char *val, char *why, size_t whylen)
 {
+	if (k->offset == offsetof(struct config, rules_env))
+		return check_names(k, val, why, whylen);
 	if (k->type == CFG_ENUM) {
 		char list[128] = "";
 		size_t used = 0;
@@ -361,7 +395,7 @@ static int key_set(struct config *cfg, const struct cfg_key *k, const char *val,
 					"write 'auth_token = none' to disable auth", k->name);
 				return -1;
 			}
-			free(cfg->auth_token);
+			config_free_string(k, cfg->auth_token);
 			cfg->auth_token = NULL;
 			cfg->auth_disabled = 1;
 			return 0;
@@ -379,7 +413,7 @@ static int key_set(struct config *cfg, const struct cfg_key *k, const char *val,
 		}
 		break;
 	}
-	free(*(char **)f);
+	config_free_string(k, *(char **)f);
 	*(char **)f = s;
 	return 0;
 }
@@ -390,7 +424,7 @@ void config_free(struct config *cfg)
 		return;
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
 		if (key_is_string(&config_keys[i]))
-			free(*(char **)field(cfg, &config_keys[i]));
+			config_free_string(&config_keys[i], *(char **)field(cfg, &config_keys[i]));
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -579,6 +613,8 @@ out:
 	if (rc < 0)
 		memset(cfg, 0, sizeof *cfg);
 	config_free(&tmp);
+	if (line)
+		explicit_bzero(line, CONFIG_LINE_MAX + 1);  /* the last line read may hold a literal secret */
 	free(line);
 	if (f)
 		fclose(f);

@@ -132,6 +132,20 @@ const struct cfg_key config_keys[] = {
 	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0,
 	  .max = 64 * CFG_GIB, .offset = OFF(lua_memory_limit),
 	  .help = "Memory one Lua state may use; 0 means unlimited." },
+	{ .name = "lua_time_limit", .type = CFG_DURATION, .def = "250ms", .min = 0,
+	  .max = CFG_MS_HOUR, .offset = OFF(lua_time_limit_ms),
+	  .help = "Wall-clock time one event's route() call (and init(), and the "
+		  "rules file's own code) may take before it counts as a rule "
+		  "error; it also covers time spent inside library functions "
+		  "(pattern matching, string.rep, table.move, json.*), which are "
+		  "refused when their cost could exceed the time left. 0 means "
+		  "unlimited." },
+	{ .name = "rules_env", .type = CFG_STRING, .example = "CRM_URL, SLACK_URL",
+	  .offset = OFF(rules_env),
+	  .help = "Comma-separated names of the environment variables env() may "
+		  "read in rules; env() returns nil for any other name. Not set: "
+		  "none, so the daemon's own secrets (auth_token = env:NAME) stay "
+		  "out of reach. The example lists what rules/example.lua reads." },
 	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
 	  .help = "Least severe messages logged: debug, info, warn or error." },
 	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),

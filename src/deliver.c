@@ -441,6 +441,7 @@ static void deliver_free(struct deliver *d)
 		free(d->dests[i]);
 	}
 	free(d->dests);
+	explicit_bzero(&d->signer, sizeof d->signer);  /* the signing key */
 	free(d);
 }
 

@@ -177,9 +177,12 @@ static int http_authorized(struct mg_connection *conn, const struct config *cfg)
 		return http_token_equal(h, strlen(h), cfg->auth_token);
 	}
 	if (ri->query_string) {
+		int ok;
+
 		n = mg_get_var(ri->query_string, strlen(ri->query_string), "token", q, sizeof q);
-		if (n >= 0)
-			return http_token_equal(q, (size_t)n, cfg->auth_token);
+		ok = n >= 0 && http_token_equal(q, (size_t)n, cfg->auth_token);
+		explicit_bzero(q, sizeof q);  /* a copy of the secret */
+		return ok;
 	}
 	return 0;
 }

@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "rules.h"
 
 int http_library_init(char *err, size_t errlen)
 {
@@ -245,6 +246,8 @@ void http_stop(struct http_server *s)
 		inflight = http_drain_begin(&s->drain);
 		log_msg(LOG_INFO, NULL, "stopping intake: %ld requests in flight", inflight);
 		left = http_drain_wait(&s->drain, HTTP_DRAIN_GRACE_S);
+		if (left > 0)
+			rules_stop_all();  /* else mg_stop would wait for a worker still in a rule */
 		if (left > 0)
 			log_msg(LOG_WARN, NULL, "stopping intake: %ld requests still in flight after "
 				"%.0f s, their connections are closed unanswered (E-goi sends those "

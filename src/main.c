@@ -44,7 +44,9 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
 		"       egoi-router check [-c FILE]       validate config and compile rules\n"
-		"       egoi-router test RULES BATCH      dry-run RULES on a batch file ('-' = stdin)\n"
+		"       egoi-router test [--env NAME=VALUE]... RULES BATCH\n"
+		"                                         dry-run RULES on a batch file ('-' = stdin);\n"
+		"                                         env() sees only the --env values\n"
 		"       egoi-router dlq list|replay|purge [-c FILE] [options]\n"
 		"                                         inspect / re-run / delete dead letters:\n"
 		"         dlq list   [--kind K] [--limit N] [--payload]\n"
@@ -78,6 +80,8 @@ static struct rules_source *rules_load_checked(const struct config *cfg, unsigne
 	ropt.source_len = src->len;
 	ropt.instruction_limit = cfg->lua_instruction_limit;
 	ropt.memory_limit = cfg->lua_memory_limit;
+	ropt.time_limit_ms = cfg->lua_time_limit_ms;
+	ropt.env_names = cfg->rules_env;
 	r = rules_new(&ropt, err, errlen);
 	if (!r) {
 		rules_source_unref(src);
@@ -271,6 +275,35 @@ static const char *config_arg(int argc, char **argv, int from)
 	return path;
 }
 
+/* egoi-router test [--env NAME=VALUE]... RULES BATCH */
+static int main_test(int argc, char **argv)
+{
+	const char **pairs = calloc((size_t)argc, sizeof *pairs);
+	size_t n = 0;
+	int i = 2, rc = EXIT_USAGE;
+
+	if (!pairs)
+		return EXIT_RUNTIME;
+	while (i + 1 < argc && strcmp(argv[i], "--env") == 0) {
+		const char *eq = strchr(argv[i + 1], '=');
+
+		if (!eq || eq == argv[i + 1]) {
+			fprintf(stderr, "egoi-router: --env wants NAME=VALUE, not '%s'\n", argv[i + 1]);
+			goto out;
+		}
+		pairs[n++] = argv[i + 1];
+		i += 2;
+	}
+	if (argc - i != 2) {
+		usage(stderr);
+		goto out;
+	}
+	rc = cli_test_run(argv[i], argv[i + 1], pairs);
+out:
+	free(pairs);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "run";
@@ -285,13 +318,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return EXIT_OK;
 	}
-	if (strcmp(cmd, "test") == 0) {
-		if (argc != 4) {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-		return cli_test_run(argv[2], argv[3]);
-	}
+	if (strcmp(cmd, "test") == 0)
+		return main_test(argc, argv);
 	if (strcmp(cmd, "dlq") == 0)
 		return dlq_run(argc - 2, argv + 2);
 	if (strcmp(cmd, "-c") == 0) {

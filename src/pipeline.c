@@ -66,6 +66,9 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.path = p->cfg->rules,
 		.instruction_limit = p->cfg->lua_instruction_limit,
 		.memory_limit = p->cfg->lua_memory_limit,
+		.time_limit_ms = p->cfg->lua_time_limit_ms,
+		.env_names = p->cfg->rules_env,
+		.env_pairs = p->sh->env_pairs,
 		.dry_run = p->dry_run,
 		.max_forward_body = p->cfg->max_forward_body,
 		.max_batch_forward = p->cfg->max_batch_forward_bytes,
@@ -157,6 +160,12 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		rc = rules_route(p->rules, i, &meta, &p->acts);
 		if (rc < 0)
 			goto nomem;
+		if (rc == 1 && rules_stopping()) {
+			/* Not a rule error: the stop cut the batch short; E-goi sends it again. */
+			snprintf(res->error, sizeof res->error, "stopping: batch not routed");
+			res->http_status = 503;
+			return -1;
+		}
 		if (rc == 1) {
 			const struct action *last = &p->acts.items[p->acts.count - 1];
 

@@ -35,6 +35,7 @@ struct pipeline_shared {
 	struct rules_current rules;   /* no source published: workers read cfg->rules */
 	struct outbox_writer *writer;
 	struct deliver *deliver;
+	const char *const *env_pairs; /* `test --env`: all env() sees; NULL = getenv(rules_env) */
 };
 
 struct pipeline {

@@ -6,8 +6,11 @@
  * - Memory: a counting lua_Alloc refuses any growth beyond memory_limit, so
  *   Lua raises a memory error inside the rule (after its own emergency GC).
  * - CPU: a count hook fires every min(limit, 1000) VM instructions and raises
- *   "instruction limit exceeded" once a call has used its budget. Each entry
- *   into Lua (chunk, init, one route call) gets a fresh budget.
+ *   "instruction limit exceeded" once a call has used its budget, or "time
+ *   limit exceeded" once the call's deadline (lua_time_limit, monotonic wall
+ *   clock) has passed. Each entry into Lua (chunk, init, one route call)
+ *   gets a fresh budget and deadline. Time spent in C library functions is
+ *   bounded by rules_budget.c before each call.
  * - Every entry into Lua is a lua_pcall of a C function with a traceback
  *   message handler, so no Lua error or allocation failure can escape as a
  *   panic. Between calls, the main thread's stack holds three fixed slots
@@ -78,18 +81,22 @@ static void rules_hook(lua_State *L, lua_Debug *ar)
 	struct rules *r = rules_from(L);
 	lua_Debug where;
 
+	char at[LUA_IDSIZE + 24] = "";
+	int timed_out;
+
 	(void)ar;
 	r->instructions += r->hook_step;
-	if (r->instructions <= r->instruction_limit)
+	timed_out = (r->deadline_ns != 0 && rules_clock_ns() >= r->deadline_ns) || rules_stopping();
+	if (!timed_out && (r->instruction_limit == 0 || r->instructions <= r->instruction_limit))
 		return;
-	r->fatal = RULES_FATAL_INSTRUCTIONS;
 	/* Hooks run without a frame of their own: level 0 is the looping function. */
 	if (lua_getstack(L, 0, &where) && lua_getinfo(L, "Sl", &where) && where.currentline > 0)
-		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s:%d: instruction limit exceeded (%ld)",
-			 where.short_src, where.currentline, r->instruction_limit);
-	else
-		snprintf(r->fatal_msg, sizeof r->fatal_msg, "instruction limit exceeded (%ld)",
-			 r->instruction_limit);
+		snprintf(at, sizeof at, "%s:%d: ", where.short_src, where.currentline);
+	if (timed_out)
+		rules_time_error(L, at, NULL);
+	r->fatal = RULES_FATAL_INSTRUCTIONS;
+	snprintf(r->fatal_msg, sizeof r->fatal_msg, "%sinstruction limit exceeded (%ld)", at,
+		 r->instruction_limit);
 	lua_pushstring(L, r->fatal_msg);
 	lua_error(L);
 }
@@ -114,6 +121,13 @@ int rules_note_failure(struct rules *r, lua_State *L, int status)
 
 	if (r->fatal != RULES_FATAL_NONE)
 		return 1;
+	/* An error caught after the deadline (say, by pcall) still ends the event. */
+	if (r->deadline_ns != 0 && rules_clock_ns() >= r->deadline_ns) {
+		r->fatal = RULES_FATAL_TIME;
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "time limit exceeded (%ld ms)",
+			 r->time_limit_ms);
+		return 1;
+	}
 	msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
 	/* Buffers report a refused allocation as an ordinary "not enough memory" error. */
 	if (status == LUA_ERRMEM ||
@@ -146,12 +160,13 @@ static void rules_release_charges(struct rules *r)
 	r->batch_forward_bytes = 0;
 }
 
-/* Gives the next entry into Lua a fresh instruction budget. */
+/* Gives the next entry into Lua a fresh instruction budget and deadline. */
 static void rules_arm(struct rules *r)
 {
 	r->instructions = 0;
-	if (r->instruction_limit > 0)
-		lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, r->hook_step);
+	r->deadline_ns = r->time_limit_ms > 0 ? rules_clock_ns() + r->time_limit_ms * 1000000LL : 0;
+	/* Always hooked: rules_stop_all must reach a rule even without limits. */
+	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, r->hook_step);
 }
 
 /*
@@ -171,6 +186,7 @@ static int rules_pcall(struct rules *r, int nargs, int nresults)
 	r->mem_refused = 0;
 	rules_arm(r);
 	status = lua_pcall(L, nargs, nresults, fidx);
+	r->deadline_ns = 0;
 	if (status == LUA_OK)
 		lua_remove(L, fidx);
 	return status;
@@ -210,6 +226,7 @@ static int rules_l_setup(lua_State *L)
 
 	rules_sandbox_open(L);
 	rules_api_open(L);
+	rules_budget_open(L);
 	lua_settop(L, 0);
 	lua_pushliteral(L, "action");
 	if (opt->source) {
@@ -253,11 +270,16 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	r->instruction_limit = opt->instruction_limit > 0 ? opt->instruction_limit : 0;
 	r->hook_step = r->instruction_limit > 0 && r->instruction_limit < RULES_HOOK_STEP
 			       ? (int)r->instruction_limit : RULES_HOOK_STEP;
+	r->time_limit_ms = opt->time_limit_ms > 0 ? opt->time_limit_ms : 0;
 	r->dry_run = opt->dry_run;
 	r->max_forward_body = opt->max_forward_body;
 	r->max_batch_forward = opt->max_batch_forward;
 	r->self_listen = opt->self_listen;
 	r->self_endpoint = opt->self_endpoint;
+	if (rules_env_copy(r, opt) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
 	r->dir = strndup(opt->path, slash ? (size_t)(slash - opt->path) + 1 : 0);
 	if (!r->dir) {
 		snprintf(err, errlen, "out of memory");
@@ -297,6 +319,7 @@ void rules_free(struct rules *r)
 	if (r->L)
 		lua_close(r->L);
 	rules_api_release(r);
+	rules_env_free(r);
 	free(r->dir);
 	free(r);
 }

@@ -29,7 +29,11 @@ struct rules_options {
 	size_t source_len;
 	long instruction_limit;      /* per route() call, 0 = unlimited */
 	size_t memory_limit;         /* bytes for the whole state, 0 = unlimited */
-	int dry_run;                 /* `egoi-router test`: log() goes to stderr only, env() works */
+	long time_limit_ms;          /* per entry into Lua (chunk, init, route), 0 = unlimited */
+	const char *env_names;       /* "A,B": the only variables env() reads; NULL = none */
+	const char *const *env_pairs; /* "NAME=VALUE", NULL-terminated: env() reads only these
+				       * (`egoi-router test --env`); NULL = getenv(env_names) */
+	int dry_run;                 /* `egoi-router test`: log() goes to stderr only, env() reads --env only */
 	size_t max_forward_body;     /* bytes of one forward() body, 0 = unlimited */
 	size_t max_batch_forward;    /* bytes all forwards of a batch may store, 0 = unlimited */
 	const char *self_listen;     /* this router's listen list and endpoint (borrowed, must */
@@ -72,6 +76,16 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);
+
+/*
+ * Process stop, past the drain grace: from now on every Lua call in every
+ * state fails at its next hook or library call, so no worker stays in a
+ * rule (a batch of many events that each run to lua_time_limit could take
+ * far longer than the grace). rules_stopping tells a failure caused by it
+ * from a rule error. Threads: any (an atomic flag).
+ */
+void rules_stop_all(void);
+int rules_stopping(void);
 
 /* Returns the action string of routable event i, or NULL (valid until rules_end_batch). */
 const char *rules_event_action(struct rules *r, size_t i);

@@ -466,10 +466,10 @@ static int api_log(lua_State *L)
 	return 0;
 }
 
-/* env(NAME) → the variable's value or nil. */
+/* env(NAME) → the variable's value, or nil unless NAME is allowed (rules_env.c). */
 static int api_env(lua_State *L)
 {
-	const char *v = getenv(luaL_checkstring(L, 1));
+	const char *v = rules_env_get(rules_from(L), luaL_checkstring(L, 1));
 
 	if (v)
 		lua_pushstring(L, v);

@@ -7,7 +7,9 @@
  *
  * Limits: rules.c owns the counting allocator and the count hook. When a
  * limit is hit, r->fatal is set; the sandbox's pcall/xpcall re-raise while it
- * is set, so a rule cannot swallow a limit error and keep running.
+ * is set, so a rule cannot swallow a limit error and keep running. The time
+ * limit is a deadline checked by the count hook and, before each call, by
+ * the wrappers of rules_budget.c.
  *
  * Threads: everything here belongs to the one thread that owns the state.
  */
@@ -30,6 +32,7 @@ enum rules_fatal {
 	RULES_FATAL_NONE = 0,
 	RULES_FATAL_INSTRUCTIONS,
 	RULES_FATAL_MEMORY,
+	RULES_FATAL_TIME,
 };
 
 /* The event being routed; acts == NULL outside route(). */
@@ -61,6 +64,14 @@ struct rules {
 	long instruction_limit;
 	long instructions;
 	int hook_step;
+
+	/* time accounting (the count hook and rules_budget.c) */
+	long time_limit_ms;          /* per entry into Lua, 0 = unlimited */
+	long long deadline_ns;       /* CLOCK_MONOTONIC; 0 = none (unlimited or not in Lua) */
+
+	/* env(): what rules may read (rules_options.env_names / env_pairs, copied) */
+	char *env_names;             /* "A,B" or NULL = none */
+	char **env_pairs;            /* "NAME=VALUE" NULL-terminated, or NULL = use getenv */
 
 	enum rules_fatal fatal;
 	char fatal_msg[128];
@@ -96,6 +107,33 @@ int rules_charge(struct rules *r, size_t n);
  * Runs in protected mode: raises Lua errors.
  */
 void rules_sandbox_open(lua_State *L);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+long long rules_clock_ns(void);
+
+/*
+ * Sets r->fatal to RULES_FATAL_TIME and raises "<where>time limit exceeded",
+ * or "<where><what> refused: ..." when what is not NULL. Never returns.
+ */
+int rules_time_error(lua_State *L, const char *where, const char *what);
+
+/*
+ * Replaces the library functions whose cost is not constant by wrappers
+ * that check the deadline and refuse calls whose estimated cost does not
+ * fit the time left (rules_budget.c). Runs after rules_api_open.
+ */
+void rules_budget_open(lua_State *L);
+
+/*
+ * env() support (rules_env.c): copies opt's env_names / env_pairs into r
+ * (-1 when out of memory), frees them (zeroing the values), and looks NAME
+ * up: NULL unless NAME is listed in env_names (or, with env_pairs, given
+ * there). The result stays valid while r lives (getenv's, or r's copy).
+ */
+struct rules_options;
+int rules_env_copy(struct rules *r, const struct rules_options *opt);
+void rules_env_free(struct rules *r);
+const char *rules_env_get(const struct rules *r, const char *name);
 
 /* Installs forward, write, drop, json, log, print, env, hmac_sha256, now. */
 void rules_api_open(lua_State *L);

@@ -12,8 +12,11 @@
  * - require: loads only NAME.lua beside the rules file (dots map to '/'),
  *   as text, caching results like package.loaded; no C modules.
  * - setmetatable: refuses __gc, so no rule code runs at GC time.
- * - pcall/xpcall: re-raise instruction- and memory-limit errors, so a rule
- *   cannot catch them and keep the worker busy.
+ * - pcall/xpcall: re-raise instruction-, time- and memory-limit errors, so a
+ *   rule cannot catch them and keep the worker busy; xpcall runs its handler
+ *   after unwinding, where the count hook is active (see sandbox_xpcall).
+ * rules_budget.c then wraps the library functions whose cost is not
+ * constant.
  *
  * Threads: functions here touch only the calling state.
  */
@@ -152,9 +155,18 @@ static int sandbox_pcall(lua_State *L)
 	return lua_gettop(L);
 }
 
-/* Like the standard xpcall, but limit errors pass through. */
+/*
+ * Like the standard xpcall, but limit errors pass through, and the handler
+ * runs once the failed call has unwound, as an ordinary protected call.
+ * Lua itself runs a message handler inside the raise, and when the error
+ * was raised by the count hook (a limit) hooks are still off then: a
+ * handler that loops could never be stopped. Rules have no debug library,
+ * so the handler sees the same argument either way; an error inside the
+ * handler is returned as xpcall's second result.
+ */
 static int sandbox_xpcall(lua_State *L)
 {
+	struct rules *r = rules_from(L);
 	int n = lua_gettop(L);
 	int status;
 
@@ -162,15 +174,19 @@ static int sandbox_xpcall(lua_State *L)
 	lua_pushboolean(L, 1);
 	lua_pushvalue(L, 1);
 	lua_rotate(L, 3, 2);  /* f, handler, true, f, args... */
-	status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
-	if (status != LUA_OK) {
-		if (rules_note_failure(rules_from(L), L, status))
-			return lua_error(L);
-		lua_pushboolean(L, 0);
-		lua_pushvalue(L, -2);
-		return 2;
-	}
-	return lua_gettop(L) - 2;
+	status = lua_pcall(L, n - 2, LUA_MULTRET, 0);
+	if (status == LUA_OK)
+		return lua_gettop(L) - 2;
+	if (rules_note_failure(r, L, status))
+		return lua_error(L);
+	lua_pushvalue(L, 2);
+	lua_insert(L, -2);    /* f, handler, true, handler, error */
+	status = lua_pcall(L, 1, 1, 0);
+	if (status != LUA_OK && rules_note_failure(r, L, status))
+		return lua_error(L);
+	lua_pushboolean(L, 0);
+	lua_insert(L, -2);
+	return 2;
 }
 
 /* Replaces the global os with a table holding only the harmless functions. */

@@ -10,8 +10,9 @@
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
  * and purged beside the running daemon), input (hostile or broken input:
- * refused names, lone surrogates, log escaping, size caps) and loops (hop
- * count, forwards to itself). Each exports its cmocka table.
+ * refused names, lone surrogates, log escaping, size caps) loops (hop
+ * count, forwards to itself) and limits (rules' time limit and env()
+ * against the daemon's signals and secrets). Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
  */
@@ -91,6 +92,8 @@ extern const struct CMUnitTest e2e_input_tests[];
 extern const size_t e2e_input_count;
 extern const struct CMUnitTest e2e_loops_tests[];
 extern const size_t e2e_loops_count;
+extern const struct CMUnitTest e2e_limits_tests[];
+extern const size_t e2e_limits_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 

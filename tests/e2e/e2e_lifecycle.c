@@ -497,7 +497,8 @@ static void sigterm_answers_every_committed_batch(void **state)
 
 	assert_non_null(slow);
 	slow->h = &t->h;
-	e2e_boot(t, drain_lua, "lua_instruction_limit = 0\n");
+	/* the slow batch holds its rule 2 s: over the default lua_time_limit */
+	e2e_boot(t, drain_lua, "lua_instruction_limit = 0\nlua_time_limit = 10s\n");
 	struct harness_load *load = harness_load_start(&t->h, DRAIN_CLIENTS, DRAIN_EVENTS);
 	assert_non_null(load);
 	for (int i = 0; i < 200 && harness_load_ok(load) < 20; i++)

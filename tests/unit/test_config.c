@@ -81,6 +81,7 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 		assert_string_equal(c->rules, "rules/example.lua");
 		assert_string_equal(c->data_dir, "var");
 		assert_string_equal(c->output_dir, "var/out");
+		assert_null(c->rules_env);
 	}
 	assert_string_equal(c->tls_min_version, "1.2");
 	assert_string_equal(c->write_sync, "none");
@@ -95,6 +96,7 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 	assert_int_equal(c->forward_concurrency, 16);
 	assert_int_equal(c->lua_instruction_limit, 1000000);
 	assert_int_equal(c->lua_memory_limit, 64 * 1024 * 1024);
+	assert_int_equal(c->lua_time_limit_ms, 250);
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(c->log_json, 0);
 }
@@ -145,6 +147,8 @@ static void test_full_file(void **state)
 		"forward_signing_secret = whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"
 		"lua_instruction_limit = 0\n"
 		"lua_memory_limit = 1G\n"
+		"lua_time_limit = 2s\n"
+		"rules_env = CRM_URL, SLACK_URL\n"
 		"log_level = debug\n"
 		"log_format = json\n"
 		"run_as_user = egoi\n";
@@ -176,6 +180,8 @@ static void test_full_file(void **state)
 	assert_string_equal(c.forward_signing_secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
 	assert_int_equal(c.lua_instruction_limit, 0);
 	assert_int_equal(c.lua_memory_limit, 1024L * 1024 * 1024);
+	assert_int_equal(c.lua_time_limit_ms, 2000);
+	assert_string_equal(c.rules_env, "CRM_URL, SLACK_URL");
 	assert_int_equal(c.log_level, LOG_DEBUG);
 	assert_int_equal(c.log_json, 1);
 	assert_string_equal(c.run_as_user, "egoi");
@@ -231,6 +237,11 @@ static const struct bad_case bad_cases[] = {
 	  "max_body: '10MB' is not a size (a whole number, optionally with k, M or G)" },
 	{ "max_body = 2G\n", 1, "max_body: 2G is out of range (1 to 1G)" },
 	{ "lua_memory_limit = 65G\n", 1, "lua_memory_limit: 65G is out of range (0 to 64G)" },
+	{ "lua_time_limit = 2h\n", 1, "lua_time_limit: 2h is out of range (0 to 1h)" },
+	{ "rules_env = CRM_URL,, X\n", 1,
+	  "rules_env: 'CRM_URL,, X' is not a comma-separated list of variable names" },
+	{ "rules_env = A B\n", 1, "rules_env: 'A B' is not a comma-separated list of variable names" },
+	{ "rules_env = 9LIVES\n", 1, "rules_env: '9LIVES' is not a comma-separated list of variable names" },
 	{ "tls_min_version = 1.1\n", 1, "tls_min_version: '1.1' is not one of 1.2, 1.3" },
 	{ "write_sync = always\n", 1, "write_sync: 'always' is not one of none, batch" },
 	{ "log_level = verbose\n", 1,
@@ -561,6 +572,7 @@ static void test_example_loads(void **state)
 	assert_string_equal(c.auth_token, "example-token");
 	assert_defaults(&c, 1);
 	assert_null(c.allow_from);
+	assert_string_equal(c.rules_env, "CRM_URL, SLACK_URL");  /* what make run's rules read */
 	config_free(&c);
 
 	/* Uncomment every "# key = value" line. */
@@ -603,7 +615,8 @@ static void test_print_keys(void **state)
 		"max_body", "max_events", "max_forward_body", "max_batch_forward_bytes", "max_hops",
 		"forward_timeout", "forward_max_attempts",
 		"forward_max_age", "forward_backoff_max", "forward_concurrency", "forward_signing_secret",
-		"lua_instruction_limit", "lua_memory_limit", "log_level", "log_format",
+		"lua_instruction_limit", "lua_memory_limit", "lua_time_limit", "rules_env",
+		"log_level", "log_format",
 		"run_as_user",
 	};
 	const size_t nnames = sizeof names / sizeof names[0];

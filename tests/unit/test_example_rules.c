@@ -35,6 +35,8 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 	assert_int_equal(config_defaults(&r->cfg), 0);
 	free(r->cfg.rules);
 	r->cfg.rules = strdup(rules);
+	/* as deployed: rules_env lists what the shipped rules read */
+	r->cfg.rules_env = strdup("CRM_URL, SLACK_URL, CRM_SECRET");
 	r->sh.cfg = &r->cfg;
 	rules_current_init(&r->sh.rules);
 	pipeline_init(&r->pipe, &r->sh);

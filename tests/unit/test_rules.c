@@ -46,6 +46,7 @@ static struct rules *load(const char *file, long ilimit, size_t mlimit, char *er
 		.path = file,
 		.instruction_limit = ilimit,
 		.memory_limit = mlimit,
+		.env_names = "EGOI_TEST_RULES_ENV",
 	};
 
 	err[0] = '\0';
