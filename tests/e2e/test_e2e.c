@@ -3,7 +3,7 @@
  * (a certificate generated per run, verified by the client), a real HTTP
  * receiver on 127.0.0.1. This file holds main; the fixture is in
  * e2e_fixture.c and the scenarios in e2e_intake.c, e2e_routing.c,
- * e2e_lifecycle.c and e2e_dlq.c.
+ * e2e_lifecycle.c, e2e_dlq.c and e2e_guard.c.
  *
  * Run with cwd = repo root and EGOI_ROUTER_BIN = the daemon binary
  * (`make e2e` does both). E2E_KEEP=1 keeps the temp dirs for inspection;
@@ -15,7 +15,8 @@
 
 int main(void)
 {
-	size_t n = e2e_intake_count + e2e_routing_count + e2e_lifecycle_count + e2e_dlq_count;
+	size_t n = e2e_intake_count + e2e_routing_count + e2e_lifecycle_count + e2e_dlq_count +
+		   e2e_guard_count;
 	size_t k = 0;
 	struct CMUnitTest *all = calloc(n, sizeof(*all));
 	int failed;
@@ -33,6 +34,8 @@ int main(void)
 		all[k++] = e2e_lifecycle_tests[i];
 	for (size_t i = 0; i < e2e_dlq_count; i++)
 		all[k++] = e2e_dlq_tests[i];
+	for (size_t i = 0; i < e2e_guard_count; i++)
+		all[k++] = e2e_guard_tests[i];
 	failed = _cmocka_run_group_tests("e2e", all, n, e2e_suite_setup, e2e_suite_teardown);
 	free(all);
 	return failed;
