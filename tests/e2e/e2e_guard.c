@@ -333,6 +333,8 @@ static void slow_bodies_get_408_at_min_body_rate(void **state)
 	for (int i = 0; i < SLOW_CONNS; i++) {
 		pthread_join(c[i].thread, NULL);
 		fprintf(stderr, "[e2e] slow body %d: %ld after %.1f s\n", i, c[i].status, c[i].secs);
+	}
+	for (int i = 0; i < SLOW_CONNS; i++) {
 		assert_int_equal(c[i].status, 408);
 		if (c[i].secs > worst)
 			worst = c[i].secs;
