@@ -205,6 +205,20 @@ out:
 	return NULL;
 }
 
+/* The daemon's resident memory in KiB (for the log of the run), -1 if unknown. */
+static long daemon_rss_kib(const struct harness *h)
+{
+	char path[64], *text, *line;
+	long kib = -1;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)h->pid);
+	text = harness_read_file(path, NULL);
+	if (text && (line = strstr(text, "VmRSS:")))
+		kib = strtol(line + 6, NULL, 10);
+	free(text);
+	return kib;
+}
+
 /* Enough descriptors for the flood here and in the daemon (which inherits them). */
 static void raise_nofile(void)
 {
@@ -226,10 +240,12 @@ static void connection_flood_does_not_delay_a_post(void **state)
 	struct e2e *t = *state;
 	struct flood f = { 0 };
 	double worst = 0, cap_refused = -1;
+	long rss_idle, rss_flood;
 
 	raise_nofile();
 	snprintf(t->h.omit, sizeof t->h.omit, "threads");
 	e2e_boot(t, guard_lua, NULL);
+	rss_idle = daemon_rss_kib(&t->h);
 	f.port = t->h.port;
 	atomic_init(&f.stop, 0);
 	assert_int_equal(pthread_create(&f.thread, NULL, flood_main, &f), 0);
@@ -248,11 +264,14 @@ static void connection_flood_does_not_delay_a_post(void **state)
 		harness_sleep_ms(700);
 	}
 	harness_metric(&t->h, "egoi_router_refused_total{reason=\"connection_cap\"}", &cap_refused);
+	rss_flood = daemon_rss_kib(&t->h);
 	atomic_store(&f.stop, 1);
 	pthread_join(f.thread, NULL);
 	fprintf(stderr, "[e2e] flood: %ld connections cut by the server and made again, %d "
 		"open at the end; %.0f refused by the cap; slowest POST %.3f s\n",
 		f.cut, f.held, cap_refused, worst);
+	fprintf(stderr, "[e2e] daemon RSS: %ld KiB after start, %ld KiB under the flood\n",
+		rss_idle, rss_flood);
 	assert_true(worst <= 1.0);
 	assert_true(cap_refused > 0);
 	e2e_stop_ok(t);
