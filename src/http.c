@@ -3,6 +3,8 @@
  * and worker threads are in http_server.c).
  *
  * Order of checks for the endpoint, cheapest and least revealing first:
+ * before any handler, http_server.c's begin_request answers ambiguous
+ * framing (400) and the per-address rate limit (429); then here
  * method (405), auth (401), content type (415), declared size (413), then
  * the body is read with a hard bound on bytes actually received (413), and
  * the batch goes through the pipeline (200/400/413/5xx). The secret never

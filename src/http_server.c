@@ -2,8 +2,11 @@
  * http_server.c — civetweb set-up for the intake (see http.h): TLS library
  * start, listening options (TLS versions and ciphers, mTLS, allowlist,
  * timeouts, keep-alive, TCP_NODELAY), one struct http_worker per worker
- * thread (init_thread / exit_thread), and a stop that first drains the
- * requests in flight (http_drain.h).
+ * thread (init_thread / exit_thread), the per-address guard's hooks
+ * (init_ssl, allow_from refusals in log_message; http_guard.h), the checks
+ * every request passes before its handler (begin_request: framing, rate
+ * limit), and a stop that first drains the requests in flight
+ * (http_drain.h).
  *
  * Threads: http_start and http_stop run on the main thread; the thread
  * callbacks on civetweb's workers.
