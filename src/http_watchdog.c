@@ -104,12 +104,17 @@ static void watchdog_check(struct http_watchdog *wd)
 	double now = clock_mono();
 
 	for (struct http_watchdog_slot *s = wd->slots; s; s = s->next) {
-		pthread_mutex_lock(&s->mu);
-		double late = now - s->armed_at - HTTP_WATCHDOG_RATE_GRACE_S;
-		double need = s->min_rate * late;
-		int slow = s->min_rate > 0 && late > 0 &&
-			   (double)atomic_load(&s->received) < (need < (double)s->expect ? need : (double)s->expect);
+		double late, need;
+		int slow;
 
+		pthread_mutex_lock(&s->mu);
+		/* min_body_rate: past the grace, at least rate x (time - grace)
+		 * bytes, never more than the body has. */
+		late = now - s->armed_at - HTTP_WATCHDOG_RATE_GRACE_S;
+		need = s->min_rate * late;
+		if (need > (double)s->expect)
+			need = (double)s->expect;
+		slow = s->min_rate > 0 && late > 0 && (double)atomic_load(&s->received) < need;
 		if (s->armed && !s->fired && (now > s->deadline || slow)) {
 			/* Not found (yet): try again at the next pass, warn once. */
 			if (watchdog_cut(wd, s->peer, s->peer_port) == 0) {
