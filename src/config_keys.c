@@ -126,7 +126,7 @@ const struct cfg_key config_keys[] = {
 	  .offset = OFF(run_as_user),
 	  .help = "If set, drop privileges to this user after binding the listening "
 		  "ports. Not set by default." },
-	{ .name = "max_connections_per_address", .type = CFG_INT, .def = "32", .min = 0,
+	{ .name = "max_connections_per_address", .type = CFG_INT, .def = "16", .min = 0,
 	  .max = 1024, .offset = OFF(max_conns_per_address),
 	  .help = "Most TLS connections one client address may hold open at once "
 		  "(0-1024, 0 = no cap); more are cut at the start of their TLS "
