@@ -27,7 +27,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
             -fstack-protector-strong -D_FORTIFY_SOURCE=2 -MMD -MP $(SANFLAGS) \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
 LDFLAGS  += $(SANFLAGS) -pthread
-LIBS     := -lcivetweb -llua5.4-cjson $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl
+LIBS     := -lcivetweb -l:libssl.so.3 -llua5.4-cjson $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl
 
 # The shims must come first and must not be dropped by --as-needed: civetweb's
 # dlopen("libssl.so") / dlopen("libcrypto.so") then find them.

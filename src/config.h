@@ -45,6 +45,11 @@ struct config {
 	int log_level;               /* enum log_level */
 	int log_json;                /* log_format = json */
 	char *run_as_user;           /* NULL = keep the current user */
+	long max_conns_per_address;  /* open TLS connections per client address, 0 = no cap */
+	size_t min_body_rate;        /* bytes/s a body must keep after its first 2 s, 0 = off */
+	char *rate_limit;            /* "N/s" requests per address to the endpoint, NULL = off */
+	long rate_limit_burst;       /* requests above the rate at once, 0 = N */
+	char *rate_limit_exempt;     /* CIDR list exempt from rate_limit and the cap, NULL = none */
 };
 
 /* Fills every field with its default (strings are heap copies). */

@@ -42,9 +42,11 @@ const struct cfg_key config_keys[] = {
 		  "explicitly. Keep the secret out of this file with env:NAME." },
 	{ .name = "allow_from", .type = CFG_CIDRS, .sample = "10.0.0.0/8, 192.0.2.7",
 	  .offset = OFF(allow_from),
-	  .help = "Comma-separated CIDR allowlist for the endpoint, IPv4 or IPv6; an "
-		  "address without /length means that address alone. Not set: any "
-		  "address." },
+	  .help = "Comma-separated IPv4 CIDR allowlist; an address without /length "
+		  "means that address alone. It covers every route (the endpoint, "
+		  "/healthz, /metrics) on every listener: other addresses are "
+		  "disconnected as soon as they connect, before TLS. IPv6 entries are "
+		  "refused (this civetweb build has no IPv6). Not set: any address." },
 	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
 	  .example = "rules/example.lua", .offset = OFF(rules),
 	  .help = "Lua rule script; it must define route(event, meta)." },
@@ -154,6 +156,33 @@ const struct cfg_key config_keys[] = {
 	  .offset = OFF(run_as_user),
 	  .help = "If set, drop privileges to this user after binding the listening "
 		  "ports. Not set by default." },
+	{ .name = "max_connections_per_address", .type = CFG_INT, .def = "16", .min = 0,
+	  .max = 1024, .offset = OFF(max_conns_per_address),
+	  .help = "Most TLS connections one client address may hold open at once "
+		  "(0-1024, 0 = no cap); more are cut at the start of their TLS "
+		  "handshake, in microseconds, so idle or trickling connections "
+		  "cannot take every worker thread. Addresses in rate_limit_exempt "
+		  "are not capped. Plain-HTTP listeners are not capped." },
+	{ .name = "min_body_rate", .type = CFG_SIZE, .def = "32K", .min = 0, .max = CFG_GIB,
+	  .offset = OFF(min_body_rate),
+	  .help = "Bytes per second a request body must keep up after its first 2 s "
+		  "(0 = no minimum); a slower body is answered 408 and its connection "
+		  "closed. The body deadline (10 s plus 1 s per 64 KiB) applies as "
+		  "well." },
+	{ .name = "rate_limit", .type = CFG_STRING, .sample = "50/s", .offset = OFF(rate_limit),
+	  .help = "Requests per second one client address may send to the endpoint, "
+		  "as N/s (1 to 1000000); more are answered 429 with Retry-After "
+		  "before the body is read. Not set by default: no limit." },
+	{ .name = "rate_limit_burst", .type = CFG_INT, .def = "0", .min = 0, .max = 1000000,
+	  .offset = OFF(rate_limit_burst),
+	  .help = "Requests one address may send at once above rate_limit (a token "
+		  "bucket of this size, refilled at the rate); 0 means one second's "
+		  "worth, N." },
+	{ .name = "rate_limit_exempt", .type = CFG_CIDRS, .sample = "192.0.2.0/24",
+	  .offset = OFF(rate_limit_exempt),
+	  .help = "Comma-separated IPv4 CIDR list (E-goi's own addresses, a proxy in "
+		  "front) exempt from rate_limit and max_connections_per_address. "
+		  "Not set by default." },
 };
 
 _Static_assert(sizeof config_keys / sizeof config_keys[0] == CONFIG_NKEYS,

@@ -3,6 +3,8 @@
  * and worker threads are in http_server.c).
  *
  * Order of checks for the endpoint, cheapest and least revealing first:
+ * before any handler, http_server.c's begin_request answers ambiguous
+ * framing (400) and the per-address rate limit (429); then here
  * method (405), auth (401), content type (415), declared size (413), then
  * the body is read with a hard bound on bytes actually received (413), and
  * the batch goes through the pipeline (200/400/413/5xx). The secret never
@@ -84,6 +86,7 @@ static const char *http_reason(int status)
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
 	case 508: return "Loop Detected";
 	default: return "Internal Server Error";
@@ -209,9 +212,9 @@ static int http_is_json(const char *ctype)
  * shorter than its Content-Length, -2 if larger than max.
  */
 static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max,
-				long long declared)
+				long long declared, double min_rate)
 {
-	size_t len = 0;
+	size_t len = 0, piece = http_watchdog_read_piece(min_rate);
 
 	for (;;) {
 		int n;
@@ -230,12 +233,15 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 			w->body = p;
 			w->body_cap = cap;
 		}
-		n = mg_read(conn, w->body + len, w->body_cap - len);
+		/* mg_read returns only once it has all it was asked for: pieces
+		 * let the watchdog see the body's rate. */
+		n = mg_read(conn, w->body + len, w->body_cap - len < piece ? w->body_cap - len : piece);
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			break;
 		len += (size_t)n;
+		http_watchdog_progress(&w->slot, (size_t)n);
 		if (len > max)
 			return -2;
 	}
@@ -257,7 +263,7 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	char rid[24], answer[96];
 	const char *hop_reason;
 	double received_at;
-	long long len;
+	long long len, expect;
 	int n;
 
 	if (!w) {
@@ -295,12 +301,14 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
 		return 413;
 	}
+	expect = ri->content_length >= 0 ? ri->content_length : (long long)cfg->max_body;
 	http_watchdog_arm(&w->slot, ri->remote_addr, ri->remote_port,
-			  clock_mono() + HTTP_BODY_BASE_S +
-				  (double)(ri->content_length >= 0 ? (size_t)ri->content_length
-								   : cfg->max_body) / HTTP_BODY_RATE);
-	len = http_read_body(conn, w, cfg->max_body, ri->content_length);
+			  clock_mono() + HTTP_BODY_BASE_S + (double)expect / HTTP_BODY_RATE,
+			  (double)cfg->min_body_rate, expect);
+	len = http_read_body(conn, w, cfg->max_body, ri->content_length,
+			     (double)cfg->min_body_rate);
 	if (http_watchdog_disarm(&w->slot)) {
+		metrics_refused(METRICS_REFUSED_SLOW_BODY);
 		log_msg(LOG_INFO, rid, "request body from %s too slow, connection closed",
 			ri->remote_addr);
 		http_reply_error(conn, 408, "request body too slow", 1, NULL);

@@ -12,12 +12,14 @@
 #include <civetweb.h>
 
 #include "http_drain.h"
+#include "http_guard.h"
 #include "http_watchdog.h"
 #include "pipeline.h"
 
 struct http_server {
 	struct mg_context *ctx;
 	struct http_watchdog *watchdog;
+	struct http_guard *guard;     /* per-address cap and rate limit (http_guard.h) */
 	struct http_drain drain;      /* handlers in flight; refuses them once stopping */
 	struct pipeline_shared *sh;
 	const struct config *cfg;     /* sh->cfg */

@@ -2,14 +2,18 @@
  * http_server.c — civetweb set-up for the intake (see http.h): TLS library
  * start, listening options (TLS versions and ciphers, mTLS, allowlist,
  * timeouts, keep-alive, TCP_NODELAY), one struct http_worker per worker
- * thread (init_thread / exit_thread), and a stop that first drains the
- * requests in flight (http_drain.h).
+ * thread (init_thread / exit_thread), the per-address guard's hooks
+ * (init_ssl, allow_from refusals in log_message; http_guard.h), the checks
+ * every request passes before its handler (begin_request: framing, rate
+ * limit), and a stop that first drains the requests in flight
+ * (http_drain.h).
  *
  * Threads: http_start and http_stop run on the main thread; the thread
  * callbacks on civetweb's workers.
  */
 #include "http.h"
 #include "http_internal.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <openssl/rand.h>
@@ -17,11 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "config.h"
+#include "http_guard.h"
 #include "log.h"
 #include "rules.h"
+#include "metrics.h"
 
 int http_library_init(char *err, size_t errlen)
 {
@@ -67,9 +74,30 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 	free(w);
 }
 
+/* civetweb's words for a connection refused by its access control list. */
+#define HTTP_ACL_REFUSED " is not allowed to connect"
+
 static int http_log_message(const struct mg_connection *conn, const char *message)
 {
-	(void)conn;
+	const char *refused = strstr(message, HTTP_ACL_REFUSED);
+	struct http_server *s = conn ? mg_get_user_data(mg_get_context(conn)) : NULL;
+
+	/* A connection the guard cut at its handshake: civetweb then reports the
+	 * failed handshake, which the guard has already counted and logged. */
+	if (http_guard_conn_was_cut())
+		return 1;
+	/* "accept_new_connection: ADDR is not allowed to connect": one per
+	 * connection, so a scanner would flood the log; the guard counts them. */
+	if (refused && s) {
+		const char *start = refused;
+		char addr[48];
+
+		while (start > message && start[-1] != ' ')
+			start--;
+		snprintf(addr, sizeof addr, "%.*s", (int)(refused - start), start);
+		http_guard_acl_refused(s->guard, addr);
+		return 1;
+	}
 	/* A client that connects and leaves (or speaks plain HTTP to a TLS port)
 	 * makes civetweb say "sslize error:" with no detail: routine, not a fault. */
 	if (strncmp(message, "sslize error", 12) == 0)
@@ -77,6 +105,92 @@ static int http_log_message(const struct mg_connection *conn, const char *messag
 	else
 		log_msg(LOG_WARN, NULL, "http: %s", message);
 	return 1;
+}
+
+/* civetweb's SSL_CTX is ready: the guard hooks the start of each handshake. */
+static int http_init_ssl(void *ssl_ctx, void *user_data)
+{
+	struct http_server *s = user_data;
+
+	return http_guard_install(s->guard, ssl_ctx) == 0 ? 0 : -1;
+}
+
+/* A connection's TLS handshake is done (or it is plain HTTP): HTTP starts. */
+static int http_init_connection(const struct mg_connection *conn, void **conn_data)
+{
+	(void)conn;
+	(void)conn_data;
+	http_guard_conn_clear();
+	return 0;
+}
+
+/* RFC 9112 section 6.3: 1*DIGIT, nothing else (no sign, no "29x"). */
+static int http_digits_only(const char *v)
+{
+	if (!v || !*v)
+		return 0;
+	for (; *v; v++)
+		if (*v < '0' || *v > '9')
+			return 0;
+	return 1;
+}
+
+/* Answers status before the handler runs, body unread, connection closed. */
+static int http_early_reply(struct mg_connection *conn, int status, const char *reason,
+			    const char *json, const char *extra)
+{
+	mg_disable_keep_alive(conn);
+	mg_printf(conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		  "Content-Length: %zu\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
+		  status, reason, strlen(json), extra ? extra : "", json);
+	return status;
+}
+
+/*
+ * Every request, once its headers are read and before any handler or body
+ * read. Framing: a request with two Content-Length fields, one that is not
+ * plain digits ("29x", "+29"), or Content-Length beside Transfer-Encoding is
+ * answered 400, so the router never reads a body other than a proxy in
+ * front of it would. Then the endpoint's per-address rate limit (429).
+ */
+static int http_begin_request(struct mg_connection *conn)
+{
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct http_server *s = ri->user_data;
+	int lengths = 0, encodings = 0, bad = 0, endpoint;
+	double start = clock_mono();
+	long retry = 1;
+	char extra[48];
+
+	for (int i = 0; i < ri->num_headers; i++) {
+		const char *name = ri->http_headers[i].name;
+
+		if (strcasecmp(name, "Content-Length") == 0) {
+			lengths++;
+			bad |= !http_digits_only(ri->http_headers[i].value);
+		} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+			encodings++;
+		}
+	}
+	endpoint = ri->local_uri && strcmp(ri->local_uri, s->cfg->endpoint) == 0;
+	if (bad || lengths > 1 || (lengths && encodings)) {
+		metrics_refused(METRICS_REFUSED_FRAMING);
+		log_msg(LOG_INFO, NULL, "400 from %s: invalid or conflicting Content-Length",
+			ri->remote_addr);
+		http_early_reply(conn, 400, "Bad Request",
+				 "{\"error\":\"invalid or conflicting Content-Length\"}", NULL);
+		if (endpoint)
+			metrics_request(400, clock_mono() - start);
+		return 400;
+	}
+	if (endpoint && !http_guard_allow_request(s->guard, ri->remote_addr, &retry)) {
+		snprintf(extra, sizeof extra, "Retry-After: %ld\r\n", retry);
+		http_early_reply(conn, 429, "Too Many Requests",
+				 "{\"error\":\"rate limit exceeded\"}", extra);
+		metrics_request(429, clock_mono() - start);
+		return 429;
+	}
+	return 0;
 }
 
 /* civetweb's access_control_list: deny all, then allow each CIDR. */
@@ -116,6 +230,9 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	}
 	s->sh = sh;
 	s->cfg = cfg;
+	s->guard = http_guard_new(cfg, err, errlen);
+	if (!s->guard)
+		goto fail;
 	if (http_drain_init(&s->drain) < 0) {
 		snprintf(err, errlen, "cannot create the drain pipe: %s", strerror(errno));
 		goto fail;
@@ -161,6 +278,9 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	cb.init_thread = http_init_thread;
 	cb.exit_thread = http_exit_thread;
 	cb.log_message = http_log_message;
+	cb.init_ssl = http_init_ssl;
+	cb.init_connection = http_init_connection;
+	cb.begin_request = http_begin_request;
 	memset(&init, 0, sizeof init);
 	init.callbacks = &cb;
 	init.user_data = s;
@@ -199,6 +319,7 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 fail:
 	http_watchdog_stop(s->watchdog);
 	http_drain_free(&s->drain);
+	http_guard_free(s->guard);
 	free(acl);
 	free(s);
 	return NULL;
@@ -259,6 +380,7 @@ void http_stop(struct http_server *s)
 	}
 	http_watchdog_stop(s->watchdog);   /* after mg_stop: workers have unregistered */
 	http_drain_free(&s->drain);        /* after mg_stop: it closed the replaced descriptors */
+	http_guard_free(s->guard);         /* after mg_stop: every SSL object is freed */
 	free(s);
 }
 

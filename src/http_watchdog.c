@@ -104,13 +104,24 @@ static void watchdog_check(struct http_watchdog *wd)
 	double now = clock_mono();
 
 	for (struct http_watchdog_slot *s = wd->slots; s; s = s->next) {
+		double late, need;
+		int slow;
+
 		pthread_mutex_lock(&s->mu);
-		if (s->armed && !s->fired && now > s->deadline) {
+		/* min_body_rate: past the grace, at least rate x (time - grace)
+		 * bytes, never more than the body has. */
+		late = now - s->armed_at - HTTP_WATCHDOG_RATE_GRACE_S;
+		need = s->min_rate * late;
+		if (need > (double)s->expect)
+			need = (double)s->expect;
+		slow = s->min_rate > 0 && late > 0 && (double)atomic_load(&s->received) < need;
+		if (s->armed && !s->fired && (now > s->deadline || slow)) {
 			/* Not found (yet): try again at the next pass, warn once. */
 			if (watchdog_cut(wd, s->peer, s->peer_port) == 0) {
 				s->fired = 1;
-				log_msg(LOG_INFO, NULL, "request body from %s too slow: connection cut",
-					s->peer);
+				log_msg(LOG_INFO, NULL, "request body from %s too slow (%s): "
+					"connection cut", s->peer,
+					slow ? "under min_body_rate" : "past its deadline");
 			} else if (!s->warned) {
 				s->warned = 1;
 				log_msg(LOG_WARN, NULL, "request body from %s too slow, but its "
@@ -186,6 +197,7 @@ void http_watchdog_register(struct http_watchdog *wd, struct http_watchdog_slot 
 {
 	pthread_mutex_init(&slot->mu, NULL);
 	slot->armed = slot->fired = 0;
+	atomic_init(&slot->received, 0);
 	pthread_mutex_lock(&wd->mu);
 	slot->next = wd->slots;
 	wd->slots = slot;
@@ -205,9 +217,13 @@ void http_watchdog_unregister(struct http_watchdog *wd, struct http_watchdog_slo
 }
 
 void http_watchdog_arm(struct http_watchdog_slot *slot, const char *peer, int peer_port,
-		       double deadline)
+		       double deadline, double min_rate, long long expect)
 {
 	pthread_mutex_lock(&slot->mu);
+	slot->armed_at = clock_mono();
+	slot->min_rate = min_rate;
+	slot->expect = expect;
+	atomic_store(&slot->received, 0);
 	snprintf(slot->peer, sizeof slot->peer, "%s", peer);
 	slot->peer_port = peer_port;
 	slot->deadline = deadline;
@@ -226,4 +242,20 @@ int http_watchdog_disarm(struct http_watchdog_slot *slot)
 	fired = slot->fired;
 	pthread_mutex_unlock(&slot->mu);
 	return fired;
+}
+
+void http_watchdog_progress(struct http_watchdog_slot *slot, size_t n)
+{
+	atomic_fetch_add(&slot->received, (long long)n);
+}
+
+/* Half a second's worth at the minimum rate (from 512 B to 16 KiB): the
+ * count then lags by well under the grace. */
+size_t http_watchdog_read_piece(double min_rate)
+{
+	double piece = min_rate / 2;
+
+	if (min_rate <= 0 || piece > 16384)
+		return 16384;
+	return piece < 512 ? 512 : (size_t)piece;
 }

@@ -27,6 +27,7 @@
 #include "deliver.h"
 #include "dlq.h"
 #include "http.h"
+#include "http_guard.h"
 #include "log.h"
 #include "outbox.h"
 #include "outbox_space.h"
@@ -99,6 +100,11 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
 
 	if (config_load(cfg, path, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s\n", err);
+		return NULL;
+	}
+	/* What civetweb and the intake's guard would refuse at start-up. */
+	if (http_guard_check(cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "egoi-router: %s: %s\n", path, err);
 		return NULL;
 	}
 	src = rules_load_checked(cfg, 1, err, sizeof err);

@@ -55,7 +55,7 @@ static const char *const metrics_actions[METRICS_ACTIONS] = {
 };
 
 /* Statuses the endpoint answers; anything else is code="other". */
-static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 500, 503, 508 };
+static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 429, 500, 503, 508 };
 #define METRICS_NCODES (sizeof metrics_codes / sizeof metrics_codes[0])
 
 static const char *const metrics_kind_names[METRICS_KINDS] = { "forward", "write", "drop",
@@ -85,6 +85,10 @@ static struct metrics_hist metrics_request_hist;
 static atomic_ulong metrics_events[METRICS_ACTIONS + 1];
 static atomic_ulong metrics_rule_errors;
 static atomic_ulong metrics_loops_refused;
+static atomic_ulong metrics_refusals[METRICS_REFUSALS];
+static const char *const metrics_refusal_names[METRICS_REFUSALS] = {
+	"connection_cap", "allow_from", "rate_limit", "slow_body", "framing",
+};
 static struct metrics_family metrics_decisions = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct metrics_family metrics_deliveries = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static struct metrics_hist metrics_delivery_hist;
@@ -160,6 +164,12 @@ void metrics_request(int status, double seconds)
 		i++;
 	counter_add(&metrics_requests[i], 1);
 	hist_observe(&metrics_request_hist, seconds);
+}
+
+void metrics_refused(enum metrics_refusal why)
+{
+	if ((int)why >= 0 && why < METRICS_REFUSALS)
+		counter_add(&metrics_refusals[why], 1);
 }
 
 void metrics_rule_error(void)
@@ -580,6 +590,11 @@ int metrics_render(char **out, size_t *len)
 	buf_family(&b, "egoi_router_loops_refused_total", "counter",
 		   "Batches refused with 508 because X-Router-Hop reached max_hops.");
 	buf_printf(&b, "egoi_router_loops_refused_total %lu\n", counter_get(&metrics_loops_refused));
+	buf_family(&b, "egoi_router_refused_total", "counter",
+		   "Clients refused before their request was handled, by reason.");
+	for (int i = 0; i < METRICS_REFUSALS; i++)
+		buf_printf(&b, "egoi_router_refused_total{reason=\"%s\"} %lu\n",
+			   metrics_refusal_names[i], counter_get(&metrics_refusals[i]));
 	buf_family(&b, "egoi_router_deliveries_total", "counter",
 		   "Delivery attempts, by destination name or host and outcome.");
 	render_family(&b, "egoi_router_deliveries_total", &metrics_deliveries, "outcome",
@@ -632,6 +647,8 @@ void metrics_reset(void)
 		atomic_store(&metrics_events[i], 0);
 	atomic_store(&metrics_rule_errors, 0);
 	atomic_store(&metrics_loops_refused, 0);
+	for (int i = 0; i < METRICS_REFUSALS; i++)
+		atomic_store(&metrics_refusals[i], 0);
 	hist_reset(&metrics_request_hist);
 	hist_reset(&metrics_delivery_hist);
 	family_reset(&metrics_decisions);

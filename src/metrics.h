@@ -61,6 +61,18 @@ int metrics_action_index(const char *action);
  * egoi_router_request_seconds. */
 void metrics_request(int status, double seconds);
 
+/* Why the intake refused a client before its request was handled:
+ * egoi_router_refused_total{reason}. */
+enum metrics_refusal {
+	METRICS_REFUSED_CONN_CAP,     /* over max_connections_per_address */
+	METRICS_REFUSED_ALLOW_FROM,   /* address not in allow_from */
+	METRICS_REFUSED_RATE_LIMIT,   /* 429 */
+	METRICS_REFUSED_SLOW_BODY,    /* 408, under min_body_rate or past the deadline */
+	METRICS_REFUSED_FRAMING,      /* 400, invalid or duplicate Content-Length */
+	METRICS_REFUSALS
+};
+void metrics_refused(enum metrics_refusal why);
+
 /* One failed route() call: egoi_router_rule_errors_total. */
 void metrics_rule_error(void);
 

@@ -389,6 +389,7 @@ static void exposition_format(void **state)
 		"egoi_router_dead_letters", "egoi_router_delivery_seconds",
 		"egoi_router_request_seconds", "egoi_router_destination_state",
 		"egoi_router_destination_backlog", "egoi_router_loops_refused_total",
+		"egoi_router_refused_total",
 	};
 	struct family fams[32];
 	struct metrics_tally t;

@@ -1,0 +1,478 @@
+/*
+ * http_guard.c — see http_guard.h.
+ *
+ * The table: one entry per client address that has an open TLS connection
+ * or a token bucket not yet full again, in HTTP_GUARD_BUCKETS chains under
+ * one mutex (each operation is a few dozen instructions). An entry with no
+ * open connection and a full bucket carries no state and is dropped when
+ * its chain is next walked. At most HTTP_GUARD_MAX_ENTRIES entries exist;
+ * past that an address is neither capped nor limited (counted in the log
+ * once): failing open keeps legitimate senders working while an attacker
+ * with that many addresses is beyond what a per-address guard can stop.
+ *
+ * Why an OpenSSL info callback for the cap: civetweb hands the accepted
+ * socket to a worker, which runs SSL_accept before any civetweb callback.
+ * SSL_CB_HANDSHAKE_START is reported at the start of SSL_accept, before it
+ * reads, so a shutdown(SHUT_RDWR) there makes that very read see the end of
+ * the stream: the handshake fails at once and the worker takes the next
+ * connection. The count is decremented from the ex_data free callback,
+ * which OpenSSL runs on SSL_free whatever ended the connection.
+ */
+#include "http_guard.h"
+#include "clock.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define HTTP_GUARD_BUCKETS 4096
+#define HTTP_GUARD_MAX_ENTRIES 65536
+#define HTTP_GUARD_MAX_EXEMPT 64
+#define HTTP_GUARD_RATE_MAX 1000000L
+
+struct guard_entry {
+	struct guard_entry *next;
+	uint32_t addr;            /* IPv4, network order (the build has no IPv6) */
+	long open;                /* open TLS connections */
+	double tokens;            /* rate limit bucket */
+	double stamp;             /* clock_mono of the last refill */
+};
+
+struct guard_cidr {
+	uint32_t net, mask;       /* host order */
+};
+
+/* Rate-limited logging of one kind of refusal. */
+struct guard_log {
+	const char *what;
+	double last;              /* clock_mono of the last line, 0 = never */
+	unsigned long missed;     /* refusals since, not logged */
+	char last_addr[48];
+};
+
+struct http_guard {
+	pthread_mutex_t mu;       /* guards everything below */
+	long cap;                 /* 0 = no cap */
+	double rate, burst;       /* rate 0 = no limit */
+	struct guard_cidr exempt[HTTP_GUARD_MAX_EXEMPT];
+	int nexempt;
+	size_t entries;
+	int full_warned;
+	struct guard_entry *bucket[HTTP_GUARD_BUCKETS];
+	struct guard_log cap_log, acl_log;
+};
+
+/* What an SSL object carries while it counts against its address. */
+struct guard_conn {
+	struct http_guard *g;
+	uint32_t addr;
+};
+
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static int guard_ctx_index = -1, guard_ssl_index = -1;
+static _Thread_local int guard_cut_here;
+
+/* Parses "N/s"; 0 or -1. */
+static int parse_rate(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	v = strtol(s, &end, 10);
+	if (strcmp(end, "/s") != 0 || v < 1 || v > HTTP_GUARD_RATE_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Parses an IPv4 CIDR list (config.c has removed the blanks) into out. */
+static int parse_cidrs(const char *key, const char *list, struct guard_cidr *out, int max,
+		       int *n, char *err, size_t errlen)
+{
+	char *copy = strdup(list), *save = NULL;
+	int rc = -1;
+
+	*n = 0;
+	if (!copy) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *slash = strchr(tok, '/');
+		struct in_addr a;
+		long bits = 32;
+
+		if (slash) {
+			*slash = '\0';
+			bits = strtol(slash + 1, NULL, 10);
+		}
+		if (inet_pton(AF_INET, tok, &a) != 1) {
+			snprintf(err, errlen, "%s: '%.64s' is not an IPv4 address (this build of "
+				 "civetweb has no IPv6, so IPv6 entries cannot be honoured)",
+				 key, tok);
+			goto out;
+		}
+		if (*n == max) {
+			snprintf(err, errlen, "%s: more than %d entries", key, max);
+			goto out;
+		}
+		out[*n].mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+		out[*n].net = ntohl(a.s_addr) & out[*n].mask;
+		(*n)++;
+	}
+	rc = 0;
+out:
+	free(copy);
+	return rc;
+}
+
+int http_guard_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct guard_cidr tmp[256];
+	long rate;
+	int n;
+
+	/* civetweb's ACL of this build takes IPv4 only: run would fail with
+	 * "Failed to setup access control list". */
+	if (cfg->allow_from &&
+	    parse_cidrs("allow_from", cfg->allow_from, tmp, 256, &n, err, errlen) < 0)
+		return -1;
+	if (cfg->rate_limit_exempt &&
+	    parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, tmp, HTTP_GUARD_MAX_EXEMPT,
+			&n, err, errlen) < 0)
+		return -1;
+	if (cfg->rate_limit && parse_rate(cfg->rate_limit, &rate) < 0) {
+		snprintf(err, errlen, "rate_limit: '%.64s' is not N/s with N from 1 to %ld",
+			 cfg->rate_limit, HTTP_GUARD_RATE_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static void guard_indexes(void);
+
+struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct http_guard *g;
+	long rate = 0;
+
+	if (http_guard_check(cfg, err, errlen) < 0)
+		return NULL;
+	g = calloc(1, sizeof *g);
+	if (!g) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&g->mu, NULL);
+	g->cap = cfg->max_conns_per_address;
+	if (cfg->rate_limit)
+		parse_rate(cfg->rate_limit, &rate);
+	g->rate = (double)rate;
+	g->burst = cfg->rate_limit_burst > 0 ? (double)cfg->rate_limit_burst : g->rate;
+	if (cfg->rate_limit_exempt)
+		parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, g->exempt,
+			    HTTP_GUARD_MAX_EXEMPT, &g->nexempt, err, errlen);
+	g->cap_log.what = "over max_connections_per_address";
+	g->acl_log.what = "not in allow_from";
+	pthread_once(&guard_once, guard_indexes);
+	return g;
+}
+
+void http_guard_free(struct http_guard *g)
+{
+	if (!g)
+		return;
+	http_guard_flush_log(g);
+	for (int i = 0; i < HTTP_GUARD_BUCKETS; i++)
+		while (g->bucket[i]) {
+			struct guard_entry *e = g->bucket[i];
+
+			g->bucket[i] = e->next;
+			free(e);
+		}
+	pthread_mutex_destroy(&g->mu);
+	free(g);
+}
+
+static int guard_exempt(const struct http_guard *g, uint32_t addr)
+{
+	uint32_t h = ntohl(addr);
+
+	for (int i = 0; i < g->nexempt; i++)
+		if ((h & g->exempt[i].mask) == g->exempt[i].net)
+			return 1;
+	return 0;
+}
+
+static void guard_refill(const struct http_guard *g, struct guard_entry *e, double now)
+{
+	e->tokens += (now - e->stamp) * g->rate;
+	if (e->tokens > g->burst)
+		e->tokens = g->burst;
+	e->stamp = now;
+}
+
+/* Entry for addr, made if create; drops the idle entries of its chain. Under g->mu. */
+static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int create,
+				      double now)
+{
+	uint32_t h = addr * 2654435761u;
+	struct guard_entry **p = &g->bucket[(h >> 16) % HTTP_GUARD_BUCKETS], *found = NULL;
+
+	while (*p) {
+		struct guard_entry *e = *p;
+
+		if (e->addr == addr) {
+			found = e;
+			p = &e->next;
+			continue;
+		}
+		if (g->rate > 0)
+			guard_refill(g, e, now);
+		if (e->open == 0 && (g->rate == 0 || e->tokens >= g->burst)) {
+			*p = e->next;
+			free(e);
+			g->entries--;
+			continue;
+		}
+		p = &e->next;
+	}
+	if (found || !create)
+		return found;
+	if (g->entries >= HTTP_GUARD_MAX_ENTRIES) {
+		if (!g->full_warned)
+			log_msg(LOG_WARN, NULL, "http guard: %d client addresses tracked, more are "
+				"neither capped nor rate limited", HTTP_GUARD_MAX_ENTRIES);
+		g->full_warned = 1;
+		return NULL;
+	}
+	found = calloc(1, sizeof *found);
+	if (!found)
+		return NULL;
+	found->addr = addr;
+	found->tokens = g->burst;
+	found->stamp = now;
+	found->next = *p;
+	*p = found;
+	g->entries++;
+	return found;
+}
+
+/* Logs one refusal, or counts it if a line was written less than a period ago. */
+static void guard_log_refusal(struct http_guard *g, struct guard_log *l, const char *addr)
+{
+	double now = clock_mono();
+	unsigned long missed = 0;
+	int log_it = 0;
+
+	pthread_mutex_lock(&g->mu);
+	snprintf(l->last_addr, sizeof l->last_addr, "%s", addr);
+	if (l->last == 0 || now - l->last >= HTTP_GUARD_LOG_PERIOD_S) {
+		log_it = 1;
+		missed = l->missed;
+		l->missed = 0;
+		l->last = now;
+	} else {
+		l->missed++;
+	}
+	pthread_mutex_unlock(&g->mu);
+	if (!log_it)
+		return;
+	if (missed)
+		log_msg(LOG_WARN, NULL, "connection from %s refused: %s (and %lu more refused "
+			"in the last %.0f s or more, not logged one by one)", addr, l->what,
+			missed, HTTP_GUARD_LOG_PERIOD_S);
+	else
+		log_msg(LOG_WARN, NULL, "connection from %s refused: %s (more within %.0f s "
+			"are counted, not logged one by one)", addr, l->what,
+			HTTP_GUARD_LOG_PERIOD_S);
+}
+
+void http_guard_flush_log(struct http_guard *g)
+{
+	struct guard_log *logs[2] = { &g->cap_log, &g->acl_log };
+
+	for (int i = 0; i < 2; i++) {
+		unsigned long missed;
+		char last[48];
+
+		pthread_mutex_lock(&g->mu);
+		missed = logs[i]->missed;
+		logs[i]->missed = 0;
+		memcpy(last, logs[i]->last_addr, sizeof last);
+		pthread_mutex_unlock(&g->mu);
+		if (missed)
+			log_msg(LOG_WARN, NULL, "%lu more connections refused (%s), the last from "
+				"%s", missed, logs[i]->what, last);
+	}
+}
+
+void http_guard_acl_refused(struct http_guard *g, const char *addr)
+{
+	metrics_refused(METRICS_REFUSED_ALLOW_FROM);
+	guard_log_refusal(g, &g->acl_log, addr);
+}
+
+int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry_after_s)
+{
+	struct in_addr a;
+	struct guard_entry *e;
+	double now;
+	int ok = 1;
+
+	if (!g || g->rate == 0 || inet_pton(AF_INET, addr, &a) != 1 || guard_exempt(g, a.s_addr))
+		return 1;
+	now = clock_mono();
+	pthread_mutex_lock(&g->mu);
+	e = guard_find(g, a.s_addr, 1, now);
+	if (e) {
+		guard_refill(g, e, now);
+		if (e->tokens >= 1.0) {
+			e->tokens -= 1.0;
+		} else {
+			ok = 0;
+			*retry_after_s = (long)ceil((1.0 - e->tokens) / g->rate);
+			if (*retry_after_s < 1)
+				*retry_after_s = 1;
+		}
+	}
+	pthread_mutex_unlock(&g->mu);
+	if (!ok)
+		metrics_refused(METRICS_REFUSED_RATE_LIMIT);
+	return ok;
+}
+
+/* The peer's IPv4 address (v4-mapped IPv6 too), network order; 0 or -1. */
+static int peer_v4(int fd, uint32_t *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		*addr = ((const struct sockaddr_in *)(const void *)&ss)->sin_addr.s_addr;
+		return 0;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			memcpy(addr, &a->s6_addr[12], 4);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static void guard_info(const SSL *cssl, int where, int ret)
+{
+	SSL *ssl = (SSL *)(uintptr_t)cssl;   /* OpenSSL passes const; ex_data needs it not */
+	struct http_guard *g;
+	struct guard_conn *c;
+	struct guard_entry *e;
+	uint32_t addr;
+	int fd, over = 0;
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_START) || SSL_get_ex_data(ssl, guard_ssl_index))
+		return;   /* a renegotiation: the connection is counted already */
+	guard_cut_here = 0;
+	g = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), guard_ctx_index);
+	fd = SSL_get_fd(ssl);
+	if (!g || g->cap == 0 || fd < 0 || peer_v4(fd, &addr) < 0 || guard_exempt(g, addr))
+		return;
+	c = malloc(sizeof *c);
+	if (!c)
+		return;
+	c->g = g;
+	c->addr = addr;
+	pthread_mutex_lock(&g->mu);
+	e = guard_find(g, addr, 1, clock_mono());
+	if (e && e->open >= g->cap)
+		over = 1;
+	else if (e)
+		e->open++;
+	pthread_mutex_unlock(&g->mu);
+	if (!e || over) {
+		free(c);
+		if (over) {
+			char text[INET_ADDRSTRLEN];
+
+			shutdown(fd, SHUT_RDWR);
+			guard_cut_here = 1;
+			metrics_refused(METRICS_REFUSED_CONN_CAP);
+			inet_ntop(AF_INET, &addr, text, sizeof text);
+			guard_log_refusal(g, &g->cap_log, text);
+		}
+		return;
+	}
+	if (!SSL_set_ex_data(ssl, guard_ssl_index, c)) {
+		pthread_mutex_lock(&g->mu);
+		e->open--;
+		pthread_mutex_unlock(&g->mu);
+		free(c);
+	}
+}
+
+/* SSL_free, whatever the connection's fate: its address has one connection less. */
+static void guard_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			    void *argp)
+{
+	struct guard_conn *c = ptr;
+	struct guard_entry *e;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->g->mu);
+	e = guard_find(c->g, c->addr, 0, clock_mono());
+	if (e && e->open > 0)
+		e->open--;
+	pthread_mutex_unlock(&c->g->mu);
+	free(c);
+}
+
+static void guard_indexes(void)
+{
+	guard_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	guard_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, guard_conn_free);
+}
+
+int http_guard_install(struct http_guard *g, void *ssl_ctx)
+{
+	SSL_CTX *ctx = ssl_ctx;
+
+	if (guard_ctx_index < 0 || guard_ssl_index < 0 ||
+	    !SSL_CTX_set_ex_data(ctx, guard_ctx_index, g))
+		return -1;
+	/* Replaces civetweb's own info callback, which does nothing. */
+	SSL_CTX_set_info_callback(ctx, guard_info);
+	return 0;
+}
+
+int http_guard_conn_was_cut(void)
+{
+	return guard_cut_here;
+}
+
+void http_guard_conn_clear(void)
+{
+	guard_cut_here = 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * http_guard.h — the intake's per-client-address protections, in front of
+ * the request handlers:
+ *
+ * - a cap on open TLS connections per address (max_connections_per_address).
+ *   civetweb gives every connection a worker thread from accept on, TLS
+ *   handshake included, so idle or trickling connections from one address
+ *   could otherwise hold every worker. The cap is applied from an OpenSSL
+ *   info callback at the very start of the handshake (before any byte is
+ *   read): an over-cap connection is shut down there and its worker is free
+ *   again in microseconds. The count drops when the connection's SSL object
+ *   is freed, whatever ended it (an ex_data free callback).
+ * - a token bucket per address for requests to the endpoint (rate_limit,
+ *   rate_limit_burst), answered 429 with Retry-After.
+ * - rate_limit_exempt: addresses neither capped nor rate limited.
+ * - refusals (over the cap, allow_from) are logged at most once per
+ *   HTTP_GUARD_LOG_PERIOD_S per kind, with a count of those not logged.
+ *
+ * http_guard_check validates the settings these protections and civetweb's
+ * access control list need, so `check` refuses what `run` would refuse.
+ *
+ * Threads: every function may be called from any thread; the table has one
+ * mutex. The guard must outlive every SSL object made from the SSL_CTX it
+ * was installed on (free it after mg_stop).
+ */
+#ifndef EGOI_HTTP_GUARD_H
+#define EGOI_HTTP_GUARD_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+#define HTTP_GUARD_LOG_PERIOD_S 10.0
+
+struct http_guard;
+
+/* Validates allow_from, rate_limit, rate_limit_exempt: 0, or -1 with err. */
+int http_guard_check(const struct config *cfg, char *err, size_t errlen);
+
+/* NULL on a bad setting (http_guard_check's err) or out of memory. */
+struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t errlen);
+void http_guard_free(struct http_guard *g);
+
+/* Installs the handshake hook on civetweb's SSL_CTX (its init_ssl callback). 0 or -1. */
+int http_guard_install(struct http_guard *g, void *ssl_ctx);
+
+/*
+ * 1 if the worker thread calling it cut its current connection at the
+ * handshake (civetweb's own error message about it is then noise), else 0.
+ * http_guard_conn_clear resets it when a connection is handed to HTTP.
+ */
+int http_guard_conn_was_cut(void);
+void http_guard_conn_clear(void);
+
+/*
+ * One request from addr (civetweb's text form) to the endpoint: 1 allowed,
+ * 0 over the rate, with *retry_after_s the whole seconds until the next
+ * one would be allowed (>= 1).
+ */
+int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry_after_s);
+
+/* civetweb refused addr through allow_from: counts it, logs it rate-limited. */
+void http_guard_acl_refused(struct http_guard *g, const char *addr);
+
+/* Logs the refusals counted but not yet logged (at stop). */
+void http_guard_flush_log(struct http_guard *g);
+
+#endif
