@@ -429,15 +429,14 @@ static long hex4(const char *s, size_t avail)
 }
 
 /*
- * The offset of the first \u escape of a UTF-16 surrogate that is not half
- * of a high+low pair, or (size_t)-1. yajl turns such an escape into '?'
+ * See batch.h. yajl turns such an escape into '?'
  * without a word, which would change the event's text behind the sender's
  * back, so the batch is refused instead. A backslash can only stand inside
  * a string in valid JSON, and there it always starts an escape, so hopping
  * from one backslash to the next over each escape is enough (an escaped
  * backslash is hopped over whole); invalid JSON is yajl's to report.
  */
-static size_t lone_surrogate(const char *body, size_t len)
+size_t batch_lone_surrogate(const char *body, size_t len)
 {
 	const char *p = body, *end = body + len;
 
@@ -481,7 +480,7 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 		err[0] = '\0';
 	batch_reset(out);
 
-	size_t lone = lone_surrogate(body, len);
+	size_t lone = batch_lone_surrogate(body, len);
 
 	if (lone != (size_t)-1) {
 		bp_fail(&p, BATCH_INVALID, "invalid JSON at byte %zu: \\u%.4s is a lone UTF-16 "

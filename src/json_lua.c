@@ -396,6 +396,7 @@ int json_lua_decode(lua_State *L, const char *text, size_t len, char *err, size_
 	struct jl_decode d;
 	int top = lua_gettop(L);
 	int status, rc = -1;
+	size_t lone;
 
 	memset(&d, 0, sizeof d);
 	d.text = text;
@@ -404,6 +405,14 @@ int json_lua_decode(lua_State *L, const char *text, size_t len, char *err, size_
 	d.errlen = errlen;
 	if (err && errlen > 0)
 		snprintf(err, errlen, "invalid JSON");
+	lone = batch_lone_surrogate(text, len);
+	if (lone != (size_t)-1) {
+		/* The same refusal as a batch's: yajl would decode it to '?'. */
+		if (err && errlen > 0)
+			snprintf(err, errlen, "invalid JSON at byte %zu: \\u%.4s is a lone UTF-16 "
+				 "surrogate (not a character)", lone, text + lone + 2);
+		goto out;
+	}
 	d.h = yajl_alloc(&jd_callbacks, NULL, &d);
 	if (!d.h) {
 		if (err && errlen > 0)

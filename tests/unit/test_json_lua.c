@@ -286,7 +286,12 @@ static void test_decode(void **state)
 	       "fails(function() return json.decode('') end, 'invalid JSON at byte 0')\n"
 	       "fails(function() return json.decode('\"\\xff\"') end, 'UTF8')\n"
 	       "fails(function() return json.decode('// c\\n1') end, 'comment')\n"
-	       "fails(function() return json.decode({}) end, 'string expected')\n");
+	       "fails(function() return json.decode({}) end, 'string expected')\n"
+	       /* yajl alone would give '?' for a lone surrogate half */
+	       "fails(function() return json.decode('\"a\\\\ud800\"') end, 'lone UTF-16 surrogate')\n"
+	       "fails(function() return json.decode('[\"\\\\udc00\"]') end, 'at byte 2')\n"
+	       "assert(json.decode('\"\\\\ud83d\\\\ude00\"') == '\\240\\159\\152\\128')\n"
+	       "assert(json.decode('\"\\\\\\\\ud800\"') == '\\\\ud800')\n");
 	lua_pushinteger(L, 3);
 	top = lua_gettop(L);
 	assert_int_equal(json_lua_decode(L, "{\"a\":", 5, err, sizeof err), -1);
