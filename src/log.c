@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 static atomic_int log_min = LOG_INFO;
 static atomic_int log_json;
 
@@ -42,37 +44,6 @@ int log_enabled(enum log_level lvl)
 }
 
 /*
- * Length of the valid UTF-8 sequence at s (2-4) with its code point in
- * *cp, or 0 when s[0] does not start one (overlong forms, surrogates and
- * code points past U+10FFFF are not valid). s is NUL-terminated, so a
- * sequence cut by the terminator is invalid.
- */
-static size_t utf8_seq(const unsigned char *s, unsigned *cp)
-{
-	unsigned c = s[0], v;
-	size_t n;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, v = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, v = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, v = c & 0x07;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		v = v << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
-	    (v >= 0xd800 && v <= 0xdfff))
-		return 0;
-	*cp = v;
-	return n;
-}
-
-/*
  * Appends s to buf[len..cap) escaped for a log line and returns the new
  * length; an escape is written whole or not at all (a long message is cut
  * at a character boundary). Messages carry event and rule data, so nothing
@@ -91,7 +62,7 @@ static size_t log_escape(char *buf, size_t len, size_t cap, const char *str, int
 		unsigned c = *s, cp = 0;
 		size_t used = 1, n;
 
-		if (c >= 0x80 && (used = utf8_seq(s, &cp)) == 0) {
+		if (c >= 0x80 && (used = utf8_decode(s, 4, &cp)) == 0) {
 			used = 1;
 			n = (size_t)snprintf(unit, sizeof unit, json ? "\\\\x%02x" : "\\x%02x", c);
 		} else if (c >= 0x80 && !(cp <= 0x9f || cp == 0x2028 || cp == 0x2029)) {

@@ -20,6 +20,7 @@
  * Threads: everything is safe from any thread except metrics_reset.
  */
 #include "metrics.h"
+#include "metrics_labels.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,14 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define METRICS_LABEL_MAX 128              /* bytes of a label value, see label_clean */
-#define METRICS_HASH (METRICS_LABELS * 2)   /* index slots: at most half full */
-#define METRICS_MAX_KINDS 4
-#define METRICS_OTHER(kind) (METRICS_LABELS + (kind))
-
-_Static_assert(METRICS_KINDS <= METRICS_MAX_KINDS && METRICS_OUTCOMES <= METRICS_MAX_KINDS,
-	       "one \"other\" counter per kind");
 
 const double metrics_bucket_bounds[METRICS_BUCKETS - 1] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -65,19 +58,6 @@ static const char *const metrics_outcome_names[METRICS_OUTCOMES] = { "done", "re
 struct metrics_hist {
 	atomic_ulong bucket[METRICS_BUCKETS];   /* per bucket, not cumulative */
 	atomic_ullong sum_ns;
-};
-
-struct metrics_label {
-	int kind;
-	char *name;
-};
-
-struct metrics_family {
-	pthread_mutex_t lock;                   /* only to add a pair */
-	atomic_int used;                        /* entries published */
-	struct metrics_label items[METRICS_LABELS];
-	atomic_int index[METRICS_HASH];         /* 0 = empty, else entry + 1 */
-	atomic_ulong value[METRICS_LABELS + METRICS_MAX_KINDS]; /* then "other" per kind */
 };
 
 static atomic_ulong metrics_requests[METRICS_NCODES + 1];
@@ -192,15 +172,13 @@ void metrics_set_outbox(long pending, long dead)
 
 /* --- label tables --- */
 
-static void label_clean(const char *in, char *out);
-
 void metrics_set_destinations(const struct metrics_destination *list, size_t n)
 {
 	if (n > METRICS_LABELS)
 		n = METRICS_LABELS;
 	pthread_mutex_lock(&metrics_dest_lock);
 	for (size_t i = 0; i < n; i++) {
-		label_clean(list[i].name ? list[i].name : "?", metrics_dests[i].name);
+		metrics_label_clean(list[i].name ? list[i].name : "?", metrics_dests[i].name);
 		metrics_dests[i].state = (int)list[i].state;
 		metrics_dests[i].backlog = list[i].backlog;
 	}
@@ -208,122 +186,11 @@ void metrics_set_destinations(const struct metrics_destination *list, size_t n)
 	pthread_mutex_unlock(&metrics_dest_lock);
 }
 
-static size_t family_hash(int kind, const char *name)
-{
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;   /* FNV-1a */
-
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	return (size_t)(h ^ (h >> 29)) & (METRICS_HASH - 1);
-}
-
-/* Lock-free probe: the entry index of (kind, name), or -1 with *pos at the
- * empty index slot where it would go. */
-static int family_find(struct metrics_family *f, int kind, const char *name, size_t *pos)
-{
-	size_t h = family_hash(kind, name);
-
-	for (;;) {
-		int v = atomic_load_explicit(&f->index[h], memory_order_acquire);
-		const struct metrics_label *l;
-
-		if (v == 0) {
-			*pos = h;
-			return -1;
-		}
-		l = &f->items[v - 1];
-		if (l->kind == kind && strcmp(l->name, name) == 0)
-			return v - 1;
-		h = (h + 1) & (METRICS_HASH - 1);
-	}
-}
-
-/* Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
-		   : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
-
-	if (len == 0 || len > n || (len == 2 && s[0] < 0xC2) || (len == 4 && s[0] > 0xF4))
-		return 0;
-	for (size_t i = 1; i < len; i++)
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-	if ((len == 3 && s[0] == 0xE0 && s[1] < 0xA0) ||   /* overlong */
-	    (len == 3 && s[0] == 0xED && s[1] >= 0xA0) ||  /* surrogate */
-	    (len == 4 && s[0] == 0xF0 && s[1] < 0x90) ||   /* overlong */
-	    (len == 4 && s[0] == 0xF4 && s[1] >= 0x90))    /* above U+10FFFF */
-		return 0;
-	return len;
-}
-
-/*
- * Label values come from rules (write paths, names, drop reasons): a scrape
- * with one invalid UTF-8 byte is refused whole by Prometheus, so each value
- * is cut to METRICS_LABEL_MAX bytes and every control character or invalid
- * byte becomes '?'.
- */
-static void label_clean(const char *in, char *out)
-{
-	const unsigned char *s = (const unsigned char *)in;
-	size_t n = strlen(in), o = 0;
-
-	while (n > 0) {
-		size_t len = utf8_len(s, n);
-
-		if (len == 0 || (len == 1 && (s[0] < 0x20 || s[0] == 0x7f))) {
-			len = len ? len : 1;
-			if (o + 1 > METRICS_LABEL_MAX)
-				break;
-			out[o++] = '?';
-		} else {
-			if (o + len > METRICS_LABEL_MAX)
-				break;
-			memcpy(out + o, s, len);
-			o += len;
-		}
-		s += len;
-		n -= len;
-	}
-	out[o] = '\0';
-}
-
-/* The counter slot of (kind, name), adding the pair if there is room. */
-static int family_slot(struct metrics_family *f, int kind, const char *raw)
-{
-	char name[METRICS_LABEL_MAX + 1];
-	size_t pos;
-	int slot, used;
-
-	label_clean(raw ? raw : "?", name);
-	slot = family_find(f, kind, name, &pos);
-	if (slot >= 0)
-		return slot;
-	if (atomic_load_explicit(&f->used, memory_order_acquire) >= METRICS_LABELS)
-		return METRICS_OTHER(kind);
-	pthread_mutex_lock(&f->lock);
-	/* Another thread may have added it, or filled the table, meanwhile. */
-	slot = family_find(f, kind, name, &pos);
-	used = atomic_load_explicit(&f->used, memory_order_relaxed);
-	if (slot < 0 && used < METRICS_LABELS) {
-		char *copy = strdup(name);
-
-		if (copy) {
-			f->items[used].kind = kind;
-			f->items[used].name = copy;
-			atomic_store_explicit(&f->used, used + 1, memory_order_release);
-			atomic_store_explicit(&f->index[pos], used + 1, memory_order_release);
-			slot = used;
-		}
-	}
-	pthread_mutex_unlock(&f->lock);
-	return slot >= 0 ? slot : METRICS_OTHER(kind);
-}
-
 void metrics_delivery(const char *name, enum metrics_outcome outcome, double seconds)
 {
-	counter_add(&metrics_deliveries.value[family_slot(&metrics_deliveries, (int)outcome, name)],
-		    1);
+	int slot = metrics_family_slot(&metrics_deliveries, (int)outcome, name);
+
+	counter_add(&metrics_deliveries.value[slot], 1);
 	if (seconds >= 0)
 		hist_observe(&metrics_delivery_hist, seconds);
 }
@@ -350,7 +217,7 @@ static void tally_flush_decisions(struct metrics_tally *t)
 
 void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, const char *name)
 {
-	int slot = family_slot(&metrics_decisions, (int)kind, name);
+	int slot = metrics_family_slot(&metrics_decisions, (int)kind, name);
 
 	for (size_t i = 0; i < t->nslots; i++) {
 		if (t->slot[i] == slot) {
@@ -617,21 +484,6 @@ out:
 	return rc;
 }
 
-static void family_reset(struct metrics_family *f)
-{
-	int used = atomic_load(&f->used);
-
-	for (int i = 0; i < used; i++) {
-		free(f->items[i].name);
-		f->items[i].name = NULL;
-	}
-	atomic_store(&f->used, 0);
-	for (int i = 0; i < METRICS_HASH; i++)
-		atomic_store(&f->index[i], 0);
-	for (int i = 0; i < METRICS_LABELS + METRICS_MAX_KINDS; i++)
-		atomic_store(&f->value[i], 0);
-}
-
 static void hist_reset(struct metrics_hist *h)
 {
 	for (int i = 0; i < METRICS_BUCKETS; i++)
@@ -651,8 +503,8 @@ void metrics_reset(void)
 		atomic_store(&metrics_refusals[i], 0);
 	hist_reset(&metrics_request_hist);
 	hist_reset(&metrics_delivery_hist);
-	family_reset(&metrics_decisions);
-	family_reset(&metrics_deliveries);
+	metrics_family_reset(&metrics_decisions);
+	metrics_family_reset(&metrics_deliveries);
 	atomic_store(&metrics_pending, -1);
 	atomic_store(&metrics_dead, -1);
 	metrics_set_destinations(NULL, 0);
