@@ -5,7 +5,9 @@
  * array; each element is reported to a builder (callbacks that build the
  * event in whatever representation the caller wants, e.g. Lua tables) and
  * gets a span [start, end) of its original bytes, so it can be forwarded
- * without re-encoding. No I/O and no Lua here.
+ * without re-encoding. No I/O and no Lua calls here, but the builder may
+ * be Lua's (json_lua.c), whose callbacks can longjmp out of the parse (a
+ * Lua memory error): struct batch keeps the parser so it is freed anyway.
  *
  * Numbers: the raw text decides. No '.', 'e' or 'E' and within int64 →
  * integer; otherwise → double. Strings are UTF-8 validated by yajl; a \u
@@ -26,7 +28,7 @@ enum batch_status {
 	BATCH_INVALID = -1,   /* not JSON / not an object / no events array: 400 */
 	BATCH_TOO_MANY = -2,  /* more than max_events elements: 413 */
 	BATCH_NOMEM = -3,     /* allocation failed, or a builder callback failed: 500 */
-	BATCH_TOO_BIG = -4,   /* the events need more than lua_memory_limit: 413 */
+	BATCH_TOO_BIG = -4,   /* rules_parse_batch only: events over lua_memory_limit: 413 */
 };
 
 /*

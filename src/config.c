@@ -9,8 +9,8 @@
  * apart.
  *
  * config_load builds into a private struct and hands it over only when the
- * whole file is valid, so a failed (re)load never leaves a half-applied
- * config behind.
+ * whole file is valid, so a failed load never leaves a half-applied config
+ * behind.
  *
  * Secrets (type CFG_SECRET) are never copied into an error message.
  *

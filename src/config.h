@@ -3,7 +3,9 @@
  *
  * A single key table in config.c drives parsing, validation, defaults,
  * router.conf.example (config_print_example) and the key list in --help.
- * A loaded struct config is immutable: reload builds a new one and swaps it.
+ * A loaded struct config is never changed afterwards. There is no config
+ * reload: SIGHUP recompiles the rules file only (main.c), every other
+ * setting is read once at start-up and changes need a restart.
  * Relative paths are taken relative to the working directory.
  */
 #ifndef EGOI_CONFIG_H

@@ -42,7 +42,7 @@ enum deliver_outcome {
 
 struct deliver;
 
-/* Opens the outbox, releases old leases and starts the thread. NULL with err. */
+/* Opens the outbox, forgets old leases and starts the thread. NULL with err. */
 struct deliver *deliver_start(const struct deliver_options *opt, char *err, size_t errlen);
 
 /* Thread-safe: new entries were committed, look now instead of at the next tick. */
@@ -50,8 +50,9 @@ void deliver_notify(struct deliver *d);
 
 /*
  * Stops claiming, waits for in-flight requests up to grace_ms (then aborts
- * them; their leases are released so they resume after restart), joins the
- * thread and frees d. d may be NULL.
+ * them), joins the thread and frees d. d may be NULL. Entries still leased
+ * stay leased in the database: the next deliver_start forgets every lease
+ * (outbox_release_leases), so they resume after a restart.
  */
 void deliver_stop(struct deliver *d, long grace_ms);
 

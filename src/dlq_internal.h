@@ -35,8 +35,6 @@ struct dlq_opts {
 	long older_ms;               /* --older-than */
 };
 
-/* Wall-clock unix seconds. */
-
 /* Prints {"key":val,...} and a newline on stdout and flushes; 0 or -1. */
 int dlq_print_counts(const char *const *keys, const long *vals, size_t n);
 

@@ -3,8 +3,8 @@
  *
  * Routes: POST {endpoint} (a batch), GET /healthz, GET /metrics
  * (Prometheus text format, no token: see http.c). Each worker
- * thread gets a struct pipeline (its Lua state, file sink) in civetweb's
- * init_thread callback; batches reach the outbox through the shared group
+ * thread gets a struct pipeline in civetweb's init_thread callback; its
+ * Lua state and file sink are made at its first batch (pipeline.h); batches reach the outbox through the shared group
  * committer (outbox_writer.h).
  * Every answer is built in one buffer and sent with one mg_write (over TLS,
  * one record) on a keep-alive connection with TCP_NODELAY.

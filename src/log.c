@@ -3,8 +3,8 @@
  *   2026-11-28T13:00:00.123Z info [req-id] message
  * JSON lines like
  *   {"ts":"...","level":"info","request_id":"...","msg":"..."}
- * The level and format are set once at start-up (and on reload) and read
- * with relaxed atomics from every thread. Messages and request ids are
+ * The level and format are set once at start-up (log_setup) and read with
+ * relaxed atomics from every thread. Messages and request ids are
  * escaped (log_escape): they carry event and rule data.
  */
 #include "log.h"

@@ -6,6 +6,7 @@
  *   outbox.c          connection, prepared statements, transactions, writes
  *   outbox_schema.c   directory, WAL and busy handler, schema migrations
  *   outbox_deliver.c  claim, complete, retry, bury, counts
+ *   outbox_dlq.c      dead letters for `egoi-router dlq`
  *
  * Design:
  * - One SQLite file, data_dir/outbox.db, in WAL mode with synchronous=FULL

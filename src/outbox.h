@@ -8,15 +8,18 @@
  *                 good; kept with the reason and the payload for
  *                 `dlq list|replay|purge`
  *
- * Writers (HTTP workers) add a whole batch in one transaction: outbox_begin,
- * outbox_add_forward / outbox_add_dead..., outbox_commit. The delivery thread
+ * A batch is added in one transaction: outbox_begin, outbox_add_forward /
+ * outbox_add_dead..., outbox_commit (in the daemon through the group
+ * committer, a savepoint per batch, see outbox_writer.h). The delivery thread
  * claims due entries (a lease, so one entry is never sent twice at once) and
  * records each outcome. Leases are forgotten when the delivery side opens, so
  * everything undelivered resumes after a restart.
  *
  * Threads: a struct outbox (one sqlite3 connection) belongs to ONE thread.
- * Every worker and the delivery thread open their own; SQLite's WAL and
- * busy timeout serialise writers across connections.
+ * In the daemon there are two: the group-commit writer's (outbox_writer.h),
+ * which adds every batch the HTTP workers hand it, and the delivery
+ * thread's. A `dlq` command beside the daemon opens a third, in its own
+ * process. SQLite's WAL and busy timeout serialise writers across them.
  */
 #ifndef EGOI_OUTBOX_H
 #define EGOI_OUTBOX_H

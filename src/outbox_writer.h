@@ -1,8 +1,8 @@
 /*
  * outbox_writer.h — group commit for the outbox.
  *
- * Every HTTP worker must make its batch durable before answering 200. With
- * one SQLite connection per worker, concurrent writers queue on SQLite's
+ * Every HTTP worker must make its batch durable before answering 200. If
+ * each worker had its own SQLite connection, concurrent writers queue on SQLite's
  * write lock and its busy handler sleeps them (1 ms to 100 ms steps), and
  * each batch pays its own fsync. Instead, one writer thread owns the only
  * intake connection: workers hand it their batch (a fill function), it puts

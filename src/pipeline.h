@@ -2,8 +2,9 @@
  * pipeline.h — one batch through the router: parse → route → commit.
  *
  * A struct pipeline is a worker's private set of tools (Lua state, file
- * sink, decision list, batch storage), created lazily on
- * the worker's first batch and reused for every later one. http.c runs
+ * sink, decision list, batch storage): pipeline_init only zeroes it, the
+ * Lua state and the sink are made at the worker's first batch and reused
+ * for every later one. http.c runs
  * pipeline_process per request; `egoi-router test` runs pipeline_route only
  * and prints the decisions instead of committing them.
  *
@@ -26,7 +27,7 @@ struct sink_file;
 
 /*
  * What every worker shares (owned by main / the caller): the config, the
- * published rules text (main replaces it on reload; each worker rebuilds
+ * published rules text (main replaces it on SIGHUP; each worker rebuilds
  * its Lua state at its next batch), the group committer and the delivery
  * thread (both NULL for a dry run, which commits nothing).
  */

@@ -13,8 +13,9 @@
  *   bounded by rules_budget.c before each call.
  * - Every entry into Lua is a lua_pcall of a C function with a traceback
  *   message handler, so no Lua error or allocation failure can escape as a
- *   panic. Between calls, the main thread's stack holds three fixed slots
- *   (events table, the string "action", the route function); the host only
+ *   panic. Between calls, the main thread's stack holds four fixed slots
+ *   (events table, the string "action", the route function, the events'
+ *   received actions; SLOT_* below); the host only
  *   pushes values that need no allocation, which Lua guarantees to fit
  *   (LUA_MINSTACK), so code outside protected calls cannot fail.
  * - A failed route() call discards the event's partial decisions and leaves
