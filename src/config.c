@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "util.h"
 
 static __attribute__((format(printf, 3, 4)))
 void set_err(char *buf, size_t len, const char *fmt, ...)
@@ -328,10 +329,8 @@ static int check_string(const struct cfg_key *k, const char *val, char *why, siz
 	if (k->type == CFG_SECRET) {
 		/* The HMAC key is the base64-decoded rest (Standard Webhooks). */
 		const char *b = val + strlen(k->prefix);
-		size_t n = strspn(b, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				     "0123456789+/");
-		size_t pad = strspn(b + n, "=");
-		if (n == 0 || b[n + pad] != '\0' || pad > 2 || (n + pad) % 4 != 0) {
+
+		if (util_base64_decode(NULL, 0, b, strlen(b)) < 0) {
 			set_err(why, whylen, "%s must be '%s' followed by base64", k->name,
 				k->prefix);
 			return -1;

@@ -21,11 +21,9 @@
 
 #include "header_rule.h"
 #include "outbox.h"
+#include "util.h"
 
 #include <curl/curl.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -192,70 +190,26 @@ int deliver_request_setup(struct deliver_request *x, long timeout_ms)
 
 int deliver_signing_key(const char *secret, unsigned char *out, size_t cap)
 {
-	const char *b64;
-	size_t len;
-	int n;
-
 	if (!secret || strncmp(secret, "whsec_", 6) != 0)
 		return -1;
-	b64 = secret + 6;
-	len = strlen(b64);
-	if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap)
-		return -1;
-	n = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)len);
-	if (n < 0)
-		return -1;
-	/* EVP_DecodeBlock counts padding as zero bytes: take them off again. */
-	if (b64[len - 1] == '=')
-		n--;
-	if (b64[len - 2] == '=')
-		n--;
-	return n;
-}
-
-/* HMAC-SHA256 of a followed by b, without joining them in memory. */
-static int hmac_sha256_two(const unsigned char *key, size_t key_len, const char *a, size_t alen,
-			   const char *b, size_t blen, unsigned char *mac, unsigned int *mac_len)
-{
-	char digest[] = "SHA256";
-	OSSL_PARAM params[2];
-	EVP_MAC *hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
-	size_t outl = 0;
-	int rc = -1;
-
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (ctx && EVP_MAC_init(ctx, key, key_len, params) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)a, alen) &&
-	    EVP_MAC_update(ctx, (const unsigned char *)b, blen) &&
-	    EVP_MAC_final(ctx, mac, &outl, EVP_MAX_MD_SIZE)) {
-		*mac_len = (unsigned int)outl;
-		rc = 0;
-	}
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(hmac);
-	return rc;
+	return (int)util_base64_decode(out, cap, secret + 6, strlen(secret + 6));
 }
 
 int deliver_sign(const unsigned char *key, size_t key_len, const char *id, long long timestamp,
 		 const char *body, size_t body_len, char *out, size_t cap)
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int mac_len = 0;
+	unsigned char mac[UTIL_HMAC_SHA256_LEN];
 	char prefix[96];
-	int n, rc = -1;
+	int n;
 
 	n = snprintf(prefix, sizeof prefix, "%s.%lld.", id, timestamp);
-	if (n < 0 || (size_t)n >= sizeof prefix || cap < 4 + 4 * ((EVP_MAX_MD_SIZE + 2) / 3))
+	if (n < 0 || (size_t)n >= sizeof prefix || cap < 3 + UTIL_BASE64_SIZE(sizeof mac))
 		return -1;
-	if (hmac_sha256_two(key, key_len, prefix, (size_t)n, body, body_len, mac, &mac_len) < 0)
-		goto out;
+	if (util_hmac_sha256(key, key_len, prefix, (size_t)n, body, body_len, mac) < 0)
+		return -1;
 	memcpy(out, "v1,", 3);
-	EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)mac_len);
-	rc = 0;
-out:
-	return rc;
+	util_base64_encode(out + 3, mac, sizeof mac);
+	return 0;
 }
 
 int deliver_request_sign(struct deliver_request *x, const struct deliver_signer *s)

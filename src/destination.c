@@ -31,6 +31,12 @@ int destination_key(const char *url, char **key, char **host)
 		goto out;
 	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)
 		goto out;
+	/* libcurl also reads "http:/h" and "http:///h" as host h; a URL names
+	 * its host right after "scheme://", or has none. */
+	if (strncasecmp(url, scheme, strlen(scheme)) != 0 ||
+	    strncmp(url + strlen(scheme), "://", 3) != 0 ||
+	    strchr("/\\", url[strlen(scheme) + 3]))
+		goto out;
 	for (char *c = h; *c; c++)
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c - 'A' + 'a');

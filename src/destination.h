@@ -23,8 +23,8 @@
 /*
  * Sets *key to "scheme://host:port" and, when host is not NULL, *host to
  * the host alone (both malloc'ed, the caller frees them). Returns 0, or -1
- * (nothing allocated) when url is not an http(s) URL with a host, or
- * memory ran out.
+ * (nothing allocated) when url is not an http(s) URL with a host right
+ * after "scheme://" as libcurl's URL parser reads it, or memory ran out.
  */
 int destination_key(const char *url, char **key, char **host);
 

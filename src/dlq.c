@@ -15,18 +15,19 @@
 #include "json_out.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
 #include "log.h"
 #include "outbox.h"
+#include "util.h"
 
 static const char dlq_usage_text[] =
 	"usage: egoi-router dlq list   [-c FILE] [--kind K] [--limit N] [--payload]\n"
@@ -70,33 +71,42 @@ static int dlq_parse_pos(const char *s, long long *out)
 	return 0;
 }
 
-/* Parses argv[1..] for subcommand argv[0], which accepts the options in allowed. */
+/*
+ * Parses argv[1..] for subcommand argv[0], which accepts the options in
+ * allowed, with getopt_long: "--kind forward" and "--kind=forward" alike.
+ * Every argument must be an option ("+": stop at the first other word
+ * instead of moving it to the end, so it is refused below).
+ */
 static int dlq_parse(int argc, char **argv, unsigned allowed, struct dlq_opts *o)
 {
+	static const struct option longopts[] = {
+		{ "kind", required_argument, NULL, OPT_KIND },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "payload", no_argument, NULL, OPT_PAYLOAD },
+		{ "id", required_argument, NULL, OPT_ID },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "replayed", no_argument, NULL, OPT_REPLAYED },
+		{ "older-than", required_argument, NULL, OPT_OLDER },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
 	memset(o, 0, sizeof *o);
 	o->conf = "router.conf";
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		unsigned bit = strcmp(a, "-c") == 0 ? OPT_CONF
-			     : strcmp(a, "--kind") == 0 ? OPT_KIND
-			     : strcmp(a, "--limit") == 0 ? OPT_LIMIT
-			     : strcmp(a, "--payload") == 0 ? OPT_PAYLOAD
-			     : strcmp(a, "--id") == 0 ? OPT_ID
-			     : strcmp(a, "--all") == 0 ? OPT_ALL
-			     : strcmp(a, "--replayed") == 0 ? OPT_REPLAYED
-			     : strcmp(a, "--older-than") == 0 ? OPT_OLDER : 0;
-		int takes_value = bit & (OPT_CONF | OPT_KIND | OPT_LIMIT | OPT_ID | OPT_OLDER);
+	optind = 0;   /* glibc: start afresh (dlq_run may be called more than once) */
+	opterr = 0;   /* our own messages, with the usage text */
+	while ((c = getopt_long(argc, argv, "+:c:", longopts, NULL)) != -1) {
+		const char *a = argv[optind - 1], *v = optarg;
+		unsigned bit = c == 'c' ? OPT_CONF : c == '?' || c == ':' ? 0 : (unsigned)c;
 		long long n;
 
+		if (c == ':')
+			return dlq_usage("%s needs a value", a);
 		if (!(bit & allowed))
 			return dlq_usage("unexpected argument '%s'", a);
-		if (takes_value && !v)
-			return dlq_usage("%s needs a value", a);
 		if ((o->seen & bit) && bit != OPT_ID)
 			return dlq_usage("%s given twice", a);
 		o->seen |= bit;
-		if (takes_value)
-			i++;
 		if (bit == OPT_CONF) {
 			o->conf = v;
 		} else if (bit == OPT_KIND) {
@@ -119,6 +129,8 @@ static int dlq_parse(int argc, char **argv, unsigned allowed, struct dlq_opts *o
 				return dlq_usage("--older-than wants a duration (30m, 24h), not '%s'", v);
 		}
 	}
+	if (optind < argc)
+		return dlq_usage("unexpected argument '%s'", argv[optind]);
 	return 0;
 }
 
@@ -182,9 +194,8 @@ static void gen_int(yajl_gen g, const char *k, long long v, int present)
 /* "payload" as a JSON string, or "payload_base64" when it is not UTF-8. */
 static int gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
 {
-	unsigned char *b64;
-	size_t cap;
-	int n;
+	char *b64;
+	long n;
 
 	gen_key(g, "payload");
 	if (!e->payload) {
@@ -199,13 +210,12 @@ static int gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
 	yajl_gen_null(g);
 	if (e->payload_len > (size_t)INT32_MAX / 2)
 		return -1;
-	cap = 4 * ((e->payload_len + 2) / 3) + 1;
-	b64 = malloc(cap);
+	b64 = malloc(UTIL_BASE64_SIZE(e->payload_len));
 	if (!b64)
 		return -1;
-	n = EVP_EncodeBlock(b64, (const unsigned char *)e->payload, (int)e->payload_len);
+	n = util_base64_encode(b64, e->payload, e->payload_len);
 	gen_key(g, "payload_base64");
-	yajl_gen_string(g, b64, (size_t)n);
+	yajl_gen_string(g, (const unsigned char *)b64, (size_t)n);
 	free(b64);
 	return 0;
 }

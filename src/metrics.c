@@ -21,6 +21,7 @@
  */
 #include "metrics.h"
 #include "metrics_labels.h"
+#include "destination.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -242,34 +243,23 @@ void metrics_tally_flush(struct metrics_tally *t)
 
 const char *metrics_url_host(const char *url, char *out, size_t cap)
 {
-	const char *p = url ? strstr(url, "://") : NULL, *end, *at;
+	char *key = NULL, *host = NULL;
 	size_t n = 0;
 
 	if (cap == 0)
 		return out;
-	if (p) {
-		p += 3;
-		end = p + strcspn(p, "/?#");
-		/* userinfo: up to the last '@' of the authority */
-		for (at = end; at > p && at[-1] != '@'; at--)
-			;
-		if (at > p)
-			p = at;
-		if (*p == '[') {
-			const char *close = memchr(p, ']', (size_t)(end - p));
-
-			end = close ? close + 1 : end;
-		} else {
-			const char *colon = memchr(p, ':', (size_t)(end - p));
-
-			end = colon ? colon : end;
-		}
-		for (; p < end && n + 1 < cap; p++, n++)
-			out[n] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	/* The parser delivery uses (libcurl's), so the label is where it goes. */
+	if (url && destination_key(url, &key, &host) == 0) {
+		n = strlen(host);
+		if (n >= cap)
+			n = cap - 1;
+		memcpy(out, host, n);
 	}
 	if (n == 0 && cap >= 2)
 		out[n++] = '?';
 	out[n < cap ? n : cap - 1] = '\0';
+	free(key);
+	free(host);
 	return out;
 }
 

@@ -128,9 +128,10 @@ void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, con
 void metrics_tally_flush(struct metrics_tally *t);
 
 /*
- * Writes the host of an http(s) URL, lower-cased, without userinfo or port,
- * into out (a label must never carry credentials). Returns out; "?" when
- * url has no host.
+ * Writes the host of an http(s) URL as destination_key reads it (libcurl's
+ * parser: lower-cased, without userinfo or port) into out, cut to cap
+ * bytes (a label must never carry credentials). Returns out; "?" when url
+ * is not an http(s) URL with a host.
  */
 const char *metrics_url_host(const char *url, char *out, size_t cap);
 

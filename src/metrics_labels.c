@@ -8,13 +8,12 @@
 #include <string.h>
 
 #include "utf8.h"
+#include "util.h"
 
 static size_t labels_hash(int kind, const char *name)
 {
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)kind;   /* FNV-1a */
+	uint64_t h = util_fnv1a(UTIL_FNV1A_BASIS ^ (uint64_t)kind, name, strlen(name));
 
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
 	return (size_t)(h ^ (h >> 29)) & (METRICS_HASH - 1);
 }
 

@@ -27,6 +27,7 @@
 #include "outbox_internal.h"
 #include "log.h"
 #include "outbox_space.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -181,7 +182,7 @@ struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "outbox: no data directory");
 		goto out;
 	}
-	if (ob_mkdirs(data_dir, err, errlen) != 0)
+	if (util_mkdir_p(data_dir, 0, err, errlen) != 0)
 		goto out;
 	if (asprintf(&path, "%s/outbox.db", data_dir) < 0) {
 		path = NULL;

@@ -80,9 +80,6 @@ int ob_tx_leave(struct outbox *ob, int own, int ok);
 
 /* --- outbox_schema.c (each 0, or -1 with the reason in err / ob->err) --- */
 
-/* mkdir -p with mode 0750 for the directories it creates. */
-int ob_mkdirs(const char *dir, char *err, size_t errlen);
-
 /* Busy handler, WAL journal mode, synchronous=FULL, foreign keys. */
 int ob_configure(struct outbox *ob);
 

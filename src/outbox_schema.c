@@ -89,45 +89,6 @@ static const char *const ob_migrations[] = {
 };
 #define OB_SCHEMA_VERSION ((long)(sizeof ob_migrations / sizeof ob_migrations[0]))
 
-int ob_mkdirs(const char *dir, char *err, size_t errlen)
-{
-	char *path = strdup(dir);
-	struct stat sb;
-	int ret = -1;
-
-	if (!path) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	/* Each prefix ending at a '/', then the whole path. */
-	for (char *p = path + 1;; p++) {
-		char c = *p;
-
-		if (c != '/' && c != '\0')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0750) != 0 && errno != EEXIST) {
-			snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (c == '\0')
-			break;
-		*p = c;
-	}
-	if (stat(path, &sb) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISDIR(sb.st_mode)) {
-		snprintf(err, errlen, "%s: not a directory", path);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(path);
-	return ret;
-}
-
 /*
  * Runs a one-row, one-column query (a PRAGMA) and copies the text answer.
  * Returns the SQLite result code (SQLITE_OK on success), with ob->err set.

@@ -319,7 +319,6 @@ void rules_free(struct rules *r)
 	memset(&r->ctx, 0, sizeof r->ctx);
 	if (r->L)
 		lua_close(r->L);
-	rules_api_release(r);
 	rules_env_free(r);
 	free(r->dir);
 	free(r);

@@ -26,9 +26,6 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
 #include "actions.h"
 #include "destination.h"
@@ -36,6 +33,7 @@
 #include "json_lua.h"
 #include "log.h"
 #include "sink_file.h"
+#include "util.h"
 
 #define API_URL_MAX 4096
 #define API_HEADERS_MAX 64
@@ -70,19 +68,17 @@ static int api_printable(const char *s, size_t len)
 	return 1;
 }
 
+/* An http(s) URL with a host, read by the parser delivery uses (destination.h). */
 static int api_url_ok(const char *url, size_t len)
 {
-	size_t scheme;
+	char *key = NULL;
+	int ok;
 
 	if (len > API_URL_MAX || !api_printable(url, len) || memchr(url, ' ', len))
 		return 0;
-	if (len > 7 && strncasecmp(url, "http://", 7) == 0)
-		scheme = 7;
-	else if (len > 8 && strncasecmp(url, "https://", 8) == 0)
-		scheme = 8;
-	else
-		return 0;
-	return url[scheme] != '/';
+	ok = destination_key(url, &key, NULL) == 0;
+	free(key);
+	return ok;
 }
 
 static int api_header_cmp(const void *a, const void *b)
@@ -416,11 +412,9 @@ static int api_log_first_time(const char *line, size_t len)
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static uint64_t seen[128];
 	static size_t nseen;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	uint64_t h = util_fnv1a(UTIL_FNV1A_BASIS, line, len);
 	int first = 1;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)line[i]) * 1099511628211ULL;
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < nseen && first; i++)
 		first = seen[i] != h;
@@ -481,34 +475,19 @@ static int api_env(lua_State *L)
 /* hmac_sha256(key, data) → lowercase hex. */
 static int api_hmac_sha256(lua_State *L)
 {
-	struct rules *r = rules_from(L);
-	size_t klen, dlen, outlen = 0;
+	size_t klen, dlen;
 	const char *key = luaL_checklstring(L, 1, &klen);
 	const char *data = luaL_checklstring(L, 2, &dlen);
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	char hex[2 * EVP_MAX_MD_SIZE], digest[] = "SHA256";
-	OSSL_PARAM params[2];
-	EVP_MAC_CTX *ctx;
-	int ok;
+	unsigned char mac[UTIL_HMAC_SHA256_LEN];
+	char hex[2 * UTIL_HMAC_SHA256_LEN];
 
-	if (!r->hmac)
-		r->hmac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-	if (!r->hmac)
-		return luaL_error(L, "hmac_sha256: HMAC is not available");
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	ctx = EVP_MAC_CTX_new(r->hmac);
-	ok = ctx && EVP_MAC_init(ctx, (const unsigned char *)key, klen, params) &&
-	     EVP_MAC_update(ctx, (const unsigned char *)data, dlen) &&
-	     EVP_MAC_final(ctx, mac, &outlen, sizeof mac);
-	EVP_MAC_CTX_free(ctx);
-	if (!ok)
+	if (util_hmac_sha256(key, klen, data, dlen, NULL, 0, mac) != 0)
 		return luaL_error(L, "hmac_sha256: OpenSSL failure");
-	for (size_t i = 0; i < outlen; i++) {
+	for (size_t i = 0; i < sizeof mac; i++) {
 		hex[2 * i] = "0123456789abcdef"[mac[i] >> 4];
 		hex[2 * i + 1] = "0123456789abcdef"[mac[i] & 15];
 	}
-	lua_pushlstring(L, hex, 2 * outlen);
+	lua_pushlstring(L, hex, sizeof hex);
 	return 1;
 }
 
@@ -565,10 +544,4 @@ void rules_api_open(lua_State *L)
 	api_push_log(L, LOG_INFO);
 	lua_setfield(L, -2, "print");
 	lua_pop(L, 1);
-}
-
-void rules_api_release(struct rules *r)
-{
-	EVP_MAC_free(r->hmac);
-	r->hmac = NULL;
 }

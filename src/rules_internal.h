@@ -77,7 +77,6 @@ struct rules {
 	char fatal_msg[128];
 
 	struct rules_ctx ctx;
-	void *hmac;                  /* EVP_MAC *, fetched on first hmac_sha256() */
 };
 
 static inline struct rules *rules_from(lua_State *L)
@@ -137,8 +136,5 @@ const char *rules_env_get(const struct rules *r, const char *name);
 
 /* Installs forward, write, drop, json, log, print, env, hmac_sha256, now. */
 void rules_api_open(lua_State *L);
-
-/* Releases what the API cached in r (the HMAC implementation). */
-void rules_api_release(struct rules *r);
 
 #endif

@@ -44,6 +44,7 @@
  */
 #include "sink_file.h"
 #include "sink_file_internal.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -89,73 +90,6 @@ static int sync_fd(int fd, int data_only)
 	return rc;
 }
 
-/* fsyncs the directory dir (a path); 0 or -1 with err set. */
-static int sync_dir_path(const char *dir, char *err, size_t errlen)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = -1;
-
-	if (fd < 0 || sync_fd(fd, 0) != 0)
-		snprintf(err, errlen, "cannot sync directory %s: %s", dir, strerror(errno));
-	else
-		rc = 0;
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-/* fsyncs the directory holding path (at most 4095 bytes); 0 or -1 with err set. */
-static int sync_parent(const char *path, char *err, size_t errlen)
-{
-	char parent[4096];
-	const char *slash = strrchr(path, '/');
-	size_t n;
-
-	if (!slash)
-		return sync_dir_path(".", err, errlen);
-	n = slash == path ? 1 : (size_t)(slash - path);
-	memcpy(parent, path, n);
-	parent[n] = '\0';
-	return sync_dir_path(parent, err, errlen);
-}
-
-/*
- * mkdir -p with mode 0750; an existing directory is fine. With sync, the
- * parent of every directory created is fsync'ed so the new entry is durable.
- */
-static int mkdir_p(const char *dir, int sync, char *err, size_t errlen)
-{
-	char buf[4096];
-	size_t len = strlen(dir);
-	int rc = -1;
-
-	if (len == 0 || len >= sizeof buf) {
-		snprintf(err, errlen, "output_dir path is empty or too long");
-		goto out;
-	}
-	memcpy(buf, dir, len + 1);
-	for (char *p = buf + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		int made;
-
-		*p = '\0';
-		made = mkdir(buf, 0750) == 0;
-		if (!made && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
-			goto out;
-		}
-		if (made && sync && sync_parent(buf, err, errlen) != 0)
-			goto out;
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-	rc = 0;
-out:
-	return rc;
-}
-
 struct sink_file *sink_file_open(const char *output_dir, int sync, char *err, size_t errlen)
 {
 	struct sink_file *s = NULL;
@@ -165,7 +99,7 @@ struct sink_file *sink_file_open(const char *output_dir, int sync, char *err, si
 		snprintf(err, errlen, "output_dir is not set");
 		goto out;
 	}
-	if (mkdir_p(output_dir, sync == SINK_SYNC_BATCH, err, errlen) != 0)
+	if (util_mkdir_p(output_dir, sync == SINK_SYNC_BATCH, err, errlen) != 0)
 		goto out;
 	/* output_dir itself may be a symlink (operator's choice); below it, no. */
 	fd = open(output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -307,6 +307,13 @@ static void test_parse_retry_after(void **state)
 	assert_true(deliver_parse_retry_after("1.5", 0) == -1);
 	assert_true(deliver_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT trailing", 0) == -1);
 	assert_true(deliver_parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT", 0) == -1);
+	/* RFC 9110's own example dates, in its three forms (curl_getdate). */
+	assert_true(deliver_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 7) == 7.0);
+	assert_true(deliver_parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", 784111777 - 7) == 7.0);
+	assert_true(deliver_parse_retry_after("Sun Nov  6 08:49:37 1994", 784111777 - 7) == 7.0);
+	assert_true(deliver_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 7) == 0.0);
+	assert_true(deliver_parse_retry_after("Sun, 06 Foo 1994 08:49:37 GMT", 0) == -1);
+	assert_true(deliver_parse_retry_after("+5", 0) == -1);
 }
 
 /* --- the receiver --- */

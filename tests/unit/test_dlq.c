@@ -526,6 +526,45 @@ static void test_list_command_prints_json_lines(void **state)
 	free(out);
 }
 
+/*
+ * The options are read with getopt_long: "--kind=forward" means what
+ * "--kind forward" means (it used to be refused as an unknown argument),
+ * and a word that is not an option is still refused.
+ */
+static void test_options_take_the_equals_form(void **state)
+{
+	struct fixture *fx = *state;
+	char conf[128], fid[37], *spaced = NULL, *joined = NULL, *out = NULL;
+
+	add_four(fx, fid);
+	write_conf(fx, "function route(e, m) end\n", conf, sizeof conf);
+	const char *a[] = { "list", "-c", conf, "--kind", "forward", "--limit", "5", NULL };
+	const char *b[] = { "list", "-c", conf, "--kind=forward", "--limit=5", NULL };
+	assert_int_equal(run_dlq(fx, a, &spaced), 0);
+	assert_int_equal(run_dlq(fx, b, &joined), 0);
+	assert_non_null(strstr(joined, "\"kind\":\"forward\""));
+	assert_string_equal(joined, spaced);
+	free(spaced);
+	free(joined);
+
+	const char *const bad[][6] = {
+		{ "list", "-c", conf, "--kind=nope", NULL },
+		{ "list", "-c", conf, "extra", NULL },
+		{ "list", "-c", conf, "--payload=yes", NULL },
+		{ "list", "-c", conf, "--kind", NULL },
+		{ "list", "--kind=forward", "--kind=write", NULL },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(run_dlq(fx, bad[i], &out), 2);
+		assert_string_equal(out, "");
+		free(out);
+	}
+	/* --kind=rejected is refused by replay like --kind rejected. */
+	const char *rej[] = { "replay", "-c", conf, "--kind=rejected", NULL };
+	assert_int_equal(run_dlq(fx, rej, &out), 1);
+	free(out);
+}
+
 /* Runs sql on the outbox file with a connection of its own (another tool). */
 static void exec_sql(struct fixture *fx, const char *sql)
 {
@@ -662,6 +701,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_malformed_rows_skipped_and_reported, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_usage_errors_exit_2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_options_take_the_equals_form, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

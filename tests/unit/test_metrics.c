@@ -305,7 +305,12 @@ static void url_host(void **state)
 	assert_string_equal(metrics_url_host("http://user:secret@h.example:8080/p", out,
 					     sizeof out), "h.example");
 	assert_string_equal(metrics_url_host("http://[::1]:9000/", out, sizeof out), "[::1]");
-	assert_string_equal(metrics_url_host("http://a@b@host#frag", out, sizeof out), "host");
+	/* Two '@' in the authority: libcurl refuses the URL, so delivery could
+	 * not send it and forward() refuses it; it names no host. */
+	assert_string_equal(metrics_url_host("http://a@b@host#frag", out, sizeof out), "?");
+	assert_string_equal(metrics_url_host("http://u@host#frag", out, sizeof out), "host");
+	assert_string_equal(metrics_url_host("ftp://host/", out, sizeof out), "?");
+	assert_string_equal(metrics_url_host("http:/host/", out, sizeof out), "?");
 	assert_string_equal(metrics_url_host("no-scheme", out, sizeof out), "?");
 	assert_string_equal(metrics_url_host("http:///path", out, sizeof out), "?");
 	assert_string_equal(metrics_url_host(NULL, out, sizeof out), "?");

@@ -665,6 +665,12 @@ static void test_forward_validation(void **state)
 	expect_error(f, "forward('https://')", "url must be http(s)");
 	expect_error(f, "forward('https://x.example/a b')", "url must be http(s)");
 	expect_error(f, "forward(42)", "url must be http(s)");
+	/* read by libcurl's parser, as delivery reads it: no host, or a URL
+	 * libcurl refuses (it would only be dead-lettered when claimed) */
+	expect_error(f, "forward('http:///path')", "url must be http(s)");
+	expect_error(f, "forward('http:/host.example/')", "url must be http(s)");
+	expect_error(f, "forward('http://a@b@host.example/')", "url must be http(s)");
+	expect_error(f, "forward('https://x.example:99999/')", "url must be http(s)");
 	expect_error(f, "forward('https://x.example/', 'opts')", "forward: opts must be a table");
 	expect_error(f, "forward('https://x.example/', { headers = { ['Bad Name'] = 'v' } })",
 		     "header 'Bad Name' has an invalid name");

@@ -1,0 +1,54 @@
+/*
+ * util.h — small helpers that several modules would otherwise each write
+ * again: creating a directory path, hashing a short key, HMAC-SHA256 and
+ * base64 (both on OpenSSL).
+ *
+ * Threads: every function is safe from any thread. The HMAC algorithm is
+ * fetched from OpenSSL once per process (util_hmac_sha256) and kept.
+ */
+#ifndef EGOI_UTIL_H
+#define EGOI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * mkdir -p dir with mode 0750: each missing directory on the path is
+ * created, an existing one is fine, and the whole path must end up a
+ * directory. With sync, the parent of every directory created is fsync'ed
+ * so the new entry is durable. 0, or -1 with err set.
+ */
+int util_mkdir_p(const char *dir, int sync, char *err, size_t errlen);
+
+/* 64-bit FNV-1a of p[0..len), continuing from h (UTIL_FNV1A_BASIS to start). */
+#define UTIL_FNV1A_BASIS 14695981039346656037ULL
+uint64_t util_fnv1a(uint64_t h, const void *p, size_t len);
+
+#define UTIL_HMAC_SHA256_LEN 32
+
+/*
+ * HMAC-SHA256 with key of a[0..alen) followed by b[0..blen) (b may be NULL
+ * when blen is 0), without joining them in memory. 0 with mac set, or -1.
+ */
+int util_hmac_sha256(const void *key, size_t key_len, const void *a, size_t alen, const void *b,
+		     size_t blen, unsigned char mac[UTIL_HMAC_SHA256_LEN]);
+
+/* Bytes util_base64_encode writes for len bytes, its terminating NUL included. */
+#define UTIL_BASE64_SIZE(len) (4 * (((size_t)(len) + 2) / 3) + 1)
+
+/*
+ * Standard base64 (RFC 4648, with padding) of in[0..len) into out, which
+ * holds UTIL_BASE64_SIZE(len) bytes; NUL-terminated. Returns the length
+ * without the NUL, or -1 when len is over INT32_MAX / 2 (OpenSSL's limit).
+ */
+long util_base64_encode(char *out, const void *in, size_t len);
+
+/*
+ * Decodes strict standard base64: only A-Z a-z 0-9 + /, at least one of
+ * them, then at most two '=', a multiple of 4 characters in all, no
+ * whitespace. out holds cap bytes (len / 4 * 3 are needed; out may be NULL
+ * with cap 0 to check only). Returns the decoded length, or -1.
+ */
+long util_base64_decode(unsigned char *out, size_t cap, const char *in, size_t len);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * test_util_layer.c — src/util.c: mkdir -p, FNV-1a, HMAC-SHA256 and base64.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "test_util.h"
+#include "util.h"
+
+static void test_mkdir_p_creates_and_accepts_existing(void **state)
+{
+	char base[] = "/tmp/egoi-util-XXXXXX", path[256], err[256] = "";
+	struct stat sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	snprintf(path, sizeof path, "%s/a/b/c", base);
+	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 0777, 0750);
+	/* again: everything exists */
+	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), 0);
+	/* with sync, a trailing slash */
+	snprintf(path, sizeof path, "%s/a/d/e/", base);
+	assert_int_equal(util_mkdir_p(path, 1, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/a/d/e", base);
+	assert_int_equal(stat(path, &sb), 0);
+	/* a file where a directory should be */
+	snprintf(path, sizeof path, "%s/file", base);
+	close(open(path, O_WRONLY | O_CREAT, 0600));
+	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not a directory"));
+	snprintf(path, sizeof path, "%s/file/sub", base);
+	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), -1);
+	assert_non_null(strstr(err, "cannot create"));
+	assert_int_equal(util_mkdir_p("", 0, err, sizeof err), -1);
+	assert_int_equal(util_mkdir_p(NULL, 0, err, sizeof err), -1);
+	tu_rmtree(base);
+}
+
+static void test_fnv1a_known_values(void **state)
+{
+	(void)state;
+	/* FNV-1a 64 reference values: "" is the basis, "a" and "foobar". */
+	assert_true(util_fnv1a(UTIL_FNV1A_BASIS, "", 0) == 0xcbf29ce484222325ULL);
+	assert_true(util_fnv1a(UTIL_FNV1A_BASIS, "a", 1) == 0xaf63dc4c8601ec8cULL);
+	assert_true(util_fnv1a(UTIL_FNV1A_BASIS, "foobar", 6) == 0x85944171f73967e8ULL);
+	/* continuing a hash is hashing the concatenation */
+	assert_true(util_fnv1a(util_fnv1a(UTIL_FNV1A_BASIS, "foo", 3), "bar", 3) ==
+		    util_fnv1a(UTIL_FNV1A_BASIS, "foobar", 6));
+}
+
+static void hex(const unsigned char *b, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* RFC 4231 test case 2, whole and split in two. */
+static void test_hmac_sha256_rfc4231(void **state)
+{
+	static const char want[] =
+		"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+	unsigned char mac[UTIL_HMAC_SHA256_LEN];
+	char got[2 * UTIL_HMAC_SHA256_LEN + 1];
+
+	(void)state;
+	assert_int_equal(util_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, NULL, 0,
+					  mac), 0);
+	hex(mac, sizeof mac, got);
+	assert_string_equal(got, want);
+	memset(mac, 0, sizeof mac);
+	assert_int_equal(util_hmac_sha256("Jefe", 4, "what do ya ", 11, "want for nothing?", 17,
+					  mac), 0);
+	hex(mac, sizeof mac, got);
+	assert_string_equal(got, want);
+}
+
+static void *hmac_thread(void *arg)
+{
+	unsigned char mac[UTIL_HMAC_SHA256_LEN];
+	int *ok = arg;
+
+	for (int i = 0; i < 200; i++)
+		if (util_hmac_sha256("k", 1, "data", 4, NULL, 0, mac) != 0)
+			*ok = 0;
+	return NULL;
+}
+
+/* The algorithm is fetched once; first use from several threads at once. */
+static void test_hmac_sha256_threads(void **state)
+{
+	pthread_t t[4];
+	int ok = 1;
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hmac_thread, &ok), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_true(ok);
+}
+
+static void test_base64_round_trip_and_strictness(void **state)
+{
+	char enc[UTIL_BASE64_SIZE(6)];
+	unsigned char dec[16];
+
+	(void)state;
+	/* RFC 4648 test vectors */
+	assert_int_equal(util_base64_encode(enc, "", 0), 0);
+	assert_string_equal(enc, "");
+	assert_int_equal(util_base64_encode(enc, "f", 1), 4);
+	assert_string_equal(enc, "Zg==");
+	assert_int_equal(util_base64_encode(enc, "foob", 4), 8);
+	assert_string_equal(enc, "Zm9vYg==");
+	assert_int_equal(util_base64_encode(enc, "foobar", 6), 8);
+	assert_string_equal(enc, "Zm9vYmFy");
+
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9vYg==", 8), 4);
+	assert_memory_equal(dec, "foob", 4);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9vYmE=", 8), 5);
+	assert_memory_equal(dec, "fooba", 5);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9vYmFy", 8), 6);
+	assert_int_equal(util_base64_decode(NULL, 0, "Zm9vYg==", 8), 4);   /* check only */
+	assert_int_equal(util_base64_decode(dec, 5, "Zm9vYmFy", 8), -1);  /* does not fit */
+	/* refused: empty, not a multiple of 4, bad characters, padding inside or too long */
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "", 0), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9", 3), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9v Yg=", 8), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9-YmFy", 8), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zg==Zg==", 8), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Z===", 4), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "====", 4), -1);
+	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9v\nYmFy", 9), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_mkdir_p_creates_and_accepts_existing),
+		cmocka_unit_test(test_fnv1a_known_values),
+		cmocka_unit_test(test_hmac_sha256_rfc4231),
+		cmocka_unit_test(test_hmac_sha256_threads),
+		cmocka_unit_test(test_base64_round_trip_and_strictness),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
