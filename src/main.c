@@ -15,6 +15,7 @@
  * middle of a request.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -267,44 +268,64 @@ out:
 	return rc;
 }
 
+/*
+ * Options are read with getopt_long ("+": every argument after the first
+ * word that is not an option is left as an operand), so "-c FILE",
+ * "-cFILE", "--env NAME=VALUE" and "--env=NAME=VALUE" all work. optind = 0
+ * makes glibc start afresh.
+ */
+
 /* Finds "-c FILE" among argv[from..]; returns the path or NULL on a usage error. */
 static const char *config_arg(int argc, char **argv, int from)
 {
 	const char *path = "router.conf";
+	int c;
 
-	for (int i = from; i < argc; i++) {
-		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-			path = argv[++i];
-		else
+	optind = 0;
+	opterr = 0;
+	/* getopt starts at argv[1]: argv[from - 1] stands for the program name */
+	while ((c = getopt(argc - from + 1, argv + from - 1, "+:c:")) != -1) {
+		if (c != 'c')
 			return NULL;
+		path = optarg;
 	}
-	return path;
+	return optind == argc - from + 1 ? path : NULL;
 }
 
 /* egoi-router test [--env NAME=VALUE]... RULES BATCH */
 static int main_test(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "env", required_argument, NULL, 'e' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char **pairs = calloc((size_t)argc, sizeof *pairs);
 	size_t n = 0;
-	int i = 2, rc = EXIT_USAGE;
+	int c, rc = EXIT_USAGE;
 
 	if (!pairs)
 		return EXIT_RUNTIME;
-	while (i + 1 < argc && strcmp(argv[i], "--env") == 0) {
-		const char *eq = strchr(argv[i + 1], '=');
+	optind = 0;
+	opterr = 0;
+	/* argv[1] is "test": it stands for the program name */
+	while ((c = getopt_long(argc - 1, argv + 1, "+:", longopts, NULL)) != -1) {
+		const char *eq = c == 'e' ? strchr(optarg, '=') : NULL;
 
-		if (!eq || eq == argv[i + 1]) {
-			fprintf(stderr, "egoi-router: --env wants NAME=VALUE, not '%s'\n", argv[i + 1]);
+		if (c != 'e') {
+			usage(stderr);
 			goto out;
 		}
-		pairs[n++] = argv[i + 1];
-		i += 2;
+		if (!eq || eq == optarg) {
+			fprintf(stderr, "egoi-router: --env wants NAME=VALUE, not '%s'\n", optarg);
+			goto out;
+		}
+		pairs[n++] = optarg;
 	}
-	if (argc - i != 2) {
+	if (argc - 1 - optind != 2) {
 		usage(stderr);
 		goto out;
 	}
-	rc = cli_test_run(argv[i], argv[i + 1], pairs);
+	rc = cli_test_run(argv[1 + optind], argv[2 + optind], pairs);
 out:
 	free(pairs);
 	return rc;

@@ -3,7 +3,9 @@
  * as a second process beside the running daemon, on its router.conf. A
  * failed forward replayed is delivered by the daemon without a restart,
  * with the same body and delivery id; rule errors replayed are routed by
- * the rules now on disk; purge deletes what it is asked to.
+ * the rules now on disk; purge deletes what it is asked to. Also the
+ * command line's option forms (getopt): "--kind=forward", "-cFILE" and
+ * "--env=NAME=VALUE" mean what the spaced forms mean.
  */
 #include "e2e/e2e.h"
 
@@ -237,9 +239,45 @@ static void purge_deletes_what_it_is_asked(void **state)
 	e2e_pass(t);
 }
 
+/* Every option value may follow its option after '=' (long) or attached (-c). */
+static void options_take_the_equals_form(void **state)
+{
+	struct e2e *t = *state;
+	char conf_opt[HARNESS_PATH + 2], *out = NULL, *err = NULL;
+
+	assert_int_equal(harness_write_rules(&t->h,
+					     "function route(e, m)\n"
+					     "  write(env('GREETING') .. '.jsonl')\n"
+					     "end\n", NULL), 0);
+	assert_int_equal(harness_write_config(&t->h), 0);
+	snprintf(conf_opt, sizeof conf_opt, "-c%s", t->h.conf);
+	const char *check[] = { harness_bin(), "check", conf_opt, NULL };
+	assert_int_equal(harness_run(&t->h, check, NULL, 10000, &out, &err), 0);
+	free(out);
+	free(err);
+
+	const char *dry[] = { harness_bin(), "test", "--env=GREETING=hi", t->h.rules,
+			      "tests/fixtures/batch-example.json", NULL };
+	assert_int_equal(harness_run(&t->h, dry, NULL, 10000, &out, &err), 0);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "\"path\":\"hi.jsonl\""));
+	free(out);
+	free(err);
+
+	const char *list[] = { "list", "--kind=forward", "--limit=3", NULL };
+	dlq(t, list, 0, &out);
+	assert_string_equal(out, "");
+	free(out);
+	const char *bad[] = { "list", "--kind=nope", NULL };
+	dlq(t, bad, 2, &out);
+	free(out);
+	e2e_pass(t);
+}
+
 const struct CMUnitTest e2e_dlq_tests[] = {
 	E2E_TEST(dead_forward_replayed_while_daemon_runs),
 	E2E_TEST(rule_errors_replayed_through_fixed_rules),
 	E2E_TEST(purge_deletes_what_it_is_asked),
+	E2E_TEST(options_take_the_equals_form),
 };
 const size_t e2e_dlq_count = sizeof(e2e_dlq_tests) / sizeof(e2e_dlq_tests[0]);
