@@ -35,6 +35,7 @@
 #include "outbox.h"
 #include "outbox_writer.h"
 #include "sink_file.h"
+#include "util_buf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,30 +69,11 @@ struct commit {
 	size_t npairs;
 	struct refused *refused;
 	size_t nrefused;
-	char *buf;                 /* scratch: compacted lines, merged bodies */
-	size_t bufcap;
+	struct util_buf buf;       /* scratch: compacted lines, merged bodies */
 	struct outbox *ob;         /* the writer's connection, during fill_outbox only */
 	struct actions_summary *sum;
 	int oom;
 };
-
-static int buf_reserve(struct commit *c, size_t need)
-{
-	char *p;
-	size_t cap;
-
-	if (need <= c->bufcap)
-		return 0;
-	cap = c->bufcap ? c->bufcap : 4096;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(c->buf, cap);
-	if (!p)
-		return -1;
-	c->buf = p;
-	c->bufcap = cap;
-	return 0;
-}
 
 static int str_eq(const char *x, const char *y)
 {
@@ -191,7 +173,7 @@ static size_t build_body(struct commit *c, size_t g)
 	size_t n, last = (size_t)-1;
 	int first = 1;
 
-	memcpy(c->buf, "{\"events\":[", 11);
+	memcpy(c->buf.p, "{\"events\":[", 11);
 	n = 11;
 	for (size_t i = 0; i < c->npairs; i++) {
 		size_t ev = c->pairs[i].event, len;
@@ -201,13 +183,13 @@ static size_t build_body(struct commit *c, size_t g)
 			continue;
 		last = ev;
 		if (!first)
-			c->buf[n++] = ',';
+			c->buf.p[n++] = ',';
 		first = 0;
 		len = span_len(b, ev);
-		memcpy(c->buf + n, body + b->events[ev].start, len);
+		memcpy(c->buf.p + n, body + b->events[ev].start, len);
 		n += len;
 	}
-	memcpy(c->buf + n, "]}", 2);
+	memcpy(c->buf.p + n, "]}", 2);
 	return n + 2;
 }
 
@@ -236,12 +218,12 @@ static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *su
 			len = it->text_len;
 		} else {
 			len = span_len(b, it->event);
-			if (buf_reserve(c, len) != 0) {
+			if (util_buf_reserve(&c->buf, len) != 0) {
 				snprintf(err, errlen, "out of memory");
 				goto out;
 			}
-			len = batch_compact(env->body + b->events[it->event].start, len, c->buf);
-			line = c->buf;
+			len = batch_compact(env->body + b->events[it->event].start, len, c->buf.p);
+			line = c->buf.p;
 		}
 		rc = sink_file_add(env->sink, it->target, line, len, why, sizeof why);
 		if (rc == SINK_OK) {
@@ -333,12 +315,12 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 		}
 		if (*next_group >= c->ngroups || c->groups[*next_group].first != i)
 			return 0;   /* merged into its group's entry */
-		if (buf_reserve(c, c->groups[*next_group].bytes) != 0) {
+		if (util_buf_reserve(&c->buf, c->groups[*next_group].bytes) != 0) {
 			*oom = 1;
 			return -1;
 		}
 		sum->forwards++;
-		return add_forward(c, it, c->buf, build_body(c, (*next_group)++));
+		return add_forward(c, it, c->buf.p, build_body(c, (*next_group)++));
 	case ACTION_ERROR:
 		sum->dead_letters++;
 		return add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->text, span, slen);
@@ -498,7 +480,7 @@ out:
 	free(c.refused);
 	free(c.groups);
 	free(c.pairs);
-	free(c.buf);
+	util_buf_free(&c.buf);
 	free(decided);
 	return rc;
 }

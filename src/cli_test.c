@@ -21,6 +21,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "rules.h"
+#include "util_buf.h"
 
 #define CLI_TEST_MAX_INPUT (256u << 20)
 
@@ -28,31 +29,22 @@
 static char *read_all(const char *path, size_t *len_out)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	struct util_buf b = { .max = CLI_TEST_MAX_INPUT };
 
 	if (!f) {
 		fprintf(stderr, "egoi-router: %s: %s\n", path, strerror(errno));
 		return NULL;
 	}
 	for (;;) {
-		size_t n;
+		size_t room = b.max - b.len < 65536 ? b.max - b.len : 65536, n;
 
-		if (len == cap) {
-			char *p;
-
-			cap = cap ? cap * 2 : 65536;
-			if (cap > CLI_TEST_MAX_INPUT) {
+		if (room == 0 || util_buf_reserve(&b, room) != 0) {
+			if (room == 0 || b.over)
 				fprintf(stderr, "egoi-router: %s: larger than 256M\n", path);
-				goto fail;
-			}
-			p = realloc(buf, cap + 1);
-			if (!p)
-				goto fail;
-			buf = p;
+			goto fail;
 		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
+		n = fread(b.p + b.len, 1, b.cap - 1 - b.len, f);
+		b.len += n;
 		if (n == 0)
 			break;
 	}
@@ -62,13 +54,13 @@ static char *read_all(const char *path, size_t *len_out)
 	}
 	if (f != stdin)
 		fclose(f);
-	buf[len] = '\0';
-	*len_out = len;
-	return buf;
+	b.p[b.len] = '\0';
+	*len_out = b.len;
+	return b.p;
 fail:
 	if (f != stdin)
 		fclose(f);
-	free(buf);
+	util_buf_free(&b);
 	return NULL;
 }
 

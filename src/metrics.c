@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "metrics_labels.h"
 #include "destination.h"
+#include "util_buf.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -265,70 +266,33 @@ const char *metrics_url_host(const char *url, char *out, size_t cap)
 
 /* --- exposition --- */
 
-struct metrics_buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void buf_printf(struct metrics_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = 1;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = (b->cap + (size_t)n) * 2;
-			char *q = realloc(b->p, cap);
-
-			if (!q) {
-				b->oom = 1;
-				return;
-			}
-			b->p = q;
-			b->cap = cap;
-		}
-	}
-}
+/* The page is built in a struct util_buf (no limit: the fixed label tables
+ * bound its size); a failed growth fails the whole render. */
 
 /* A label value between quotes, escaped as the text format wants. */
-static void buf_label(struct metrics_buf *b, const char *key, const char *value)
+static void buf_label(struct util_buf *b, const char *key, const char *value)
 {
-	buf_printf(b, "%s=\"", key);
+	util_buf_printf(b, "%s=\"", key);
 	for (const char *s = value; *s; s++) {
 		if (*s == '\\')
-			buf_printf(b, "\\\\");
+			util_buf_printf(b, "\\\\");
 		else if (*s == '"')
-			buf_printf(b, "\\\"");
+			util_buf_printf(b, "\\\"");
 		else if (*s == '\n')
-			buf_printf(b, "\\n");
+			util_buf_printf(b, "\\n");
 		else
-			buf_printf(b, "%c", *s);
+			util_buf_printf(b, "%c", *s);
 	}
-	buf_printf(b, "\"");
+	util_buf_printf(b, "\"");
 }
 
-static void buf_family(struct metrics_buf *b, const char *name, const char *type,
+static void buf_family(struct util_buf *b, const char *name, const char *type,
 		       const char *help)
 {
-	buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void render_hist(struct metrics_buf *b, const char *name, const char *help,
+static void render_hist(struct util_buf *b, const char *name, const char *help,
 			struct metrics_hist *h)
 {
 	unsigned long long sum = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
@@ -338,17 +302,17 @@ static void render_hist(struct metrics_buf *b, const char *name, const char *hel
 	for (int i = 0; i < METRICS_BUCKETS; i++) {
 		cum += counter_get(&h->bucket[i]);
 		if (i < METRICS_BUCKETS - 1)
-			buf_printf(b, "%s_bucket{le=\"%g\"} %lu\n", name, metrics_bucket_bounds[i],
-				   cum);
+			util_buf_printf(b, "%s_bucket{le=\"%g\"} %lu\n", name, metrics_bucket_bounds[i],
+				        cum);
 		else
-			buf_printf(b, "%s_bucket{le=\"+Inf\"} %lu\n", name, cum);
+			util_buf_printf(b, "%s_bucket{le=\"+Inf\"} %lu\n", name, cum);
 	}
-	buf_printf(b, "%s_sum %llu.%09llu\n%s_count %lu\n", name, sum / 1000000000ULL,
-		   sum % 1000000000ULL, name, cum);
+	util_buf_printf(b, "%s_sum %llu.%09llu\n%s_count %lu\n", name, sum / 1000000000ULL,
+		        sum % 1000000000ULL, name, cum);
 }
 
 /* One sample per registered pair, then the non-zero "other" of each kind. */
-static void render_family(struct metrics_buf *b, const char *name, struct metrics_family *f,
+static void render_family(struct util_buf *b, const char *name, struct metrics_family *f,
 			  const char *kind_label, const char *const *kinds, int nkinds,
 			  int name_first)
 {
@@ -361,71 +325,69 @@ static void render_family(struct metrics_buf *b, const char *name, struct metric
 
 		if (i >= used && v == 0)
 			continue;
-		buf_printf(b, "%s{", name);
+		util_buf_printf(b, "%s{", name);
 		if (!name_first) {
 			buf_label(b, kind_label, kinds[kind]);
-			buf_printf(b, ",");
+			util_buf_printf(b, ",");
 		}
 		buf_label(b, "name", label);
 		if (name_first) {
-			buf_printf(b, ",");
+			util_buf_printf(b, ",");
 			buf_label(b, kind_label, kinds[kind]);
 		}
-		buf_printf(b, "} %lu\n", v);
+		util_buf_printf(b, "} %lu\n", v);
 	}
 }
 
-static void render_gauge(struct metrics_buf *b, const char *name, const char *help,
+static void render_gauge(struct util_buf *b, const char *name, const char *help,
 			 atomic_long *g)
 {
 	long v = atomic_load_explicit(g, memory_order_relaxed);
 
 	buf_family(b, name, "gauge", help);
 	if (v >= 0)
-		buf_printf(b, "%s %ld\n", name, v);
+		util_buf_printf(b, "%s %ld\n", name, v);
 }
 
 /* The per-destination gauges, from the delivery thread's last snapshot. */
-static void render_destinations(struct metrics_buf *b)
+static void render_destinations(struct util_buf *b)
 {
 	pthread_mutex_lock(&metrics_dest_lock);
 	buf_family(b, "egoi_router_destination_state", "gauge",
 		   "Circuit of each destination (scheme://host:port): 0 closed, 1 open "
 		   "(failing, nothing sent), 2 half-open (one probe in flight).");
 	for (size_t i = 0; i < metrics_ndests; i++) {
-		buf_printf(b, "egoi_router_destination_state{");
+		util_buf_printf(b, "egoi_router_destination_state{");
 		buf_label(b, "name", metrics_dests[i].name);
-		buf_printf(b, "} %d\n", metrics_dests[i].state);
+		util_buf_printf(b, "} %d\n", metrics_dests[i].state);
 	}
 	buf_family(b, "egoi_router_destination_backlog", "gauge",
 		   "Forwards in the outbox per destination, in flight or waiting.");
 	for (size_t i = 0; i < metrics_ndests; i++) {
-		buf_printf(b, "egoi_router_destination_backlog{");
+		util_buf_printf(b, "egoi_router_destination_backlog{");
 		buf_label(b, "name", metrics_dests[i].name);
-		buf_printf(b, "} %ld\n", metrics_dests[i].backlog);
+		util_buf_printf(b, "} %ld\n", metrics_dests[i].backlog);
 	}
 	pthread_mutex_unlock(&metrics_dest_lock);
 }
 
 int metrics_render(char **out, size_t *len)
 {
-	struct metrics_buf b = { .cap = 16384 };
+	struct util_buf b = { 0 };
 	int rc = -1;
 
-	b.p = malloc(b.cap);
-	if (!b.p)
+	if (util_buf_reserve(&b, 16384) != 0)
 		goto out;
-	b.p[0] = '\0';
 	buf_family(&b, "egoi_router_requests_total", "counter",
 		   "Answers of the webhook endpoint, by HTTP status.");
 	for (size_t i = 0; i <= METRICS_NCODES; i++) {
 		unsigned long v = counter_get(&metrics_requests[i]);
 
 		if (i < METRICS_NCODES)
-			buf_printf(&b, "egoi_router_requests_total{code=\"%d\"} %lu\n",
-				   metrics_codes[i], v);
+			util_buf_printf(&b, "egoi_router_requests_total{code=\"%d\"} %lu\n",
+				        metrics_codes[i], v);
 		else if (v)
-			buf_printf(&b, "egoi_router_requests_total{code=\"other\"} %lu\n", v);
+			util_buf_printf(&b, "egoi_router_requests_total{code=\"other\"} %lu\n", v);
 	}
 	render_hist(&b, "egoi_router_request_seconds",
 		    "Time to read, route, commit and answer a request to the webhook endpoint.",
@@ -433,9 +395,9 @@ int metrics_render(char **out, size_t *len)
 	buf_family(&b, "egoi_router_events_total", "counter",
 		   "Events of committed batches, by action (unknown or malformed: other).");
 	for (int i = 0; i <= METRICS_ACTIONS; i++)
-		buf_printf(&b, "egoi_router_events_total{action=\"%s\"} %lu\n",
-			   i < METRICS_ACTIONS ? metrics_actions[i] : "other",
-			   counter_get(&metrics_events[i]));
+		util_buf_printf(&b, "egoi_router_events_total{action=\"%s\"} %lu\n",
+			        i < METRICS_ACTIONS ? metrics_actions[i] : "other",
+			        counter_get(&metrics_events[i]));
 	buf_family(&b, "egoi_router_decisions_total", "counter",
 		   "Decisions of committed batches, by kind and forward name or host, write "
 		   "path, drop reason or error.");
@@ -443,15 +405,15 @@ int metrics_render(char **out, size_t *len)
 		      metrics_kind_names, METRICS_KINDS, 0);
 	buf_family(&b, "egoi_router_rule_errors_total", "counter",
 		   "route() calls that failed (error, instruction or memory limit).");
-	buf_printf(&b, "egoi_router_rule_errors_total %lu\n", counter_get(&metrics_rule_errors));
+	util_buf_printf(&b, "egoi_router_rule_errors_total %lu\n", counter_get(&metrics_rule_errors));
 	buf_family(&b, "egoi_router_loops_refused_total", "counter",
 		   "Batches refused with 508 because X-Router-Hop reached max_hops.");
-	buf_printf(&b, "egoi_router_loops_refused_total %lu\n", counter_get(&metrics_loops_refused));
+	util_buf_printf(&b, "egoi_router_loops_refused_total %lu\n", counter_get(&metrics_loops_refused));
 	buf_family(&b, "egoi_router_refused_total", "counter",
 		   "Clients refused before their request was handled, by reason.");
 	for (int i = 0; i < METRICS_REFUSALS; i++)
-		buf_printf(&b, "egoi_router_refused_total{reason=\"%s\"} %lu\n",
-			   metrics_refusal_names[i], counter_get(&metrics_refusals[i]));
+		util_buf_printf(&b, "egoi_router_refused_total{reason=\"%s\"} %lu\n",
+			        metrics_refusal_names[i], counter_get(&metrics_refusals[i]));
 	buf_family(&b, "egoi_router_deliveries_total", "counter",
 		   "Delivery attempts, by destination name or host and outcome.");
 	render_family(&b, "egoi_router_deliveries_total", &metrics_deliveries, "outcome",
@@ -463,14 +425,14 @@ int metrics_render(char **out, size_t *len)
 	render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
 		     &metrics_dead);
 	render_destinations(&b);
-	if (b.oom)
+	if (b.failed)
 		goto out;
 	*out = b.p;
 	*len = b.len;
 	b.p = NULL;
 	rc = 0;
 out:
-	free(b.p);
+	util_buf_free(&b);
 	return rc;
 }
 

@@ -1,5 +1,6 @@
 /*
- * test_util_layer.c — src/util.c: mkdir -p, FNV-1a, HMAC-SHA256 and base64.
+ * test_util_layer.c — src/util.c (mkdir -p, FNV-1a, HMAC-SHA256, base64)
+ * and src/util_buf.c (the capped growable buffer).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 
 #include "test_util.h"
 #include "util.h"
+#include "util_buf.h"
 
 static void test_mkdir_p_creates_and_accepts_existing(void **state)
 {
@@ -148,6 +150,58 @@ static void test_base64_round_trip_and_strictness(void **state)
 	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9v\nYmFy", 9), -1);
 }
 
+static void test_buf_grows_and_stays_terminated(void **state)
+{
+	struct util_buf b = { 0 };
+	char big[10000];
+
+	(void)state;
+	assert_int_equal(util_buf_add(&b, "", 0), 0);
+	assert_non_null(b.p);
+	assert_string_equal(b.p, "");
+	assert_int_equal(util_buf_printf(&b, "%s=%d;", "a", 1), 0);
+	memset(big, 'x', sizeof big);
+	assert_int_equal(util_buf_add(&b, big, sizeof big), 0);
+	/* a printf longer than the room left: grown, then written whole */
+	assert_int_equal(util_buf_printf(&b, "%.*s!", 9000, big), 0);
+	assert_int_equal(b.len, 4 + sizeof big + 9001);
+	assert_memory_equal(b.p, "a=1;xxx", 7);
+	assert_int_equal(b.p[b.len - 1], '!');
+	assert_int_equal(b.p[b.len], '\0');
+	assert_true(b.cap > b.len);
+	assert_false(b.failed);
+	util_buf_free(&b);
+	assert_null(b.p);
+	assert_int_equal(b.len, 0);
+}
+
+static void test_buf_limit_fails_and_sticks(void **state)
+{
+	struct util_buf b = { .max = 10 };
+
+	(void)state;
+	assert_int_equal(util_buf_add(&b, "0123456789", 10), 0);   /* exactly max */
+	assert_true(b.cap <= b.max + 1);                             /* capped allocation */
+	assert_int_equal(util_buf_add(&b, "a", 1), -1);
+	assert_true(b.failed);
+	assert_true(b.over);
+	assert_string_equal(b.p, "0123456789");                      /* left as it was */
+	/* sticky: even what would fit now fails */
+	assert_int_equal(util_buf_printf(&b, "%s", ""), -1);
+	assert_int_equal(util_buf_reserve(&b, 0), -1);
+	util_buf_free(&b);
+	assert_false(b.failed);
+	assert_int_equal(b.max, 10);
+	/* a printf over the limit appends nothing */
+	assert_int_equal(util_buf_printf(&b, "%d", 12345), 0);
+	assert_int_equal(util_buf_printf(&b, "%d", 123456), -1);
+	assert_string_equal(b.p, "12345");
+	util_buf_free(&b);
+	/* a size that would overflow */
+	assert_int_equal(util_buf_reserve(&b, (size_t)-1), -1);
+	util_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +210,8 @@ int main(void)
 		cmocka_unit_test(test_hmac_sha256_rfc4231),
 		cmocka_unit_test(test_hmac_sha256_threads),
 		cmocka_unit_test(test_base64_round_trip_and_strictness),
+		cmocka_unit_test(test_buf_grows_and_stays_terminated),
+		cmocka_unit_test(test_buf_limit_fails_and_sticks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
