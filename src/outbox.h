@@ -16,9 +16,10 @@
  * everything undelivered resumes after a restart.
  *
  * Threads: a struct outbox (one sqlite3 connection) belongs to ONE thread.
- * In the daemon there are two: the group-commit writer's (outbox_writer.h),
- * which adds every batch the HTTP workers hand it, and the delivery
- * thread's. A `dlq` command beside the daemon opens a third, in its own
+ * In the daemon, the group-commit writer's (outbox_writer.h) adds every
+ * batch the HTTP workers hand it and the delivery thread's claims and
+ * records; main's own, opened first to create data_dir and the schema,
+ * stays idle. A `dlq` command beside the daemon opens one in its own
  * process. SQLite's WAL and busy timeout serialise writers across them.
  */
 #ifndef EGOI_OUTBOX_H
