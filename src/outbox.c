@@ -4,7 +4,7 @@
  *
  * The module is split by aspect, sharing outbox_internal.h:
  *   outbox.c          connection, prepared statements, transactions, writes
- *   outbox_schema.c   directory, WAL and busy handler, schema migrations
+ *   outbox_schema.c   WAL and busy handler, schema migrations
  *   outbox_deliver.c  claim, complete, retry, bury, counts
  *   outbox_dlq.c      dead letters for `egoi-router dlq`
  *

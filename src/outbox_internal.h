@@ -2,7 +2,7 @@
  * outbox_internal.h — shared by the parts of the outbox module, not a public
  * interface: outbox.c opens and closes a connection, prepares its statements
  * and runs transactions and the batch writes; outbox_schema.c sets up the
- * database file (directory, WAL, busy handler, schema migrations);
+ * database file (WAL, busy handler, schema migrations);
  * outbox_deliver.c is the delivery thread's side (claim, complete, retry,
  * bury, counts); outbox_dlq.c serves `egoi-router dlq` (list, re-queue,
  * mark replayed, purge dead letters).

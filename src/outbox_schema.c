@@ -1,6 +1,7 @@
 /*
- * outbox_schema.c — setting up the outbox database file (see outbox.h): its
- * directory, the connection settings and the schema.
+ * outbox_schema.c — setting up the outbox database file (see outbox.h): the
+ * connection settings and the schema (outbox_open creates data_dir first,
+ * util_mkdir_p).
  *
  * Design:
  * - WAL mode with synchronous=FULL: a batch is answered 200 only after its
@@ -25,11 +26,9 @@
 #include "destination.h"
 #include "log.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
