@@ -1,7 +1,8 @@
 /*
  * cli_test.h — `egoi-router test RULES BATCH`: the rules' decisions for a
- * batch file, one JSON line per event, without touching the network or any
- * file. Uses the same parsing and routing as the daemon
+ * batch file, one JSON line per event, without sending a request or
+ * writing any file (it reads only the rules, their require()d modules and
+ * the batch). Uses the same parsing and routing as the daemon
  * (pipeline_route), so what it prints is what `run` would do.
  */
 #ifndef EGOI_CLI_TEST_H

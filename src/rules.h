@@ -2,8 +2,8 @@
  * rules.h — the Lua rule engine: one struct rules per worker thread.
  *
  * rules_new creates a sandboxed lua_State (rules_sandbox.c), installs the
- * API given to rules (rules_api.c: forward, write, drop, json, log, env,
- * hmac_sha256, now), loads the rules file once and runs its optional init().
+ * API given to rules (rules_api.c: forward, write, drop, json, log, print,
+ * env, hmac_sha256, now), loads the rules file once and runs its optional init().
  * For each batch: rules_parse_batch builds the event tables in C
  * (json_lua.c), rules_route calls route(event, meta) for one event and
  * collects its decisions into a struct actions, rules_end_batch lets the
