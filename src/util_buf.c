@@ -58,24 +58,24 @@ int util_buf_printf(struct util_buf *b, const char *fmt, ...)
 
 	if (util_buf_reserve(b, 0) != 0)
 		return -1;
-	va_start(ap, fmt);
-	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-	va_end(ap);
-	if (n >= 0 && (size_t)n >= b->cap - b->len) {
-		b->p[b->len] = '\0';
-		if (util_buf_reserve(b, (size_t)n) != 0)
-			return -1;
+	/* Into the room there is; when that was too small, grow once and again. */
+	for (int pass = 0; pass < 2; pass++) {
 		va_start(ap, fmt);
 		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
 		va_end(ap);
-	}
-	if (n < 0) {
+		if (n < 0)
+			break;
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return 0;
+		}
 		b->p[b->len] = '\0';
-		b->failed = 1;
-		return -1;
+		if (util_buf_reserve(b, (size_t)n) != 0)
+			return -1;
 	}
-	b->len += (size_t)n;
-	return 0;
+	b->p[b->len] = '\0';
+	b->failed = 1;
+	return -1;
 }
 
 void util_buf_free(struct util_buf *b)
