@@ -129,7 +129,7 @@ static void entry_drop(struct sink_entry *e)
 	if (e->fd >= 0)
 		close(e->fd);
 	free(e->path);
-	free(e->q);
+	util_buf_free(&e->q);
 	memset(e, 0, sizeof *e);
 	e->fd = -1;
 }
@@ -143,7 +143,7 @@ static int entry_retire(struct sink_file *s, struct sink_entry *e, char *err, si
 {
 	int rc = SINK_OK;
 
-	if (e->path && e->qlen > 0) {
+	if (e->path && e->q.len > 0) {
 		rc = sink_entry_write(e, err, errlen);
 		if (rc == SINK_OK && s->sync && sync_fd(e->fd, 1) != 0) {
 			snprintf(err, errlen, "cannot sync %.200s: %s", e->path, strerror(errno));
@@ -290,7 +290,7 @@ static struct sink_entry *pick_victim(struct sink_file *s)
 
 		if (!e->path)
 			return e;
-		if (e->qlen == 0 && (!idle || e->used < idle->used))
+		if (e->q.len == 0 && (!idle || e->used < idle->used))
 			idle = e;
 		if (!any || e->used < any->used)
 			any = e;
@@ -361,7 +361,6 @@ int sink_file_add(struct sink_file *s, const char *path, const char *line, size_
 		  char *err, size_t errlen)
 {
 	struct sink_entry *e = NULL;
-	size_t need;
 	int rc;
 
 	if (sink_file_check_path(path, err, errlen) != 0)
@@ -373,40 +372,26 @@ int sink_file_add(struct sink_file *s, const char *path, const char *line, size_
 	rc = get_entry(s, path, &e, err, errlen);
 	if (rc != SINK_OK)
 		return rc;
-	need = e->qlen + len + 1;
-	if (need < len) {
-		snprintf(err, errlen, "line for %.200s is too long", path);
+	/* room for the line and its '\n' first, so a line is queued whole or not */
+	if (len == (size_t)-1 || util_buf_reserve(&e->q, len + 1) != 0) {
+		snprintf(err, errlen, e->q.over || len == (size_t)-1 ? "line for %.200s is too long"
+								     : "out of memory", path);
+		/* a refusal fails this line only: the queue stays usable */
+		e->q.failed = e->q.over = 0;
 		return SINK_IO;
 	}
-	if (need > e->qcap) {
-		size_t cap = e->qcap ? e->qcap : 4096;
-		char *q;
-
-		while (cap < need)
-			cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-		q = realloc(e->q, cap);
-		if (!q) {
-			snprintf(err, errlen, "out of memory");
-			return SINK_IO;
-		}
-		e->q = q;
-		e->qcap = cap;
-	}
-	memcpy(e->q + e->qlen, line, len);
-	e->q[e->qlen + len] = '\n';
-	e->qlen = need;
+	util_buf_add(&e->q, line, len);
+	util_buf_add(&e->q, "\n", 1);
 	return SINK_OK;
 }
 
 /* Empties e's queue; a large buffer is given back rather than kept per worker. */
 static void queue_reset(struct sink_entry *e)
 {
-	e->qlen = 0;
-	if (e->qcap > SINK_QUEUE_KEEP) {
-		free(e->q);
-		e->q = NULL;
-		e->qcap = 0;
-	}
+	if (e->q.cap > SINK_QUEUE_KEEP)
+		util_buf_free(&e->q);
+	else
+		util_buf_reset(&e->q);
 }
 
 int sink_file_flush(struct sink_file *s, char *err, size_t errlen)
@@ -417,7 +402,7 @@ int sink_file_flush(struct sink_file *s, char *err, size_t errlen)
 	for (size_t i = 0; i < SINK_CACHE; i++) {
 		struct sink_entry *e = &s->cache[i];
 
-		if (!e->path || e->qlen == 0)
+		if (!e->path || e->q.len == 0)
 			continue;
 		if (rc != SINK_OK) {
 			queue_reset(e);

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "util_buf.h"
+
 #define SINK_PATH_MAX 1024   /* longest write() path, in bytes */
 
 /* One cached open file and the lines queued for it. */
@@ -25,12 +27,11 @@ struct sink_entry {
 	long long checked_ms;   /* when the path last named this inode */
 	off_t clean_end;        /* size at which we last left the file ending in '\n'; -1 unknown */
 	int no_prealloc;        /* fallocate is not supported on this file system */
-	char *q;                /* queued lines, each with its '\n' */
-	size_t qlen, qcap;
+	struct util_buf q;      /* queued lines, each with its '\n' */
 };
 
 /*
- * Appends e->q[0..qlen) to e->fd as described in sink_file_write.c and
+ * Appends e->q.p[0..q.len) to e->fd as described in sink_file_write.c and
  * empties the queue. Returns SINK_OK, or SINK_IO with err set (then none
  * of the queued bytes are in the file, unless even cutting them off
  * failed, which is logged and repaired before the next append).

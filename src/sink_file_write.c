@@ -255,7 +255,7 @@ int sink_entry_write(struct sink_entry *e, char *err, size_t errlen)
 	size_t done = 0;
 	int rc = SINK_IO, locked = 0;
 
-	if (e->qlen == 0)
+	if (e->q.len == 0)
 		return SINK_OK;
 	if (lock_file(e, err, errlen) != 0)
 		goto out;
@@ -267,10 +267,10 @@ int sink_entry_write(struct sink_entry *e, char *err, size_t errlen)
 	before = st.st_size;
 	if (before > 0 && before != e->clean_end && repair_tail(e, &before, err, errlen) != 0)
 		goto out;
-	if (reserve(e, before, e->qlen, err, errlen) != 0)
+	if (reserve(e, before, e->q.len, err, errlen) != 0)
 		goto out;
-	while (done < e->qlen) {
-		ssize_t n = write(e->fd, e->q + done, e->qlen - done);
+	while (done < e->q.len) {
+		ssize_t n = write(e->fd, e->q.p + done, e->q.len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -281,18 +281,18 @@ int sink_entry_write(struct sink_entry *e, char *err, size_t errlen)
 				snprintf(err, errlen, "cannot write %.200s: %s", e->path, why);
 			else
 				snprintf(err, errlen, "short write to %.200s (%zu of %zu bytes): %s; %s",
-					 e->path, done, e->qlen, why, undo(e, before, done) == 0
+					 e->path, done, e->q.len, why, undo(e, before, done) == 0
 					 ? "the partial lines were removed"
 					 : "removing the partial lines failed too");
 			goto out;
 		}
 		done += (size_t)n;
 	}
-	e->clean_end = before + (off_t)e->qlen;
+	e->clean_end = before + (off_t)e->q.len;
 	rc = SINK_OK;
 out:
 	if (locked)
 		flock(e->fd, LOCK_UN);   /* closing the descriptor would release it too */
-	e->qlen = 0;
+	util_buf_reset(&e->q);
 	return rc;
 }

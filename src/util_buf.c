@@ -78,6 +78,14 @@ int util_buf_printf(struct util_buf *b, const char *fmt, ...)
 	return -1;
 }
 
+void util_buf_reset(struct util_buf *b)
+{
+	b->len = 0;
+	if (b->p)
+		b->p[0] = '\0';
+	b->failed = b->over = 0;
+}
+
 void util_buf_free(struct util_buf *b)
 {
 	free(b->p);

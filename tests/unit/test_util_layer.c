@@ -189,6 +189,18 @@ static void test_buf_limit_fails_and_sticks(void **state)
 	/* sticky: even what would fit now fails */
 	assert_int_equal(util_buf_printf(&b, "%s", ""), -1);
 	assert_int_equal(util_buf_reserve(&b, 0), -1);
+	/* reset: empty and usable again, the storage kept */
+	{
+		char *kept = b.p;
+
+		util_buf_reset(&b);
+		assert_false(b.failed);
+		assert_int_equal(b.len, 0);
+		assert_ptr_equal(b.p, kept);
+		assert_string_equal(b.p, "");
+		assert_int_equal(util_buf_add(&b, "ok", 2), 0);
+		assert_string_equal(b.p, "ok");
+	}
 	util_buf_free(&b);
 	assert_false(b.failed);
 	assert_int_equal(b.max, 10);
