@@ -26,6 +26,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "dlq.h"
+#include "exit_codes.h"
 #include "http.h"
 #include "http_guard.h"
 #include "log.h"
@@ -37,8 +38,6 @@
 #include "rules.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
-
-enum exit_code { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 
 static void usage(FILE *out)
 {
