@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const egoi_actions[] = {
+static const char *const egoi_action_names[] = {
 	"cart_update", "cellphone_field_disable", "change_consent", "double_optin",
 	"edit_subscription", "email_click", "email_field_disable", "email_hard_bounce",
 	"email_open", "email_send", "email_soft_bounce", "email_spam_complaint",
@@ -20,8 +20,10 @@ const char *const egoi_actions[] = {
 	"web_push_send", "web_push_subscription", "web_push_unsubscription",
 };
 /* a name added or removed must change the count that sizes the metrics */
-_Static_assert(sizeof egoi_actions / sizeof egoi_actions[0] == EGOI_ACTIONS,
-	       "EGOI_ACTIONS is not the number of names in egoi_actions");
+_Static_assert(sizeof egoi_action_names / sizeof egoi_action_names[0] == EGOI_ACTIONS,
+	       "EGOI_ACTIONS is not the number of names in egoi_action_names");
+
+const char *const *const egoi_actions = egoi_action_names;
 
 static int egoi_action_cmp(const void *key, const void *elem)
 {

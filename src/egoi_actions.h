@@ -14,8 +14,8 @@
 
 #define EGOI_ACTIONS 38
 
-/* The action names, sorted by strcmp (for bsearch). */
-extern const char *const egoi_actions[EGOI_ACTIONS];
+/* The EGOI_ACTIONS action names, sorted by strcmp (for bsearch). */
+extern const char *const *const egoi_actions;
 
 /* Index 0..EGOI_ACTIONS-1 of a known action; -1 for anything else, NULL included. */
 int egoi_action_index(const char *action);
