@@ -32,8 +32,18 @@ static const char dlq_usage_text[] =
 	"usage: egoi-router dlq list   [-c FILE] [--kind K] [--limit N] [--payload]\n"
 	"       egoi-router dlq replay [-c FILE] (--id N ... | --kind K | --all)\n"
 	"       egoi-router dlq purge  [-c FILE] (--id N ... | --kind K | --replayed | --all)"
-	" [--older-than DURATION]\n"
-	"K is rule_error, rejected, write or forward; DURATION like 30m, 24h, 168h\n";
+	" [--older-than DURATION]\n";
+
+/* The usage, then what K may be: the kinds of outbox_dead_kind_names. */
+static void dlq_print_usage(FILE *out)
+{
+	fputs(dlq_usage_text, out);
+	fputs("K is ", out);
+	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++)
+		fprintf(out, "%s%s", k == 0 ? "" : k == OUTBOX_DEAD_KINDS - 1 ? " or " : ", ",
+			outbox_dead_kind_names[k]);
+	fputs("; DURATION like 30m, 24h, 168h\n", out);
+}
 
 static __attribute__((format(printf, 1, 2)))
 int dlq_usage(const char *fmt, ...)
@@ -44,7 +54,8 @@ int dlq_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", dlq_usage_text);
+	fputc('\n', stderr);
+	dlq_print_usage(stderr);
 	return EXIT_USAGE;
 }
 
@@ -350,7 +361,7 @@ int dlq_run(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof cfg);
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-		fputs(dlq_usage_text, stdout);
+		dlq_print_usage(stdout);
 		return EXIT_OK;
 	}
 	if (strcmp(sub, "list") == 0)

@@ -123,7 +123,8 @@ void metrics_tally_init(struct metrics_tally *t);
 void metrics_tally_event(struct metrics_tally *t, const char *action);
 
 /* One decision; name is the forward's name or host, the write path, the drop
- * reason, or "rule_error"/"rejected" for errors. NULL counts as "?". */
+ * reason, or for errors the dead-letter kind (rule_error, rejected). NULL
+ * counts as "?". */
 void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, const char *name);
 
 /* Adds t to the shared counters and empties it. */

@@ -24,6 +24,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "rules.h"
 #include "sink_file.h"
 
@@ -224,10 +225,12 @@ static void pipeline_count(struct pipeline *p)
 				metrics_tally_decision(&t, METRICS_DROP, it->text ? it->text : "dropped");
 				break;
 			case ACTION_ERROR:
-				metrics_tally_decision(&t, METRICS_ERROR, "rule_error");
+				metrics_tally_decision(&t, METRICS_ERROR,
+						       outbox_dead_kind_names[OUTBOX_DEAD_RULE_ERROR]);
 				break;
 			case ACTION_REJECT:
-				metrics_tally_decision(&t, METRICS_ERROR, "rejected");
+				metrics_tally_decision(&t, METRICS_ERROR,
+						       outbox_dead_kind_names[OUTBOX_DEAD_REJECTED]);
 				break;
 			}
 		}
