@@ -65,17 +65,29 @@ deps:
 deps-bench:
 	@scripts/deps.sh bench
 
-$(BUILD)/lib/libssl.so: src/tls_compat.c
+# Everything built depends on the flags it was built with: $(BUILD)/.flags
+# holds them and is rewritten (when make reads this file) only when they
+# change, so `make CFLAGS=-O0` in a built tree rebuilds instead of keeping
+# objects made with other flags.
+FLAGSFILE := $(BUILD)/.flags
+FLAGSTEXT := $(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) | $(ALL_LDFLAGS)
+ifneq ($(file <$(FLAGSFILE)),$(FLAGSTEXT))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGSFILE),$(FLAGSTEXT))
+endif
+$(FLAGSFILE): ;
+
+$(BUILD)/lib/libssl.so: src/tls_compat.c $(FLAGSFILE)
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -DTLS_COMPAT_SSL \
 	    -Wl,-soname,libssl.so $(LDFLAGS) -o $@ $< -Wl,--no-as-needed -l:libssl.so.3 -l:libcrypto.so.3
 
-$(BUILD)/lib/libcrypto.so: src/tls_compat.c
+$(BUILD)/lib/libcrypto.so: src/tls_compat.c $(FLAGSFILE)
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -Wl,-soname,libcrypto.so \
 	    $(LDFLAGS) -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
 
-$(BUILD)/obj/%.o: src/%.c
+$(BUILD)/obj/%.o: src/%.c $(FLAGSFILE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -83,10 +95,10 @@ $(BUILD)/libcore.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/obj/main.o $(BUILD)/libcore.a $(SHIMS)
+$(BIN): $(BUILD)/obj/main.o $(BUILD)/libcore.a $(SHIMS) $(FLAGSFILE)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/main.o $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
 
-$(BUILD)/tests/obj/%.o: tests/%.c
+$(BUILD)/tests/obj/%.o: tests/%.c $(FLAGSFILE)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
 

@@ -2,7 +2,7 @@
 # Checks that the Makefile composes with flags given on the command line:
 # `make CFLAGS=-O0` must keep the project's warnings and include paths (it
 # used to replace them: "lua.h: No such file or directory") and build, and
-# cmocka must stay off the daemon's link line.
+# cmocka must stay off the daemon's link line; changing the flags rebuilds.
 #
 # Usage: scripts/check-build-flags.sh BUILD
 # Builds the daemon with CFLAGS=-O0 in BUILD/cflags-o0, apart from BUILD's
@@ -50,4 +50,16 @@ make --no-print-directory -j"$(nproc)" BUILD="$dir" CFLAGS=-O0 "$dir/egoi-router
 	exit 1
 }
 "$dir/egoi-router" --version >/dev/null
+
+# Built with the same flags: nothing to do. Other flags: everything is
+# rebuilt ($dir/.flags), not linked from objects made two ways.
+if make -n --no-print-directory BUILD="$dir" CFLAGS=-O0 "$dir/egoi-router" | grep -q -- ' -c '; then
+	echo "check-build-flags: a second make CFLAGS=-O0 rebuilds" >&2
+	exit 1
+fi
+n=$(make -n --no-print-directory BUILD="$dir" CFLAGS=-O1 "$dir/egoi-router" | grep -c -- ' -c -o ' || true)
+if [ "$n" -lt 10 ]; then
+	echo "check-build-flags: make CFLAGS=-O1 after CFLAGS=-O0 recompiles $n files, not all" >&2
+	exit 1
+fi
 echo "check-build-flags: make CFLAGS=-O0 composes and builds ($dir)"
