@@ -7,6 +7,7 @@
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
 #   make CFLAGS=-O0 ...    your CFLAGS/CPPFLAGS/LDFLAGS are added after the project's
 #                          (CFLAGS replaces only the default -O2 -g); BUILD=DIR builds elsewhere
+#   make build-flags       check that: CFLAGS=-O0 keeps the project's flags and builds (run by test)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
 #   make soak       steady load for SOAK_MINUTES (30): RSS, fds, outbox, backlog each minute
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
