@@ -24,8 +24,12 @@ struct pipeline_shared;
  */
 int http_library_init(char *err, size_t errlen);
 
-/* Starts listening. sh is borrowed (workers read its published rules) and
- * must outlive the server. */
+/*
+ * Starts listening: civetweb binds the ports, drops to run_as_user if set
+ * (privs.h), then starts its workers, each opening output_dir as that user
+ * before it serves. sh is borrowed (workers read its published rules, the
+ * writer and delivery) and must outlive the server. NULL with err set.
+ */
 struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen);
 
 /*

@@ -103,20 +103,21 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
+int pipeline_open_files(struct pipeline *p, char *err, size_t errlen)
+{
+	if (p->dry_run || p->sink)
+		return 0;
+	p->sink = sink_file_open(p->cfg->output_dir, p->write_sync ? SINK_SYNC_BATCH
+								   : SINK_SYNC_NONE, err, errlen);
+	return p->sink ? 0 : -1;
+}
+
 /* Opens what this worker has not opened yet. */
 static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 {
 	if (pipeline_rules(p, err, errlen) < 0)
 		return -1;
-	if (p->dry_run)
-		return 0;
-	if (!p->sink) {
-		p->sink = sink_file_open(p->cfg->output_dir, p->write_sync ?
-					 SINK_SYNC_BATCH : SINK_SYNC_NONE, err, errlen);
-		if (!p->sink)
-			return -1;
-	}
-	return 0;
+	return pipeline_open_files(p, err, errlen);
 }
 
 int pipeline_route(struct pipeline *p, const char *body, size_t len, double received_at,
