@@ -5,6 +5,9 @@
 #   make test       install missing packages (root), build, run every test
 #   make faults     only the fault suite (its scenarios run in parallel)
 #   make test SANITIZE=1   the same under AddressSanitizer + UBSan (in build/san)
+#   make CFLAGS=-O0 ...    your CFLAGS/CPPFLAGS/LDFLAGS are added after the project's
+#                          (CFLAGS replaces only the default -O2 -g); BUILD=DIR builds elsewhere
+#   make build-flags       check that: CFLAGS=-O0 keeps the project's flags and builds (run by test)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
 #   make soak       steady load for SOAK_MINUTES (30): RSS, fds, outbox, backlog each minute
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
@@ -21,13 +24,22 @@ BUILD    := build
 SANFLAGS :=
 endif
 
-PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto cmocka
+# Flags compose: what you pass (make CFLAGS=-O0, CPPFLAGS=..., LDFLAGS=...)
+# goes last on every line, after what the project needs (standard, warnings,
+# hardening, include paths), so it can add or override without dropping them.
+# CFLAGS only replaces the default optimisation and debug flags.
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-            -fstack-protector-strong -D_FORTIFY_SOURCE=2 -MMD -MP $(SANFLAGS) \
-            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
-LDFLAGS  += $(SANFLAGS) -pthread
+WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2
+PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto
+PKGCFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
+PROJECT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -fstack-protector-strong \
+            -D_FORTIFY_SOURCE=2 -MMD -MP $(PKGCFLAGS)
+ALL_CFLAGS  = $(PROJECT_CFLAGS) $(SANFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) -pthread $(LDFLAGS)
 LIBS     := -lcivetweb -l:libssl.so.3 -llua5.4-cjson $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -ldl
+# cmocka is for the tests only: their compile and link lines, never the daemon's.
+TEST_CFLAGS := $(shell pkg-config --cflags cmocka 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 # The shims must come first and must not be dropped by --as-needed: civetweb's
 # dlopen("libssl.so") / dlopen("libcrypto.so") then find them.
@@ -44,7 +56,8 @@ UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
-.PHONY: all run test unit e2e faults bench soak clean deps deps-bench cert fuzz conf-example
+.PHONY: all run test unit e2e faults bench soak clean deps deps-bench cert fuzz conf-example \
+        build-flags
 all: $(BIN)
 
 deps:
@@ -53,34 +66,46 @@ deps:
 deps-bench:
 	@scripts/deps.sh bench
 
-$(BUILD)/lib/libssl.so: src/tls_compat.c
-	@mkdir -p $(@D)
-	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -DTLS_COMPAT_SSL -Wl,-soname,libssl.so \
-	    -o $@ $< -Wl,--no-as-needed -l:libssl.so.3 -l:libcrypto.so.3
+# Everything built depends on the flags it was built with: $(BUILD)/.flags
+# holds them and is rewritten (when make reads this file) only when they
+# change, so `make CFLAGS=-O0` in a built tree rebuilds instead of keeping
+# objects made with other flags.
+FLAGSFILE := $(BUILD)/.flags
+FLAGSTEXT := $(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) | $(ALL_LDFLAGS)
+ifneq ($(file <$(FLAGSFILE)),$(FLAGSTEXT))
+$(shell mkdir -p $(BUILD))
+$(file >$(FLAGSFILE),$(FLAGSTEXT))
+endif
+$(FLAGSFILE): ;
 
-$(BUILD)/lib/libcrypto.so: src/tls_compat.c
+$(BUILD)/lib/libssl.so: src/tls_compat.c $(FLAGSFILE)
 	@mkdir -p $(@D)
-	$(CC) -shared -fPIC -O2 -Wall -Wextra -Werror -Wl,-soname,libcrypto.so \
-	    -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
+	$(CC) -shared -fPIC $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -DTLS_COMPAT_SSL \
+	    -Wl,-soname,libssl.so $(LDFLAGS) -o $@ $< -Wl,--no-as-needed -l:libssl.so.3 -l:libcrypto.so.3
 
-$(BUILD)/obj/%.o: src/%.c
+$(BUILD)/lib/libcrypto.so: src/tls_compat.c $(FLAGSFILE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) -shared -fPIC $(WARNINGS) $(CPPFLAGS) $(CFLAGS) -Wl,-soname,libcrypto.so \
+	    $(LDFLAGS) -o $@ $< -Wl,--no-as-needed -l:libcrypto.so.3
+
+$(BUILD)/obj/%.o: src/%.c $(FLAGSFILE)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libcore.a: $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/obj/main.o $(BUILD)/libcore.a $(SHIMS)
-	$(CC) $(LDFLAGS) -o $@ $(BUILD)/obj/main.o $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+$(BIN): $(BUILD)/obj/main.o $(BUILD)/libcore.a $(SHIMS) $(FLAGSFILE)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(BUILD)/obj/main.o $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
 
-$(BUILD)/tests/obj/%.o: tests/%.c
+$(BUILD)/tests/obj/%.o: tests/%.c $(FLAGSFILE)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests -c -o $@ $<
 
 # Unit tests link only the archive: each pulls just the modules it uses.
 $(BUILD)/tests/test_%: $(BUILD)/tests/obj/unit/test_%.o $(BUILD)/libcore.a $(SHIMS)
-	$(CC) $(LDFLAGS) -o $@ $< $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(SHIMLINK) $(BUILD)/libcore.a $(LIBS) $(TEST_LIBS)
 
 # Both end-to-end suites link one archive of what they share (harness, HTTP
 # receiver, fault destination, cmocka fixture); each adds its own scenarios
@@ -98,10 +123,12 @@ $(E2ELIB): $(E2ELIBOBJ)
 	ar rcs $@ $^
 
 $(E2EBIN): $(E2EOBJ) $(E2ELIB) $(BUILD)/libcore.a $(SHIMS)
-	$(CC) $(LDFLAGS) -o $@ $(E2EOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(E2EOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS) \
+	    $(TEST_LIBS)
 
 $(FAULTBIN): $(FAULTOBJ) $(E2ELIB) $(BUILD)/libcore.a $(SHIMS)
-	$(CC) $(LDFLAGS) -o $@ $(FAULTOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(FAULTOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS) \
+	    $(TEST_LIBS)
 
 unit: $(UNITBIN)
 	@fail=0; for t in $(UNITBIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -117,9 +144,15 @@ faults: $(BIN) $(FAULTBIN)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNITBIN) $(E2EBIN) $(FAULTBIN)
+	@$(MAKE) --no-print-directory build-flags
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
+
+# `make CFLAGS=-O0` keeps the project's flags and builds: checked on its own
+# objects in $(BUILD)/cflags-o0 (scripts/check-build-flags.sh).
+build-flags:
+	@scripts/check-build-flags.sh $(BUILD)
 
 cert:
 	@scripts/dev-cert.sh certs
@@ -128,8 +161,8 @@ cert:
 conf-example: $(BUILD)/libcore.a $(SHIMS)
 	@printf '#include "config.h"\nint main(void) { config_print_example(stdout); return 0; }\n' \
 	    > $(BUILD)/print_example.c
-	$(CC) $(CFLAGS) -o $(BUILD)/print-example $(BUILD)/print_example.c $(SHIMLINK) \
-	    $(BUILD)/libcore.a $(LIBS) $(LDFLAGS)
+	$(CC) $(ALL_CFLAGS) -o $(BUILD)/print-example $(BUILD)/print_example.c $(SHIMLINK) \
+	    $(BUILD)/libcore.a $(LIBS) $(ALL_LDFLAGS)
 	$(BUILD)/print-example > router.conf.example
 
 run: deps
@@ -145,7 +178,7 @@ bench: deps deps-bench
 # rate option). Built only for `make soak`.
 SOAKLOAD := $(BUILD)/soak-load
 $(SOAKLOAD): bench/soak_load.c
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(shell pkg-config --libs libcurl 2>/dev/null)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(shell pkg-config --libs libcurl 2>/dev/null)
 
 soak: deps deps-bench
 	@$(MAKE) --no-print-directory all $(SOAKLOAD)
@@ -160,8 +193,9 @@ FUZZCC   ?= clang-14
 FUZZDIR  := build/fuzz
 FUZZFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
              -fno-omit-frame-pointer
-FUZZCFLAGS := $(FUZZFLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-             -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
+# The fuzz build has its own compiler and optimisation (FUZZFLAGS, not CFLAGS)
+# but the same warnings and include paths as every other build.
+FUZZCFLAGS := $(FUZZFLAGS) -std=c11 -D_GNU_SOURCE $(WARNINGS) -MMD -MP $(PKGCFLAGS)
 # target:corpus directory (tests/fuzz/corpus/<dir>)
 FUZZ_TARGETS := batch:batch json_lua:json
 FUZZBIN  := $(foreach t,$(FUZZ_TARGETS),$(FUZZDIR)/fuzz_$(firstword $(subst :, ,$(t))))

@@ -145,7 +145,7 @@ static int group_forwards(struct commit *c, size_t nforward, char *err, size_t e
 			if (g == c->ngroups) {
 				c->groups[g].key = it;
 				c->groups[g].first = i;
-				c->groups[g].bytes = sizeof "{\"events\":[]}";
+				c->groups[g].bytes = sizeof BATCH_PREFIX BATCH_SUFFIX;
 				c->groups[g].last_event = it->event;
 				c->ngroups++;
 			}
@@ -173,8 +173,8 @@ static size_t build_body(struct commit *c, size_t g)
 	size_t n, last = (size_t)-1;
 	int first = 1;
 
-	memcpy(c->buf.p, "{\"events\":[", 11);
-	n = 11;
+	memcpy(c->buf.p, BATCH_PREFIX, sizeof BATCH_PREFIX - 1);
+	n = sizeof BATCH_PREFIX - 1;
 	for (size_t i = 0; i < c->npairs; i++) {
 		size_t ev = c->pairs[i].event, len;
 
@@ -189,8 +189,8 @@ static size_t build_body(struct commit *c, size_t g)
 		memcpy(c->buf.p + n, body + b->events[ev].start, len);
 		n += len;
 	}
-	memcpy(c->buf.p + n, "]}", 2);
-	return n + 2;
+	memcpy(c->buf.p + n, BATCH_SUFFIX, sizeof BATCH_SUFFIX - 1);
+	return n + sizeof BATCH_SUFFIX - 1;
 }
 
 /*

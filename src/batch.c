@@ -295,7 +295,7 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 	struct bp *p = ctx;
 
 	if (p->depth == 1) {
-		if (len == 6 && memcmp(s, "events", 6) == 0) {
+		if (len == sizeof BATCH_KEY - 1 && memcmp(s, BATCH_KEY, len) == 0) {
 			if (p->have_events)
 				return bp_fail(p, BATCH_INVALID, "duplicate \"events\" key at byte %zu",
 					       bp_consumed(p));

@@ -23,6 +23,16 @@
 
 #define BATCH_MAX_DEPTH 64
 
+/*
+ * The batch wrapper: a body is BATCH_PREFIX, the events separated by ',',
+ * then BATCH_SUFFIX. The parser looks for BATCH_KEY; merged forwards
+ * (actions_commit.c) and replayed dead letters (dlq_replay.c) are written
+ * with the same two strings, so what they build parses here again.
+ */
+#define BATCH_KEY "events"
+#define BATCH_PREFIX "{\"" BATCH_KEY "\":["
+#define BATCH_SUFFIX "]}"
+
 enum batch_status {
 	BATCH_OK = 0,
 	BATCH_INVALID = -1,   /* not JSON / not an object / no events array: 400 */

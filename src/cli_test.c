@@ -17,6 +17,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
+#include "exit_codes.h"
 #include "json_out.h"
 #include "log.h"
 #include "pipeline.h"
@@ -203,19 +204,19 @@ int cli_test_run(const char *rules_path, const char *batch_path,
 	struct pipeline_result res;
 	char *body = NULL, *scratch = NULL;
 	size_t len = 0, pos = 0;
-	int rc = 1;
+	int rc = EXIT_INVALID;
 
 	memset(&cfg, 0, sizeof cfg);
 	rules_current_init(&sh.rules);   /* nothing published: the worker reads rules_path */
 	pipeline_init(&p, &sh);
 	if (config_defaults(&cfg) < 0) {
-		rc = 3;
+		rc = EXIT_RUNTIME;
 		goto out;
 	}
 	free(cfg.rules);
 	cfg.rules = strdup(rules_path);
 	if (!cfg.rules) {
-		rc = 3;
+		rc = EXIT_RUNTIME;
 		goto out;
 	}
 	log_setup(LOG_INFO, 0);
@@ -224,7 +225,7 @@ int cli_test_run(const char *rules_path, const char *batch_path,
 		goto out;
 	scratch = malloc(len + 1);
 	if (!scratch) {
-		rc = 3;
+		rc = EXIT_RUNTIME;
 		goto out;
 	}
 	if (pipeline_route(&p, body, len, clock_wall(), "-",
@@ -235,13 +236,13 @@ int cli_test_run(const char *rules_path, const char *batch_path,
 			fprintf(stderr, "egoi-router: %s: %s\n", batch_path, res.error);
 		goto out;
 	}
-	rc = 0;
-	for (size_t i = 0; i < p.batch.count && rc == 0; i++)
+	rc = EXIT_OK;
+	for (size_t i = 0; i < p.batch.count && rc == EXIT_OK; i++)
 		if (print_event(&p, body, i, &pos, scratch) < 0)
-			rc = 3;
+			rc = EXIT_RUNTIME;
 	pipeline_end(&p);
 	if (fflush(stdout) != 0)
-		rc = 3;
+		rc = EXIT_RUNTIME;
 out:
 	pipeline_free(&p);
 	rules_current_free(&sh.rules);

@@ -11,8 +11,8 @@
 /*
  * env_pairs: "NAME=VALUE" strings, NULL-terminated; env() in the rules
  * returns these values and nil for any other name (the real environment is
- * never read). Returns a process exit code: 0, 1 (bad rules or batch), 3
- * (I/O failure).
+ * never read). Returns a process exit code (exit_codes.h): EXIT_OK,
+ * EXIT_INVALID (bad rules or batch), EXIT_RUNTIME (I/O failure).
  */
 int cli_test_run(const char *rules_path, const char *batch_path,
 		 const char *const *env_pairs);

@@ -367,8 +367,10 @@ static int key_set(struct config *cfg, const struct cfg_key *k, const char *val,
 	case CFG_LOG_LEVEL:
 		lvl = log_level_parse(val);
 		if (lvl < 0) {
-			set_err(why, whylen, "%s: '%.64s' is not one of debug, info, warn, "
-				"error", k->name, val);
+			char names[64];
+
+			log_level_list(names, sizeof names);
+			set_err(why, whylen, "%s: '%.64s' is not one of %s", k->name, val, names);
 			return -1;
 		}
 		*(int *)f = lvl;

@@ -376,6 +376,8 @@ static void *deliver_main(void *arg)
 	struct deliver *d = arg;
 	double next_check = 0, stop_at = 0, next_gauges = 0;
 	int stopping = 0;
+	/* shown by top -H, ps -L and gdb; a failure only loses the name */
+	(void)pthread_setname_np(pthread_self(), "egoi-deliver");
 
 	for (;;) {
 		double now;

@@ -33,8 +33,18 @@ static const char dlq_usage_text[] =
 	"usage: egoi-router dlq list   [-c FILE] [--kind K] [--limit N] [--payload]\n"
 	"       egoi-router dlq replay [-c FILE] (--id N ... | --kind K | --all)\n"
 	"       egoi-router dlq purge  [-c FILE] (--id N ... | --kind K | --replayed | --all)"
-	" [--older-than DURATION]\n"
-	"K is rule_error, rejected, write or forward; DURATION like 30m, 24h, 168h\n";
+	" [--older-than DURATION]\n";
+
+/* The usage, then what K may be: the kinds of outbox_dead_kind_names. */
+static void dlq_print_usage(FILE *out)
+{
+	fputs(dlq_usage_text, out);
+	fputs("K is ", out);
+	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++)
+		fprintf(out, "%s%s", k == 0 ? "" : k == OUTBOX_DEAD_KINDS - 1 ? " or " : ", ",
+			outbox_dead_kind_names[k]);
+	fputs("; DURATION like 30m, 24h, 168h\n", out);
+}
 
 static __attribute__((format(printf, 1, 2)))
 int dlq_usage(const char *fmt, ...)
@@ -45,14 +55,9 @@ int dlq_usage(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n%s", dlq_usage_text);
-	return DLQ_USAGE;
-}
-
-static int dlq_kind_ok(const char *k)
-{
-	return strcmp(k, "rule_error") == 0 || strcmp(k, "rejected") == 0 ||
-	       strcmp(k, "write") == 0 || strcmp(k, "forward") == 0;
+	fputc('\n', stderr);
+	dlq_print_usage(stderr);
+	return EXIT_USAGE;
 }
 
 /* A whole positive decimal number. */
@@ -73,7 +78,8 @@ static int dlq_parse_pos(const char *s, long long *out)
 
 /*
  * Parses argv[1..] for subcommand argv[0], which accepts the options in
- * allowed, with getopt_long: "--kind forward" and "--kind=forward" alike.
+ * allowed, with getopt_long: "--kind forward" and "--kind=forward" alike;
+ * EXIT_OK, or EXIT_USAGE after printing why.
  * Every argument must be an option ("+": stop at the first other word
  * instead of moving it to the end, so it is refused below).
  */
@@ -110,7 +116,7 @@ static int dlq_parse(int argc, char **argv, unsigned allowed, struct dlq_opts *o
 		if (bit == OPT_CONF) {
 			o->conf = v;
 		} else if (bit == OPT_KIND) {
-			if (!dlq_kind_ok(v))
+			if (outbox_dead_kind_parse(v) < 0)
 				return dlq_usage("unknown kind '%s'", v);
 			o->kind = v;
 		} else if (bit == OPT_LIMIT) {
@@ -131,7 +137,7 @@ static int dlq_parse(int argc, char **argv, unsigned allowed, struct dlq_opts *o
 	}
 	if (optind < argc)
 		return dlq_usage("unexpected argument '%s'", argv[optind]);
-	return 0;
+	return EXIT_OK;
 }
 
 /* Loads the config and opens the outbox; returns an exit code. */
@@ -141,15 +147,15 @@ static int dlq_open(const struct dlq_opts *o, struct config *cfg, struct outbox 
 
 	if (config_load(cfg, o->conf, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s\n", err);
-		return DLQ_INVALID;
+		return EXIT_INVALID;
 	}
 	log_setup((enum log_level)cfg->log_level, cfg->log_json);
 	*ob = outbox_open(cfg->data_dir, err, sizeof err);
 	if (!*ob) {
 		fprintf(stderr, "egoi-router: outbox: %s\n", err);
-		return DLQ_RUNTIME;
+		return EXIT_RUNTIME;
 	}
-	return DLQ_OK;
+	return EXIT_OK;
 }
 
 /* --- output --- */
@@ -313,18 +319,18 @@ static int dlq_list(const struct dlq_opts *o, struct outbox *ob)
 
 	if (rc < 0) {
 		fprintf(stderr, "egoi-router: dlq list: %s\n", outbox_error(ob));
-		return DLQ_RUNTIME;
+		return EXIT_RUNTIME;
 	}
 	if (rc > 0 || fflush(stdout) != 0) {
 		fprintf(stderr, "egoi-router: dlq list: cannot write the output\n");
-		return DLQ_RUNTIME;
+		return EXIT_RUNTIME;
 	}
 	if (ls.malformed > 0) {
 		fprintf(stderr, "egoi-router: dlq list: %ld malformed row%s skipped\n", ls.malformed,
 			ls.malformed == 1 ? "" : "s");
-		return DLQ_INVALID;
+		return EXIT_INVALID;
 	}
-	return DLQ_OK;
+	return EXIT_OK;
 }
 
 /* --- purge --- */
@@ -345,13 +351,13 @@ static int dlq_purge(const struct dlq_opts *o, struct outbox *ob)
 	n = outbox_dlq_purge(ob, &f);
 	if (n < 0) {
 		fprintf(stderr, "egoi-router: dlq purge: %s\n", outbox_error(ob));
-		return DLQ_RUNTIME;
+		return EXIT_RUNTIME;
 	}
 	if (dlq_print_counts(keys, &n, 1) != 0) {
 		fprintf(stderr, "egoi-router: dlq purge: cannot write the output\n");
-		return DLQ_RUNTIME;
+		return EXIT_RUNTIME;
 	}
-	return DLQ_OK;
+	return EXIT_OK;
 }
 
 int dlq_run(int argc, char **argv)
@@ -365,8 +371,8 @@ int dlq_run(int argc, char **argv)
 
 	memset(&cfg, 0, sizeof cfg);
 	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
-		fputs(dlq_usage_text, stdout);
-		return DLQ_OK;
+		dlq_print_usage(stdout);
+		return EXIT_OK;
 	}
 	if (strcmp(sub, "list") == 0)
 		allowed = OPT_CONF | OPT_KIND | OPT_LIMIT | OPT_PAYLOAD;
@@ -379,10 +385,10 @@ int dlq_run(int argc, char **argv)
 	o = malloc(sizeof *o);
 	if (!o) {
 		fprintf(stderr, "egoi-router: out of memory\n");
-		return DLQ_RUNTIME;
+		return EXIT_RUNTIME;
 	}
 	rc = dlq_parse(argc, argv, allowed, o);
-	if (rc != 0)
+	if (rc != EXIT_OK)
 		goto out;
 	/* Replay and purge act on nothing by accident: a selector is required. */
 	if (strcmp(sub, "list") != 0 && !(o->seen & (OPT_ID | OPT_KIND | OPT_ALL | OPT_REPLAYED))) {
@@ -390,15 +396,15 @@ int dlq_run(int argc, char **argv)
 			       strcmp(sub, "purge") == 0 ? ", --replayed" : "");
 		goto out;
 	}
-	if (strcmp(sub, "replay") == 0 && o->kind && strcmp(o->kind, "rejected") == 0) {
+	if (strcmp(sub, "replay") == 0 && outbox_dead_kind_parse(o->kind) == OUTBOX_DEAD_REJECTED) {
 		fprintf(stderr, "egoi-router: dlq replay: rejected dead letters cannot be replayed: "
 				"they hold malformed input (see dlq list --kind rejected --payload, "
 				"then dlq purge --kind rejected)\n");
-		rc = DLQ_INVALID;
+		rc = EXIT_INVALID;
 		goto out;
 	}
 	rc = dlq_open(o, &cfg, &ob);
-	if (rc != DLQ_OK)
+	if (rc != EXIT_OK)
 		goto out;
 	if (strcmp(sub, "list") == 0)
 		rc = dlq_list(o, ob);

@@ -19,8 +19,8 @@
 /*
  * argv[0] is the subcommand ("list", "replay", "purge"), the rest its
  * options. Output goes to stdout, errors to stderr. Returns a process exit
- * code: 0 ok, 1 invalid config or rules / a replay failed, 2 usage,
- * 3 runtime failure (database, output).
+ * code (exit_codes.h): EXIT_OK, EXIT_INVALID (invalid config or rules, a
+ * replay failed), EXIT_USAGE, EXIT_RUNTIME (database, output).
  */
 int dlq_run(int argc, char **argv);
 

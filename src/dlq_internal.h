@@ -11,11 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exit_codes.h"
+
 struct config;
 struct outbox;
-
-/* Process exit codes. */
-enum { DLQ_OK = 0, DLQ_INVALID = 1, DLQ_USAGE = 2, DLQ_RUNTIME = 3 };
 
 /* Options, as bits: which ones were given, which ones a subcommand accepts. */
 enum {

@@ -42,7 +42,7 @@
 
 struct dlq_pick {
 	int64_t id;
-	char kind[16];
+	int kind;                /* enum outbox_dead_kind; -1 when malformed */
 	int replayed;
 	const char *malformed;   /* static text (outbox_dlq_entry): not a dead letter */
 };
@@ -67,7 +67,7 @@ static int dlq_collect(const struct outbox_dlq_entry *e, void *arg)
 	}
 	p->v[p->n].id = e->id;
 	p->v[p->n].malformed = e->malformed;
-	snprintf(p->v[p->n].kind, sizeof p->v[p->n].kind, "%s", e->kind ? e->kind : "");
+	p->v[p->n].kind = outbox_dead_kind_parse(e->kind);
 	p->v[p->n].replayed = e->replayed_at > 0;
 	p->n++;
 	return 0;
@@ -82,7 +82,7 @@ struct dlq_event {
 	const char *malformed;     /* static text: the row is not a dead letter */
 };
 
-static const char dlq_prefix[] = "{\"events\":[", dlq_suffix[] = "]}";
+static const char dlq_prefix[] = BATCH_PREFIX, dlq_suffix[] = BATCH_SUFFIX;
 
 static int dlq_fetch(const struct outbox_dlq_entry *e, void *arg)
 {
@@ -230,12 +230,12 @@ static void dlq_replay_one(struct dlq_replay *r, const struct dlq_pick *k, int b
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64
 				" was already replayed, skipped\n", k->id);
 		r->skipped++;
-	} else if (strcmp(k->kind, "rejected") == 0) {
+	} else if (k->kind == OUTBOX_DEAD_REJECTED) {
 		if (by_id)
 			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " skipped: "
 					"rejected input (malformed) cannot be replayed\n", k->id);
 		r->skipped++;
-	} else if (strcmp(k->kind, "forward") == 0) {
+	} else if (k->kind == OUTBOX_DEAD_FORWARD) {
 		rc = outbox_dlq_requeue_forward(r->ob, k->id);
 		if (rc < 0) {
 			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 ": %s\n",
@@ -287,7 +287,7 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	struct dlq_picks picks = { 0 };
 	struct dlq_replay r;
 	long rejected = 0;
-	int rc = DLQ_RUNTIME, lock_fd = -1;
+	int rc = EXIT_RUNTIME, lock_fd = -1;
 
 	memset(&r, 0, sizeof r);
 	r.cfg = cfg;
@@ -304,10 +304,10 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	if (rc != 0) {
 		fprintf(stderr, "egoi-router: dlq replay: %s\n",
 			rc > 0 ? "out of memory" : outbox_error(ob));
-		rc = DLQ_RUNTIME;
+		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	rc = DLQ_RUNTIME;
+	rc = EXIT_RUNTIME;
 	for (size_t i = 0; i < o->nids; i++) {
 		size_t j = 0;
 
@@ -321,7 +321,7 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	}
 	for (size_t i = 0; i < picks.n; i++) {
 		if (!picks.v[i].replayed && !picks.v[i].malformed &&
-		    strcmp(picks.v[i].kind, "rejected") == 0)
+		    picks.v[i].kind == OUTBOX_DEAD_REJECTED)
 			rejected++;
 		dlq_replay_one(&r, &picks.v[i], o->nids > 0);
 	}
@@ -341,7 +341,7 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 			goto out;
 		}
 	}
-	rc = r.failed > 0 || r.malformed > 0 ? DLQ_INVALID : DLQ_OK;
+	rc = r.failed > 0 || r.malformed > 0 ? EXIT_INVALID : EXIT_OK;
 out:
 	if (r.pipeline_ready)
 		pipeline_free(&r.p);

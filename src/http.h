@@ -3,9 +3,10 @@
  *
  * Routes: POST {endpoint} (a batch), GET /healthz, GET /metrics
  * (Prometheus text format, no token: see http.c). Each worker
- * thread gets a struct pipeline in civetweb's init_thread callback; its
- * Lua state and file sink are made at its first batch (pipeline.h); batches reach the outbox through the shared group
- * committer (outbox_writer.h).
+ * thread gets a struct pipeline in civetweb's init_thread callback, its
+ * file sink opened there and its Lua state at its first batch (pipeline.h);
+ * batches reach the outbox through the shared group committer
+ * (outbox_writer.h).
  * Every answer is built in one buffer and sent with one mg_write (over TLS,
  * one record) on a keep-alive connection with TCP_NODELAY.
  */
@@ -24,8 +25,12 @@ struct pipeline_shared;
  */
 int http_library_init(char *err, size_t errlen);
 
-/* Starts listening. sh is borrowed (workers read its published rules) and
- * must outlive the server. */
+/*
+ * Starts listening: civetweb binds the ports, drops to run_as_user if set
+ * (privs.h), then starts its workers, each opening output_dir as that user
+ * before it serves. sh is borrowed (workers read its published rules, the
+ * writer and delivery) and must outlive the server. NULL with err set.
+ */
 struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen);
 
 /*

@@ -46,6 +46,7 @@ static void *http_init_thread(const struct mg_context *ctx, int thread_type)
 {
 	struct http_server *s = mg_get_user_data(ctx);
 	struct http_worker *w;
+	char err[256];
 
 	if (thread_type != 1)
 		return NULL;
@@ -53,6 +54,11 @@ static void *http_init_thread(const struct mg_context *ctx, int thread_type)
 	if (!w)
 		return NULL;
 	pipeline_init(&w->pipe, s->sh);
+	/* Before this worker serves, as the user civetweb runs it as (after
+	 * run_as_user's drop); a failure is logged and its first batch tries
+	 * again (and answers 500 if it still cannot). */
+	if (pipeline_open_files(&w->pipe, err, sizeof err) < 0)
+		log_msg(LOG_ERROR, NULL, "worker set-up: %s", err);
 	w->server = s;
 	http_watchdog_register(s->watchdog, &w->slot);
 	if (RAND_bytes((unsigned char *)&w->rng, sizeof w->rng) != 1 || w->rng == 0)
@@ -212,35 +218,21 @@ out:
 	return acl;
 }
 
-struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen)
+/* Room for every civetweb option http_options sets, name and value. */
+#define HTTP_OPTS_MAX 40
+
+/*
+ * civetweb's options from the config: listening, threads, timeouts, TLS,
+ * allowlist, run_as_user. Values point into cfg, s->threads and s->acl.
+ */
+static int http_options(struct http_server *s, const char **opts, char *err, size_t errlen)
 {
-	const struct config *cfg = sh->cfg;
-	struct http_server *s = calloc(1, sizeof *s);
-	struct mg_callbacks cb;
-	struct mg_init_data init;
-	struct mg_error_data error;
-	char threads[24], cerr[256] = "";
-	char *acl = NULL;
-	const char *opts[40];
+	const struct config *cfg = s->cfg;
 	int n = 0;
 
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	s->sh = sh;
-	s->cfg = cfg;
-	s->guard = http_guard_new(cfg, err, errlen);
-	if (!s->guard)
-		goto fail;
-	if (http_drain_init(&s->drain) < 0) {
-		snprintf(err, errlen, "cannot create the drain pipe: %s", strerror(errno));
-		goto fail;
-	}
-	snprintf(threads, sizeof threads, "%ld", cfg->threads);
-
+	snprintf(s->threads, sizeof s->threads, "%ld", cfg->threads);
 	opts[n++] = "listening_ports";       opts[n++] = cfg->listen;
-	opts[n++] = "num_threads";           opts[n++] = threads;
+	opts[n++] = "num_threads";           opts[n++] = s->threads;
 	opts[n++] = "enable_keep_alive";     opts[n++] = "yes";
 	/* Each open connection holds a worker thread: idle or slow ones go fast. */
 	opts[n++] = "keep_alive_timeout_ms"; opts[n++] = "5000";
@@ -262,17 +254,33 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 		}
 	}
 	if (cfg->allow_from) {
-		acl = http_acl(cfg->allow_from);
-		if (!acl) {
+		s->acl = http_acl(cfg->allow_from);
+		if (!s->acl) {
 			snprintf(err, errlen, "out of memory");
-			goto fail;
+			return -1;
 		}
-		opts[n++] = "access_control_list"; opts[n++] = acl;
+		opts[n++] = "access_control_list"; opts[n++] = s->acl;
 	}
+	/* civetweb binds the ports, then setgid, clears the supplementary
+	 * groups and setuid (every thread of the process), then starts its
+	 * threads: the workers never run as root (privs.h). */
 	if (cfg->run_as_user) {
 		opts[n++] = "run_as_user"; opts[n++] = cfg->run_as_user;
 	}
 	opts[n] = NULL;
+	return 0;
+}
+
+/* Binds, drops privileges, starts civetweb's threads; then the watchdog
+ * learns the ports its probe must not take for a request. */
+static int http_listen(struct http_server *s, const char **opts, char *err, size_t errlen)
+{
+	struct mg_callbacks cb;
+	struct mg_init_data init;
+	struct mg_error_data error;
+	struct mg_server_port ports[8];
+	char cerr[256] = "";
+	int nports, nums[8];
 
 	memset(&cb, 0, sizeof cb);
 	cb.init_thread = http_init_thread;
@@ -289,39 +297,70 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	error.text = cerr;
 	error.text_buffer_size = sizeof cerr;
 
-	/* Before mg_start2: its worker threads register with the watchdog. */
+	s->ctx = mg_start2(&init, &error);
+	if (!s->ctx) {
+		snprintf(err, errlen, "cannot start HTTP server on %s: %s", s->cfg->listen,
+			 cerr[0] ? cerr : "unknown error");
+		return -1;
+	}
+	nports = mg_get_server_ports(s->ctx, 8, ports);
+	for (int i = 0; i < nports; i++)
+		nums[i] = ports[i].port;
+	http_watchdog_set_ports(s->watchdog, nums, nports > 0 ? nports : 0);
+	return 0;
+}
+
+/* The three routes; "$" anchors the match: /hooks/egoi/x is not the endpoint. */
+static void http_routes(struct http_server *s)
+{
+	snprintf(s->endpoint, sizeof s->endpoint, "%s$", s->cfg->endpoint);
+	mg_set_request_handler(s->ctx, s->endpoint, http_on_batch, s);
+	mg_set_request_handler(s->ctx, "/healthz$", http_on_healthz, s);
+	mg_set_request_handler(s->ctx, "/metrics$", http_on_metrics, s);
+}
+
+/* Frees what http_start made before civetweb ran (or after mg_stop). */
+static void http_server_free(struct http_server *s)
+{
+	http_watchdog_stop(s->watchdog);   /* after mg_stop: workers have unregistered */
+	http_drain_free(&s->drain);        /* after mg_stop: it closed the replaced descriptors */
+	http_guard_free(s->guard);         /* after mg_stop: every SSL object is freed */
+	free(s->acl);
+	free(s);
+}
+
+struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t errlen)
+{
+	struct http_server *s = calloc(1, sizeof *s);
+	const char *opts[HTTP_OPTS_MAX + 1];
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->sh = sh;
+	s->cfg = sh->cfg;
+	s->guard = http_guard_new(s->cfg, err, errlen);
+	if (!s->guard)
+		goto fail;
+	if (http_drain_init(&s->drain) < 0) {
+		snprintf(err, errlen, "cannot create the drain pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (http_options(s, opts, err, errlen) < 0)
+		goto fail;
+	/* Before civetweb: its worker threads register with the watchdog. */
 	s->watchdog = http_watchdog_start();
 	if (!s->watchdog) {
 		snprintf(err, errlen, "cannot start the request watchdog");
 		goto fail;
 	}
-	s->ctx = mg_start2(&init, &error);
-	if (!s->ctx) {
-		snprintf(err, errlen, "cannot start HTTP server on %s: %s", cfg->listen,
-			 cerr[0] ? cerr : "unknown error");
+	if (http_listen(s, opts, err, errlen) < 0)
 		goto fail;
-	}
-	{
-		struct mg_server_port ports[8];
-		int nports = mg_get_server_ports(s->ctx, 8, ports), nums[8];
-
-		for (int i = 0; i < nports; i++)
-			nums[i] = ports[i].port;
-		http_watchdog_set_ports(s->watchdog, nums, nports > 0 ? nports : 0);
-	}
-	free(acl);
-	/* "$" anchors the match: /hooks/egoi/x is not the endpoint. */
-	snprintf(s->endpoint, sizeof s->endpoint, "%s$", cfg->endpoint);
-	mg_set_request_handler(s->ctx, s->endpoint, http_on_batch, s);
-	mg_set_request_handler(s->ctx, "/healthz$", http_on_healthz, s);
-	mg_set_request_handler(s->ctx, "/metrics$", http_on_metrics, s);
+	http_routes(s);
 	return s;
 fail:
-	http_watchdog_stop(s->watchdog);
-	http_drain_free(&s->drain);
-	http_guard_free(s->guard);
-	free(acl);
-	free(s);
+	http_server_free(s);
 	return NULL;
 }
 
@@ -378,10 +417,7 @@ void http_stop(struct http_server *s)
 		http_drain_wake(&s->drain);
 		mg_stop(s->ctx);
 	}
-	http_watchdog_stop(s->watchdog);   /* after mg_stop: workers have unregistered */
-	http_drain_free(&s->drain);        /* after mg_stop: it closed the replaced descriptors */
-	http_guard_free(s->guard);         /* after mg_stop: every SSL object is freed */
-	free(s);
+	http_server_free(s);
 }
 
 int http_port(const struct http_server *s)

@@ -136,6 +136,8 @@ static void *watchdog_main(void *arg)
 {
 	struct http_watchdog *wd = arg;
 	struct timespec until;
+	/* shown by top -H, ps -L and gdb; a failure only loses the name */
+	(void)pthread_setname_np(pthread_self(), "egoi-watchdog");
 
 	pthread_mutex_lock(&wd->mu);
 	while (!wd->stop) {

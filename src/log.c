@@ -22,7 +22,7 @@
 static atomic_int log_min = LOG_INFO;
 static atomic_int log_json;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const level_names[LOG_LEVELS] = { "debug", "info", "warn", "error" };
 
 void log_setup(enum log_level min_level, int json)
 {
@@ -30,12 +30,28 @@ void log_setup(enum log_level min_level, int json)
 	atomic_store_explicit(&log_json, json != 0, memory_order_relaxed);
 }
 
+const char *log_level_name(enum log_level lvl)
+{
+	return (unsigned)lvl < LOG_LEVELS ? level_names[lvl] : NULL;
+}
+
 int log_level_parse(const char *name)
 {
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < LOG_LEVELS; i++)
 		if (strcmp(name, level_names[i]) == 0)
 			return i;
 	return -1;
+}
+
+void log_level_list(char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	if (cap == 0)
+		return;
+	buf[0] = '\0';
+	for (int i = 0; i < LOG_LEVELS && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", level_names[i]);
 }
 
 int log_enabled(enum log_level lvl)

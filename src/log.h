@@ -11,13 +11,23 @@
 #ifndef EGOI_LOG_H
 #define EGOI_LOG_H
 
-enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
+#include <stddef.h>
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_LEVELS };
 
 /* Sets the minimum level and the format (json != 0: one JSON object a line). */
 void log_setup(enum log_level min_level, int json);
 
-/* Parses "debug", "info", "warn", "error"; returns -1 for anything else. */
+/* The level's name as written in lines, in log_level = and by the rules'
+ * log.NAME functions: "debug", "info", "warn", "error"; NULL when out of range. */
+const char *log_level_name(enum log_level lvl);
+
+/* Parses a level's name; returns -1 for anything else. */
 int log_level_parse(const char *name);
+
+/* Writes the names, least severe first, as "debug, info, warn, error" (for
+ * messages); cut to fit cap. */
+void log_level_list(char *buf, size_t cap);
 
 /* Returns non-zero when a message at lvl would be written. */
 int log_enabled(enum log_level lvl);

@@ -1,8 +1,12 @@
 /*
  * main.c — start-up order, command line, signals.
  *
- *   run:   config → logging → TLS library → rules compile check → outbox
- *          schema → delivery thread → outbox writer → HTTP intake; then
+ *   run:   named phases (run_phases): signals → config (rules compile
+ *          check, run_as_user looked up, logging, TLS library) → storage
+ *          (data_dir, output_dir, outbox schema and reserve, handed to
+ *          run_as_user) → backend (delivery thread, outbox writer) →
+ *          intake (civetweb binds as root, drops to run_as_user, starts
+ *          workers) → check user (the drop took, output_dir opens); then
  *          wait for a signal. Shutdown is the reverse: stop intake
  *          (refuse new connections and requests, answer those in flight,
  *          then mg_stop), stop the writer, drain delivery, exit 0.
@@ -27,6 +31,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "dlq.h"
+#include "exit_codes.h"
 #include "http.h"
 #include "http_guard.h"
 #include "log.h"
@@ -34,12 +39,12 @@
 #include "outbox_space.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
+#include "privs.h"
 #include "rules_source.h"
 #include "rules.h"
+#include "sink_file.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
-
-enum exit_code { EXIT_OK = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 
 static void usage(FILE *out)
 {
@@ -150,121 +155,250 @@ static int cmd_check(const char *path)
 	return src ? EXIT_OK : EXIT_INVALID;
 }
 
-static int cmd_run(const char *path)
-{
+/*
+ * The daemon's state from start-up to exit: every phase below fills part
+ * of it, run_free releases whatever was filled.
+ */
+struct run {
+	const char *path;              /* router.conf */
 	struct config cfg;
-	struct deliver_options dopt;
-	struct deliver *d = NULL;
-	struct http_server *http = NULL;
-	struct outbox *ob = NULL;
-	struct outbox_writer *writer = NULL;
 	struct pipeline_shared sh;
-	struct rules_source *src;
-	sigset_t sigs;
-	char err[1024];
-	int rc = EXIT_RUNTIME, sig = 0;
+	struct privs_user user;        /* run_as_user */
+	sigset_t sigs;                 /* taken by sigwait on the main thread */
+	struct outbox *ob;
+	struct deliver *deliver;
+	struct outbox_writer *writer;
+	struct http_server *http;
+};
 
-	memset(&cfg, 0, sizeof cfg);
-	memset(&sh, 0, sizeof sh);
-	rules_current_init(&sh.rules);
-	/* First of all: a SIGHUP or SIGTERM sent while the rules' init() runs
-	 * must wait for sigwait below, not kill the process by default action. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigaddset(&sigs, SIGPIPE);
-	if (pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0) {
+/* Blocks the signals main takes with sigwait: first of all, so that a
+ * SIGHUP or SIGTERM sent while the rules' init() runs waits for sigwait
+ * instead of killing the process by default action. */
+static int run_signals(struct run *r)
+{
+	sigemptyset(&r->sigs);
+	sigaddset(&r->sigs, SIGTERM);
+	sigaddset(&r->sigs, SIGINT);
+	sigaddset(&r->sigs, SIGHUP);
+	sigaddset(&r->sigs, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &r->sigs, NULL) != 0) {
 		fprintf(stderr, "egoi-router: cannot block signals\n");
-		goto out;
+		return EXIT_RUNTIME;
 	}
 	/* A file-size limit (ulimit -f) must fail the write (EFBIG: the batch
 	 * gets 503, the file keeps whole lines), not kill the daemon. */
 	signal(SIGXFSZ, SIG_IGN);
-	src = load_and_check(path, &cfg);
-	if (!src) {
-		rc = EXIT_INVALID;
-		goto out;
-	}
+	return EXIT_OK;
+}
+
+/* Config and rules (errors on stderr), then logging and the TLS library. */
+static int run_config(struct run *r)
+{
+	struct rules_source *src;
+	char err[1024];
+
+	src = load_and_check(r->path, &r->cfg);
+	if (!src)
+		return EXIT_INVALID;
 	/* Published before any worker exists; every worker compiles this text,
 	 * so an edit on disk reaches none of them until SIGHUP. */
-	rules_current_set(&sh.rules, src);
-	log_setup((enum log_level)cfg.log_level, cfg.log_json);
-
+	rules_current_set(&r->sh.rules, src);
+	if (privs_resolve(r->cfg.run_as_user, &r->user, err, sizeof err) < 0) {
+		fprintf(stderr, "egoi-router: %s: %s\n", r->path, err);
+		return EXIT_INVALID;
+	}
+	log_setup((enum log_level)r->cfg.log_level, r->cfg.log_json);
 	if (http_library_init(err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
-		goto out;
+		return EXIT_RUNTIME;
 	}
-	/* Creates data_dir and the schema before any worker or the delivery
-	 * thread races to do it. */
-	ob = outbox_open(cfg.data_dir, err, sizeof err);
-	if (!ob) {
-		log_msg(LOG_ERROR, NULL, "outbox: %s", err);
-		goto out;
-	}
-	if (outbox_space_start(cfg.data_dir, cfg.outbox_reserve, err, sizeof err) < 0) {
-		log_msg(LOG_ERROR, NULL, "outbox: %s", err);
-		goto out;
-	}
-	memset(&dopt, 0, sizeof dopt);
-	dopt.data_dir = cfg.data_dir;
-	dopt.timeout_ms = cfg.forward_timeout_ms;
-	dopt.max_attempts = cfg.forward_max_attempts;
-	dopt.max_age_ms = cfg.forward_max_age_ms;
-	dopt.backoff_max_ms = cfg.forward_backoff_max_ms;
-	dopt.concurrency = cfg.forward_concurrency;
-	dopt.signing_secret = cfg.forward_signing_secret;
-	d = deliver_start(&dopt, err, sizeof err);
-	if (!d) {
-		log_msg(LOG_ERROR, NULL, "delivery: %s", err);
-		goto out;
-	}
-	writer = outbox_writer_start(cfg.data_dir, err, sizeof err);
-	if (!writer) {
-		log_msg(LOG_ERROR, NULL, "outbox writer: %s", err);
-		goto out;
-	}
-	sh.cfg = &cfg;
-	sh.writer = writer;
-	sh.deliver = d;
-	http = http_start(&sh, err, sizeof err);
-	if (!http) {
+	return EXIT_OK;
+}
+
+/* The files the outbox keeps in data_dir (SQLite's two beside the
+ * database, the space reserve, the `dlq replay` lock). */
+static const char *const run_data_files[] = {
+	"outbox.db", "outbox.db-wal", "outbox.db-shm", "outbox.reserve", "dlq-replay.lock",
+};
+
+/*
+ * data_dir, output_dir, the outbox schema and its space reserve, created
+ * here (still root when run_as_user is set) before any worker, the writer
+ * or the delivery thread races to do it, then handed to run_as_user so the
+ * daemon can use them after the drop and `egoi-router dlq` run as that
+ * user can open the outbox.
+ */
+static int run_storage(struct run *r)
+{
+	char err[1024];
+
+	if (privs_make_dir(&r->user, r->cfg.data_dir, err, sizeof err) < 0 ||
+	    privs_make_dir(&r->user, r->cfg.output_dir, err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
-		goto out;
+		return EXIT_RUNTIME;
 	}
-	log_msg(LOG_INFO, NULL, "egoi-router %s listening on %s, endpoint %s, rules %s, %ld threads",
-		EGOI_ROUTER_VERSION, cfg.listen, cfg.endpoint, cfg.rules, cfg.threads);
-	log_msg(LOG_INFO, NULL, "outbox: %ld pending, %ld dead letters", outbox_count_pending(ob),
-		outbox_count_dead(ob));
+	r->ob = outbox_open(r->cfg.data_dir, err, sizeof err);
+	if (!r->ob || outbox_space_start(r->cfg.data_dir, r->cfg.outbox_reserve, err,
+					 sizeof err) < 0) {
+		log_msg(LOG_ERROR, NULL, "outbox: %s", err);
+		return EXIT_RUNTIME;
+	}
+	for (size_t i = 0; i < sizeof run_data_files / sizeof run_data_files[0]; i++)
+		if (privs_hand_file(&r->user, r->cfg.data_dir, run_data_files[i], err,
+				    sizeof err) < 0) {
+			log_msg(LOG_ERROR, NULL, "%s", err);
+			return EXIT_RUNTIME;
+		}
+	return EXIT_OK;
+}
+
+/*
+ * The delivery thread and the group committer. They start before the
+ * intake because a worker may take a batch as soon as civetweb starts it;
+ * with run_as_user they run as root only until the drop in run_intake,
+ * which changes every thread of the process.
+ */
+static int run_backend(struct run *r)
+{
+	struct deliver_options dopt;
+	char err[1024];
+
+	memset(&dopt, 0, sizeof dopt);
+	dopt.data_dir = r->cfg.data_dir;
+	dopt.timeout_ms = r->cfg.forward_timeout_ms;
+	dopt.max_attempts = r->cfg.forward_max_attempts;
+	dopt.max_age_ms = r->cfg.forward_max_age_ms;
+	dopt.backoff_max_ms = r->cfg.forward_backoff_max_ms;
+	dopt.concurrency = r->cfg.forward_concurrency;
+	dopt.signing_secret = r->cfg.forward_signing_secret;
+	r->deliver = deliver_start(&dopt, err, sizeof err);
+	if (!r->deliver) {
+		log_msg(LOG_ERROR, NULL, "delivery: %s", err);
+		return EXIT_RUNTIME;
+	}
+	r->writer = outbox_writer_start(r->cfg.data_dir, err, sizeof err);
+	if (!r->writer) {
+		log_msg(LOG_ERROR, NULL, "outbox writer: %s", err);
+		return EXIT_RUNTIME;
+	}
+	r->sh.cfg = &r->cfg;
+	r->sh.writer = r->writer;
+	r->sh.deliver = r->deliver;
+	return EXIT_OK;
+}
+
+/* civetweb binds the listening ports (as root if need be), drops to
+ * run_as_user, then starts its workers, which open their rules and
+ * output_dir as that user before serving (http.h). */
+static int run_intake(struct run *r)
+{
+	char err[1024];
+
+	r->http = http_start(&r->sh, err, sizeof err);
+	if (!r->http) {
+		log_msg(LOG_ERROR, NULL, "%s", err);
+		return EXIT_RUNTIME;
+	}
+	return EXIT_OK;
+}
+
+/*
+ * The drop took (no ID left that could regain root), and output_dir opens
+ * as the user every write() runs as: a daemon that could only answer 500
+ * to batches with a write() does not start.
+ */
+static int run_check_user(struct run *r)
+{
+	struct sink_file *sink;
+	char err[1024];
+
+	if (privs_check_dropped(&r->user, err, sizeof err) < 0) {
+		log_msg(LOG_ERROR, NULL, "%s", err);
+		return EXIT_RUNTIME;
+	}
+	sink = sink_file_open(r->cfg.output_dir, SINK_SYNC_NONE, err, sizeof err);
+	if (!sink) {
+		log_msg(LOG_ERROR, NULL, "output_dir as %s: %s",
+			r->user.drop ? r->user.name : "this user", err);
+		return EXIT_RUNTIME;
+	}
+	sink_file_close(sink);
+	log_msg(LOG_INFO, NULL, "egoi-router %s listening on %s, endpoint %s, rules %s, %ld threads%s%s",
+		EGOI_ROUTER_VERSION, r->cfg.listen, r->cfg.endpoint, r->cfg.rules, r->cfg.threads,
+		r->user.drop ? ", running as " : "", r->user.drop ? r->user.name : "");
+	log_msg(LOG_INFO, NULL, "outbox: %ld pending, %ld dead letters",
+		outbox_count_pending(r->ob), outbox_count_dead(r->ob));
+	return EXIT_OK;
+}
+
+/* Start-up, in order; each phase needs those before it. */
+static const struct {
+	const char *name;
+	int (*fn)(struct run *r);
+} run_phases[] = {
+	{ "signals", run_signals },
+	{ "config", run_config },
+	{ "storage", run_storage },
+	{ "backend", run_backend },
+	{ "intake", run_intake },
+	{ "check user", run_check_user },
+};
+
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads the rules. */
+static void run_serve(struct run *r)
+{
+	int sig = 0;
 
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
+		if (sigwait(&r->sigs, &sig) != 0)
 			continue;
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP)
-			reload_rules(&sh);
+			reload_rules(&r->sh);
 	}
 	log_msg(LOG_INFO, NULL, "signal %d: stopping", sig);
-	/* Drains the intake: every batch committed gets its answer before
-	 * civetweb stops (http.h); only then may the writer stop. */
-	http_stop(http);
-	http = NULL;
-	outbox_writer_stop(writer);
-	writer = NULL;
-	log_msg(LOG_INFO, NULL, "draining delivery");
-	deliver_stop(d, 5000);
-	d = NULL;
-	log_msg(LOG_INFO, NULL, "stopped");
-	rc = EXIT_OK;
-out:
-	http_stop(http);
-	outbox_writer_stop(writer);
-	deliver_stop(d, 0);
-	outbox_close(ob);
+}
+
+/*
+ * Stops in the reverse order of start-up. After a signal (drain = 1): the
+ * intake drains (every batch committed gets its answer before civetweb
+ * stops, http.h), only then may the writer stop, then delivery has 5 s.
+ * After a failed start-up, the same without the waits.
+ */
+static void run_free(struct run *r, int drain)
+{
+	http_stop(r->http);
+	outbox_writer_stop(r->writer);
+	if (drain)
+		log_msg(LOG_INFO, NULL, "draining delivery");
+	deliver_stop(r->deliver, drain ? 5000 : 0);
+	if (drain)
+		log_msg(LOG_INFO, NULL, "stopped");
+	outbox_close(r->ob);
 	outbox_space_stop();
-	rules_current_free(&sh.rules);
-	config_free(&cfg);
+	rules_current_free(&r->sh.rules);
+	config_free(&r->cfg);
+}
+
+static int cmd_run(const char *path)
+{
+	struct run r;
+	int rc = EXIT_OK;
+
+	memset(&r, 0, sizeof r);
+	r.path = path;
+	rules_current_init(&r.sh.rules);
+	for (size_t i = 0; rc == EXIT_OK && i < sizeof run_phases / sizeof run_phases[0]; i++) {
+		rc = run_phases[i].fn(&r);
+		if (rc == EXIT_OK && i > 0)  /* logging is set up in config */
+			log_msg(LOG_DEBUG, NULL, "start-up: %s done", run_phases[i].name);
+		else if (i > 1)  /* signals and config report on stderr */
+			log_msg(LOG_ERROR, NULL, "start-up failed in phase %s", run_phases[i].name);
+	}
+	if (rc == EXIT_OK)
+		run_serve(&r);
+	run_free(&r, rc == EXIT_OK);
 	return rc;
 }
 

@@ -36,19 +36,6 @@ const double metrics_bucket_bounds[METRICS_BUCKETS - 1] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 
-/* The actions of tests/fixtures/actions.json, sorted (strcmp) for bsearch. */
-static const char *const metrics_actions[METRICS_ACTIONS] = {
-	"cart_update", "cellphone_field_disable", "change_consent", "double_optin",
-	"edit_subscription", "email_click", "email_field_disable", "email_hard_bounce",
-	"email_open", "email_send", "email_soft_bounce", "email_spam_complaint",
-	"facebook_like", "forget_subscription", "goal_conversion", "new_order",
-	"phone_field_disable", "product_view", "push_canceled", "push_click", "push_error",
-	"push_open", "push_received", "push_send", "resubscription", "sms_delivered",
-	"sms_send", "social_share", "subscription", "unsubscribe", "voice_send",
-	"web_push_bounce", "web_push_click", "web_push_delivered", "web_push_open",
-	"web_push_send", "web_push_subscription", "web_push_unsubscription",
-};
-
 /* Statuses the endpoint answers; anything else is code="other". */
 static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 429, 500, 503, 508 };
 #define METRICS_NCODES (sizeof metrics_codes / sizeof metrics_codes[0])
@@ -122,20 +109,11 @@ static void hist_observe(struct metrics_hist *h, double seconds)
 	atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
-static int metrics_action_cmp(const void *key, const void *elem)
-{
-	return strcmp(key, *(const char *const *)elem);
-}
-
 int metrics_action_index(const char *action)
 {
-	const char *const *hit;
+	int i = egoi_action_index(action);
 
-	if (!action)
-		return METRICS_ACTIONS;
-	hit = bsearch(action, metrics_actions, METRICS_ACTIONS, sizeof metrics_actions[0],
-		      metrics_action_cmp);
-	return hit ? (int)(hit - metrics_actions) : METRICS_ACTIONS;
+	return i < 0 ? METRICS_ACTIONS : i;
 }
 
 void metrics_request(int status, double seconds)
@@ -396,7 +374,7 @@ int metrics_render(char **out, size_t *len)
 		   "Events of committed batches, by action (unknown or malformed: other).");
 	for (int i = 0; i <= METRICS_ACTIONS; i++)
 		util_buf_printf(&b, "egoi_router_events_total{action=\"%s\"} %lu\n",
-			        i < METRICS_ACTIONS ? metrics_actions[i] : "other",
+			        i < METRICS_ACTIONS ? egoi_actions[i] : "other",
 			        counter_get(&metrics_events[i]));
 	buf_family(&b, "egoi_router_decisions_total", "counter",
 		   "Decisions of committed batches, by kind and forward name or host, write "

@@ -7,8 +7,8 @@
  * value never seen before (see below).
  *
  * Bounded label cardinality, whatever the rules or the senders do:
- * - action: the 38 E-goi actions of tests/fixtures/actions.json, anything
- *   else (unknown or malformed) is "other";
+ * - action: the E-goi actions of egoi_actions.h, anything else (unknown or
+ *   malformed) is "other";
  * - code: the statuses the endpoint answers, anything else "other";
  * - decisions {kind,name} and deliveries {name,outcome}: at most
  *   METRICS_LABELS distinct pairs each, later new pairs count as name="other".
@@ -26,7 +26,9 @@
 
 #include <stddef.h>
 
-#define METRICS_ACTIONS 38        /* known E-goi actions; index 38 is "other" */
+#include "egoi_actions.h"
+
+#define METRICS_ACTIONS EGOI_ACTIONS  /* known E-goi actions; index METRICS_ACTIONS is "other" */
 #define METRICS_LABELS 256        /* distinct (kind,name) pairs per labelled family */
 #define METRICS_BUCKETS 13        /* histogram buckets, the last one is +Inf */
 #define METRICS_TALLY_SLOTS 32    /* distinct decision labels a tally holds before it flushes */
@@ -121,7 +123,8 @@ void metrics_tally_init(struct metrics_tally *t);
 void metrics_tally_event(struct metrics_tally *t, const char *action);
 
 /* One decision; name is the forward's name or host, the write path, the drop
- * reason, or "rule_error"/"rejected" for errors. NULL counts as "?". */
+ * reason, or for errors the dead-letter kind (rule_error, rejected). NULL
+ * counts as "?". */
 void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, const char *name);
 
 /* Adds t to the shared counters and empties it. */

@@ -89,12 +89,20 @@ static const char *const ob_sql[OB_NSTMT] = {
 	[OB_COUNT_DEAD] = "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL",
 };
 
-static const char *const ob_dead_kinds[] = {
+const char *const outbox_dead_kind_names[OUTBOX_DEAD_KINDS] = {
 	[OUTBOX_DEAD_RULE_ERROR] = "rule_error",
 	[OUTBOX_DEAD_REJECTED] = "rejected",
 	[OUTBOX_DEAD_WRITE] = "write",
 	[OUTBOX_DEAD_FORWARD] = "forward",
 };
+
+int outbox_dead_kind_parse(const char *name)
+{
+	for (int k = 0; name && k < OUTBOX_DEAD_KINDS; k++)
+		if (strcmp(name, outbox_dead_kind_names[k]) == 0)
+			return k;
+	return -1;
+}
 
 int ob_failf(struct outbox *ob, const char *fmt, ...)
 {
@@ -349,10 +357,10 @@ int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d)
 {
 	sqlite3_stmt *st = ob->st[OB_ADD_DEAD];
 
-	if ((unsigned)d->kind >= sizeof ob_dead_kinds / sizeof ob_dead_kinds[0])
+	if ((unsigned)d->kind >= OUTBOX_DEAD_KINDS)
 		return ob_failf(ob, "add dead letter: unknown kind %d", (int)d->kind);
 	return ob_run(ob, OB_ADD_DEAD, "add dead letter",
-		      sqlite3_bind_text(st, 1, ob_dead_kinds[d->kind], -1, SQLITE_STATIC) ||
+		      sqlite3_bind_text(st, 1, outbox_dead_kind_names[d->kind], -1, SQLITE_STATIC) ||
 		      sqlite3_bind_text(st, 2, d->reason ? d->reason : "", -1, SQLITE_STATIC) ||
 		      (d->payload ? ob_bind_blob(st, 3, d->payload, d->payload_len)
 				  : sqlite3_bind_null(st, 3)) ||

@@ -58,7 +58,20 @@ enum outbox_dead_kind {
 	OUTBOX_DEAD_REJECTED,      /* payload = the element's original JSON */
 	OUTBOX_DEAD_WRITE,         /* payload = the line that could not be written */
 	OUTBOX_DEAD_FORWARD,       /* payload = the request body (via outbox_bury) */
+	OUTBOX_DEAD_KINDS
 };
+
+/*
+ * The kinds' names, as stored in dead_letters.kind, listed by `dlq list` and
+ * taken by `dlq --kind`: the one list in the program. The schema's CHECK on
+ * dead_letters.kind (outbox_schema.c) is written out in its migration, which
+ * existing databases already ran; test_outbox checks that it names exactly
+ * these. A new kind therefore needs a migration that rebuilds dead_letters.
+ */
+extern const char *const outbox_dead_kind_names[OUTBOX_DEAD_KINDS];
+
+/* The kind named name, or -1 when it is none (NULL included). */
+int outbox_dead_kind_parse(const char *name);
 
 struct outbox_dead {
 	enum outbox_dead_kind kind;
@@ -164,7 +177,7 @@ enum outbox_dlq_state {
 };
 
 struct outbox_dlq_filter {
-	const char *kind;          /* "rule_error", "rejected", "write", "forward"; NULL = any */
+	const char *kind;          /* one of outbox_dead_kind_names; NULL = any */
 	const int64_t *ids;        /* only these ids (nids of them); NULL = any id */
 	size_t nids;
 	enum outbox_dlq_state state;

@@ -39,16 +39,6 @@ enum { D_ID, D_KIND, D_REASON, D_REQID, D_INDEX, D_CREATED, D_DIED, D_REPLAYED, 
        D_DID, D_NAME, D_URL, D_METHOD, D_CTYPE, D_HEADERS, D_ATTEMPTS, D_STATUS, D_PLEN,
        D_PAYLOAD };
 
-static const char *const ob_dlq_kinds[] = { "rule_error", "rejected", "write", "forward" };
-
-static int ob_dlq_kind_ok(const char *kind)
-{
-	for (size_t i = 0; i < sizeof ob_dlq_kinds / sizeof ob_dlq_kinds[0]; i++)
-		if (strcmp(kind, ob_dlq_kinds[i]) == 0)
-			return 1;
-	return 0;
-}
-
 /*
  * Prepares head + the WHERE clause for f (+ tail) and binds its values.
  * Returns the statement, or NULL with ob->err set.
@@ -61,7 +51,7 @@ static sqlite3_stmt *ob_dlq_prepare(struct outbox *ob, const char *head,
 	size_t cap, len;
 	int n = 0, bad = 0;
 
-	if (f->kind && !ob_dlq_kind_ok(f->kind)) {
+	if (f->kind && outbox_dead_kind_parse(f->kind) < 0) {
 		ob_failf(ob, "dead letters: unknown kind \"%s\"", f->kind);
 		goto out;
 	}
@@ -172,8 +162,8 @@ static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_ent
 		if (!e->payload)
 			e->payload = "";
 	}
-	if (!e->kind || kind_t != SQLITE_TEXT || !ob_dlq_kind_ok(e->kind))
-		e->malformed = "its kind is not rule_error, rejected, write or forward";
+	if (!e->kind || kind_t != SQLITE_TEXT || outbox_dead_kind_parse(e->kind) < 0)
+		e->malformed = "its kind is not a dead-letter kind";
 	else if (!e->reason)
 		e->malformed = "its reason is NULL";
 	else if (!ob_dlq_is_number(created_t) || !ob_dlq_is_number(died_t) ||

@@ -56,6 +56,7 @@ static const char *const ob_migrations[] = {
 	"CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(leased, next_attempt_at, id);"
 	"CREATE TABLE IF NOT EXISTS dead_letters ("
 	" id INTEGER PRIMARY KEY,"
+	/* the kinds of outbox_dead_kind_names (test_outbox checks they agree) */
 	" kind TEXT NOT NULL CHECK (kind IN ('rule_error', 'rejected', 'write', 'forward')),"
 	" reason TEXT NOT NULL,"
 	" payload BLOB,"

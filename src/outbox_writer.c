@@ -211,6 +211,8 @@ static unsigned long writer_run_group(struct outbox_writer *w, struct writer_job
 static void *writer_main(void *arg)
 {
 	struct outbox_writer *w = arg;
+	/* shown by top -H, ps -L and gdb; a failure only loses the name */
+	(void)pthread_setname_np(pthread_self(), "egoi-writer");
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {

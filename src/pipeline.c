@@ -24,6 +24,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "rules.h"
 #include "sink_file.h"
 
@@ -102,20 +103,21 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 	return 0;
 }
 
+int pipeline_open_files(struct pipeline *p, char *err, size_t errlen)
+{
+	if (p->dry_run || p->sink)
+		return 0;
+	p->sink = sink_file_open(p->cfg->output_dir, p->write_sync ? SINK_SYNC_BATCH
+								   : SINK_SYNC_NONE, err, errlen);
+	return p->sink ? 0 : -1;
+}
+
 /* Opens what this worker has not opened yet. */
 static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 {
 	if (pipeline_rules(p, err, errlen) < 0)
 		return -1;
-	if (p->dry_run)
-		return 0;
-	if (!p->sink) {
-		p->sink = sink_file_open(p->cfg->output_dir, p->write_sync ?
-					 SINK_SYNC_BATCH : SINK_SYNC_NONE, err, errlen);
-		if (!p->sink)
-			return -1;
-	}
-	return 0;
+	return pipeline_open_files(p, err, errlen);
 }
 
 int pipeline_route(struct pipeline *p, const char *body, size_t len, double received_at,
@@ -224,10 +226,12 @@ static void pipeline_count(struct pipeline *p)
 				metrics_tally_decision(&t, METRICS_DROP, it->text ? it->text : "dropped");
 				break;
 			case ACTION_ERROR:
-				metrics_tally_decision(&t, METRICS_ERROR, "rule_error");
+				metrics_tally_decision(&t, METRICS_ERROR,
+						       outbox_dead_kind_names[OUTBOX_DEAD_RULE_ERROR]);
 				break;
 			case ACTION_REJECT:
-				metrics_tally_decision(&t, METRICS_ERROR, "rejected");
+				metrics_tally_decision(&t, METRICS_ERROR,
+						       outbox_dead_kind_names[OUTBOX_DEAD_REJECTED]);
 				break;
 			}
 		}

@@ -2,9 +2,11 @@
  * pipeline.h — one batch through the router: parse → route → commit.
  *
  * A struct pipeline is a worker's private set of tools (Lua state, file
- * sink, decision list, batch storage): pipeline_init only zeroes it, the
- * Lua state and the sink are made at the worker's first batch and reused
- * for every later one. http.c runs
+ * sink, decision list, batch storage), reused for every batch. The file
+ * sink is opened by pipeline_open_files (http.c calls it when civetweb
+ * starts the worker, as the user it runs as, before it serves); the Lua
+ * state is built on the worker's first batch (threads may be many and
+ * idle). http.c runs
  * pipeline_process per request; `egoi-router test` runs pipeline_route only
  * and prints the decisions instead of committing them.
  *
@@ -47,7 +49,7 @@ struct pipeline {
 	struct rules *rules;          /* owned, created on first use */
 	unsigned long rules_generation; /* of the source p->rules was built from */
 	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
-	struct sink_file *sink;       /* owned, created on first use */
+	struct sink_file *sink;       /* owned, pipeline_open_files */
 	struct actions acts;
 	struct batch batch;
 	long hop;                     /* X-Router-Hop of the batch being processed (0 = none);
@@ -62,8 +64,15 @@ struct pipeline_result {
 	char error[256];              /* reason when http_status != 200 */
 };
 
-/* Initialises p; nothing is opened until the first batch. sh is borrowed. */
+/* Initialises p; nothing is opened yet. sh is borrowed. */
 void pipeline_init(struct pipeline *p, struct pipeline_shared *sh);
+
+/*
+ * Opens p's file sink on output_dir unless it is open or p is a dry run.
+ * Call from the thread (and so as the user) that will use p. 0, or -1 with
+ * err; pipeline_route tries again on every batch until it is open.
+ */
+int pipeline_open_files(struct pipeline *p, char *err, size_t errlen);
 
 /* Closes everything p opened; p may be zeroed. */
 void pipeline_free(struct pipeline *p);

@@ -427,7 +427,6 @@ static int api_log_first_time(const char *line, size_t len)
 /* log.LEVEL(...) and print(...): arguments joined by spaces; upvalue 1 is the level. */
 static int api_log(lua_State *L)
 {
-	static const char *const names[] = { "debug", "info", "warn", "error" };
 	struct rules *r = rules_from(L);
 	int level = (int)lua_tointeger(L, lua_upvalueindex(1));
 	int n = lua_gettop(L);
@@ -454,7 +453,7 @@ static int api_log(lua_State *L)
 	if (!r->ctx.acts && !r->dry_run && !api_log_first_time(line, len))
 		return 0;
 	if (r->dry_run)
-		fprintf(stderr, "rules %s: %s\n", names[level], line);
+		fprintf(stderr, "rules %s: %s\n", log_level_name((enum log_level)level), line);
 	else
 		log_msg((enum log_level)level, r->ctx.request_id, "rules: %s", line);
 	return 0;
@@ -515,13 +514,6 @@ void rules_api_open(lua_State *L)
 		{ "now", api_now },
 		{ NULL, NULL },
 	};
-	static const struct {
-		const char *name;
-		enum log_level level;
-	} levels[] = {
-		{ "debug", LOG_DEBUG }, { "info", LOG_INFO }, { "warn", LOG_WARN }, { "error", LOG_ERROR },
-	};
-
 	lua_pushglobaltable(L);
 	luaL_setfuncs(L, globals, 0);
 
@@ -534,10 +526,11 @@ void rules_api_open(lua_State *L)
 	lua_setfield(L, -2, "null");
 	lua_setfield(L, -2, "json");
 
-	lua_createtable(L, 0, 4);
-	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
-		api_push_log(L, levels[i].level);
-		lua_setfield(L, -2, levels[i].name);
+	/* log.debug .. log.error: the names log_level = takes (log.h) */
+	lua_createtable(L, 0, LOG_LEVELS);
+	for (int lvl = 0; lvl < LOG_LEVELS; lvl++) {
+		api_push_log(L, (enum log_level)lvl);
+		lua_setfield(L, -2, log_level_name((enum log_level)lvl));
 	}
 	lua_setfield(L, -2, "log");
 

@@ -201,6 +201,28 @@ static void test_all_actions_fixture(void **state)
 	batch_free(&one);
 }
 
+/* What merged forwards and dlq replay write (BATCH_PREFIX, events joined by
+ * ',', BATCH_SUFFIX) is a batch this parser takes, spans exactly around
+ * the events; and it is the wire format E-goi sends. */
+static void test_wrapper_parses_back(void **state)
+{
+	static const char body[] = BATCH_PREFIX "{\"a\":1}" "," "{\"b\":[2]}" BATCH_SUFFIX;
+	struct batch b = {0};
+	char err[256];
+
+	(void)state;
+	assert_string_equal(BATCH_PREFIX, "{\"events\":[");
+	assert_string_equal(BATCH_SUFFIX, "]}");
+	assert_int_equal(batch_parse(&b, body, sizeof body - 1, 10, NULL, NULL, err, sizeof err),
+			 BATCH_OK);
+	assert_int_equal(b.count, 2);
+	assert_int_equal(b.events[0].start, sizeof BATCH_PREFIX - 1);
+	assert_int_equal(b.events[0].end, b.events[0].start + 7);
+	assert_int_equal(b.events[1].start, b.events[0].end + 1);
+	assert_int_equal(b.events[1].end, sizeof body - 1 - (sizeof BATCH_SUFFIX - 1));
+	batch_free(&b);
+}
+
 static void test_spans_of_every_kind(void **state)
 {
 	const char *body =
@@ -608,6 +630,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_all_actions_fixture),
+		cmocka_unit_test(test_wrapper_parses_back),
 		cmocka_unit_test(test_spans_of_every_kind),
 		cmocka_unit_test(test_spans_after_vertical_tab_and_form_feed),
 		cmocka_unit_test(test_numbers),

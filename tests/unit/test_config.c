@@ -641,6 +641,9 @@ static void test_print_keys(void **state)
 			assert_non_null(strstr(line, "(default 64)  HTTP worker threads"));
 		if (strcmp(names[lines], "max_body") == 0)
 			assert_non_null(strstr(line, "(default 10M)"));
+		/* the help's prose names every level of log.h */
+		for (int lvl = 0; strcmp(names[lines], "log_level") == 0 && lvl < LOG_LEVELS; lvl++)
+			assert_non_null(strstr(line, log_level_name((enum log_level)lvl)));
 		lines++;
 	}
 	assert_int_equal(lines, nnames);

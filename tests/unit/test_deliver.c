@@ -13,6 +13,7 @@
 #include "unit/test_util.h"
 
 #include "deliver.h"
+#include "header_rule.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -323,6 +324,7 @@ static void test_parse_retry_after(void **state)
 struct rx_req {
 	char method[8], path[64], delivery_id[64], ctype[64], custom[64], other[64];
 	char wh_id[64], wh_ts[32], wh_sig[128];
+	char settable[64];   /* a header name the request had that a rule may set too */
 	int attempt, has_expect, remote_port, has_injected, has_bad, n_attempt, n_ctype;
 	char *body;
 	size_t body_len;
@@ -396,6 +398,13 @@ static int rx_handle(struct mg_connection *conn)
 	for (int i = 0; i < ri->num_headers; i++) {
 		r.n_attempt += strcasecmp(ri->http_headers[i].name, "X-Router-Attempt") == 0;
 		r.n_ctype += strcasecmp(ri->http_headers[i].name, "Content-Type") == 0;
+		/* libcurl's own defaults are not the router's */
+		if (header_rule_check(ri->http_headers[i].name, strlen(ri->http_headers[i].name),
+				      "", 0) == NULL && !r.settable[0] &&
+		    strcasecmp(ri->http_headers[i].name, "Host") != 0 &&
+		    strcasecmp(ri->http_headers[i].name, "User-Agent") != 0 &&
+		    strcasecmp(ri->http_headers[i].name, "Accept") != 0)
+			snprintf(r.settable, sizeof r.settable, "%s", ri->http_headers[i].name);
 	}
 	r.body = malloc(cap);
 	while (r.body && (nread = mg_read(conn, r.body + r.body_len, cap - r.body_len)) > 0) {
@@ -750,6 +759,10 @@ static void test_signed_requests_carry_standard_webhooks_headers(void **state)
 	assert_int_equal(deliver_sign(key, (size_t)n, id, atoll(r->wh_ts), body, strlen(body),
 				      expect, sizeof expect), 0);
 	assert_string_equal(r->wh_sig, expect);
+	/* Every header the router sets (a signed forward has them all) is one
+	 * header_rule.c reserves, so no rule can send a second copy of it. */
+	if (r->settable[0])
+		fail_msg("the router sent '%s', which header_rule.c lets a rule set", r->settable);
 }
 
 static void test_post_defaults_and_empty_body(void **state)

@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "dlq.h"
+#include "exit_codes.h"
 #include "outbox.h"
 
 struct fixture {
@@ -650,6 +651,29 @@ static void test_malformed_rows_skipped_and_reported(void **state)
 	free(text);
 }
 
+/* dlq --help says what --kind takes from the one list of kinds, worded as
+ * before; --kind takes each of them. */
+static void test_help_lists_every_kind(void **state)
+{
+	struct fixture *fx = *state;
+	const char *help[] = { "--help", NULL };
+	char *out = NULL, conf[128];
+
+	assert_int_equal(run_dlq(fx, help, &out), EXIT_OK);
+	assert_non_null(strstr(out, "\nK is rule_error, rejected, write or forward; DURATION"));
+	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++)
+		assert_non_null(strstr(out, outbox_dead_kind_names[k]));
+	free(out);
+
+	write_conf(fx, "function route(e, m) drop() end\n", conf, sizeof conf);
+	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++) {
+		const char *list[] = { "list", "-c", conf, "--kind", outbox_dead_kind_names[k], NULL };
+
+		assert_int_equal(run_dlq(fx, list, &out), EXIT_OK);
+		free(out);
+	}
+}
+
 static void test_usage_errors_exit_2(void **state)
 {
 	struct fixture *fx = *state;
@@ -665,6 +689,11 @@ static void test_usage_errors_exit_2(void **state)
 		{ "frob", NULL },
 	};
 
+	/* the one set of exit codes has the documented numbers (README, --help) */
+	assert_int_equal(EXIT_OK, 0);
+	assert_int_equal(EXIT_INVALID, 1);
+	assert_int_equal(EXIT_USAGE, 2);
+	assert_int_equal(EXIT_RUNTIME, 3);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		assert_int_equal(run_dlq(fx, cases[i], &out), 2);
 		assert_string_equal(out, "");
@@ -700,6 +729,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_rows_skipped_and_reported, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_help_lists_every_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage_errors_exit_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_take_the_equals_form, setup, teardown),
 	};

@@ -187,6 +187,21 @@ static void test_level_names(void **state)
 	assert_int_equal(log_level_parse("warn"), LOG_WARN);
 	assert_int_equal(log_level_parse("error"), LOG_ERROR);
 	assert_int_equal(log_level_parse("verbose"), -1);
+	/* one table: every name parses back to its level, the list shows them all */
+	{
+		char list[64];
+
+		log_level_list(list, sizeof list);
+		assert_string_equal(list, "debug, info, warn, error");
+		for (int lvl = 0; lvl < LOG_LEVELS; lvl++) {
+			assert_non_null(log_level_name((enum log_level)lvl));
+			assert_int_equal(log_level_parse(log_level_name((enum log_level)lvl)), lvl);
+			assert_non_null(strstr(list, log_level_name((enum log_level)lvl)));
+		}
+		assert_null(log_level_name(LOG_LEVELS));
+		log_level_list(list, 8);
+		assert_string_equal(list, "debug, ");
+	}
 	log_setup(LOG_WARN, 0);
 	assert_false(log_enabled(LOG_INFO));
 	assert_true(log_enabled(LOG_ERROR));

@@ -340,6 +340,59 @@ static void test_newer_schema_refused(void **state)
 	assert_non_null(strstr(fx->err, "99"));
 }
 
+/*
+ * The schema's CHECK on dead_letters.kind is written out in its migration
+ * (existing databases ran it as it is); it must name exactly the kinds of
+ * outbox_dead_kind_names, the program's list, in a new database.
+ */
+static void test_dead_kind_check_matches_table(void **state)
+{
+	struct fixture *fx = *state;
+	int listed[OUTBOX_DEAD_KINDS] = { 0 }, n = 0;
+	const char *sql, *p, *end;
+	sqlite3_stmt *st;
+	sqlite3 *db;
+
+	outbox_close(open_ok(fx));
+	db = raw_open(fx);
+	st = raw_query(db, "SELECT sql FROM sqlite_master WHERE name = 'dead_letters'");
+	sql = (const char *)sqlite3_column_text(st, 0);
+	assert_non_null(sql);
+	p = strstr(sql, "CHECK (kind IN (");
+	assert_non_null(p);
+	p += strlen("CHECK (kind IN (");
+	end = strchr(p, ')');
+	assert_non_null(end);
+	while ((p = memchr(p, '\'', (size_t)(end - p))) != NULL) {
+		const char *q = memchr(p + 1, '\'', (size_t)(end - p - 1));
+		char name[32];
+		int k;
+
+		assert_non_null(q);
+		assert_true(q - p - 1 < (long)sizeof name);
+		snprintf(name, sizeof name, "%.*s", (int)(q - p - 1), p + 1);
+		k = outbox_dead_kind_parse(name);
+		if (k < 0)
+			fail_msg("the schema allows kind '%s', outbox_dead_kind_names has no such kind",
+				 name);
+		assert_int_equal(listed[k]++, 0);
+		n++;
+		p = q + 1;
+	}
+	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++)
+		if (!listed[k])
+			fail_msg("kind '%s' is not allowed by the schema's CHECK",
+				 outbox_dead_kind_names[k]);
+	assert_int_equal(n, OUTBOX_DEAD_KINDS);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+
+	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++)
+		assert_int_equal(outbox_dead_kind_parse(outbox_dead_kind_names[k]), k);
+	assert_int_equal(outbox_dead_kind_parse("Forward"), -1);
+	assert_int_equal(outbox_dead_kind_parse(NULL), -1);
+}
+
 static void test_batch_visible_from_second_connection(void **state)
 {
 	struct fixture *fx = *state;
@@ -826,6 +879,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_wal_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_rejects_file_as_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_kind_check_matches_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_visible_from_second_connection, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup, teardown),

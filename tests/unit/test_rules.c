@@ -19,6 +19,7 @@
 
 #include "actions.h"
 #include "batch.h"
+#include "log.h"
 #include "rules.h"
 
 #include <ftw.h>
@@ -629,6 +630,7 @@ static void test_hmac_sha256(void **state)
 static void test_meta_env_now_log(void **state)
 {
 	struct fx *f = *state;
+	char levels[16];
 	struct rules_meta meta = {
 		.index = 7,
 		.batch_size = 9,
@@ -653,6 +655,17 @@ static void test_meta_env_now_log(void **state)
 		      NULL, "floattrue");
 	expect_result(f, "log.debug('d') log.info('i', 1, nil, {}) log.warn('w') log.error('e') "
 			 "print('p') return 'ok'", NULL, "ok");
+	/* log.NAME for exactly the levels log.h names (the names log_level = takes) */
+	for (int lvl = 0; lvl < LOG_LEVELS; lvl++) {
+		char code[96];
+
+		snprintf(code, sizeof code, "return type(log['%s'])",
+			 log_level_name((enum log_level)lvl));
+		expect_result(f, code, NULL, "function");
+	}
+	snprintf(levels, sizeof levels, "%d", LOG_LEVELS);
+	expect_result(f, "local n = 0 for _ in pairs(log) do n = n + 1 end return tostring(n)", NULL,
+		      levels);
 }
 
 /* ---- API argument checks ---- */
