@@ -190,7 +190,7 @@ struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "outbox: no data directory");
 		goto out;
 	}
-	if (util_mkdir_p(data_dir, 0, err, errlen) != 0)
+	if (util_mkdir_p(data_dir, 0, NULL, NULL, err, errlen) != 0)
 		goto out;
 	if (asprintf(&path, "%s/outbox.db", data_dir) < 0) {
 		path = NULL;

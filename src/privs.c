@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 int privs_resolve(const char *name, struct privs_user *u, char *err, size_t errlen)
 {
 	struct passwd *pw;
@@ -46,31 +48,6 @@ int privs_resolve(const char *name, struct privs_user *u, char *err, size_t errl
 	return 0;
 }
 
-/* Makes path's new directory entry durable. */
-static int privs_sync_parent(const char *path, char *err, size_t errlen)
-{
-	char parent[4096];
-	const char *slash = strrchr(path, '/');
-	int fd, rc;
-
-	if (!slash)
-		snprintf(parent, sizeof parent, ".");
-	else if (slash == path)
-		snprintf(parent, sizeof parent, "/");
-	else
-		snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
-	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", parent, strerror(errno));
-		return -1;
-	}
-	rc = fsync(fd);
-	if (rc != 0)
-		snprintf(err, errlen, "fsync %s: %s", parent, strerror(errno));
-	close(fd);
-	return rc == 0 ? 0 : -1;
-}
-
 /* Gives the directory at path to u (following a symlink). */
 static int privs_hand_dir(const struct privs_user *u, const char *path, char *err, size_t errlen)
 {
@@ -96,37 +73,16 @@ out:
 	return rc;
 }
 
+/* util_mkdir_p's hook: a directory made on the way must be traversable by u. */
+static int privs_hand_made(const char *dir, void *arg, char *err, size_t errlen)
+{
+	return privs_hand_dir(arg, dir, err, errlen);
+}
+
 int privs_make_dir(const struct privs_user *u, const char *path, char *err, size_t errlen)
 {
-	char buf[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof buf) {
-		snprintf(err, errlen, "directory path is empty or too long");
+	if (util_mkdir_p(path, 1, u->drop ? privs_hand_made : NULL, (void *)u, err, errlen) != 0)
 		return -1;
-	}
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; ; p++) {
-		char saved = *p;
-		int made;
-
-		if (saved != '/' && saved != '\0')
-			continue;
-		*p = '\0';
-		made = mkdir(buf, 0750) == 0;
-		if (!made && errno != EEXIST) {
-			snprintf(err, errlen, "cannot create %s: %s", buf, strerror(errno));
-			return -1;
-		}
-		if (made && privs_sync_parent(buf, err, errlen) != 0)
-			return -1;
-		/* a directory made here on the way must be traversable by u */
-		if (made && u->drop && saved != '\0' && privs_hand_dir(u, buf, err, errlen) != 0)
-			return -1;
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
 	return u->drop ? privs_hand_dir(u, path, err, errlen) : 0;
 }
 

@@ -99,7 +99,7 @@ struct sink_file *sink_file_open(const char *output_dir, int sync, char *err, si
 		snprintf(err, errlen, "output_dir is not set");
 		goto out;
 	}
-	if (util_mkdir_p(output_dir, sync == SINK_SYNC_BATCH, err, errlen) != 0)
+	if (util_mkdir_p(output_dir, sync == SINK_SYNC_BATCH, NULL, NULL, err, errlen) != 0)
 		goto out;
 	/* output_dir itself may be a symlink (operator's choice); below it, no. */
 	fd = open(output_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -46,7 +46,8 @@ static int util_sync_parent(const char *path, char *err, size_t errlen)
 	return rc;
 }
 
-int util_mkdir_p(const char *dir, int sync, char *err, size_t errlen)
+int util_mkdir_p(const char *dir, int sync, util_mkdir_hook made_hook, void *arg, char *err,
+		 size_t errlen)
 {
 	char *path = dir && *dir ? strdup(dir) : NULL;
 	struct stat sb;
@@ -70,6 +71,8 @@ int util_mkdir_p(const char *dir, int sync, char *err, size_t errlen)
 			goto out;
 		}
 		if (made && sync && util_sync_parent(path, err, errlen) != 0)
+			goto out;
+		if (made && made_hook && made_hook(path, arg, err, errlen) != 0)
 			goto out;
 		if (c == '\0')
 			break;

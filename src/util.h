@@ -13,12 +13,20 @@
 #include <stdint.h>
 
 /*
+ * Called by util_mkdir_p for each directory it created, in path order, the
+ * last one included: 0 to go on, or -1 with err set to stop there.
+ */
+typedef int (*util_mkdir_hook)(const char *dir, void *arg, char *err, size_t errlen);
+
+/*
  * mkdir -p dir with mode 0750: each missing directory on the path is
  * created, an existing one is fine, and the whole path must end up a
  * directory. With sync, the parent of every directory created is fsync'ed
- * so the new entry is durable. 0, or -1 with err set.
+ * so the new entry is durable; then made (when not NULL) runs for it.
+ * 0, or -1 with err set.
  */
-int util_mkdir_p(const char *dir, int sync, char *err, size_t errlen);
+int util_mkdir_p(const char *dir, int sync, util_mkdir_hook made, void *arg, char *err,
+		 size_t errlen);
 
 /* 64-bit FNV-1a of p[0..len), continuing from h (UTIL_FNV1A_BASIS to start). */
 #define UTIL_FNV1A_BASIS 14695981039346656037ULL

@@ -29,27 +29,71 @@ static void test_mkdir_p_creates_and_accepts_existing(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(base));
 	snprintf(path, sizeof path, "%s/a/b/c", base);
-	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), 0);
+	assert_int_equal(util_mkdir_p(path, 0, NULL, NULL, err, sizeof err), 0);
 	assert_int_equal(stat(path, &sb), 0);
 	assert_true(S_ISDIR(sb.st_mode));
 	assert_int_equal(sb.st_mode & 0777, 0750);
 	/* again: everything exists */
-	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), 0);
+	assert_int_equal(util_mkdir_p(path, 0, NULL, NULL, err, sizeof err), 0);
 	/* with sync, a trailing slash */
 	snprintf(path, sizeof path, "%s/a/d/e/", base);
-	assert_int_equal(util_mkdir_p(path, 1, err, sizeof err), 0);
+	assert_int_equal(util_mkdir_p(path, 1, NULL, NULL, err, sizeof err), 0);
 	snprintf(path, sizeof path, "%s/a/d/e", base);
 	assert_int_equal(stat(path, &sb), 0);
 	/* a file where a directory should be */
 	snprintf(path, sizeof path, "%s/file", base);
 	close(open(path, O_WRONLY | O_CREAT, 0600));
-	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), -1);
+	assert_int_equal(util_mkdir_p(path, 0, NULL, NULL, err, sizeof err), -1);
 	assert_non_null(strstr(err, "not a directory"));
 	snprintf(path, sizeof path, "%s/file/sub", base);
-	assert_int_equal(util_mkdir_p(path, 0, err, sizeof err), -1);
+	assert_int_equal(util_mkdir_p(path, 0, NULL, NULL, err, sizeof err), -1);
 	assert_non_null(strstr(err, "cannot create"));
-	assert_int_equal(util_mkdir_p("", 0, err, sizeof err), -1);
-	assert_int_equal(util_mkdir_p(NULL, 0, err, sizeof err), -1);
+	assert_int_equal(util_mkdir_p("", 0, NULL, NULL, err, sizeof err), -1);
+	assert_int_equal(util_mkdir_p(NULL, 0, NULL, NULL, err, sizeof err), -1);
+	tu_rmtree(base);
+}
+
+struct made_log {
+	char dirs[4][256];
+	int n, fail_at;
+};
+
+static int log_made(const char *dir, void *arg, char *err, size_t errlen)
+{
+	struct made_log *m = arg;
+
+	if (m->n == m->fail_at) {
+		snprintf(err, errlen, "hook refused %s", dir);
+		return -1;
+	}
+	snprintf(m->dirs[m->n++], sizeof m->dirs[0], "%s", dir);
+	return 0;
+}
+
+/* The hook sees exactly the directories made, in order, and can stop it. */
+static void test_mkdir_p_hook_sees_each_new_directory(void **state)
+{
+	char base[] = "/tmp/egoi-util-XXXXXX", path[256], want[256], err[256] = "";
+	struct made_log m = { .fail_at = -1 };
+	struct stat sb;
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	snprintf(path, sizeof path, "%s/x", base);
+	assert_int_equal(util_mkdir_p(path, 0, NULL, NULL, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/x/y/z", base);
+	assert_int_equal(util_mkdir_p(path, 1, log_made, &m, err, sizeof err), 0);
+	assert_int_equal(m.n, 2);   /* x existed */
+	snprintf(want, sizeof want, "%s/x/y", base);
+	assert_string_equal(m.dirs[0], want);
+	assert_string_equal(m.dirs[1], path);
+	/* a refusal stops the walk: the next directory is not made */
+	m.n = 0;
+	m.fail_at = 0;
+	snprintf(path, sizeof path, "%s/p/q", base);
+	assert_int_equal(util_mkdir_p(path, 0, log_made, &m, err, sizeof err), -1);
+	assert_non_null(strstr(err, "hook refused"));
+	assert_int_not_equal(stat(path, &sb), 0);
 	tu_rmtree(base);
 }
 
@@ -218,6 +262,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mkdir_p_creates_and_accepts_existing),
+		cmocka_unit_test(test_mkdir_p_hook_sees_each_new_directory),
 		cmocka_unit_test(test_fnv1a_known_values),
 		cmocka_unit_test(test_hmac_sha256_rfc4231),
 		cmocka_unit_test(test_hmac_sha256_threads),
