@@ -26,7 +26,7 @@
 /*
  * The batch wrapper: a body is BATCH_PREFIX, the events separated by ',',
  * then BATCH_SUFFIX. The parser looks for BATCH_KEY; merged forwards
- * (actions_commit.c) and replayed dead letters (dlq_replay.c) are written
+ * (decisions_commit.c) and replayed dead letters (dlq_replay.c) are written
  * with the same two strings, so what they build parses here again.
  */
 #define BATCH_KEY "events"

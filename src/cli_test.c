@@ -109,12 +109,12 @@ static void gen_headers(yajl_gen g, const char *headers)
 	yajl_gen_map_close(g);
 }
 
-static void gen_decision(yajl_gen g, const struct action *it, const char *event_json,
+static void gen_decision(yajl_gen g, const struct decision *it, const char *event_json,
 			 size_t event_len)
 {
 	yajl_gen_map_open(g);
 	switch (it->kind) {
-	case ACTION_FORWARD:
+	case DECISION_FORWARD:
 		gen_kv(g, "kind", "forward");
 		gen_kv(g, "url", it->target);
 		gen_kv(g, "method", it->method ? it->method : "POST");
@@ -134,7 +134,7 @@ static void gen_decision(yajl_gen g, const struct action *it, const char *event_
 		else
 			json_out_string(g, it->text, it->text_len);
 		break;
-	case ACTION_WRITE:
+	case DECISION_WRITE:
 		gen_kv(g, "kind", "write");
 		gen_kv(g, "path", it->target);
 		gen_str(g, "line");
@@ -143,12 +143,12 @@ static void gen_decision(yajl_gen g, const struct action *it, const char *event_
 		else
 			json_out_string(g, event_json, event_len);
 		break;
-	case ACTION_DROP:
+	case DECISION_DROP:
 		gen_kv(g, "kind", "drop");
 		gen_kv(g, "reason", it->text ? it->text : "dropped");
 		break;
-	case ACTION_ERROR:
-	case ACTION_REJECT:
+	case DECISION_ERROR:
+	case DECISION_REJECT:
 		gen_kv(g, "kind", "error");
 		gen_kv(g, "message", it->text);
 		break;
@@ -177,8 +177,8 @@ static int print_event(struct pipeline *p, const char *body, size_t i, size_t *p
 	gen_kv(g, "action", action);
 	gen_str(g, "decisions");
 	yajl_gen_array_open(g);
-	for (; *pos < p->acts.count && p->acts.items[*pos].event == i; (*pos)++, any = 1)
-		gen_decision(g, &p->acts.items[*pos], scratch, event_len);
+	for (; *pos < p->decisions.count && p->decisions.items[*pos].event == i; (*pos)++, any = 1)
+		gen_decision(g, &p->decisions.items[*pos], scratch, event_len);
 	if (!any) {
 		yajl_gen_map_open(g);
 		gen_kv(g, "kind", "drop");

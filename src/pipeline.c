@@ -3,7 +3,7 @@
  *
  * The order is the product's promise: every decision of the batch is made
  * first (a failing rule only turns its own event into an error decision),
- * then actions_commit appends lines and commits forwards and dead letters in
+ * then decisions_commit appends lines and commits forwards and dead letters in
  * one outbox transaction, and only then is the batch answered 200.
  *
  * Metrics: events and decisions are counted once the batch is committed
@@ -36,7 +36,7 @@ void pipeline_init(struct pipeline *p, struct pipeline_shared *sh)
 	p->dry_run = sh->writer == NULL;
 	/* a config built by hand may leave write_sync unset: none */
 	p->write_sync = p->cfg->write_sync && strcmp(p->cfg->write_sync, "batch") == 0;
-	actions_init(&p->acts);
+	decisions_init(&p->decisions);
 }
 
 void pipeline_free(struct pipeline *p)
@@ -45,7 +45,7 @@ void pipeline_free(struct pipeline *p)
 		return;
 	rules_free(p->rules);
 	sink_file_close(p->sink);
-	actions_free(&p->acts);
+	decisions_free(&p->decisions);
 	batch_free(&p->batch);
 	memset(p, 0, sizeof *p);
 }
@@ -147,11 +147,11 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	meta.batch_size = p->batch.count;
 	for (size_t i = 0; i < p->batch.count; i++) {
 		const struct batch_event *ev = &p->batch.events[i];
-		struct action *it;
+		struct decision *it;
 
 		if (ev->reject) {
-			it = actions_push(&p->acts, ACTION_REJECT, i);
-			if (!it || !(it->text = actions_strndup(ev->reject, strlen(ev->reject))))
+			it = decisions_push(&p->decisions, DECISION_REJECT, i);
+			if (!it || !(it->text = decisions_strndup(ev->reject, strlen(ev->reject))))
 				goto nomem;
 			it->text_len = strlen(ev->reject);
 			res->rejected++;
@@ -159,7 +159,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		}
 		meta.index = i + 1;
 		meta.event_bytes = ev->end - ev->start;
-		rc = rules_route(p->rules, i, &meta, &p->acts);
+		rc = rules_route(p->rules, i, &meta, &p->decisions);
 		if (rc < 0)
 			goto nomem;
 		if (rc == 1 && rules_stopping()) {
@@ -169,7 +169,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 			return -1;
 		}
 		if (rc == 1) {
-			const struct action *last = &p->acts.items[p->acts.count - 1];
+			const struct decision *last = &p->decisions.items[p->decisions.count - 1];
 
 			metrics_rule_error();
 			log_msg(LOG_WARN, request_id, "rule error on event %zu (%s): %s", i + 1,
@@ -191,7 +191,7 @@ void pipeline_end(struct pipeline *p)
 {
 	if (p->rules)
 		rules_end_batch(p->rules);
-	actions_clear(&p->acts);
+	decisions_clear(&p->decisions);
 }
 
 /*
@@ -211,25 +211,25 @@ static void pipeline_count(struct pipeline *p)
 		int any = 0;
 
 		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->rules, i));
-		for (; pos < p->acts.count && p->acts.items[pos].event == i; pos++, any = 1) {
-			const struct action *it = &p->acts.items[pos];
+		for (; pos < p->decisions.count && p->decisions.items[pos].event == i; pos++, any = 1) {
+			const struct decision *it = &p->decisions.items[pos];
 
 			switch (it->kind) {
-			case ACTION_FORWARD:
+			case DECISION_FORWARD:
 				metrics_tally_decision(&t, METRICS_FORWARD, it->name && *it->name
 					? it->name : metrics_url_host(it->target, host, sizeof host));
 				break;
-			case ACTION_WRITE:
+			case DECISION_WRITE:
 				metrics_tally_decision(&t, METRICS_WRITE, it->target);
 				break;
-			case ACTION_DROP:
+			case DECISION_DROP:
 				metrics_tally_decision(&t, METRICS_DROP, it->text ? it->text : "dropped");
 				break;
-			case ACTION_ERROR:
+			case DECISION_ERROR:
 				metrics_tally_decision(&t, METRICS_ERROR,
 						       outbox_dead_kind_names[OUTBOX_DEAD_RULE_ERROR]);
 				break;
-			case ACTION_REJECT:
+			case DECISION_REJECT:
 				metrics_tally_decision(&t, METRICS_ERROR,
 						       outbox_dead_kind_names[OUTBOX_DEAD_REJECTED]);
 				break;
@@ -245,7 +245,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 		      const char *remote_addr, const char *request_id,
 		      struct pipeline_result *res)
 {
-	struct actions_commit_env env = {
+	struct decisions_commit_env env = {
 		.body = body,
 		.batch = &p->batch,
 		.request_id = request_id,
@@ -257,7 +257,7 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 	env.writer = p->sh->writer;
 	env.sink = p->sink;
 	env.write_sync = p->write_sync;
-	if (actions_commit(&p->acts, &env, &res->summary, res->error, sizeof res->error) < 0) {
+	if (decisions_commit(&p->decisions, &env, &res->summary, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "batch not committed: %s", res->error);
 		res->http_status = 503;
 		goto out;

@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "actions.h"
+#include "decisions.h"
 #include "batch.h"
 #include "rules_source.h"
 
@@ -50,7 +50,7 @@ struct pipeline {
 	unsigned long rules_generation; /* of the source p->rules was built from */
 	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
 	struct sink_file *sink;       /* owned, pipeline_open_files */
-	struct actions acts;
+	struct decisions decisions;
 	struct batch batch;
 	long hop;                     /* X-Router-Hop of the batch being processed (0 = none);
 	                                 the caller sets it before pipeline_process */
@@ -60,7 +60,7 @@ struct pipeline_result {
 	int http_status;              /* 200, 400, 413, 500 or 503 */
 	size_t accepted;              /* events routed, whatever the decision (rule errors too) */
 	size_t rejected;              /* malformed elements of "events" */
-	struct actions_summary summary;
+	struct decisions_summary summary;
 	char error[256];              /* reason when http_status != 200 */
 };
 
@@ -78,8 +78,8 @@ int pipeline_open_files(struct pipeline *p, char *err, size_t errlen);
 void pipeline_free(struct pipeline *p);
 
 /*
- * Parses body and routes every event; decisions end up in p->acts (one
- * ACTION_REJECT per malformed element, one ACTION_ERROR per failed rule).
+ * Parses body and routes every event; decisions end up in p->decisions (one
+ * DECISION_REJECT per malformed element, one DECISION_ERROR per failed rule).
  * Returns 0, or -1 with res->http_status and res->error set.
  * received_at, remote_addr and request_id fill meta for the rules.
  */
@@ -90,7 +90,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 void pipeline_end(struct pipeline *p);
 
 /*
- * The whole request: pipeline_route, then actions_commit, then wakes the
+ * The whole request: pipeline_route, then decisions_commit, then wakes the
  * delivery thread. res->http_status is 200 only when every decision is
  * durable. Always leaves p ready for the next batch.
  */

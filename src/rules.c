@@ -19,7 +19,7 @@
  *   pushes values that need no allocation, which Lua guarantees to fit
  *   (LUA_MINSTACK), so code outside protected calls cannot fail.
  * - A failed route() call discards the event's partial decisions and leaves
- *   one ACTION_ERROR with the first line of the message.
+ *   one DECISION_ERROR with the first line of the message.
  *
  * Threads: one struct rules per thread; nothing mutable is shared.
  */
@@ -33,7 +33,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "actions.h"
+#include "decisions.h"
 #include "batch.h"
 #include "json_lua.h"
 #include "log.h"
@@ -410,16 +410,16 @@ static int rules_l_route(lua_State *L)
 	return 0;
 }
 
-int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct actions *acts)
+int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions)
 {
 	lua_State *L = r->L;
 	struct route_call call = { .index = i, .meta = meta };
 	char msg[RULES_ERR_MAX + 1];
-	size_t before = acts->count, n;
-	struct action *it;
+	size_t before = decisions->count, n;
+	struct decision *it;
 	int status;
 
-	r->ctx.acts = acts;
+	r->ctx.decisions = decisions;
 	r->ctx.event = i;
 	r->ctx.first = before;
 	r->ctx.request_id = meta->request_id;
@@ -437,7 +437,7 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 		return 0;
 	}
 	rules_error_text(r, status, meta->request_id, msg, sizeof msg);
-	/* the partial decisions go (actions_truncate below): so do their charges */
+	/* the partial decisions go (decisions_truncate below): so do their charges */
 	r->mem_used -= r->ctx.charged;
 	r->charged -= r->ctx.charged;
 	r->batch_forward_bytes -= r->ctx.forward_bytes;
@@ -446,14 +446,14 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 	if (r->fatal == RULES_FATAL_MEMORY)
 		lua_gc(L, LUA_GCCOLLECT);  /* give the next event the whole budget back */
 
-	actions_truncate(acts, before);
-	it = actions_push(acts, ACTION_ERROR, i);
+	decisions_truncate(decisions, before);
+	it = decisions_push(decisions, DECISION_ERROR, i);
 	if (!it)
 		return -1;
 	n = strlen(msg);
-	it->text = actions_strndup(msg, n);
+	it->text = decisions_strndup(msg, n);
 	if (!it->text) {
-		actions_truncate(acts, before);
+		decisions_truncate(decisions, before);
 		return -1;
 	}
 	it->text_len = n;

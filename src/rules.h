@@ -6,12 +6,12 @@
  * env, hmac_sha256, now), loads the rules file once and runs its optional init().
  * For each batch: rules_parse_batch builds the event tables in C
  * (json_lua.c), rules_route calls route(event, meta) for one event and
- * collects its decisions into a struct actions, rules_end_batch lets the
+ * collects its decisions into a struct decisions, rules_end_batch lets the
  * tables go.
  *
  * A rule that raises an error, exceeds the instruction limit or the memory
  * limit affects only its event: its partial decisions are discarded and an
- * ACTION_ERROR decision carries the message. The state stays usable.
+ * DECISION_ERROR decision carries the message. The state stays usable.
  *
  * Threads: a struct rules and its lua_State are used by one thread only.
  */
@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-struct actions;
+struct decisions;
 struct batch;
 
 struct rules_options {
@@ -67,12 +67,12 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 
 /*
  * Routes event i (0-based, must be a routable event of the last parsed
- * batch): calls route(event, meta) and appends its decisions to acts.
+ * batch): calls route(event, meta) and appends its decisions to decisions.
  * Returns 0 when the rule ran (no decision means drop "no_rule" later),
- * 1 when the rule failed (an ACTION_ERROR decision was appended instead of
+ * 1 when the rule failed (an DECISION_ERROR decision was appended instead of
  * its partial decisions), -1 when out of memory in C.
  */
-int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct actions *acts);
+int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions);
 
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);

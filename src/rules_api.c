@@ -2,13 +2,13 @@
  * rules_api.c — the functions rules call: forward, write, drop, json.*,
  * log.*, print, env, hmac_sha256, now.
  *
- * Design: forward/write/drop append decisions to the struct actions of the
+ * Design: forward/write/drop append decisions to the struct decisions of the
  * event being routed (r->ctx, set by rules_route). Each one validates every
  * argument first, while only Lua-owned memory is in use, and allocates the
  * decision's C strings last, after the final point where a Lua error could
  * be raised: a Lua error (a longjmp) in between would leak them. Header sets
  * are stored sorted by name so equal sets compare equal when forwards are
- * merged (actions.h).
+ * merged (decisions.h).
  *
  * Threads: functions reach their struct rules through the calling state;
  * nothing here is shared between states.
@@ -27,7 +27,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "actions.h"
+#include "decisions.h"
 #include "destination.h"
 #include "header_rule.h"
 #include "json_lua.h"
@@ -52,9 +52,9 @@ static struct rules *api_route_ctx(lua_State *L, const char *fn)
 {
 	struct rules *r = rules_from(L);
 
-	if (!r->ctx.acts)
+	if (!r->ctx.decisions)
 		luaL_error(L, "%s() is only valid inside route()", fn);
-	if (r->ctx.acts->count - r->ctx.first >= RULES_MAX_DECISIONS)
+	if (r->ctx.decisions->count - r->ctx.first >= RULES_MAX_DECISIONS)
 		luaL_error(L, "%s: too many decisions for one event (max %d)", fn, RULES_MAX_DECISIONS);
 	return r;
 }
@@ -225,7 +225,7 @@ static int api_forward(lua_State *L)
 	const char *url, *ctype, *name, *body = NULL, *method = "POST";
 	char *json = NULL, err[256];
 	size_t stored;
-	struct action *it;
+	struct decision *it;
 	int rc;
 
 	if (lua_type(L, 1) != LUA_TSTRING)
@@ -285,29 +285,29 @@ static int api_forward(lua_State *L)
 	r->batch_forward_bytes += stored;
 	r->ctx.forward_bytes += stored;
 
-	it = actions_push(r->ctx.acts, ACTION_FORWARD, r->ctx.event);
+	it = decisions_push(r->ctx.decisions, DECISION_FORWARD, r->ctx.event);
 	if (!it) {
 		free(json);
 		return luaL_error(L, "forward: out of memory");
 	}
-	it->target = actions_strndup(url, url_len);
-	it->method = actions_strndup(method, strlen(method));
+	it->target = decisions_strndup(url, url_len);
+	it->method = decisions_strndup(method, strlen(method));
 	if (json) {
 		it->text = json;
 		it->text_is_json = 1;
 	} else if (body) {
-		it->text = actions_strndup(body, body_len);
+		it->text = decisions_strndup(body, body_len);
 	}
 	it->text_len = body_len;
 	if (ctype)
-		it->content_type = actions_strndup(ctype, ct_len);
+		it->content_type = decisions_strndup(ctype, ct_len);
 	if (name)
-		it->name = actions_strndup(name, name_len);
+		it->name = decisions_strndup(name, name_len);
 	if (nh)
 		it->headers = api_headers_join(hdrs, nh, hdr_total);
 	if (!it->target || !it->method || (body && !it->text) || (ctype && !it->content_type) ||
 	    (name && !it->name) || (nh && !it->headers)) {
-		actions_truncate(r->ctx.acts, r->ctx.acts->count - 1);
+		decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "forward: out of memory");
 	}
 	return 0;
@@ -322,7 +322,7 @@ static int api_write(lua_State *L)
 	const char *path, *line = NULL;
 	size_t path_len, line_len = 0;
 	char *json = NULL, err[256];
-	struct action *it;
+	struct decision *it;
 	int rc;
 
 	if (lua_type(L, 1) != LUA_TSTRING)
@@ -355,21 +355,21 @@ static int api_write(lua_State *L)
 	}
 	api_charge(L, r, "write", path_len + line_len + 2, json);
 
-	it = actions_push(r->ctx.acts, ACTION_WRITE, r->ctx.event);
+	it = decisions_push(r->ctx.decisions, DECISION_WRITE, r->ctx.event);
 	if (!it) {
 		free(json);
 		return luaL_error(L, "write: out of memory");
 	}
-	it->target = actions_strndup(path, path_len);
+	it->target = decisions_strndup(path, path_len);
 	if (json) {
 		it->text = json;
 		it->text_is_json = 1;
 	} else if (line) {
-		it->text = actions_strndup(line, line_len);
+		it->text = decisions_strndup(line, line_len);
 	}
 	it->text_len = line_len;
 	if (!it->target || (line && !it->text)) {
-		actions_truncate(r->ctx.acts, r->ctx.acts->count - 1);
+		decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "write: out of memory");
 	}
 	return 0;
@@ -381,7 +381,7 @@ static int api_drop(lua_State *L)
 	struct rules *r = api_route_ctx(L, "drop");
 	const char *reason = "dropped";
 	size_t len = strlen(reason);
-	struct action *it;
+	struct decision *it;
 
 	if (!lua_isnoneornil(L, 1)) {
 		if (lua_type(L, 1) != LUA_TSTRING)
@@ -391,10 +391,10 @@ static int api_drop(lua_State *L)
 			return luaL_error(L, "drop: reason must be 1 to %d printable characters",
 					  API_REASON_MAX);
 	}
-	it = actions_push(r->ctx.acts, ACTION_DROP, r->ctx.event);
-	if (!it || !(it->text = actions_strndup(reason, len))) {
+	it = decisions_push(r->ctx.decisions, DECISION_DROP, r->ctx.event);
+	if (!it || !(it->text = decisions_strndup(reason, len))) {
 		if (it)
-			actions_truncate(r->ctx.acts, r->ctx.acts->count - 1);
+			decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "drop: out of memory");
 	}
 	it->text_len = len;
@@ -450,7 +450,7 @@ static int api_log(lua_State *L)
 		while (len > 0 && ((unsigned char)line[len - 1] & 0xC0) == 0x80)
 			len--;
 	line[len] = '\0';
-	if (!r->ctx.acts && !r->dry_run && !api_log_first_time(line, len))
+	if (!r->ctx.decisions && !r->dry_run && !api_log_first_time(line, len))
 		return 0;
 	if (r->dry_run)
 		fprintf(stderr, "rules %s: %s\n", log_level_name((enum log_level)level), line);

@@ -20,9 +20,9 @@
 
 #include <lua.h>
 
-struct actions;
+struct decisions;
 
-/* Longest message kept for an ACTION_ERROR (and for rules_new's err). */
+/* Longest message kept for an DECISION_ERROR (and for rules_new's err). */
 #define RULES_ERR_MAX 300
 
 /* Most decisions one route() call may take: bounds C memory per event. */
@@ -35,11 +35,11 @@ enum rules_fatal {
 	RULES_FATAL_TIME,
 };
 
-/* The event being routed; acts == NULL outside route(). */
+/* The event being routed; decisions == NULL outside route(). */
 struct rules_ctx {
-	struct actions *acts;
+	struct decisions *decisions;
 	size_t event;                /* 0-based */
-	size_t first;                /* acts->count when route() started */
+	size_t first;                /* decisions->count when route() started */
 	const char *request_id;
 	size_t event_bytes;          /* meta->event_bytes */
 	size_t charged;              /* bytes of this event's decisions charged (rules_charge) */

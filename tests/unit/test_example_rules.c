@@ -28,7 +28,7 @@ struct routed {
 	size_t len;
 };
 
-/* Routes the fixture through rules; r->pipe.acts holds the decisions. */
+/* Routes the fixture through rules; r->pipe.decisions holds the decisions. */
 static void route_fixture(struct routed *r, const char *rules, const char *fixture)
 {
 	memset(r, 0, sizeof *r);
@@ -56,13 +56,13 @@ static void routed_free(struct routed *r)
 }
 
 /* The decision for the event whose action is `action` (the fixture has one each). */
-static const struct action *decision_for(struct routed *r, const char *action, size_t *n)
+static const struct decision *decision_for(struct routed *r, const char *action, size_t *n)
 {
-	const struct action *first = NULL;
+	const struct decision *first = NULL;
 
 	*n = 0;
-	for (size_t i = 0; i < r->pipe.acts.count; i++) {
-		const struct action *it = &r->pipe.acts.items[i];
+	for (size_t i = 0; i < r->pipe.decisions.count; i++) {
+		const struct decision *it = &r->pipe.decisions.items[i];
 		const char *a = rules_event_action(r->pipe.rules, it->event);
 
 		if (a && strcmp(a, action) == 0) {
@@ -77,7 +77,7 @@ static const struct action *decision_for(struct routed *r, const char *action, s
 static void example_without_urls_writes_files(void **state)
 {
 	struct routed r;
-	const struct action *it;
+	const struct decision *it;
 	size_t n;
 
 	(void)state;
@@ -89,21 +89,21 @@ static void example_without_urls_writes_files(void **state)
 
 	it = decision_for(&r, "email_hard_bounce", &n);
 	assert_int_equal(n, 1);
-	assert_int_equal(it->kind, ACTION_WRITE);
+	assert_int_equal(it->kind, DECISION_WRITE);
 	assert_string_equal(it->target, "crm.jsonl");
 	assert_null(it->text); /* the event's own JSON */
 
 	it = decision_for(&r, "new_order", &n);
-	assert_int_equal(it->kind, ACTION_WRITE);
+	assert_int_equal(it->kind, DECISION_WRITE);
 	assert_string_equal(it->target, "slack.jsonl");
 	assert_non_null(strstr(it->text, "\"text\":\"New order 1004844 from isabel.vieira@example.com"));
 
 	it = decision_for(&r, "email_open", &n);
-	assert_int_equal(it->kind, ACTION_WRITE);
+	assert_int_equal(it->kind, DECISION_WRITE);
 	assert_string_equal(it->target, "engagement.jsonl");
 
 	it = decision_for(&r, "product_view", &n);
-	assert_int_equal(it->kind, ACTION_DROP);
+	assert_int_equal(it->kind, DECISION_DROP);
 	assert_string_equal(it->text, "not routed: product_view");
 	routed_free(&r);
 }
@@ -111,7 +111,7 @@ static void example_without_urls_writes_files(void **state)
 static void example_with_urls_forwards(void **state)
 {
 	struct routed r;
-	const struct action *it;
+	const struct decision *it;
 	size_t n, forwards = 0;
 
 	(void)state;
@@ -123,19 +123,19 @@ static void example_with_urls_forwards(void **state)
 		"email_spam_complaint", "unsubscribe", NULL }; *a; a++) {
 		it = decision_for(&r, *a, &n);
 		assert_int_equal(n, 1);
-		assert_int_equal(it->kind, ACTION_FORWARD);
+		assert_int_equal(it->kind, DECISION_FORWARD);
 		assert_string_equal(it->target, "https://crm.example.com/hook");
 		assert_null(it->text); /* default: original bytes, merged per batch */
 		assert_string_equal(it->name, "crm");
 	}
 	it = decision_for(&r, "new_order", &n);
-	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_int_equal(it->kind, DECISION_FORWARD);
 	assert_string_equal(it->target, "https://hooks.slack.example.com/x");
 	assert_true(it->text_is_json);
 	assert_string_equal(it->text,
 			    "{\"text\":\"New order 1004844 from isabel.vieira@example.com (list 3)\"}");
-	for (size_t i = 0; i < r.pipe.acts.count; i++)
-		forwards += r.pipe.acts.items[i].kind == ACTION_FORWARD;
+	for (size_t i = 0; i < r.pipe.decisions.count; i++)
+		forwards += r.pipe.decisions.items[i].kind == DECISION_FORWARD;
 	assert_int_equal(forwards, 4);
 	routed_free(&r);
 	unsetenv("CRM_URL");
@@ -145,21 +145,21 @@ static void example_with_urls_forwards(void **state)
 static void slack_rules_post_text(void **state)
 {
 	struct routed r;
-	const struct action *it;
+	const struct decision *it;
 	size_t n;
 
 	(void)state;
 	setenv("SLACK_URL", "https://hooks.slack.example.com/x", 1);
 	route_fixture(&r, "rules/slack.lua", "tests/fixtures/batch-all-actions.json");
 	it = decision_for(&r, "new_order", &n);
-	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_int_equal(it->kind, DECISION_FORWARD);
 	assert_string_equal(it->text,
 			    "{\"text\":\"New order 1004844 from isabel.vieira@example.com\"}");
 	it = decision_for(&r, "cart_update", &n);
-	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_int_equal(it->kind, DECISION_FORWARD);
 	assert_non_null(strstr(it->text, "\"text\":\"Cart "));
 	it = decision_for(&r, "email_open", &n);
-	assert_int_equal(it->kind, ACTION_DROP);
+	assert_int_equal(it->kind, DECISION_DROP);
 	routed_free(&r);
 	unsetenv("SLACK_URL");
 }
@@ -180,7 +180,7 @@ static void slack_rules_refuse_to_start_without_url(void **state)
 static void crm_rules_sign_status_updates(void **state)
 {
 	struct routed r;
-	const struct action *it;
+	const struct decision *it;
 	size_t n;
 
 	(void)state;
@@ -189,7 +189,7 @@ static void crm_rules_sign_status_updates(void **state)
 	route_fixture(&r, "rules/crm.lua", "tests/fixtures/batch-all-actions.json");
 	it = decision_for(&r, "email_hard_bounce", &n);
 	assert_int_equal(n, 1);
-	assert_int_equal(it->kind, ACTION_FORWARD);
+	assert_int_equal(it->kind, DECISION_FORWARD);
 	assert_string_equal(it->content_type, "application/json");
 	/* action_date stays an integer through json.encode */
 	assert_non_null(strstr(it->text, "\"status\":\"bounced\""));
@@ -197,7 +197,7 @@ static void crm_rules_sign_status_updates(void **state)
 	assert_non_null(strstr(it->text, "\"contact_ids\":[\"8d639eb2d1\"]"));
 	assert_non_null(strstr(it->headers, "X-Signature: sha256="));
 	it = decision_for(&r, "email_open", &n);
-	assert_int_equal(it->kind, ACTION_DROP);
+	assert_int_equal(it->kind, DECISION_DROP);
 	routed_free(&r);
 	unsetenv("CRM_URL");
 	unsetenv("CRM_SECRET");

@@ -17,7 +17,7 @@
 
 #include "unit/test_util.h"
 
-#include "actions.h"
+#include "decisions.h"
 #include "batch.h"
 #include "log.h"
 #include "rules.h"
@@ -36,7 +36,7 @@
 
 struct fx {
 	struct rules *r;
-	struct actions acts;
+	struct decisions decisions;
 	struct batch batch;
 	char *body;
 };
@@ -63,7 +63,7 @@ static int setup_file(void **state, const char *file)
 	f->r = load(file, ILIMIT, MLIMIT, err, sizeof err);
 	if (!f->r)
 		fail_msg("rules_new(%s): %s", file, err);
-	actions_init(&f->acts);
+	decisions_init(&f->decisions);
 	*state = f;
 	return 0;
 }
@@ -83,7 +83,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	rules_free(f->r);
-	actions_free(&f->acts);
+	decisions_free(&f->decisions);
 	batch_free(&f->batch);
 	free(f->body);
 	free(f);
@@ -134,7 +134,7 @@ static int route_one(struct fx *f, size_t i)
 		.request_id = "req-test",
 	};
 
-	return rules_route(f->r, i, &meta, &f->acts);
+	return rules_route(f->r, i, &meta, &f->decisions);
 }
 
 /* Runs code in a one-event batch (extra: more JSON members of the event). */
@@ -146,7 +146,7 @@ static int eval(struct fx *f, const char *code, const char *extra)
 	json_quote(body, sizeof body, code);
 	snprintf(body + strlen(body), sizeof body - strlen(body), "%s%s}]}", extra ? "," : "",
 		 extra ? extra : "");
-	actions_clear(&f->acts);
+	decisions_clear(&f->decisions);
 	parse(f, body);
 	rc = route_one(f, 0);
 	rules_end_batch(f->r);
@@ -158,11 +158,11 @@ static void expect_result(struct fx *f, const char *code, const char *extra, con
 	int rc = eval(f, code, extra);
 
 	if (rc != 0)
-		fail_msg("%s: rc %d (%s)", code, rc, f->acts.count ? f->acts.items[0].text : "");
-	assert_int_equal(f->acts.count, 1);
-	assert_int_equal(f->acts.items[0].kind, ACTION_DROP);
-	if (strcmp(f->acts.items[0].text, want) != 0)
-		fail_msg("%s: got '%s', want '%s'", code, f->acts.items[0].text, want);
+		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
+	assert_int_equal(f->decisions.count, 1);
+	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
+	if (strcmp(f->decisions.items[0].text, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].text, want);
 }
 
 static void expect_error(struct fx *f, const char *code, const char *want)
@@ -171,13 +171,13 @@ static void expect_error(struct fx *f, const char *code, const char *want)
 
 	if (rc != 1)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
-	assert_int_equal(f->acts.count, 1);
-	assert_int_equal(f->acts.items[0].kind, ACTION_ERROR);
-	assert_int_equal(f->acts.items[0].event, 0);
-	if (!strstr(f->acts.items[0].text, want))
-		fail_msg("%s: error '%s' lacks '%s'", code, f->acts.items[0].text, want);
-	assert_null(strchr(f->acts.items[0].text, '\n'));
-	assert_int_equal(f->acts.items[0].text_len, strlen(f->acts.items[0].text));
+	assert_int_equal(f->decisions.count, 1);
+	assert_int_equal(f->decisions.items[0].kind, DECISION_ERROR);
+	assert_int_equal(f->decisions.items[0].event, 0);
+	if (!strstr(f->decisions.items[0].text, want))
+		fail_msg("%s: error '%s' lacks '%s'", code, f->decisions.items[0].text, want);
+	assert_null(strchr(f->decisions.items[0].text, '\n'));
+	assert_int_equal(f->decisions.items[0].text_len, strlen(f->decisions.items[0].text));
 }
 
 /* ---- loading ---- */
@@ -238,15 +238,15 @@ static void test_require_beside_rules_file(void **state)
 	f.r = load(path, ILIMIT, MLIMIT, err, sizeof err);
 	if (!f.r)
 		fail_msg("%s", err);
-	actions_init(&f.acts);
+	decisions_init(&f.decisions);
 	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
 	assert_int_equal(route_one(&f, 0), 0);
-	assert_int_equal(f.acts.count, 1);
-	assert_string_equal(f.acts.items[0].text, "<email_open>1");
+	assert_int_equal(f.decisions.count, 1);
+	assert_string_equal(f.decisions.items[0].text, "<email_open>1");
 
 	rules_end_batch(f.r);
 	rules_free(f.r);
-	actions_free(&f.acts);
+	decisions_free(&f.decisions);
 	batch_free(&f.batch);
 	free(f.body);
 	assert_int_equal(tu_rmtree(dir), 0);
@@ -271,16 +271,16 @@ static const char kinds_batch[] =
 static void test_every_kind_with_options(void **state)
 {
 	struct fx *f = *state;
-	const struct action *a;
+	const struct decision *a;
 
 	parse(f, kinds_batch);
 	assert_int_equal(f->batch.count, 10);
 	for (size_t i = 0; i < f->batch.count; i++)
 		assert_int_equal(route_one(f, i), 0);
-	assert_int_equal(f->acts.count, 10);  /* product_view: none; several: two */
+	assert_int_equal(f->decisions.count, 10);  /* product_view: none; several: two */
 
-	a = &f->acts.items[0];
-	assert_int_equal(a->kind, ACTION_FORWARD);
+	a = &f->decisions.items[0];
+	assert_int_equal(a->kind, DECISION_FORWARD);
 	assert_int_equal(a->event, 0);
 	assert_string_equal(a->target, "https://a.example/hook");
 	assert_null(a->text);
@@ -289,8 +289,8 @@ static void test_every_kind_with_options(void **state)
 	assert_null(a->headers);
 	assert_null(a->name);
 
-	a = &f->acts.items[1];
-	assert_int_equal(a->kind, ACTION_FORWARD);
+	a = &f->decisions.items[1];
+	assert_int_equal(a->kind, DECISION_FORWARD);
 	assert_int_equal(a->event, 1);
 	assert_string_equal(a->target, "http://b.example/x");
 	assert_string_equal(a->method, "PUT");
@@ -304,41 +304,41 @@ static void test_every_kind_with_options(void **state)
 	assert_non_null(strstr(a->text, "\"id\":9007199254740993"));
 	assert_non_null(strstr(a->text, "\"list\":\"12\""));
 
-	a = &f->acts.items[2];
+	a = &f->decisions.items[2];
 	assert_string_equal(a->text, "plain text");
 	assert_int_equal(a->text_len, 10);
 	assert_int_equal(a->text_is_json, 0);
 	assert_string_equal(a->method, "POST");
 
-	a = &f->acts.items[3];
-	assert_int_equal(a->kind, ACTION_WRITE);
+	a = &f->decisions.items[3];
+	assert_int_equal(a->kind, DECISION_WRITE);
 	assert_int_equal(a->event, 3);
 	assert_string_equal(a->target, "sms/out.jsonl");
 	assert_null(a->text);
 
-	a = &f->acts.items[4];
-	assert_int_equal(a->kind, ACTION_WRITE);
+	a = &f->decisions.items[4];
+	assert_int_equal(a->kind, DECISION_WRITE);
 	assert_string_equal(a->target, "a.txt");
 	assert_string_equal(a->text, "hello");
 	assert_int_equal(a->text_is_json, 0);
 
-	a = &f->acts.items[5];
-	assert_int_equal(a->kind, ACTION_WRITE);
+	a = &f->decisions.items[5];
+	assert_int_equal(a->kind, DECISION_WRITE);
 	assert_string_equal(a->text, "{\"n\":631152000}");
 	assert_int_equal(a->text_is_json, 1);
 
-	a = &f->acts.items[6];
-	assert_int_equal(a->kind, ACTION_DROP);
+	a = &f->decisions.items[6];
+	assert_int_equal(a->kind, DECISION_DROP);
 	assert_string_equal(a->text, "unsub");
-	a = &f->acts.items[7];
-	assert_int_equal(a->kind, ACTION_DROP);
+	a = &f->decisions.items[7];
+	assert_int_equal(a->kind, DECISION_DROP);
 	assert_string_equal(a->text, "dropped");
 	assert_int_equal(a->event, 7);
 
-	assert_int_equal(f->acts.items[8].kind, ACTION_DROP);
-	assert_int_equal(f->acts.items[8].event, 9);
-	assert_int_equal(f->acts.items[9].kind, ACTION_WRITE);
-	assert_int_equal(f->acts.items[9].event, 9);
+	assert_int_equal(f->decisions.items[8].kind, DECISION_DROP);
+	assert_int_equal(f->decisions.items[8].event, 9);
+	assert_int_equal(f->decisions.items[9].kind, DECISION_WRITE);
+	assert_int_equal(f->decisions.items[9].event, 9);
 
 	assert_string_equal(rules_event_action(f->r, 8), "product_view");
 	assert_null(rules_event_action(f->r, 10));
@@ -354,19 +354,19 @@ static void test_rule_error_discards_partial_decisions(void **state)
 		 "{\"action\":\"email_open\"}]}");
 	assert_int_equal(route_one(f, 0), 0);
 	assert_int_equal(route_one(f, 1), 1);
-	assert_int_equal(f->acts.count, 2);  /* the drop of event 0, then one error */
-	assert_int_equal(f->acts.items[0].kind, ACTION_DROP);
-	assert_int_equal(f->acts.items[1].kind, ACTION_ERROR);
-	assert_int_equal(f->acts.items[1].event, 1);
-	assert_non_null(strstr(f->acts.items[1].text, "tests/rules/kinds.lua:"));
-	assert_non_null(strstr(f->acts.items[1].text, ": boom"));
-	assert_null(strstr(f->acts.items[1].text, "traceback"));
+	assert_int_equal(f->decisions.count, 2);  /* the drop of event 0, then one error */
+	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
+	assert_int_equal(f->decisions.items[1].kind, DECISION_ERROR);
+	assert_int_equal(f->decisions.items[1].event, 1);
+	assert_non_null(strstr(f->decisions.items[1].text, "tests/rules/kinds.lua:"));
+	assert_non_null(strstr(f->decisions.items[1].text, ": boom"));
+	assert_null(strstr(f->decisions.items[1].text, "traceback"));
 
 	/* The state is still healthy for the next event of the batch. */
 	assert_int_equal(route_one(f, 2), 0);
-	assert_int_equal(f->acts.count, 3);
-	assert_int_equal(f->acts.items[2].kind, ACTION_FORWARD);
-	assert_int_equal(f->acts.items[2].event, 2);
+	assert_int_equal(f->decisions.count, 3);
+	assert_int_equal(f->decisions.items[2].kind, DECISION_FORWARD);
+	assert_int_equal(f->decisions.items[2].event, 2);
 	rules_end_batch(f->r);
 }
 
@@ -376,8 +376,8 @@ static void test_decision_cap(void **state)
 
 	parse(f, "{\"events\":[{\"action\":\"flood\"}]}");
 	assert_int_equal(route_one(f, 0), 1);
-	assert_int_equal(f->acts.count, 1);
-	assert_non_null(strstr(f->acts.items[0].text, "too many decisions"));
+	assert_int_equal(f->decisions.count, 1);
+	assert_non_null(strstr(f->decisions.items[0].text, "too many decisions"));
 	rules_end_batch(f->r);
 }
 
@@ -386,7 +386,7 @@ static void test_default_is_no_decision(void **state)
 	struct fx *f = *state;
 
 	assert_int_equal(eval(f, "local x = 1", NULL), 0);
-	assert_int_equal(f->acts.count, 0);
+	assert_int_equal(f->decisions.count, 0);
 	expect_result(f, "return initialized", NULL, "true");
 }
 
@@ -416,22 +416,22 @@ static void test_all_actions_fixture(void **state)
 	assert_int_equal(f->batch.count, 38);
 	for (size_t i = 0; i < 38; i++) {
 		const char *action = rules_event_action(f->r, i);
-		const struct action *a;
+		const struct decision *a;
 
 		assert_null(f->batch.events[i].reject);
 		assert_non_null(action);
 		assert_int_equal(route_one(f, i), 0);
-		assert_int_equal(f->acts.count, i + 1);
-		a = &f->acts.items[i];
+		assert_int_equal(f->decisions.count, i + 1);
+		a = &f->decisions.items[i];
 		assert_int_equal(a->event, i);
 		if (strncmp(action, "email_", 6) == 0) {
-			assert_int_equal(a->kind, ACTION_FORWARD);
+			assert_int_equal(a->kind, DECISION_FORWARD);
 			forwards++;
 		} else if (strncmp(action, "sms_", 4) == 0) {
-			assert_int_equal(a->kind, ACTION_WRITE);
+			assert_int_equal(a->kind, DECISION_WRITE);
 			writes++;
 		} else {
-			assert_int_equal(a->kind, ACTION_DROP);
+			assert_int_equal(a->kind, DECISION_DROP);
 			assert_string_equal(a->text, action);
 			drops++;
 		}
@@ -511,7 +511,7 @@ static void test_event_action_is_the_original(void **state)
 {
 	struct fx *f = *state;
 
-	actions_clear(&f->acts);
+	decisions_clear(&f->decisions);
 	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"event.action = 'changed'\"},"
 		 "7,{\"action\":\"other\"}]}");
 	assert_int_equal(route_one(f, 0), 0);
@@ -639,13 +639,13 @@ static void test_meta_env_now_log(void **state)
 		.request_id = "req-1",
 	};
 
-	actions_clear(&f->acts);
+	decisions_clear(&f->decisions);
 	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"return table.concat({meta.index, "
 		 "meta.batch_size, meta.remote_addr, meta.request_id, meta.received_at, "
 		 "math.type(meta.index)}, ',')\"}]}");
-	assert_int_equal(rules_route(f->r, 0, &meta, &f->acts), 0);
-	assert_int_equal(f->acts.count, 1);
-	assert_string_equal(f->acts.items[0].text, "7,9,10.0.0.1,req-1,1712345678.25,integer");
+	assert_int_equal(rules_route(f->r, 0, &meta, &f->decisions), 0);
+	assert_int_equal(f->decisions.count, 1);
+	assert_string_equal(f->decisions.items[0].text, "7,9,10.0.0.1,req-1,1712345678.25,integer");
 	rules_end_batch(f->r);
 
 	assert_int_equal(setenv("EGOI_TEST_RULES_ENV", "v4lue", 1), 0);
@@ -706,9 +706,9 @@ static void test_forward_validation(void **state)
 	expect_error(f, "forward('https://x.example/', { content_type = 'a\\nb' })", "content_type");
 	/* an accepted forward after all that */
 	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })", NULL), 0);
-	assert_int_equal(f->acts.count, 1);
-	assert_string_equal(f->acts.items[0].method, "PUT");
-	assert_null(f->acts.items[0].headers);
+	assert_int_equal(f->decisions.count, 1);
+	assert_string_equal(f->decisions.items[0].method, "PUT");
+	assert_null(f->decisions.items[0].headers);
 }
 
 static void test_write_and_drop_validation(void **state)
@@ -725,9 +725,9 @@ static void test_write_and_drop_validation(void **state)
 	expect_error(f, "drop(5)", "drop: reason must be a string");
 	expect_error(f, "drop(string.rep('r', 200))", "drop: reason must be");
 	assert_int_equal(eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), 0);
-	assert_int_equal(f->acts.count, 1);
-	assert_string_equal(f->acts.items[0].target, "ok/x.log");
-	assert_string_equal(f->acts.items[0].text, "[1,2]");
+	assert_int_equal(f->decisions.count, 1);
+	assert_string_equal(f->decisions.items[0].target, "ok/x.log");
+	assert_string_equal(f->decisions.items[0].text, "[1,2]");
 }
 
 /* Every worker state runs init(); its log lines must appear once per process. */

@@ -14,7 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "actions.h"
+#include "decisions.h"
 #include "batch.h"
 #include "json_lua.h"
 #include "rules.h"
@@ -30,7 +30,7 @@
 
 struct fx {
 	struct rules *r;
-	struct actions acts;
+	struct decisions decisions;
 	struct batch batch;
 	char *body;
 };
@@ -44,14 +44,14 @@ static struct fx *fx_new(const struct rules_options *opt)
 	f->r = rules_new(opt, err, sizeof err);
 	if (!f->r)
 		fail_msg("rules_new: %s", err);
-	actions_init(&f->acts);
+	decisions_init(&f->decisions);
 	return f;
 }
 
 static void fx_free(struct fx *f)
 {
 	rules_free(f->r);
-	actions_free(&f->acts);
+	decisions_free(&f->decisions);
 	batch_free(&f->batch);
 	free(f->body);
 	free(f);
@@ -75,7 +75,7 @@ static void run(struct fx *f, size_t n, const char *const *codes, int *rcs)
 		assert_true(len + 16 < sizeof body);
 	}
 	snprintf(body + len, sizeof body - len, "]}");
-	actions_clear(&f->acts);
+	decisions_clear(&f->decisions);
 	free(f->body);
 	f->body = strdup(body);
 	assert_non_null(f->body);
@@ -87,39 +87,39 @@ static void run(struct fx *f, size_t n, const char *const *codes, int *rcs)
 			.event_bytes = f->batch.events[i].end - f->batch.events[i].start,
 		};
 
-		rcs[i] = rules_route(f->r, i, &meta, &f->acts);
+		rcs[i] = rules_route(f->r, i, &meta, &f->decisions);
 	}
 }
 
 /* The decision of event ev of kind, or NULL. */
-static const struct action *find(struct fx *f, size_t ev, enum action_kind kind)
+static const struct decision *find(struct fx *f, size_t ev, enum decision_kind kind)
 {
-	for (size_t i = 0; i < f->acts.count; i++)
-		if (f->acts.items[i].event == ev && f->acts.items[i].kind == kind)
-			return &f->acts.items[i];
+	for (size_t i = 0; i < f->decisions.count; i++)
+		if (f->decisions.items[i].event == ev && f->decisions.items[i].kind == kind)
+			return &f->decisions.items[i];
 	return NULL;
 }
 
-static size_t count(struct fx *f, size_t ev, enum action_kind kind)
+static size_t count(struct fx *f, size_t ev, enum decision_kind kind)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < f->acts.count; i++)
-		n += f->acts.items[i].event == ev && f->acts.items[i].kind == kind;
+	for (size_t i = 0; i < f->decisions.count; i++)
+		n += f->decisions.items[i].event == ev && f->decisions.items[i].kind == kind;
 	return n;
 }
 
 static void expect_error(struct fx *f, const char *code, const char *want)
 {
 	int rc;
-	const struct action *e;
+	const struct decision *e;
 
 	run(f, 1, &code, &rc);
 	if (rc != 1)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
-	e = find(f, 0, ACTION_ERROR);
+	e = find(f, 0, DECISION_ERROR);
 	assert_non_null(e);
-	assert_int_equal(f->acts.count, 1);
+	assert_int_equal(f->decisions.count, 1);
 	if (!strstr(e->text, want))
 		fail_msg("%s: error '%s' lacks '%s'", code, e->text, want);
 	rules_end_batch(f->r);
@@ -131,7 +131,7 @@ static void expect_ok(struct fx *f, const char *code)
 
 	run(f, 1, &code, &rc);
 	if (rc != 0)
-		fail_msg("%s: rc %d (%s)", code, rc, f->acts.count ? f->acts.items[0].text : "");
+		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
 	rules_end_batch(f->r);
 }
 
@@ -243,7 +243,7 @@ static void test_json_encode_many_references(void **state)
 	/* the state is usable afterwards, and a large text that fits still encodes */
 	expect_ok(f, "local s = string.rep('y', 4 * 1024 * 1024) "
 		     "return #json.encode({ s, s })");
-	assert_string_equal(f->acts.items[0].text, "8388615");
+	assert_string_equal(f->decisions.items[0].text, "8388615");
 	fx_free(f);
 }
 
@@ -277,10 +277,10 @@ static void test_forward_body_caps(void **state)
 	assert_int_equal(rc[0], 0);
 	assert_int_equal(rc[1], 1);
 	assert_int_equal(rc[2], 0);
-	assert_int_equal(count(f, 0, ACTION_FORWARD), 4);
-	assert_int_equal(count(f, 1, ACTION_FORWARD), 0);
-	assert_non_null(strstr(find(f, 1, ACTION_ERROR)->text, "max_batch_forward_bytes"));
-	assert_int_equal(count(f, 2, ACTION_FORWARD), 1);
+	assert_int_equal(count(f, 0, DECISION_FORWARD), 4);
+	assert_int_equal(count(f, 1, DECISION_FORWARD), 0);
+	assert_non_null(strstr(find(f, 1, DECISION_ERROR)->text, "max_batch_forward_bytes"));
+	assert_int_equal(count(f, 2, DECISION_FORWARD), 1);
 	rules_end_batch(f->r);
 
 	/* the next batch starts from zero again */

@@ -16,7 +16,7 @@
 
 #include "unit/test_util.h"
 
-#include "actions.h"
+#include "decisions.h"
 #include "batch.h"
 #include "cli_test.h"
 #include "rules.h"
@@ -33,7 +33,7 @@
 
 struct fx {
 	struct rules *r;
-	struct actions acts;
+	struct decisions decisions;
 	struct batch batch;
 	char *body;
 };
@@ -60,7 +60,7 @@ static int setup(void **state)
 	f->r = rules_new(&opt, err, sizeof err);
 	if (!f->r)
 		fail_msg("rules_new: %s", err);
-	actions_init(&f->acts);
+	decisions_init(&f->decisions);
 	*state = f;
 	return 0;
 }
@@ -70,7 +70,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	rules_free(f->r);
-	actions_free(&f->acts);
+	decisions_free(&f->decisions);
 	batch_free(&f->batch);
 	free(f->body);
 	free(f);
@@ -87,10 +87,10 @@ static int eval(struct fx *f, const char *code)
 	free(f->body);
 	assert_true(asprintf(&f->body, "{\"events\":[{\"action\":\"eval\",\"code\":\"%s\"}]}",
 			     code) > 0);
-	actions_clear(&f->acts);
+	decisions_clear(&f->decisions);
 	if (rules_parse_batch(f->r, f->body, strlen(f->body), 10, &f->batch, err, sizeof err) != 0)
 		fail_msg("parse: %s", err);
-	rc = rules_route(f->r, 0, &meta, &f->acts);
+	rc = rules_route(f->r, 0, &meta, &f->decisions);
 	rules_end_batch(f->r);
 	return rc;
 }
@@ -100,11 +100,11 @@ static void expect_result(struct fx *f, const char *code, const char *want)
 	int rc = eval(f, code);
 
 	if (rc != 0)
-		fail_msg("%s: rc %d (%s)", code, rc, f->acts.count ? f->acts.items[0].text : "");
-	assert_int_equal(f->acts.count, 1);
-	assert_int_equal(f->acts.items[0].kind, ACTION_DROP);
-	if (strcmp(f->acts.items[0].text, want) != 0)
-		fail_msg("%s: got '%s', want '%s'", code, f->acts.items[0].text, want);
+		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
+	assert_int_equal(f->decisions.count, 1);
+	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
+	if (strcmp(f->decisions.items[0].text, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].text, want);
 }
 
 /* code must fail with want in its message within 2 * TLIMIT_MS; then the state still works. */
@@ -116,10 +116,10 @@ static void expect_time_error(struct fx *f, const char *code, const char *want)
 	took = now_ms() - t0;
 	if (rc != 1)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
-	assert_int_equal(f->acts.count, 1);
-	assert_int_equal(f->acts.items[0].kind, ACTION_ERROR);
-	if (!strstr(f->acts.items[0].text, want))
-		fail_msg("%s: error '%s' lacks '%s'", code, f->acts.items[0].text, want);
+	assert_int_equal(f->decisions.count, 1);
+	assert_int_equal(f->decisions.items[0].kind, DECISION_ERROR);
+	if (!strstr(f->decisions.items[0].text, want))
+		fail_msg("%s: error '%s' lacks '%s'", code, f->decisions.items[0].text, want);
 	if (took >= 2.0 * TLIMIT_MS)
 		fail_msg("%s: took %.0f ms, limit %ld ms", code, took, TLIMIT_MS);
 	expect_result(f, "return 40 + 2", "42");
@@ -260,7 +260,7 @@ static void test_env_only_listed_names(void **state)
 	(void)state;
 	assert_int_equal(setenv("EGOI_T_SECRET", "hunter2", 1), 0);
 	assert_int_equal(setenv("EGOI_T_ALLOWED", "ok", 1), 0);
-	actions_init(&f.acts);
+	decisions_init(&f.decisions);
 
 	f.r = env_rules(NULL, NULL);  /* default: nothing */
 	expect_result(&f, "return tostring(env('EGOI_T_SECRET')) .. tostring(env('EGOI_T_ALLOWED'))",
@@ -280,7 +280,7 @@ static void test_env_only_listed_names(void **state)
 	rules_free(f.r);
 
 	f.r = NULL;
-	actions_free(&f.acts);
+	decisions_free(&f.decisions);
 	batch_free(&f.batch);
 	free(f.body);
 	unsetenv("EGOI_T_SECRET");

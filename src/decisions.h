@@ -1,20 +1,20 @@
 /*
- * actions.h — the decisions rules take for one batch, and their commit.
+ * decisions.h — the decisions rules take for one batch, and their commit.
  *
  * Rules append decisions while a batch is routed (rules_api.c); when every
- * event is routed, actions_commit makes them durable in one step: lines are
+ * event is routed, decisions_commit makes them durable in one step: lines are
  * appended to files (sink_file.c), then every forward and dead letter of the
  * batch goes into the outbox in ONE transaction (outbox.c). Only after
- * actions_commit returns 0 may the batch be answered 200.
+ * decisions_commit returns 0 may the batch be answered 200.
  *
  * Default forwards (no opts.body) to the same destination (url, method,
  * content type, headers and name all equal) are merged into one request whose
  * body is {"events":[...]} holding each event's original bytes, in batch order.
  *
- * A struct actions belongs to one worker thread; nothing here is shared.
+ * A struct decisions belongs to one worker thread; nothing here is shared.
  */
-#ifndef EGOI_ACTIONS_H
-#define EGOI_ACTIONS_H
+#ifndef EGOI_DECISIONS_H
+#define EGOI_DECISIONS_H
 
 #include <stddef.h>
 
@@ -22,20 +22,20 @@ struct batch;
 struct outbox_writer;
 struct sink_file;
 
-enum action_kind {
-	ACTION_FORWARD,
-	ACTION_WRITE,
-	ACTION_DROP,
-	ACTION_ERROR,    /* rule error: the event becomes a dead letter */
-	ACTION_REJECT,   /* malformed element of "events": dead letter */
+enum decision_kind {
+	DECISION_FORWARD,
+	DECISION_WRITE,
+	DECISION_DROP,
+	DECISION_ERROR,    /* rule error: the event becomes a dead letter */
+	DECISION_REJECT,   /* malformed element of "events": dead letter */
 };
 
 /*
- * One decision. Every string is owned by the struct actions it lives in
- * (freed by actions_clear/actions_free). Unused fields are NULL/0.
+ * One decision. Every string is owned by the struct decisions it lives in
+ * (freed by decisions_clear/decisions_free). Unused fields are NULL/0.
  */
-struct action {
-	enum action_kind kind;
+struct decision {
+	enum decision_kind kind;
 	size_t event;          /* 0-based index of the event in the batch */
 	char *target;          /* FORWARD: url; WRITE: path relative to output_dir */
 	char *text;            /* FORWARD: opts.body (NULL = default batch body);
@@ -49,36 +49,36 @@ struct action {
 	char *name;            /* FORWARD: label for metrics and logs, or NULL (= url host) */
 };
 
-struct actions {
-	struct action *items;
+struct decisions {
+	struct decision *items;
 	size_t count, cap;
 };
 
-void actions_init(struct actions *a);
+void decisions_init(struct decisions *a);
 
 /* Frees every decision's strings; keeps the array for the next batch. */
-void actions_clear(struct actions *a);
+void decisions_clear(struct decisions *a);
 
 /* Frees everything; a may be zeroed. */
-void actions_free(struct actions *a);
+void decisions_free(struct decisions *a);
 
 /* Frees and removes decisions from index count on (undoes a failed rule). */
-void actions_truncate(struct actions *a, size_t count);
+void decisions_truncate(struct decisions *a, size_t count);
 
 /* Appends a zeroed decision of kind for event; NULL when out of memory. */
-struct action *actions_push(struct actions *a, enum action_kind kind, size_t event);
+struct decision *decisions_push(struct decisions *a, enum decision_kind kind, size_t event);
 
 /* Copies len bytes into a new NUL-terminated heap string (NULL on OOM). */
-char *actions_strndup(const char *s, size_t len);
+char *decisions_strndup(const char *s, size_t len);
 
-struct actions_summary {
+struct decisions_summary {
 	size_t forwards;       /* outbox entries created (after merging) */
 	size_t writes;         /* lines appended */
 	size_t drops;          /* events with only drops or no decision */
 	size_t dead_letters;   /* rule errors + rejected events + refused writes */
 };
 
-struct actions_commit_env {
+struct decisions_commit_env {
 	const char *body;             /* the batch body the spans point into */
 	const struct batch *batch;
 	struct outbox_writer *writer; /* NULL: forwards are not allowed (dry run) */
@@ -98,7 +98,7 @@ struct actions_commit_env {
  * dead letter for that event. Returns 0 on success; -1 on a storage failure (disk, database),
  * with err set: the batch must not be answered 200.
  */
-int actions_commit(const struct actions *a, const struct actions_commit_env *env,
-		   struct actions_summary *sum, char *err, size_t errlen);
+int decisions_commit(const struct decisions *a, const struct decisions_commit_env *env,
+		   struct decisions_summary *sum, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * actions_commit.c — makes one batch's decisions durable (see actions.h).
+ * decisions_commit.c — makes one batch's decisions durable (see decisions.h).
  *
  * Order: every write line is queued per file, then each file gets its lines
  * in one append (sink_file_flush: whole lines or none); a disk failure fails
@@ -29,7 +29,7 @@
  *
  * Threads: called by the worker that owns a and env->sink.
  */
-#include "actions.h"
+#include "decisions.h"
 
 #include "batch.h"
 #include "outbox.h"
@@ -42,7 +42,7 @@
 #include <string.h>
 
 struct group {
-	const struct action *key;   /* first decision of the group */
+	const struct decision *key;   /* first decision of the group */
 	size_t first;               /* its index in the decision list */
 	size_t bytes;               /* body size bound (spans + separators) */
 	size_t last_event;          /* to notice events out of batch order */
@@ -54,15 +54,15 @@ struct pair {
 
 /* A write refused by the output_dir policy, dead-lettered in the transaction. */
 struct refused {
-	size_t action;
+	size_t decision;   /* its index in the batch's decisions */
 	char *reason;
 	char *line;
 	size_t line_len;
 };
 
 struct commit {
-	const struct actions *a;
-	const struct actions_commit_env *env;
+	const struct decisions *a;
+	const struct decisions_commit_env *env;
 	struct group *groups;
 	size_t ngroups;
 	struct pair *pairs;
@@ -71,7 +71,7 @@ struct commit {
 	size_t nrefused;
 	struct util_buf buf;       /* scratch: compacted lines, merged bodies */
 	struct outbox *ob;         /* the writer's connection, during fill_outbox only */
-	struct actions_summary *sum;
+	struct decisions_summary *sum;
 	int oom;
 };
 
@@ -84,12 +84,12 @@ static int str_eq(const char *x, const char *y)
 	return strcmp(x, y) == 0;
 }
 
-static const char *method_of(const struct action *it)
+static const char *method_of(const struct decision *it)
 {
 	return it->method ? it->method : "POST";
 }
 
-static int same_destination(const struct action *x, const struct action *y)
+static int same_destination(const struct decision *x, const struct decision *y)
 {
 	return str_eq(x->target, y->target) && str_eq(method_of(x), method_of(y)) &&
 	       str_eq(x->content_type, y->content_type) && str_eq(x->headers, y->headers) &&
@@ -119,7 +119,7 @@ static size_t span_len(const struct batch *b, size_t ev)
  */
 static int group_forwards(struct commit *c, size_t nforward, char *err, size_t errlen)
 {
-	const struct actions *a = c->a;
+	const struct decisions *a = c->a;
 	size_t last = (size_t)-1;
 	int sorted = 1;
 
@@ -130,11 +130,11 @@ static int group_forwards(struct commit *c, size_t nforward, char *err, size_t e
 		return -1;
 	}
 	for (size_t i = 0; i < a->count; i++) {
-		const struct action *it = &a->items[i];
+		const struct decision *it = &a->items[i];
 		struct group *gr;
 		size_t g;
 
-		if (it->kind != ACTION_FORWARD || it->text)
+		if (it->kind != DECISION_FORWARD || it->text)
 			continue;
 		if (last != (size_t)-1 && same_destination(c->groups[last].key, it)) {
 			g = last;
@@ -197,21 +197,21 @@ static size_t build_body(struct commit *c, size_t g)
  * Queues every write line, then appends them (one append per file); refused
  * ones are kept for the transaction. On failure nothing stays queued.
  */
-static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *sum, char *err,
+static int do_writes(struct commit *c, size_t nwrite, struct decisions_summary *sum, char *err,
 		     size_t errlen)
 {
-	const struct actions_commit_env *env = c->env;
+	const struct decisions_commit_env *env = c->env;
 	const struct batch *b = env->batch;
 	char why[512];
 	int ret = -1;
 
 	for (size_t i = 0; i < c->a->count; i++) {
-		const struct action *it = &c->a->items[i];
+		const struct decision *it = &c->a->items[i];
 		const char *line;
 		size_t len;
 		int rc;
 
-		if (it->kind != ACTION_WRITE)
+		if (it->kind != DECISION_WRITE)
 			continue;
 		if (it->text) {
 			line = it->text;
@@ -243,9 +243,9 @@ static int do_writes(struct commit *c, size_t nwrite, struct actions_summary *su
 		}
 		struct refused *r = &c->refused[c->nrefused];
 
-		r->action = i;
-		r->reason = actions_strndup(why, strlen(why));
-		r->line = actions_strndup(line, len);
+		r->decision = i;
+		r->reason = decisions_strndup(why, strlen(why));
+		r->line = decisions_strndup(line, len);
 		r->line_len = len;
 		if (!r->reason || !r->line) {
 			free(r->reason);
@@ -264,7 +264,7 @@ out:
 	return ret;
 }
 
-static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct action *it,
+static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct decision *it,
 		    const char *reason, const char *payload, size_t payload_len)
 {
 	struct outbox_dead d = {
@@ -280,7 +280,7 @@ static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct a
 	return outbox_add_dead(c->ob, &d);
 }
 
-static int add_forward(struct commit *c, const struct action *it, const char *body, size_t len)
+static int add_forward(struct commit *c, const struct decision *it, const char *body, size_t len)
 {
 	struct outbox_forward f = {
 		.name = it->name,
@@ -299,16 +299,16 @@ static int add_forward(struct commit *c, const struct action *it, const char *bo
 
 /* Adds decision i to the open transaction, if it makes an entry; 0 or -1. */
 static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_refused,
-		   struct actions_summary *sum, int *oom)
+		   struct decisions_summary *sum, int *oom)
 {
 	const struct batch *b = c->env->batch;
-	const struct action *it = &c->a->items[i];
+	const struct decision *it = &c->a->items[i];
 	const char *span = c->env->body + b->events[it->event].start;
 	size_t slen = span_len(b, it->event);
 	struct refused *r;
 
 	switch (it->kind) {
-	case ACTION_FORWARD:
+	case DECISION_FORWARD:
 		if (it->text) {
 			sum->forwards++;
 			return add_forward(c, it, it->text, it->text_len);
@@ -321,19 +321,19 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 		}
 		sum->forwards++;
 		return add_forward(c, it, c->buf.p, build_body(c, (*next_group)++));
-	case ACTION_ERROR:
+	case DECISION_ERROR:
 		sum->dead_letters++;
 		return add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->text, span, slen);
-	case ACTION_REJECT:
+	case DECISION_REJECT:
 		sum->dead_letters++;
 		return add_dead(c, OUTBOX_DEAD_REJECTED, it, it->text, span, slen);
-	case ACTION_WRITE:
-		if (*next_refused >= c->nrefused || c->refused[*next_refused].action != i)
+	case DECISION_WRITE:
+		if (*next_refused >= c->nrefused || c->refused[*next_refused].decision != i)
 			return 0;
 		r = &c->refused[(*next_refused)++];
 		sum->dead_letters++;
 		return add_dead(c, OUTBOX_DEAD_WRITE, it, r->reason, r->line, r->line_len);
-	case ACTION_DROP:
+	case DECISION_DROP:
 		return 0;
 	}
 	return 0;
@@ -357,7 +357,7 @@ static int fill_outbox(struct outbox *ob, void *arg)
  * none, only the files' flush); with sync, the files the flush wrote are
  * flushed to disk in the same group first.
  */
-static int do_outbox(struct commit *c, int rows, int sync, struct actions_summary *sum,
+static int do_outbox(struct commit *c, int rows, int sync, struct decisions_summary *sum,
 		     char *err, size_t errlen)
 {
 	struct outbox_writer_file *files = NULL;
@@ -388,8 +388,8 @@ out:
 	return rc;
 }
 
-int actions_commit(const struct actions *a, const struct actions_commit_env *env,
-		   struct actions_summary *sum, char *err, size_t errlen)
+int decisions_commit(const struct decisions *a, const struct decisions_commit_env *env,
+		   struct decisions_summary *sum, char *err, size_t errlen)
 {
 	struct commit c = { .a = a, .env = env };
 	const struct batch *b = env->batch;
@@ -409,35 +409,35 @@ int actions_commit(const struct actions *a, const struct actions_commit_env *env
 		goto out;
 	}
 	for (size_t i = 0; i < a->count; i++) {
-		const struct action *it = &a->items[i];
+		const struct decision *it = &a->items[i];
 
 		if (it->event >= b->count) {
 			snprintf(err, errlen, "decision for event %zu outside the batch", it->event + 1);
 			goto out;
 		}
 		switch (it->kind) {
-		case ACTION_FORWARD:
-		case ACTION_WRITE:
+		case DECISION_FORWARD:
+		case DECISION_WRITE:
 			if (!it->target) {
 				snprintf(err, errlen, "decision for event %zu has no target",
 					 it->event + 1);
 				goto out;
 			}
-			if (it->kind == ACTION_WRITE)
+			if (it->kind == DECISION_WRITE)
 				nwrite++;
 			else if (!it->text)
 				nforward++;
-			noutbox += it->kind == ACTION_FORWARD;
+			noutbox += it->kind == DECISION_FORWARD;
 			decided[it->event] = 1;
 			break;
-		case ACTION_ERROR:
+		case DECISION_ERROR:
 			decided[it->event] = 1;
 			noutbox++;
 			break;
-		case ACTION_REJECT:
+		case DECISION_REJECT:
 			noutbox++;
 			break;
-		case ACTION_DROP:
+		case DECISION_DROP:
 			break;
 		}
 	}

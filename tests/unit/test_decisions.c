@@ -1,5 +1,5 @@
 /*
- * test_actions.c — the decision list and actions_commit against a real
+ * test_decisions.c — the decision list and decisions_commit against a real
  * outbox (SQLite in a mkdtemp() data dir, read back with sqlite3 directly)
  * and a real sink (files under a mkdtemp() output_dir): merging of default
  * forwards, custom bodies, dead letters, write lines, refused writes,
@@ -14,7 +14,7 @@
 
 #include "unit/test_util.h"
 
-#include "actions.h"
+#include "decisions.h"
 #include "batch.h"
 #include "outbox.h"
 #include "outbox_writer.h"
@@ -40,7 +40,7 @@ struct fixture {
 	char err[512];
 	struct outbox_writer *writer;
 	struct sink_file *sink;
-	struct actions a;
+	struct decisions a;
 	struct batch b;
 	char *body;          /* the batch body the spans point into */
 	size_t body_len;
@@ -51,7 +51,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof *f);
 
 	assert_non_null(f);
-	strcpy(f->root, "/tmp/test_actions.XXXXXX");
+	strcpy(f->root, "/tmp/test_decisions.XXXXXX");
 	assert_non_null(mkdtemp(f->root));
 	snprintf(f->data, sizeof f->data, "%s/data", f->root);
 	snprintf(f->out, sizeof f->out, "%s/out", f->root);
@@ -63,7 +63,7 @@ static int setup(void **state)
 	f->sink = sink_file_open(f->out, SINK_SYNC_NONE, f->err, sizeof f->err);
 	if (!f->sink)
 		fail_msg("sink_file_open: %s", f->err);
-	actions_init(&f->a);
+	decisions_init(&f->a);
 	*state = f;
 	return 0;
 }
@@ -72,7 +72,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	actions_free(&f->a);
+	decisions_free(&f->a);
 	batch_free(&f->b);
 	outbox_writer_stop(f->writer);
 	sink_file_close(f->sink);
@@ -86,7 +86,7 @@ static void parse_text(struct fixture *f, const char *text)
 {
 	free(f->body);
 	f->body_len = strlen(text);
-	f->body = actions_strndup(text, f->body_len);
+	f->body = decisions_strndup(text, f->body_len);
 	assert_non_null(f->body);
 	if (batch_parse(&f->b, f->body, f->body_len, 1000, NULL, NULL, f->err, sizeof f->err) != 0)
 		fail_msg("batch_parse: %s", f->err);
@@ -109,15 +109,15 @@ static char *dup_or_null(const char *s)
 
 	if (!s)
 		return NULL;
-	p = actions_strndup(s, strlen(s));
+	p = decisions_strndup(s, strlen(s));
 	assert_non_null(p);
 	return p;
 }
 
-static struct action *push(struct fixture *f, enum action_kind kind, size_t ev, const char *target,
+static struct decision *push(struct fixture *f, enum decision_kind kind, size_t ev, const char *target,
 			   const char *text)
 {
-	struct action *it = actions_push(&f->a, kind, ev);
+	struct decision *it = decisions_push(&f->a, kind, ev);
 
 	assert_non_null(it);
 	it->target = dup_or_null(target);
@@ -126,17 +126,17 @@ static struct action *push(struct fixture *f, enum action_kind kind, size_t ev, 
 	return it;
 }
 
-static struct action *push_forward(struct fixture *f, size_t ev, const char *url, const char *body)
+static struct decision *push_forward(struct fixture *f, size_t ev, const char *url, const char *body)
 {
-	struct action *it = push(f, ACTION_FORWARD, ev, url, body);
+	struct decision *it = push(f, DECISION_FORWARD, ev, url, body);
 
 	it->method = dup_or_null("POST");
 	return it;
 }
 
-static int commit(struct fixture *f, struct actions_summary *sum)
+static int commit(struct fixture *f, struct decisions_summary *sum)
 {
-	struct actions_commit_env env = {
+	struct decisions_commit_env env = {
 		.body = f->body,
 		.batch = &f->b,
 		.writer = f->writer,
@@ -144,7 +144,7 @@ static int commit(struct fixture *f, struct actions_summary *sum)
 		.request_id = "req-1",
 	};
 
-	return actions_commit(&f->a, &env, sum, f->err, sizeof f->err);
+	return decisions_commit(&f->a, &env, sum, f->err, sizeof f->err);
 }
 
 /* Rows of a query read with a connection of the test's own. */
@@ -171,7 +171,7 @@ static void query(struct fixture *f, const char *sql, struct rows *r)
 			const void *p = sqlite3_column_blob(st, c);
 			size_t len = (size_t)sqlite3_column_bytes(st, c);
 
-			r->col[r->n][c] = p ? actions_strndup(p, len) : NULL;
+			r->col[r->n][c] = p ? decisions_strndup(p, len) : NULL;
 			r->len[r->n][c] = len;
 		}
 		r->n++;
@@ -240,7 +240,7 @@ static char *merged(struct fixture *f, const size_t *evs, size_t n)
 static void test_default_forwards_merged(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
+	struct decisions_summary sum;
 	struct rows r;
 	char *want;
 
@@ -282,9 +282,9 @@ static const char *FOUR =
 static void test_groups_order_and_duplicates(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
+	struct decisions_summary sum;
 	struct rows r;
-	struct action *it;
+	struct decision *it;
 	char *want;
 
 	parse_text(f, FOUR);
@@ -303,7 +303,7 @@ static void test_groups_order_and_duplicates(void **state)
 	it->method = NULL;               /* NULL method is POST: same as group A */
 	it = push_forward(f, 0, URL_A, NULL);
 	it->name = dup_or_null("crm");
-	push(f, ACTION_DROP, 1, NULL, "not interesting");
+	push(f, DECISION_DROP, 1, NULL, "not interesting");
 	assert_int_equal(commit(f, &sum), 0);
 	assert_int_equal(sum.forwards, 4);
 	assert_int_equal(sum.drops, 1);
@@ -328,7 +328,7 @@ static void test_groups_order_and_duplicates(void **state)
 static void test_dead_letters(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
+	struct decisions_summary sum;
 	struct rows r;
 
 	parse_text(f, "{\"events\":[42, {\"action\":\"a\"}, {\"no\":\"action\"},"
@@ -336,9 +336,9 @@ static void test_dead_letters(void **state)
 	assert_int_equal(f->b.count, 4);
 	assert_non_null(f->b.events[0].reject);
 	assert_non_null(f->b.events[2].reject);
-	push(f, ACTION_REJECT, 0, NULL, f->b.events[0].reject);
-	push(f, ACTION_REJECT, 2, NULL, f->b.events[2].reject);
-	push(f, ACTION_ERROR, 3, NULL, "rules.lua:3: attempt to index a nil value");
+	push(f, DECISION_REJECT, 0, NULL, f->b.events[0].reject);
+	push(f, DECISION_REJECT, 2, NULL, f->b.events[2].reject);
+	push(f, DECISION_ERROR, 3, NULL, "rules.lua:3: attempt to index a nil value");
 	assert_int_equal(commit(f, &sum), 0);
 	assert_int_equal(sum.dead_letters, 3);
 	assert_int_equal(sum.forwards, 0);
@@ -369,18 +369,18 @@ static const char *EVENT0_COMPACT =
 static void test_writes_without_outbox(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
-	struct actions_commit_env env;
+	struct decisions_summary sum;
+	struct decisions_commit_env env;
 	char path[256], want[1024];
 	char *got;
 
 	parse_fixture(f);
-	push(f, ACTION_WRITE, 0, "events/all.jsonl", NULL);
-	push(f, ACTION_WRITE, 1, "events/all.jsonl", "{\"custom\":\"line\"}");
-	push(f, ACTION_DROP, 1, NULL, "also dropped");   /* a write counts: not a drop */
+	push(f, DECISION_WRITE, 0, "events/all.jsonl", NULL);
+	push(f, DECISION_WRITE, 1, "events/all.jsonl", "{\"custom\":\"line\"}");
+	push(f, DECISION_DROP, 1, NULL, "also dropped");   /* a write counts: not a drop */
 	/* only writes: no outbox needed (dry run of forwards) */
-	env = (struct actions_commit_env){ .body = f->body, .batch = &f->b, .sink = f->sink };
-	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	env = (struct decisions_commit_env){ .body = f->body, .batch = &f->b, .sink = f->sink };
+	assert_int_equal(decisions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
 	assert_int_equal(sum.writes, 2);
 	assert_int_equal(sum.drops, 0);
 	assert_int_equal(sum.forwards, 0);
@@ -396,7 +396,7 @@ static void test_writes_without_outbox(void **state)
 static void test_refused_write_is_dead_letter(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
+	struct decisions_summary sum;
 	char path[256];
 	struct rows r;
 	char *got;
@@ -404,9 +404,9 @@ static void test_refused_write_is_dead_letter(void **state)
 	parse_fixture(f);
 	snprintf(path, sizeof path, "%s/evil", f->out);
 	assert_int_equal(symlink(f->outside, path), 0);
-	push(f, ACTION_WRITE, 0, "evil/x.log", NULL);
+	push(f, DECISION_WRITE, 0, "evil/x.log", NULL);
 	push_forward(f, 1, URL_A, NULL);
-	push(f, ACTION_WRITE, 1, "ok.log", "fine");
+	push(f, DECISION_WRITE, 1, "ok.log", "fine");
 	assert_int_equal(commit(f, &sum), 0);
 	assert_int_equal(sum.writes, 1);
 	assert_int_equal(sum.dead_letters, 1);
@@ -432,10 +432,10 @@ static void test_refused_write_is_dead_letter(void **state)
 static void test_outbox_failure_commits_nothing(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
+	struct decisions_summary sum;
 
 	parse_fixture(f);
-	push(f, ACTION_ERROR, 0, NULL, "boom");
+	push(f, DECISION_ERROR, 0, NULL, "boom");
 	push_forward(f, 1, URL_A, NULL);
 	exec_sql(f, "DROP TABLE deliveries");
 	f->err[0] = '\0';
@@ -445,9 +445,9 @@ static void test_outbox_failure_commits_nothing(void **state)
 	assert_int_equal(count(f, "dead_letters"), 0);
 
 	/* the other order: the forward is in the transaction when the dead letter fails */
-	actions_clear(&f->a);
+	decisions_clear(&f->a);
 	push_forward(f, 0, URL_A, NULL);
-	push(f, ACTION_ERROR, 1, NULL, "boom");
+	push(f, DECISION_ERROR, 1, NULL, "boom");
 	exec_sql(f, "ALTER TABLE dead_letters RENAME TO gone;"
 		    "CREATE TABLE deliveries(id INTEGER PRIMARY KEY, delivery_id TEXT, name TEXT,"
 		    " url TEXT, method TEXT, content_type TEXT, headers TEXT, body BLOB,"
@@ -467,8 +467,8 @@ static void test_outbox_failure_commits_nothing(void **state)
 static void test_storage_and_env_errors(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
-	struct actions_commit_env env;
+	struct decisions_summary sum;
+	struct decisions_commit_env env;
 	char longname[300], path[600];
 
 	parse_fixture(f);
@@ -477,7 +477,7 @@ static void test_storage_and_env_errors(void **state)
 	struct rlimit saved, low;
 
 	push_forward(f, 0, URL_A, NULL);
-	push(f, ACTION_WRITE, 1, "new.log", NULL);
+	push(f, DECISION_WRITE, 1, "new.log", NULL);
 	f->err[0] = '\0';
 	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
 	low = saved;
@@ -492,36 +492,36 @@ static void test_storage_and_env_errors(void **state)
 
 	/* a name the file system refuses (over NAME_MAX) is the event's own
 	 * failure: a write dead letter, and the rest of the batch commits */
-	actions_clear(&f->a);
+	decisions_clear(&f->a);
 	memset(longname, 'n', sizeof longname - 1);
 	longname[sizeof longname - 1] = '\0';
 	push_forward(f, 0, URL_A, NULL);
-	push(f, ACTION_WRITE, 1, longname, NULL);
+	push(f, DECISION_WRITE, 1, longname, NULL);
 	assert_int_equal(commit(f, &sum), 0);
 	assert_int_equal(count(f, "deliveries"), 1);
 	assert_int_equal(count(f, "dead_letters"), 1);
-	actions_clear(&f->a);
+	decisions_clear(&f->a);
 	exec_sql(f, "DELETE FROM deliveries; DELETE FROM dead_letters;");
 
 	/* no sink with a write, no outbox with a forward: refused, nothing done */
-	actions_clear(&f->a);
-	push(f, ACTION_WRITE, 0, "w.log", NULL);
-	env = (struct actions_commit_env){ .body = f->body, .batch = &f->b, .writer = f->writer };
-	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), -1);
+	decisions_clear(&f->a);
+	push(f, DECISION_WRITE, 0, "w.log", NULL);
+	env = (struct decisions_commit_env){ .body = f->body, .batch = &f->b, .writer = f->writer };
+	assert_int_equal(decisions_commit(&f->a, &env, &sum, f->err, sizeof f->err), -1);
 	push_forward(f, 1, URL_A, NULL);
-	env = (struct actions_commit_env){ .body = f->body, .batch = &f->b, .sink = f->sink };
-	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), -1);
+	env = (struct decisions_commit_env){ .body = f->body, .batch = &f->b, .sink = f->sink };
+	assert_int_equal(decisions_commit(&f->a, &env, &sum, f->err, sizeof f->err), -1);
 	snprintf(path, sizeof path, "%s/w.log", f->out);
 	assert_int_equal(access(path, F_OK), -1);
 
 	/* a decision for an event the batch does not have */
-	actions_clear(&f->a);
-	push(f, ACTION_ERROR, 2, NULL, "x");
+	decisions_clear(&f->a);
+	push(f, DECISION_ERROR, 2, NULL, "x");
 	assert_int_equal(commit(f, &sum), -1);
 	assert_int_equal(count(f, "dead_letters"), 0);
 
 	/* nothing decided at all: every routable event is a drop */
-	actions_clear(&f->a);
+	decisions_clear(&f->a);
 	assert_int_equal(commit(f, &sum), 0);
 	assert_int_equal(sum.drops, 2);
 }
@@ -531,28 +531,28 @@ static void test_write_sync_batch(void **state)
 {
 	struct fixture *f = *state;
 	struct outbox_writer_stats s0, s1;
-	struct actions_summary sum;
-	struct actions_commit_env env;
+	struct decisions_summary sum;
+	struct decisions_commit_env env;
 	char path[256];
 	char *got;
 
 	parse_fixture(f);
 	/* without write_sync a batch of lines alone never reaches the writer */
-	push(f, ACTION_WRITE, 0, "plain.log", "p");
+	push(f, DECISION_WRITE, 0, "plain.log", "p");
 	outbox_writer_stats(f->writer, &s0);
 	assert_int_equal(commit(f, &sum), 0);
 	outbox_writer_stats(f->writer, &s1);
 	assert_int_equal(s1.groups, s0.groups);
 
 	/* lines only: one group, each file flushed once however many lines it got */
-	actions_clear(&f->a);
-	push(f, ACTION_WRITE, 0, "synced/a.log", "a1");
-	push(f, ACTION_WRITE, 1, "synced/a.log", "a2");
-	push(f, ACTION_WRITE, 1, "synced/b.log", "b1");
-	env = (struct actions_commit_env){ .body = f->body, .batch = &f->b, .writer = f->writer,
+	decisions_clear(&f->a);
+	push(f, DECISION_WRITE, 0, "synced/a.log", "a1");
+	push(f, DECISION_WRITE, 1, "synced/a.log", "a2");
+	push(f, DECISION_WRITE, 1, "synced/b.log", "b1");
+	env = (struct decisions_commit_env){ .body = f->body, .batch = &f->b, .writer = f->writer,
 					   .sink = f->sink, .write_sync = 1 };
 	outbox_writer_stats(f->writer, &s0);
-	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	assert_int_equal(decisions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
 	outbox_writer_stats(f->writer, &s1);
 	assert_int_equal(sum.writes, 3);
 	assert_int_equal(s1.groups - s0.groups, 1);
@@ -566,7 +566,7 @@ static void test_write_sync_batch(void **state)
 	/* lines and rows: the same single group */
 	push_forward(f, 0, URL_A, NULL);
 	outbox_writer_stats(f->writer, &s0);
-	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	assert_int_equal(decisions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
 	outbox_writer_stats(f->writer, &s1);
 	assert_int_equal(s1.groups - s0.groups, 1);
 	assert_int_equal(s1.file_syncs - s0.file_syncs, 2);
@@ -576,10 +576,10 @@ static void test_write_sync_batch(void **state)
 	free(got);
 
 	/* no group committer (tools): synced here, same result */
-	actions_clear(&f->a);
-	push(f, ACTION_WRITE, 0, "synced/a.log", "a3");
+	decisions_clear(&f->a);
+	push(f, DECISION_WRITE, 0, "synced/a.log", "a3");
 	env.writer = NULL;
-	assert_int_equal(actions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
+	assert_int_equal(decisions_commit(&f->a, &env, &sum, f->err, sizeof f->err), 0);
 	got = tu_read_file(path, NULL);
 	assert_string_equal(got, "a1\na2\na1\na2\na3\n");
 	free(got);
@@ -588,7 +588,7 @@ static void test_write_sync_batch(void **state)
 static void test_commit_speed(void **state)
 {
 	struct fixture *f = *state;
-	struct actions_summary sum;
+	struct decisions_summary sum;
 	struct timespec t0, t1;
 	char *text, *p;
 	const size_t n = 100;
@@ -609,7 +609,7 @@ static void test_commit_speed(void **state)
 	for (size_t i = 0; i < n; i++) {
 		push_forward(f, i, i % 3 ? URL_A : URL_B, NULL);
 		if (i % 10 == 0)
-			push(f, ACTION_WRITE, i, "speed.log", NULL);
+			push(f, DECISION_WRITE, i, "speed.log", NULL);
 	}
 	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &t0), 0);
 	assert_int_equal(commit(f, &sum), 0);

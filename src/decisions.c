@@ -1,21 +1,21 @@
 /*
- * actions.c — the list of decisions of one batch (see actions.h).
+ * decisions.c — the list of decisions of one batch (see decisions.h).
  *
  * The array grows by doubling and is reused batch after batch by its worker,
  * so routing a batch allocates only the decisions' strings. The commit of a
- * batch's decisions lives in actions_commit.c.
+ * batch's decisions lives in decisions_commit.c.
  */
-#include "actions.h"
+#include "decisions.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void actions_init(struct actions *a)
+void decisions_init(struct decisions *a)
 {
 	memset(a, 0, sizeof *a);
 }
 
-static void action_release(struct action *it)
+static void decision_release(struct decision *it)
 {
 	free(it->target);
 	free(it->text);
@@ -25,33 +25,33 @@ static void action_release(struct action *it)
 	free(it->name);
 }
 
-void actions_truncate(struct actions *a, size_t count)
+void decisions_truncate(struct decisions *a, size_t count)
 {
 	while (a->count > count)
-		action_release(&a->items[--a->count]);
+		decision_release(&a->items[--a->count]);
 }
 
-void actions_clear(struct actions *a)
+void decisions_clear(struct decisions *a)
 {
-	actions_truncate(a, 0);
+	decisions_truncate(a, 0);
 }
 
-void actions_free(struct actions *a)
+void decisions_free(struct decisions *a)
 {
 	if (!a)
 		return;
-	actions_clear(a);
+	decisions_clear(a);
 	free(a->items);
 	memset(a, 0, sizeof *a);
 }
 
-struct action *actions_push(struct actions *a, enum action_kind kind, size_t event)
+struct decision *decisions_push(struct decisions *a, enum decision_kind kind, size_t event)
 {
-	struct action *it;
+	struct decision *it;
 
 	if (a->count == a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 64;
-		struct action *items = realloc(a->items, cap * sizeof *items);
+		struct decision *items = realloc(a->items, cap * sizeof *items);
 
 		if (!items)
 			return NULL;
@@ -65,7 +65,7 @@ struct action *actions_push(struct actions *a, enum action_kind kind, size_t eve
 	return it;
 }
 
-char *actions_strndup(const char *s, size_t len)
+char *decisions_strndup(const char *s, size_t len)
 {
 	char *p = malloc(len + 1);
 
