@@ -55,4 +55,21 @@ struct cfg_key {
 /* Every key, in the order of the example file and --help. */
 extern const struct cfg_key config_keys[];
 
+/*
+ * config_value.c: the value of key k in val, checked by its type. Each
+ * failure writes a message naming the key into why (never a secret's
+ * value) and returns -1.
+ */
+__attribute__((format(printf, 3, 4)))
+void config_set_err(char *buf, size_t len, const char *fmt, ...);
+/* Cuts the blanks around s in place; returns the first non-blank. */
+char *config_trim(char *s);
+/* A CFG_INT, CFG_COUNT, CFG_DURATION or CFG_SIZE value in its stored unit. */
+int config_value_number(const struct cfg_key *k, const char *val, long long *out, char *why,
+			size_t whylen);
+/* A CFG_CIDRS list → civetweb's ACL form, malloc'd (the caller frees); NULL on error. */
+char *config_value_cidrs(const struct cfg_key *k, const char *val, char *why, size_t whylen);
+/* A string-typed value: enum choices, prefix, endpoint, name list, secret form. */
+int config_value_check(const struct cfg_key *k, const char *val, char *why, size_t whylen);
+
 #endif
