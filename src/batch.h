@@ -87,12 +87,12 @@ void batch_reset(struct batch *b);
 void batch_free(struct batch *b);
 
 /*
- * The offset of the first \u escape in text that is half a UTF-16
+ * The offset of the first \u escape in body that is half a UTF-16
  * surrogate without its other half, or (size_t)-1 when there is none. Used
  * before every yajl parse (batches here, json.decode in rules) because yajl
  * turns such an escape into '?' silently.
  */
-size_t batch_lone_surrogate(const char *text, size_t len);
+size_t batch_lone_surrogate(const char *body, size_t len);
 
 /*
  * Parses body[0..len) into out (reset first). builder may be NULL (spans and

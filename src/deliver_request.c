@@ -41,16 +41,16 @@ void deliver_claim_release(struct deliver_claim *c)
 	free(c);
 }
 
-void deliver_request_free(struct deliver_request *x)
+void deliver_request_free(struct deliver_request *r)
 {
-	if (!x)
+	if (!r)
 		return;
-	curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->headers);
-	free(x->host);
-	free(x->error);
-	deliver_claim_release(x->claim);
-	free(x);
+	curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	free(r->host);
+	free(r->error);
+	deliver_claim_release(r->claim);
+	free(r);
 }
 
 static size_t on_body(char *buf, size_t size, size_t n, void *arg)
@@ -153,38 +153,38 @@ static int build_headers(struct deliver_request *x)
 	return 0;
 }
 
-int deliver_request_setup(struct deliver_request *x, long timeout_ms)
+int deliver_request_setup(struct deliver_request *r, long timeout_ms)
 {
-	const struct outbox_delivery *e = x->e;
+	const struct outbox_delivery *e = r->e;
 	long connect_ms = timeout_ms < DELIVER_CONNECT_CAP_MS ? timeout_ms : DELIVER_CONNECT_CAP_MS;
 	int bad = 0;
 
-	x->retry_after[0] = '\0';
-	x->easy = curl_easy_init();
-	if (!x->easy || build_headers(x) < 0)
+	r->retry_after[0] = '\0';
+	r->easy = curl_easy_init();
+	if (!r->easy || build_headers(r) < 0)
 		return -1;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_URL, e->url) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "egoi-router") != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_POST, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+	bad |= curl_easy_setopt(r->easy, CURLOPT_URL, e->url) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "egoi-router") != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_POST, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				(curl_off_t)e->body_len) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, e->body ? e->body : "") != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, e->body ? e->body : "") != CURLE_OK;
 	if (e->method && strcmp(e->method, "POST") != 0)
-		bad |= curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, e->method) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x) != CURLE_OK;
-	bad |= curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK;
+		bad |= curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, e->method) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
 	return bad ? -1 : 0;
 }
 
@@ -212,9 +212,9 @@ int deliver_sign(const unsigned char *key, size_t key_len, const char *id, long 
 	return 0;
 }
 
-int deliver_request_sign(struct deliver_request *x, const struct deliver_signer *s)
+int deliver_request_sign(struct deliver_request *r, const struct deliver_signer *s)
 {
-	const struct outbox_delivery *e = x->e;
+	const struct outbox_delivery *e = r->e;
 	long long ts = (long long)time(NULL);
 	char sig[128];
 
@@ -222,21 +222,21 @@ int deliver_request_sign(struct deliver_request *x, const struct deliver_signer 
 		return 0;
 	if (deliver_sign(s->key, s->key_len, e->delivery_id, ts, e->body ? e->body : "",
 			 e->body_len, sig, sizeof sig) < 0 ||
-	    slist_add(&x->headers, "webhook-id: %s", e->delivery_id) < 0 ||
-	    slist_add(&x->headers, "webhook-timestamp: %lld", ts) < 0 ||
-	    slist_add(&x->headers, "webhook-signature: %s", sig) < 0)
+	    slist_add(&r->headers, "webhook-id: %s", e->delivery_id) < 0 ||
+	    slist_add(&r->headers, "webhook-timestamp: %lld", ts) < 0 ||
+	    slist_add(&r->headers, "webhook-signature: %s", sig) < 0)
 		return -1;
 	return 0;
 }
 
-const char *deliver_request_snippet(struct deliver_request *x)
+const char *deliver_request_snippet(struct deliver_request *r)
 {
-	for (size_t i = 0; i < x->snippet_len; i++) {
-		unsigned char c = (unsigned char)x->snippet[i];
+	for (size_t i = 0; i < r->snippet_len; i++) {
+		unsigned char c = (unsigned char)r->snippet[i];
 
 		if (c < 0x20 || c >= 0x7f)
-			x->snippet[i] = c == '\n' || c == '\r' || c == '\t' ? ' ' : '?';
+			r->snippet[i] = c == '\n' || c == '\r' || c == '\t' ? ' ' : '?';
 	}
-	x->snippet[x->snippet_len] = '\0';
-	return x->snippet;
+	r->snippet[r->snippet_len] = '\0';
+	return r->snippet;
 }
