@@ -12,7 +12,9 @@
 #   make soak       steady load for SOAK_MINUTES (30): RSS, fds, outbox, backlog each minute
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
 #   make conf-example   regenerate router.conf.example from the config key table
-#   make clean
+#   make install PREFIX=/usr/local DESTDIR=   binary, its shims, man page, examples
+#   make uninstall  removes exactly what install put there (same PREFIX, DESTDIR)
+#   make clean      removes build output (build/) only, never data (var/)
 
 CC       ?= cc
 SANITIZE ?= 0
@@ -44,8 +46,11 @@ TEST_LIBS   := $(shell pkg-config --libs cmocka 2>/dev/null)
 # The shims must come first and must not be dropped by --as-needed: civetweb's
 # dlopen("libssl.so") / dlopen("libcrypto.so") then find them.
 SHIMS    := $(BUILD)/lib/libssl.so $(BUILD)/lib/libcrypto.so
-SHIMLINK := -Wl,--no-as-needed $(SHIMS) -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/lib' \
-            -Wl,-rpath,'$$ORIGIN/../lib'
+# The first rpath is where `make install` puts them ($(PREFIX)/lib/egoi-router
+# beside $(PREFIX)/bin); the other two find them in the build tree (binary in
+# $(BUILD), tests in $(BUILD)/tests).
+SHIMLINK := -Wl,--no-as-needed $(SHIMS) -Wl,--as-needed -Wl,-rpath,'$$ORIGIN/../lib/egoi-router' \
+            -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib'
 
 SRC      := $(filter-out src/main.c src/tls_compat.c,$(wildcard src/*.c))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
@@ -57,7 +62,7 @@ E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
 .PHONY: all run test unit e2e faults bench soak clean deps deps-bench cert fuzz conf-example \
-        build-flags
+        build-flags install uninstall install-check man-check clean-check
 all: $(BIN)
 
 deps:
@@ -148,6 +153,23 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
+	@$(MAKE) --no-print-directory man-check
+	@$(MAKE) --no-print-directory install-check
+	@$(MAKE) --no-print-directory clean-check
+
+# The man page renders without warnings and names every config key (from
+# --help, which prints the key table), every exit code and every signal.
+man-check: $(BIN)
+	@scripts/check-man.sh $(BIN) docs/egoi-router.8
+
+# install into a temporary DESTDIR, run the installed binary away from the
+# build tree, uninstall, nothing left (scripts/check-install.sh).
+install-check: $(BIN)
+	@scripts/check-install.sh
+
+# `make clean` keeps data: var/ (the default data_dir) survives it.
+clean-check:
+	@scripts/check-clean.sh
 
 # `make CFLAGS=-O0` keeps the project's flags and builds: checked on its own
 # objects in $(BUILD)/cflags-o0 (scripts/check-build-flags.sh).
@@ -226,8 +248,44 @@ fuzz:
 	        -artifact_prefix=$(FUZZDIR)/ $$corpus || exit 1; \
 	done
 
+# Install layout. The shims are private to egoi-router (they are not the
+# system's libssl.so), so they go in their own directory, found through the
+# rpath $$ORIGIN/../lib/egoi-router: BINDIR and LIBDIR must stay siblings.
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   := $(PREFIX)/bin
+LIBDIR   := $(PREFIX)/lib/egoi-router
+MANDIR   := $(PREFIX)/share/man
+SHAREDIR := $(PREFIX)/share/egoi-router
+UNIT_FILE := $(wildcard scripts/egoi-router.service)
+RULEFILES := $(wildcard rules/*.lua)
+# Every file install writes, as DESTDIR-less paths: uninstall removes these.
+INSTALLED := $(BINDIR)/egoi-router $(LIBDIR)/libssl.so $(LIBDIR)/libcrypto.so \
+             $(MANDIR)/man8/egoi-router.8 $(SHAREDIR)/router.conf.example \
+             $(RULEFILES:%=$(SHAREDIR)/%) \
+             $(if $(UNIT_FILE),$(SHAREDIR)/egoi-router.service)
+
+install: $(BIN) $(SHIMS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SHAREDIR)/rules
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/egoi-router
+	install -m 0644 $(SHIMS) $(DESTDIR)$(LIBDIR)/
+	install -m 0644 docs/egoi-router.8 $(DESTDIR)$(MANDIR)/man8/egoi-router.8
+	install -m 0644 router.conf.example $(DESTDIR)$(SHAREDIR)/router.conf.example
+	install -m 0644 $(RULEFILES) $(DESTDIR)$(SHAREDIR)/rules/
+	$(if $(UNIT_FILE),install -m 0644 $(UNIT_FILE) $(DESTDIR)$(SHAREDIR)/egoi-router.service)
+
+# Only what install wrote, then the directories that are egoi-router's own if
+# they are empty; shared ones ($(BINDIR), man8) stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(SHAREDIR)/rules $(DESTDIR)$(SHAREDIR) $(DESTDIR)$(LIBDIR) 2>/dev/null || true
+
+# Build output only: build/ holds every default build (plain, SANITIZE=1 in
+# build/san, fuzz in build/fuzz). var/ is the default data_dir (the outbox, dead letters, the
+# dev token) and is never touched.
 clean:
-	rm -rf build var
+	rm -rf build
 
 -include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(BUILD)/soak-load.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
          $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
