@@ -72,11 +72,12 @@ deps-bench:
 	@scripts/deps.sh bench
 
 # Everything built depends on the flags it was built with: $(BUILD)/.flags
-# holds them and is rewritten (when make reads this file) only when they
-# change, so `make CFLAGS=-O0` in a built tree rebuilds instead of keeping
-# objects made with other flags.
+# holds them (the link line's run path too) and is rewritten (when make
+# reads this file) only when they change, so `make CFLAGS=-O0` in a built
+# tree rebuilds instead of keeping objects made with other flags, and a new
+# run path relinks.
 FLAGSFILE := $(BUILD)/.flags
-FLAGSTEXT := $(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) | $(ALL_LDFLAGS)
+FLAGSTEXT := $(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) | $(ALL_LDFLAGS) $(SHIMLINK)
 ifneq ($(file <$(FLAGSFILE)),$(FLAGSTEXT))
 $(shell mkdir -p $(BUILD))
 $(file >$(FLAGSFILE),$(FLAGSTEXT))
