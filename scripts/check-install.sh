@@ -5,8 +5,8 @@
 #    lib/egoi-router, the man page, the example config and rules, the
 #    systemd unit when scripts/egoi-router.service exists);
 #  - the installed binary runs away from the build tree (cwd elsewhere, no
-#    LD_LIBRARY_PATH): --version, and `check` of the installed example
-#    config; ldd resolves libssl.so and libcrypto.so from lib/egoi-router,
+#    LD_LIBRARY_PATH): --version, `check` of the installed example config,
+#    and `run` answering /healthz over TLS; ldd resolves libssl.so and libcrypto.so from lib/egoi-router,
 #    not from the build tree or the system's libssl-dev symlinks;
 #  - uninstall with the same DESTDIR removes exactly those files: files that
 #    were there before stay, and nothing else but empty directories is left.
@@ -53,6 +53,29 @@ version=$(cd "$share" && env -u LD_LIBRARY_PATH "$bin" --version 2>&1) || err "-
 case $version in "egoi-router "*) ;; *) err "--version printed: $version" ;; esac
 out=$(cd "$share" && env -u LD_LIBRARY_PATH -u CRM_URL -u SLACK_URL EGOI_ROUTER_TOKEN=check-install \
 	"$bin" check -c router.conf.example 2>&1) || err "check of the installed example config failed: $out"
+
+# The daemon itself, over TLS: it refuses to start when TLS did not
+# initialise, so a /healthz answer over HTTPS shows the installed shims load.
+scripts/dev-cert.sh "$tmp/cert" 2>/dev/null || err "could not make a dev certificate"
+cat > "$tmp/installed.conf.in" <<CONF
+listen = 127.0.0.1:PORTs
+tls_certificate = $tmp/cert/server.pem
+auth_token = none
+rules = $share/rules/example.lua
+data_dir = $tmp/data
+output_dir = $tmp/data/out
+log_level = warn
+CONF
+(
+	die() { echo "check-install: $*" >&2; exit 1; }
+	started_pid=""
+	# shellcheck source=daemon-lib.sh
+	. scripts/daemon-lib.sh
+	trap 'stop "$started_pid"' EXIT
+	mkdir -p "$tmp/work" && cd "$tmp/work"
+	unset LD_LIBRARY_PATH CRM_URL SLACK_URL
+	start_daemon installed https
+) || err "the installed daemon did not serve /healthz over TLS"
 
 libs=$(env -u LD_LIBRARY_PATH ldd "$bin")
 for lib in libssl.so libcrypto.so; do
