@@ -36,7 +36,8 @@ int http_library_init(char *err, size_t errlen)
 
 	if ((mg_init_library(want) & want) != want) {
 		snprintf(err, errlen, "TLS did not initialise in civetweb (OpenSSL could not be "
-				      "loaded; is build/lib/libssl.so beside the binary?)");
+				      "loaded: the libssl.so/libcrypto.so shims belong in lib/ beside "
+				      "the binary, or in ../lib/egoi-router/ when installed)");
 		return -1;
 	}
 	return 0;
