@@ -33,6 +33,14 @@ struct outbox;
 /* Opens (creating data_dir and the database if needed). NULL with err set. */
 struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen);
 
+/*
+ * The connection belongs to the thread that opened it. A thread it is handed
+ * to (opened by a start function, used by the thread it starts) calls this
+ * first, before any other call on ob; the previous owner must no longer use
+ * it. Every entry point but outbox_close / outbox_error asserts the owner.
+ */
+void outbox_adopt(struct outbox *ob);
+
 /* Closes; ob may be NULL. Rolls back an open transaction. */
 void outbox_close(struct outbox *ob);
 

@@ -185,6 +185,7 @@ int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 	char tail[64];
 	int rc, ret = -1;
 
+	OB_OWNED(ob);
 	if (!f)
 		f = &all;
 	if (f->limit < 0)
@@ -253,6 +254,7 @@ int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
 	double now = ob_now();
 	int own = 0, ok = 0, ret = -1, changes = 0;
 
+	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
 	if (ob_dlq_exec_id(ob, copy, id, now, "requeue", &changes) != 0)
@@ -283,6 +285,7 @@ int outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
 		"UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1 AND replayed_at IS NULL";
 	int own = 0, ok = 0, changes = 0;
 
+	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
 	ok = ob_dlq_exec_id(ob, mark, id, ob_now(), "mark replayed", &changes) == 0;
@@ -298,6 +301,7 @@ long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 	int own = 0, ok = 0;
 	long n = 0;
 
+	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
 	st = ob_dlq_prepare(ob, "DELETE FROM dead_letters", f ? f : &all, "");

@@ -58,6 +58,13 @@ struct rules;
  */
 struct rules *rules_new(const struct rules_options *opt, char *err, size_t errlen);
 
+/*
+ * r belongs to the thread that created it; every call below but rules_free
+ * asserts that. A thread r is handed to calls rules_adopt first (the
+ * previous owner must no longer use it).
+ */
+void rules_adopt(struct rules *r);
+
 /* Closes the state; r may be NULL. */
 void rules_free(struct rules *r);
 
@@ -68,11 +75,15 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 /*
  * Routes event i (0-based, must be a routable event of the last parsed
  * batch): calls route(event, meta) and appends its decisions to decisions.
- * Returns 0 when the rule ran (no decision means drop "no_rule" later),
- * 1 when the rule failed (an DECISION_ERROR decision was appended instead of
- * its partial decisions), -1 when out of memory in C.
+ * Returns what happened (enum rules_route_result).
  */
-int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions);
+enum rules_route_result {
+	RULES_ROUTE_NOMEM = -1,       /* out of memory in C; decisions as before the call */
+	RULES_ROUTE_RAN = 0,          /* the rule ran (no decision means drop "no_rule" later) */
+	RULES_ROUTE_RULE_FAILED = 1,  /* the rule failed: one DECISION_ERROR replaced its
+				       * partial decisions */
+};
+enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions);
 
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);
