@@ -330,11 +330,6 @@ out:
 	return ret;
 }
 
-void rules_adopt(struct rules *r)
-{
-	r->owner = pthread_self();
-}
-
 void rules_free(struct rules *r)
 {
 	if (!r)

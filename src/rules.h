@@ -13,7 +13,9 @@
  * limit affects only its event: its partial decisions are discarded and an
  * DECISION_ERROR decision carries the message. The state stays usable.
  *
- * Threads: a struct rules and its lua_State are used by one thread only.
+ * Threads: a struct rules and its lua_State are used by one thread only:
+ * the one that called rules_new (each worker builds its own, nothing hands
+ * one over). Every entry point but rules_free asserts it.
  */
 #ifndef EGOI_RULES_H
 #define EGOI_RULES_H
@@ -58,13 +60,6 @@ struct rules;
  */
 struct rules *rules_new(const struct rules_options *opt, char *err, size_t errlen);
 
-/*
- * r belongs to the thread that created it; every call below but rules_free
- * asserts that. A thread r is handed to calls rules_adopt first (the
- * previous owner must no longer use it).
- */
-void rules_adopt(struct rules *r);
-
 /* Closes the state; r may be NULL. */
 void rules_free(struct rules *r);
 
@@ -83,7 +78,8 @@ enum rules_route_result {
 	RULES_ROUTE_RULE_FAILED = 1,  /* the rule failed: one DECISION_ERROR replaced its
 				       * partial decisions */
 };
-enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions);
+enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta,
+				    struct decisions *decisions);
 
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);

@@ -48,7 +48,7 @@ struct rules_ctx {
 };
 
 struct rules {
-	pthread_t owner;             /* the only thread that may use it (rules_adopt) */
+	pthread_t owner;             /* the creating thread, the only one that may use it */
 	lua_State *L;
 	char *dir;                   /* directory prefix of the rules file, "" or ".../" */
 	int dry_run;
