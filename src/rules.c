@@ -378,6 +378,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	r->mem_refused = 0;
 	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
 	if (rc == BATCH_OK) {
+		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);
 		lua_pushcfunction(L, rules_l_snapshot_actions);
 		lua_pushvalue(L, SLOT_EVENTS);

@@ -705,7 +705,8 @@ static void test_forward_validation(void **state)
 	expect_error(f, "forward('https://x.example/', { name = string.rep('n', 65) })", "name");
 	expect_error(f, "forward('https://x.example/', { content_type = 'a\\nb' })", "content_type");
 	/* an accepted forward after all that */
-	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })", NULL), RULES_ROUTE_RAN);
+	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })",
+			      NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].method, "PUT");
 	assert_null(f->decisions.items[0].headers);
