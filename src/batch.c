@@ -233,19 +233,20 @@ static int cb_number(void *ctx, const char *s, size_t len)
 	struct bp *p = ctx;
 	long long iv = 0;
 	double dv = 0;
-	int is_int;
+	enum batch_number_kind kind;
 
 	if (!bp_value(p, BP_SCALAR))
 		return 0;
 	if (!p->in_event || !p->bld)
 		return 1;
-	is_int = batch_number(s, len, &iv, &dv);
-	if (is_int < 0)
+	kind = batch_number(s, len, &iv, &dv);
+	if (kind == BATCH_NUMBER_NOMEM)
 		return bp_fail(p, BATCH_NOMEM, "out of memory");
-	return bp_built(p, is_int ? p->bld->integer(p->ud, iv) : p->bld->number(p->ud, dv));
+	return bp_built(p, kind == BATCH_NUMBER_INTEGER ? p->bld->integer(p->ud, iv)
+							: p->bld->number(p->ud, dv));
 }
 
-int batch_number(const char *s, size_t len, long long *iv, double *dv)
+enum batch_number_kind batch_number(const char *s, size_t len, long long *iv, double *dv)
 {
 	char stackbuf[BATCH_NUM_STACK], *buf = stackbuf;
 	int is_int;
@@ -254,7 +255,7 @@ int batch_number(const char *s, size_t len, long long *iv, double *dv)
 	if (len >= sizeof stackbuf) {
 		buf = malloc(len + 1);
 		if (!buf)
-			return -1;
+			return BATCH_NUMBER_NOMEM;
 	}
 	memcpy(buf, s, len);
 	buf[len] = '\0';
@@ -269,7 +270,7 @@ int batch_number(const char *s, size_t len, long long *iv, double *dv)
 	/* Freed before the caller's builder runs: it may longjmp (Lua memory error). */
 	if (buf != stackbuf)
 		free(buf);
-	return is_int;
+	return is_int ? BATCH_NUMBER_INTEGER : BATCH_NUMBER_FLOAT;
 }
 
 static int cb_string(void *ctx, const unsigned char *s, size_t len)

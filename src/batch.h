@@ -107,9 +107,9 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 /*
  * Shared with json_lua.c's generic decoder, so both read JSON the same way:
  *
- * batch_number: a JSON number's raw text → integer (returns 1, *iv set)
- * when it has no '.', 'e' or 'E' and fits in int64, else float (returns 0,
- * *dv set); -1 when out of memory.
+ * batch_number: a JSON number's raw text → integer (BATCH_NUMBER_INTEGER,
+ * *iv set) when it has no '.', 'e' or 'E' and fits in int64, else float
+ * (BATCH_NUMBER_FLOAT, *dv set); BATCH_NUMBER_NOMEM when out of memory.
  *
  * batch_syntax_error: after yajl (handle h, a yajl_handle) stopped with an
  * error on text[0..len), writes "invalid JSON at byte N: <reason>" on one
@@ -117,7 +117,12 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
  * are meaningful) rather than yajl_complete_parse (the text ended early,
  * N = len).
  */
-int batch_number(const char *s, size_t len, long long *iv, double *dv);
+enum batch_number_kind {
+	BATCH_NUMBER_NOMEM = -1,   /* out of memory: neither value set */
+	BATCH_NUMBER_FLOAT = 0,    /* *dv set */
+	BATCH_NUMBER_INTEGER = 1,  /* *iv set */
+};
+enum batch_number_kind batch_number(const char *s, size_t len, long long *iv, double *dv);
 void batch_syntax_error(void *h, const char *text, size_t len, int stopped_in_parse, char *err,
 			size_t errlen);
 

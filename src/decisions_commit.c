@@ -37,6 +37,7 @@
 #include "sink_file.h"
 #include "util_buf.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,8 @@ static size_t build_body(struct commit *c, size_t g)
 		/* the same event forwarded twice to one destination goes once */
 		if (c->pairs[i].group != g || ev == last)
 			continue;
+		/* sorted by event within the group (group_forwards): each event once */
+		assert(last == (size_t)-1 || ev > last);
 		last = ev;
 		if (!first)
 			c->buf.p[n++] = ',';
@@ -388,32 +391,28 @@ out:
 	return rc;
 }
 
-int decisions_commit(const struct decisions *a, const struct decisions_commit_env *env,
-		   struct decisions_summary *sum, char *err, size_t errlen)
-{
-	struct commit c = { .a = a, .env = env };
-	const struct batch *b = env->batch;
-	unsigned char *decided = NULL;
-	size_t nforward = 0, nwrite = 0, noutbox = 0;
-	int rc = -1, sync;
+/* What the decisions need: counted by decisions_commit_tally. */
+struct decisions_commit_counts {
+	size_t nforward;   /* default forwards (merged per destination) */
+	size_t nwrite;     /* write() lines */
+	size_t noutbox;    /* outbox rows: forwards and dead letters */
+};
 
-	memset(sum, 0, sizeof *sum);
-	if (!b) {
-		snprintf(err, errlen, "no batch to commit");
-		goto out;
-	}
-	/* before any side effect: nothing may fail once the outbox committed */
-	decided = calloc(b->count + 1, 1);
-	if (!decided) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
+/*
+ * Phase 1, before any side effect (nothing may fail once the outbox
+ * committed): checks each decision against the batch, counts what it needs
+ * and marks the events that something was decided for.
+ */
+static int decisions_commit_tally(const struct decisions *a, const struct batch *b,
+				  unsigned char *decided, struct decisions_commit_counts *n,
+				  char *err, size_t errlen)
+{
 	for (size_t i = 0; i < a->count; i++) {
 		const struct decision *it = &a->items[i];
 
 		if (it->event >= b->count) {
 			snprintf(err, errlen, "decision for event %zu outside the batch", it->event + 1);
-			goto out;
+			return -1;
 		}
 		switch (it->kind) {
 		case DECISION_FORWARD:
@@ -421,51 +420,112 @@ int decisions_commit(const struct decisions *a, const struct decisions_commit_en
 			if (!it->target) {
 				snprintf(err, errlen, "decision for event %zu has no target",
 					 it->event + 1);
-				goto out;
+				return -1;
 			}
 			if (it->kind == DECISION_WRITE)
-				nwrite++;
+				n->nwrite++;
 			else if (!it->text)
-				nforward++;
-			noutbox += it->kind == DECISION_FORWARD;
+				n->nforward++;
+			n->noutbox += it->kind == DECISION_FORWARD;
 			decided[it->event] = 1;
 			break;
 		case DECISION_ERROR:
 			decided[it->event] = 1;
-			noutbox++;
+			n->noutbox++;
 			break;
 		case DECISION_REJECT:
-			noutbox++;
+			n->noutbox++;
 			break;
 		case DECISION_DROP:
 			break;
 		}
 	}
-	if (noutbox && !env->writer) {
+	return 0;
+}
+
+/* Phase 2: the outbox and the sink the decisions need are there. */
+static int decisions_commit_needs(const struct decisions_commit_env *env,
+				  const struct decisions_commit_counts *n, char *err, size_t errlen)
+{
+	if (n->noutbox && !env->writer) {
 		snprintf(err, errlen, "forwards and dead letters need the outbox");
-		goto out;
+		return -1;
 	}
-	if (nwrite && !env->sink) {
+	if (n->nwrite && !env->sink) {
 		snprintf(err, errlen, "write() needs output_dir");
-		goto out;
+		return -1;
 	}
-	if (nforward && group_forwards(&c, nforward, err, errlen) != 0)
-		goto out;
-	if (nwrite && do_writes(&c, nwrite, sum, err, errlen) != 0)
-		goto out;
-	if (c.nrefused && !env->writer) {
+	return 0;
+}
+
+/*
+ * Phase 3, the side effects: merges the default forwards, appends the
+ * lines, then commits the outbox rows (with the files' sync when
+ * write_sync = batch goes through the writer).
+ */
+static int decisions_commit_durable(struct commit *c, const struct decisions_commit_counts *n,
+				    struct decisions_summary *sum, char *err, size_t errlen)
+{
+	const struct decisions_commit_env *env = c->env;
+	int sync;
+
+	if (n->nforward && group_forwards(c, n->nforward, err, errlen) != 0)
+		return -1;
+	if (n->nwrite && do_writes(c, n->nwrite, sum, err, errlen) != 0)
+		return -1;
+	if (c->nrefused && !env->writer) {
 		snprintf(err, errlen, "a refused write needs the outbox for its dead letter");
-		goto out;
+		return -1;
 	}
 	sync = env->write_sync && sum->writes > 0;
 	if (sync && !env->writer) {
 		if (sink_file_sync(env->sink, err, errlen) != SINK_OK)
-			goto out;
+			return -1;
 		sync = 0;
 	}
-	if ((noutbox || c.nrefused || sync) &&
-	    do_outbox(&c, noutbox || c.nrefused, sync, sum, err, errlen) != 0)
+	if ((n->noutbox || c->nrefused || sync) &&
+	    do_outbox(c, n->noutbox || c->nrefused, sync, sum, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+/* Frees what the phases allocated in c. */
+static void decisions_commit_release(struct commit *c)
+{
+	for (size_t i = 0; i < c->nrefused; i++) {
+		free(c->refused[i].reason);
+		free(c->refused[i].line);
+	}
+	free(c->refused);
+	free(c->groups);
+	free(c->pairs);
+	util_buf_free(&c->buf);
+}
+
+int decisions_commit(const struct decisions *a, const struct decisions_commit_env *env,
+		   struct decisions_summary *sum, char *err, size_t errlen)
+{
+	struct commit c = { .a = a, .env = env };
+	struct decisions_commit_counts n = { 0 };
+	const struct batch *b = env->batch;
+	unsigned char *decided = NULL;
+	int rc = -1;
+
+	memset(sum, 0, sizeof *sum);
+	if (!b) {
+		snprintf(err, errlen, "no batch to commit");
 		goto out;
+	}
+	decided = calloc(b->count + 1, 1);
+	if (!decided) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (decisions_commit_tally(a, b, decided, &n, err, errlen) != 0 ||
+	    decisions_commit_needs(env, &n, err, errlen) != 0 ||
+	    decisions_commit_durable(&c, &n, sum, err, errlen) != 0)
+		goto out;
+	/* every routable event nothing was decided for is a drop */
 	for (size_t i = 0; i < b->count; i++)
 		if (!b->events[i].reject && !decided[i])
 			sum->drops++;
@@ -473,14 +533,7 @@ int decisions_commit(const struct decisions *a, const struct decisions_commit_en
 out:
 	if (rc != 0)
 		memset(sum, 0, sizeof *sum);
-	for (size_t i = 0; i < c.nrefused; i++) {
-		free(c.refused[i].reason);
-		free(c.refused[i].line);
-	}
-	free(c.refused);
-	free(c.groups);
-	free(c.pairs);
-	util_buf_free(&c.buf);
+	decisions_commit_release(&c);
 	free(decided);
 	return rc;
 }

@@ -378,6 +378,7 @@ static void *deliver_main(void *arg)
 	int stopping = 0;
 	/* shown by top -H, ps -L and gdb; a failure only loses the name */
 	(void)pthread_setname_np(pthread_self(), "egoi-deliver");
+	outbox_adopt(d->ob);   /* opened (and its leases released) by deliver_start */
 
 	for (;;) {
 		double now;

@@ -149,6 +149,7 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 	struct pipeline_result res;
 	const char *why;
 	char err[256];
+	enum outbox_dlq_result marked;
 	int rc;
 
 	memset(&ev, 0, sizeof ev);
@@ -198,14 +199,14 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 	/* Routed and committed: from here on the event is in its new place.
 	 * (Route first, mark second: a crash in between replays it twice, never
 	 * loses it. Concurrent replays are excluded by dlq_replay's lock.) */
-	rc = outbox_dlq_mark_replayed(r->ob, id);
-	if (rc < 0) {
+	marked = outbox_dlq_mark_replayed(r->ob, id);
+	if (marked == OUTBOX_DLQ_FAILED) {
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " was routed but "
 				"not marked replayed: %s\n", id, outbox_error(r->ob));
 		r->failed++;
 		goto out;
 	}
-	if (rc == 1)
+	if (marked == OUTBOX_DLQ_NOT_OPEN)
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " was marked "
 				"replayed by someone else meanwhile\n", id);
 	if (res.summary.dead_letters > 0)
@@ -219,7 +220,7 @@ out:
 
 static void dlq_replay_one(struct dlq_replay *r, const struct dlq_pick *k, int by_id)
 {
-	int rc;
+	enum outbox_dlq_result requeued;
 
 	if (k->malformed) {
 		fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 " skipped: %s\n",
@@ -236,12 +237,12 @@ static void dlq_replay_one(struct dlq_replay *r, const struct dlq_pick *k, int b
 					"rejected input (malformed) cannot be replayed\n", k->id);
 		r->skipped++;
 	} else if (k->kind == OUTBOX_DEAD_FORWARD) {
-		rc = outbox_dlq_requeue_forward(r->ob, k->id);
-		if (rc < 0) {
+		requeued = outbox_dlq_requeue_forward(r->ob, k->id);
+		if (requeued == OUTBOX_DLQ_FAILED) {
 			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64 ": %s\n",
 				k->id, outbox_error(r->ob));
 			r->failed++;
-		} else if (rc == 1) {
+		} else if (requeued == OUTBOX_DLQ_NOT_OPEN) {
 			/* another dlq replay got there first */
 			fprintf(stderr, "egoi-router: dlq replay: dead letter %" PRId64
 					" was already replayed, skipped\n", k->id);

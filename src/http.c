@@ -253,28 +253,19 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 }
 
 /* The endpoint proper: answers and returns the status it answered. */
-static int http_batch(struct mg_connection *conn, void *cbdata)
+/*
+ * Phase 1, before the body is read: method, token, hop count, content type
+ * and declared size. 0 to go on, else the status it answered (with close:
+ * civetweb would otherwise read and discard any body first).
+ */
+static int http_batch_admit(struct mg_connection *conn, const struct config *cfg,
+			    struct http_worker *w, const struct mg_request_info *ri,
+			    const char *rid)
 {
-	struct http_server *s = cbdata;
-	const struct config *cfg = s->cfg;
-	const struct mg_request_info *ri = mg_get_request_info(conn);
-	struct http_worker *w = mg_get_thread_pointer(conn);
-	struct pipeline_result res;
-	char rid[24], answer[96];
 	const char *hop_reason;
-	double received_at;
-	long long len, expect;
 	int n;
 
-	if (!w) {
-		http_reply_error(conn, 500, "worker not initialised", 1, NULL);
-		return 500;
-	}
-	received_at = clock_wall();
-	http_request_id(w, rid, sizeof rid);
-
 	if (strcmp(ri->request_method, "POST") != 0) {
-		/* close: civetweb would otherwise read and discard any body first */
 		http_reply_error(conn, 405, "only POST is accepted here", 1, "Allow: POST\r\n");
 		return 405;
 	}
@@ -301,11 +292,24 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
 		return 413;
 	}
+	return 0;
+}
+
+/*
+ * Phase 2: reads the body into w->body under the watchdog. 0 with *len
+ * set, else the status it answered.
+ */
+static int http_batch_receive(struct mg_connection *conn, const struct config *cfg,
+			      struct http_worker *w, const struct mg_request_info *ri,
+			      const char *rid, size_t *len)
+{
+	long long expect, got;
+
 	expect = ri->content_length >= 0 ? ri->content_length : (long long)cfg->max_body;
 	http_watchdog_arm(&w->slot, ri->remote_addr, ri->remote_port,
 			  clock_mono() + HTTP_BODY_BASE_S + (double)expect / HTTP_BODY_RATE,
 			  (double)cfg->min_body_rate, expect);
-	len = http_read_body(conn, w, cfg->max_body, ri->content_length,
+	got = http_read_body(conn, w, cfg->max_body, ri->content_length,
 			     (double)cfg->min_body_rate);
 	if (http_watchdog_disarm(&w->slot)) {
 		metrics_refused(METRICS_REFUSED_SLOW_BODY);
@@ -314,19 +318,30 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		http_reply_error(conn, 408, "request body too slow", 1, NULL);
 		return 408;
 	}
-	if (len == -2) {
+	if (got == -2) {
 		http_reply_error(conn, 413, "body larger than max_body", 1, NULL);
 		return 413;
 	}
-	if (len < 0) {
+	if (got < 0) {
 		log_msg(LOG_INFO, rid, "request body from %s incomplete or unreadable",
 			ri->remote_addr);
 		http_reply_error(conn, 400, "request body incomplete", 1, NULL);
 		return 400;
 	}
+	*len = (size_t)got;
+	return 0;
+}
 
-	pipeline_process(&w->pipe, w->body, (size_t)len,
-			 received_at, ri->remote_addr, rid, &res);
+/* Phase 3: routes and commits the batch, then answers; returns the status. */
+static int http_batch_route(struct mg_connection *conn, struct http_server *s,
+			    struct http_worker *w, const struct mg_request_info *ri,
+			    const char *rid, size_t len, double received_at)
+{
+	struct pipeline_result res;
+	char answer[96];
+	int n;
+
+	pipeline_process(&w->pipe, w->body, len, received_at, ri->remote_addr, rid, &res);
 	/* A rare large batch must not pin max_body of memory in every worker. */
 	if (w->body_cap > HTTP_BODY_KEEP) {
 		free(w->body);
@@ -356,6 +371,28 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	http_reply(conn, 200, "application/json", answer, (size_t)n,
 		   http_drain_stopping(&s->drain), NULL);
 	return 200;
+}
+
+static int http_batch(struct mg_connection *conn, void *cbdata)
+{
+	struct http_server *s = cbdata;
+	const struct mg_request_info *ri = mg_get_request_info(conn);
+	struct http_worker *w = mg_get_thread_pointer(conn);
+	char rid[24];
+	double received_at;
+	size_t len = 0;
+	int status;
+
+	if (!w) {
+		http_reply_error(conn, 500, "worker not initialised", 1, NULL);
+		return 500;
+	}
+	received_at = clock_wall();
+	http_request_id(w, rid, sizeof rid);
+	if ((status = http_batch_admit(conn, s->cfg, w, ri, rid)) != 0 ||
+	    (status = http_batch_receive(conn, s->cfg, w, ri, rid, &len)) != 0)
+		return status;
+	return http_batch_route(conn, s, w, ri, rid, len, received_at);
 }
 
 /*

@@ -5,6 +5,21 @@
  * so the watchdog walks /proc/self/fd and picks the TCP socket whose peer
  * is the slot's address and port and whose local port is one of ours. This
  * runs only for a connection past its deadline, never per request.
+ *
+ * Locks, and the order they are taken in (two mutexes, nothing else):
+ *   1. wd->mu (struct http_watchdog): the slot list, the ports, stop. The
+ *      watchdog thread holds it for a whole pass (the timed wait lets it go
+ *      between passes); register / unregister (a worker starting or ending)
+ *      and set_ports / stop (the server's thread) take it alone.
+ *   2. slot->mu (struct http_watchdog_slot, one per worker): the arming
+ *      fields. Taken by the watchdog inside a pass, under wd->mu; by the
+ *      worker alone in arm and disarm.
+ * So wd->mu is never taken while a slot->mu is held: arm and disarm take
+ * nothing else, and register / unregister init and destroy the slot's mutex
+ * outside wd->mu. Under both, a pass only reads /proc, calls shutdown() and
+ * log_msg (one write(), no lock). slot->received is an atomic, written by
+ * the worker and read by the watchdog without a lock. Holding slot->mu
+ * across the cut is what keeps the worker in its body read (http_watchdog.h).
  */
 #include "http_watchdog.h"
 #include "clock.h"

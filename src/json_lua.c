@@ -305,13 +305,13 @@ static int jd_number(void *ctx, const char *s, size_t len)
 	struct jl_decode *d = ctx;
 	long long iv = 0;
 	double dv = 0;
-	int is_int = batch_number(s, len, &iv, &dv);
+	enum batch_number_kind kind = batch_number(s, len, &iv, &dv);
 
-	if (is_int < 0) {
+	if (kind == BATCH_NUMBER_NOMEM) {
 		d->nomem = 1;
 		return 0;
 	}
-	if (is_int)
+	if (kind == BATCH_NUMBER_INTEGER)
 		return jl_integer(&d->b, iv) == 0;
 	return jl_number(&d->b, dv) == 0;
 }

@@ -202,6 +202,7 @@ struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	ob->owner = pthread_self();
 	rc = sqlite3_open_v2(path, &ob->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -219,6 +220,11 @@ out:
 	outbox_close(ob);
 	free(path);
 	return ret;
+}
+
+void outbox_adopt(struct outbox *ob)
+{
+	ob->owner = pthread_self();
 }
 
 void outbox_close(struct outbox *ob)
@@ -246,6 +252,7 @@ const char *outbox_error(const struct outbox *ob)
 
 int outbox_begin(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	if (!sqlite3_get_autocommit(ob->db))
 		return ob_failf(ob, "begin: a transaction is already open");
 	return ob_run(ob, OB_BEGIN, "begin", 0);
@@ -254,6 +261,7 @@ int outbox_begin(struct outbox *ob)
 /* On failure the transaction is rolled back: nothing of it is durable. */
 int outbox_commit(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	if (sqlite3_get_autocommit(ob->db))
 		return ob_failf(ob, "commit: no transaction is open");
 	if (ob_run(ob, OB_COMMIT, "commit", 0) != 0) {
@@ -265,6 +273,7 @@ int outbox_commit(struct outbox *ob)
 
 void outbox_rollback(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	/* SQLite may already have rolled back by itself (disk full, I/O error). */
 	if (sqlite3_get_autocommit(ob->db))
 		return;
@@ -280,16 +289,19 @@ void outbox_rollback(struct outbox *ob)
  */
 int outbox_savepoint(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	return ob_exec(ob, "SAVEPOINT batch", "savepoint");
 }
 
 int outbox_savepoint_release(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	return ob_exec(ob, "RELEASE batch", "release savepoint");
 }
 
 int outbox_savepoint_rollback(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	if (ob_exec(ob, "ROLLBACK TO batch", "rollback to savepoint") != 0)
 		return -1;
 	return outbox_savepoint_release(ob);
@@ -297,11 +309,13 @@ int outbox_savepoint_rollback(struct outbox *ob)
 
 int outbox_relax_sync(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	return ob_exec(ob, "PRAGMA synchronous = NORMAL", "synchronous");
 }
 
 int outbox_release_space(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	/* Freed pages leave the database file at the checkpoint, which then
 	 * empties the WAL: both need only the space the full state released
 	 * (outbox_space.h), and give the rest back to the file system. */
@@ -334,6 +348,7 @@ int outbox_add_forward(struct outbox *ob, const struct outbox_forward *f, char *
 	sqlite3_stmt *st = ob->st[OB_ADD_FORWARD];
 	char id[37];
 
+	OB_OWNED(ob);
 	if (!f->url || !f->method)
 		return ob_failf(ob, "add forward: url and method are required");
 	if (ob_uuid(id) != 0)
@@ -357,6 +372,7 @@ int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d)
 {
 	sqlite3_stmt *st = ob->st[OB_ADD_DEAD];
 
+	OB_OWNED(ob);
 	if ((unsigned)d->kind >= OUTBOX_DEAD_KINDS)
 		return ob_failf(ob, "add dead letter: unknown kind %d", (int)d->kind);
 	return ob_run(ob, OB_ADD_DEAD, "add dead letter",

@@ -33,6 +33,14 @@ struct outbox;
 /* Opens (creating data_dir and the database if needed). NULL with err set. */
 struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen);
 
+/*
+ * The connection belongs to the thread that opened it. A thread it is handed
+ * to (opened by a start function, used by the thread it starts) calls this
+ * first, before any other call on ob; the previous owner must no longer use
+ * it. Every entry point but outbox_close / outbox_error asserts the owner.
+ */
+void outbox_adopt(struct outbox *ob);
+
 /* Closes; ob may be NULL. Rolls back an open transaction. */
 void outbox_close(struct outbox *ob);
 
@@ -228,14 +236,20 @@ int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
  * in one transaction: same delivery id (receivers can drop repeats), url,
  * method, headers, content type, name and body byte for byte; attempts 0,
  * created_at and next attempt now (a fresh forward_max_age budget).
- * Returns 0 when re-queued, 1 when there is no such open forward dead letter
- * (unknown id, another kind, already replayed), -1 on error (nothing changed).
+ * Returns OUTBOX_DLQ_DONE when re-queued, OUTBOX_DLQ_NOT_OPEN when there is
+ * no such open forward dead letter (unknown id, another kind, already
+ * replayed), OUTBOX_DLQ_FAILED on error (nothing changed).
  */
-int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id);
+enum outbox_dlq_result {
+	OUTBOX_DLQ_FAILED = -1,    /* database error (outbox_error); nothing changed */
+	OUTBOX_DLQ_DONE = 0,       /* the dead letter was re-queued / marked replayed */
+	OUTBOX_DLQ_NOT_OPEN = 1,   /* no open dead letter of that id (and kind): nothing to do */
+};
+enum outbox_dlq_result outbox_dlq_requeue_forward(struct outbox *ob, int64_t id);
 
-/* Sets replayed_at = now on dead letter id: 0, 1 when it is unknown or was
- * already replayed, -1 on error. */
-int outbox_dlq_mark_replayed(struct outbox *ob, int64_t id);
+/* Sets replayed_at = now on dead letter id: OUTBOX_DLQ_DONE, OUTBOX_DLQ_NOT_OPEN
+ * when it is unknown or was already replayed, OUTBOX_DLQ_FAILED on error. */
+enum outbox_dlq_result outbox_dlq_mark_replayed(struct outbox *ob, int64_t id);
 
 /* Deletes the dead letters matching f (limit and with_payload ignored) in
  * one transaction. Returns how many, or -1. */

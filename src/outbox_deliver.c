@@ -31,6 +31,7 @@ enum { C_ID, C_DID, C_NAME, C_URL, C_METHOD, C_CTYPE, C_HEADERS, C_BODY, C_ATTEM
 
 int outbox_release_leases(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	return ob_run(ob, OB_RELEASE, "release leases", 0);
 }
 
@@ -116,6 +117,7 @@ int outbox_claim_due(struct outbox *ob, const char *dest, double now, size_t max
 	int own = 0, ok = 0, rc;
 	sqlite3_int64 limit = max > INT32_MAX ? INT32_MAX : (sqlite3_int64)max;
 
+	OB_OWNED(ob);
 	*out = NULL;
 	if (max == 0)
 		return 0;
@@ -179,6 +181,7 @@ int outbox_scan_destinations(struct outbox *ob,
 	sqlite3_stmt *st = ob->st[OB_DEST_SCAN];
 	int rc, ret = 0;
 
+	OB_OWNED(ob);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const unsigned char *dest = sqlite3_column_text(st, 0);
 
@@ -201,6 +204,7 @@ int outbox_dest_due_now(struct outbox *ob, const char *dest, double now)
 {
 	sqlite3_stmt *st = ob->st[OB_DEST_DUE_NOW];
 
+	OB_OWNED(ob);
 	if (ob_run(ob, OB_DEST_DUE_NOW, "reschedule destination",
 		   sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC) ||
 		   sqlite3_bind_double(st, 2, now)) != 0)
@@ -221,6 +225,7 @@ static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64
 
 int outbox_complete(struct outbox *ob, int64_t id)
 {
+	OB_OWNED(ob);
 	return ob_run_one(ob, OB_DELETE, "complete", id,
 			  sqlite3_bind_int64(ob->st[OB_DELETE], 1, id));
 }
@@ -229,6 +234,7 @@ int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, cons
 {
 	sqlite3_stmt *st = ob->st[OB_RETRY];
 
+	OB_OWNED(ob);
 	return ob_run_one(ob, OB_RETRY, "retry", id,
 			  sqlite3_bind_int64(st, 1, id) || sqlite3_bind_double(st, 2, next_at) ||
 			  ob_bind_status(st, 3, status) || ob_bind_text(st, 4, error));
@@ -240,6 +246,7 @@ int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error)
 	char reason[64];
 	int own = 0, ok = 0;
 
+	OB_OWNED(ob);
 	if (!error || !*error) {
 		if (status > 0)
 			snprintf(reason, sizeof reason, "HTTP %d", status);
@@ -277,16 +284,19 @@ static long ob_count(struct outbox *ob, enum ob_stmt s, const char *what)
 
 long outbox_count_pending(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	return ob_count(ob, OB_COUNT_PENDING, "count pending");
 }
 
 long outbox_count_dead(struct outbox *ob)
 {
+	OB_OWNED(ob);
 	return ob_count(ob, OB_COUNT_DEAD, "count dead letters");
 }
 
 long outbox_count_dest(struct outbox *ob, const char *dest)
 {
+	OB_OWNED(ob);
 	if (sqlite3_bind_text(ob->st[OB_DEST_COUNT], 1, dest, -1, SQLITE_STATIC) != SQLITE_OK) {
 		ob_reset(ob->st[OB_DEST_COUNT]);
 		return ob_fail(ob, "count destination");

@@ -185,6 +185,7 @@ int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 	char tail[64];
 	int rc, ret = -1;
 
+	OB_OWNED(ob);
 	if (!f)
 		f = &all;
 	if (f->limit < 0)
@@ -240,7 +241,7 @@ out:
 	return ret;
 }
 
-int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
+enum outbox_dlq_result outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
 {
 	static const char copy[] =
 		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
@@ -251,14 +252,16 @@ int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
 	static const char mark[] =
 		"UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1 AND replayed_at IS NULL";
 	double now = ob_now();
-	int own = 0, ok = 0, ret = -1, changes = 0;
+	enum outbox_dlq_result ret = OUTBOX_DLQ_FAILED;
+	int own = 0, ok = 0, changes = 0;
 
+	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
-		return -1;
+		return OUTBOX_DLQ_FAILED;
 	if (ob_dlq_exec_id(ob, copy, id, now, "requeue", &changes) != 0)
 		goto out;
 	if (changes == 0) {
-		ret = 1;
+		ret = OUTBOX_DLQ_NOT_OPEN;
 		goto out;
 	}
 	if (ob_dlq_exec_id(ob, mark, id, now, "requeue: mark replayed", &changes) != 0)
@@ -268,27 +271,28 @@ int outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
 		goto out;
 	}
 	ok = 1;
-	ret = 0;
+	ret = OUTBOX_DLQ_DONE;
 out:
-	/* ret == 1 inserted nothing: rolling back (or leaving the caller's
-	 * transaction as it was) is the same as committing. */
-	if (ob_tx_leave(ob, own, ok) != 0 && ret == 0)
-		ret = -1;
+	/* OUTBOX_DLQ_NOT_OPEN inserted nothing: rolling back (or leaving the
+	 * caller's transaction as it was) is the same as committing. */
+	if (ob_tx_leave(ob, own, ok) != 0 && ret == OUTBOX_DLQ_DONE)
+		ret = OUTBOX_DLQ_FAILED;
 	return ret;
 }
 
-int outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
+enum outbox_dlq_result outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
 {
 	static const char mark[] =
 		"UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1 AND replayed_at IS NULL";
 	int own = 0, ok = 0, changes = 0;
 
+	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
-		return -1;
+		return OUTBOX_DLQ_FAILED;
 	ok = ob_dlq_exec_id(ob, mark, id, ob_now(), "mark replayed", &changes) == 0;
 	if (ob_tx_leave(ob, own, ok) != 0)
-		return -1;
-	return changes == 1 ? 0 : 1;
+		return OUTBOX_DLQ_FAILED;
+	return changes == 1 ? OUTBOX_DLQ_DONE : OUTBOX_DLQ_NOT_OPEN;
 }
 
 long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
@@ -298,6 +302,7 @@ long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 	int own = 0, ok = 0;
 	long n = 0;
 
+	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
 	st = ob_dlq_prepare(ob, "DELETE FROM dead_letters", f ? f : &all, "");

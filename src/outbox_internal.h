@@ -16,6 +16,8 @@
 #ifndef EGOI_OUTBOX_INTERNAL_H
 #define EGOI_OUTBOX_INTERNAL_H
 
+#include <assert.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -46,12 +48,21 @@ enum ob_stmt {
 };
 
 struct outbox {
+	pthread_t owner;             /* the only thread that may use it (outbox_adopt) */
 	sqlite3 *db;
 	sqlite3_stmt *st[OB_NSTMT];
 	char err[256];
 };
 
 /* --- outbox.c --- */
+
+/*
+ * Every entry point that touches the connection starts with this: a use from
+ * another thread than the owner is a bug (the connection is NOMUTEX), never
+ * something input can cause. outbox_close and outbox_error are exempt (a
+ * connection may be closed by whoever joined its thread).
+ */
+#define OB_OWNED(ob) assert(pthread_equal((ob)->owner, pthread_self()))
 
 /* Formats an error into ob->err; returns -1. */
 __attribute__((format(printf, 2, 3)))

@@ -213,6 +213,7 @@ static void *writer_main(void *arg)
 	struct outbox_writer *w = arg;
 	/* shown by top -H, ps -L and gdb; a failure only loses the name */
 	(void)pthread_setname_np(pthread_self(), "egoi-writer");
+	outbox_adopt(w->ob);   /* opened by outbox_writer_start, used only here from now on */
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {

@@ -147,6 +147,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	meta.batch_size = p->batch.count;
 	for (size_t i = 0; i < p->batch.count; i++) {
 		const struct batch_event *ev = &p->batch.events[i];
+		enum rules_route_result routed;
 		struct decision *it;
 
 		if (ev->reject) {
@@ -159,16 +160,16 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		}
 		meta.index = i + 1;
 		meta.event_bytes = ev->end - ev->start;
-		rc = rules_route(p->rules, i, &meta, &p->decisions);
-		if (rc < 0)
+		routed = rules_route(p->rules, i, &meta, &p->decisions);
+		if (routed == RULES_ROUTE_NOMEM)
 			goto nomem;
-		if (rc == 1 && rules_stopping()) {
+		if (routed == RULES_ROUTE_RULE_FAILED && rules_stopping()) {
 			/* Not a rule error: the stop cut the batch short; E-goi sends it again. */
 			snprintf(res->error, sizeof res->error, "stopping: batch not routed");
 			res->http_status = 503;
 			return -1;
 		}
-		if (rc == 1) {
+		if (routed == RULES_ROUTE_RULE_FAILED) {
 			const struct decision *last = &p->decisions.items[p->decisions.count - 1];
 
 			metrics_rule_error();

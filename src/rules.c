@@ -26,6 +26,7 @@
 #include "rules.h"
 #include "rules_internal.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,17 @@ enum {
 };
 
 #define RULES_HOOK_STEP 1000
+
+/*
+ * Checked at every entry point: only the owner uses r, and between calls the
+ * stack holds exactly the fixed slots. Either failing is a bug in this file
+ * (or a caller on the wrong thread), never something a rule or a batch does.
+ */
+#define RULES_ENTRY(r) \
+	do { \
+		assert(pthread_equal((r)->owner, pthread_self())); \
+		assert(lua_gettop((r)->L) == SLOT_COUNT); \
+	} while (0)
 
 struct route_call {
 	size_t index;
@@ -188,8 +200,12 @@ static int rules_pcall(struct rules *r, int nargs, int nresults)
 	rules_arm(r);
 	status = lua_pcall(L, nargs, nresults, fidx);
 	r->deadline_ns = 0;
-	if (status == LUA_OK)
+	if (status == LUA_OK) {
 		lua_remove(L, fidx);
+		assert(lua_gettop(L) == fidx - 1 + nresults);
+	} else {
+		assert(lua_gettop(L) == fidx + 1);   /* the handler, the message */
+	}
 	return status;
 }
 
@@ -267,6 +283,7 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
+	r->owner = pthread_self();
 	r->mem_limit = opt->memory_limit;
 	r->instruction_limit = opt->instruction_limit > 0 ? opt->instruction_limit : 0;
 	r->hook_step = r->instruction_limit > 0 && r->instruction_limit < RULES_HOOK_STEP
@@ -305,6 +322,7 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	lua_pushnil(r->L);
 	lua_insert(r->L, SLOT_EVENTS);
 	lua_pushnil(r->L);   /* SLOT_ACTIONS */
+	assert(lua_gettop(r->L) == SLOT_COUNT);
 	ret = r;
 	r = NULL;
 out:
@@ -351,6 +369,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	lua_State *L = r->L;
 	int rc;
 
+	RULES_ENTRY(r);
 	lua_pushnil(L);
 	lua_replace(L, SLOT_EVENTS);
 	lua_pushnil(L);
@@ -359,14 +378,17 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	r->mem_refused = 0;
 	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
 	if (rc == BATCH_OK) {
+		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);
 		lua_pushcfunction(L, rules_l_snapshot_actions);
 		lua_pushvalue(L, SLOT_EVENTS);
 		lua_pushinteger(L, (lua_Integer)out->count);
 		lua_pushvalue(L, SLOT_ACTION_KEY);
 		if (lua_pcall(L, 3, 1, 0) == LUA_OK) {
+			assert(lua_gettop(L) == SLOT_COUNT + 1);
 			lua_replace(L, SLOT_ACTIONS);
 		} else {
+			assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the message */
 			rc = BATCH_NOMEM;
 			snprintf(err, errlen, "out of memory");
 		}
@@ -410,7 +432,8 @@ static int rules_l_route(lua_State *L)
 	return 0;
 }
 
-int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions)
+enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta,
+				    struct decisions *decisions)
 {
 	lua_State *L = r->L;
 	struct route_call call = { .index = i, .meta = meta };
@@ -419,6 +442,7 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 	struct decision *it;
 	int status;
 
+	RULES_ENTRY(r);
 	r->ctx.decisions = decisions;
 	r->ctx.event = i;
 	r->ctx.first = before;
@@ -433,8 +457,9 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 	status = rules_pcall(r, 3, 0);
 	if (status == LUA_OK) {
 		memset(&r->ctx, 0, sizeof r->ctx);
+		assert(lua_gettop(L) == SLOT_COUNT);   /* route's results were dropped */
 		lua_settop(L, SLOT_COUNT);
-		return 0;
+		return RULES_ROUTE_RAN;
 	}
 	rules_error_text(r, status, meta->request_id, msg, sizeof msg);
 	/* the partial decisions go (decisions_truncate below): so do their charges */
@@ -442,6 +467,7 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 	r->charged -= r->ctx.charged;
 	r->batch_forward_bytes -= r->ctx.forward_bytes;
 	memset(&r->ctx, 0, sizeof r->ctx);
+	assert(lua_gettop(L) == SLOT_COUNT + 2);   /* the handler, the message */
 	lua_settop(L, SLOT_COUNT);
 	if (r->fatal == RULES_FATAL_MEMORY)
 		lua_gc(L, LUA_GCCOLLECT);  /* give the next event the whole budget back */
@@ -449,19 +475,20 @@ int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct
 	decisions_truncate(decisions, before);
 	it = decisions_push(decisions, DECISION_ERROR, i);
 	if (!it)
-		return -1;
+		return RULES_ROUTE_NOMEM;
 	n = strlen(msg);
 	it->text = decisions_strndup(msg, n);
 	if (!it->text) {
 		decisions_truncate(decisions, before);
-		return -1;
+		return RULES_ROUTE_NOMEM;
 	}
 	it->text_len = n;
-	return 1;
+	return RULES_ROUTE_RULE_FAILED;
 }
 
 void rules_end_batch(struct rules *r)
 {
+	RULES_ENTRY(r);
 	rules_release_charges(r);
 	lua_pushnil(r->L);
 	lua_replace(r->L, SLOT_EVENTS);
@@ -476,6 +503,7 @@ const char *rules_event_action(struct rules *r, size_t i)
 	lua_State *L = r->L;
 	const char *s = NULL;
 
+	RULES_ENTRY(r);
 	if (lua_type(L, SLOT_ACTIONS) == LUA_TTABLE &&
 	    lua_rawgeti(L, SLOT_ACTIONS, (lua_Integer)i + 1) == LUA_TSTRING)
 		s = lua_tostring(L, -1);  /* anchored by the actions table */

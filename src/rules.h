@@ -13,7 +13,9 @@
  * limit affects only its event: its partial decisions are discarded and an
  * DECISION_ERROR decision carries the message. The state stays usable.
  *
- * Threads: a struct rules and its lua_State are used by one thread only.
+ * Threads: a struct rules and its lua_State are used by one thread only:
+ * the one that called rules_new (each worker builds its own, nothing hands
+ * one over). Every entry point but rules_free asserts it.
  */
 #ifndef EGOI_RULES_H
 #define EGOI_RULES_H
@@ -68,11 +70,16 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 /*
  * Routes event i (0-based, must be a routable event of the last parsed
  * batch): calls route(event, meta) and appends its decisions to decisions.
- * Returns 0 when the rule ran (no decision means drop "no_rule" later),
- * 1 when the rule failed (an DECISION_ERROR decision was appended instead of
- * its partial decisions), -1 when out of memory in C.
+ * Returns what happened (enum rules_route_result).
  */
-int rules_route(struct rules *r, size_t i, const struct rules_meta *meta, struct decisions *decisions);
+enum rules_route_result {
+	RULES_ROUTE_NOMEM = -1,       /* out of memory in C; decisions as before the call */
+	RULES_ROUTE_RAN = 0,          /* the rule ran (no decision means drop "no_rule" later) */
+	RULES_ROUTE_RULE_FAILED = 1,  /* the rule failed: one DECISION_ERROR replaced its
+				       * partial decisions */
+};
+enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta,
+				    struct decisions *decisions);
 
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);

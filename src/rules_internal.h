@@ -16,6 +16,7 @@
 #ifndef EGOI_RULES_INTERNAL_H
 #define EGOI_RULES_INTERNAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include <lua.h>
@@ -47,6 +48,7 @@ struct rules_ctx {
 };
 
 struct rules {
+	pthread_t owner;             /* the creating thread, the only one that may use it */
 	lua_State *L;
 	char *dir;                   /* directory prefix of the rules file, "" or ".../" */
 	int dry_run;

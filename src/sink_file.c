@@ -357,8 +357,8 @@ static int get_entry(struct sink_file *s, const char *path, struct sink_entry **
 	return SINK_OK;
 }
 
-int sink_file_add(struct sink_file *s, const char *path, const char *line, size_t len,
-		  char *err, size_t errlen)
+enum sink_status sink_file_add(struct sink_file *s, const char *path, const char *line,
+			       size_t len, char *err, size_t errlen)
 {
 	struct sink_entry *e = NULL;
 	int rc;
@@ -394,7 +394,7 @@ static void queue_reset(struct sink_entry *e)
 		util_buf_reset(&e->q);
 }
 
-int sink_file_flush(struct sink_file *s, char *err, size_t errlen)
+enum sink_status sink_file_flush(struct sink_file *s, char *err, size_t errlen)
 {
 	int rc = SINK_OK;
 
@@ -437,7 +437,7 @@ size_t sink_file_written(struct sink_file *s, const struct sink_file_ref **out)
 	return s->nwritten;
 }
 
-int sink_file_sync(struct sink_file *s, char *err, size_t errlen)
+enum sink_status sink_file_sync(struct sink_file *s, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < s->nwritten; i++)
 		if (sync_fd(s->written[i].fd, 1) != 0) {
@@ -448,8 +448,8 @@ int sink_file_sync(struct sink_file *s, char *err, size_t errlen)
 	return SINK_OK;
 }
 
-int sink_file_append(struct sink_file *s, const char *path, const char *line, size_t len,
-		     char *err, size_t errlen)
+enum sink_status sink_file_append(struct sink_file *s, const char *path, const char *line,
+				  size_t len, char *err, size_t errlen)
 {
 	int rc = sink_file_add(s, path, line, len, err, errlen);
 

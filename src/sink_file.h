@@ -77,8 +77,8 @@ int sink_file_check_path(const char *path, char *err, size_t errlen);
  * holds, the least recently used one is written early (and, with
  * SINK_SYNC_BATCH, synced) to make room; its failure is SINK_IO here.
  */
-int sink_file_add(struct sink_file *s, const char *path, const char *line, size_t len,
-		  char *err, size_t errlen);
+enum sink_status sink_file_add(struct sink_file *s, const char *path, const char *line,
+			       size_t len, char *err, size_t errlen);
 
 /*
  * Writes every queued line, one write per file, whole lines only (see the
@@ -87,7 +87,7 @@ int sink_file_add(struct sink_file *s, const char *path, const char *line, size_
  * before it keep theirs, the others are not written. The queue is empty
  * afterwards either way.
  */
-int sink_file_flush(struct sink_file *s, char *err, size_t errlen);
+enum sink_status sink_file_flush(struct sink_file *s, char *err, size_t errlen);
 
 /* Drops every queued line without writing it. */
 void sink_file_discard(struct sink_file *s);
@@ -102,14 +102,14 @@ size_t sink_file_written(struct sink_file *s, const struct sink_file_ref **out);
  * fdatasync()s every file the last flush wrote to (for callers without the
  * group committer). SINK_OK, or SINK_IO with err naming the file.
  */
-int sink_file_sync(struct sink_file *s, char *err, size_t errlen);
+enum sink_status sink_file_sync(struct sink_file *s, char *err, size_t errlen);
 
 /*
  * One line at once: sink_file_add, then sink_file_flush (and with
  * SINK_SYNC_BATCH sink_file_sync). Returns a sink_status; err set when not
  * SINK_OK. Anything queued before is written too.
  */
-int sink_file_append(struct sink_file *s, const char *path, const char *line, size_t len,
-		     char *err, size_t errlen);
+enum sink_status sink_file_append(struct sink_file *s, const char *path, const char *line,
+				  size_t len, char *err, size_t errlen);
 
 #endif

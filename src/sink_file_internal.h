@@ -36,7 +36,7 @@ struct sink_entry {
  * of the queued bytes are in the file, unless even cutting them off
  * failed, which is logged and repaired before the next append).
  */
-int sink_entry_write(struct sink_entry *e, char *err, size_t errlen);
+enum sink_status sink_entry_write(struct sink_entry *e, char *err, size_t errlen);
 
 /*
  * Sets err to "what path: strerror(errno)" for a failed mkdirat/openat of
@@ -46,6 +46,6 @@ int sink_entry_write(struct sink_entry *e, char *err, size_t errlen);
  * dead-lettered), else SINK_IO (the storage: ENOSPC, EIO, EDQUOT, EROFS,
  * EMFILE, ENOMEM...; the batch fails and is retried).
  */
-int sink_path_failed(const char *what, const char *path, char *err, size_t errlen);
+enum sink_status sink_path_failed(const char *what, const char *path, char *err, size_t errlen);
 
 #endif

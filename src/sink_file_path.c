@@ -72,7 +72,7 @@ static int path_errno(int e)
 	       e == EINVAL || e == EACCES || e == EPERM || e == ENXIO || e == EILSEQ;
 }
 
-int sink_path_failed(const char *what, const char *path, char *err, size_t errlen)
+enum sink_status sink_path_failed(const char *what, const char *path, char *err, size_t errlen)
 {
 	int e = errno;
 

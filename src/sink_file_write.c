@@ -248,7 +248,7 @@ static int undo(struct sink_entry *e, off_t before, size_t done)
 	return -1;
 }
 
-int sink_entry_write(struct sink_entry *e, char *err, size_t errlen)
+enum sink_status sink_entry_write(struct sink_entry *e, char *err, size_t errlen)
 {
 	struct stat st;
 	off_t before;

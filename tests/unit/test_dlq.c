@@ -260,11 +260,11 @@ static void test_requeue_keeps_delivery_id_and_body(void **state)
 	assert_int_equal(outbox_count_pending(fx->ob), 0);
 	assert_int_equal(outbox_count_dead(fx->ob), 4);
 	/* Only open forwards can be re-queued. */
-	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 1), 1);
-	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 99), 1);
+	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 1), OUTBOX_DLQ_NOT_OPEN);
+	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 99), OUTBOX_DLQ_NOT_OPEN);
 	assert_int_equal(outbox_count_pending(fx->ob), 0);
 
-	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 4), 0);
+	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 4), OUTBOX_DLQ_DONE);
 	assert_int_equal(outbox_count_pending(fx->ob), 1);
 	assert_int_equal(outbox_count_dead(fx->ob), 3);
 	/* Due now: claimable at once, as the same request as before. */
@@ -290,7 +290,7 @@ static void test_requeue_keeps_delivery_id_and_body(void **state)
 	assert_int_equal(list(fx->ob, &done, &s), 1);
 	assert_int_equal(s.id[0], 4);
 	assert_true(s.replayed_at[0] >= t0);
-	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 4), 1);
+	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 4), OUTBOX_DLQ_NOT_OPEN);
 	assert_int_equal(outbox_count_pending(fx->ob), 1);
 }
 
@@ -310,7 +310,7 @@ static void test_requeue_conflict_changes_nothing(void **state)
 					  " method, payload, 1, 1 FROM dead_letters WHERE id = 1",
 				      NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 1), -1);
+	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 1), OUTBOX_DLQ_FAILED);
 	assert_non_null(strstr(outbox_error(fx->ob), "UNIQUE"));
 	assert_int_equal(outbox_count_dead(fx->ob), 1);
 	assert_int_equal(outbox_count_pending(fx->ob), 1);
@@ -324,17 +324,17 @@ static void test_mark_replayed_excluded_from_list(void **state)
 	char fid[37];
 
 	add_four(fx, fid);
-	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 1), 0);
-	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 1), 1);
-	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 42), 1);
+	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 1), OUTBOX_DLQ_DONE);
+	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 1), OUTBOX_DLQ_NOT_OPEN);
+	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 42), OUTBOX_DLQ_NOT_OPEN);
 	assert_int_equal(list(fx->ob, &open, &s), 3);
 	assert_int_equal(s.id[0], 2);
 	assert_int_equal(outbox_count_dead(fx->ob), 3);
 	/* The row is kept (replayed_at marks it handled). */
 	assert_int_equal(list(fx->ob, NULL, &s), 4);
 	/* A forward marked replayed can no longer be re-queued. */
-	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 4), 0);
-	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 4), 1);
+	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 4), OUTBOX_DLQ_DONE);
+	assert_int_equal(outbox_dlq_requeue_forward(fx->ob, 4), OUTBOX_DLQ_NOT_OPEN);
 }
 
 static void test_purge_variants(void **state)
@@ -347,7 +347,7 @@ static void test_purge_variants(void **state)
 
 	add_four(fx, fid);
 	add_dead(fx->ob, OUTBOX_DEAD_RULE_ERROR, "again", "{\"action\":\"x\"}", 1, NULL);
-	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 1), 0);
+	assert_int_equal(outbox_dlq_mark_replayed(fx->ob, 1), OUTBOX_DLQ_DONE);
 
 	/* Not old enough: nothing. */
 	f.died_before = now_s() - 60;

@@ -124,7 +124,7 @@ static void parse(struct fx *f, const char *body)
 		fail_msg("rules_parse_batch: %s\n%s", err, body);
 }
 
-static int route_one(struct fx *f, size_t i)
+static enum rules_route_result route_one(struct fx *f, size_t i)
 {
 	struct rules_meta meta = {
 		.index = i + 1,
@@ -138,10 +138,10 @@ static int route_one(struct fx *f, size_t i)
 }
 
 /* Runs code in a one-event batch (extra: more JSON members of the event). */
-static int eval(struct fx *f, const char *code, const char *extra)
+static enum rules_route_result eval(struct fx *f, const char *code, const char *extra)
 {
 	char body[8192] = "{\"events\":[{\"action\":\"eval\",\"code\":";
-	int rc;
+	enum rules_route_result rc;
 
 	json_quote(body, sizeof body, code);
 	snprintf(body + strlen(body), sizeof body - strlen(body), "%s%s}]}", extra ? "," : "",
@@ -155,9 +155,9 @@ static int eval(struct fx *f, const char *code, const char *extra)
 
 static void expect_result(struct fx *f, const char *code, const char *extra, const char *want)
 {
-	int rc = eval(f, code, extra);
+	enum rules_route_result rc = eval(f, code, extra);
 
-	if (rc != 0)
+	if (rc != RULES_ROUTE_RAN)
 		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
@@ -167,9 +167,9 @@ static void expect_result(struct fx *f, const char *code, const char *extra, con
 
 static void expect_error(struct fx *f, const char *code, const char *want)
 {
-	int rc = eval(f, code, NULL);
+	enum rules_route_result rc = eval(f, code, NULL);
 
-	if (rc != 1)
+	if (rc != RULES_ROUTE_RULE_FAILED)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_ERROR);
@@ -385,7 +385,7 @@ static void test_default_is_no_decision(void **state)
 {
 	struct fx *f = *state;
 
-	assert_int_equal(eval(f, "local x = 1", NULL), 0);
+	assert_int_equal(eval(f, "local x = 1", NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 0);
 	expect_result(f, "return initialized", NULL, "true");
 }
@@ -643,7 +643,7 @@ static void test_meta_env_now_log(void **state)
 	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"return table.concat({meta.index, "
 		 "meta.batch_size, meta.remote_addr, meta.request_id, meta.received_at, "
 		 "math.type(meta.index)}, ',')\"}]}");
-	assert_int_equal(rules_route(f->r, 0, &meta, &f->decisions), 0);
+	assert_int_equal(rules_route(f->r, 0, &meta, &f->decisions), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].text, "7,9,10.0.0.1,req-1,1712345678.25,integer");
 	rules_end_batch(f->r);
@@ -705,7 +705,8 @@ static void test_forward_validation(void **state)
 	expect_error(f, "forward('https://x.example/', { name = string.rep('n', 65) })", "name");
 	expect_error(f, "forward('https://x.example/', { content_type = 'a\\nb' })", "content_type");
 	/* an accepted forward after all that */
-	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })", NULL), 0);
+	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })",
+			      NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].method, "PUT");
 	assert_null(f->decisions.items[0].headers);
@@ -724,7 +725,7 @@ static void test_write_and_drop_validation(void **state)
 	expect_error(f, "write('x', { line = 5 })", "line must be a string or a table");
 	expect_error(f, "drop(5)", "drop: reason must be a string");
 	expect_error(f, "drop(string.rep('r', 200))", "drop: reason must be");
-	assert_int_equal(eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), 0);
+	assert_int_equal(eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].target, "ok/x.log");
 	assert_string_equal(f->decisions.items[0].text, "[1,2]");

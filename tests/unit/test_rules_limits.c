@@ -58,7 +58,8 @@ static void fx_free(struct fx *f)
 }
 
 /* Routes a batch of n events whose codes are given; returns each rc in rcs. */
-static void run(struct fx *f, size_t n, const char *const *codes, int *rcs)
+static void run(struct fx *f, size_t n, const char *const *codes,
+		enum rules_route_result *rcs)
 {
 	char body[16384] = "{\"events\":[", err[256];
 	size_t len = strlen(body);
@@ -111,11 +112,11 @@ static size_t count(struct fx *f, size_t ev, enum decision_kind kind)
 
 static void expect_error(struct fx *f, const char *code, const char *want)
 {
-	int rc;
+	enum rules_route_result rc;
 	const struct decision *e;
 
 	run(f, 1, &code, &rc);
-	if (rc != 1)
+	if (rc != RULES_ROUTE_RULE_FAILED)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
 	e = find(f, 0, DECISION_ERROR);
 	assert_non_null(e);
@@ -127,10 +128,10 @@ static void expect_error(struct fx *f, const char *code, const char *want)
 
 static void expect_ok(struct fx *f, const char *code)
 {
-	int rc;
+	enum rules_route_result rc;
 
 	run(f, 1, &code, &rc);
-	if (rc != 0)
+	if (rc != RULES_ROUTE_RAN)
 		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
 	rules_end_batch(f->r);
 }
@@ -256,7 +257,7 @@ static void test_forward_body_caps(void **state)
 	};
 	struct fx *f = fx_new(&opt);
 	const char *codes[3];
-	int rc[3];
+	enum rules_route_result rc[3];
 
 	(void)state;
 	expect_ok(f, "forward('https://a.example/', { body = string.rep('b', 1000) })");
@@ -274,9 +275,9 @@ static void test_forward_body_caps(void **state)
 	codes[1] = "for i = 1, 2 do forward('https://a.example/', { body = string.rep('b', 1000) }) end";
 	codes[2] = "forward('https://a.example/', { body = string.rep('b', 900) })";
 	run(f, 3, codes, rc);
-	assert_int_equal(rc[0], 0);
-	assert_int_equal(rc[1], 1);
-	assert_int_equal(rc[2], 0);
+	assert_int_equal(rc[0], RULES_ROUTE_RAN);
+	assert_int_equal(rc[1], RULES_ROUTE_RULE_FAILED);
+	assert_int_equal(rc[2], RULES_ROUTE_RAN);
 	assert_int_equal(count(f, 0, DECISION_FORWARD), 4);
 	assert_int_equal(count(f, 1, DECISION_FORWARD), 0);
 	assert_non_null(strstr(find(f, 1, DECISION_ERROR)->text, "max_batch_forward_bytes"));

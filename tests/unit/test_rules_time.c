@@ -78,11 +78,11 @@ static int teardown(void **state)
 }
 
 /* Runs code (no quotes or backslashes in it) as one eval event; returns rules_route's rc. */
-static int eval(struct fx *f, const char *code)
+static enum rules_route_result eval(struct fx *f, const char *code)
 {
 	struct rules_meta meta = { .index = 1, .batch_size = 1, .request_id = "t" };
 	char err[256];
-	int rc;
+	enum rules_route_result rc;
 
 	free(f->body);
 	assert_true(asprintf(&f->body, "{\"events\":[{\"action\":\"eval\",\"code\":\"%s\"}]}",
@@ -97,9 +97,9 @@ static int eval(struct fx *f, const char *code)
 
 static void expect_result(struct fx *f, const char *code, const char *want)
 {
-	int rc = eval(f, code);
+	enum rules_route_result rc = eval(f, code);
 
-	if (rc != 0)
+	if (rc != RULES_ROUTE_RAN)
 		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
@@ -111,10 +111,10 @@ static void expect_result(struct fx *f, const char *code, const char *want)
 static void expect_time_error(struct fx *f, const char *code, const char *want)
 {
 	double t0 = now_ms(), took;
-	int rc = eval(f, code);
+	enum rules_route_result rc = eval(f, code);
 
 	took = now_ms() - t0;
-	if (rc != 1)
+	if (rc != RULES_ROUTE_RULE_FAILED)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_ERROR);
