@@ -239,6 +239,17 @@ static int http_options(struct http_server *s, const char **opts, char *err, siz
 	opts[n++] = "keep_alive_timeout_ms"; opts[n++] = "5000";
 	opts[n++] = "request_timeout_ms";    opts[n++] = "5000";
 	opts[n++] = "tcp_nodelay";           opts[n++] = "1";
+	/*
+	 * civetweb's defaults (a 200-entry listen backlog, a 20-entry queue
+	 * between its accept thread and the workers) let a connection flood
+	 * fill the kernel's accept queue while the accept thread waits on the
+	 * full queue: a legitimate client's SYN is then dropped and retried
+	 * only after the 1 s initial retransmission timeout. Connections over
+	 * the per-address cap are refused in microseconds, so deep queues
+	 * drain fast; the queue costs a few dozen bytes an entry.
+	 */
+	opts[n++] = "listen_backlog";        opts[n++] = "4096";
+	opts[n++] = "connection_queue";      opts[n++] = "1024";
 	opts[n++] = "max_request_size";      opts[n++] = "16384";
 	opts[n++] = "decode_url";            opts[n++] = "yes";
 	opts[n++] = "enable_auth_domain_check"; opts[n++] = "no";
