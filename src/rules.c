@@ -25,6 +25,7 @@
  */
 #include "rules.h"
 #include "rules_internal.h"
+#include "clock.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -99,7 +100,7 @@ static void rules_hook(lua_State *L, lua_Debug *ar)
 
 	(void)ar;
 	r->instructions += r->hook_step;
-	timed_out = (r->deadline_ns != 0 && rules_clock_ns() >= r->deadline_ns) || rules_stopping();
+	timed_out = (r->deadline_ns != 0 && clock_mono_ns() >= r->deadline_ns) || rules_stopping();
 	if (!timed_out && (r->instruction_limit == 0 || r->instructions <= r->instruction_limit))
 		return;
 	/* Hooks run without a frame of their own: level 0 is the looping function. */
@@ -135,7 +136,7 @@ int rules_note_failure(struct rules *r, lua_State *L, int status)
 	if (r->fatal != RULES_FATAL_NONE)
 		return 1;
 	/* An error caught after the deadline (say, by pcall) still ends the event. */
-	if (r->deadline_ns != 0 && rules_clock_ns() >= r->deadline_ns) {
+	if (r->deadline_ns != 0 && clock_mono_ns() >= r->deadline_ns) {
 		r->fatal = RULES_FATAL_TIME;
 		snprintf(r->fatal_msg, sizeof r->fatal_msg, "time limit exceeded (%ld ms)",
 			 r->time_limit_ms);
@@ -177,7 +178,7 @@ static void rules_release_charges(struct rules *r)
 static void rules_arm(struct rules *r)
 {
 	r->instructions = 0;
-	r->deadline_ns = r->time_limit_ms > 0 ? rules_clock_ns() + r->time_limit_ms * 1000000LL : 0;
+	r->deadline_ns = r->time_limit_ms > 0 ? clock_mono_ns() + r->time_limit_ms * 1000000LL : 0;
 	/* Always hooked: rules_stop_all must reach a rule even without limits. */
 	lua_sethook(r->L, rules_hook, LUA_MASKCOUNT, r->hook_step);
 }

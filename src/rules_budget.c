@@ -47,6 +47,7 @@
  */
 #include "rules_internal.h"
 #include "rules.h"
+#include "clock.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -148,14 +149,6 @@ int rules_stopping(void)
 	return atomic_load_explicit(&budget_stop, memory_order_relaxed);
 }
 
-long long rules_clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 int rules_time_error(lua_State *L, const char *where, const char *what)
 {
 	struct rules *r = rules_from(L);
@@ -183,7 +176,7 @@ static void budget_charge(lua_State *L, const char *what, double cost_ns)
 
 	if (r->deadline_ns == 0 && !rules_stopping())
 		return;
-	now = rules_clock_ns();
+	now = clock_mono_ns();
 	if (rules_stopping())
 		now = r->deadline_ns;
 	if (now < r->deadline_ns && !(cost_ns > (double)(r->deadline_ns - now)))

@@ -109,9 +109,6 @@ int rules_charge(struct rules *r, size_t n);
  */
 void rules_sandbox_open(lua_State *L);
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-long long rules_clock_ns(void);
-
 /*
  * Sets r->fatal to RULES_FATAL_TIME and raises "<where>time limit exceeded",
  * or "<where><what> refused: ..." when what is not NULL. Never returns.
