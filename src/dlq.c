@@ -226,36 +226,6 @@ static int gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
 	return 0;
 }
 
-/* Writes g's text and a newline to stdout. */
-static int dlq_emit(yajl_gen g)
-{
-	const unsigned char *buf;
-	size_t len;
-
-	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok ||
-	    fwrite(buf, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
-		return -1;
-	return 0;
-}
-
-int dlq_print_counts(const char *const *keys, const long *vals, size_t n)
-{
-	yajl_gen g = yajl_gen_alloc(NULL);
-	int rc = -1;
-
-	if (!g)
-		return -1;
-	yajl_gen_map_open(g);
-	for (size_t i = 0; i < n; i++) {
-		gen_key(g, keys[i]);
-		yajl_gen_integer(g, vals[i]);
-	}
-	yajl_gen_map_close(g);
-	rc = dlq_emit(g);
-	yajl_gen_free(g);
-	return rc == 0 && fflush(stdout) == 0 ? 0 : -1;
-}
-
 /* --- list --- */
 
 struct dlq_list_state {
@@ -297,7 +267,7 @@ static int dlq_list_one(const struct outbox_dlq_entry *e, void *arg)
 	if (ls->with_payload && gen_payload(g, e) != 0)
 		goto out;
 	yajl_gen_map_close(g);
-	if (dlq_emit(g) == 0)
+	if (json_out_line(g, stdout) == 0)
 		rc = 0;
 out:
 	yajl_gen_free(g);
@@ -353,7 +323,7 @@ static int dlq_purge(const struct dlq_opts *o, struct outbox *ob)
 		fprintf(stderr, "egoi-router: dlq purge: %s\n", outbox_error(ob));
 		return EXIT_RUNTIME;
 	}
-	if (dlq_print_counts(keys, &n, 1) != 0) {
+	if (json_out_counts(keys, &n, 1) != 0) {
 		fprintf(stderr, "egoi-router: dlq purge: cannot write the output\n");
 		return EXIT_RUNTIME;
 	}

@@ -1,7 +1,8 @@
 /*
  * dlq_internal.h — shared by the parts of the dlq command, not a public
  * interface: dlq.c parses the options, opens config and outbox, lists and
- * purges; dlq_replay.c replays.
+ * purges, and calls dlq_replay.c to replay; dlq_replay.c needs nothing of
+ * dlq.c (both print through json_out.h).
  *
  * Threads: the main thread only.
  */
@@ -33,9 +34,6 @@ struct dlq_opts {
 	size_t nids;
 	long older_ms;               /* --older-than */
 };
-
-/* Prints {"key":val,...} and a newline on stdout and flushes; 0 or -1. */
-int dlq_print_counts(const char *const *keys, const long *vals, size_t n);
 
 /* `dlq replay` on an open config and outbox; returns an exit code. */
 int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob);

@@ -23,6 +23,7 @@
  * Threads: the main thread only (the outbox writer has its own).
  */
 #include "dlq_internal.h"
+#include "json_out.h"
 #include "clock.h"
 
 #include <errno.h>
@@ -337,7 +338,7 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 		static const char *const keys[] = { "replayed", "skipped", "failed" };
 		const long vals[] = { r.replayed, r.skipped, r.failed };
 
-		if (dlq_print_counts(keys, vals, 3) != 0) {
+		if (json_out_counts(keys, vals, 3) != 0) {
 			fprintf(stderr, "egoi-router: dlq replay: cannot write the output\n");
 			goto out;
 		}

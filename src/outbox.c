@@ -4,6 +4,7 @@
  *
  * The module is split by aspect, sharing outbox_internal.h:
  *   outbox.c          connection, prepared statements, transactions, writes
+ *   outbox_sql.c      errors, one statement stepped, one script run
  *   outbox_schema.c   WAL and busy handler, schema migrations
  *   outbox_deliver.c  claim, complete, retry, bury, counts
  *   outbox_dlq.c      dead letters for `egoi-router dlq`
@@ -34,8 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/rand.h>
 #include <sqlite3.h>
+#include <uuid/uuid.h>
 
 static const char *const ob_sql[OB_NSTMT] = {
 	[OB_BEGIN] = "BEGIN IMMEDIATE",
@@ -104,71 +105,14 @@ int outbox_dead_kind_parse(const char *name)
 	return -1;
 }
 
-int ob_failf(struct outbox *ob, const char *fmt, ...)
+/* A random (version 4) UUID in lowercase hex, 36 characters plus NUL:
+ * libuuid reads the kernel's random source. */
+static void ob_uuid(char out[37])
 {
-	va_list ap;
+	uuid_t u;
 
-	va_start(ap, fmt);
-	vsnprintf(ob->err, sizeof ob->err, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/* A full disk is everybody's business: see outbox_space.h. */
-static void ob_check_full(struct outbox *ob)
-{
-	if ((sqlite3_errcode(ob->db) & 0xff) == SQLITE_FULL)
-		outbox_space_exhausted();
-}
-
-int ob_fail(struct outbox *ob, const char *what)
-{
-	ob_check_full(ob);
-	return ob_failf(ob, "%s: %s", what, sqlite3_errmsg(ob->db));
-}
-
-int ob_run(struct outbox *ob, enum ob_stmt s, const char *what, int bind_failed)
-{
-	int ret = 0;
-
-	if (bind_failed || sqlite3_step(ob->st[s]) != SQLITE_DONE)
-		ret = ob_fail(ob, what);
-	ob_reset(ob->st[s]);
-	return ret;
-}
-
-int ob_exec(struct outbox *ob, const char *sql, const char *what)
-{
-	char *msg = NULL;
-	int ret = 0;
-
-	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		ob_check_full(ob);
-		ret = ob_failf(ob, "%s: %s", what, msg ? msg : sqlite3_errmsg(ob->db));
-	}
-	sqlite3_free(msg);
-	return ret;
-}
-
-/* A random (version 4) UUID in lowercase hex, 36 characters plus NUL. */
-static int ob_uuid(char out[37])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char b[16];
-	size_t o = 0;
-
-	if (RAND_bytes(b, (int)sizeof b) != 1)
-		return -1;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	for (size_t i = 0; i < sizeof b; i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[o++] = '-';
-		out[o++] = hex[b[i] >> 4];
-		out[o++] = hex[b[i] & 0x0f];
-	}
-	out[o] = '\0';
-	return 0;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, out);
 }
 
 static int ob_prepare(struct outbox *ob)
@@ -351,8 +295,7 @@ int outbox_add_forward(struct outbox *ob, const struct outbox_forward *f, char *
 	OB_OWNED(ob);
 	if (!f->url || !f->method)
 		return ob_failf(ob, "add forward: url and method are required");
-	if (ob_uuid(id) != 0)
-		return ob_failf(ob, "add forward: RAND_bytes failed");
+	ob_uuid(id);
 	if (ob_run(ob, OB_ADD_FORWARD, "add forward",
 		   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) ||
 		   ob_bind_text(st, 2, f->name) || ob_bind_text(st, 3, f->url) ||

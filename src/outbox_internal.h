@@ -1,6 +1,6 @@
 /*
  * outbox_internal.h — shared by the parts of the outbox module, not a public
- * interface: outbox.c opens and closes a connection, prepares its statements
+ * interface: outbox_sql.c records errors and steps statements; outbox.c opens and closes a connection, prepares its statements
  * and runs transactions and the batch writes; outbox_schema.c sets up the
  * database file (WAL, busy handler, schema migrations);
  * outbox_deliver.c is the delivery thread's side (claim, complete, retry,
@@ -54,7 +54,7 @@ struct outbox {
 	char err[256];
 };
 
-/* --- outbox.c --- */
+/* --- outbox_sql.c --- */
 
 /*
  * Every entry point that touches the connection starts with this: a use from
@@ -80,6 +80,8 @@ int ob_run(struct outbox *ob, enum ob_stmt s, const char *what, int bind_failed)
 
 /* sqlite3_exec with the error recorded in ob->err; 0 or -1. */
 int ob_exec(struct outbox *ob, const char *sql, const char *what);
+
+/* --- outbox.c --- */
 
 /*
  * Internal transactions (claim, bury) join a transaction the caller already

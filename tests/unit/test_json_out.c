@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
@@ -38,10 +39,33 @@ static void test_strings(void **state)
 	expect(NULL, 0, "null");
 }
 
+/* One generator's text is one line, newline included, nothing else. */
+static void test_line(void **state)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	FILE *f = tmpfile();
+	char buf[64] = "";
+
+	(void)state;
+	assert_non_null(g);
+	assert_non_null(f);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"replayed", 8);
+	yajl_gen_integer(g, -3);
+	yajl_gen_map_close(g);
+	assert_int_equal(json_out_line(g, f), 0);
+	rewind(f);
+	assert_int_equal(fread(buf, 1, sizeof buf - 1, f), 16);
+	assert_string_equal(buf, "{\"replayed\":-3}\n");
+	fclose(f);
+	yajl_gen_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

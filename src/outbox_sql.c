@@ -1,0 +1,60 @@
+/*
+ * outbox_sql.c — the outbox module's SQL helpers (see outbox_internal.h):
+ * errors recorded in the connection's err buffer, a full disk reported to
+ * outbox_space, one statement stepped, one script run. outbox.c (connections,
+ * transactions, writes) and outbox_schema.c (set-up, migrations) build on
+ * these; neither needs the other's helpers.
+ *
+ * Threads: as outbox_internal.h: the thread that owns the connection.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "outbox_internal.h"
+#include "outbox_space.h"
+
+int ob_failf(struct outbox *ob, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ob->err, sizeof ob->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A full disk is everybody's business: see outbox_space.h. */
+static void ob_check_full(struct outbox *ob)
+{
+	if ((sqlite3_errcode(ob->db) & 0xff) == SQLITE_FULL)
+		outbox_space_exhausted();
+}
+
+int ob_fail(struct outbox *ob, const char *what)
+{
+	ob_check_full(ob);
+	return ob_failf(ob, "%s: %s", what, sqlite3_errmsg(ob->db));
+}
+
+int ob_run(struct outbox *ob, enum ob_stmt s, const char *what, int bind_failed)
+{
+	int ret = 0;
+
+	if (bind_failed || sqlite3_step(ob->st[s]) != SQLITE_DONE)
+		ret = ob_fail(ob, what);
+	ob_reset(ob->st[s]);
+	return ret;
+}
+
+int ob_exec(struct outbox *ob, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int ret = 0;
+
+	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		ob_check_full(ob);
+		ret = ob_failf(ob, "%s: %s", what, msg ? msg : sqlite3_errmsg(ob->db));
+	}
+	sqlite3_free(msg);
+	return ret;
+}
