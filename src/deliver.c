@@ -63,6 +63,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 #include "outbox_space.h"
 
 #include <curl/curl.h>

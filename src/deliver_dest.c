@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -21,6 +21,7 @@
 
 #include "header_rule.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 #include "util.h"
 
 #include <curl/curl.h>

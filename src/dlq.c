@@ -27,6 +27,7 @@
 #include "config.h"
 #include "log.h"
 #include "outbox.h"
+#include "outbox_dlq.h"
 #include "util.h"
 
 static const char dlq_usage_text[] =

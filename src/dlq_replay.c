@@ -38,6 +38,7 @@
 #include "batch.h"
 #include "config.h"
 #include "outbox.h"
+#include "outbox_dlq.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
 

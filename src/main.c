@@ -36,6 +36,7 @@
 #include "http_guard.h"
 #include "log.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 #include "outbox_space.h"
 #include "outbox_writer.h"
 #include "pipeline.h"

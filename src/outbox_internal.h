@@ -24,6 +24,8 @@
 #include <sqlite3.h>
 
 #include "outbox.h"
+#include "outbox_deliver.h"
+#include "outbox_dlq.h"
 #include "clock.h"
 
 /* The prepared statements of a connection; their SQL is ob_sql in outbox.c. */

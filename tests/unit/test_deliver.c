@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 
 #include <arpa/inet.h>
 #include <civetweb.h>

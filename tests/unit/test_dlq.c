@@ -25,6 +25,8 @@
 #include "dlq.h"
 #include "exit_codes.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
+#include "outbox_dlq.h"
 
 struct fixture {
 	char dir[64];

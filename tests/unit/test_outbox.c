@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "outbox.h"
+#include "outbox_deliver.h"
 
 struct fixture {
 	char dir[64];

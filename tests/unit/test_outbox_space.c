@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "outbox.h"
+#include "outbox_deliver.h"
 #include "outbox_space.h"
 
 #define RESERVE (512 * 1024)
