@@ -44,7 +44,7 @@ struct http_watchdog {
 	pthread_t thread;
 	pthread_mutex_t mu;            /* guards the slot list */
 	pthread_cond_t wake;
-	struct http_watchdog_slot *slots;
+	LIST_HEAD(, http_watchdog_slot) slots;
 	int ports[WATCHDOG_MAX_PORTS];
 	int nports;
 	int stop;
@@ -117,8 +117,9 @@ static int watchdog_cut(const struct http_watchdog *wd, const char *peer, int pe
 static void watchdog_check(struct http_watchdog *wd)
 {
 	double now = clock_mono();
+	struct http_watchdog_slot *s;
 
-	for (struct http_watchdog_slot *s = wd->slots; s; s = s->next) {
+	LIST_FOREACH(s, &wd->slots, link) {
 		double late, need;
 		int slow;
 
@@ -187,6 +188,7 @@ struct http_watchdog *http_watchdog_start(void)
 		return NULL;
 	pthread_mutex_init(&wd->mu, NULL);
 	pthread_cond_init(&wd->wake, NULL);
+	LIST_INIT(&wd->slots);
 	if (pthread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
 		pthread_cond_destroy(&wd->wake);
 		pthread_mutex_destroy(&wd->mu);
@@ -216,19 +218,14 @@ void http_watchdog_register(struct http_watchdog *wd, struct http_watchdog_slot 
 	slot->armed = slot->fired = 0;
 	atomic_init(&slot->received, 0);
 	pthread_mutex_lock(&wd->mu);
-	slot->next = wd->slots;
-	wd->slots = slot;
+	LIST_INSERT_HEAD(&wd->slots, slot, link);
 	pthread_mutex_unlock(&wd->mu);
 }
 
 void http_watchdog_unregister(struct http_watchdog *wd, struct http_watchdog_slot *slot)
 {
 	pthread_mutex_lock(&wd->mu);
-	for (struct http_watchdog_slot **p = &wd->slots; *p; p = &(*p)->next)
-		if (*p == slot) {
-			*p = slot->next;
-			break;
-		}
+	LIST_REMOVE(slot, link);
 	pthread_mutex_unlock(&wd->mu);
 	pthread_mutex_destroy(&slot->mu);
 }

@@ -25,6 +25,7 @@
 #define EGOI_HTTP_WATCHDOG_H
 
 #include <pthread.h>
+#include <sys/queue.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -45,7 +46,7 @@ struct http_watchdog_slot {
 	atomic_llong received;     /* bytes read so far, by the worker */
 	char peer[48];             /* numeric address, as civetweb reports it */
 	int peer_port;
-	struct http_watchdog_slot *next;
+	LIST_ENTRY(http_watchdog_slot) link;   /* in the watchdog's list, under its mu */
 };
 
 /* Starts the watchdog thread. NULL on failure. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -33,8 +34,10 @@ struct writer_job {
 	int rc;
 	int done;
 	char err[256];
-	struct writer_job *next;
+	STAILQ_ENTRY(writer_job) link;
 };
+
+STAILQ_HEAD(writer_jobs, writer_job);
 
 struct outbox_writer {
 	struct outbox *ob;           /* used by the writer thread only */
@@ -42,7 +45,7 @@ struct outbox_writer {
 	pthread_mutex_t mu;
 	pthread_cond_t work;         /* signalled when a job is queued or stop is set */
 	pthread_cond_t finished;     /* broadcast when a group is done */
-	struct writer_job *head, *tail;
+	struct writer_jobs queue;    /* waiting for the next group, oldest first */
 	int stop;
 	unsigned long groups, file_syncs, queued;   /* under mu */
 };
@@ -86,26 +89,27 @@ static int data_sync(int fd)
  * would otherwise go unseen by the batches behind this one. An error on any
  * descriptor fails every job of that file in the group.
  */
-static unsigned long writer_sync_files(struct writer_job *jobs)
+static unsigned long writer_sync_files(const struct writer_jobs *jobs)
 {
 	struct sync_slot *slots = NULL, key, *hit;
+	struct writer_job *j;
 	unsigned long flushed = 0;
 	size_t n = 0, k = 0;
 
-	for (struct writer_job *j = jobs; j; j = j->next)
+	STAILQ_FOREACH(j, jobs, link)
 		n += j->nfiles;
 	if (n == 0)
 		return 0;
 	slots = malloc(n * sizeof *slots);
 	if (!slots) {
-		for (struct writer_job *j = jobs; j; j = j->next)
+		STAILQ_FOREACH(j, jobs, link)
 			if (j->nfiles) {
 				j->rc = -1;
 				snprintf(j->err, sizeof j->err, "out of memory syncing files");
 			}
 		return 0;
 	}
-	for (struct writer_job *j = jobs; j; j = j->next)
+	STAILQ_FOREACH(j, jobs, link)
 		for (size_t i = 0; i < j->nfiles; i++)
 			slots[k++] = (struct sync_slot){ .dev = j->files[i].dev,
 							 .ino = j->files[i].ino,
@@ -122,7 +126,7 @@ static unsigned long writer_sync_files(struct writer_job *jobs)
 		for (size_t m = i; m < end; m++)
 			slots[m].err = err;
 	}
-	for (struct writer_job *j = jobs; j; j = j->next)
+	STAILQ_FOREACH(j, jobs, link)
 		for (size_t i = 0; i < j->nfiles && j->rc == 0; i++) {
 			key = (struct sync_slot){ .dev = j->files[i].dev, .ino = j->files[i].ino,
 						  .fd = j->files[i].fd };
@@ -142,20 +146,21 @@ static unsigned long writer_sync_files(struct writer_job *jobs)
  * Runs one group: the files' flush, then one transaction, a savepoint per
  * job with rows, one commit. Returns the number of files flushed.
  */
-static unsigned long writer_run_group(struct outbox_writer *w, struct writer_job *jobs)
+static unsigned long writer_run_group(struct outbox_writer *w, struct writer_jobs *jobs)
 {
 	const char *why = NULL;
+	struct writer_job *j;
 	char full[128];
 	int ok_jobs = 0, with_rows = 0;
 	unsigned long flushed = writer_sync_files(jobs);
 
-	for (struct writer_job *j = jobs; j; j = j->next)
+	STAILQ_FOREACH(j, jobs, link)
 		with_rows += j->rc == 0 && j->fill;
 	if (!with_rows)
 		return flushed;
 	/* On a full disk the space left is delivery's: fail fast, write nothing. */
 	if (!outbox_space_intake_ok(full, sizeof full)) {
-		for (struct writer_job *j = jobs; j; j = j->next)
+		STAILQ_FOREACH(j, jobs, link)
 			if (j->rc == 0 && j->fill) {
 				j->rc = -1;
 				snprintf(j->err, sizeof j->err, "outbox: %s", full);
@@ -164,7 +169,7 @@ static unsigned long writer_run_group(struct outbox_writer *w, struct writer_job
 	}
 	if (outbox_begin(w->ob) != 0)
 		why = outbox_error(w->ob);
-	for (struct writer_job *j = jobs; j; j = j->next) {
+	STAILQ_FOREACH(j, jobs, link) {
 		if (j->rc != 0 || !j->fill)
 			continue;   /* its file did not sync, or it has no rows */
 		if (why) {
@@ -200,7 +205,7 @@ static unsigned long writer_run_group(struct outbox_writer *w, struct writer_job
 	/* Nothing of this group's rows is durable: every job with rows fails. */
 	log_msg(LOG_ERROR, NULL, "outbox: group transaction failed (%d batch%s lost it): %s",
 		ok_jobs, ok_jobs == 1 ? "" : "es", why);
-	for (struct writer_job *j = jobs; j; j = j->next)
+	STAILQ_FOREACH(j, jobs, link)
 		if (j->rc == 0 && j->fill) {
 			j->rc = -1;
 			snprintf(j->err, sizeof j->err, "outbox: %s", why);
@@ -217,28 +222,27 @@ static void *writer_main(void *arg)
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		struct writer_job *jobs;
+		struct writer_jobs group = STAILQ_HEAD_INITIALIZER(group);
+		struct writer_job *j, *next;
 		unsigned long flushed;
 
-		while (!w->head && !w->stop)
+		while (STAILQ_EMPTY(&w->queue) && !w->stop)
 			pthread_cond_wait(&w->work, &w->mu);
-		if (!w->head)
+		if (STAILQ_EMPTY(&w->queue))
 			break;   /* stop requested and nothing left to commit */
-		jobs = w->head;
-		w->head = w->tail = NULL;
+		STAILQ_CONCAT(&group, &w->queue);
 		w->queued = 0;
 		pthread_mutex_unlock(&w->mu);
 
-		flushed = writer_run_group(w, jobs);
+		flushed = writer_run_group(w, &group);
 
 		pthread_mutex_lock(&w->mu);
 		w->groups++;
 		w->file_syncs += flushed;
-		for (struct writer_job *j = jobs; j;) {
-			struct writer_job *next = j->next;
-
-			j->done = 1;   /* j belongs to its caller again after this */
-			j = next;
+		/* read the link before done: j belongs to its caller again after it */
+		for (j = STAILQ_FIRST(&group); j; j = next) {
+			next = STAILQ_NEXT(j, link);
+			j->done = 1;
 		}
 		pthread_cond_broadcast(&w->finished);
 	}
@@ -257,6 +261,7 @@ struct outbox_writer *outbox_writer_start(const char *data_dir, char *err, size_
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->finished, NULL);
+	STAILQ_INIT(&w->queue);
 	w->ob = outbox_open(data_dir, err, errlen);
 	if (!w->ob)
 		goto fail;
@@ -293,11 +298,7 @@ int outbox_writer_commit_files(struct outbox_writer *w,
 		snprintf(err, errlen, "outbox: shutting down");
 		return -1;
 	}
-	if (w->tail)
-		w->tail->next = &job;
-	else
-		w->head = &job;
-	w->tail = &job;
+	STAILQ_INSERT_TAIL(&w->queue, &job, link);
 	w->queued++;
 	pthread_cond_signal(&w->work);
 	while (!job.done)
