@@ -94,6 +94,14 @@ static int key_set(struct config *cfg, const struct cfg_key *k, const char *val,
 		*(int *)f = strcmp(val, "json") == 0;
 		return 0;
 	case CFG_CIDRS:
+		/* `none` empties the exemption list (loopback is in it by default);
+		 * allow_from has no such word: unset means everyone. */
+		if (k->offset == offsetof(struct config, rate_limit_exempt) &&
+		    strcmp(val, "none") == 0) {
+			free(*(char **)f);
+			*(char **)f = NULL;
+			return 0;
+		}
 		s = config_value_cidrs(k, val, why, whylen);
 		if (!s)
 			return -1;

@@ -178,11 +178,13 @@ const struct cfg_key config_keys[] = {
 	  .help = "Requests one address may send at once above rate_limit (a token "
 		  "bucket of this size, refilled at the rate); 0 means one second's "
 		  "worth, N." },
-	{ .name = "rate_limit_exempt", .type = CFG_CIDRS, .sample = "192.0.2.0/24",
-	  .offset = OFF(rate_limit_exempt),
+	{ .name = "rate_limit_exempt", .type = CFG_CIDRS, .def = "127.0.0.0/8",
+	  .sample = "127.0.0.0/8, 192.0.2.0/24", .offset = OFF(rate_limit_exempt),
 	  .help = "Comma-separated IPv4 CIDR list (E-goi's own addresses, a proxy in "
 		  "front) exempt from rate_limit and max_connections_per_address. "
-		  "Not set by default." },
+		  "Default 127.0.0.0/8: a client on this machine (a local proxy, a "
+		  "benchmark) shares one address for all its connections; `none` "
+		  "exempts nobody." },
 };
 
 _Static_assert(sizeof config_keys / sizeof config_keys[0] == CONFIG_NKEYS,
