@@ -32,7 +32,7 @@ endif
 # CFLAGS only replaces the default optimisation and debug flags.
 CFLAGS   ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2
-PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto
+PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto libsystemd
 PKGCFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
 PROJECT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -fstack-protector-strong \
             -D_FORTIFY_SOURCE=2 -MMD -MP $(PKGCFLAGS)
