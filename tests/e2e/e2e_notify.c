@@ -13,12 +13,15 @@
  */
 #include "e2e/e2e.h"
 
+#include <libgen.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -45,7 +48,7 @@ static void *notify_listen(void *arg)
 		ssize_t got = recv(l->fd, buf, sizeof buf - 1, 0);
 		int first_ready;
 
-		if (got < 0)
+		if (got <= 0)  /* timeout, or shutdown() by the scenario */
 			break;
 		buf[got] = '\0';
 		pthread_mutex_lock(&l->lock);
@@ -108,6 +111,7 @@ static struct notify_listener *notify_listener_start(struct e2e *t, char *path, 
 	sa.sun_family = AF_UNIX;
 	assert_true((size_t)snprintf(path, size, "%s/notify", t->h.dir) < sizeof sa.sun_path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
+	unlink(path);  /* a socket file left by an earlier listener */
 	l->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	assert_true(l->fd >= 0);
 	assert_int_equal(bind(l->fd, (struct sockaddr *)&sa, sizeof sa), 0);
@@ -183,6 +187,73 @@ static void notify_ready_reload_stopping(void **state)
 	e2e_pass(t);
 }
 
+/* Starts the daemon with NOTIFY_SOCKET = path, as run_as_user = nobody. */
+static void notify_boot_as_nobody(struct e2e *t, const char *path)
+{
+	char parent[HARNESS_PATH];
+
+	/* The suite's and this test's dirs are 0700 (mkdtemp): nobody must
+	 * reach the config, the rules and the socket after the drop. */
+	snprintf(parent, sizeof parent, "%s", t->h.dir);
+	assert_int_equal(chmod(dirname(parent), 0755), 0);
+	assert_int_equal(chmod(t->h.dir, 0755), 0);
+	snprintf(t->h.extra, sizeof t->h.extra, "run_as_user = nobody\n");
+	assert_int_equal(harness_write_rules(&t->h, "function route(e, m) end\n", NULL), 0);
+	assert_int_equal(chmod(t->h.rules, 0644), 0);
+	assert_int_equal(setenv("NOTIFY_SOCKET", path, 1), 0);
+	int started = harness_start(&t->h);
+	unsetenv("NOTIFY_SOCKET");
+	assert_int_equal(started, 0);
+}
+
+static void notify_after_drop_to_run_as_user(void **state)
+{
+	struct e2e *t = *state;
+	struct notify_listener *l;
+	struct passwd *pw = getpwnam("nobody");
+	char path[HARNESS_PATH + 16];
+
+	if (geteuid() != 0 || pw == NULL || pw->pw_uid == 0) {
+		fprintf(stderr, "[e2e] skipped: needs root and the user nobody\n");
+		e2e_pass(t);
+		return;
+	}
+	l = notify_listener_start(t, path, sizeof path);
+	assert_int_equal(chmod(path, 0666), 0);
+	notify_boot_as_nobody(t, path);
+	assert_int_equal(notify_wait(l, 1), 0);
+	assert_true(strncmp(l->msgs[0], "READY=1\n", 8) == 0);
+	e2e_stop_ok(t);
+	assert_int_equal(pthread_join(l->thread, NULL), 0);
+	assert_int_equal(l->n, 2);
+	assert_true(strncmp(l->msgs[1], "STOPPING=1\n", 11) == 0);
+	close(l->fd);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+
+	/* The same socket, writable by root alone: nothing arrives, the daemon
+	 * says why and serves. */
+	l = notify_listener_start(t, path, sizeof path);
+	assert_int_equal(chmod(path, 0600), 0);
+	notify_boot_as_nobody(t, path);
+	struct harness_response r;
+	assert_int_equal(harness_request(&t->h, "GET", "/healthz", NULL, NULL, NULL, 0, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	harness_response_free(&r);
+	char *log = harness_read_file(t->h.log, NULL);
+	assert_non_null(log);
+	assert_non_null(strstr(log, "systemd notify: cannot send READY=1: Permission denied"));
+	free(log);
+	e2e_stop_ok(t);
+	assert_int_equal(notify_count(l), 0);
+	shutdown(l->fd, SHUT_RDWR);
+	assert_int_equal(pthread_join(l->thread, NULL), 0);
+	close(l->fd);
+	pthread_mutex_destroy(&l->lock);
+	free(l);
+	e2e_pass(t);
+}
+
 /* Started without NOTIFY_SOCKET (by hand, by this harness): nothing is
  * sent and nothing is logged about it. */
 static void notify_silent_without_socket(void **state)
@@ -202,6 +273,7 @@ static void notify_silent_without_socket(void **state)
 
 const struct CMUnitTest e2e_notify_tests[] = {
 	E2E_TEST(notify_ready_reload_stopping),
+	E2E_TEST(notify_after_drop_to_run_as_user),
 	E2E_TEST(notify_silent_without_socket),
 };
 const size_t e2e_notify_count = sizeof(e2e_notify_tests) / sizeof(e2e_notify_tests[0]);
