@@ -3,7 +3,8 @@
 #  - install PREFIX=/usr/local into a temporary DESTDIR writes exactly the
 #    expected files (binary, its two OpenSSL shims in the private
 #    lib/egoi-router, the man page, the example config and rules, the
-#    systemd unit when scripts/egoi-router.service exists);
+#    systemd unit in lib/systemd/system when scripts/egoi-router.service
+#    exists, its @BINDIR@ replaced by the installed binary's directory);
 #  - the installed binary runs away from the build tree (cwd elsewhere, no
 #    LD_LIBRARY_PATH): --version, `check` of the installed example config,
 #    and `run` answering /healthz over TLS; ldd resolves libssl.so and libcrypto.so from lib/egoi-router,
@@ -35,7 +36,7 @@ expected=(bin/egoi-router bin/other-tool lib/egoi-router/libssl.so lib/egoi-rout
 	share/man/man8/egoi-router.8 share/man/man8/other.8 share/egoi-router/router.conf.example)
 for f in rules/*.lua; do expected+=("share/egoi-router/$f"); done
 if [ -f scripts/egoi-router.service ]; then
-	expected+=(share/egoi-router/egoi-router.service)
+	expected+=(lib/systemd/system/egoi-router.service)
 fi
 want=$(printf '%s\n' "${expected[@]}" | sort)
 got=$(cd "$root" && find . ! -type d | sed 's|^\./||' | sort)
@@ -44,6 +45,11 @@ if [ "$want" != "$got" ]; then
 	diff <(echo "$want") <(echo "$got") >&2 || true
 fi
 [ -x "$root/bin/egoi-router" ] || err "bin/egoi-router is not executable"
+unit=$root/lib/systemd/system/egoi-router.service
+if [ -f scripts/egoi-router.service ]; then
+	grep -q "^ExecStart=$prefix/bin/egoi-router run " "$unit" || err "the unit's ExecStart is not $prefix/bin/egoi-router"
+	! grep -n '@[A-Z]*@' "$unit" >&2 || err "the installed unit keeps a placeholder"
+fi
 
 bin=$root/bin/egoi-router
 share=$root/share/egoi-router

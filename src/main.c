@@ -35,6 +35,7 @@
 #include "http.h"
 #include "http_guard.h"
 #include "log.h"
+#include "notify.h"
 #include "outbox.h"
 #include "outbox_deliver.h"
 #include "outbox_space.h"
@@ -345,19 +346,26 @@ static const struct {
 	{ "check user", run_check_user },
 };
 
-/* Serves until SIGTERM or SIGINT; SIGHUP reloads the rules. */
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads the rules. systemd hears
+ * READY=1 once every start-up phase is done, RELOADING=1 and READY=1 around
+ * a reload, STOPPING=1 when the stop begins (notify.h). */
 static void run_serve(struct run *r)
 {
 	int sig = 0;
 
+	notify_ready(r->cfg.listen);
 	for (;;) {
 		if (sigwait(&r->sigs, &sig) != 0)
 			continue;
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
+			notify_reloading();
 			reload_rules(&r->sh);
+			notify_ready(r->cfg.listen);
+		}
 	}
+	notify_stopping();
 	log_msg(LOG_INFO, NULL, "signal %d: stopping", sig);
 }
 
