@@ -16,7 +16,8 @@
 
 struct config {
 	char *listen;                /* civetweb listening_ports, e.g. "127.0.0.1:8443s" */
-	char *tls_certificate;       /* PEM: chain + key */
+	char *tls_certificate;       /* PEM: chain (+ key when tls_key is NULL) */
+	char *tls_key;               /* PEM key, NULL = in tls_certificate */
 	char *tls_min_version;       /* "1.2" or "1.3" */
 	char *tls_client_ca;         /* NULL = no client certificates */
 	char *endpoint;              /* path E-goi posts to, starts with '/' */

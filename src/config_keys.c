@@ -24,7 +24,12 @@ const struct cfg_key config_keys[] = {
 		  "address only." },
 	{ .name = "tls_certificate", .type = CFG_PATH, .def = "certs/server.pem",
 	  .example = "certs/server.pem", .offset = OFF(tls_certificate),
-	  .help = "PEM file holding the certificate chain and its private key." },
+	  .help = "PEM file holding the certificate chain (leaf first), and its "
+		  "private key unless tls_key is set. Re-read on SIGHUP." },
+	{ .name = "tls_key", .type = CFG_PATH, .sample = "/etc/letsencrypt/live/example.com/privkey.pem",
+	  .offset = OFF(tls_key),
+	  .help = "PEM file holding the private key, when it is not in tls_certificate "
+		  "(certbot's privkey.pem beside fullchain.pem). Re-read on SIGHUP." },
 	{ .name = "tls_min_version", .type = CFG_ENUM, .def = "1.2", .choices = tls_versions,
 	  .offset = OFF(tls_min_version),
 	  .help = "Oldest TLS version accepted: 1.2 or 1.3." },

@@ -35,6 +35,7 @@
 #include "http.h"
 #include "http_guard.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "outbox_space.h"
 #include "outbox_writer.h"
@@ -43,6 +44,7 @@
 #include "rules_source.h"
 #include "rules.h"
 #include "sink_file.h"
+#include "tls_cert.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
 
@@ -124,7 +126,7 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
  * next batch. Rules that do not compile are refused and the old ones keep
  * serving. Other settings are read at start-up only.
  */
-static void reload_rules(struct pipeline_shared *sh)
+static int reload_rules(struct pipeline_shared *sh)
 {
 	unsigned long next = atomic_load(&sh->rules.generation) + 1;
 	struct rules_source *src;
@@ -134,11 +136,12 @@ static void reload_rules(struct pipeline_shared *sh)
 	if (!src) {
 		log_msg(LOG_ERROR, NULL, "SIGHUP: reload refused, the previous rules keep serving: %s",
 			err);
-		return;
+		return -1;
 	}
 	rules_current_set(&sh->rules, src);
 	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu); other settings "
 				"apply after a restart", sh->cfg->rules, next);
+	return 0;
 }
 
 static int cmd_check(const char *path)
@@ -344,7 +347,21 @@ static const struct {
 	{ "check user", run_check_user },
 };
 
-/* Serves until SIGTERM or SIGINT; SIGHUP reloads the rules. */
+/*
+ * SIGHUP, the one place a reload happens: the rules, then the TLS
+ * certificate and key (tls_cert.h). Each part is refused on its own (the
+ * previous one keeps serving); the outcome is counted in
+ * egoi_router_reloads_total.
+ */
+static void run_reload(struct run *r)
+{
+	int ok = reload_rules(&r->sh) == 0;
+
+	ok &= tls_cert_reload(r->cfg.tls_certificate, r->cfg.tls_key) == 0;
+	metrics_reload(ok);
+}
+
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads (run_reload). */
 static void run_serve(struct run *r)
 {
 	int sig = 0;
@@ -355,7 +372,7 @@ static void run_serve(struct run *r)
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP)
-			reload_rules(&r->sh);
+			run_reload(r);
 	}
 	log_msg(LOG_INFO, NULL, "signal %d: stopping", sig);
 }
