@@ -38,6 +38,7 @@ struct cfg_key {
 	const char *const *choices; /* CFG_ENUM */
 	long long min, max;         /* numeric types, in the stored unit */
 	size_t offset;
+	int live;                   /* 1: SIGHUP changes it for new requests; 0: needs a restart */
 	const char *help;           /* one paragraph; wrapped in the example file */
 };
 

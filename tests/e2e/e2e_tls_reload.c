@@ -257,8 +257,8 @@ static void tls_refused(struct e2e *t, const char *reason, int nth, const char *
 	double v = 0;
 
 	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
-	assert_true(tls_log_count(t, "certificate refused, the previous one keeps serving", nth,
-				  5000));
+	assert_true(tls_log_count(t, "reload refused, the previous config and rules keep serving",
+				  nth, 5000));
 	if (!tls_log_count(t, reason, 1, 0))
 		fprintf(stderr, "[e2e] no \"%s\" in the log\n", reason);
 	assert_true(tls_log_count(t, reason, 1, 0));
