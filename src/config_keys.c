@@ -26,8 +26,9 @@ const struct cfg_key config_keys[] = {
 	  .example = "certs/server.pem", .offset = OFF(tls_certificate), .live = 1,
 	  .help = "PEM file holding the certificate chain (leaf first), and its "
 		  "private key unless tls_key is set. Re-read on SIGHUP." },
-	{ .name = "tls_key", .type = CFG_PATH, .sample = "/etc/letsencrypt/live/example.com/privkey.pem",
-	  .offset = OFF(tls_key), .live = 1,
+	{ .name = "tls_key", .type = CFG_PATH,
+	  .sample = "/etc/letsencrypt/live/example.com/privkey.pem", .offset = OFF(tls_key),
+	  .live = 1,
 	  .help = "PEM file holding the private key, when it is not in tls_certificate "
 		  "(certbot's privkey.pem beside fullchain.pem). Re-read on SIGHUP." },
 	{ .name = "tls_min_version", .type = CFG_ENUM, .def = "1.2", .choices = tls_versions,
@@ -41,7 +42,8 @@ const struct cfg_key config_keys[] = {
 	  .offset = OFF(endpoint),
 	  .help = "URL path E-goi posts webhook batches to; starts with '/'." },
 	{ .name = "auth_token", .type = CFG_SECRET, .example = "env:EGOI_ROUTER_TOKEN",
-	  .required = "set a secret, or 'none' to disable auth", .offset = OFF(auth_token), .live = 1,
+	  .required = "set a secret, or 'none' to disable auth", .offset = OFF(auth_token),
+	  .live = 1,
 	  .help = "Required. The secret E-goi must send, as ?token=, an X-Router-Token "
 		  "header or Authorization: Bearer. 'none' disables authentication "
 		  "explicitly. Keep the secret out of this file with env:NAME." },
@@ -153,9 +155,11 @@ const struct cfg_key config_keys[] = {
 		  "read in rules; env() returns nil for any other name. Not set: "
 		  "none, so the daemon's own secrets (auth_token = env:NAME) stay "
 		  "out of reach. The example lists what rules/example.lua reads." },
-	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level), .live = 1,
+	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
+	  .live = 1,
 	  .help = "Least severe messages logged: debug, info, warn or error." },
-	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json), .live = 1,
+	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
+	  .live = 1,
 	  .help = "text (one line per message) or json (one JSON object per line)." },
 	{ .name = "run_as_user", .type = CFG_STRING, .sample = "egoi-router",
 	  .offset = OFF(run_as_user),
