@@ -3,9 +3,9 @@
  *
  * A single key table in config.c drives parsing, validation, defaults,
  * router.conf.example (config_print_example) and the key list in --help.
- * A loaded struct config is never changed afterwards. There is no config
- * reload: SIGHUP recompiles the rules file only (main.c), every other
- * setting is read once at start-up and changes need a restart.
+ * A loaded struct config is never changed afterwards. SIGHUP loads a new
+ * one and publishes it as a snapshot requests read (config_reload.h); the
+ * key table says which keys may change that way and which need a restart.
  * Relative paths are taken relative to the working directory.
  */
 #ifndef EGOI_CONFIG_H
@@ -16,7 +16,8 @@
 
 struct config {
 	char *listen;                /* civetweb listening_ports, e.g. "127.0.0.1:8443s" */
-	char *tls_certificate;       /* PEM: chain + key */
+	char *tls_certificate;       /* PEM: chain (+ key when tls_key is NULL) */
+	char *tls_key;               /* PEM key, NULL = in tls_certificate */
 	char *tls_min_version;       /* "1.2" or "1.3" */
 	char *tls_client_ca;         /* NULL = no client certificates */
 	char *endpoint;              /* path E-goi posts to, starts with '/' */

@@ -38,6 +38,7 @@ struct cfg_key {
 	const char *const *choices; /* CFG_ENUM */
 	long long min, max;         /* numeric types, in the stored unit */
 	size_t offset;
+	int live;                   /* 1: SIGHUP changes it for new requests; 0: needs a restart */
 	const char *help;           /* one paragraph; wrapped in the example file */
 };
 
@@ -50,7 +51,7 @@ struct cfg_key {
  * Number of keys. A constant so that per-key arrays need no allocation;
  * config_keys.c checks at compile time that it matches the table.
  */
-#define CONFIG_NKEYS ((size_t)36)
+#define CONFIG_NKEYS ((size_t)37)
 
 /* Every key, in the order of the example file and --help. */
 extern const struct cfg_key config_keys[];

@@ -23,8 +23,14 @@ const struct cfg_key config_keys[] = {
 		  "comma-separated; an 's' suffix means TLS. 127.0.0.1:8443s binds one "
 		  "address only." },
 	{ .name = "tls_certificate", .type = CFG_PATH, .def = "certs/server.pem",
-	  .example = "certs/server.pem", .offset = OFF(tls_certificate),
-	  .help = "PEM file holding the certificate chain and its private key." },
+	  .example = "certs/server.pem", .offset = OFF(tls_certificate), .live = 1,
+	  .help = "PEM file holding the certificate chain (leaf first), and its "
+		  "private key unless tls_key is set. Re-read on SIGHUP." },
+	{ .name = "tls_key", .type = CFG_PATH,
+	  .sample = "/etc/letsencrypt/live/example.com/privkey.pem", .offset = OFF(tls_key),
+	  .live = 1,
+	  .help = "PEM file holding the private key, when it is not in tls_certificate "
+		  "(certbot's privkey.pem beside fullchain.pem). Re-read on SIGHUP." },
 	{ .name = "tls_min_version", .type = CFG_ENUM, .def = "1.2", .choices = tls_versions,
 	  .offset = OFF(tls_min_version),
 	  .help = "Oldest TLS version accepted: 1.2 or 1.3." },
@@ -37,6 +43,7 @@ const struct cfg_key config_keys[] = {
 	  .help = "URL path E-goi posts webhook batches to; starts with '/'." },
 	{ .name = "auth_token", .type = CFG_SECRET, .example = "env:EGOI_ROUTER_TOKEN",
 	  .required = "set a secret, or 'none' to disable auth", .offset = OFF(auth_token),
+	  .live = 1,
 	  .help = "Required. The secret E-goi must send, as ?token=, an X-Router-Token "
 		  "header or Authorization: Bearer. 'none' disables authentication "
 		  "explicitly. Keep the secret out of this file with env:NAME." },
@@ -48,7 +55,7 @@ const struct cfg_key config_keys[] = {
 		  "disconnected as soon as they connect, before TLS. IPv6 entries are "
 		  "refused (this civetweb build has no IPv6). Not set: any address." },
 	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
-	  .example = "rules/example.lua", .offset = OFF(rules),
+	  .example = "rules/example.lua", .offset = OFF(rules), .live = 1,
 	  .help = "Lua rule script; it must define route(event, meta)." },
 	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
 	  .offset = OFF(data_dir),
@@ -77,25 +84,25 @@ const struct cfg_key config_keys[] = {
 		  "connection, so this caps concurrent connections; each thread's Lua "
 		  "state is created on first use." },
 	{ .name = "max_body", .type = CFG_SIZE, .def = "10M", .min = 1, .max = CFG_GIB,
-	  .offset = OFF(max_body),
+	  .offset = OFF(max_body), .live = 1,
 	  .help = "Largest request body accepted (up to 1G); larger bodies get 413." },
 	{ .name = "max_events", .type = CFG_COUNT, .def = "10000", .min = 1, .max = 1000000,
-	  .offset = OFF(max_events),
+	  .offset = OFF(max_events), .live = 1,
 	  .help = "Most events accepted in one batch (up to 1000000); larger batches "
 		  "get 413." },
 	{ .name = "max_forward_body", .type = CFG_SIZE, .def = "1M", .min = 1, .max = CFG_GIB,
-	  .offset = OFF(max_forward_body),
+	  .offset = OFF(max_forward_body), .live = 1,
 	  .help = "Largest body one forward() may give (opts.body, a string or the JSON "
 		  "of a table; up to 1G); a larger one is a rule error. The default "
 		  "body (the batch's events) is bounded by max_body instead." },
 	{ .name = "max_batch_forward_bytes", .type = CFG_SIZE, .def = "64M", .min = 1,
-	  .max = 64 * CFG_GIB, .offset = OFF(max_batch_forward_bytes),
+	  .max = 64 * CFG_GIB, .offset = OFF(max_batch_forward_bytes), .live = 1,
 	  .help = "Most bytes the forwards of one batch may put in the outbox: bodies "
 		  "(an event's bytes for each default forward) and headers. The event "
 		  "whose forward() goes over it is a rule error. Keep it above "
 		  "max_body times the destinations a batch goes to." },
 	{ .name = "max_hops", .type = CFG_INT, .def = "3", .min = 1, .max = 100,
-	  .offset = OFF(max_hops),
+	  .offset = OFF(max_hops), .live = 1,
 	  .help = "Forward loop guard: every forward carries X-Router-Hop (the incoming "
 		  "count + 1), and a batch arriving with a count of max_hops or more is "
 		  "answered 508 and counted in egoi_router_loops_refused_total." },
@@ -128,14 +135,14 @@ const struct cfg_key config_keys[] = {
 		  "specifies; the secret is whsec_ followed by base64. Not set by "
 		  "default." },
 	{ .name = "lua_instruction_limit", .type = CFG_INT, .def = "1000000", .min = 0,
-	  .max = LONG_MAX, .offset = OFF(lua_instruction_limit),
+	  .max = LONG_MAX, .offset = OFF(lua_instruction_limit), .live = 1,
 	  .help = "Lua instructions one event may run before it counts as a rule "
 		  "error; 0 means unlimited." },
 	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0,
-	  .max = 64 * CFG_GIB, .offset = OFF(lua_memory_limit),
+	  .max = 64 * CFG_GIB, .offset = OFF(lua_memory_limit), .live = 1,
 	  .help = "Memory one Lua state may use; 0 means unlimited." },
 	{ .name = "lua_time_limit", .type = CFG_DURATION, .def = "250ms", .min = 0,
-	  .max = CFG_MS_HOUR, .offset = OFF(lua_time_limit_ms),
+	  .max = CFG_MS_HOUR, .offset = OFF(lua_time_limit_ms), .live = 1,
 	  .help = "Wall-clock time one event's route() call (and init(), and the "
 		  "rules file's own code) may take before it counts as a rule "
 		  "error; it also covers time spent inside library functions "
@@ -143,14 +150,16 @@ const struct cfg_key config_keys[] = {
 		  "refused when their cost could exceed the time left. 0 means "
 		  "unlimited." },
 	{ .name = "rules_env", .type = CFG_STRING, .example = "CRM_URL, SLACK_URL",
-	  .offset = OFF(rules_env),
+	  .offset = OFF(rules_env), .live = 1,
 	  .help = "Comma-separated names of the environment variables env() may "
 		  "read in rules; env() returns nil for any other name. Not set: "
 		  "none, so the daemon's own secrets (auth_token = env:NAME) stay "
 		  "out of reach. The example lists what rules/example.lua reads." },
 	{ .name = "log_level", .type = CFG_LOG_LEVEL, .def = "info", .offset = OFF(log_level),
+	  .live = 1,
 	  .help = "Least severe messages logged: debug, info, warn or error." },
 	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
+	  .live = 1,
 	  .help = "text (one line per message) or json (one JSON object per line)." },
 	{ .name = "run_as_user", .type = CFG_STRING, .sample = "egoi-router",
 	  .offset = OFF(run_as_user),
@@ -164,7 +173,7 @@ const struct cfg_key config_keys[] = {
 		  "cannot take every worker thread. Addresses in rate_limit_exempt "
 		  "are not capped. Plain-HTTP listeners are not capped." },
 	{ .name = "min_body_rate", .type = CFG_SIZE, .def = "32K", .min = 0, .max = CFG_GIB,
-	  .offset = OFF(min_body_rate),
+	  .offset = OFF(min_body_rate), .live = 1,
 	  .help = "Bytes per second a request body must keep up after its first 2 s "
 		  "(0 = no minimum); a slower body is answered 408 and its connection "
 		  "closed. The body deadline (10 s plus 1 s per 64 KiB) applies as "

@@ -43,6 +43,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "config.h"
+#include "config_reload.h"
 #include "http_drain.h"
 #include "http_hop.h"
 #include "http_watchdog.h"
@@ -378,6 +379,8 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	struct http_server *s = cbdata;
 	const struct mg_request_info *ri = mg_get_request_info(conn);
 	struct http_worker *w = mg_get_thread_pointer(conn);
+	struct config_snap *snap;
+	const struct config *cfg;
 	char rid[24];
 	double received_at;
 	size_t len = 0;
@@ -389,10 +392,18 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	}
 	received_at = clock_wall();
 	http_request_id(w, rid, sizeof rid);
-	if ((status = http_batch_admit(conn, s->cfg, w, ri, rid)) != 0 ||
-	    (status = http_batch_receive(conn, s->cfg, w, ri, rid, &len)) != 0)
-		return status;
-	return http_batch_route(conn, s, w, ri, rid, len, received_at);
+	/* One config from start to end of the request, whatever a SIGHUP
+	 * publishes meanwhile (config_reload.h); the worker's pipeline reads
+	 * it too (limits, the rules' Lua limits when it builds a generation). */
+	snap = config_snap_acquire();
+	cfg = snap ? &snap->cfg : s->cfg;
+	w->pipe.cfg = cfg;
+	if ((status = http_batch_admit(conn, cfg, w, ri, rid)) == 0 &&
+	    (status = http_batch_receive(conn, cfg, w, ri, rid, &len)) == 0)
+		status = http_batch_route(conn, s, w, ri, rid, len, received_at);
+	w->pipe.cfg = s->cfg;
+	config_snap_release(snap);
+	return status;
 }
 
 /*

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "rules.h"
 #include "metrics.h"
+#include "tls_cert.h"
 
 int http_library_init(char *err, size_t errlen)
 {
@@ -114,11 +115,14 @@ static int http_log_message(const struct mg_connection *conn, const char *messag
 	return 1;
 }
 
-/* civetweb's SSL_CTX is ready: the guard hooks the start of each handshake. */
+/* civetweb's SSL_CTX is ready: the guard hooks the start of each handshake,
+ * tls_cert.h the certificate (civetweb is given none, so reloads can swap it). */
 static int http_init_ssl(void *ssl_ctx, void *user_data)
 {
 	struct http_server *s = user_data;
 
+	if (tls_cert_install(ssl_ctx) < 0)
+		return -1;
 	return http_guard_install(s->guard, ssl_ctx) == 0 ? 0 : -1;
 }
 
@@ -254,7 +258,6 @@ static int http_options(struct http_server *s, const char **opts, char *err, siz
 	opts[n++] = "decode_url";            opts[n++] = "yes";
 	opts[n++] = "enable_auth_domain_check"; opts[n++] = "no";
 	if (strchr(cfg->listen, 's')) {
-		opts[n++] = "ssl_certificate";      opts[n++] = cfg->tls_certificate;
 		/* civetweb: 4 = TLS 1.2 and newer, 5 = TLS 1.3 only */
 		opts[n++] = "ssl_protocol_version"; opts[n++] =
 			strcmp(cfg->tls_min_version, "1.3") == 0 ? "5" : "4";
@@ -337,6 +340,7 @@ static void http_server_free(struct http_server *s)
 	http_watchdog_stop(s->watchdog);   /* after mg_stop: workers have unregistered */
 	http_drain_free(&s->drain);        /* after mg_stop: it closed the replaced descriptors */
 	http_guard_free(s->guard);         /* after mg_stop: every SSL object is freed */
+	tls_cert_free();
 	free(s->acl);
 	free(s);
 }
@@ -360,6 +364,10 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 		goto fail;
 	}
 	if (http_options(s, opts, err, errlen) < 0)
+		goto fail;
+	/* Read here, before civetweb drops privileges (init_ssl installs it). */
+	if (strchr(s->cfg->listen, 's') &&
+	    tls_cert_load(s->cfg->tls_certificate, s->cfg->tls_key, err, errlen) < 0)
 		goto fail;
 	/* Before civetweb: its worker threads register with the watchdog. */
 	s->watchdog = http_watchdog_start();

@@ -29,6 +29,7 @@
 
 #include "cli_test.h"
 #include "config.h"
+#include "config_reload.h"
 #include "deliver.h"
 #include "dlq.h"
 #include "exit_codes.h"
@@ -36,6 +37,7 @@
 #include "http_guard.h"
 #include "log.h"
 #include "notify.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "outbox_deliver.h"
 #include "outbox_space.h"
@@ -45,6 +47,7 @@
 #include "rules_source.h"
 #include "rules.h"
 #include "sink_file.h"
+#include "tls_cert.h"
 
 #define EGOI_ROUTER_VERSION "0.1.0"
 
@@ -91,6 +94,7 @@ static struct rules_source *rules_load_checked(const struct config *cfg, unsigne
 	ropt.memory_limit = cfg->lua_memory_limit;
 	ropt.time_limit_ms = cfg->lua_time_limit_ms;
 	ropt.env_names = cfg->rules_env;
+	ropt.record = &src->modules;   /* what it requires belongs to this generation */
 	r = rules_new(&ropt, err, errlen);
 	if (!r) {
 		rules_source_unref(src);
@@ -119,28 +123,6 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
 	if (!src)
 		fprintf(stderr, "egoi-router: %s\n", err);
 	return src;
-}
-
-/*
- * SIGHUP: recompile the rules file and publish it; workers switch at their
- * next batch. Rules that do not compile are refused and the old ones keep
- * serving. Other settings are read at start-up only.
- */
-static void reload_rules(struct pipeline_shared *sh)
-{
-	unsigned long next = atomic_load(&sh->rules.generation) + 1;
-	struct rules_source *src;
-	char err[1024];
-
-	src = rules_load_checked(sh->cfg, next, err, sizeof err);
-	if (!src) {
-		log_msg(LOG_ERROR, NULL, "SIGHUP: reload refused, the previous rules keep serving: %s",
-			err);
-		return;
-	}
-	rules_current_set(&sh->rules, src);
-	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu); other settings "
-				"apply after a restart", sh->cfg->rules, next);
 }
 
 static int cmd_check(const char *path)
@@ -196,6 +178,7 @@ static int run_signals(struct run *r)
 /* Config and rules (errors on stderr), then logging and the TLS library. */
 static int run_config(struct run *r)
 {
+	struct config_snap *snap;
 	struct rules_source *src;
 	char err[1024];
 
@@ -205,6 +188,13 @@ static int run_config(struct run *r)
 	/* Published before any worker exists; every worker compiles this text,
 	 * so an edit on disk reaches none of them until SIGHUP. */
 	rules_current_set(&r->sh.rules, src);
+	/* What requests read, replaced whole by each reload (config_reload.h). */
+	snap = config_snap_copy(&r->cfg, 1);
+	if (!snap) {
+		fprintf(stderr, "egoi-router: out of memory\n");
+		return EXIT_RUNTIME;
+	}
+	config_snap_publish(snap);
 	if (privs_resolve(r->cfg.run_as_user, &r->user, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s: %s\n", r->path, err);
 		return EXIT_INVALID;
@@ -346,7 +336,85 @@ static const struct {
 	{ "check user", run_check_user },
 };
 
-/* Serves until SIGTERM or SIGINT; SIGHUP reloads the rules. systemd hears
+/* Logs each key a reload changes, and each that needs a restart. */
+static void reload_log_diff(const char *path, const struct config_reload_diff *d)
+{
+	for (size_t i = 0; i < d->nrestart; i++)
+		log_msg(LOG_WARN, NULL, "SIGHUP: %s changed in %s but needs a restart; the running "
+			"value stays until then", d->restart[i], path);
+	for (size_t i = 0; i < d->nchanged; i++)
+		log_msg(LOG_INFO, NULL, "SIGHUP: %s changed, new requests use it", d->changed[i]);
+}
+
+/*
+ * SIGHUP, the one place a reload happens: router.conf is read again and
+ * checked whole (values, the intake's checks, the rules compiled with
+ * its limits, the TLS pair), and only if all of it passes is it put in
+ * force: the rules as a new generation, the certificate, the log
+ * settings, and the config snapshot new requests read
+ * (config_reload.h). Keys that need a restart keep their running value.
+ * Anything refused leaves everything as it was. The outcome is counted
+ * in egoi_router_reloads_total.
+ */
+static void run_reload(struct run *r)
+{
+	unsigned long gen = atomic_load(&r->sh.rules.generation) + 1;
+	struct config_snap *cur = config_snap_acquire(), *snap = NULL;
+	struct rules_source *src = NULL;
+	struct config_reload_diff d;
+	struct config next;
+	char err[1024];
+	int ok = 0;
+
+	memset(&next, 0, sizeof next);
+	if (!cur) {
+		snprintf(err, sizeof err, "no config in force");
+		goto out;
+	}
+	if (config_load(&next, r->path, err, sizeof err) < 0)
+		goto out;
+	if (http_guard_check(&next, err, sizeof err) < 0 ||
+	    config_reload_diff(&cur->cfg, &next, &d) < 0)
+		goto out;
+	if (strchr(next.listen, 's') &&
+	    tls_cert_check(next.tls_certificate, next.tls_key, err, sizeof err) < 0)
+		goto out;
+	src = rules_load_checked(&next, gen, err, sizeof err);
+	if (!src)
+		goto out;
+	snap = config_snap_copy(&next, cur->generation + 1);
+	if (!snap) {
+		snprintf(err, sizeof err, "out of memory");
+		goto out;
+	}
+	/* What this reload says is logged at the more verbose of the two
+	 * levels: an operator going from warn to info sees it too. */
+	log_setup((enum log_level)(next.log_level < cur->cfg.log_level ? next.log_level
+								   : cur->cfg.log_level),
+		  next.log_json);
+	reload_log_diff(r->path, &d);
+	rules_current_set(&r->sh.rules, src);
+	src = NULL;
+	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu)", next.rules, gen);
+	/* Checked above; a failure here (the files changed again since) keeps
+	 * the old certificate and is logged by tls_cert_reload. */
+	tls_cert_reload(next.tls_certificate, next.tls_key);
+	log_msg(LOG_INFO, NULL, "SIGHUP: %s reloaded (config generation %lu)", r->path,
+		snap->generation);
+	log_setup((enum log_level)snap->cfg.log_level, snap->cfg.log_json);
+	config_snap_publish(snap);
+	ok = 1;
+out:
+	if (!ok)
+		log_msg(LOG_ERROR, NULL, "SIGHUP: reload refused, the previous config and rules "
+			"keep serving: %s", err);
+	metrics_reload(ok);
+	rules_source_unref(src);
+	config_free(&next);
+	config_snap_release(cur);
+}
+
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads (run_reload). systemd hears
  * READY=1 once every start-up phase is done, RELOADING=1 and READY=1 around
  * a reload, STOPPING=1 when the stop begins (notify.h). */
 static void run_serve(struct run *r)
@@ -361,7 +429,7 @@ static void run_serve(struct run *r)
 			break;
 		if (sig == SIGHUP) {
 			notify_reloading();
-			reload_rules(&r->sh);
+			run_reload(r);
 			notify_ready(r->cfg.listen);
 		}
 	}
@@ -387,6 +455,7 @@ static void run_free(struct run *r, int drain)
 	outbox_close(r->ob);
 	outbox_space_stop();
 	rules_current_free(&r->sh.rules);
+	config_snap_clear();
 	config_free(&r->cfg);
 }
 

@@ -63,6 +63,8 @@ static struct metrics_family metrics_deliveries = { .lock = PTHREAD_MUTEX_INITIA
 static struct metrics_hist metrics_delivery_hist;
 static atomic_long metrics_pending = -1;   /* -1: not known yet, not exported */
 static atomic_long metrics_dead = -1;
+static atomic_long metrics_tls_expiry = -1;   /* unix seconds; -1: no TLS, not exported */
+static atomic_ulong metrics_reloads[2];       /* ok, refused */
 
 /*
  * The destinations' gauges: a snapshot the delivery thread replaces about
@@ -151,6 +153,16 @@ void metrics_set_outbox(long pending, long dead)
 }
 
 /* --- label tables --- */
+
+void metrics_set_tls_expiry(long not_after)
+{
+	atomic_store(&metrics_tls_expiry, not_after);
+}
+
+void metrics_reload(int ok)
+{
+	atomic_fetch_add_explicit(&metrics_reloads[ok ? 0 : 1], 1, memory_order_relaxed);
+}
 
 void metrics_set_destinations(const struct metrics_destination *list, size_t n)
 {
@@ -403,6 +415,15 @@ int metrics_render(char **out, size_t *len)
 	render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
 		     &metrics_dead);
 	render_destinations(&b);
+	if (atomic_load(&metrics_tls_expiry) >= 0)
+		render_gauge(&b, "egoi_router_tls_certificate_expiry_seconds",
+			     "notAfter of the certificate served, as unix seconds.",
+			     &metrics_tls_expiry);
+	buf_family(&b, "egoi_router_reloads_total", "counter",
+		   "SIGHUP reloads, by result: ok, or refused (the previous state kept serving).");
+	util_buf_printf(&b, "egoi_router_reloads_total{result=\"ok\"} %lu\n"
+		       "egoi_router_reloads_total{result=\"refused\"} %lu\n",
+		       atomic_load(&metrics_reloads[0]), atomic_load(&metrics_reloads[1]));
 	if (b.failed)
 		goto out;
 	*out = b.p;
@@ -437,5 +458,8 @@ void metrics_reset(void)
 	metrics_family_reset(&metrics_deliveries);
 	atomic_store(&metrics_pending, -1);
 	atomic_store(&metrics_dead, -1);
+	atomic_store(&metrics_tls_expiry, -1);
+	atomic_store(&metrics_reloads[0], 0);
+	atomic_store(&metrics_reloads[1], 0);
 	metrics_set_destinations(NULL, 0);
 }

@@ -91,6 +91,14 @@ void metrics_delivery(const char *name, enum metrics_outcome outcome, double sec
  * was. Before the first call they are not exported. */
 void metrics_set_outbox(long pending, long dead);
 
+/* egoi_router_tls_certificate_expiry_seconds: the served certificate's
+ * notAfter as unix seconds (Prometheus's *_expiry_seconds convention);
+ * negative: no TLS, not exported. */
+void metrics_set_tls_expiry(long not_after);
+
+/* egoi_router_reloads_total{result="ok"} (ok != 0) or {result="refused"}. */
+void metrics_reload(int ok);
+
 /* egoi_router_destination_state values. */
 enum metrics_dest_state {
 	METRICS_DEST_CLOSED = 0,

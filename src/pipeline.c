@@ -73,8 +73,9 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.dry_run = p->dry_run,
 		.max_forward_body = p->cfg->max_forward_body,
 		.max_batch_forward = p->cfg->max_batch_forward_bytes,
-		.self_listen = p->cfg->listen,
-		.self_endpoint = p->cfg->endpoint,
+		/* restart keys: the start-up config, which outlives every snapshot */
+		.self_listen = p->sh->cfg->listen,
+		.self_endpoint = p->sh->cfg->endpoint,
 	};
 
 	if (p->rules && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
@@ -83,6 +84,7 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 	if (src) {
 		opt.source = src->text;
 		opt.source_len = src->len;
+		opt.modules = &src->modules;
 		want = src->generation;
 	}
 	r = rules_new(&opt, err, errlen);
@@ -107,7 +109,7 @@ int pipeline_open_files(struct pipeline *p, char *err, size_t errlen)
 {
 	if (p->dry_run || p->sink)
 		return 0;
-	p->sink = sink_file_open(p->cfg->output_dir, p->write_sync ? SINK_SYNC_BATCH
+	p->sink = sink_file_open(p->sh->cfg->output_dir, p->write_sync ? SINK_SYNC_BATCH
 								   : SINK_SYNC_NONE, err, errlen);
 	return p->sink ? 0 : -1;
 }

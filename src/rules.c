@@ -315,7 +315,11 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 
 	lua_pushcfunction(r->L, rules_l_setup);
 	lua_pushlightuserdata(r->L, (void *)opt);
+	r->modules_in = opt->modules;
+	r->modules_out = opt->record;
 	status = rules_pcall(r, 1, 2);
+	r->modules_in = NULL;
+	r->modules_out = NULL;
 	if (status != LUA_OK) {
 		rules_error_text(r, status, NULL, err, errlen);
 		goto out;

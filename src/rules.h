@@ -25,6 +25,8 @@
 struct decisions;
 struct batch;
 
+struct rules_modules;
+
 struct rules_options {
 	const char *path;            /* the rules file; require() looks beside it */
 	const char *source;          /* its text, read once (rules_source.h); NULL = read path now */
@@ -40,6 +42,12 @@ struct rules_options {
 	size_t max_batch_forward;    /* bytes all forwards of a batch may store, 0 = unlimited */
 	const char *self_listen;     /* this router's listen list and endpoint (borrowed, must */
 	const char *self_endpoint;   /* outlive the state): forward() refuses them; NULL = none */
+	/* require() while the file and init() run: a module found in `modules`
+	 * is taken from there, not from disk; one read from disk is added to
+	 * `record` (main compiling a generation). Both may be NULL; a module
+	 * first required later, inside route(), is read from disk. */
+	const struct rules_modules *modules;
+	struct rules_modules *record;
 };
 
 struct rules_meta {

@@ -51,6 +51,8 @@ struct rules {
 	pthread_t owner;             /* the creating thread, the only one that may use it */
 	lua_State *L;
 	char *dir;                   /* directory prefix of the rules file, "" or ".../" */
+	const struct rules_modules *modules_in;  /* rules_options.modules, during rules_new only */
+	struct rules_modules *modules_out;       /* rules_options.record, during rules_new only */
 	int dry_run;
 
 	/* memory accounting (the lua_Alloc) */

@@ -21,7 +21,10 @@
  * Threads: functions here touch only the calling state.
  */
 #include "rules_internal.h"
+#include "rules_source.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -73,6 +76,45 @@ static int sandbox_module_name_ok(const char *name, size_t len)
 	return 1;
 }
 
+/*
+ * Loads module name (file path) as a chunk: from the generation's modules
+ * when the worker builds its state, else from disk, recording the text
+ * when main compiles a generation (rules_source.h). LUA_ERRFILE when the
+ * file cannot be read.
+ */
+static int sandbox_load_module(lua_State *L, struct rules *r, const char *name, const char *path)
+{
+	const struct rules_module *m = rules_modules_find(r->modules_in, name);
+	char *text = NULL;
+	long n;
+	FILE *f;
+	int status = LUA_ERRFILE;
+
+	lua_pushfstring(L, "@%s", path);
+	if (m) {
+		status = luaL_loadbufferx(L, m->text, m->len, lua_tostring(L, -1), "t");
+		goto out;
+	}
+	f = fopen(path, "rb");
+	if (!f)
+		goto out;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (text = malloc((size_t)n + 1)) != NULL && fread(text, 1, (size_t)n, f) == (size_t)n) {
+		status = luaL_loadbufferx(L, text, (size_t)n, lua_tostring(L, -1), "t");
+		if (status == LUA_OK && r->modules_out &&
+		    rules_modules_add(r->modules_out, name, text, (size_t)n) < 0) {
+			lua_pop(L, 1);
+			lua_pushliteral(L, "require: out of memory");
+			status = LUA_ERRMEM;
+		}
+	}
+	fclose(f);
+out:
+	free(text);
+	lua_remove(L, status == LUA_ERRFILE ? -1 : -2);   /* the chunk name */
+	return status;
+}
+
 /* require(name); upvalue 1 is the table of loaded modules. */
 static int sandbox_require(lua_State *L)
 {
@@ -99,7 +141,7 @@ static int sandbox_require(lua_State *L)
 	luaL_pushresult(&b);
 	path = lua_tostring(L, 2);
 
-	status = luaL_loadfilex(L, path, "t");
+	status = sandbox_load_module(L, r, name, path);
 	if (status == LUA_ERRFILE)
 		return luaL_error(L, "require: module '%s' not found (%s)", name, path);
 	if (status != LUA_OK)

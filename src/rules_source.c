@@ -56,8 +56,46 @@ void rules_source_unref(struct rules_source *s)
 {
 	if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
+	for (size_t i = 0; i < s->modules.n; i++) {
+		free(s->modules.m[i].name);
+		free(s->modules.m[i].text);
+	}
+	free(s->modules.m);
 	free(s->text);
 	free(s);
+}
+
+int rules_modules_add(struct rules_modules *ms, const char *name, const char *text, size_t len)
+{
+	struct rules_module *grown, *m;
+
+	if (rules_modules_find(ms, name))
+		return 0;
+	grown = realloc(ms->m, (ms->n + 1) * sizeof *grown);
+	if (!grown)
+		return -1;
+	ms->m = grown;
+	m = &ms->m[ms->n];
+	m->name = strdup(name);
+	m->text = malloc(len + 1);
+	if (!m->name || !m->text) {
+		free(m->name);
+		free(m->text);
+		return -1;
+	}
+	memcpy(m->text, text, len);
+	m->text[len] = '\0';
+	m->len = len;
+	ms->n++;
+	return 0;
+}
+
+const struct rules_module *rules_modules_find(const struct rules_modules *ms, const char *name)
+{
+	for (size_t i = 0; ms && i < ms->n; i++)
+		if (strcmp(ms->m[i].name, name) == 0)
+			return &ms->m[i];
+	return NULL;
 }
 
 void rules_current_init(struct rules_current *c)

@@ -27,6 +27,8 @@ static const struct {
 	{ e2e_guard_tests, &e2e_guard_count },
 	{ e2e_privileges_tests, &e2e_privileges_count },
 	{ e2e_notify_tests, &e2e_notify_count },
+	{ e2e_tls_reload_tests, &e2e_tls_reload_count },
+	{ e2e_config_reload_tests, &e2e_config_reload_count },
 };
 
 int main(void)

@@ -609,7 +609,7 @@ static void test_example_loads(void **state)
 static void test_print_keys(void **state)
 {
 	static const char *const names[] = {
-		"listen", "tls_certificate", "tls_min_version", "tls_client_ca", "endpoint",
+		"listen", "tls_certificate", "tls_key", "tls_min_version", "tls_client_ca", "endpoint",
 		"auth_token", "allow_from", "rules", "data_dir", "outbox_reserve", "output_dir",
 		"write_sync", "threads",
 		"max_body", "max_events", "max_forward_body", "max_batch_forward_bytes", "max_hops",

@@ -277,6 +277,32 @@ static void gauges_appear_once_known(void **state)
 	free(text);
 }
 
+/* The certificate's notAfter only once TLS serves one; reloads by result. */
+static void tls_expiry_and_reloads(void **state)
+{
+	char *text;
+
+	(void)state;
+	text = render();
+	assert_null(strstr(text, "egoi_router_tls_certificate_expiry_seconds"));
+	assert_true(sample(text, "egoi_router_reloads_total{result=\"ok\"}") == 0);
+	assert_true(sample(text, "egoi_router_reloads_total{result=\"refused\"}") == 0);
+	free(text);
+	metrics_set_tls_expiry(1900000000L);
+	metrics_reload(1);
+	metrics_reload(0);
+	metrics_reload(0);
+	text = render();
+	assert_true(sample(text, "egoi_router_tls_certificate_expiry_seconds") == 1900000000.0);
+	assert_true(sample(text, "egoi_router_reloads_total{result=\"ok\"}") == 1);
+	assert_true(sample(text, "egoi_router_reloads_total{result=\"refused\"}") == 2);
+	free(text);
+	metrics_set_tls_expiry(-1);
+	text = render();
+	assert_null(strstr(text, "egoi_router_tls_certificate_expiry_seconds"));
+	free(text);
+}
+
 static void url_host(void **state)
 {
 	char out[64], tiny[4];
@@ -376,7 +402,8 @@ static void exposition_format(void **state)
 		"egoi_router_dead_letters", "egoi_router_delivery_seconds",
 		"egoi_router_request_seconds", "egoi_router_destination_state",
 		"egoi_router_destination_backlog", "egoi_router_loops_refused_total",
-		"egoi_router_refused_total",
+		"egoi_router_refused_total", "egoi_router_tls_certificate_expiry_seconds",
+		"egoi_router_reloads_total",
 	};
 	struct family fams[32];
 	struct metrics_tally t;
@@ -392,6 +419,8 @@ static void exposition_format(void **state)
 	metrics_tally_flush(&t);
 	metrics_delivery("crm", METRICS_DONE, 0.04);
 	metrics_set_outbox(1, 0);
+	metrics_set_tls_expiry(1900000000L);
+	metrics_reload(1);
 	text = render();
 	assert_true(text[strlen(text) - 1] == '\n');
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -533,6 +562,7 @@ int main(void)
 		cmocka_unit_test_setup(labels_are_bounded, setup),
 		cmocka_unit_test_setup(label_values_are_escaped, setup),
 		cmocka_unit_test_setup(gauges_appear_once_known, setup),
+		cmocka_unit_test_setup(tls_expiry_and_reloads, setup),
 		cmocka_unit_test_setup(url_host, setup),
 		cmocka_unit_test_setup(exposition_format, setup),
 		cmocka_unit_test_setup(counts_are_exact_across_threads, setup),

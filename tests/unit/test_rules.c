@@ -21,6 +21,7 @@
 #include "batch.h"
 #include "log.h"
 #include "rules.h"
+#include "rules_source.h"
 
 #include <ftw.h>
 #include <stdio.h>
@@ -249,6 +250,59 @@ static void test_require_beside_rules_file(void **state)
 	decisions_free(&f.decisions);
 	batch_free(&f.batch);
 	free(f.body);
+	assert_int_equal(tu_rmtree(dir), 0);
+}
+
+/* A module required while main compiles is recorded; a state built from
+ * the record takes it from there even after the file changed or broke. */
+static void test_required_module_is_recorded_and_replayed(void **state)
+{
+	char dir[] = "/tmp/test_rules.XXXXXX", mod[256], path[256], err[512];
+	struct rules_modules rec = { 0 };
+	struct rules_options opt = { .instruction_limit = ILIMIT, .memory_limit = MLIMIT };
+	struct fx f = { 0 };
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(mod, sizeof mod, "%s/m.lua", dir);
+	write_file(mod, "return { v = 'v1' }\n");
+	snprintf(path, sizeof path, "%s/rules.lua", dir);
+	write_file(path, "local m = require('m')\nfunction route(event) drop(m.v) end\n");
+	opt.path = path;
+	opt.record = &rec;
+	f.r = rules_new(&opt, err, sizeof err);
+	if (!f.r)
+		fail_msg("%s", err);
+	rules_free(f.r);
+	assert_int_equal(rec.n, 1);
+	assert_string_equal(rec.m[0].name, "m");
+	assert_string_equal(rec.m[0].text, "return { v = 'v1' }\n");
+
+	write_file(mod, "return { v = \n");   /* broken on disk */
+	opt.record = NULL;
+	opt.modules = &rec;
+	f.r = rules_new(&opt, err, sizeof err);
+	if (!f.r)
+		fail_msg("%s", err);
+	decisions_init(&f.decisions);
+	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
+	assert_int_equal(route_one(&f, 0), 0);
+	assert_string_equal(f.decisions.items[0].text, "v1");
+	rules_end_batch(f.r);
+	rules_free(f.r);
+	/* Without the record, the disk's broken text is what loads. */
+	opt.modules = NULL;
+	assert_null(rules_new(&opt, err, sizeof err));
+	assert_non_null(strstr(err, "m.lua:"));
+
+	decisions_free(&f.decisions);
+	batch_free(&f.batch);
+	free(f.body);
+	for (size_t i = 0; i < rec.n; i++) {
+		free(rec.m[i].name);
+		free(rec.m[i].text);
+	}
+	free(rec.m);
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
@@ -794,6 +848,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_require_beside_rules_file),
+		cmocka_unit_test(test_required_module_is_recorded_and_replayed),
 		cmocka_unit_test_setup_teardown(test_every_kind_with_options, setup_kinds, teardown),
 		cmocka_unit_test_setup_teardown(test_rule_error_discards_partial_decisions, setup_kinds,
 						teardown),
