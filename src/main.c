@@ -51,9 +51,12 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
 		"       egoi-router check [-c FILE]       validate config and compile rules\n"
-		"       egoi-router test [--env NAME=VALUE]... RULES BATCH\n"
+		"       egoi-router test [--env NAME=VALUE]... [--meta KEY=VALUE]...\n"
+		"                        [--expect FILE.jsonl | --format json|text] RULES BATCH\n"
 		"                                         dry-run RULES on a batch file ('-' = stdin);\n"
-		"                                         env() sees only the --env values\n"
+		"                                         env() sees only the --env values, meta the\n"
+		"                                         --meta ones (request_id, remote_addr,\n"
+		"                                         received_at); --expect compares with a file\n"
 		"       egoi-router dlq list|replay|purge [-c FILE] [options]\n"
 		"                                         inspect / re-run / delete dead letters:\n"
 		"         dlq list   [--kind K] [--limit N] [--payload]\n"
@@ -426,45 +429,6 @@ static const char *config_arg(int argc, char **argv, int from)
 	return optind == argc - from + 1 ? path : NULL;
 }
 
-/* egoi-router test [--env NAME=VALUE]... RULES BATCH */
-static int main_test(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "env", required_argument, NULL, 'e' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char **pairs = calloc((size_t)argc, sizeof *pairs);
-	size_t n = 0;
-	int c, rc = EXIT_USAGE;
-
-	if (!pairs)
-		return EXIT_RUNTIME;
-	optind = 0;
-	opterr = 0;
-	/* argv[1] is "test": it stands for the program name */
-	while ((c = getopt_long(argc - 1, argv + 1, "+:", longopts, NULL)) != -1) {
-		const char *eq = c == 'e' ? strchr(optarg, '=') : NULL;
-
-		if (c != 'e') {
-			usage(stderr);
-			goto out;
-		}
-		if (!eq || eq == optarg) {
-			fprintf(stderr, "egoi-router: --env wants NAME=VALUE, not '%s'\n", optarg);
-			goto out;
-		}
-		pairs[n++] = optarg;
-	}
-	if (argc - 1 - optind != 2) {
-		usage(stderr);
-		goto out;
-	}
-	rc = cli_test_run(argv[1 + optind], argv[2 + optind], pairs);
-out:
-	free(pairs);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "run";
@@ -480,7 +444,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "test") == 0)
-		return main_test(argc, argv);
+		return cli_test_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "dlq") == 0)
 		return dlq_run(argc - 2, argv + 2);
 	if (strcmp(cmd, "-c") == 0) {
