@@ -10,7 +10,7 @@
  *          wait for a signal. Shutdown is the reverse: stop intake
  *          (refuse new connections and requests, answer those in flight,
  *          then mg_stop), stop the writer, drain delivery, exit 0.
- *   check: config + rules compile; exit 0 or 1.
+ *   check: a preflight of all that run needs (cli_check.c); exit 0 or 1.
  *   test:  dry-run rules on a batch file, one JSON line per event.
  *   dlq:   list, replay or purge dead letters (dlq.c).
  *
@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_check.h"
 #include "cli_test.h"
 #include "config.h"
 #include "deliver.h"
@@ -142,20 +143,6 @@ static void reload_rules(struct pipeline_shared *sh)
 	rules_current_set(&sh->rules, src);
 	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu); other settings "
 				"apply after a restart", sh->cfg->rules, next);
-}
-
-static int cmd_check(const char *path)
-{
-	struct config cfg;
-	struct rules_source *src;
-
-	memset(&cfg, 0, sizeof cfg);
-	src = load_and_check(path, &cfg);
-	if (src)
-		printf("%s: ok (rules %s)\n", path, cfg.rules);
-	rules_source_unref(src);
-	config_free(&cfg);
-	return src ? EXIT_OK : EXIT_INVALID;
 }
 
 /*
@@ -459,7 +446,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(path);
 	if (strcmp(cmd, "check") == 0)
-		return cmd_check(path);
+		return cli_check_run(path);
 	fprintf(stderr, "egoi-router: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;
