@@ -26,15 +26,23 @@
 /* A certificate this close to its end still passes, with a warning in the line. */
 #define CLI_CHECK_RENEW_DAYS 14
 
+/*
+ * ok lines on stdout, FAIL lines on stderr (where every command puts its
+ * errors); stdout is flushed first so that a terminal or the journal,
+ * which get both, see the lines in order.
+ */
 void cli_check_line(int ok, const char *what, const char *fmt, ...)
 {
+	FILE *out = ok ? stdout : stderr;
 	va_list ap;
 
-	printf("%s%s ", ok ? "ok  " : "FAIL ", what);
+	fflush(stdout);
+	fprintf(out, "%s%s ", ok ? "ok  " : "FAIL ", what);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vfprintf(out, fmt, ap);
 	va_end(ap);
-	putchar('\n');
+	fputc('\n', out);
+	fflush(out);
 }
 
 /* The chain and key as the listener loads them, and how long they last. */
@@ -198,7 +206,7 @@ int cli_check_run(const char *path)
 	}
 	failed |= cli_check_rules(&cfg) < 0;
 	rc = failed ? EXIT_INVALID : EXIT_OK;
-	printf("%s: %s\n", path, failed ? "check failed" : "ok");
+	fprintf(failed ? stderr : stdout, "%s: %s\n", path, failed ? "check failed" : "ok");
 out:
 	fflush(stdout);
 	config_free(&cfg);

@@ -1,7 +1,8 @@
 /*
  * cli_check.h — `egoi-router check [-c FILE]`: a preflight of what `run`
  * needs, without starting it (systemd's ExecStartPre). It prints one line
- * per thing checked, "ok  WHAT DETAIL" or "FAIL WHAT DETAIL", in order:
+ * per thing checked, "ok  WHAT DETAIL" on stdout or "FAIL WHAT DETAIL" on
+ * stderr, in order:
  * the config file, each listen spec, the TLS certificate and key (loaded
  * as the listener loads them; their expiry), run_as_user, data_dir and
  * output_dir (creatable and writable by the user the daemon will run as:
