@@ -49,6 +49,11 @@ static int cli_check_listen_one(const char *spec, size_t len, char *kind, char *
 		char *colon = strrchr(buf, ':');
 
 		*colon = '\0';
+		if (!*buf) {
+			snprintf(why, whylen, "no address before ':' (write PORT alone for all "
+				 "addresses)");
+			return -1;
+		}
 		snprintf(host, sizeof host, "%s", buf);
 		port = colon + 1;
 	}

@@ -26,6 +26,8 @@ static const struct {
 	{ e2e_limits_tests, &e2e_limits_count },
 	{ e2e_guard_tests, &e2e_guard_count },
 	{ e2e_privileges_tests, &e2e_privileges_count },
+	{ e2e_check_tests, &e2e_check_count },
+	{ e2e_rules_ci_tests, &e2e_rules_ci_count },
 };
 
 int main(void)
