@@ -1,8 +1,8 @@
 /*
  * cli_check_listen.c — the listen value as civetweb reads its
  * listening_ports: a comma-separated list of [ADDRESS:]PORT[s|r], where
- * ADDRESS is an IPv4 address, [an IPv6 address] or a host name, a leading
- * '+' asks for IPv4 and IPv6 on the port, the port is 1..65535 (0 would
+ * ADDRESS is an IPv4 address or a host name (this civetweb build has no
+ * IPv6: it refuses "[::1]:443s" at start-up), a leading '+' is taken, the port is 1..65535 (0 would
  * bind a random port), 's' makes it a TLS port and 'r' a plain port that
  * redirects to a TLS one. Nothing else may follow the port.
  */
@@ -32,19 +32,10 @@ static int cli_check_listen_one(const char *spec, size_t len, char *kind, char *
 	if (buf[0] == '+') {
 		port = buf + 1;
 	} else if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-		struct in6_addr a6;
-
-		if (!close || close[1] != ':') {
-			snprintf(why, whylen, "an IPv6 address is written [ADDRESS]:PORT");
-			return -1;
-		}
-		*close = '\0';
-		if (inet_pton(AF_INET6, buf + 1, &a6) != 1) {
-			snprintf(why, whylen, "'%s' is not an IPv6 address", buf + 1);
-			return -1;
-		}
-		port = close + 2;
+		/* civetweb says "invalid port spec" at start-up: built without IPv6 */
+		snprintf(why, whylen, "an IPv6 address: this civetweb build has no IPv6 (use an "
+			 "IPv4 address, a host name or PORT alone)");
+		return -1;
 	} else if (strrchr(buf, ':')) {
 		char *colon = strrchr(buf, ':');
 

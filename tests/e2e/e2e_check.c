@@ -207,6 +207,7 @@ static void check_fails_on_bad_listen(void **state)
 			 "'x' after the port: only 's' (TLS) or 'r' (redirect to TLS)");
 	check_fails_with(t, "listen = 127.0.0.1:8443s,:8444\n", "FAIL listen :8444: no address before ':'");
 	check_fails_with(t, "listen = 127.0.0.1:8080r\n", "there is none ('s')");
+	check_fails_with(t, "listen = [::1]:8443s\n", "this civetweb build has no IPv6");
 	e2e_pass(t);
 }
 
