@@ -51,7 +51,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
-		"       egoi-router check [-c FILE]       validate config and compile rules\n"
+		"       egoi-router check [-c FILE]       preflight: config, listen, TLS, user, dirs, outbox, rules\n"
 		"       egoi-router test [--env NAME=VALUE]... [--meta KEY=VALUE]...\n"
 		"                        [--expect FILE.jsonl | --format json|text] RULES BATCH\n"
 		"                                         dry-run RULES on a batch file ('-' = stdin);\n"
