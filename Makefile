@@ -62,7 +62,7 @@ E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
 .PHONY: all run test unit e2e faults bench soak clean deps deps-bench cert fuzz conf-example \
-        build-flags install uninstall install-check man-check clean-check systemd-check
+        build-flags install uninstall install-check man-check clean-check systemd-check rules-check
 all: $(BIN)
 
 deps:
@@ -155,6 +155,7 @@ test: deps
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory man-check
+	@$(MAKE) --no-print-directory rules-check
 	@$(MAKE) --no-print-directory install-check
 	@$(MAKE) --no-print-directory systemd-check
 	@$(MAKE) --no-print-directory clean-check
@@ -163,6 +164,11 @@ test: deps
 # --help, which prints the key table), every exit code and every signal.
 man-check: $(BIN)
 	@scripts/check-man.sh $(BIN) docs/egoi-router.8
+
+# Each rules/NAME.lua decides what rules/tests/NAME.jsonl expects, and
+# luacheck finds nothing in rules/ (scripts/check-rules.sh).
+rules-check: $(BIN)
+	@scripts/check-rules.sh $(BIN)
 
 # install into a temporary DESTDIR, run the installed binary away from the
 # build tree, uninstall, nothing left (scripts/check-install.sh).

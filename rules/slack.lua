@@ -21,10 +21,8 @@ end
 -- (order, cart, goal, ...): take whichever is there.
 local function data_value(event)
   if type(event.action_data) ~= "table" then return "?" end
-  for _, v in pairs(event.action_data) do
-    return tostring(v)
-  end
-  return "?"
+  local _, v = next(event.action_data)
+  return v == nil and "?" or tostring(v)
 end
 
 function init()

@@ -1,24 +1,21 @@
 /*
- * cli_test.c — see cli_test.h. Output per event:
- *   {"index":1,"action":"email_open","decisions":[...]}
- * where a decision is {"kind":"forward","url":..,"method":..,"body":..},
- * {"kind":"write","path":..,"line":..}, {"kind":"drop","reason":..} or
- * {"kind":"error","message":..}. A default forward's body is the event's own
- * JSON (the real request merges the batch's events per destination).
+ * cli_test.c — see cli_test.h: the command line and the run. The output
+ * of one event is cli_test_out.c's, the comparison cli_test_expect.c's.
  */
 #include "cli_test.h"
+#include "cli_test_internal.h"
 #include "clock.h"
 
 #include <errno.h>
+#include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <yajl/yajl_gen.h>
 
 #include "config.h"
 #include "exit_codes.h"
-#include "json_out.h"
 #include "log.h"
 #include "pipeline.h"
 #include "rules.h"
@@ -26,8 +23,7 @@
 
 #define CLI_TEST_MAX_INPUT (256u << 20)
 
-/* Reads a whole file ('-' = stdin) into a new buffer. */
-static char *read_all(const char *path, size_t *len_out)
+char *cli_test_read_all(const char *path, size_t *len_out)
 {
 	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	struct util_buf b = { .max = CLI_TEST_MAX_INPUT };
@@ -65,148 +61,182 @@ fail:
 	return NULL;
 }
 
-/* Rule-made text may not be UTF-8: json_out keeps the line valid JSON. */
-static void gen_str(yajl_gen g, const char *s)
+#define CLI_TEST_USAGE                                                                      \
+	"usage: egoi-router test [--env NAME=VALUE]... [--meta KEY=VALUE]...\n"                  \
+	"                        [--expect FILE.jsonl | --format json|text] RULES BATCH\n"
+
+/* --meta KEY=VALUE: what route() reads in meta; index and batch_size come from the batch. */
+static int cli_test_meta(struct cli_test_options *o, const char *pair)
 {
-	json_out_string(g, s, strlen(s));
-}
+	const char *eq = strchr(pair, '='), *v = eq ? eq + 1 : NULL;
+	size_t klen = eq ? (size_t)(eq - pair) : 0;
+	char *end;
 
-static void gen_kv(yajl_gen g, const char *k, const char *v)
-{
-	gen_str(g, k);
-	if (v)
-		gen_str(g, v);
-	else
-		yajl_gen_null(g);
-}
-
-/*
- * Inserts an already valid JSON text as a value. yajl_gen_number emits its
- * argument verbatim (with the right separators), which is exactly that.
- */
-static void gen_raw(yajl_gen g, const char *json, size_t len)
-{
-	yajl_gen_number(g, json, len);
-}
-
-static void gen_headers(yajl_gen g, const char *headers)
-{
-	yajl_gen_map_open(g);
-	for (const char *p = headers; p && *p;) {
-		const char *nl = strchr(p, '\n'), *colon = strchr(p, ':');
-		size_t end = nl ? (size_t)(nl - p) : strlen(p);
-
-		if (colon && (size_t)(colon - p) < end) {
-			const char *v = colon + 1;
-
-			while (*v == ' ')
-				v++;
-			json_out_string(g, p, (size_t)(colon - p));
-			json_out_string(g, v, (size_t)(p + end - v));
-		}
-		p += end + (nl ? 1 : 0);
-	}
-	yajl_gen_map_close(g);
-}
-
-static void gen_decision(yajl_gen g, const struct decision *it, const char *event_json,
-			 size_t event_len)
-{
-	yajl_gen_map_open(g);
-	switch (it->kind) {
-	case DECISION_FORWARD:
-		gen_kv(g, "kind", "forward");
-		gen_kv(g, "url", it->target);
-		gen_kv(g, "method", it->method ? it->method : "POST");
-		if (it->name)
-			gen_kv(g, "name", it->name);
-		if (it->content_type)
-			gen_kv(g, "content_type", it->content_type);
-		if (it->headers) {
-			gen_str(g, "headers");
-			gen_headers(g, it->headers);
-		}
-		gen_str(g, "body");
-		if (!it->text)
-			gen_raw(g, event_json, event_len);
-		else if (it->text_is_json)
-			gen_raw(g, it->text, it->text_len);
-		else
-			json_out_string(g, it->text, it->text_len);
-		break;
-	case DECISION_WRITE:
-		gen_kv(g, "kind", "write");
-		gen_kv(g, "path", it->target);
-		gen_str(g, "line");
-		if (it->text)
-			json_out_string(g, it->text, it->text_len);
-		else
-			json_out_string(g, event_json, event_len);
-		break;
-	case DECISION_DROP:
-		gen_kv(g, "kind", "drop");
-		gen_kv(g, "reason", it->text ? it->text : "dropped");
-		break;
-	case DECISION_ERROR:
-	case DECISION_REJECT:
-		gen_kv(g, "kind", "error");
-		gen_kv(g, "message", it->text);
-		break;
-	}
-	yajl_gen_map_close(g);
-}
-
-/* Prints the decisions for event i (items[*pos..] with .event == i). */
-static int print_event(struct pipeline *p, const char *body, size_t i, size_t *pos,
-		       char *scratch)
-{
-	const struct batch_event *ev = &p->batch.events[i];
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *out;
-	size_t len, event_len;
-	const char *action = ev->reject ? NULL : rules_event_action(p->rules, i);
-	int any = 0, rc = -1;
-
-	if (!g)
+	if (!eq || klen == 0) {
+		fprintf(stderr, "egoi-router: --meta wants KEY=VALUE, not '%s'\n", pair);
 		return -1;
-	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	event_len = batch_compact(body + ev->start, ev->end - ev->start, scratch);
-	yajl_gen_map_open(g);
-	gen_str(g, "index");
-	yajl_gen_integer(g, (long long)i + 1);
-	gen_kv(g, "action", action);
-	gen_str(g, "decisions");
-	yajl_gen_array_open(g);
-	for (; *pos < p->decisions.count && p->decisions.items[*pos].event == i; (*pos)++, any = 1)
-		gen_decision(g, &p->decisions.items[*pos], scratch, event_len);
-	if (!any) {
-		yajl_gen_map_open(g);
-		gen_kv(g, "kind", "drop");
-		gen_kv(g, "reason", "no_rule");
-		yajl_gen_map_close(g);
 	}
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &out, &len) == yajl_gen_status_ok &&
-	    fwrite(out, 1, len, stdout) == len && fputc('\n', stdout) != EOF)
-		rc = 0;
-	yajl_gen_free(g);
+	if (klen == 10 && memcmp(pair, "request_id", klen) == 0) {
+		o->request_id = v;
+	} else if (klen == 11 && memcmp(pair, "remote_addr", klen) == 0) {
+		o->remote_addr = v;
+	} else if (klen == 11 && memcmp(pair, "received_at", klen) == 0) {
+		errno = 0;
+		o->received_at = strtod(v, &end);
+		if (!*v || *end || errno || !isfinite(o->received_at) || o->received_at < 0) {
+			fprintf(stderr, "egoi-router: --meta received_at wants unix seconds, not '%s'\n",
+				v);
+			return -1;
+		}
+		o->received_at_set = 1;
+	} else {
+		fprintf(stderr, "egoi-router: --meta %.*s: not a settable meta field (request_id, "
+				"remote_addr, received_at; index and batch_size come from the batch)\n",
+			(int)klen, pair);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_test_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "env", required_argument, NULL, 'e' },
+		{ "meta", required_argument, NULL, 'm' },
+		{ "expect", required_argument, NULL, 'x' },
+		{ "format", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli_test_options o;
+	const char **pairs = calloc((size_t)argc + 1, sizeof *pairs);
+	size_t n = 0;
+	int c, rc = EXIT_USAGE, format_set = 0;
+
+	memset(&o, 0, sizeof o);
+	if (!pairs)
+		return EXIT_RUNTIME;
+	/* "+": options come before the operands; optind = 0 makes glibc start afresh */
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:", longopts, NULL)) != -1) {
+		const char *eq = c == 'e' ? strchr(optarg, '=') : NULL;
+
+		switch (c) {
+		case 'e':
+			if (!eq || eq == optarg) {
+				fprintf(stderr, "egoi-router: --env wants NAME=VALUE, not '%s'\n", optarg);
+				goto out;
+			}
+			pairs[n++] = optarg;
+			break;
+		case 'm':
+			if (cli_test_meta(&o, optarg) < 0)
+				goto out;
+			break;
+		case 'x':
+			o.expect_path = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0) {
+				fprintf(stderr, "egoi-router: --format is json or text, not '%s'\n", optarg);
+				goto out;
+			}
+			o.text = strcmp(optarg, "text") == 0;
+			format_set = 1;
+			break;
+		default:
+			fputs(CLI_TEST_USAGE, stderr);
+			goto out;
+		}
+	}
+	if (o.expect_path && format_set) {
+		fputs("egoi-router: --expect prints the differences only: it takes no --format\n",
+		      stderr);
+		goto out;
+	}
+	if (argc - optind != 2) {
+		fputs(CLI_TEST_USAGE, stderr);
+		goto out;
+	}
+	o.rules_path = argv[optind];
+	o.batch_path = argv[optind + 1];
+	o.env_pairs = pairs;
+	rc = cli_test_run(&o);
+out:
+	free(pairs);
 	return rc;
 }
 
-int cli_test_run(const char *rules_path, const char *batch_path,
-		 const char *const *env_pairs)
+/*
+ * Prints (or compares) every event; returns the exit code. Events whose
+ * rule failed make it EXIT_INVALID unless an --expect file expected them.
+ */
+static int cli_test_report(const struct cli_test_options *o, struct pipeline *p,
+			   const char *body, char *scratch, struct cli_test_expect *x)
+{
+	size_t pos = 0, failed = 0;
+
+	if (o->text && !x && cli_test_text_header(stdout) < 0)
+		return EXIT_RUNTIME;
+	for (size_t i = 0; i < p->batch.count; i++) {
+		size_t first = pos, len = 0;
+		char *line = NULL;
+		int bad = 0, rc = 0;
+
+		for (; pos < p->decisions.count && p->decisions.items[pos].event == i; pos++)
+			bad |= p->decisions.items[pos].kind == DECISION_ERROR ||
+			       p->decisions.items[pos].kind == DECISION_REJECT;
+		failed += bad;
+		if (o->text && !x) {
+			rc = cli_test_event_text(stdout, p, i, first, pos);
+		} else {
+			line = cli_test_event_json(p, body, i, first, pos, scratch, &len);
+			if (!line)
+				return EXIT_RUNTIME;
+			if (x)
+				rc = cli_test_expect_event(x, stdout, i, p->batch.events[i].reject ? NULL :
+							   rules_event_action(p->rules, i), line, len);
+			else if (fwrite(line, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
+				rc = -1;
+			free(line);
+		}
+		if (rc < 0)
+			return EXIT_RUNTIME;
+	}
+	if (x) {
+		if (cli_test_expect_finish(x, stdout, p->batch.count) < 0)
+			return EXIT_RUNTIME;
+		if (x->differ) {
+			fprintf(stderr, "egoi-router: %s: %zu event(s) differ from %s\n", o->rules_path,
+				x->differ, x->path);
+			return EXIT_INVALID;
+		}
+		printf("ok %zu events match %s\n", p->batch.count, x->path);
+		return EXIT_OK;
+	}
+	if (failed) {
+		fprintf(stderr, "egoi-router: %s: %zu event(s) failed (rule error or malformed)\n",
+			o->rules_path, failed);
+		return EXIT_INVALID;
+	}
+	return EXIT_OK;
+}
+
+int cli_test_run(const struct cli_test_options *o)
 {
 	static const char *const no_pairs[] = { NULL };
 	struct config cfg;
-	struct pipeline_shared sh = { .cfg = &cfg, .env_pairs = env_pairs ? env_pairs : no_pairs };
+	struct pipeline_shared sh = { .cfg = &cfg,
+				      .env_pairs = o->env_pairs ? o->env_pairs : no_pairs };
 	struct pipeline p;
 	struct pipeline_result res;
+	struct cli_test_expect x;
 	char *body = NULL, *scratch = NULL;
-	size_t len = 0, pos = 0;
+	size_t len = 0;
 	int rc = EXIT_INVALID;
 
 	memset(&cfg, 0, sizeof cfg);
+	memset(&x, 0, sizeof x);
 	rules_current_init(&sh.rules);   /* nothing published: the worker reads rules_path */
 	pipeline_init(&p, &sh);
 	if (config_defaults(&cfg) < 0) {
@@ -214,13 +244,15 @@ int cli_test_run(const char *rules_path, const char *batch_path,
 		goto out;
 	}
 	free(cfg.rules);
-	cfg.rules = strdup(rules_path);
+	cfg.rules = strdup(o->rules_path);
 	if (!cfg.rules) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
 	log_setup(LOG_INFO, 0);
-	body = read_all(batch_path, &len);
+	if (o->expect_path && cli_test_expect_load(&x, o->expect_path, &rc) < 0)
+		goto out;
+	body = cli_test_read_all(o->batch_path, &len);
 	if (!body)
 		goto out;
 	scratch = malloc(len + 1);
@@ -228,18 +260,16 @@ int cli_test_run(const char *rules_path, const char *batch_path,
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	if (pipeline_route(&p, body, len, clock_wall(), "-",
-			   "test", &res) < 0) {
+	if (pipeline_route(&p, body, len, o->received_at_set ? o->received_at : clock_wall(),
+			   o->remote_addr ? o->remote_addr : "-",
+			   o->request_id ? o->request_id : "test", &res) < 0) {
 		if (!p.rules) /* the message already names the rules file and line */
 			fprintf(stderr, "egoi-router: %s\n", res.error);
 		else
-			fprintf(stderr, "egoi-router: %s: %s\n", batch_path, res.error);
+			fprintf(stderr, "egoi-router: %s: %s\n", o->batch_path, res.error);
 		goto out;
 	}
-	rc = EXIT_OK;
-	for (size_t i = 0; i < p.batch.count && rc == EXIT_OK; i++)
-		if (print_event(&p, body, i, &pos, scratch) < 0)
-			rc = EXIT_RUNTIME;
+	rc = cli_test_report(o, &p, body, scratch, o->expect_path ? &x : NULL);
 	pipeline_end(&p);
 	if (fflush(stdout) != 0)
 		rc = EXIT_RUNTIME;
@@ -247,6 +277,7 @@ out:
 	pipeline_free(&p);
 	rules_current_free(&sh.rules);
 	config_free(&cfg);
+	cli_test_expect_free(&x);
 	free(body);
 	free(scratch);
 	return rc;

@@ -8,8 +8,11 @@
  * shortest of %.15g..%.17g that reads back exactly, always with a '.' or an
  * exponent so they decode as floats again (1.0 → "1.0", not "1").
  * A table is an array when its keys are exactly 1..n (n > 0), otherwise an
- * object, which must have string keys only; {} is an object. Depth is
- * capped at BATCH_MAX_DEPTH, which also stops cycles.
+ * object, which must have string keys only; {} is an object. An object's
+ * keys are written in byte order (not Lua's traversal order, which
+ * changes from one state to the next), everywhere a table is encoded:
+ * json.encode, forward bodies, write lines. Depth is capped at
+ * BATCH_MAX_DEPTH, which also stops cycles.
  *
  * Memory: everything the encoder allocates goes through the state's own
  * allocator (lua_getallocf), so a state with a memory limit bounds the
@@ -189,14 +192,80 @@ static int je_number(struct jl_encode *e, int idx)
 
 static int je_value(struct jl_encode *e, int idx, int depth);
 
+struct je_key {
+	const char *k;   /* anchored by the table, which the walk never changes */
+	size_t len;
+	int slot;        /* stack index of the value */
+};
+
+/* Byte order, a prefix first: what sort(1) does with LC_ALL=C. */
+static int je_key_cmp(const void *a, const void *b)
+{
+	const struct je_key *x = a, *y = b;
+	int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
+
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/*
+ * An object with its keys in byte order, so the same table always gives
+ * the same text (golden files of `egoi-router test`, a signature computed
+ * over json.encode's output, forwards merged by equal bodies). Each pair
+ * is kept on the stack (lua_checkstack refuses instead of raising) and the
+ * key list is allocated through the state's allocator like the text.
+ */
+static int je_object(struct jl_encode *e, int idx, size_t count, int depth)
+{
+	lua_State *L = e->L;
+	struct je_key *keys = NULL;
+	size_t n = 0, bytes = 0;
+	int top = lua_gettop(L), rc = -1;
+
+	if (count == 0)   /* {}: nothing to sort (and a 0-byte request would free) */
+		return je_check(e, yajl_gen_map_open(e->g)) ||
+		       je_check(e, yajl_gen_map_close(e->g)) ? -1 : 0;
+	if (count > SIZE_MAX / sizeof *keys ||
+	    !(keys = e->alloc(e->ud, NULL, 0, bytes = count * sizeof *keys))) {
+		e->nomem = 1;
+		return je_fail(e, "not enough memory");
+	}
+	lua_pushnil(L);
+	while (n < count && lua_next(L, idx) != 0) {
+		keys[n].k = lua_tolstring(L, -2, &keys[n].len);   /* a string: no conversion */
+		keys[n].slot = lua_gettop(L);
+		n++;
+		/* k v k: the copy is the next call's key, the pair stays below it */
+		if (!lua_checkstack(L, 4)) {
+			je_fail(e, "object too large to encode");
+			goto out;
+		}
+		lua_pushvalue(L, -2);
+	}
+	if (n == count)
+		lua_pop(L, 1);   /* the last key copy (lua_next has not run past it) */
+	qsort(keys, n, sizeof *keys, je_key_cmp);
+	if (je_check(e, yajl_gen_map_open(e->g)) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (je_check(e, yajl_gen_string(e->g, (const unsigned char *)keys[i].k,
+						keys[i].len)) != 0 ||
+		    je_value(e, keys[i].slot, depth) != 0)
+			goto out;
+	rc = je_check(e, yajl_gen_map_close(e->g));
+out:
+	lua_settop(L, top);
+	e->alloc(e->ud, keys, bytes, 0);
+	return rc;
+}
+
 /* Keys exactly 1..n (n > 0) → array; string keys → object; else an error. */
 static int je_table(struct jl_encode *e, int idx, int depth)
 {
 	lua_State *L = e->L;
 	lua_Integer count = 0, max = 0, i;
 	int sequence = 1, strings = 1;
-	size_t klen;
-	const char *k;
 
 	if (depth > BATCH_MAX_DEPTH)
 		return je_fail(e, "table nested deeper than 64 levels (or a cycle)");
@@ -229,17 +298,7 @@ static int je_table(struct jl_encode *e, int idx, int depth)
 	}
 	if (!strings)
 		return je_fail(e, "table has non-string keys");
-	if (je_check(e, yajl_gen_map_open(e->g)) != 0)
-		return -1;
-	lua_pushnil(L);
-	while (lua_next(L, idx) != 0) {
-		k = lua_tolstring(L, -2, &klen);   /* a string: no conversion */
-		if (je_check(e, yajl_gen_string(e->g, (const unsigned char *)k, klen)) != 0 ||
-		    je_value(e, lua_gettop(L), depth) != 0)
-			return -1;
-		lua_pop(L, 1);
-	}
-	return je_check(e, yajl_gen_map_close(e->g));
+	return je_object(e, idx, (size_t)count, depth);
 }
 
 /* On error the stack may be left higher; json_lua_encode restores it. */

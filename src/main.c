@@ -10,7 +10,7 @@
  *          wait for a signal. Shutdown is the reverse: stop intake
  *          (refuse new connections and requests, answer those in flight,
  *          then mg_stop), stop the writer, drain delivery, exit 0.
- *   check: config + rules compile; exit 0 or 1.
+ *   check: a preflight of all that run needs (cli_check.c); exit 0 or 1.
  *   test:  dry-run rules on a batch file, one JSON line per event.
  *   dlq:   list, replay or purge dead letters (dlq.c).
  *
@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_check.h"
 #include "cli_test.h"
 #include "config.h"
 #include "config_reload.h"
@@ -55,10 +56,13 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
-		"       egoi-router check [-c FILE]       validate config and compile rules\n"
-		"       egoi-router test [--env NAME=VALUE]... RULES BATCH\n"
+		"       egoi-router check [-c FILE]       preflight: config, listen, TLS, user, dirs, outbox, rules\n"
+		"       egoi-router test [--env NAME=VALUE]... [--meta KEY=VALUE]...\n"
+		"                        [--expect FILE.jsonl | --format json|text] RULES BATCH\n"
 		"                                         dry-run RULES on a batch file ('-' = stdin);\n"
-		"                                         env() sees only the --env values\n"
+		"                                         env() sees only the --env values, meta the\n"
+		"                                         --meta ones (request_id, remote_addr,\n"
+		"                                         received_at); --expect compares with a file\n"
 		"       egoi-router dlq list|replay|purge [-c FILE] [options]\n"
 		"                                         inspect / re-run / delete dead letters:\n"
 		"         dlq list   [--kind K] [--limit N] [--payload]\n"
@@ -123,20 +127,6 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
 	if (!src)
 		fprintf(stderr, "egoi-router: %s\n", err);
 	return src;
-}
-
-static int cmd_check(const char *path)
-{
-	struct config cfg;
-	struct rules_source *src;
-
-	memset(&cfg, 0, sizeof cfg);
-	src = load_and_check(path, &cfg);
-	if (src)
-		printf("%s: ok (rules %s)\n", path, cfg.rules);
-	rules_source_unref(src);
-	config_free(&cfg);
-	return src ? EXIT_OK : EXIT_INVALID;
 }
 
 /*
@@ -377,7 +367,7 @@ static void run_reload(struct run *r)
 	    config_reload_diff(&cur->cfg, &next, &d) < 0)
 		goto out;
 	if (strchr(next.listen, 's') &&
-	    tls_cert_check(next.tls_certificate, next.tls_key, err, sizeof err) < 0)
+	    tls_cert_check(next.tls_certificate, next.tls_key, NULL, err, sizeof err) < 0)
 		goto out;
 	src = rules_load_checked(&next, gen, err, sizeof err);
 	if (!src)
@@ -504,45 +494,6 @@ static const char *config_arg(int argc, char **argv, int from)
 	return optind == argc - from + 1 ? path : NULL;
 }
 
-/* egoi-router test [--env NAME=VALUE]... RULES BATCH */
-static int main_test(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "env", required_argument, NULL, 'e' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char **pairs = calloc((size_t)argc, sizeof *pairs);
-	size_t n = 0;
-	int c, rc = EXIT_USAGE;
-
-	if (!pairs)
-		return EXIT_RUNTIME;
-	optind = 0;
-	opterr = 0;
-	/* argv[1] is "test": it stands for the program name */
-	while ((c = getopt_long(argc - 1, argv + 1, "+:", longopts, NULL)) != -1) {
-		const char *eq = c == 'e' ? strchr(optarg, '=') : NULL;
-
-		if (c != 'e') {
-			usage(stderr);
-			goto out;
-		}
-		if (!eq || eq == optarg) {
-			fprintf(stderr, "egoi-router: --env wants NAME=VALUE, not '%s'\n", optarg);
-			goto out;
-		}
-		pairs[n++] = optarg;
-	}
-	if (argc - 1 - optind != 2) {
-		usage(stderr);
-		goto out;
-	}
-	rc = cli_test_run(argv[1 + optind], argv[2 + optind], pairs);
-out:
-	free(pairs);
-	return rc;
-}
-
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "run";
@@ -558,7 +509,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "test") == 0)
-		return main_test(argc, argv);
+		return cli_test_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "dlq") == 0)
 		return dlq_run(argc - 2, argv + 2);
 	if (strcmp(cmd, "-c") == 0) {
@@ -573,7 +524,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "run") == 0)
 		return cmd_run(path);
 	if (strcmp(cmd, "check") == 0)
-		return cmd_check(path);
+		return cli_check_run(path);
 	fprintf(stderr, "egoi-router: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return EXIT_USAGE;

@@ -171,6 +171,35 @@ static const char *api_opt_string(lua_State *L, int idx, const char *fn, const c
 	return s;
 }
 
+/*
+ * Every key of opts (at index 2) must be one of keys: a misspelt option
+ * ("nmae", "header") would otherwise be ignored without a word, and with
+ * it what it carried (an auth header, a name the metrics group by).
+ */
+static void api_opts_known(lua_State *L, const char *fn, const char *const *keys)
+{
+	lua_pushnil(L);
+	while (lua_next(L, 2)) {
+		size_t len;
+		const char *k;
+		int known = 0;
+
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "%s: opts takes named options only (a %s key)", fn,
+				   luaL_typename(L, -1));
+		k = lua_tolstring(L, -1, &len);
+		for (int i = 0; keys[i] && !known; i++)
+			known = strlen(keys[i]) == len && memcmp(keys[i], k, len) == 0;
+		if (!known) {
+			/* the name is the rule's text: shown only when it is printable */
+			if (len > API_NAME_MAX || !api_printable(k, len) || strlen(k) != len)
+				luaL_error(L, "%s: unknown option (not printable)", fn);
+			luaL_error(L, "%s: unknown option '%s'", fn, k);
+		}
+	}
+}
+
 /* Pushes opts.KEY for each key (nil when opts is nil); opts is at index 2. */
 static void api_opts(lua_State *L, const char *fn, const char *const *keys)
 {
@@ -179,6 +208,8 @@ static void api_opts(lua_State *L, const char *fn, const char *const *keys)
 	if (has && lua_type(L, 2) != LUA_TTABLE)
 		luaL_error(L, "%s: opts must be a table", fn);
 	lua_settop(L, 2);
+	if (has)
+		api_opts_known(L, fn, keys);
 	for (int i = 0; keys[i]; i++) {
 		if (has)
 			lua_getfield(L, 2, keys[i]);

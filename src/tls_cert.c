@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -62,10 +63,16 @@ static void tls_cert_ssl_error(char *err, size_t errlen, const char *what, const
 
 static BIO *tls_cert_open(const char *path, char *err, size_t errlen)
 {
-	BIO *bio = BIO_new_file(path, "r");
+	BIO *bio;
 
-	if (!bio)
-		tls_cert_ssl_error(err, errlen, "cannot be read", path);
+	errno = 0;
+	bio = BIO_new_file(path, "r");
+	if (!bio) {
+		/* the system's reason says more than OpenSSL's "no such file" */
+		snprintf(err, errlen, "%s: cannot be read: %s", path,
+			 errno ? strerror(errno) : "unknown error");
+		ERR_clear_error();
+	}
 	return bio;
 }
 
@@ -187,10 +194,13 @@ fail:
 	return NULL;
 }
 
-int tls_cert_check(const char *cert_path, const char *key_path, char *err, size_t errlen)
+int tls_cert_check(const char *cert_path, const char *key_path, long *not_after, char *err,
+		   size_t errlen)
 {
 	struct tls_cert_pair *p = tls_cert_read(cert_path, key_path, err, errlen);
 
+	if (p && not_after)
+		*not_after = p->not_after;
 	tls_cert_pair_free(p);
 	return p ? 0 : -1;
 }

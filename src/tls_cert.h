@@ -33,8 +33,10 @@ int tls_cert_load(const char *cert_path, const char *key_path, char *err, size_t
  * outcome logged (the reason when refused). 0, or -1 when refused. */
 int tls_cert_reload(const char *cert_path, const char *key_path);
 
-/* The same checks without publishing (e.g. for `check`). */
-int tls_cert_check(const char *cert_path, const char *key_path, char *err, size_t errlen);
+/* The same checks without publishing (`check`, a reload before it commits);
+ * *not_after (may be NULL) gets the leaf's notAfter as unix seconds. */
+int tls_cert_check(const char *cert_path, const char *key_path, long *not_after, char *err,
+		   size_t errlen);
 
 /* 1 once a pair has been published (the intake serves TLS), else 0. */
 int tls_cert_active(void);

@@ -6,7 +6,7 @@
  * still running, prints the daemon log tail when the scenario did not reach
  * e2e_pass, and removes the temp dir.
  *
- * Scenarios live in twelve files, grouped by what they prove: intake (HTTP
+ * Scenarios live in fourteen files, grouped by what they prove: intake (HTTP
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
  * and purged beside the running daemon), input (hostile or broken input:
@@ -15,9 +15,11 @@
  * the daemon's signals and secrets) and guard (hostile clients: connection
  * floods, slow bodies, rate limits, allow_from, framing) and privileges
  * (run as root with run_as_user), notify (sd_notify to a Type=notify
- * supervisor), tls_reload (certificate renewal on SIGHUP) and
+ * supervisor), tls_reload (certificate renewal on SIGHUP),
  * config_reload (the whole config on SIGHUP: live keys, restart keys,
- * refusals, required modules). Each exports its cmocka table.
+ * refusals, required modules), check (the preflight: each failure it
+ * must catch) and rules_ci (`test` for CI: --expect, --format, --meta).
+ * Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
  */
@@ -99,6 +101,10 @@ extern const struct CMUnitTest e2e_loops_tests[];
 extern const size_t e2e_loops_count;
 extern const struct CMUnitTest e2e_limits_tests[];
 extern const size_t e2e_limits_count;
+extern const struct CMUnitTest e2e_check_tests[];
+extern const size_t e2e_check_count;
+extern const struct CMUnitTest e2e_rules_ci_tests[];
+extern const size_t e2e_rules_ci_count;
 extern const struct CMUnitTest e2e_guard_tests[];
 extern const size_t e2e_guard_count;
 extern const struct CMUnitTest e2e_privileges_tests[];

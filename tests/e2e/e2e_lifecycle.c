@@ -267,14 +267,15 @@ static void test_command_prints_decisions(void **state)
 	free(out);
 	free(err);
 
-	/* '-' reads the batch from stdin; a rule error is reported, not fatal. */
+	/* '-' reads the batch from stdin; a rule error is reported, and exits 1. */
 	snprintf(stdin_path, sizeof(stdin_path), "%s/stdin.json", t->h.dir);
 	static const char one[] = "{\"events\":[{\"action\":\"boom\"}]}";
 	assert_int_equal(harness_write_file(stdin_path, one, sizeof(one) - 1), 0);
 	argv[3] = "-";
 	rc = harness_run(&t->h, argv, stdin_path, 10000, &out, &err);
-	assert_int_equal(rc, 0);
+	assert_int_equal(rc, 1);
 	assert_non_null(out);
+	assert_non_null(strstr(err, "1 event(s) failed"));
 	yajl_val l = e2e_json(out);
 	yajl_val d = e2e_get(l, "decisions");
 	assert_true(d != NULL && YAJL_IS_ARRAY(d) && YAJL_GET_ARRAY(d)->len == 1);

@@ -29,6 +29,8 @@ static const struct {
 	{ e2e_notify_tests, &e2e_notify_count },
 	{ e2e_tls_reload_tests, &e2e_tls_reload_count },
 	{ e2e_config_reload_tests, &e2e_config_reload_count },
+	{ e2e_check_tests, &e2e_check_count },
+	{ e2e_rules_ci_tests, &e2e_rules_ci_count },
 };
 
 int main(void)

@@ -224,7 +224,16 @@ static void test_encode_forms(void **state)
 	    "assert(json.encode(nil) == 'null' and json.encode(false) == 'false')\n"
 	    "assert(json.encode('') == '\"\"')\n"
 	    "assert(json.encode({[1] = 'a', [2] = 'b'}) == '[\"a\",\"b\"]')\n"
-	    "assert(json.encode({[1.0] = 'a'}) == '[\"a\"]')\n");
+	    "assert(json.encode({[1.0] = 'a'}) == '[\"a\"]')\n"
+	    /* object keys in byte order, whatever order the table was built in */
+	    "assert(json.encode({b = 1, a = 2, B = 3, aa = 4, [''] = 5}) == "
+	    "'{\"\":5,\"B\":3,\"a\":2,\"aa\":4,\"b\":1}')\n"
+	    "local t = {} for i = 40, 1, -1 do t['k' .. i] = {z = i, y = {i}} end\n"
+	    "local t2 = {} for i = 1, 40 do t2['k' .. i] = {y = {i}, z = i} end\n"
+	    "local s = json.encode(t)\n"
+	    "assert(s == json.encode(t2) and s:find('^{\"k1\":{\"y\":%[1%],\"z\":1},\"k10\":'))\n"
+	    "assert(json.encode({{b = 1, a = 2}, {d = {c = 1, b = 2}}}) == "
+	    "'[{\"a\":2,\"b\":1},{\"d\":{\"b\":2,\"c\":1}}]')\n");
 }
 
 static void test_encode_errors(void **state)

@@ -766,6 +766,30 @@ static void test_forward_validation(void **state)
 	assert_null(f->decisions.items[0].headers);
 }
 
+/* A misspelt option is an error naming it, not a silently lost setting. */
+static void test_unknown_options(void **state)
+{
+	struct fx *f = *state;
+
+	expect_error(f, "forward('https://x.example/', { nmae = 'crm' })",
+		     "forward: unknown option 'nmae'");
+	expect_error(f, "forward('https://x.example/', { header = { Authorization = 'Bearer t' } })",
+		     "forward: unknown option 'header'");
+	expect_error(f, "forward('https://x.example/', { name = 'crm', 'positional' })",
+		     "forward: opts takes named options only (a number key)");
+	expect_error(f, "write('a.jsonl', { lines = 'x' })", "write: unknown option 'lines'");
+	expect_error(f, "write('a.jsonl', { [true] = 'x' })",
+		     "write: opts takes named options only (a boolean key)");
+	expect_error(f, "forward('https://x.example/', { ['a\\nb'] = 1 })",
+		     "forward: unknown option (not printable)");
+	/* every known option still passes */
+	assert_int_equal(eval(f, "forward('https://x.example/', { name = 'n', method = 'PUT', "
+				 "content_type = 'text/plain', headers = { ['X-A'] = 'b' }, "
+				 "body = 'x' }) write('a.jsonl', { line = 'l' })", NULL),
+			 RULES_ROUTE_RAN);
+	assert_int_equal(f->decisions.count, 2);
+}
+
 static void test_write_and_drop_validation(void **state)
 {
 	struct fx *f = *state;
@@ -866,6 +890,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hmac_sha256, setup_eval, teardown),
 		cmocka_unit_test_setup_teardown(test_meta_env_now_log, setup_eval, teardown),
 		cmocka_unit_test_setup_teardown(test_forward_validation, setup_eval, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_options, setup_eval, teardown),
 		cmocka_unit_test_setup_teardown(test_write_and_drop_validation, setup_eval, teardown),
 	};
 

@@ -341,7 +341,8 @@ static void test_cli_test_env(void **state)
 	fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(saved >= 0 && fd >= 0);
 	dup2(fd, 1);
-	rc = cli_test_run(rules, batch, pairs);
+	rc = cli_test_run(&(struct cli_test_options){ .rules_path = rules, .batch_path = batch,
+						      .env_pairs = pairs });
 	fflush(stdout);
 	dup2(saved, 1);
 	close(saved);
