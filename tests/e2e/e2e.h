@@ -100,6 +100,8 @@ extern const struct CMUnitTest e2e_guard_tests[];
 extern const size_t e2e_guard_count;
 extern const struct CMUnitTest e2e_privileges_tests[];
 extern const size_t e2e_privileges_count;
+extern const struct CMUnitTest e2e_egoi_tests[];
+extern const size_t e2e_egoi_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 
