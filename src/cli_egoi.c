@@ -68,7 +68,7 @@ void cli_egoi_err(const char *cmd, const char *fmt, ...)
 /* Prints msg with every token in it redacted (an API error may echo a URL). */
 static void cli_egoi_err_redacted(const char *cmd, const char *msg)
 {
-	char *r = egoi_url_redact(msg);
+	char *r = egoi_text_redact(msg);
 
 	cli_egoi_err(cmd, "E-goi: %s", r ? r : "(out of memory)");
 	free(r);

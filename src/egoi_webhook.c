@@ -309,6 +309,29 @@ char *egoi_url_redact(const char *url)
 	return egoi_url_tokens(url, 1);
 }
 
+char *egoi_text_redact(const char *text)
+{
+	size_t len = strlen(text), n = 0;
+	char *out = malloc(len + 16 * (len / 7 + 1) + 1);
+
+	if (!out)
+		return NULL;
+	for (const char *p = text; *p;) {
+		if ((*p == '?' || *p == '&') && strncmp(p + 1, "token=", 6) == 0) {
+			memcpy(out + n, p, 7);
+			n += 7;
+			p += 7;
+			memcpy(out + n, "REDACTED", 8);
+			n += 8;
+			p += strcspn(p, "&# \t\r\n\"'<>()[]{},;");
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 char *egoi_url_strip_token(const char *url)
 {
 	return egoi_url_tokens(url, 0);

@@ -62,6 +62,11 @@ void egoi_free_list(char **v, size_t n);
  * malloc'd, or NULL when out of memory. url NULL gives "". */
 char *egoi_url_redact(const char *url);
 
+/* Free text (an error message that may quote a URL) with the value of
+ * every "?token=" or "&token=" redacted up to the next '&', '#', blank,
+ * quote, bracket, ',' or ';'; malloc'd, or NULL. */
+char *egoi_text_redact(const char *text);
+
 /* url without its token=VALUE query parameters (and without a '?' left
  * empty); malloc'd, or NULL. */
 char *egoi_url_strip_token(const char *url);
