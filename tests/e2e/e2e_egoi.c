@@ -103,7 +103,7 @@ static void egoi_no_violations(void)
 /* public_url?token=TOKEN, what register sends by default. */
 static void egoi_our_url(const struct e2e *t, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s?token=@T@", EGOI_PUBLIC, t->h.token);
+	snprintf(buf, len, "%s?token=%s", EGOI_PUBLIC, t->h.token);
 }
 
 static size_t egoi_lines(const char *text)
