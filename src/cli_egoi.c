@@ -106,6 +106,26 @@ static int cli_egoi_pos(const char *s, long long *out)
 	return errno == 0 && *end == '\0' && *out >= 1 ? 0 : -1;
 }
 
+/* Refuses an option the subcommand does not take (it would be ignored). */
+static int cli_egoi_fits(const char *cmd, const struct cli_egoi_opts *o)
+{
+	int reg = strcmp(cmd, "register") == 0, unreg = strcmp(cmd, "unregister") == 0;
+	const char *bad = NULL;
+
+	if (o->json && strcmp(cmd, "list") != 0)
+		bad = "--json";
+	else if (o->id && !unreg)
+		bad = "--id";
+	else if (o->list_id && !reg && !unreg)
+		bad = "--list";
+	else if (!reg && (o->actions || o->fields || o->url || o->allow_http || o->replace))
+		bad = o->actions ? "--actions" : o->fields ? "--fields" : o->url ? "--url"
+		    : o->allow_http ? "--allow-http" : "--replace";
+	if (bad)
+		return cli_egoi_usage("%s does not take %s", cmd, bad);
+	return EXIT_OK;
+}
+
 static int cli_egoi_parse(int argc, char **argv, struct cli_egoi_opts *o)
 {
 	static const struct option longopts[] = {
@@ -175,7 +195,7 @@ static int cli_egoi_parse(int argc, char **argv, struct cli_egoi_opts *o)
 	}
 	if (optind != argc)
 		return cli_egoi_usage("unexpected argument '%s'", argv[optind]);
-	return EXIT_OK;
+	return cli_egoi_fits(argv[0], o);
 }
 
 /* Config, API key, client. */

@@ -216,7 +216,8 @@ static void egoi_register_replace_swaps_a_differing_one(void **state)
 }
 
 /* Refusals made before any request: a non-https URL (public_url or
- * --url) unless --allow-http, an unknown action name, a bad --list. */
+ * --url) unless --allow-http, an unknown action name, a bad --list, an
+ * option of another subcommand. */
 static void egoi_register_refusals_before_any_call(void **state)
 {
 	struct e2e *t = *state;
@@ -226,6 +227,7 @@ static void egoi_register_refusals_before_any_call(void **state)
 	const char *bad[] = { "register", "--list", "1", "--actions", "email_open,no_such_action",
 			      NULL };
 	const char *list[] = { "register", "--list", "\"1\"", NULL };
+	const char *wrong[] = { "list", "--replace", NULL };
 	char *err = NULL;
 
 	egoi_conf(t, "http://hooks.example.com/hooks/egoi", "egoi_api_key = " EGOI_KEY "\n", NULL);
@@ -238,6 +240,9 @@ static void egoi_register_refusals_before_any_call(void **state)
 	assert_non_null(strstr(err, "'no_such_action' is not an E-goi webhook action"));
 	free(err);
 	egoi_run(t, list, 2, NULL, NULL);
+	egoi_run(t, wrong, 2, NULL, &err);
+	assert_non_null(strstr(err, "list does not take --replace"));
+	free(err);
 	assert_int_equal(standin_count(egoi_s), 0);
 	egoi_run(t, flag, 0, NULL, NULL);
 	assert_int_equal(standin_webhooks(egoi_s), 1);
