@@ -49,7 +49,7 @@ done
 
 usage=$(sed '/^exit codes:/,$d' <<<"$help")
 commands=$(section COMMANDS)
-for cmd in run check test "dlq list" "dlq replay" "dlq purge"; do
+for cmd in run check test "dlq list" "dlq replay" "dlq purge" "egoi list" "egoi register" "egoi unregister"; do
 	grep -q "egoi-router \[\?${cmd%% *}" <<<"$usage" || err "--help no longer shows '$cmd' (update this check)"
 	grep -Eq "^\.(B|BR|RB) (\[ )?\"?$cmd( |\"|$)" <<<"$commands" || err "command '$cmd' has no entry in COMMANDS"
 done

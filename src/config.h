@@ -53,6 +53,10 @@ struct config {
 	char *rate_limit;            /* "N/s" requests per address to the endpoint, NULL = off */
 	long rate_limit_burst;       /* requests above the rate at once, 0 = N */
 	char *rate_limit_exempt;     /* CIDR list exempt from rate_limit and the cap, NULL = none */
+	char *egoi_api_key;          /* Marketing API key (`egoi` commands), NULL = $EGOI_API_KEY */
+	char *egoi_api_base;         /* "https://api.egoiapp.com" */
+	long egoi_api_timeout_ms;    /* one API request */
+	char *public_url;            /* what E-goi calls (without the token), NULL = not set */
 };
 
 /* Fills every field with its default (strings are heap copies). */

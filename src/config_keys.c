@@ -194,6 +194,24 @@ const struct cfg_key config_keys[] = {
 		  "Default 127.0.0.0/8: a client on this machine (a local proxy, a "
 		  "benchmark) shares one address for all its connections; `none` "
 		  "exempts nobody." },
+	{ .name = "egoi_api_key", .type = CFG_SECRET, .sample = "env:EGOI_API_KEY",
+	  .offset = OFF(egoi_api_key), .live = 1,
+	  .help = "E-goi Marketing API key, for `egoi-router egoi` only (the daemon "
+		  "never uses it). Not set: the egoi commands read the environment "
+		  "variable EGOI_API_KEY. Keep it out of this file with env:NAME." },
+	{ .name = "egoi_api_base", .type = CFG_STRING, .def = "https://api.egoiapp.com",
+	  .offset = OFF(egoi_api_base), .live = 1,
+	  .help = "Base URL of E-goi's Marketing API v3. It must be https; plain http "
+		  "is accepted only for 127.0.0.1, ::1 or localhost (a local stand-in)." },
+	{ .name = "egoi_api_timeout", .type = CFG_DURATION, .def = "70s", .min = 100,
+	  .max = CFG_MS_HOUR, .offset = OFF(egoi_api_timeout_ms), .live = 1,
+	  .help = "Time limit for one E-goi API request (E-goi itself gives a create "
+		  "up to 60 s)." },
+	{ .name = "public_url", .type = CFG_STRING, .sample = "https://hooks.example.com/hooks/egoi",
+	  .offset = OFF(public_url), .live = 1,
+	  .help = "The URL E-goi must call to reach this router's endpoint, without "
+		  "the token: `egoi register` adds ?token= from auth_token, and `egoi "
+		  "list` marks the webhooks pointing here. Not set by default." },
 };
 
 _Static_assert(sizeof config_keys / sizeof config_keys[0] == CONFIG_NKEYS,

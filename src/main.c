@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "cli_check.h"
+#include "cli_egoi.h"
 #include "cli_test.h"
 #include "config.h"
 #include "config_reload.h"
@@ -68,6 +69,12 @@ static void usage(FILE *out)
 		"         dlq list   [--kind K] [--limit N] [--payload]\n"
 		"         dlq replay (--id N ... | --kind K | --all)\n"
 		"         dlq purge  (--id N ... | --kind K | --replayed | --all) [--older-than DURATION]\n"
+		"       egoi-router egoi list|register|unregister [-c FILE] [options]\n"
+		"                                         the account's webhooks in E-goi:\n"
+		"         egoi list       [--json]\n"
+		"         egoi register   --list ID [--actions A,B] [--fields F,G] [--url URL]\n"
+		"                         [--allow-http] [--replace]\n"
+		"         egoi unregister (--id N | --list ID)\n"
 		"       egoi-router --version | --help\n"
 		"\nexit codes: 0 ok, 1 invalid input/config/rules, 2 usage, 3 runtime failure\n"
 		"\nconfiguration keys (router.conf, `key = value`):\n");
@@ -512,6 +519,8 @@ int main(int argc, char **argv)
 		return cli_test_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "dlq") == 0)
 		return dlq_run(argc - 2, argv + 2);
+	if (strcmp(cmd, "egoi") == 0)
+		return cli_egoi_run(argc - 2, argv + 2);
 	if (strcmp(cmd, "-c") == 0) {
 		cmd = "run";
 		from = 1;

@@ -31,6 +31,7 @@ static const struct {
 	{ e2e_config_reload_tests, &e2e_config_reload_count },
 	{ e2e_check_tests, &e2e_check_count },
 	{ e2e_rules_ci_tests, &e2e_rules_ci_count },
+	{ e2e_egoi_tests, &e2e_egoi_count },
 };
 
 int main(void)

@@ -565,6 +565,7 @@ static void test_example_loads(void **state)
 	(void)state;
 	assert_int_equal(setenv("EGOI_ROUTER_TOKEN", "example-token", 1), 0);
 	assert_int_equal(setenv("EGOI_ROUTER_SIGNING_SECRET", "whsec_c2VjcmV0", 1), 0);
+	assert_int_equal(setenv("EGOI_API_KEY", "example-egoi-key", 1), 0);
 	text = example_text(&len);
 	if (load_text(&c, text, err, sizeof err) != 0)
 		fail_msg("example does not load: %s", err);
@@ -573,6 +574,10 @@ static void test_example_loads(void **state)
 	assert_defaults(&c, 1);
 	assert_null(c.allow_from);
 	assert_string_equal(c.rules_env, "CRM_URL, SLACK_URL");  /* what make run's rules read */
+	assert_null(c.egoi_api_key);  /* the egoi commands then read EGOI_API_KEY */
+	assert_null(c.public_url);
+	assert_string_equal(c.egoi_api_base, "https://api.egoiapp.com");
+	assert_int_equal(c.egoi_api_timeout_ms, 70000);
 	config_free(&c);
 
 	/* Uncomment every "# key = value" line. */
@@ -598,6 +603,8 @@ static void test_example_loads(void **state)
 	assert_string_equal(c.allow_from, "10.0.0.0/8,192.0.2.7");
 	assert_non_null(c.tls_client_ca);
 	assert_non_null(c.run_as_user);
+	assert_string_equal(c.egoi_api_key, "example-egoi-key");  /* env:EGOI_API_KEY */
+	assert_string_equal(c.public_url, "https://hooks.example.com/hooks/egoi");
 	assert_string_equal(c.forward_signing_secret, "whsec_c2VjcmV0");
 	config_free(&c);
 	free(all);
@@ -619,6 +626,7 @@ static void test_print_keys(void **state)
 		"log_level", "log_format",
 		"run_as_user", "max_connections_per_address", "min_body_rate", "rate_limit",
 		"rate_limit_burst", "rate_limit_exempt",
+		"egoi_api_key", "egoi_api_base", "egoi_api_timeout", "public_url",
 	};
 	const size_t nnames = sizeof names / sizeof names[0];
 	char *buf = NULL, *line, *save = NULL;
