@@ -245,7 +245,7 @@ $(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
 $(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZDIR)/obj/batch.o \
-		$(FUZZDIR)/obj/json_lua.o $(FUZZDIR)/obj/json_lua_encode.o
+		$(FUZZDIR)/obj/json_lua.o $(FUZZDIR)/obj/json_lua_encode.o $(FUZZDIR)/obj/json_lua_lazy.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
 fuzz:

@@ -245,6 +245,7 @@ static int rules_l_setup(lua_State *L)
 	rules_sandbox_open(L);
 	rules_api_open(L);
 	rules_budget_open(L);
+	json_lua_lazy_guard(L);
 	lua_settop(L, 0);
 	lua_pushliteral(L, "action");
 	if (opt->source) {
@@ -339,6 +340,7 @@ void rules_free(struct rules *r)
 	if (r->L)
 		lua_close(r->L);
 	rules_env_free(r);
+	json_lua_lazy_scratch_free(&r->lazy);
 	free(r->dir);
 	free(r);
 }
@@ -356,7 +358,7 @@ static int rules_l_snapshot_actions(lua_State *L)
 	for (lua_Integer i = 1; i <= n; i++) {
 		if (lua_rawgeti(L, 1, i) == LUA_TTABLE) {
 			lua_pushvalue(L, 3);
-			lua_rawget(L, -2);
+			lua_gettable(L, -2);   /* an event proxy's __index: not raw */
 			lua_rawseti(L, -3, i);
 		}
 		lua_pop(L, 1);
@@ -368,6 +370,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 		      struct batch *out, char *err, size_t errlen)
 {
 	lua_State *L = r->L;
+	size_t table_bytes;
 	int rc;
 
 	RULES_ENTRY(r);
@@ -377,7 +380,13 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	lua_replace(L, SLOT_ACTIONS);
 	rules_release_charges(r);
 	r->mem_refused = 0;
-	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
+	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, &r->lazy, &table_bytes, err,
+				      errlen);
+	/* Lazy tables are built when read: refuse now a batch that could not be. */
+	if (rc == BATCH_OK && r->mem_limit && table_bytes > r->mem_limit - r->mem_used) {
+		r->mem_refused = 1;
+		rc = BATCH_NOMEM;
+	}
 	if (rc == BATCH_OK) {
 		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);

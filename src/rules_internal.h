@@ -21,6 +21,8 @@
 
 #include <lua.h>
 
+#include "json_lua_lazy.h"
+
 struct decisions;
 
 /* Longest message kept for an DECISION_ERROR (and for rules_new's err). */
@@ -79,6 +81,8 @@ struct rules {
 	char fatal_msg[128];
 
 	struct rules_ctx ctx;
+
+	struct json_lua_lazy_scratch lazy;   /* the batch parse's tape, reused */
 };
 
 static inline struct rules *rules_from(lua_State *L)
