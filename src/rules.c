@@ -3,8 +3,9 @@
  * loading the rules file, routing events, releasing batches.
  *
  * Design:
- * - Memory: a counting lua_Alloc refuses any growth beyond memory_limit, so
- *   Lua raises a memory error inside the rule (after its own emergency GC).
+ * - Memory: a counting lua_Alloc (rules_alloc.c) refuses any growth beyond
+ *   memory_limit, so Lua raises a memory error inside the rule (after its own
+ *   emergency GC).
  * - CPU: a count hook fires every min(limit, 1000) VM instructions and raises
  *   "instruction limit exceeded" once a call has used its budget, or "time
  *   limit exceeded" once the call's deadline (lua_time_limit, monotonic wall
@@ -66,29 +67,6 @@ struct route_call {
 	size_t index;
 	const struct rules_meta *meta;
 };
-
-/* lua_Alloc with a byte budget; shrinking and freeing never fail. */
-static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	struct rules *r = ud;
-	size_t old = ptr ? osize : 0;  /* for new blocks osize is a type tag */
-	void *p;
-
-	if (nsize == 0) {
-		free(ptr);
-		r->mem_used -= old;
-		return NULL;
-	}
-	if (r->mem_limit && nsize > old && nsize - old > r->mem_limit - r->mem_used) {
-		r->mem_refused = 1;
-		return NULL;
-	}
-	p = realloc(ptr, nsize);
-	if (!p)
-		return NULL;
-	r->mem_used = r->mem_used - old + nsize;
-	return p;
-}
 
 static void rules_hook(lua_State *L, lua_Debug *ar)
 {
@@ -339,6 +317,7 @@ void rules_free(struct rules *r)
 	memset(&r->ctx, 0, sizeof r->ctx);
 	if (r->L)
 		lua_close(r->L);
+	rules_alloc_release(r);
 	rules_env_free(r);
 	json_lua_lazy_scratch_free(&r->lazy);
 	free(r->dir);
