@@ -204,7 +204,9 @@ MICRO := $(BUILD)/bench-micro
 $(MICRO): bench/micro.c $(BUILD)/libcore.a $(SHIMS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
 
-bench-micro: $(MICRO)
+bench-micro: deps
+	@scripts/deps.sh micro
+	@$(MAKE) --no-print-directory $(MICRO)
 	@scripts/bench-micro.sh $(MICRO) $(BUILD)/bench-micro-out
 
 # The soak's load generator: fixed-rate HTTPS posts with libcurl (wrk has no
