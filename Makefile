@@ -9,6 +9,7 @@
 #                          (CFLAGS replaces only the default -O2 -g); BUILD=DIR builds elsewhere
 #   make build-flags       check that: CFLAGS=-O0 keeps the project's flags and builds (run by test)
 #   make bench      load the daemon over HTTPS keep-alive, print events/s, p50/p99, RSS
+#   make bench-micro  parse → rules → decisions in process under callgrind: Ir/event
 #   make soak       steady load for SOAK_MINUTES (30): RSS, fds, outbox, backlog each minute
 #   make fuzz       libFuzzer (clang 14) on the batch and JSON parsers, FUZZ_SECONDS each
 #   make conf-example   regenerate router.conf.example from the config key table
@@ -61,7 +62,7 @@ UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
-.PHONY: all run test unit e2e faults bench soak clean deps deps-bench cert fuzz conf-example \
+.PHONY: all run test unit e2e faults bench bench-micro soak clean deps deps-bench cert fuzz conf-example \
         build-flags install uninstall install-check man-check clean-check systemd-check rules-check
 all: $(BIN)
 
@@ -209,6 +210,17 @@ bench: deps deps-bench
 	@$(MAKE) --no-print-directory all
 	@scripts/bench.sh $(BIN)
 
+# The CPU path without network or files, counted in instructions (callgrind),
+# which do not move with the machine's load (scripts/bench-micro.sh).
+MICRO := $(BUILD)/bench-micro
+$(MICRO): bench/micro.c $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS)
+
+bench-micro: deps
+	@scripts/deps.sh micro
+	@$(MAKE) --no-print-directory $(MICRO)
+	@scripts/bench-micro.sh $(MICRO) $(BUILD)/bench-micro-out
+
 # The soak's load generator: fixed-rate HTTPS posts with libcurl (wrk has no
 # rate option). Built only for `make soak`.
 SOAKLOAD := $(BUILD)/soak-load
@@ -247,7 +259,7 @@ $(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
 $(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZDIR)/obj/batch.o \
-		$(FUZZDIR)/obj/json_lua.o $(FUZZDIR)/obj/json_lua_encode.o
+		$(FUZZDIR)/obj/json_lua.o $(FUZZDIR)/obj/json_lua_encode.o $(FUZZDIR)/obj/json_lua_lazy.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
 fuzz:
@@ -308,6 +320,6 @@ uninstall:
 clean:
 	rm -rf build
 
--include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(BUILD)/soak-load.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
+-include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(BUILD)/soak-load.d $(BUILD)/bench-micro.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
          $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
 -include $(wildcard $(FUZZDIR)/obj/*.d $(FUZZDIR)/obj/fuzz/*.d)

@@ -10,6 +10,8 @@
  * The batch builder (json_lua_builder) turns batch_parse's callbacks into
  * Lua tables: after a successful parse, the table of events is on top of
  * the stack, event i (0-based) at [i + 1]; rejected elements are absent.
+ * The rules engine uses the lazy variant (json_lua_lazy.h), whose tables are
+ * built on read; this eager one remains for tests and the fuzz target.
  */
 #ifndef EGOI_JSON_LUA_H
 #define EGOI_JSON_LUA_H

@@ -26,6 +26,7 @@
  * Threads: a lua_State is used by one thread at a time; no globals.
  */
 #include "json_lua.h"
+#include "json_lua_lazy.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -271,6 +272,10 @@ static int je_table(struct jl_encode *e, int idx, int depth)
 		return je_fail(e, "table nested deeper than 64 levels (or a cycle)");
 	if (!lua_checkstack(L, 4))
 		return je_fail(e, "out of memory");
+	if (json_lua_lazy_materialize_protected(L, idx) < 0) {   /* an event: all of it */
+		e->nomem = 1;
+		return je_fail(e, "not enough memory");
+	}
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) {
 		if (lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {

@@ -3,8 +3,9 @@
  * loading the rules file, routing events, releasing batches.
  *
  * Design:
- * - Memory: a counting lua_Alloc refuses any growth beyond memory_limit, so
- *   Lua raises a memory error inside the rule (after its own emergency GC).
+ * - Memory: a counting lua_Alloc (rules_alloc.c) refuses any growth beyond
+ *   memory_limit, so Lua raises a memory error inside the rule (after its own
+ *   emergency GC).
  * - CPU: a count hook fires every min(limit, 1000) VM instructions and raises
  *   "instruction limit exceeded" once a call has used its budget, or "time
  *   limit exceeded" once the call's deadline (lua_time_limit, monotonic wall
@@ -66,29 +67,6 @@ struct route_call {
 	size_t index;
 	const struct rules_meta *meta;
 };
-
-/* lua_Alloc with a byte budget; shrinking and freeing never fail. */
-static void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-	struct rules *r = ud;
-	size_t old = ptr ? osize : 0;  /* for new blocks osize is a type tag */
-	void *p;
-
-	if (nsize == 0) {
-		free(ptr);
-		r->mem_used -= old;
-		return NULL;
-	}
-	if (r->mem_limit && nsize > old && nsize - old > r->mem_limit - r->mem_used) {
-		r->mem_refused = 1;
-		return NULL;
-	}
-	p = realloc(ptr, nsize);
-	if (!p)
-		return NULL;
-	r->mem_used = r->mem_used - old + nsize;
-	return p;
-}
 
 static void rules_hook(lua_State *L, lua_Debug *ar)
 {
@@ -245,6 +223,7 @@ static int rules_l_setup(lua_State *L)
 	rules_sandbox_open(L);
 	rules_api_open(L);
 	rules_budget_open(L);
+	json_lua_lazy_guard(L);
 	lua_settop(L, 0);
 	lua_pushliteral(L, "action");
 	if (opt->source) {
@@ -342,7 +321,9 @@ void rules_free(struct rules *r)
 	memset(&r->ctx, 0, sizeof r->ctx);
 	if (r->L)
 		lua_close(r->L);
+	rules_alloc_release(r);
 	rules_env_free(r);
+	json_lua_lazy_scratch_free(&r->lazy);
 	free(r->dir);
 	free(r);
 }
@@ -360,7 +341,7 @@ static int rules_l_snapshot_actions(lua_State *L)
 	for (lua_Integer i = 1; i <= n; i++) {
 		if (lua_rawgeti(L, 1, i) == LUA_TTABLE) {
 			lua_pushvalue(L, 3);
-			lua_rawget(L, -2);
+			lua_gettable(L, -2);   /* an event proxy's __index: not raw */
 			lua_rawseti(L, -3, i);
 		}
 		lua_pop(L, 1);
@@ -372,6 +353,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 		      struct batch *out, char *err, size_t errlen)
 {
 	lua_State *L = r->L;
+	size_t table_bytes;
 	int rc;
 
 	RULES_ENTRY(r);
@@ -381,7 +363,13 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	lua_replace(L, SLOT_ACTIONS);
 	rules_release_charges(r);
 	r->mem_refused = 0;
-	rc = json_lua_push_batch(L, body, len, max_events, out, err, errlen);
+	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, &r->lazy, &table_bytes, err,
+				      errlen);
+	/* Lazy tables are built when read: refuse now a batch that could not be. */
+	if (rc == BATCH_OK && r->mem_limit && table_bytes > r->mem_limit - r->mem_used) {
+		r->mem_refused = 1;
+		rc = BATCH_NOMEM;
+	}
 	if (rc == BATCH_OK) {
 		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);

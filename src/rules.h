@@ -4,10 +4,10 @@
  * rules_new creates a sandboxed lua_State (rules_sandbox.c), installs the
  * API given to rules (rules_api.c: forward, write, drop, json, log, print,
  * env, hmac_sha256, now), loads the rules file once and runs its optional init().
- * For each batch: rules_parse_batch builds the event tables in C
- * (json_lua.c), rules_route calls route(event, meta) for one event and
- * collects its decisions into a struct decisions, rules_end_batch lets the
- * tables go.
+ * For each batch: rules_parse_batch parses the events into lazy tables
+ * (json_lua_lazy.c: fields are built when a rule reads them), rules_route
+ * calls route(event, meta) for one event and collects its decisions into a
+ * struct decisions, rules_end_batch lets the tables go.
  *
  * A rule that raises an error, exceeds the instruction limit or the memory
  * limit affects only its event: its partial decisions are discarded and an

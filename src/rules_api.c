@@ -104,6 +104,7 @@ static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *t
 		return 0;
 	if (lua_type(L, idx) != LUA_TTABLE)
 		luaL_error(L, "forward: headers must be a table");
+	json_lua_lazy_materialize(L, idx);   /* an event as headers: its fields */
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		struct api_header *it = &h[n];

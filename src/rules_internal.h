@@ -21,6 +21,8 @@
 
 #include <lua.h>
 
+#include "json_lua_lazy.h"
+
 struct decisions;
 
 /* Longest message kept for an DECISION_ERROR (and for rules_new's err). */
@@ -81,12 +83,30 @@ struct rules {
 	char fatal_msg[128];
 
 	struct rules_ctx ctx;
+
+	struct json_lua_lazy_scratch lazy;   /* the batch parse's tape, reused */
+
+	/* rules_alloc.c: free small blocks by size class, pool_kept bytes in all */
+#define RULES_POOL_GRAIN 16
+#define RULES_POOL_CLASSES 16
+#define RULES_POOL_MAX (RULES_POOL_GRAIN * RULES_POOL_CLASSES)
+#define RULES_POOL_KEEP ((size_t)64 << 10)
+	void *pool[RULES_POOL_CLASSES];
+	size_t pool_kept;
 };
 
 static inline struct rules *rules_from(lua_State *L)
 {
 	return *(struct rules **)lua_getextraspace(L);
 }
+
+/*
+ * The state's lua_Alloc (rules_alloc.c; ud is the struct rules): refuses
+ * growth beyond mem_limit, serves small blocks from r's free lists.
+ * rules_alloc_release frees the lists (after lua_close).
+ */
+void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void rules_alloc_release(struct rules *r);
 
 /*
  * Classifies a failed protected call: if it failed because a limit was hit

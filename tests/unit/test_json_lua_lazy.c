@@ -1,0 +1,272 @@
+/*
+ * test_json_lua_lazy.c — lazy event tables (json_lua_lazy.c) through the
+ * rules engine: every way a rule can touch an event sees what an eagerly
+ * built table showed: field reads (exact integers, floats, json.null,
+ * booleans), nested reads, pairs, ipairs on contact.fields, #, assignment,
+ * the raw functions (rawget, rawset, rawlen, next, getmetatable,
+ * setmetatable), an event kept in a global and read in a later batch,
+ * json.encode, duplicate keys; and a batch whose tables could not be
+ * built is still refused at parse time.
+ *
+ * Uses tests/rules/eval.lua like test_rules.c: the event's code runs with
+ * event in scope and its result comes back as a drop reason. Run from the
+ * repository root.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "decisions.h"
+#include "rules.h"
+
+#define EVAL "tests/rules/eval.lua"
+
+/* The members every test event carries besides action and code. */
+#define FIELDS \
+	"\"n\":9007199254740993,\"f\":1.5,\"z\":null,\"t\":true," \
+	"\"contact\":{\"base\":[\"b1\"],\"fields\":[{\"email\":\"a@x\",\"id\":1},{\"email\":\"b@x\"}]}," \
+	"\"action_data\":{\"order\":\"42\"}"
+
+struct fx {
+	struct rules *r;
+	struct decisions decisions;
+	struct batch batch;
+	char body[8192];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	struct rules_options opt = { .path = EVAL, .instruction_limit = 200000,
+				     .memory_limit = (size_t)8 << 20 };
+	char err[256];
+
+	assert_non_null(f);
+	f->r = rules_new(&opt, err, sizeof err);
+	if (!f->r)
+		fail_msg("rules_new: %s", err);
+	decisions_init(&f->decisions);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	rules_free(f->r);
+	decisions_free(&f->decisions);
+	batch_free(&f->batch);
+	free(f);
+	return 0;
+}
+
+/* Runs code (no '"' or '\' in it) on one event of FIELDS (plus extra members); its result. */
+static const char *run(struct fx *f, const char *code, const char *extra)
+{
+	struct rules_meta meta = { .index = 1, .batch_size = 1, .request_id = "t" };
+	static char got[512];
+	char err[256];
+
+	snprintf(f->body, sizeof f->body, "{\"events\":[{\"action\":\"eval\",\"code\":\"%s\",%s%s%s}]}",
+		 code, FIELDS, extra ? "," : "", extra ? extra : "");
+	decisions_clear(&f->decisions);
+	if (rules_parse_batch(f->r, f->body, strlen(f->body), 10, &f->batch, err, sizeof err) != 0)
+		fail_msg("parse: %s", err);
+	if (rules_route(f->r, 0, &meta, &f->decisions) != RULES_ROUTE_RAN)
+		fail_msg("%s: %s", code, f->decisions.count ? f->decisions.items[0].text : "?");
+	assert_int_equal(f->decisions.count, 1);
+	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
+	snprintf(got, sizeof got, "%s", f->decisions.items[0].text);
+	rules_end_batch(f->r);
+	return got;
+}
+
+#define EXPECT(f, code, want) assert_string_equal(run(f, code, NULL), want)
+
+static void test_read(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "return event.n", "9007199254740993");
+	EXPECT(f, "return math.type(event.n) .. math.type(event.f) .. event.f", "integerfloat1.5");
+	EXPECT(f, "return tostring(event.z == json.null) .. tostring(event.t)", "truetrue");
+	EXPECT(f, "return tostring(event.missing) .. tostring(event[1]) .. event.action", "nilnileval");
+	/* a string key that looks like a number is still a string key */
+	assert_string_equal(run(f, "return tostring(event['7']) .. tostring(event[7])", "\"7\":\"s\""),
+			    "snil");
+}
+
+static void test_nested_read(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "return event.contact.fields[2].email .. event.action_data.order", "b@x42");
+	EXPECT(f, "return math.type(event.contact.fields[1].id)", "integer");
+	/* a container is built once: the same table on every read */
+	EXPECT(f, "return tostring(event.contact == event.contact and "
+		  "event.contact.fields == event.contact.fields)", "true");
+}
+
+static void test_pairs(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "local k = {} for name in pairs(event) do k[#k + 1] = name end "
+		  "table.sort(k) return table.concat(k, ',')",
+	       "action,action_data,code,contact,f,n,t,z");
+	/* a container read before pairs is the one pairs gives */
+	EXPECT(f, "local c = event.contact local same for k, v in pairs(event) do "
+		  "if k == 'contact' then same = v == c end end return tostring(same)", "true");
+	EXPECT(f, "local n = 0 for k, v in pairs(event.contact.fields[1]) do n = n + 1 end return n",
+	       "2");
+}
+
+static void test_ipairs_and_length(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "local s = '' for i, c in ipairs(event.contact.fields) do s = s .. i .. c.email end "
+		  "return s", "1a@x2b@x");
+	EXPECT(f, "local n = 0 for _ in ipairs(event) do n = n + 1 end return n", "0");
+	EXPECT(f, "return #event .. #event.contact.fields .. #event.contact.base", "021");
+}
+
+static void test_assignment(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "event.action = 'x' event.new = 1 return event.action .. event.new .. "
+		  "event.contact.fields[2].email .. event.n", "x1b@x9007199254740993");
+	EXPECT(f, "local c = event.contact event.y = 1 return tostring(c == event.contact)", "true");
+	EXPECT(f, "event.contact.fields[1].email = 'q' return event.contact.fields[1].email", "q");
+	EXPECT(f, "event.contact = nil return tostring(event.contact)", "nil");
+	EXPECT(f, "local c = event.contact event.contact = nil return tostring(event.contact) .. "
+		  "c.base[1]", "nilb1");
+	EXPECT(f, "event.n = nil local k = 0 for _ in pairs(event) do k = k + 1 end return k", "7");
+	EXPECT(f, "table.insert(event, 'v') return event[1] .. #event", "v1");
+}
+
+static void test_raw_access(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "return rawget(event, 'action') .. rawget(event, 'n')", "eval9007199254740993");
+	EXPECT(f, "local x = event.contact return tostring(rawget(event, 'contact') == x)", "true");
+	EXPECT(f, "return tostring(next(event) ~= nil) .. rawlen(event)", "true0");
+	EXPECT(f, "rawset(event, 'w', 5) return event.w .. event.action", "5eval");
+	EXPECT(f, "return tostring(getmetatable(event))", "nil");
+	EXPECT(f, "setmetatable(event, { __index = function() return 'd' end }) "
+		  "return event.nosuch .. event.action .. tostring(getmetatable(event) ~= nil)",
+	       "devaltrue");
+	/* the raw functions still work on other values */
+	EXPECT(f, "return rawget({ a = 1 }, 'a') .. tostring(next({})) .. rawlen('abc')", "1nil3");
+}
+
+/* The event outlives its batch: kept in a global, read after later batches. */
+static void test_kept_across_batches(void **state)
+{
+	struct fx *f = *state;
+	char code[128];
+
+	EXPECT(f, "kept = event kept_contact = event.contact return 'kept'", "kept");
+	for (int i = 0; i < 50; i++) {
+		snprintf(code, sizeof code, "local t = {} for i = 1, 2000 do t[i] = { i } end return %d",
+			 i);
+		assert_int_equal(atoi(run(f, code, NULL)), i);
+	}
+	EXPECT(f, "return kept.action .. kept.contact.fields[2].email .. kept.n .. "
+		  "tostring(kept.contact == kept_contact)", "evalb@x9007199254740993true");
+	EXPECT(f, "local k = 0 for _ in pairs(kept) do k = k + 1 end return k", "8");
+	EXPECT(f, "return tostring(kept ~= event)", "true");
+}
+
+static void test_json_encode(void **state)
+{
+	struct fx *f = *state;
+
+	EXPECT(f, "local d = json.decode(json.encode(event)) return d.n .. d.f .. "
+		  "d.contact.fields[2].email .. tostring(d.z == json.null) .. math.type(d.n) .. d.action",
+	       "90071992547409931.5b@xtrueintegereval");
+	EXPECT(f, "local d = json.decode(json.encode({ e = event })) return d.e.action_data.order",
+	       "42");
+	/* after encoding, the event is still the same event */
+	EXPECT(f, "local c = event.contact json.encode(event) return tostring(c == event.contact) .. "
+		  "event.action", "trueeval");
+}
+
+static void test_duplicate_keys(void **state)
+{
+	struct fx *f = *state;
+
+	assert_string_equal(run(f, "return event.k", "\"k\":1,\"k\":2"), "2");
+	assert_string_equal(run(f, "local s = '' for k, v in pairs(event) do if k == 'k' then "
+				   "s = s .. v end end return s", "\"k\":1,\"k\":{\"x\":2},\"k\":3"),
+			    "3");
+}
+
+/* Tables that could not all be built do not pass the parse (413), as before. */
+static void test_too_big_for_the_limit(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 300000, len = 0;
+	char *body = malloc(64 + n * 3), err[256];
+
+	assert_non_null(body);
+	len += (size_t)sprintf(body, "{\"events\":[{\"action\":\"eval\",\"x\":[");
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(body + len, "%s{}", i ? "," : "");
+	len += (size_t)sprintf(body + len, "]}]}");
+	assert_int_equal(rules_parse_batch(f->r, body, len, 10, &f->batch, err, sizeof err),
+			 BATCH_TOO_BIG);
+	free(body);
+	EXPECT(f, "return 'alive'", "alive");
+}
+
+/* An event without a string action is rejected and never reaches the rule. */
+static void test_rejected_not_routable(void **state)
+{
+	struct fx *f = *state;
+	const char *body = "{\"events\":[{\"x\":1},7,{\"action\":\"eval\",\"code\":\"return event.y\","
+			   "\"y\":\"third\"}]}";
+	struct rules_meta meta = { .index = 3, .batch_size = 3, .request_id = "t" };
+	char err[256];
+
+	decisions_clear(&f->decisions);
+	assert_int_equal(rules_parse_batch(f->r, body, strlen(body), 10, &f->batch, err, sizeof err),
+			 BATCH_OK);
+	assert_int_equal(f->batch.count, 3);
+	assert_non_null(f->batch.events[0].reject);
+	assert_non_null(f->batch.events[1].reject);
+	assert_null(rules_event_action(f->r, 0));
+	assert_string_equal(rules_event_action(f->r, 2), "eval");
+	assert_int_equal(rules_route(f->r, 2, &meta, &f->decisions), RULES_ROUTE_RAN);
+	assert_string_equal(f->decisions.items[0].text, "third");
+	rules_end_batch(f->r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nested_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pairs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ipairs_and_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_assignment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_raw_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_across_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_json_encode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_big_for_the_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rejected_not_routable, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
