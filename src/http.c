@@ -8,7 +8,9 @@
  * method (405), auth (401), content type (415), declared size (413), then
  * the body is read with a hard bound on bytes actually received (413), and
  * the batch goes through the pipeline (200/400/413/5xx). The secret never
- * reaches a log line: we log method, path and status only, never the query.
+ * reaches a log line: the access line (http_access.h) redacts every query
+ * value. Every answer written here records its status and size for that
+ * line and carries X-Request-Id.
  * Every answer of the endpoint is counted (requests_total, request_seconds)
  * in one place, http_on_batch, around the handler proper.
  *
