@@ -211,8 +211,8 @@ static int run_config(struct run *r)
 	log_setup((enum log_level)r->cfg.log_level, r->cfg.log_json);
 	if (r->cfg.log_file && log_open_file(r->cfg.log_file, r->user.drop, r->user.uid,
 					     r->user.gid, err, sizeof err) < 0) {
-		fprintf(stderr, "egoi-router: %s: %s\n", r->path, err);
-		return EXIT_INVALID;
+		fprintf(stderr, "egoi-router: %s\n", err);   /* the system's, not the config's */
+		return EXIT_RUNTIME;
 	}
 	if (http_library_init(err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
