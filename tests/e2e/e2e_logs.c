@@ -262,6 +262,82 @@ static void sigusr1_reopens_log_file(void **state)
 	e2e_pass(t);
 }
 
+/* Replaces the first `from` in text (malloc'ed) by `to`; fails when absent. */
+static char *logs_replace(char *text, const char *from, const char *to)
+{
+	char *at = strstr(text, from), *out;
+	size_t head, n;
+
+	if (!at)
+		fail_msg("'%s' not in the logrotate snippet", from);
+	head = (size_t)(at - text);
+	n = strlen(text) - strlen(from) + strlen(to) + 1;
+	out = malloc(n);
+	assert_non_null(out);
+	snprintf(out, n, "%.*s%s%s", (int)head, text, to, at + strlen(from));
+	free(text);
+	return out;
+}
+
+/* scripts/egoi-router.logrotate as shipped, run by logrotate itself, with
+ * its path moved into the test dir and its systemctl line (no systemd
+ * here) replaced by the same signal sent to the daemon's PID: the file is
+ * rotated, the daemon writes on in a new file at the path. */
+static void logrotate_snippet_rotates_log_file(void **state)
+{
+	struct e2e *t = *state;
+	char conf[HARNESS_PATH + 32], file[HARNESS_PATH + 16], rotated[HARNESS_PATH + 32];
+	char glob[HARNESS_PATH + 16], lr[HARNESS_PATH + 16], st[HARNESS_PATH + 16], kill_cmd[64];
+	const char small[] = "{\"events\":[{\"action\":\"email_open\",\"bid\":\"1\"}]}";
+	char hdr[128], *snippet, *out = NULL, *err = NULL;
+	struct logs_answer a, b;
+	int rc;
+
+	if (access("/usr/sbin/logrotate", X_OK) != 0)
+		fail_msg("logrotate is not installed (scripts/deps.sh installs it)");
+	snprintf(file, sizeof file, "%s/router.log", t->h.dir);
+	snprintf(rotated, sizeof rotated, "%s/router.log.1", t->h.dir);
+	snprintf(glob, sizeof glob, "%s/*.log", t->h.dir);
+	snprintf(lr, sizeof lr, "%s/logrotate.conf", t->h.dir);
+	snprintf(st, sizeof st, "%s/logrotate.state", t->h.dir);
+	snprintf(conf, sizeof conf, "log_file = %s\n", file);
+	e2e_boot(t, logs_lua, conf);
+	snprintf(hdr, sizeof hdr, "X-Router-Token: %s", t->h.token);
+	a = logs_request(t, "POST", "/hooks/egoi", small, sizeof small - 1, hdr);
+	assert_int_equal(a.status, 200);
+
+	snippet = harness_read_file("scripts/egoi-router.logrotate", NULL);
+	assert_non_null(snippet);
+	snippet = logs_replace(snippet, "/var/log/egoi-router/*.log", glob);
+	snprintf(kill_cmd, sizeof kill_cmd, "kill -USR1 %ld", (long)t->h.pid);
+	snippet = logs_replace(snippet,
+			       "systemctl kill --signal=USR1 --kill-whom=main egoi-router.service",
+			       kill_cmd);
+	assert_int_equal(harness_write_file(lr, snippet, strlen(snippet)), 0);
+	free(snippet);
+	const char *const argv[] = { "/usr/sbin/logrotate", "-f", "-s", st, lr, NULL };
+	rc = harness_run(&t->h, argv, NULL, 20000, &out, &err);
+	if (rc != 0)
+		fail_msg("logrotate exited %d: %s%s", rc, out ? out : "", err ? err : "");
+	free(out);
+	free(err);
+	for (int i = 0; i < 100 && access(file, F_OK) != 0; i++)
+		harness_sleep_ms(50);
+	b = logs_request(t, "POST", "/hooks/egoi", small, sizeof small - 1, hdr);
+	assert_int_equal(b.status, 200);
+	e2e_stop_ok(t);
+	char *text = harness_read_file(rotated, NULL);
+	assert_non_null(text);   /* delaycompress: the first rotation stays plain */
+	assert_non_null(strstr(text, a.rid));
+	free(text);
+	text = harness_read_file(file, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "SIGUSR1: log file"));
+	assert_non_null(strstr(text, b.rid));
+	free(text);
+	e2e_pass(t);
+}
+
 /* 503 then 503: a warn line for the retry (attempt, status, when next),
  * an error line for the dead letter; the destination is scheme://host:port,
  * never the URL's path or query. */
@@ -308,6 +384,7 @@ const struct CMUnitTest e2e_logs_tests[] = {
 	E2E_TEST(access_line_per_answer_json),
 	E2E_TEST(access_line_text_and_early_answer),
 	E2E_TEST(sigusr1_reopens_log_file),
+	E2E_TEST(logrotate_snippet_rotates_log_file),
 	E2E_TEST(delivery_outcome_lines),
 };
 const size_t e2e_logs_count = sizeof e2e_logs_tests / sizeof e2e_logs_tests[0];
