@@ -106,11 +106,13 @@ static int http_log_message(const struct mg_connection *conn, const char *messag
 		return 1;
 	}
 	/* A client that connects and leaves (or speaks plain HTTP to a TLS port)
-	 * makes civetweb say "sslize error:" with no detail: routine, not a fault. */
+	 * makes civetweb say "sslize error:" with no detail: routine, not a fault.
+	 * Both kinds are written once per LOG_REPEAT_S with a count (log.h). */
 	if (strncmp(message, "sslize error", 12) == 0)
-		log_msg(LOG_INFO, NULL, "TLS handshake failed%s", message + 12);
+		log_limited(LOG_INFO, "TLS handshake failed", NULL, 0, "TLS handshake failed%s",
+			    message + 12);
 	else
-		log_msg(LOG_WARN, NULL, "http: %s", message);
+		log_limited(LOG_WARN, message, NULL, 0, "http: %s", message);
 	return 1;
 }
 
@@ -201,8 +203,8 @@ static int http_begin_request(struct mg_connection *conn)
 	endpoint = ri->local_uri && strcmp(ri->local_uri, s->cfg->endpoint) == 0;
 	if (bad || lengths > 1 || (lengths && encodings)) {
 		metrics_refused(METRICS_REFUSED_FRAMING);
-		log_msg(LOG_INFO, NULL, "400 from %s: invalid or conflicting Content-Length",
-			ri->remote_addr);
+		log_msg(LOG_INFO, w ? w->access.rid : NULL,
+			"400 from %s: invalid or conflicting Content-Length", ri->remote_addr);
 		http_early_reply(conn, 400, "Bad Request",
 				 "{\"error\":\"invalid or conflicting Content-Length\"}", NULL);
 		if (endpoint)

@@ -193,12 +193,13 @@ static void access_line_per_answer_json(void **state)
 	e2e_pass(t);
 }
 
-/* Text lines: key=value fields after the message; a 429 answered before
- * any handler (begin_request) has its access line and id too. */
+/* Text lines: key=value fields after the message; a 429 and a 400 for bad
+ * framing, answered before any handler (begin_request), have their access
+ * line and id too, and the 400's reason line carries the same id. */
 static void access_line_text_and_early_answer(void **state)
 {
 	struct e2e *t = *state;
-	struct logs_answer a, b;
+	struct logs_answer a, b, c;
 	char line[160], *log;
 	const char small[] = "{\"events\":[{\"action\":\"email_open\",\"bid\":\"1\"}]}";
 	char hdr[128];
@@ -210,6 +211,9 @@ static void access_line_text_and_early_answer(void **state)
 	assert_int_equal(a.status, 200);
 	assert_int_equal(b.status, 429);
 	assert_true(b.rid[0] != '\0');
+	c = logs_request(t, "POST", "/hooks/egoi", small, sizeof small - 1, "Content-Length: 12x");
+	assert_int_equal(c.status, 400);
+	assert_true(c.rid[0] != '\0');
 	e2e_stop_ok(t);
 	log = harness_read_file(t->h.log, NULL);
 	assert_non_null(log);
@@ -218,6 +222,11 @@ static void access_line_text_and_early_answer(void **state)
 	assert_non_null(strstr(log, line));
 	snprintf(line, sizeof line, " info [%s] request method=POST path=/hooks/egoi status=429 ",
 		 b.rid);
+	assert_non_null(strstr(log, line));
+	snprintf(line, sizeof line, " info [%s] request method=POST path=/hooks/egoi status=400 ",
+		 c.rid);
+	assert_non_null(strstr(log, line));
+	snprintf(line, sizeof line, " info [%s] 400 from 127.0.0.1: invalid", c.rid);
 	assert_non_null(strstr(log, line));
 	free(log);
 	e2e_pass(t);
