@@ -7,7 +7,10 @@
  * JSON (log_fields). The level and format are set at start-up (log_setup)
  * and read with relaxed atomics from every thread. Messages, field values
  * and request ids are escaped (log_escape): they carry event and rule data.
- * Where lines go is log_out.c's.
+ * Where lines go is log_out.c's. JSON lines are not made with yajl_gen:
+ * it writes DEL, C1 controls and U+2028/U+2029 raw and refuses (or, not
+ * validating, passes) invalid UTF-8, where a log line must show all of
+ * them escaped; log_escape's one set of rules serves text and JSON alike.
  */
 #include "log.h"
 
