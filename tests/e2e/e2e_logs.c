@@ -147,7 +147,7 @@ static int logs_count(const char *log, const char *what)
 static void access_line_per_answer_json(void **state)
 {
 	struct e2e *t = *state;
-	struct logs_answer ok, m405, m413, m401, mine;
+	struct logs_answer ok, m405, m413, m401, mine, none;
 	char path[256], big[2048], *log;
 
 	e2e_boot(t, logs_lua, "log_format = json\nmax_body = 1K\n");
@@ -160,6 +160,8 @@ static void access_line_per_answer_json(void **state)
 	m413 = logs_request(t, "POST", path, big, sizeof big, NULL);
 	m401 = logs_request(t, "POST", "/hooks/egoi?token=wrong", small, sizeof small - 1, NULL);
 	mine = logs_request(t, "POST", path, small, sizeof small - 1, "X-Request-Id: proxy-42.a");
+	none = logs_request(t, "GET", "/no-route?token=x", NULL, 0, NULL);
+	assert_int_equal(none.status, 404);   /* civetweb's own answer: a line all the same */
 	assert_int_equal(ok.status, 200);
 	assert_int_equal(m405.status, 405);
 	assert_int_equal(m413.status, 413);
@@ -188,6 +190,8 @@ static void access_line_per_answer_json(void **state)
 	 * probes of the harness, which have their own). */
 	assert_int_equal(logs_count(log, "\"msg\":\"request\",\"method\":\"POST\",\"path\":\"/hooks"), 4);
 	assert_int_equal(logs_count(log, "\"msg\":\"request\",\"method\":\"GET\",\"path\":\"/hooks"), 1);
+	assert_int_equal(logs_count(log, "\"msg\":\"request\",\"method\":\"GET\","
+					 "\"path\":\"/no-route?token=REDACTED\",\"status\":404,"), 1);
 	assert_null(strstr(log, t->h.token));
 	free(log);
 	e2e_pass(t);
