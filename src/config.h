@@ -47,6 +47,7 @@ struct config {
 	char *rules_env;             /* "NAME, NAME": what env() may read; NULL = nothing */
 	int log_level;               /* enum log_level */
 	int log_json;                /* log_format = json */
+	char *log_file;              /* NULL = stderr (log.h) */
 	char *run_as_user;           /* NULL = keep the current user */
 	long max_conns_per_address;  /* open TLS connections per client address, 0 = no cap */
 	size_t min_body_rate;        /* bytes/s a body must keep after its first 2 s, 0 = off */

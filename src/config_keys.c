@@ -161,6 +161,11 @@ const struct cfg_key config_keys[] = {
 	{ .name = "log_format", .type = CFG_LOG_FORMAT, .def = "text", .offset = OFF(log_json),
 	  .live = 1,
 	  .help = "text (one line per message) or json (one JSON object per line)." },
+	{ .name = "log_file", .type = CFG_PATH, .sample = "/var/log/egoi-router/router.log",
+	  .offset = OFF(log_file),
+	  .help = "If set, log lines are appended to this file (created 0640, given "
+		  "to run_as_user) instead of stderr; SIGUSR1 reopens it (logrotate). "
+		  "Not set by default." },
 	{ .name = "run_as_user", .type = CFG_STRING, .sample = "egoi-router",
 	  .offset = OFF(run_as_user),
 	  .help = "If set, drop privileges to this user after binding the listening "

@@ -46,10 +46,17 @@ static void circuit_changed(struct deliver *d, struct deliver_dest *t,
 					"(last: %s); one probe in %.1f s", t->key, t->circuit.failures,
 			detail, t->circuit.until - now);
 		return;
-	case DELIVER_REOPENED:
-		log_msg(LOG_WARN, NULL, "destination %s: probe failed (%s); circuit stays open, "
-					"next probe in %.1f s", t->key, detail, t->circuit.until - now);
+	case DELIVER_REOPENED: {
+		/* A dead destination fails a probe every backoff: one line per
+		 * LOG_REPEAT_S with a count is enough. */
+		struct log_field f[] = { LOG_FS("destination", t->key), LOG_FS("error", detail) };
+		char key[160];
+
+		snprintf(key, sizeof key, "probe failed %s", t->key);
+		log_limited(LOG_WARN, key, f, 2, "destination %s: probe failed (%s); circuit stays "
+			    "open, next probe in %.1f s", t->key, detail, t->circuit.until - now);
 		return;
+	}
 	case DELIVER_CLOSED_AGAIN:
 		moved = outbox_dest_due_now(d->ob, t->key, now);
 		if (moved < 0)
@@ -59,6 +66,47 @@ static void circuit_changed(struct deliver *d, struct deliver_dest *t,
 					"entr%s due now", t->key, moved > 0 ? moved : 0,
 			moved == 1 ? "y is" : "ies are");
 		t->due_at = now;
+		return;
+	}
+}
+
+/*
+ * One line per outcome, with fields: debug for a delivery done, warn for a
+ * retry (when it is due), error for a dead letter. The destination is the
+ * scheme://host:port key (destination.h), never the URL, which may carry
+ * credentials or a token in its query.
+ */
+static void deliver_outcome_log(const struct deliver_request *x, const char *dest,
+				const char *label, long attempt, const char *detail, double delay,
+				double seconds)
+{
+	const struct outbox_delivery *e = x->e;
+	struct log_field f[] = {
+		LOG_FS("delivery_id", e->delivery_id),
+		LOG_FS("destination", dest),
+		LOG_FS("name", label),
+		LOG_FI("attempt", attempt),
+		LOG_FI("status", x->status),
+		LOG_FD("duration_ms", seconds >= 0 ? seconds * 1000.0 : 0),
+		LOG_FS("error", detail),
+		LOG_FD("retry_in_s", delay),
+		LOG_FD("next_attempt_at", x->next_at),
+	};
+
+	switch (x->outcome) {
+	case DELIVER_DONE:
+		log_fields(LOG_DEBUG, e->request_id, f, 6, "delivery %s to %s done (attempt %ld)",
+			   e->delivery_id, label, attempt);
+		return;
+	case DELIVER_RETRY:
+		log_fields(LOG_WARN, e->request_id, f, 9,
+			   "delivery %s to %s failed (attempt %ld): %s; retry in %.1f s",
+			   e->delivery_id, label, attempt, detail, delay);
+		return;
+	case DELIVER_DEAD:
+		log_fields(LOG_ERROR, e->request_id, f, 7,
+			   "delivery %s to %s dead-lettered after %ld attempt%s: %s",
+			   e->delivery_id, label, attempt, attempt == 1 ? "" : "s", detail);
 		return;
 	}
 }
@@ -104,14 +152,7 @@ void deliver_finish(struct deliver *d, struct deliver_request *x, int status, co
 	    asprintf(&x->error, "%s%s%s", detail, x->snippet_len ? ": " : "",
 		     deliver_request_snippet(x)) < 0)
 		x->error = NULL;
-	if (x->outcome == DELIVER_RETRY)
-		log_msg(LOG_WARN, e->request_id,
-			"delivery %s to %s failed (attempt %ld): %s; retry in %.1f s",
-			e->delivery_id, label, attempt, detail, delay);
-	else if (x->outcome == DELIVER_DEAD)
-		log_msg(LOG_ERROR, e->request_id,
-			"delivery %s to %s dead-lettered after %ld attempt%s: %s",
-			e->delivery_id, label, attempt, attempt == 1 ? "" : "s", detail);
+	deliver_outcome_log(x, t ? t->key : x->host, label, attempt, detail, delay, seconds);
 	if (!x->error && x->outcome != DELIVER_DONE)
 		x->error = strdup(detail);
 	x->next = d->finished;

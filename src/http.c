@@ -8,7 +8,9 @@
  * method (405), auth (401), content type (415), declared size (413), then
  * the body is read with a hard bound on bytes actually received (413), and
  * the batch goes through the pipeline (200/400/413/5xx). The secret never
- * reaches a log line: we log method, path and status only, never the query.
+ * reaches a log line: the access line (http_access.h) redacts every query
+ * value. Every answer written here records its status and size for that
+ * line and carries X-Request-Id.
  * Every answer of the endpoint is counted (requests_total, request_seconds)
  * in one place, http_on_batch, around the handler proper.
  *
@@ -102,6 +104,8 @@ static const char *http_reason(int status)
 static void http_reply(struct mg_connection *conn, int status, const char *ctype,
 		       const char *body, size_t len, int close, const char *extra)
 {
+	struct http_worker *w = mg_get_thread_pointer(conn);
+	struct http_access *a = w && w->access.active ? &w->access : NULL;
 	char stack[HTTP_HEAD_MAX + 512];
 	char *buf = stack;
 	size_t cap = sizeof stack;
@@ -115,13 +119,15 @@ static void http_reply(struct mg_connection *conn, int status, const char *ctype
 	}
 	head = snprintf(buf, HTTP_HEAD_MAX,
 			"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			"Cache-Control: no-store\r\n%s%s\r\n",
+			"Cache-Control: no-store\r\n%s%s%s%s%s\r\n",
 			status, http_reason(status), ctype, len, extra ? extra : "",
+			a ? "X-Request-Id: " : "", a ? a->rid : "", a ? "\r\n" : "",
 			close ? "Connection: close\r\n" : "");
 	if (close)
 		mg_disable_keep_alive(conn);
 	if (head > 0 && head < HTTP_HEAD_MAX) {
 		memcpy(buf + head, body, len);
+		http_access_answered(a, status, (size_t)head + len);
 		if (mg_write(conn, buf, (size_t)head + len) < 0)
 			log_msg(LOG_DEBUG, NULL, "client went away before the answer");
 	}
@@ -147,17 +153,6 @@ static void http_reply_error(struct mg_connection *conn, int status, const char 
 	    yajl_gen_get_buf(g, &out, &len) == yajl_gen_status_ok)
 		http_reply(conn, status, "application/json", (const char *)out, len, close, extra);
 	yajl_gen_free(g);
-}
-
-static void http_request_id(struct http_worker *w, char *out, size_t outlen)
-{
-	uint64_t x = w->rng;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	w->rng = x;
-	snprintf(out, outlen, "%016llx", (unsigned long long)x);
 }
 
 /* Finds the token in X-Router-Token, Authorization: Bearer, or ?token=. */
@@ -330,6 +325,7 @@ static int http_batch_receive(struct mg_connection *conn, const struct config *c
 		return 400;
 	}
 	*len = (size_t)got;
+	w->access.bytes_in = got;
 	return 0;
 }
 
@@ -349,6 +345,8 @@ static int http_batch_route(struct mg_connection *conn, struct http_server *s,
 		w->body = NULL;
 		w->body_cap = 0;
 	}
+	w->access.events = (long long)res.accepted;
+	w->access.rejected = (long long)res.rejected;
 	if (res.http_status != 200) {
 		log_msg(res.http_status >= 500 ? LOG_ERROR : LOG_INFO, rid, "%d from %s: %s",
 			res.http_status, ri->remote_addr, res.error);
@@ -381,7 +379,7 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	struct http_worker *w = mg_get_thread_pointer(conn);
 	struct config_snap *snap;
 	const struct config *cfg;
-	char rid[24];
+	const char *rid;
 	double received_at;
 	size_t len = 0;
 	int status;
@@ -391,7 +389,9 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 		return 500;
 	}
 	received_at = clock_wall();
-	http_request_id(w, rid, sizeof rid);
+	if (!w->access.active)   /* begin_request always starts it; never unnamed */
+		http_access_begin(&w->access, &w->rng, NULL);
+	rid = w->access.rid;
 	/* One config from start to end of the request, whatever a SIGHUP
 	 * publishes meanwhile (config_reload.h); the worker's pipeline reads
 	 * it too (limits, the rules' Lua limits when it builds a generation). */

@@ -52,14 +52,6 @@ struct guard_cidr {
 	uint32_t net, mask;       /* host order */
 };
 
-/* Rate-limited logging of one kind of refusal. */
-struct guard_log {
-	const char *what;
-	double last;              /* clock_mono of the last line, 0 = never */
-	unsigned long missed;     /* refusals since, not logged */
-	char last_addr[48];
-};
-
 struct http_guard {
 	pthread_mutex_t mu;       /* guards everything below */
 	long cap;                 /* 0 = no cap */
@@ -69,8 +61,12 @@ struct http_guard {
 	size_t entries;
 	int full_warned;
 	struct guard_entry *bucket[HTTP_GUARD_BUCKETS];
-	struct guard_log cap_log, acl_log;
 };
+
+/* The two kinds of refusal, each logged through log_limited (log.h) under
+ * its own key: one line per LOG_REPEAT_S, then a count. */
+#define GUARD_CAP_REFUSED "over max_connections_per_address"
+#define GUARD_ACL_REFUSED "not in allow_from"
 
 /* What an SSL object carries while it counts against its address. */
 struct guard_conn {
@@ -184,8 +180,6 @@ struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t er
 	if (cfg->rate_limit_exempt)
 		parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, g->exempt,
 			    HTTP_GUARD_MAX_EXEMPT, &g->nexempt, err, errlen);
-	g->cap_log.what = "over max_connections_per_address";
-	g->acl_log.what = "not in allow_from";
 	pthread_once(&guard_once, guard_indexes);
 	return g;
 }
@@ -270,59 +264,29 @@ static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int c
 	return found;
 }
 
-/* Logs one refusal, or counts it if a line was written less than a period ago. */
-static void guard_log_refusal(struct http_guard *g, struct guard_log *l, const char *addr)
+/* Logs one refusal, or counts it if a line of its kind was written less
+ * than LOG_REPEAT_S ago. */
+static void guard_log_refusal(const char *what, const char *addr)
 {
-	double now = clock_mono();
-	unsigned long missed = 0;
-	int log_it = 0;
+	struct log_field f[] = { LOG_FS("remote", addr), LOG_FS("reason", what) };
+	char key[64];
 
-	pthread_mutex_lock(&g->mu);
-	snprintf(l->last_addr, sizeof l->last_addr, "%s", addr);
-	if (l->last == 0 || now - l->last >= HTTP_GUARD_LOG_PERIOD_S) {
-		log_it = 1;
-		missed = l->missed;
-		l->missed = 0;
-		l->last = now;
-	} else {
-		l->missed++;
-	}
-	pthread_mutex_unlock(&g->mu);
-	if (!log_it)
-		return;
-	if (missed)
-		log_msg(LOG_WARN, NULL, "connection from %s refused: %s (and %lu more refused "
-			"in the last %.0f s or more, not logged one by one)", addr, l->what,
-			missed, HTTP_GUARD_LOG_PERIOD_S);
-	else
-		log_msg(LOG_WARN, NULL, "connection from %s refused: %s (more within %.0f s "
-			"are counted, not logged one by one)", addr, l->what,
-			HTTP_GUARD_LOG_PERIOD_S);
+	snprintf(key, sizeof key, "connection refused: %s", what);
+	log_limited(LOG_WARN, key, f, 2, "connection from %s refused: %s", addr, what);
 }
 
+/* Counts not yet written (of every log_limited key) are written now. */
 void http_guard_flush_log(struct http_guard *g)
 {
-	struct guard_log *logs[2] = { &g->cap_log, &g->acl_log };
-
-	for (int i = 0; i < 2; i++) {
-		unsigned long missed;
-		char last[48];
-
-		pthread_mutex_lock(&g->mu);
-		missed = logs[i]->missed;
-		logs[i]->missed = 0;
-		memcpy(last, logs[i]->last_addr, sizeof last);
-		pthread_mutex_unlock(&g->mu);
-		if (missed)
-			log_msg(LOG_WARN, NULL, "%lu more connections refused (%s), the last from "
-				"%s", missed, logs[i]->what, last);
-	}
+	(void)g;
+	log_limited_flush();
 }
 
 void http_guard_acl_refused(struct http_guard *g, const char *addr)
 {
+	(void)g;
 	metrics_refused(METRICS_REFUSED_ALLOW_FROM);
-	guard_log_refusal(g, &g->acl_log, addr);
+	guard_log_refusal(GUARD_ACL_REFUSED, addr);
 }
 
 int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry_after_s)
@@ -415,7 +379,7 @@ static void guard_info(const SSL *cssl, int where, int ret)
 			guard_cut_here = 1;
 			metrics_refused(METRICS_REFUSED_CONN_CAP);
 			inet_ntop(AF_INET, &addr, text, sizeof text);
-			guard_log_refusal(g, &g->cap_log, text);
+			guard_log_refusal(GUARD_CAP_REFUSED, text);
 		}
 		return;
 	}

@@ -14,7 +14,8 @@
  *   rate_limit_burst), answered 429 with Retry-After.
  * - rate_limit_exempt: addresses neither capped nor rate limited.
  * - refusals (over the cap, allow_from) are logged at most once per
- *   HTTP_GUARD_LOG_PERIOD_S per kind, with a count of those not logged.
+ *   LOG_REPEAT_S per kind, with a count of those not logged (log_limited,
+ *   log.h).
  *
  * http_guard_check validates the settings these protections and civetweb's
  * access control list need, so `check` refuses what `run` would refuse.
@@ -30,7 +31,6 @@
 
 #include "config.h"
 
-#define HTTP_GUARD_LOG_PERIOD_S 10.0
 
 struct http_guard;
 

@@ -11,6 +11,7 @@
 
 #include <civetweb.h>
 
+#include "http_access.h"
 #include "http_drain.h"
 #include "http_guard.h"
 #include "http_watchdog.h"
@@ -34,6 +35,7 @@ struct http_worker {
 	struct http_server *server;
 	struct http_watchdog_slot slot;  /* body-read deadline */
 	uint64_t rng;          /* xorshift state for request ids */
+	struct http_access access;  /* the request being served (http_access.h) */
 	char *body;            /* request body buffer, grown as needed, reused */
 	size_t body_cap;
 };

@@ -107,11 +107,13 @@ static int http_log_message(const struct mg_connection *conn, const char *messag
 		return 1;
 	}
 	/* A client that connects and leaves (or speaks plain HTTP to a TLS port)
-	 * makes civetweb say "sslize error:" with no detail: routine, not a fault. */
+	 * makes civetweb say "sslize error:" with no detail: routine, not a fault.
+	 * Both kinds are written once per LOG_REPEAT_S with a count (log.h). */
 	if (strncmp(message, "sslize error", 12) == 0)
-		log_msg(LOG_INFO, NULL, "TLS handshake failed%s", message + 12);
+		log_limited(LOG_INFO, "TLS handshake failed", NULL, 0, "TLS handshake failed%s",
+			    message + 12);
 	else
-		log_msg(LOG_WARN, NULL, "http: %s", message);
+		log_limited(LOG_WARN, message, NULL, 0, "http: %s", message);
 	return 1;
 }
 
@@ -150,11 +152,26 @@ static int http_digits_only(const char *v)
 static int http_early_reply(struct mg_connection *conn, int status, const char *reason,
 			    const char *json, const char *extra)
 {
+	struct http_worker *w = mg_get_thread_pointer(conn);
+	int n;
+
 	mg_disable_keep_alive(conn);
-	mg_printf(conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-		  "Content-Length: %zu\r\nCache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
-		  status, reason, strlen(json), extra ? extra : "", json);
+	n = mg_printf(conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+		      "Content-Length: %zu\r\nCache-Control: no-store\r\n%sX-Request-Id: %s\r\n"
+		      "Connection: close\r\n\r\n%s",
+		      status, reason, strlen(json), extra ? extra : "",
+		      w ? w->access.rid : "-", json);
+	if (w)
+		http_access_answered(&w->access, status, n > 0 ? (size_t)n : 0);
 	return status;
+}
+
+/* The request's access line (http_access.h), whoever answered it. */
+static void http_end_request(const struct mg_connection *conn, int status)
+{
+	struct http_worker *w = mg_get_thread_pointer(conn);
+
+	http_access_end(w ? &w->access : NULL, mg_get_request_info(conn), status);
 }
 
 /*
@@ -170,8 +187,12 @@ static int http_begin_request(struct mg_connection *conn)
 	struct http_server *s = ri->user_data;
 	int lengths = 0, encodings = 0, bad = 0, endpoint;
 	double start = clock_mono();
+	struct http_worker *w = mg_get_thread_pointer(conn);
 	long retry = 1;
 	char extra[48];
+
+	if (w)
+		http_access_begin(&w->access, &w->rng, mg_get_header(conn, "X-Request-Id"));
 
 	for (int i = 0; i < ri->num_headers; i++) {
 		const char *name = ri->http_headers[i].name;
@@ -186,8 +207,8 @@ static int http_begin_request(struct mg_connection *conn)
 	endpoint = ri->local_uri && strcmp(ri->local_uri, s->cfg->endpoint) == 0;
 	if (bad || lengths > 1 || (lengths && encodings)) {
 		metrics_refused(METRICS_REFUSED_FRAMING);
-		log_msg(LOG_INFO, NULL, "400 from %s: invalid or conflicting Content-Length",
-			ri->remote_addr);
+		log_msg(LOG_INFO, w ? w->access.rid : NULL,
+			"400 from %s: invalid or conflicting Content-Length", ri->remote_addr);
 		http_early_reply(conn, 400, "Bad Request",
 				 "{\"error\":\"invalid or conflicting Content-Length\"}", NULL);
 		if (endpoint)
@@ -304,6 +325,7 @@ static int http_listen(struct http_server *s, const char **opts, char *err, size
 	cb.init_ssl = http_init_ssl;
 	cb.init_connection = http_init_connection;
 	cb.begin_request = http_begin_request;
+	cb.end_request = http_end_request;
 	memset(&init, 0, sizeof init);
 	init.callbacks = &cb;
 	init.user_data = s;

@@ -3,19 +3,24 @@
  *   2026-11-28T13:00:00.123Z info [req-id] message
  * JSON lines like
  *   {"ts":"...","level":"info","request_id":"...","msg":"..."}
- * The level and format are set once at start-up (log_setup) and read with
- * relaxed atomics from every thread. Messages and request ids are
- * escaped (log_escape): they carry event and rule data.
+ * with fields after the message, as key=value in text and as members in
+ * JSON (log_fields). The level and format are set at start-up (log_setup)
+ * and read with relaxed atomics from every thread. Messages, field values
+ * and request ids are escaped (log_escape): they carry event and rule data.
+ * Where lines go is log_out.c's. JSON lines are not made with yajl_gen:
+ * it writes DEL, C1 controls and U+2028/U+2029 raw and refuses (or, not
+ * validating, passes) invalid UTF-8, where a log line must show all of
+ * them escaped; log_escape's one set of rules serves text and JSON alike.
  */
 #include "log.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "utf8.h"
 
@@ -28,6 +33,7 @@ void log_setup(enum log_level min_level, int json)
 {
 	atomic_store_explicit(&log_min, (int)min_level, memory_order_relaxed);
 	atomic_store_explicit(&log_json, json != 0, memory_order_relaxed);
+	log_out_setup();
 }
 
 const char *log_level_name(enum log_level lvl)
@@ -67,11 +73,16 @@ int log_enabled(enum log_level lvl)
  * C1 controls and U+2028/U+2029 become \xNN or \uNNNN, and a byte that is
  * not valid UTF-8 becomes the text \xNN. In text lines a line break or tab
  * becomes a space (one message, one line, still readable); in JSON lines
- * '"' and '\' are escaped too, so the line stays valid JSON.
+ * '"' and '\' are escaped too, so the line stays valid JSON; in a quoted
+ * text field value (ESC_QUOTED) they are escaped the same way, so the
+ * value's end is unambiguous.
  */
-static size_t log_escape(char *buf, size_t len, size_t cap, const char *str, int json)
+enum log_esc { ESC_TEXT, ESC_JSON, ESC_QUOTED };
+
+static size_t log_escape(char *buf, size_t len, size_t cap, const char *str, enum log_esc mode)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	int json = mode == ESC_JSON;
 	char unit[8];
 
 	while (*s) {
@@ -86,13 +97,13 @@ static size_t log_escape(char *buf, size_t len, size_t cap, const char *str, int
 			n = used;
 		} else if (c >= 0x80) {
 			n = (size_t)snprintf(unit, sizeof unit, "\\u%04x", cp);
-		} else if (json && (c == '"' || c == '\\')) {
+		} else if (mode != ESC_TEXT && (c == '"' || c == '\\')) {
 			unit[0] = '\\';
 			unit[1] = (char)c;
 			n = 2;
 		} else if (json && (c < 0x20 || c == 0x7f)) {
 			n = (size_t)snprintf(unit, sizeof unit, "\\u%04x", c);
-		} else if (c == '\n' || c == '\r' || c == '\t') {
+		} else if (!json && (c == '\n' || c == '\r' || c == '\t')) {
 			unit[0] = ' ';
 			n = 1;
 		} else if (c < 0x20 || c == 0x7f) {
@@ -125,20 +136,87 @@ static void utf8_trim(char *s)
 		s[i - 1] = '\0';
 }
 
-void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
+/* A text field value needs quotes when a reader could not tell where it ends. */
+static int log_needs_quotes(const char *s)
+{
+	if (!*s)
+		return 1;
+	for (; *s; s++)
+		if (*s == ' ' || *s == '"' || *s == '=' || *s == '\\' || (unsigned char)*s < 0x20 ||
+		    *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* Appends snprintf's output, never past cap - 1 (a cut number is dropped). */
+static size_t log_put(char *buf, size_t len, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static size_t log_put(char *buf, size_t len, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (len >= cap)
+		return len;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + len, cap - len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap - len) {
+		buf[len] = '\0';
+		return len;
+	}
+	return len + (size_t)n;
+}
+
+/*
+ * Appends one field, whole or not at all (a JSON member without its value
+ * would break the line); a long string value is cut, still well-formed.
+ */
+static size_t log_field_put(char *buf, size_t len, size_t cap, const struct log_field *f, int json)
+{
+	char tmp[1024];
+	size_t n = log_put(tmp, 0, sizeof tmp, json ? ",\"%s\":" : " %s=", f->key), k = n;
+
+	switch (f->type) {
+	case LOG_F_STR:
+		if (!f->s) {
+			n = log_put(tmp, n, sizeof tmp, "%s", json ? "null" : "-");
+		} else if (json || log_needs_quotes(f->s)) {
+			tmp[n++] = '"';
+			n = log_escape(tmp, n, sizeof tmp - 1, f->s, json ? ESC_JSON : ESC_QUOTED);
+			tmp[n++] = '"';
+		} else {
+			n = log_escape(tmp, n, sizeof tmp, f->s, ESC_TEXT);
+		}
+		break;
+	case LOG_F_INT:
+		n = log_put(tmp, n, sizeof tmp, "%lld", f->i);
+		break;
+	case LOG_F_DBL:
+		if (isfinite(f->d))
+			n = log_put(tmp, n, sizeof tmp, "%.3f", f->d);
+		else
+			n = log_put(tmp, n, sizeof tmp, "%s", json ? "null" : "-");
+		break;
+	}
+	if (n == k || len + n >= cap)
+		return len;
+	memcpy(buf + len, tmp, n);
+	return len + n;
+}
+
+static void log_vfields(enum log_level lvl, const char *request_id, const struct log_field *f,
+			size_t nf, const char *fmt, va_list ap)
 {
 	char msg[2048], line[4096], ts[40];
 	struct timeval tv;
 	struct tm tm;
-	va_list ap;
 	size_t len;
 	int n, json;
 
-	if (!log_enabled(lvl))
+	if (!log_enabled(lvl) || (unsigned)lvl >= LOG_LEVELS)
 		return;
-	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof msg)
@@ -149,30 +227,61 @@ void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
 	snprintf(ts + n, sizeof ts - (size_t)n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 
 	json = atomic_load_explicit(&log_json, memory_order_relaxed);
-	/* room is kept for the line's end: "\"}\n" or "\n" */
+	/* room is kept for the line's end: "}\n" or "\n", and for the fields
+	 * (a message cut short keeps the fields, which are small) */
 	if (json) {
 		len = (size_t)snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",", ts,
 				       level_names[lvl]);
 		if (request_id) {
 			len += (size_t)snprintf(line + len, sizeof line - len, "\"request_id\":\"");
-			len = log_escape(line, len, sizeof line - 8, request_id, 1);
+			len = log_escape(line, len, sizeof line - 8, request_id, ESC_JSON);
 			len += (size_t)snprintf(line + len, sizeof line - len, "\",");
 		}
 		len += (size_t)snprintf(line + len, sizeof line - len, "\"msg\":\"");
-		len = log_escape(line, len, sizeof line - 4, msg, 1);
-		len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
+		len = log_escape(line, len, sizeof line - 1024, msg, ESC_JSON);
+		line[len++] = '"';
+		for (size_t i = 0; i < nf; i++)
+			len = log_field_put(line, len, sizeof line - 3, &f[i], 1);
+		line[len++] = '}';
+		line[len++] = '\n';
 	} else {
 		len = (size_t)snprintf(line, sizeof line, "%s %s", ts, level_names[lvl]);
 		if (request_id) {
 			len += (size_t)snprintf(line + len, sizeof line - len, " [");
-			len = log_escape(line, len, sizeof line - 8, request_id, 0);
+			len = log_escape(line, len, sizeof line - 8, request_id, ESC_TEXT);
 			len += (size_t)snprintf(line + len, sizeof line - len, "]");
 		}
 		line[len++] = ' ';
-		len = log_escape(line, len, sizeof line - 2, msg, 0);
+		len = log_escape(line, len, sizeof line - 1024, msg, ESC_TEXT);
+		for (size_t i = 0; i < nf; i++)
+			len = log_field_put(line, len, sizeof line - 2, &f[i], 0);
 		line[len++] = '\n';
 	}
-	/* A failed log write has nowhere to be reported. */
-	if (write(STDERR_FILENO, line, len) < 0)
-		return;
+	log_out_write(lvl, line, len);
+}
+
+void log_msg(enum log_level lvl, const char *request_id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vfields(lvl, request_id, NULL, 0, fmt, ap);
+	va_end(ap);
+}
+
+void log_fields(enum log_level lvl, const char *request_id, const struct log_field *f, size_t n,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vfields(lvl, request_id, f, n, fmt, ap);
+	va_end(ap);
+}
+
+int log_priority(enum log_level lvl)
+{
+	static const int prio[LOG_LEVELS] = { 7, 6, 4, 3 };
+
+	return (unsigned)lvl < LOG_LEVELS ? prio[lvl] : 3;
 }

@@ -161,6 +161,7 @@ static int run_signals(struct run *r)
 	sigaddset(&r->sigs, SIGTERM);
 	sigaddset(&r->sigs, SIGINT);
 	sigaddset(&r->sigs, SIGHUP);
+	sigaddset(&r->sigs, SIGUSR1);
 	sigaddset(&r->sigs, SIGPIPE);
 	if (pthread_sigmask(SIG_BLOCK, &r->sigs, NULL) != 0) {
 		fprintf(stderr, "egoi-router: cannot block signals\n");
@@ -197,6 +198,11 @@ static int run_config(struct run *r)
 		return EXIT_INVALID;
 	}
 	log_setup((enum log_level)r->cfg.log_level, r->cfg.log_json);
+	if (r->cfg.log_file && log_open_file(r->cfg.log_file, r->user.drop, r->user.uid,
+					     r->user.gid, err, sizeof err) < 0) {
+		fprintf(stderr, "egoi-router: %s\n", err);   /* the system's, not the config's */
+		return EXIT_RUNTIME;
+	}
 	if (http_library_init(err, sizeof err) < 0) {
 		log_msg(LOG_ERROR, NULL, "%s", err);
 		return EXIT_RUNTIME;
@@ -429,6 +435,8 @@ static void run_serve(struct run *r)
 			run_reload(r);
 			notify_ready(r->cfg.listen);
 		}
+		if (sig == SIGUSR1)
+			log_reopen();
 	}
 	notify_stopping();
 	log_msg(LOG_INFO, NULL, "signal %d: stopping", sig);

@@ -32,6 +32,7 @@ static const struct {
 	{ e2e_check_tests, &e2e_check_count },
 	{ e2e_rules_ci_tests, &e2e_rules_ci_count },
 	{ e2e_egoi_tests, &e2e_egoi_count },
+	{ e2e_logs_tests, &e2e_logs_count },
 };
 
 int main(void)

@@ -623,7 +623,7 @@ static void test_print_keys(void **state)
 		"forward_timeout", "forward_max_attempts",
 		"forward_max_age", "forward_backoff_max", "forward_concurrency", "forward_signing_secret",
 		"lua_instruction_limit", "lua_memory_limit", "lua_time_limit", "rules_env",
-		"log_level", "log_format",
+		"log_level", "log_format", "log_file",
 		"run_as_user", "max_connections_per_address", "min_body_rate", "rate_limit",
 		"rate_limit_burst", "rate_limit_exempt",
 		"egoi_api_key", "egoi_api_base", "egoi_api_timeout", "public_url",

@@ -1,7 +1,8 @@
 /*
  * test_log.c — log lines: one line each, text and JSON forms, level filter,
  * no way for a message to forge a second line, and no control character,
- * line separator or invalid UTF-8 from event data written raw.
+ * line separator or invalid UTF-8 from event data written raw; typed
+ * fields, the journald priority prefix, repeat counts, log_file reopen.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -208,6 +210,232 @@ static void test_level_names(void **state)
 	log_setup(LOG_INFO, 0);
 }
 
+/* --- fields --- */
+
+static void field_lines(void)
+{
+	char big[3000];
+	struct log_field f[] = {
+		LOG_FS("method", "POST"),
+		LOG_FI("status", 413),
+		LOG_FD("duration_ms", 1.5),
+		LOG_FS("path", hostile),
+		LOG_FS("none", NULL),
+		LOG_FS("big", big),
+		LOG_FI("after_big", -7),
+	};
+
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	log_setup(LOG_INFO, 1);
+	log_fields(LOG_INFO, "rid-1", f, sizeof f / sizeof f[0], "request");
+	log_setup(LOG_INFO, 0);
+}
+
+/* JSON: each field is a member of its type, hostile data stays escaped
+ * (the line parses), a value too long is cut and the line still parses. */
+static void test_json_fields_typed(void **state)
+{
+	char *out = capture(field_lines), err[256];
+	yajl_val v, x;
+	const char *status_path[] = { "status", NULL }, *dur_path[] = { "duration_ms", NULL };
+	const char *m_path[] = { "method", NULL }, *p_path[] = { "path", NULL };
+	const char *n_path[] = { "none", NULL }, *r_path[] = { "request_id", NULL };
+	const char *msg_path[] = { "msg", NULL }, *a_path[] = { "after_big", NULL };
+
+	(void)state;
+	assert_int_equal(count_lines(out), 1);
+	v = yajl_tree_parse(out, err, sizeof err);
+	if (!v)
+		fail_msg("not JSON (%s): %s", err, out);
+	assert_string_equal(YAJL_GET_STRING(yajl_tree_get(v, msg_path, yajl_t_string)), "request");
+	assert_string_equal(YAJL_GET_STRING(yajl_tree_get(v, r_path, yajl_t_string)), "rid-1");
+	assert_string_equal(YAJL_GET_STRING(yajl_tree_get(v, m_path, yajl_t_string)), "POST");
+	x = yajl_tree_get(v, status_path, yajl_t_number);
+	assert_true(x && YAJL_IS_INTEGER(x));
+	assert_int_equal(YAJL_GET_INTEGER(x), 413);
+	x = yajl_tree_get(v, dur_path, yajl_t_number);
+	assert_true(x && YAJL_IS_DOUBLE(x));
+	assert_true(YAJL_GET_DOUBLE(x) > 1.49 && YAJL_GET_DOUBLE(x) < 1.51);
+	x = yajl_tree_get(v, n_path, yajl_t_null);
+	assert_non_null(x);
+	x = yajl_tree_get(v, p_path, yajl_t_string);
+	assert_true(x && YAJL_IS_STRING(x));
+	/* escaped in the line (no raw ESC in out, below), decoded by a reader */
+	assert_memory_equal(x->u.string, "a\x1b[2Jb", 6);
+	x = yajl_tree_get(v, a_path, yajl_t_number);
+	assert_true(x && YAJL_GET_INTEGER(x) == -7);
+	assert_null(strchr(out, 0x1b));
+	assert_null(strstr(out, "\xe2\x80\xa8"));
+	yajl_tree_free(v);
+	free(out);
+}
+
+static void text_field_lines(void)
+{
+	struct log_field f[] = {
+		LOG_FS("path", "/hooks/egoi"), LOG_FI("status", 200), LOG_FD("duration_ms", 2),
+		LOG_FS("error", "HTTP 503: \"down\" now"), LOG_FS("empty", ""), LOG_FS("n", NULL),
+		LOG_FS("nl", "a\nb=c"),
+	};
+
+	log_setup(LOG_INFO, 0);
+	log_fields(LOG_WARN, NULL, f, sizeof f / sizeof f[0], "delivery %d", 1);
+}
+
+/* Text: key=value after the message; a value with spaces, quotes or '='
+ * is quoted with its quotes escaped; NULL is "-". */
+static void test_text_fields(void **state)
+{
+	char *out = capture(text_field_lines);
+
+	(void)state;
+	assert_int_equal(count_lines(out), 1);
+	assert_non_null(strstr(out, " warn delivery 1 path=/hooks/egoi status=200 duration_ms=2.000"
+				    " error=\"HTTP 503: \\\"down\\\" now\" empty=\"\" n=- nl=\"a b=c\"\n"));
+	free(out);
+}
+
+/* --- journald priority --- */
+
+static void journal_lines(void)
+{
+	struct stat st;
+	char js[64];
+
+	assert_int_equal(fstat(2, &st), 0);
+	snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	assert_int_equal(setenv("JOURNAL_STREAM", js, 1), 0);
+	log_setup(LOG_DEBUG, 0);
+	log_msg(LOG_ERROR, NULL, "e");
+	log_msg(LOG_WARN, NULL, "w");
+	log_msg(LOG_INFO, NULL, "i");
+	log_msg(LOG_DEBUG, NULL, "d");
+	/* Another stream (stderr redirected elsewhere): no prefix. */
+	assert_int_equal(setenv("JOURNAL_STREAM", "1:2", 1), 0);
+	log_setup(LOG_DEBUG, 1);
+	log_msg(LOG_ERROR, NULL, "plain");
+	assert_int_equal(unsetenv("JOURNAL_STREAM"), 0);
+	log_setup(LOG_INFO, 0);
+	log_msg(LOG_ERROR, NULL, "plain too");
+}
+
+static void test_journal_priority_prefix(void **state)
+{
+	char *out = capture(journal_lines), *l;
+
+	(void)state;
+	assert_int_equal(count_lines(out), 6);
+	assert_true(strncmp(out, "<3>20", 5) == 0);
+	assert_non_null(strstr(out, " error e\n<4>20"));
+	assert_non_null(strstr(out, " warn w\n<6>20"));
+	assert_non_null(strstr(out, " info i\n<7>20"));
+	l = strstr(out, " debug d\n");
+	assert_non_null(l);
+	assert_true(strncmp(l + 9, "{\"ts\":", 6) == 0);
+	assert_non_null(strstr(out, "\"msg\":\"plain\"}\n20"));
+	free(out);
+}
+
+/* --- repeats --- */
+
+static void limited_lines(void)
+{
+	struct log_field f[] = { LOG_FS("destination", "http://a:80") };
+
+	log_setup(LOG_INFO, 1);
+	log_limited_reset();
+	for (int i = 0; i < 5; i++)
+		log_limited(LOG_WARN, "dead a", f, 1, "destination a refused, try %d", i);
+	log_limited(LOG_WARN, "dead b", NULL, 0, "destination b refused");
+	log_limited(LOG_DEBUG, "hidden", NULL, 0, "not at this level");
+	log_limited_flush();
+	log_limited_flush();   /* nothing more to say */
+	log_limited(LOG_WARN, "dead a", f, 1, "destination a refused, try %d", 5);
+	log_limited_flush();
+	log_setup(LOG_INFO, 0);
+}
+
+/* The first line of a key is written, the next 4 within the period only
+ * counted; the flush writes the last of them with the count, once. */
+static void test_limited_counts(void **state)
+{
+	char *out = capture(limited_lines);
+
+	(void)state;
+	/* try 0, b, try 4 with its count, try 5 (counted: the period that
+	 * began with try 0 is not over) with its count */
+	assert_int_equal(count_lines(out), 4);
+	assert_non_null(strstr(out, "\"msg\":\"destination a refused, try 0\",\"destination\":"));
+	assert_null(strstr(out, "try 1"));
+	assert_non_null(strstr(out, "\"msg\":\"destination b refused\"}"));
+	assert_non_null(strstr(out, "\"msg\":\"destination a refused, try 4 (repeated 4 times)\","
+				    "\"repeat_key\":\"dead a\",\"repeated\":4}"));
+	assert_non_null(strstr(out, "try 5 (repeated 1 times)\",\"repeat_key\":\"dead a\","
+				    "\"repeated\":1}"));
+	assert_null(strstr(out, "hidden"));
+	free(out);
+}
+
+/* --- log_file --- */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 8192);
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	assert_true(fread(buf, 1, 8191, f) < 8191);
+	fclose(f);
+	return buf;
+}
+
+/* Lines go to log_file (0640); after a rename (logrotate) log_reopen makes
+ * a new file at the path and later lines go there, none to the old one. A
+ * symlink is refused. */
+static void test_reopen_after_rename(void **state)
+{
+	char dir[] = "/tmp/test_log_file.XXXXXX", path[128], old[128], link[128], err[256];
+	struct stat st;
+	char *a, *b;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/router.log", dir);
+	snprintf(old, sizeof old, "%s/router.log.1", dir);
+	snprintf(link, sizeof link, "%s/link.log", dir);
+	log_setup(LOG_INFO, 0);
+	assert_int_equal(log_open_file(path, 0, 0, 0, err, sizeof err), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	log_msg(LOG_INFO, NULL, "before rotation");
+	assert_int_equal(rename(path, old), 0);
+	log_msg(LOG_INFO, NULL, "still the old file");
+	assert_int_equal(log_reopen(), 0);
+	log_msg(LOG_INFO, NULL, "after rotation");
+	log_close_file();
+	assert_int_equal(log_reopen(), 0);   /* stderr: nothing to reopen */
+	a = slurp(old);
+	b = slurp(path);
+	assert_non_null(strstr(a, "before rotation"));
+	assert_non_null(strstr(a, "still the old file"));
+	assert_null(strstr(a, "after rotation"));
+	assert_non_null(strstr(b, "reopened"));
+	assert_non_null(strstr(b, "after rotation"));
+	assert_null(strstr(b, "before"));
+	free(a);
+	free(b);
+	assert_int_equal(symlink(old, link), 0);
+	assert_int_equal(log_open_file(link, 0, 0, 0, err, sizeof err), -1);
+	assert_non_null(strstr(err, "link.log"));
+	unlink(link);
+	unlink(old);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -216,6 +444,11 @@ int main(void)
 		cmocka_unit_test(test_control_and_separators_escaped),
 		cmocka_unit_test(test_long_lines_cut_whole),
 		cmocka_unit_test(test_level_names),
+		cmocka_unit_test(test_json_fields_typed),
+		cmocka_unit_test(test_text_fields),
+		cmocka_unit_test(test_journal_priority_prefix),
+		cmocka_unit_test(test_limited_counts),
+		cmocka_unit_test(test_reopen_after_rename),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
