@@ -43,8 +43,7 @@
 #include "rules_source.h"
 #include "rules.h"
 #include "sink_file.h"
-
-#define EGOI_ROUTER_VERSION "0.1.0"
+#include "version.h"
 
 static void usage(FILE *out)
 {

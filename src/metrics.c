@@ -20,6 +20,7 @@
  * Threads: everything is safe from any thread except metrics_reset.
  */
 #include "metrics.h"
+#include "metrics_process.h"
 #include "metrics_labels.h"
 #include "destination.h"
 #include "util_buf.h"
@@ -403,6 +404,7 @@ int metrics_render(char **out, size_t *len)
 	render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
 		     &metrics_dead);
 	render_destinations(&b);
+	metrics_process_render(&b);
 	if (b.failed)
 		goto out;
 	*out = b.p;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "outbox.h"
 #include "outbox_space.h"
@@ -44,6 +45,8 @@ struct outbox_writer {
 	pthread_cond_t finished;     /* broadcast when a group is done */
 	struct writer_job *head, *tail;
 	int stop;
+	int exited;                  /* writer_main has returned (under mu) */
+	double busy_since;           /* clock_mono when the group in progress began, 0 = idle */
 	unsigned long groups, file_syncs, queued;   /* under mu */
 };
 
@@ -227,11 +230,13 @@ static void *writer_main(void *arg)
 		jobs = w->head;
 		w->head = w->tail = NULL;
 		w->queued = 0;
+		w->busy_since = clock_mono();
 		pthread_mutex_unlock(&w->mu);
 
 		flushed = writer_run_group(w, jobs);
 
 		pthread_mutex_lock(&w->mu);
+		w->busy_since = 0;
 		w->groups++;
 		w->file_syncs += flushed;
 		for (struct writer_job *j = jobs; j;) {
@@ -242,6 +247,7 @@ static void *writer_main(void *arg)
 		}
 		pthread_cond_broadcast(&w->finished);
 	}
+	w->exited = 1;
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
@@ -315,6 +321,17 @@ void outbox_writer_stats(struct outbox_writer *w, struct outbox_writer_stats *ou
 	out->file_syncs = w->file_syncs;
 	out->queued = w->queued;
 	pthread_mutex_unlock(&w->mu);
+}
+
+int outbox_writer_health(struct outbox_writer *w, double *busy_since)
+{
+	int alive;
+
+	pthread_mutex_lock(&w->mu);
+	alive = !w->exited && !w->stop;
+	*busy_since = w->busy_since;
+	pthread_mutex_unlock(&w->mu);
+	return alive;
 }
 
 void outbox_writer_stop(struct outbox_writer *w)
