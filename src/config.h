@@ -52,6 +52,8 @@ struct config {
 	char *rate_limit;            /* "N/s" requests per address to the endpoint, NULL = off */
 	long rate_limit_burst;       /* requests above the rate at once, 0 = N */
 	char *rate_limit_exempt;     /* CIDR list exempt from rate_limit and the cap, NULL = none */
+	char *admin_listen;          /* plain-HTTP listener for /metrics, /healthz, /readyz; NULL = none */
+	char *admin_token;           /* bearer secret for /metrics there; NULL = open */
 };
 
 /* Fills every field with its default (strings are heap copies). */

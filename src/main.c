@@ -33,6 +33,7 @@
 #include "dlq.h"
 #include "exit_codes.h"
 #include "http.h"
+#include "http_admin.h"
 #include "http_guard.h"
 #include "log.h"
 #include "outbox.h"
@@ -108,7 +109,8 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
 		return NULL;
 	}
 	/* What civetweb and the intake's guard would refuse at start-up. */
-	if (http_guard_check(cfg, err, sizeof err) < 0) {
+	if (http_guard_check(cfg, err, sizeof err) < 0 ||
+	    http_admin_check(cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s: %s\n", path, err);
 		return NULL;
 	}
