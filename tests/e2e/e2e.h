@@ -6,15 +6,16 @@
  * still running, prints the daemon log tail when the scenario did not reach
  * e2e_pass, and removes the temp dir.
  *
- * Scenarios live in nine files, grouped by what they prove: intake (HTTP
+ * Scenarios live in ten files, grouped by what they prove: intake (HTTP
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
  * and purged beside the running daemon), input (hostile or broken input:
  * refused names, lone surrogates, log escaping, size caps), loops (hop
  * count, forwards to itself), limits (rules' time limit and env() against
  * the daemon's signals and secrets) and guard (hostile clients: connection
- * floods, slow bodies, rate limits, allow_from, framing) and privileges
- * (run as root with run_as_user). Each exports its cmocka table.
+ * floods, slow bodies, rate limits, allow_from, framing), privileges
+ * (run as root with run_as_user) and admin (/readyz, the admin listener,
+ * process metrics). Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
  */
@@ -100,6 +101,8 @@ extern const struct CMUnitTest e2e_guard_tests[];
 extern const size_t e2e_guard_count;
 extern const struct CMUnitTest e2e_privileges_tests[];
 extern const size_t e2e_privileges_count;
+extern const struct CMUnitTest e2e_admin_tests[];
+extern const size_t e2e_admin_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 
