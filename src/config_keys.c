@@ -44,7 +44,8 @@ const struct cfg_key config_keys[] = {
 	  .offset = OFF(allow_from),
 	  .help = "Comma-separated IPv4 CIDR allowlist; an address without /length "
 		  "means that address alone. It covers every route (the endpoint, "
-		  "/healthz, /metrics) on every listener: other addresses are "
+		  "/healthz, /readyz, /metrics) on the listeners of listen (not "
+		  "admin_listen): other addresses are "
 		  "disconnected as soon as they connect, before TLS. IPv6 entries are "
 		  "refused (this civetweb build has no IPv6). Not set: any address." },
 	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
