@@ -126,7 +126,12 @@ static int http_probe_readyz(struct mg_connection *conn, void *cbdata)
 	readiness_gather(p->sh, &f);
 	pthread_mutex_lock(&p->mu);
 	f.stopping = http_probe_stopping_locked(p);
-	f.tls = f.stopping ? 1 : http_probe_tls_locked(p, f.tls_why, sizeof f.tls_why);
+	if (f.stopping) {   /* the listeners are closing (or gone): not up */
+		f.tls = -1;
+		snprintf(f.tls_why, sizeof f.tls_why, "the intake is stopping");
+	} else {
+		f.tls = http_probe_tls_locked(p, f.tls_why, sizeof f.tls_why);
+	}
 	pthread_mutex_unlock(&p->mu);
 	readiness_judge(&f, clock_mono(), &r);
 	if (readiness_json(&r, &body, &len) < 0) {

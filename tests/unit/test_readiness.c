@@ -205,13 +205,14 @@ static void test_probe_dir(void **state)
 /* Facts from real objects: what each accessor reports while they run. */
 static void test_gather_from_live_objects(void **state)
 {
-	char dir[64] = "/tmp/test_readiness.XXXXXX", err[256];
+	char dir[64] = "/tmp/test_readiness.XXXXXX", err[256], path[128];
 	struct config cfg;
 	struct pipeline_shared sh;
 	struct deliver_options dopt;
 	struct readiness_facts f;
 	struct readiness_report r;
 	struct rules_source *src;
+	FILE *fp;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -230,12 +231,14 @@ static void test_gather_from_live_objects(void **state)
 	assert_false(r.ok[READINESS_DELIVERY]);
 	assert_true(r.ok[READINESS_OUTPUT_DIR]);
 
-	src = calloc(1, sizeof *src);
-	assert_non_null(src);
-	src->text = strdup("function route() end");
-	src->len = strlen(src->text);
-	src->generation = 1;
-	atomic_init(&src->refs, 1);
+	snprintf(path, sizeof path, "%s/rules.lua", dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_true(fputs("function route() end\n", fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+	src = rules_source_read(path, 1, err, sizeof err);
+	if (!src)
+		fail_msg("rules_source_read: %s", err);
 	rules_current_set(&sh.rules, src);
 	assert_int_equal(outbox_space_start(dir, 0, err, sizeof err), 0);
 	sh.writer = outbox_writer_start(dir, err, sizeof err);
