@@ -96,9 +96,8 @@ struct http_admin *http_admin_start(struct pipeline_shared *sh, struct http_serv
 	int n = 0;
 
 	if (!a || http_probe_init(&a->probe, sh, intake, cfg->admin_token) < 0) {
-		free(a);
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		goto fail;
 	}
 	snprintf(a->threads, sizeof a->threads, "%d", HTTP_ADMIN_THREADS);
 	opts[n++] = "listening_ports";       opts[n++] = cfg->admin_listen;
@@ -126,14 +125,17 @@ struct http_admin *http_admin_start(struct pipeline_shared *sh, struct http_serv
 	if (!a->ctx) {
 		snprintf(err, errlen, "cannot start the admin listener on %s: %s", cfg->admin_listen,
 			 cerr[0] ? cerr : "unknown error");
-		http_probe_free(&a->probe);
-		free(a);
-		return NULL;
+		goto fail;
 	}
 	http_probe_routes(a->ctx, &a->probe);
 	log_msg(LOG_INFO, NULL, "admin listener on %s (/metrics%s, /healthz, /readyz)",
 		cfg->admin_listen, cfg->admin_token ? " with admin_token" : "");
 	return a;
+fail:
+	if (a)
+		http_probe_free(&a->probe);  /* a zeroed probe is a no-op */
+	free(a);
+	return NULL;
 }
 
 void http_admin_detach(struct http_admin *a)

@@ -79,21 +79,28 @@ static int http_probe_tls_locked(struct http_probe *p, char *why, size_t len)
 {
 	struct mg_server_port ports[8];
 	struct http_server *s = p->intake;
+	const char *fault = NULL;
 	int n, tls = 0;
 
-	if (!s)
-		return snprintf(why, len, "the intake is not running"), -1;
-	if (!strchr(s->cfg->listen, 's'))
-		return 0;
-	if (!s->ssl_ctx)
-		return snprintf(why, len, "the TLS context is not initialised"), -1;
-	if (!SSL_CTX_get0_certificate(s->ssl_ctx))
-		return snprintf(why, len, "no certificate is loaded"), -1;
-	n = mg_get_server_ports(s->ctx, 8, ports);
-	for (int i = 0; i < n; i++)
-		tls += ports[i].is_ssl != 0;
-	if (tls == 0)
-		return snprintf(why, len, "no TLS port is listening"), -1;
+	if (s && !strchr(s->cfg->listen, 's'))
+		return 0;   /* the same test http_options makes to set TLS up */
+	if (!s) {
+		fault = "the intake is not running";
+	} else if (!s->ssl_ctx) {
+		fault = "the TLS context is not initialised";
+	} else if (!SSL_CTX_get0_certificate(s->ssl_ctx)) {
+		fault = "no certificate is loaded";
+	} else {
+		n = mg_get_server_ports(s->ctx, 8, ports);
+		for (int i = 0; i < n; i++)
+			tls += ports[i].is_ssl != 0;
+		if (tls == 0)
+			fault = "no TLS port is listening";
+	}
+	if (fault) {
+		snprintf(why, len, "%s", fault);
+		return -1;
+	}
 	return 1;
 }
 
