@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "exit_codes.h"
+#include "http_admin.h"
 #include "http_guard.h"
 #include "outbox.h"
 #include "outbox_deliver.h"
@@ -187,6 +188,12 @@ int cli_check_run(const char *path)
 	if (http_guard_check(&cfg, err, sizeof err) < 0) {
 		cli_check_line(0, "config", "%s: %s", path, err);
 		failed = 1;
+	}
+	if (http_admin_check(&cfg, err, sizeof err) < 0) {
+		cli_check_line(0, "admin_listen", "%s: %s", path, err);
+		failed = 1;
+	} else if (cfg.admin_listen) {
+		cli_check_line(1, "admin_listen", "%s (plain HTTP)", cfg.admin_listen);
 	}
 	failed |= cli_check_listen(cfg.listen, &tls_ports) < 0;
 	failed |= cli_check_certificate(&cfg, tls_ports) < 0;

@@ -58,6 +58,8 @@ struct config {
 	char *egoi_api_base;         /* "https://api.egoiapp.com" */
 	long egoi_api_timeout_ms;    /* one API request */
 	char *public_url;            /* what E-goi calls (without the token), NULL = not set */
+	char *admin_listen;          /* plain-HTTP listener for /metrics, /healthz, /readyz; NULL = none */
+	char *admin_token;           /* bearer secret for /metrics there; NULL = open */
 };
 
 /* Fills every field with its default (strings are heap copies). */

@@ -51,7 +51,8 @@ const struct cfg_key config_keys[] = {
 	  .offset = OFF(allow_from),
 	  .help = "Comma-separated IPv4 CIDR allowlist; an address without /length "
 		  "means that address alone. It covers every route (the endpoint, "
-		  "/healthz, /metrics) on every listener: other addresses are "
+		  "/healthz, /readyz, /metrics) on the listeners of listen (not "
+		  "admin_listen): other addresses are "
 		  "disconnected as soon as they connect, before TLS. IPv6 entries are "
 		  "refused (this civetweb build has no IPv6). Not set: any address." },
 	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
@@ -217,6 +218,20 @@ const struct cfg_key config_keys[] = {
 	  .help = "The URL E-goi must call to reach this router's endpoint, without "
 		  "the token: `egoi register` adds ?token= from auth_token, and `egoi "
 		  "list` marks the webhooks pointing here. Not set by default." },
+	{ .name = "admin_listen", .type = CFG_STRING, .sample = "127.0.0.1:9464",
+	  .offset = OFF(admin_listen),
+	  .help = "If set, /metrics, /healthz and /readyz are served here, over plain "
+		  "HTTP, as PORT or ADDRESS:PORT (comma-separated), and the listeners "
+		  "of listen serve the webhook endpoint alone (404 for anything "
+		  "else). It has its own worker threads, so a flood of the public "
+		  "port cannot starve it; allow_from, max_connections_per_address "
+		  "and rate_limit do not apply to it: bind it to a loopback or "
+		  "private address. Not set by default: those routes are on listen." },
+	{ .name = "admin_token", .type = CFG_SECRET, .sample = "env:EGOI_ROUTER_ADMIN_TOKEN",
+	  .offset = OFF(admin_token),
+	  .help = "If set (needs admin_listen), /metrics on the admin listener wants "
+		  "Authorization: Bearer with this secret (401 otherwise); /healthz "
+		  "and /readyz stay open for probes. Not set: /metrics is open." },
 };
 
 _Static_assert(sizeof config_keys / sizeof config_keys[0] == CONFIG_NKEYS,

@@ -288,9 +288,10 @@ int config_value_check(const struct cfg_key *k, const char *val, char *why, size
 	if (k->offset == offsetof(struct config, endpoint)) {
 		/* The daemon's own routes; a clash would silently replace one. */
 		if (strcmp(val, "/healthz") == 0 || strcmp(val, "/metrics") == 0 ||
+		    strcmp(val, "/readyz") == 0 ||
 		    strlen(val) > 256 || strpbrk(val, " ?#$*")) {
 			config_set_err(why, whylen, "endpoint '%.64s' is reserved or not a plain path "
-				"(not /healthz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)",
+				"(not /healthz, /readyz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)",
 				val);
 			return -1;
 		}

@@ -386,6 +386,7 @@ static void *deliver_main(void *arg)
 		long timeout_ms;
 		int still;
 
+		atomic_store(&d->beat_ns, clock_mono_ns());
 		if (!stopping && atomic_load(&d->stop)) {
 			stopping = 1;
 			stop_at = clock_mono() + (double)atomic_load(&d->grace_ms) / 1000.0;
@@ -430,6 +431,7 @@ static void *deliver_main(void *arg)
 	abort_running(d);
 	deliver_record_pending(d, INFINITY);   /* last try: what is left resumes after restart */
 	deliver_finished_free(d);
+	atomic_store(&d->exited, 1);
 	return NULL;
 }
 
@@ -504,6 +506,7 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 		snprintf(err, errlen, "curl_multi_setopt failed");
 		goto fail;
 	}
+	atomic_store(&d->beat_ns, clock_mono_ns());
 	rc = pthread_create(&d->thread, NULL, deliver_main, d);
 	if (rc != 0) {
 		snprintf(err, errlen, "pthread_create: %s", strerror(rc));
@@ -521,6 +524,13 @@ void deliver_notify(struct deliver *d)
 		return;
 	atomic_store(&d->notified, 1);
 	curl_multi_wakeup(d->multi);
+}
+
+double deliver_heartbeat(struct deliver *d)
+{
+	if (!d || atomic_load(&d->exited))
+		return -1;
+	return (double)atomic_load(&d->beat_ns) / 1e9;
 }
 
 void deliver_stop(struct deliver *d, long grace_ms)

@@ -49,6 +49,13 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 void deliver_notify(struct deliver *d);
 
 /*
+ * The delivery loop's heartbeat: clock_mono() of its last turn (it turns at
+ * least once a second, DELIVER_TICK_MS, unless something blocks it), or -1
+ * once the thread has returned. Thread-safe; readiness.h reads it.
+ */
+double deliver_heartbeat(struct deliver *d);
+
+/*
  * Stops claiming, waits for in-flight requests up to grace_ms (then aborts
  * them), joins the thread and frees d. d may be NULL. Entries still leased
  * stay leased in the database: the next deliver_start forgets every lease

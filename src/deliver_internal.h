@@ -113,6 +113,8 @@ struct deliver {
 	int record_failures;           /* failed rounds in a row */
 	long claim_failures;           /* failed claims in a row */
 	double released_at;            /* monotonic: last outbox_release_space */
+	atomic_llong beat_ns;          /* clock_mono_ns of the loop's last turn (readiness) */
+	atomic_int exited;             /* the loop has returned */
 };
 
 

@@ -14,17 +14,19 @@
  * Every answer of the endpoint is counted (requests_total, request_seconds)
  * in one place, http_on_batch, around the handler proper.
  *
- * GET /metrics (metrics.c) needs no token, so a Prometheus scraper can use
- * it as is, but like every route it is subject to allow_from (civetweb's
- * access control list applies server-wide). It exposes counts and label
- * values (forward names, hosts, write paths, drop reasons), never payloads
- * or URLs.
+ * GET /healthz, /readyz and /metrics are in http_probe.c: here unless
+ * admin_listen moves them to the admin listener (http_admin.h). On the
+ * public listeners they need no token, so a Prometheus scraper can use
+ * /metrics as is, but like every route there they are subject to
+ * allow_from (civetweb's access control list applies server-wide).
+ * /metrics exposes counts and label values (forward names, hosts, write
+ * paths, drop reasons), never payloads or URLs.
  *
  * Stopping (http_stop, http_drain.h): a batch request that starts once the
  * drain has begun is answered 503 with Connection: close before its body
  * is read, so nothing of it is committed and E-goi sends it again; one
  * already in flight is answered as usual, with Connection: close; /healthz
- * answers 503.
+ * and /readyz answer 503.
  *
  * Threads: civetweb runs `threads` workers; one open connection holds one
  * worker while it lives, so the keep-alive and request timeouts are short.
@@ -428,38 +430,4 @@ int http_on_batch(struct mg_connection *conn, void *cbdata)
 	}
 	metrics_request(status, clock_mono() - start);
 	return status;
-}
-
-/* 503 while stopping, so a load balancer takes this node out. */
-int http_on_healthz(struct mg_connection *conn, void *cbdata)
-{
-	struct http_server *s = cbdata;
-
-	if (http_drain_stopping(&s->drain)) {
-		http_reply(conn, 503, "text/plain", "stopping", 8, 1, NULL);
-		return 503;
-	}
-	http_reply(conn, 200, "text/plain", "ok", 2, 0, NULL);
-	return 200;
-}
-
-/* No token (see the top comment); the whole exposition in one write. */
-int http_on_metrics(struct mg_connection *conn, void *cbdata)
-{
-	const struct mg_request_info *ri = mg_get_request_info(conn);
-	char *text = NULL;
-	size_t len = 0;
-
-	(void)cbdata;
-	if (strcmp(ri->request_method, "GET") != 0) {
-		http_reply_error(conn, 405, "only GET is accepted here", 1, "Allow: GET\r\n");
-		return 405;
-	}
-	if (metrics_render(&text, &len) < 0) {
-		http_reply_error(conn, 500, "out of memory", 0, NULL);
-		return 500;
-	}
-	http_reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, 0, NULL);
-	free(text);
-	return 200;
 }

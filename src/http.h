@@ -1,8 +1,10 @@
 /*
  * http.h — the HTTPS intake: civetweb set-up, routes, auth, limits, answers.
  *
- * Routes: POST {endpoint} (a batch), GET /healthz, GET /metrics
- * (Prometheus text format, no token: see http.c). Each worker
+ * Routes: POST {endpoint} (a batch), GET /healthz (liveness), GET /readyz
+ * (readiness, readiness.h), GET /metrics (Prometheus text format, no
+ * token: see http.c); with admin_listen the last three are on the admin
+ * listener instead (http_admin.h, http_probe.h). Each worker
  * thread gets a struct pipeline in civetweb's init_thread callback, its
  * file sink opened there and its Lua state at its first batch (pipeline.h);
  * batches reach the outbox through the shared group committer

@@ -14,6 +14,7 @@
 #include "http_access.h"
 #include "http_drain.h"
 #include "http_guard.h"
+#include "http_probe.h"
 #include "http_watchdog.h"
 #include "pipeline.h"
 
@@ -27,6 +28,9 @@ struct http_server {
 	char endpoint[512];
 	char threads[24];             /* num_threads, as civetweb reads it */
 	char *acl;                    /* access_control_list, owned (NULL = none) */
+	void *ssl_ctx;                /* civetweb's SSL_CTX (init_ssl), for readiness */
+	struct http_probe probe;      /* /healthz, /readyz, /metrics here (no admin_listen) */
+	struct http_admin *admin;     /* admin_listen's listener, or NULL */
 };
 
 /* A worker thread's own state, made in init_thread. */
@@ -40,9 +44,8 @@ struct http_worker {
 	size_t body_cap;
 };
 
-/* Request handlers (civetweb callbacks; cbdata is the struct http_server). */
+/* The endpoint's handler (civetweb callback; cbdata is the struct http_server);
+ * the other routes are in http_probe.c. */
 int http_on_batch(struct mg_connection *conn, void *cbdata);
-int http_on_healthz(struct mg_connection *conn, void *cbdata);
-int http_on_metrics(struct mg_connection *conn, void *cbdata);
 
 #endif

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "http_admin.h"
 #include "http_guard.h"
 #include "log.h"
 #include "rules.h"
@@ -123,6 +124,7 @@ static int http_init_ssl(void *ssl_ctx, void *user_data)
 {
 	struct http_server *s = user_data;
 
+	s->ssl_ctx = ssl_ctx;
 	if (tls_cert_install(ssl_ctx) < 0)
 		return -1;
 	return http_guard_install(s->guard, ssl_ctx) == 0 ? 0 : -1;
@@ -347,13 +349,14 @@ static int http_listen(struct http_server *s, const char **opts, char *err, size
 	return 0;
 }
 
-/* The three routes; "$" anchors the match: /hooks/egoi/x is not the endpoint. */
+/* The routes; "$" anchors the match: /hooks/egoi/x is not the endpoint. With
+ * admin_listen, /healthz, /readyz and /metrics are there alone (404 here). */
 static void http_routes(struct http_server *s)
 {
 	snprintf(s->endpoint, sizeof s->endpoint, "%s$", s->cfg->endpoint);
 	mg_set_request_handler(s->ctx, s->endpoint, http_on_batch, s);
-	mg_set_request_handler(s->ctx, "/healthz$", http_on_healthz, s);
-	mg_set_request_handler(s->ctx, "/metrics$", http_on_metrics, s);
+	if (!s->cfg->admin_listen)
+		http_probe_routes(s->ctx, &s->probe);
 }
 
 /* Frees what http_start made before civetweb ran (or after mg_stop). */
@@ -363,6 +366,8 @@ static void http_server_free(struct http_server *s)
 	http_drain_free(&s->drain);        /* after mg_stop: it closed the replaced descriptors */
 	http_guard_free(s->guard);         /* after mg_stop: every SSL object is freed */
 	tls_cert_free();
+	http_admin_stop(s->admin);         /* detached by http_stop: it no longer reads s */
+	http_probe_free(&s->probe);
 	free(s->acl);
 	free(s);
 }
@@ -378,6 +383,10 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	}
 	s->sh = sh;
 	s->cfg = sh->cfg;
+	if (http_probe_init(&s->probe, sh, s, NULL) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	s->guard = http_guard_new(s->cfg, err, errlen);
 	if (!s->guard)
 		goto fail;
@@ -400,6 +409,10 @@ struct http_server *http_start(struct pipeline_shared *sh, char *err, size_t err
 	if (http_listen(s, opts, err, errlen) < 0)
 		goto fail;
 	http_routes(s);
+	if (s->cfg->admin_listen && !(s->admin = http_admin_start(sh, s, err, errlen))) {
+		mg_stop(s->ctx);
+		goto fail;
+	}
 	return s;
 fail:
 	http_server_free(s);
@@ -433,6 +446,7 @@ void http_stop(struct http_server *s)
 
 	if (!s)
 		return;
+	http_admin_detach(s->admin);  /* its probes answer "stopping" from now on */
 	if (s->ctx) {
 		nports = mg_get_server_ports(s->ctx, 8, ports);
 		for (int i = 0; i < nports; i++)

@@ -36,6 +36,7 @@
 #include "dlq.h"
 #include "exit_codes.h"
 #include "http.h"
+#include "http_admin.h"
 #include "http_guard.h"
 #include "log.h"
 #include "notify.h"
@@ -50,8 +51,7 @@
 #include "rules.h"
 #include "sink_file.h"
 #include "tls_cert.h"
-
-#define EGOI_ROUTER_VERSION "0.1.0"
+#include "version.h"
 
 static void usage(FILE *out)
 {
@@ -126,7 +126,8 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
 		return NULL;
 	}
 	/* What civetweb and the intake's guard would refuse at start-up. */
-	if (http_guard_check(cfg, err, sizeof err) < 0) {
+	if (http_guard_check(cfg, err, sizeof err) < 0 ||
+	    http_admin_check(cfg, err, sizeof err) < 0) {
 		fprintf(stderr, "egoi-router: %s: %s\n", path, err);
 		return NULL;
 	}

@@ -20,6 +20,7 @@
  * Threads: everything is safe from any thread except metrics_reset.
  */
 #include "metrics.h"
+#include "metrics_process.h"
 #include "metrics_labels.h"
 #include "destination.h"
 #include "util_buf.h"
@@ -424,6 +425,7 @@ int metrics_render(char **out, size_t *len)
 	util_buf_printf(&b, "egoi_router_reloads_total{result=\"ok\"} %lu\n"
 		       "egoi_router_reloads_total{result=\"refused\"} %lu\n",
 		       atomic_load(&metrics_reloads[0]), atomic_load(&metrics_reloads[1]));
+	metrics_process_render(&b);
 	if (b.failed)
 		goto out;
 	*out = b.p;

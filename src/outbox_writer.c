@@ -22,6 +22,7 @@
 #include <sys/queue.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "outbox.h"
 #include "outbox_space.h"
@@ -47,6 +48,8 @@ struct outbox_writer {
 	pthread_cond_t finished;     /* broadcast when a group is done */
 	struct writer_jobs queue;    /* waiting for the next group, oldest first */
 	int stop;
+	int exited;                  /* writer_main has returned (under mu) */
+	double busy_since;           /* clock_mono when the group in progress began, 0 = idle */
 	unsigned long groups, file_syncs, queued;   /* under mu */
 };
 
@@ -232,11 +235,13 @@ static void *writer_main(void *arg)
 			break;   /* stop requested and nothing left to commit */
 		STAILQ_CONCAT(&group, &w->queue);
 		w->queued = 0;
+		w->busy_since = clock_mono();
 		pthread_mutex_unlock(&w->mu);
 
 		flushed = writer_run_group(w, &group);
 
 		pthread_mutex_lock(&w->mu);
+		w->busy_since = 0;
 		w->groups++;
 		w->file_syncs += flushed;
 		/* read the link before done: j belongs to its caller again after it */
@@ -246,6 +251,7 @@ static void *writer_main(void *arg)
 		}
 		pthread_cond_broadcast(&w->finished);
 	}
+	w->exited = 1;
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
@@ -316,6 +322,17 @@ void outbox_writer_stats(struct outbox_writer *w, struct outbox_writer_stats *ou
 	out->file_syncs = w->file_syncs;
 	out->queued = w->queued;
 	pthread_mutex_unlock(&w->mu);
+}
+
+int outbox_writer_health(struct outbox_writer *w, double *busy_since)
+{
+	int alive;
+
+	pthread_mutex_lock(&w->mu);
+	alive = !w->exited && !w->stop;
+	*busy_since = w->busy_since;
+	pthread_mutex_unlock(&w->mu);
+	return alive;
 }
 
 void outbox_writer_stop(struct outbox_writer *w)

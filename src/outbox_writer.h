@@ -72,6 +72,14 @@ struct outbox_writer_stats {
 
 void outbox_writer_stats(struct outbox_writer *w, struct outbox_writer_stats *out);
 
+/*
+ * For readiness: 1 while the writer thread takes batches, 0 once it is
+ * stopping or has returned. *busy_since: clock_mono() when the group it is
+ * committing began, 0 when idle (a group stuck for long, such as an fsync
+ * that does not return, is not "accepting writes").
+ */
+int outbox_writer_health(struct outbox_writer *w, double *busy_since);
+
 /* Commits what is queued, stops the thread, closes the database. w may be NULL. */
 void outbox_writer_stop(struct outbox_writer *w);
 

@@ -6,7 +6,7 @@
  * still running, prints the daemon log tail when the scenario did not reach
  * e2e_pass, and removes the temp dir.
  *
- * Scenarios live in sixteen files, grouped by what they prove: intake (HTTP
+ * Scenarios live in seventeen files, grouped by what they prove: intake (HTTP
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
  * and purged beside the running daemon), input (hostile or broken input:
@@ -19,9 +19,10 @@
  * config_reload (the whole config on SIGHUP: live keys, restart keys,
  * refusals, required modules), check (the preflight: each failure it
  * must catch), rules_ci (`test` for CI: --expect, --format, --meta), egoi
- * (`egoi-router egoi` against a stand-in E-goi API, egoi_standin.h) and
+ * (`egoi-router egoi` against a stand-in E-goi API, egoi_standin.h),
  * logs (access lines, request ids, JSON fields, log_file and SIGUSR1,
- * delivery outcomes).
+ * delivery outcomes) and admin (/readyz, the admin listener, process
+ * metrics).
  * Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
@@ -122,6 +123,8 @@ extern const struct CMUnitTest e2e_egoi_tests[];
 extern const size_t e2e_egoi_count;
 extern const struct CMUnitTest e2e_logs_tests[];
 extern const size_t e2e_logs_count;
+extern const struct CMUnitTest e2e_admin_tests[];
+extern const size_t e2e_admin_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 

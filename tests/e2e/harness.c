@@ -368,7 +368,7 @@ int harness_write_rules(struct harness *h, const char *lua, const char *recv_url
 	return harness_write_rules_marks(h, lua, marks, values, 1);
 }
 
-static int harness_free_port(void)
+int harness_free_port(void)
 {
 	struct sockaddr_in a;
 	socklen_t alen = sizeof(a);
@@ -417,7 +417,7 @@ static int harness_extra_has(const struct harness *h, const char *key)
 
 int harness_write_config(struct harness *h)
 {
-	char pem[HARNESS_PATH + 16], listen[64], text[8192];
+	char pem[HARNESS_PATH + 16], listen[64], admin[64], text[8192];
 	size_t n = 0;
 
 	if (h->port <= 0)
@@ -444,6 +444,9 @@ int harness_write_config(struct harness *h)
 		    n < sizeof(text))
 			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s = %s\n", defaults[i][0],
 					      defaults[i][1]);
+	snprintf(admin, sizeof(admin), "127.0.0.1:%d", h->admin_port);
+	if (h->admin_port > 0 && !harness_extra_has(h, "admin_listen") && n < sizeof(text))
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "admin_listen = %s\n", admin);
 	if (n < sizeof(text))
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", h->extra);
 	if (n >= sizeof(text))
@@ -499,6 +502,8 @@ int harness_start(struct harness *h)
 	for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
 		if (attempt > 0)
 			h->port = 0;
+		if (attempt > 0 && h->admin_port > 0)
+			h->admin_port = harness_free_port();
 		if (harness_write_config(h) != 0)
 			break;
 		h->pid = harness_spawn(argv, NULL, h->log, NULL, 1, env);
@@ -514,7 +519,9 @@ int harness_start(struct harness *h)
 				h->pid = 0;
 				break;
 			}
-			if (harness_request(h, "GET", "/healthz", NULL, NULL, NULL, 0, 0, &r) == 0 &&
+			if ((h->admin_port > 0 ? harness_admin_get(h, "/healthz", NULL, &r)
+					       : harness_request(h, "GET", "/healthz", NULL, NULL, NULL,
+								 0, 0, &r)) == 0 &&
 			    r.status == 200) {
 				harness_response_free(&r);
 				rc = 0;

@@ -39,6 +39,9 @@ struct harness {
 	char omit[256];                /* harness default keys (space-separated) not written,
 					* so the daemon's own defaults apply to them */
 	int port;                      /* HTTPS port of the daemon */
+	int admin_port;                /* > 0: admin_listen = 127.0.0.1:admin_port is written,
+					* harness_start waits for its /healthz and
+					* harness_metric scrapes it */
 	pid_t pid;                     /* running daemon, or 0 */
 	int passed;                    /* set by the test when it reached its end */
 };
@@ -118,7 +121,19 @@ int harness_request(const struct harness *h, const char *method, const char *pat
 		    const char *content_type, const char *const *headers, const char *body,
 		    size_t len, int with_token, struct harness_response *resp);
 
-/* Value of one metric series from GET /metrics: series is the text before
+/*
+ * One plain-HTTP GET of path on the admin listener (h->admin_port), fresh
+ * connection; headers as for harness_request. 0 when an answer arrived,
+ * -1 otherwise; free with harness_response_free.
+ */
+int harness_admin_get(const struct harness *h, const char *path, const char *const *headers,
+		      struct harness_response *resp);
+
+/* A TCP port on 127.0.0.1 free at the time of the call, or -1. */
+int harness_free_port(void);
+
+/* Value of one metric series from GET /metrics (the admin listener's when
+ * h->admin_port is set): series is the text before
  * the value on its line, e.g. "egoi_router_outbox_pending" or
  * "egoi_router_destination_state{name=\"http://127.0.0.1:8080\"}". 0 when
  * found; -1 when the scrape failed or the series is absent. */

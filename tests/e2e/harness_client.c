@@ -136,13 +136,47 @@ int harness_counts(const struct harness_response *resp, long *accepted, long *re
 	return rc;
 }
 
+int harness_admin_get(const struct harness *h, const char *path, const char *const *headers,
+		      struct harness_response *resp)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL, *tmp;
+	char url[256];
+	int rc = -1;
+
+	memset(resp, 0, sizeof(*resp));
+	if (c == NULL)
+		return -1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", h->admin_port, path);
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		if ((tmp = curl_slist_append(hl, headers[i])) != NULL)
+			hl = tmp;
+	if (curl_easy_setopt(c, CURLOPT_URL, url) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, harness_collect) == CURLE_OK &&
+	    curl_easy_setopt(c, CURLOPT_WRITEDATA, resp) == CURLE_OK &&
+	    curl_easy_perform(c) == CURLE_OK &&
+	    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status) == CURLE_OK)
+		rc = 0;
+	if (resp->body == NULL)
+		resp->body = strdup("");
+	if (resp->body == NULL)
+		rc = -1;
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
 int harness_metric(const struct harness *h, const char *series, double *value)
 {
 	struct harness_response r;
 	size_t slen = strlen(series);
 	int rc = -1;
 
-	if (harness_request(h, "GET", "/metrics", NULL, NULL, NULL, 0, 0, &r) != 0 ||
+	if ((h->admin_port > 0 ? harness_admin_get(h, "/metrics", NULL, &r)
+			       : harness_request(h, "GET", "/metrics", NULL, NULL, NULL, 0, 0, &r)) != 0 ||
 	    r.status != 200)
 		goto out;
 	for (const char *p = r.body; p != NULL && *p != '\0';) {

@@ -33,6 +33,7 @@ static const struct {
 	{ e2e_rules_ci_tests, &e2e_rules_ci_count },
 	{ e2e_egoi_tests, &e2e_egoi_count },
 	{ e2e_logs_tests, &e2e_logs_count },
+	{ e2e_admin_tests, &e2e_admin_count },
 };
 
 int main(void)

@@ -249,9 +249,11 @@ static const struct bad_case bad_cases[] = {
 	{ "log_format = xml\n", 1, "log_format: 'xml' is not one of text, json" },
 	{ "endpoint = hooks/egoi\n", 1, "endpoint must start with '/'" },
 	{ "endpoint = /metrics\n", 1, "endpoint '/metrics' is reserved or not a plain path "
-	  "(not /healthz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
+	  "(not /healthz, /readyz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
+	{ "endpoint = /readyz\n", 1, "endpoint '/readyz' is reserved or not a plain path "
+	  "(not /healthz, /readyz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
 	{ "endpoint = /hooks/e?x\n", 1, "endpoint '/hooks/e?x' is reserved or not a plain path "
-	  "(not /healthz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
+	  "(not /healthz, /readyz or /metrics, no spaces, ?, #, $ or *, at most 256 bytes)" },
 	{ "auth_token = x\nforward_signing_secret = hunter2hunter2\n", 2,
 	  "forward_signing_secret must start with 'whsec_'" },
 	{ "forward_signing_secret = whsec_hunter2!\n", 1,
@@ -566,6 +568,7 @@ static void test_example_loads(void **state)
 	assert_int_equal(setenv("EGOI_ROUTER_TOKEN", "example-token", 1), 0);
 	assert_int_equal(setenv("EGOI_ROUTER_SIGNING_SECRET", "whsec_c2VjcmV0", 1), 0);
 	assert_int_equal(setenv("EGOI_API_KEY", "example-egoi-key", 1), 0);
+	assert_int_equal(setenv("EGOI_ROUTER_ADMIN_TOKEN", "admin-secret", 1), 0);
 	text = example_text(&len);
 	if (load_text(&c, text, err, sizeof err) != 0)
 		fail_msg("example does not load: %s", err);
@@ -606,11 +609,14 @@ static void test_example_loads(void **state)
 	assert_string_equal(c.egoi_api_key, "example-egoi-key");  /* env:EGOI_API_KEY */
 	assert_string_equal(c.public_url, "https://hooks.example.com/hooks/egoi");
 	assert_string_equal(c.forward_signing_secret, "whsec_c2VjcmV0");
+	assert_string_equal(c.admin_listen, "127.0.0.1:9464");
+	assert_string_equal(c.admin_token, "admin-secret");
 	config_free(&c);
 	free(all);
 	free(text);
 	unsetenv("EGOI_ROUTER_TOKEN");
 	unsetenv("EGOI_ROUTER_SIGNING_SECRET");
+	unsetenv("EGOI_ROUTER_ADMIN_TOKEN");
 }
 
 static void test_print_keys(void **state)
@@ -627,6 +633,7 @@ static void test_print_keys(void **state)
 		"run_as_user", "max_connections_per_address", "min_body_rate", "rate_limit",
 		"rate_limit_burst", "rate_limit_exempt",
 		"egoi_api_key", "egoi_api_base", "egoi_api_timeout", "public_url",
+		"admin_listen", "admin_token",
 	};
 	const size_t nnames = sizeof names / sizeof names[0];
 	char *buf = NULL, *line, *save = NULL;

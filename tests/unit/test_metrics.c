@@ -403,7 +403,10 @@ static void exposition_format(void **state)
 		"egoi_router_request_seconds", "egoi_router_destination_state",
 		"egoi_router_destination_backlog", "egoi_router_loops_refused_total",
 		"egoi_router_refused_total", "egoi_router_tls_certificate_expiry_seconds",
-		"egoi_router_reloads_total",
+		"egoi_router_reloads_total", "egoi_router_build_info",
+		"process_start_time_seconds", "process_cpu_seconds_total",
+		"process_resident_memory_bytes", "process_virtual_memory_bytes",
+		"process_open_fds", "process_max_fds",
 	};
 	struct family fams[32];
 	struct metrics_tally t;
