@@ -6,6 +6,7 @@
 set -eu
 pkgs="gcc make pkg-config openssl curl ca-certificates libcivetweb-dev liblua5.4-dev lua-cjson-dev
       libyajl-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libcmocka-dev uuid-dev
+      libpq-dev postgresql
       man-db groff-base"
 [ "${1:-build}" = bench ] && pkgs="$pkgs wrk lua5.4"
 [ "${1:-build}" = fuzz ] && pkgs="$pkgs clang-14 libclang-rt-14-dev"

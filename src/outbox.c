@@ -70,6 +70,9 @@ int outbox_use(const char *target, long lease_ms, char *err, size_t errlen)
 	if (!target || strcmp(target, "sqlite") == 0) {
 		target = "sqlite";
 		b = &ob_sqlite_backend;
+	} else if (strncmp(target, "postgresql://", 13) == 0 ||
+		   strncmp(target, "postgres://", 11) == 0) {
+		b = &ob_pg_backend;
 	} else {
 		snprintf(err, errlen, "outbox: expected sqlite or a postgresql:// URI");
 		return -1;

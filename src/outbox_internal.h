@@ -114,6 +114,7 @@ struct ob_backend {
 };
 
 extern const struct ob_backend ob_sqlite_backend;
+extern const struct ob_backend ob_pg_backend;
 
 /* --- outbox.c: shared by both backends --- */
 
