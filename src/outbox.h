@@ -51,6 +51,15 @@ struct outbox;
  */
 int outbox_use(const char *target, long lease_ms, char *err, size_t errlen);
 
+/*
+ * The lease the daemon asks for: a claim is followed by one request of at
+ * most forward_timeout, then its outcome is recorded (retried a few times
+ * on failure); twice the timeout plus 30 s covers that with room, and is
+ * also how long entries of a killed node wait before another node sends
+ * them.
+ */
+#define OUTBOX_LEASE_MS(forward_timeout_ms) (2L * (forward_timeout_ms) + 30000L)
+
 /* The name of the backend outbox_use chose: "sqlite" or "postgresql". */
 const char *outbox_backend_name(void);
 
