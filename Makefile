@@ -118,7 +118,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/obj/unit/test_%.o $(BUILD)/libcore.a $(SHI
 # and main: tests/e2e/ the behaviour suite, tests/faults/ the fault suite.
 E2ESHARED := $(addprefix tests/e2e/,harness.c harness_client.c harness_data.c receiver.c \
              faulty.c faulty_conn.c e2e_fixture.c)
-E2ELIBOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(E2ESHARED))
+E2ELIBOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(E2ESHARED)) $(BUILD)/tests/obj/pg_cluster.o
 E2ELIB    := $(BUILD)/tests/libe2e.a
 E2EOBJ    := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o, \
              $(filter-out $(E2ESHARED),$(wildcard tests/e2e/*.c)))

@@ -14,7 +14,8 @@
  * count, forwards to itself), limits (rules' time limit and env() against
  * the daemon's signals and secrets) and guard (hostile clients: connection
  * floods, slow bodies, rate limits, allow_from, framing) and privileges
- * (run as root with run_as_user). Each exports its cmocka table.
+ * (run as root with run_as_user) and shared (several routers on one
+ * PostgreSQL outbox). Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
  */
@@ -100,6 +101,8 @@ extern const struct CMUnitTest e2e_guard_tests[];
 extern const size_t e2e_guard_count;
 extern const struct CMUnitTest e2e_privileges_tests[];
 extern const size_t e2e_privileges_count;
+extern const struct CMUnitTest e2e_shared_tests[];
+extern const size_t e2e_shared_count;
 
 #define E2E_TEST(fn) cmocka_unit_test_setup_teardown(fn, e2e_setup, e2e_teardown)
 

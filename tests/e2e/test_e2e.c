@@ -26,6 +26,7 @@ static const struct {
 	{ e2e_limits_tests, &e2e_limits_count },
 	{ e2e_guard_tests, &e2e_guard_count },
 	{ e2e_privileges_tests, &e2e_privileges_count },
+	{ e2e_shared_tests, &e2e_shared_count },
 };
 
 int main(void)
