@@ -4,11 +4,14 @@
  * suite starts itself (tests/pg_cluster.h; stopped when the suite exits):
  * two routers sharing the database deliver every forward exactly once
  * whichever one took the batch; the server stopped under load turns intake
- * into 503s and back, and nothing answered 200 is lost; an unreachable
+ * into 503s and back, and nothing answered 200 is lost; a router killed
+ * with deliveries in flight leaves leases that expire, and the other
+ * router then delivers them (the same delivery ids); an unreachable
  * server at start is named in the error and the daemon exits 3, without
  * showing the password.
  */
 #include "e2e/e2e.h"
+#include "e2e/faulty.h"
 #include "pg_cluster.h"
 
 #include <stdio.h>
@@ -136,6 +139,85 @@ static void postgresql_unreachable_at_start_exits_3(void **state)
 	e2e_pass(t);
 }
 
+/* Writes rules forwarding to url and starts h on the shared database. */
+static void boot_forwarding_to(struct harness *h, const char *url, const char *extra)
+{
+	const char *marks[] = { "@F@" }, *values[] = { url };
+
+	snprintf(h->extra, sizeof h->extra, "%s", extra);
+	assert_int_equal(harness_write_rules_marks(h, "function route(e, m) forward('@F@/in') end\n",
+						   marks, values, 1), 0);
+	assert_int_equal(harness_start(h), 0);
+}
+
+/*
+ * Router A claims five forwards and sends them to a destination that never
+ * answers; A is killed (-9) with their leases held. Router B, started on
+ * the same database, cannot take them before the lease (2 x forward_timeout
+ * + 30 s) expires, then delivers each, with the delivery id A had sent.
+ */
+static void killed_router_leases_expire_and_other_delivers(void **state)
+{
+	struct e2e *t = *state;
+	struct faulty *f = faulty_start();
+	struct faulty_stats st;
+	struct faulty_request q;
+	struct harness b;
+	char extra[320], url[64], ids[5][128];
+	size_t in_flight;
+	int n = 5;
+
+	assert_non_null(f);
+	faulty_url(f, url, sizeof url);
+	snprintf(extra, sizeof extra, "outbox = %s\nforward_timeout = 3s\n", shared_cluster());
+	assert_int_equal(faulty_set_mode(f, FAULTY_BLACKHOLE, 0, NULL), 0);
+	boot_forwarding_to(&t->h, url, extra);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(post_numbered(&t->h, i), 200);
+	for (int k = 0; k < 100 && faulty_count(f) < (size_t)n; k++)
+		harness_sleep_ms(20);
+	in_flight = faulty_count(f);
+	assert_int_equal(in_flight, (size_t)n);   /* all claimed, none answered */
+	harness_kill(&t->h);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(faulty_get(f, (size_t)i, &q), 0);
+		snprintf(ids[i], sizeof ids[i], "%s", q.delivery_id);
+	}
+	assert_int_equal(faulty_set_mode(f, FAULTY_OK, 0, NULL), 0);
+
+	assert_int_equal(harness_init(&b), 0);
+	boot_forwarding_to(&b, url, extra);
+	harness_sleep_ms(3000);
+	faulty_stats(f, &st);
+	assert_int_equal(st.answered_2xx, 0);   /* still leased by the dead node */
+	for (int k = 0; k < 600; k++) {
+		faulty_stats(f, &st);
+		if (st.distinct_ok >= (size_t)n)
+			break;
+		harness_sleep_ms(100);
+	}
+	harness_sleep_ms(1000);
+	faulty_stats(f, &st);
+	assert_int_equal(st.distinct_ok, (size_t)n);
+	assert_int_equal(st.duplicates, 0);
+	/* the ids B sent are the ones A had sent */
+	for (size_t i = in_flight; i < faulty_count(f); i++) {
+		int same = 0;
+
+		assert_int_equal(faulty_get(f, i, &q), 0);
+		for (int j = 0; j < n; j++)
+			same |= strcmp(q.delivery_id, ids[j]) == 0;
+		assert_true(same);
+	}
+	fprintf(stderr, "[e2e] router killed with leases held: sent %d, answered 200 %d, "
+			"delivered %zu, duplicates (in flight at the kill) %zu, lost 0\n",
+		n, n, st.distinct_ok, in_flight);
+	b.passed = 1;
+	harness_cleanup(&b);
+	faulty_stop(f);
+	e2e_pass(t);
+}
+
 /* Runs last: a failure may leave the cluster stopped. */
 static void postgresql_stopped_under_load_then_recovers(void **state)
 {
@@ -187,6 +269,8 @@ const struct CMUnitTest e2e_shared_tests[] = {
 	cmocka_unit_test_setup_teardown(two_routers_share_one_postgresql_outbox, e2e_setup,
 					e2e_teardown),
 	cmocka_unit_test_setup_teardown(postgresql_unreachable_at_start_exits_3, e2e_setup,
+					e2e_teardown),
+	cmocka_unit_test_setup_teardown(killed_router_leases_expire_and_other_delivers, e2e_setup,
 					e2e_teardown),
 	cmocka_unit_test_setup_teardown(postgresql_stopped_under_load_then_recovers, e2e_setup,
 					e2e_teardown),
