@@ -257,6 +257,12 @@ static void ob_pg_close(struct outbox *ob)
 {
 	if (!ob->pg)
 		return;
+	/* The delivery side closes its connection once nothing is in flight
+	 * (deliver.h): what it still holds goes back now, not at lease expiry,
+	 * so a stopped node's claims are free for the others at once. */
+	if (ob->pg->claimed && !ob->pg->in_tx && PQstatus(ob->pg->conn) == CONNECTION_OK &&
+	    ob_pg_release_leases(ob) != 0)
+		log_msg(LOG_WARN, NULL, "outbox: %s", ob->err);
 	/* PQfinish ends the session: the server rolls back an open transaction. */
 	if (ob->pg->conn)
 		PQfinish(ob->pg->conn);

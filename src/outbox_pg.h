@@ -42,6 +42,7 @@ struct ob_pg {
 	char where[300];     /* "postgresql at HOST:PORT/DB", for messages (no password) */
 	int relaxed;         /* outbox_relax_sync: re-applied after a re-connection */
 	int in_tx;           /* outbox_begin succeeded, no commit or rollback yet */
+	int claimed;         /* this connection claimed (the delivery thread's) */
 };
 
 /* This process's lease owner id ("host/pid/random"): the same for all its

@@ -121,6 +121,7 @@ int ob_pg_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
 	*out = NULL;
 	if (max == 0)
 		return 0;
+	ob->pg->claimed = 1;
 	{
 		const char *v[] = { dest, ob_pg_num(b_now, now),
 				    ob_pg_int(b_max, max > 0x7fffffff ? 0x7fffffff : (long long)max),

@@ -379,6 +379,24 @@ static void test_pg_expired_lease_is_claimable(void **state)
 	outbox_deliveries_free(got, 1);
 }
 
+/* A delivery connection closed (a node stopped cleanly) gives its leases
+ * back at once; another node's connection claims them without waiting. */
+static void test_pg_close_releases_own_leases(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox_delivery *got = NULL;
+	struct outbox *other = open_ob(fx);
+
+	assert_non_null(other);
+	add_forwards(fx->ob, "https://a.example/x", 2, NULL);
+	assert_int_equal(outbox_claim_due(other, DEST_A, now_s(), 10, &got), 2);
+	outbox_deliveries_free(got, 2);
+	assert_int_equal(outbox_claim_due(fx->ob, DEST_A, now_s(), 10, &got), 0);
+	outbox_close(other);
+	assert_int_equal(outbox_claim_due(fx->ob, DEST_A, now_s(), 10, &got), 2);
+	outbox_deliveries_free(got, 2);
+}
+
 /* Ends every other session of the cluster, as a server restart would. */
 static void kill_sessions(void)
 {
@@ -481,6 +499,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pg_expired_lease_is_claimable,
 						setup_short_lease, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_close_releases_own_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_loss_fails_then_recovers, setup,
 						teardown),
 		cmocka_unit_test(test_pg_unreachable_named_password_hidden),
