@@ -146,14 +146,23 @@ static int cmd_check(const char *path)
 {
 	struct config cfg;
 	struct rules_source *src;
+	char outbox[512];
+	int rc = EXIT_INVALID;
 
 	memset(&cfg, 0, sizeof cfg);
 	src = load_and_check(path, &cfg);
-	if (src)
-		printf("%s: ok (rules %s)\n", path, cfg.rules);
+	if (src) {
+		/* the outbox must be reachable too: a runtime failure, not the config's */
+		rc = outbox_use(cfg.outbox, 0, outbox, sizeof outbox) == 0 &&
+			     outbox_check(outbox, sizeof outbox) == 0 ? EXIT_OK : EXIT_RUNTIME;
+		if (rc == EXIT_OK)
+			printf("%s: ok (rules %s; outbox %s)\n", path, cfg.rules, outbox);
+		else
+			fprintf(stderr, "egoi-router: %s: outbox: %s\n", path, outbox);
+	}
 	rules_source_unref(src);
 	config_free(&cfg);
-	return src ? EXIT_OK : EXIT_INVALID;
+	return rc;
 }
 
 /*

@@ -132,6 +132,11 @@ void outbox_target_redact(const char *target, char *buf, size_t len)
 	}
 }
 
+int outbox_check(char *msg, size_t len)
+{
+	return ob_chosen->check(ob_target, msg, len);
+}
+
 struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen)
 {
 	struct outbox *ob = calloc(1, sizeof *ob);

@@ -60,6 +60,15 @@ int outbox_use(const char *target, long lease_ms, char *err, size_t errlen);
  */
 #define OUTBOX_LEASE_MS(forward_timeout_ms) (2L * (forward_timeout_ms) + 30000L)
 
+/*
+ * For `egoi-router check`: reaches the chosen backend without changing
+ * anything. SQLite: nothing to reach (the file is made on the first run).
+ * PostgreSQL: connects and reads the schema version: current, or none yet
+ * (the first run creates it). 0 with msg saying what was found, or -1
+ * with msg saying why not (unreachable, a newer schema).
+ */
+int outbox_check(char *msg, size_t len);
+
 /* The name of the backend outbox_use chose: "sqlite" or "postgresql". */
 const char *outbox_backend_name(void);
 

@@ -84,6 +84,7 @@ struct ob_backend {
 	int (*open)(struct outbox *ob, const char *target, const char *data_dir, char *err,
 		    size_t errlen);
 	void (*close)(struct outbox *ob);
+	int (*check)(const char *target, char *msg, size_t len);   /* outbox_check */
 	int (*begin)(struct outbox *ob);
 	int (*add_forward)(struct outbox *ob, const struct outbox_forward *f, char *id_out);
 	int (*add_dead)(struct outbox *ob, const struct outbox_dead *d);

@@ -221,14 +221,13 @@ static void ob_pg_notice(void *arg, const char *message)
 	(void)message;
 }
 
-static int ob_pg_open(struct outbox *ob, const char *target, const char *data_dir, char *err,
-		      size_t errlen)
+/* Connects ob (zeroed) to target; 0, or -1 with err set. */
+static int ob_pg_connect(struct outbox *ob, const char *target, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname",
 					    NULL };
 	const char *vals[] = { "10", "egoi-router", target, NULL };
 
-	(void)data_dir;   /* the database is the server's; data_dir keeps only files */
 	ob->pg = calloc(1, sizeof *ob->pg);
 	if (!ob->pg) {
 		snprintf(err, errlen, "out of memory");
@@ -246,6 +245,15 @@ static int ob_pg_open(struct outbox *ob, const char *target, const char *data_di
 	}
 	/* The server's NOTICEs ("already exists, skipping") are not ours to print. */
 	(void)PQsetNoticeProcessor(ob->pg->conn, ob_pg_notice, NULL);
+	return 0;
+}
+
+static int ob_pg_open(struct outbox *ob, const char *target, const char *data_dir, char *err,
+		      size_t errlen)
+{
+	(void)data_dir;   /* the database is the server's; data_dir keeps only files */
+	if (ob_pg_connect(ob, target, err, errlen) != 0)
+		return -1;
 	if (ob_pg_migrate(ob) != 0) {
 		snprintf(err, errlen, "%s", ob->err);
 		return -1;
@@ -268,6 +276,20 @@ static void ob_pg_close(struct outbox *ob)
 		PQfinish(ob->pg->conn);
 	free(ob->pg);
 	ob->pg = NULL;
+}
+
+static int ob_pg_check(const char *target, char *msg, size_t len)
+{
+	struct outbox ob;
+	int ret = -1;
+
+	memset(&ob, 0, sizeof ob);
+	ob.owner = pthread_self();
+	ob.ops = &ob_pg_backend;
+	if (ob_pg_connect(&ob, target, msg, len) == 0)
+		ret = ob_pg_schema_check(&ob, msg, len);
+	ob_pg_close(&ob);
+	return ret;
 }
 
 /* --- transactions --- */
@@ -412,6 +434,7 @@ const struct ob_backend ob_pg_backend = {
 	.name = "postgresql",
 	.open = ob_pg_open,
 	.close = ob_pg_close,
+	.check = ob_pg_check,
 	.begin = ob_pg_begin,
 	.add_forward = ob_pg_add_forward,
 	.add_dead = ob_pg_add_dead,

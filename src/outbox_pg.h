@@ -89,6 +89,10 @@ char *ob_pg_dest(const char *url);
 /* Creates or migrates the schema under an advisory lock (outbox_pg_schema.c). */
 int ob_pg_migrate(struct outbox *ob);
 
+/* Reads the schema version without changing anything: 0 with msg "...
+ * schema version N" (or "no schema yet"), -1 with msg why not. */
+int ob_pg_schema_check(struct outbox *ob, char *msg, size_t len);
+
 /* The operations of outbox_pg_deliver.c and outbox_pg_dlq.c (ob_pg_backend). */
 int ob_pg_release_leases(struct outbox *ob);
 int ob_pg_claim_due(struct outbox *ob, const char *dest, double now, size_t max,

@@ -145,3 +145,39 @@ out:
 		PQclear(PQexec(ob->pg->conn, "ROLLBACK"));
 	return ret;
 }
+
+int ob_pg_schema_check(struct outbox *ob, char *msg, size_t len)
+{
+	PGresult *r = ob_pg_exec(ob, "schema", "SELECT to_regclass('egoi_router_schema') IS NOT NULL",
+				 0, NULL, NULL);
+	long version = 0;
+	int ret = -1;
+
+	if (!r)
+		goto out;
+	if (strcmp(PQgetvalue(r, 0, 0), "t") == 0) {
+		PQclear(r);
+		r = ob_pg_exec(ob, "schema", "SELECT max(version) FROM egoi_router_schema", 0, NULL,
+			       NULL);
+		if (!r)
+			goto out;
+		version = PQgetisnull(r, 0, 0) ? 0 : strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	}
+	if (version > OB_PG_SCHEMA_VERSION) {
+		ob_failf(ob, "%s: database schema version %ld is not supported (this program: %ld)",
+			 ob->pg->where, version, OB_PG_SCHEMA_VERSION);
+		goto out;
+	}
+	if (version == 0)
+		snprintf(msg, len, "%s: reachable, no schema yet (the first run creates it)",
+			 ob->pg->where);
+	else
+		snprintf(msg, len, "%s: reachable, schema version %ld%s", ob->pg->where, version,
+			 version < OB_PG_SCHEMA_VERSION ? " (the next run migrates it)" : "");
+	ret = 0;
+out:
+	if (ret != 0)
+		snprintf(msg, len, "%s", ob->err);
+	PQclear(r);
+	return ret;
+}

@@ -289,10 +289,18 @@ int ob_sqlite_add_dead(struct outbox *ob, const struct outbox_dead *d)
 		      sqlite3_bind_double(st, 7, ob_now()));
 }
 
+static int ob_sqlite_check(const char *target, char *msg, size_t len)
+{
+	(void)target;
+	snprintf(msg, len, "sqlite (data_dir/outbox.db)");
+	return 0;
+}
+
 const struct ob_backend ob_sqlite_backend = {
 	.name = "sqlite",
 	.open = ob_sqlite_open,
 	.close = ob_sqlite_close,
+	.check = ob_sqlite_check,
 	.begin = ob_sqlite_begin,
 	.add_forward = ob_sqlite_add_forward,
 	.add_dead = ob_sqlite_add_dead,

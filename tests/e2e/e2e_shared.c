@@ -99,9 +99,17 @@ static void two_routers_share_one_postgresql_outbox(void **state)
 	char extra[256], answered[40] = { 0 };
 	int n = 40;
 
+	char *out = NULL, *err = NULL;
+
 	snprintf(extra, sizeof extra, "outbox = %s\n", shared_cluster());
 	e2e_boot(t, rules_forward, extra);
 	boot_second(t, &b, extra);
+	const char *check[] = { harness_bin(), "check", "-c", b.conf, NULL };
+	assert_int_equal(harness_run(&b, check, NULL, 20000, &out, &err), 0);
+	assert_non_null(out);
+	assert_non_null(strstr(out, "reachable, schema version 1"));
+	free(out);
+	free(err);
 	/* the load balancer's part: batches alternate between the two */
 	for (int i = 0; i < n; i++) {
 		assert_int_equal(post_numbered(i % 2 ? &b : &t->h, i), 200);
@@ -134,6 +142,15 @@ static void postgresql_unreachable_at_start_exits_3(void **state)
 	assert_non_null(strstr(err, "postgresql at /nonexistent/pg:5999/postgres"));
 	assert_null(strstr(err, "s3cret"));
 	assert_null(out && strstr(out, "s3cret") ? out : NULL);
+	free(out);
+	free(err);
+	/* `check` reaches the outbox too, and fails the same way */
+	const char *check[] = { harness_bin(), "check", "-c", t->h.conf, NULL };
+	rc = harness_run(&t->h, check, NULL, 20000, &out, &err);
+	assert_int_equal(rc, 3);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "postgresql at /nonexistent/pg:5999/postgres"));
+	assert_null(strstr(err, "s3cret"));
 	free(out);
 	free(err);
 	e2e_pass(t);

@@ -379,6 +379,21 @@ static void test_pg_expired_lease_is_claimable(void **state)
 	outbox_deliveries_free(got, 1);
 }
 
+/* `check` reads the schema version and changes nothing. */
+static void test_pg_check_reads_schema(void **state)
+{
+	char msg[512];
+
+	(void)state;
+	assert_int_equal(outbox_check(msg, sizeof msg), 0);
+	assert_non_null(strstr(msg, "reachable, schema version 1"));
+	assert_int_equal(pg_cluster_reset(&cluster), 0);
+	assert_int_equal(outbox_check(msg, sizeof msg), 0);
+	assert_non_null(strstr(msg, "no schema yet"));
+	assert_int_equal(outbox_check(msg, sizeof msg), 0);
+	assert_non_null(strstr(msg, "no schema yet"));   /* check created nothing */
+}
+
 /* A delivery connection closed (a node stopped cleanly) gives its leases
  * back at once; another node's connection claims them without waiting. */
 static void test_pg_close_releases_own_leases(void **state)
@@ -450,6 +465,9 @@ static void test_pg_unreachable_named_password_hidden(void **state)
 	assert_null(ob);
 	assert_non_null(strstr(err, "postgresql at /nonexistent/dir:5999/postgres"));
 	assert_null(strstr(err, "s3cret"));
+	assert_int_equal(outbox_check(err, sizeof err), -1);   /* `check` says the same */
+	assert_non_null(strstr(err, "postgresql at /nonexistent/dir:5999/postgres"));
+	assert_null(strstr(err, "s3cret"));
 	outbox_target_redact("postgresql://u:s3cret@db.example:5432/x?sslmode=require", buf,
 			     sizeof buf);
 	assert_string_equal(buf, "postgresql://u:***@db.example:5432/x?sslmode=require");
@@ -500,6 +518,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_expired_lease_is_claimable,
 						setup_short_lease, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_close_releases_own_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_check_reads_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_loss_fails_then_recovers, setup,
 						teardown),
 		cmocka_unit_test(test_pg_unreachable_named_password_hidden),
