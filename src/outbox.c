@@ -196,6 +196,8 @@ int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d)
 int outbox_relax_sync(struct outbox *ob) { return OB_CALL(ob, relax_sync); }
 int outbox_release_leases(struct outbox *ob) { return OB_CALL(ob, release_leases); }
 int outbox_release_space(struct outbox *ob) { return OB_CALL(ob, release_space); }
+int outbox_wake_fd(struct outbox *ob) { return OB_CALL(ob, wake_fd); }
+int outbox_wake_drain(struct outbox *ob) { return OB_CALL(ob, wake_drain); }
 
 int outbox_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
 		     struct outbox_delivery **out)

@@ -95,6 +95,8 @@ struct ob_backend {
 	int (*savepoint_rollback)(struct outbox *ob);
 	int (*relax_sync)(struct outbox *ob);
 	int (*release_leases)(struct outbox *ob);
+	int (*wake_fd)(struct outbox *ob);
+	int (*wake_drain)(struct outbox *ob);
 	int (*claim_due)(struct outbox *ob, const char *dest, double now, size_t max,
 			 struct outbox_delivery **out);
 	int (*scan_destinations)(struct outbox *ob,

@@ -90,17 +90,22 @@ static int ob_pg_fail(struct outbox *ob, const char *what, const char *msg)
 static int ob_pg_session(struct outbox *ob)
 {
 	PGresult *r;
-	int ok;
+	int ok = 1;
 
-	if (!ob->pg->relaxed)
-		return 0;
-	/* A lost outcome is sent again (outbox_deliver.h): no wait for the
-	 * server's disk on the delivery connection. */
-	r = PQexec(ob->pg->conn, "SET synchronous_commit = off");
-	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (ob->pg->relaxed) {
+		/* A lost outcome is sent again (outbox_deliver.h): no wait for
+		 * the server's disk on the delivery connection. */
+		r = PQexec(ob->pg->conn, "SET synchronous_commit = off");
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
+	if (ok && ob->pg->listening) {
+		r = PQexec(ob->pg->conn, "LISTEN " OB_PG_CHANNEL);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
 	if (!ok)
-		ob_pg_fail(ob, "synchronous_commit", PQerrorMessage(ob->pg->conn));
-	PQclear(r);
+		ob_pg_fail(ob, "session settings", PQerrorMessage(ob->pg->conn));
 	return ok ? 0 : -1;
 }
 
@@ -311,6 +316,7 @@ static void ob_pg_rollback(struct outbox *ob)
 	if (!ob->pg->in_tx)
 		return;
 	ob->pg->in_tx = 0;
+	ob->pg->notify = 0;
 	/* A lost connection took its transaction with it. */
 	if (PQstatus(ob->pg->conn) != CONNECTION_OK)
 		return;
@@ -334,8 +340,15 @@ static int ob_pg_commit(struct outbox *ob)
 		ob_pg_rollback(ob);
 		return -1;
 	}
+	/* Delivered to the listeners at COMMIT, not before, and only if it commits. */
+	if (ob->pg->notify &&
+	    ob_pg_run(ob, "commit: notify", "NOTIFY " OB_PG_CHANNEL, 0, NULL, NULL) != 0) {
+		ob_pg_rollback(ob);
+		return -1;
+	}
 	r = ob_pg_exec(ob, "commit", "COMMIT", 0, NULL, NULL);
 	ob->pg->in_tx = 0;
+	ob->pg->notify = 0;
 	ok = r && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (r && !ok)
 		ob_pg_fail(ob, "commit", "the server rolled the transaction back");
@@ -359,6 +372,34 @@ static int ob_pg_savepoint_rollback(struct outbox *ob)
 		      NULL) != 0)
 		return -1;
 	return ob_pg_savepoint_release(ob);
+}
+
+static int ob_pg_wake_fd(struct outbox *ob)
+{
+	if (!ob->pg->listening) {
+		if (ob_pg_run(ob, "listen", "LISTEN " OB_PG_CHANNEL, 0, NULL, NULL) != 0)
+			return -1;
+		ob->pg->listening = 1;
+	}
+	return PQstatus(ob->pg->conn) == CONNECTION_OK ? PQsocket(ob->pg->conn) : -1;
+}
+
+static int ob_pg_wake_drain(struct outbox *ob)
+{
+	PGnotify *n;
+	int count = 0;
+
+	if (PQstatus(ob->pg->conn) != CONNECTION_OK)
+		return 0;   /* the next call re-connects (and listens again) */
+	/* reads what the socket holds without blocking; notifications that
+	 * came with an earlier query's answer are queued already */
+	if (!PQconsumeInput(ob->pg->conn))
+		return ob_pg_fail(ob, "wake-ups", PQerrorMessage(ob->pg->conn));
+	while ((n = PQnotifies(ob->pg->conn)) != NULL) {
+		count++;
+		PQfreemem(n);
+	}
+	return count;
 }
 
 static int ob_pg_relax_sync(struct outbox *ob)
@@ -403,6 +444,10 @@ static int ob_pg_add_forward(struct outbox *ob, const struct outbox_forward *f, 
 		ret = ob_pg_run(ob, "add forward", sql, 11, v, lens);
 	}
 	free(dest);
+	if (ret == 0 && ob->pg->in_tx)
+		ob->pg->notify = 1;
+	else if (ret == 0)   /* committed already: tell the others now */
+		(void)ob_pg_run(ob, "notify", "NOTIFY " OB_PG_CHANNEL, 0, NULL, NULL);
 	if (ret == 0 && id_out)
 		memcpy(id_out, id, sizeof id);
 	return ret;
@@ -445,6 +490,8 @@ const struct ob_backend ob_pg_backend = {
 	.savepoint_rollback = ob_pg_savepoint_rollback,
 	.relax_sync = ob_pg_relax_sync,
 	.release_leases = ob_pg_release_leases,
+	.wake_fd = ob_pg_wake_fd,
+	.wake_drain = ob_pg_wake_drain,
 	.claim_due = ob_pg_claim_due,
 	.scan_destinations = ob_pg_scan_destinations,
 	.dest_due_now = ob_pg_dest_due_now,

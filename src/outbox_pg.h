@@ -16,6 +16,10 @@
  *   entries in flight leaves leases that simply expire; another node then
  *   sends them again (the same delivery id). outbox_release_leases frees
  *   only this process's leases, never another live node's.
+ * - Wake-ups: a commit that added forwards sends NOTIFY on OB_PG_CHANNEL
+ *   (delivered only if it commits); the delivery thread LISTENs and polls
+ *   the connection's socket with its transfers (outbox_wake_fd), so another
+ *   node's forward is claimed at once, not at the next tick.
  * - Times are the nodes' wall clocks (as on SQLite): their clocks must
  *   agree (NTP) to well under a lease.
  * - Connection loss makes the call fail with a message naming the server;
@@ -43,7 +47,12 @@ struct ob_pg {
 	int relaxed;         /* outbox_relax_sync: re-applied after a re-connection */
 	int in_tx;           /* outbox_begin succeeded, no commit or rollback yet */
 	int claimed;         /* this connection claimed (the delivery thread's) */
+	int listening;       /* outbox_wake_fd: LISTEN, again after a re-connection */
+	int notify;          /* the open transaction added forwards: NOTIFY at commit */
 };
+
+/* The channel every commit that added forwards notifies (outbox_wake_fd). */
+#define OB_PG_CHANNEL "egoi_router_outbox"
 
 /* This process's lease owner id ("host/pid/random"): the same for all its
  * connections, so outbox_release_leases at start frees nothing of others. */

@@ -224,6 +224,9 @@ enum outbox_dlq_result ob_pg_dlq_requeue_forward(struct outbox *ob, int64_t id)
 	}
 	if (moved >= 0)
 		ret = moved == 1 ? OUTBOX_DLQ_DONE : OUTBOX_DLQ_NOT_OPEN;
+	/* a wake-up for the routers; a lost one only waits for their next tick */
+	if (ret == OUTBOX_DLQ_DONE)
+		(void)ob_pg_run(ob, "requeue: notify", "NOTIFY " OB_PG_CHANNEL, 0, NULL, NULL);
 out:
 	PQclear(r);
 	free(dest);

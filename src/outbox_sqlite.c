@@ -289,6 +289,19 @@ int ob_sqlite_add_dead(struct outbox *ob, const struct outbox_dead *d)
 		      sqlite3_bind_double(st, 7, ob_now()));
 }
 
+/* One router per file: the writer wakes delivery in-process (deliver_notify). */
+static int ob_sqlite_wake_fd(struct outbox *ob)
+{
+	(void)ob;
+	return -1;
+}
+
+static int ob_sqlite_wake_drain(struct outbox *ob)
+{
+	(void)ob;
+	return 0;
+}
+
 static int ob_sqlite_check(const char *target, char *msg, size_t len)
 {
 	(void)target;
@@ -311,6 +324,8 @@ const struct ob_backend ob_sqlite_backend = {
 	.savepoint_rollback = ob_sqlite_savepoint_rollback,
 	.relax_sync = ob_sqlite_relax_sync,
 	.release_leases = ob_sqlite_release_leases,
+	.wake_fd = ob_sqlite_wake_fd,
+	.wake_drain = ob_sqlite_wake_drain,
 	.claim_due = ob_sqlite_claim_due,
 	.scan_destinations = ob_sqlite_scan_destinations,
 	.dest_due_now = ob_sqlite_dest_due_now,

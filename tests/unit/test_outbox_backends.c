@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <poll.h>
+
 #include <libpq-fe.h>
 
 #include "outbox.h"
@@ -147,6 +149,8 @@ static void test_group_with_savepoints(void **state)
 	outbox_rollback(fx->ob);
 	assert_int_equal(outbox_count_pending(other), 1);
 	assert_int_not_equal(outbox_commit(fx->ob), 0);      /* none open */
+	if (strcmp(backend, "sqlite") == 0)
+		assert_int_equal(outbox_wake_fd(other), -1);  /* one node: woken in-process */
 	outbox_close(other);
 }
 
@@ -379,6 +383,32 @@ static void test_pg_expired_lease_is_claimable(void **state)
 	outbox_deliveries_free(got, 1);
 }
 
+/* A commit that added forwards on one connection wakes another node's
+ * delivery connection (LISTEN/NOTIFY); a rolled-back one does not. */
+static void test_pg_commit_wakes_listeners(void **state)
+{
+	struct fixture *fx = *state;
+	struct outbox *delivery = open_ob(fx);
+	struct outbox_forward f = { .url = "https://a.example/x", .method = "POST",
+				    .body = "{}", .body_len = 2 };
+	struct pollfd p;
+
+	assert_non_null(delivery);
+	p.fd = outbox_wake_fd(delivery);
+	p.events = POLLIN;
+	assert_true(p.fd >= 0);
+	assert_int_equal(outbox_wake_drain(delivery), 0);
+	assert_int_equal(outbox_begin(fx->ob), 0);
+	assert_int_equal(outbox_add_forward(fx->ob, &f, NULL), 0);
+	outbox_rollback(fx->ob);
+	assert_int_equal(poll(&p, 1, 300), 0);               /* nothing committed: silence */
+	add_forwards(fx->ob, "https://a.example/x", 1, NULL);
+	assert_int_equal(poll(&p, 1, 10000), 1);             /* bounded wait, not a speed check */
+	assert_true(outbox_wake_drain(delivery) > 0);
+	assert_int_equal(outbox_wake_drain(delivery), 0);
+	outbox_close(delivery);
+}
+
 /* `check` reads the schema version and changes nothing. */
 static void test_pg_check_reads_schema(void **state)
 {
@@ -519,6 +549,7 @@ int main(void)
 						setup_short_lease, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_close_releases_own_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_check_reads_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_commit_wakes_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_loss_fails_then_recovers, setup,
 						teardown),
 		cmocka_unit_test(test_pg_unreachable_named_password_hidden),
