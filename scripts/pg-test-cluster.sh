@@ -7,7 +7,8 @@
 # The URI of its database: postgresql://egoi@/postgres?host=DIR&port=5432
 # PostgreSQL refuses to run as root: as root, the cluster belongs to nobody.
 # No TCP port is opened (listen_addresses is empty), so concurrent test runs
-# never collide; fsync is off because a test cluster needs no durability.
+# never collide; fsync is off because a test cluster needs no durability
+# (PG_TEST_FSYNC=on keeps it, for benchmarks that should pay for it).
 set -eu
 cmd=$1 dir=$2
 bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -24,7 +25,7 @@ start)
 			>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
 	fi
 	as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-k $dir -p 5432 -c listen_addresses= -c fsync=off -c max_connections=200" \
+		-o "-k $dir -p 5432 -c listen_addresses= -c fsync=${PG_TEST_FSYNC:-off} -c max_connections=200" \
 		start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 	;;
 halt)
