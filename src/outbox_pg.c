@@ -31,6 +31,9 @@
 #include <unistd.h>
 
 #define OB_PG_MAXPARAMS 16
+/* After a failed re-connection, calls fail at once for this long: intake
+ * answers 503 without waiting for a connect timeout batch after batch. */
+#define OB_PG_RETRY_S 1.0
 
 static pthread_once_t ob_pg_owner_once = PTHREAD_ONCE_INIT;
 static char ob_pg_owner_id[128];
@@ -118,9 +121,13 @@ static int ob_pg_ready(struct outbox *ob, const char *what)
 		return 0;
 	if (pg->in_tx)
 		return ob_pg_fail(ob, what, "connection lost inside a transaction");
+	if (clock_mono() < pg->retry_at)
+		return ob_pg_fail(ob, what, "connection lost; re-connecting");
 	PQreset(pg->conn);
-	if (PQstatus(pg->conn) != CONNECTION_OK)
+	if (PQstatus(pg->conn) != CONNECTION_OK) {
+		pg->retry_at = clock_mono() + OB_PG_RETRY_S;
 		return ob_pg_fail(ob, what, PQerrorMessage(pg->conn));
+	}
 	log_msg(LOG_INFO, NULL, "outbox: %s: connected again", pg->where);
 	return ob_pg_session(ob);
 }

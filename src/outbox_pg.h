@@ -49,6 +49,7 @@ struct ob_pg {
 	int claimed;         /* this connection claimed (the delivery thread's) */
 	int listening;       /* outbox_wake_fd: LISTEN, again after a re-connection */
 	int notify;          /* the open transaction added forwards: NOTIFY at commit */
+	double retry_at;     /* clock_mono: no re-connection attempt before this */
 };
 
 /* The channel every commit that added forwards notifies (outbox_wake_fd). */

@@ -483,6 +483,32 @@ static void test_pg_connection_loss_fails_then_recovers(void **state)
 	assert_int_equal(outbox_count_pending(fx->ob), 1);
 }
 
+/* The server gone: after one failed re-connection the next calls fail at
+ * once (intake's 503s do not each wait for a connect), and once it is back
+ * the connection comes back by itself. */
+static void test_pg_server_down_fails_fast_then_recovers(void **state)
+{
+	struct fixture *fx = *state;
+	long n = -2;
+
+	add_forwards(fx->ob, "https://a.example/x", 1, NULL);
+	assert_int_equal(pg_cluster_halt(&cluster), 0);
+	assert_int_equal(outbox_count_pending(fx->ob), -1);   /* finds it lost */
+	assert_int_equal(outbox_count_pending(fx->ob), -1);   /* re-connecting fails */
+	assert_non_null(strstr(outbox_error(fx->ob), "postgresql at "));
+	assert_int_equal(outbox_count_pending(fx->ob), -1);   /* no new attempt yet */
+	assert_non_null(strstr(outbox_error(fx->ob), "re-connecting"));
+	assert_int_equal(pg_cluster_resume(&cluster), 0);
+	for (int i = 0; i < 100 && n != 1; i++) {   /* bounded: the retry pause is 1 s */
+		struct timespec pause = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+
+		n = outbox_count_pending(fx->ob);
+		if (n != 1)
+			nanosleep(&pause, NULL);
+	}
+	assert_int_equal(n, 1);
+}
+
 static void test_pg_unreachable_named_password_hidden(void **state)
 {
 	char err[512], buf[256];
@@ -551,6 +577,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_check_reads_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_commit_wakes_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_loss_fails_then_recovers, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_pg_server_down_fails_fast_then_recovers, setup,
 						teardown),
 		cmocka_unit_test(test_pg_unreachable_named_password_hidden),
 	};
