@@ -124,6 +124,8 @@ data_dir = $tmp/main
 output_dir = $tmp/main/out
 threads = $router_threads
 $outbox_line
+# env() in bench/rules.lua reads the sink's URL (rules see no other variable)
+rules_env = BENCH_FORWARD_URL
 # every load connection comes from 127.0.0.1 (up to 64): not capped per address
 rate_limit_exempt = 127.0.0.1
 log_level = warn
@@ -138,7 +140,8 @@ fwd=0 wrt=0 drp=0
 for n in $sizes; do
 	lua5.4 bench/mkbatch.lua "$fixture" "$n" > "$tmp/batch-$n.txt" || die "mkbatch failed"
 	while IFS= read -r line; do
-		printf '%s' "$line" | "$bin" test bench/rules.lua - > "$tmp/decisions" 2>&1 ||
+		printf '%s' "$line" | "$bin" test --env "BENCH_FORWARD_URL=$BENCH_FORWARD_URL" bench/rules.lua - \
+			> "$tmp/decisions" 2>&1 ||
 			{ cat "$tmp/decisions" >&2; die "a batch of $n is rejected by egoi-router test"; }
 		# shellcheck disable=SC2046 # three numbers, split on purpose
 		set -- $(awk '{ f += gsub(/"kind":"forward"/, ""); w += gsub(/"kind":"write"/, "");
