@@ -33,7 +33,7 @@ endif
 # CFLAGS only replaces the default optimisation and debug flags.
 CFLAGS   ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wshadow -Wformat=2
-PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto uuid libsystemd
+PKGS     := lua5.4 yajl libcurl sqlite3 libcrypto uuid libsystemd libpq
 PKGCFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I/usr/include/lua5.4 -Isrc
 PROJECT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -fstack-protector-strong \
             -D_FORTIFY_SOURCE=2 -MMD -MP $(PKGCFLAGS)
@@ -119,7 +119,7 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/obj/unit/test_%.o $(BUILD)/libcore.a $(SHI
 # and main: tests/e2e/ the behaviour suite, tests/faults/ the fault suite.
 E2ESHARED := $(addprefix tests/e2e/,harness.c harness_client.c harness_data.c receiver.c \
              faulty.c faulty_conn.c e2e_fixture.c)
-E2ELIBOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(E2ESHARED))
+E2ELIBOBJ := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o,$(E2ESHARED)) $(BUILD)/tests/obj/pg_cluster.o
 E2ELIB    := $(BUILD)/tests/libe2e.a
 E2EOBJ    := $(patsubst tests/%.c,$(BUILD)/tests/obj/%.o, \
              $(filter-out $(E2ESHARED),$(wildcard tests/e2e/*.c)))
@@ -136,6 +136,11 @@ $(E2EBIN): $(E2EOBJ) $(E2ELIB) $(BUILD)/libcore.a $(SHIMS)
 $(FAULTBIN): $(FAULTOBJ) $(E2ELIB) $(BUILD)/libcore.a $(SHIMS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(FAULTOBJ) $(E2ELIB) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS) \
 	    $(TEST_LIBS)
+
+# The backend tests start a PostgreSQL cluster of their own (tests/pg_cluster.c).
+$(BUILD)/tests/test_outbox_backends: $(BUILD)/tests/obj/unit/test_outbox_backends.o \
+                                     $(BUILD)/tests/obj/pg_cluster.o $(BUILD)/libcore.a $(SHIMS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(SHIMLINK) $(BUILD)/libcore.a $(LIBS) $(TEST_LIBS)
 
 unit: $(UNITBIN)
 	@fail=0; for t in $(UNITBIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
@@ -321,5 +326,5 @@ clean:
 	rm -rf build
 
 -include $(OBJ:.o=.d) $(BUILD)/obj/main.d $(BUILD)/soak-load.d $(BUILD)/bench-micro.d $(E2EOBJ:.o=.d) $(E2ELIBOBJ:.o=.d) $(FAULTOBJ:.o=.d) \
-         $(UNIT:%=$(BUILD)/tests/obj/unit/%.d)
+         $(UNIT:%=$(BUILD)/tests/obj/unit/%.d) $(BUILD)/tests/obj/pg_cluster.d
 -include $(wildcard $(FUZZDIR)/obj/*.d $(FUZZDIR)/obj/fuzz/*.d)

@@ -12,6 +12,9 @@
 #                          the daemon's worker threads here)
 #   BENCH_DRAIN_SECONDS=30 how long to wait for the outbox to drain at the end
 #   BENCH_KEEP=1           keep the temporary directory (logs, wrk output)
+#   BENCH_OUTBOX=postgresql  the measured daemon's outbox in a throw-away
+#                          PostgreSQL cluster (scripts/pg-test-cluster.sh,
+#                          fsync on, Unix socket) instead of SQLite
 #
 # Set-up, all in a fresh temporary directory removed at exit (the daemons
 # this script started are stopped first):
@@ -69,12 +72,15 @@ command -v sqlite3 >/dev/null 2>&1 && have_sqlite=1
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/egoi-bench.XXXXXX")
 main_pid=""
 sink_pid=""
+pgdir=""
+pg_uri=""
 
 # stop, free_port, start_daemon
 . "$(dirname "$0")/daemon-lib.sh"
 cleanup() {
 	stop "$main_pid"
 	stop "$sink_pid"
+	[ -n "$pgdir" ] && scripts/pg-test-cluster.sh stop "$pgdir"
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "bench: kept $tmp" >&2
 	else
@@ -96,6 +102,19 @@ mkdir -p "$tmp/sink/out" "$tmp/main/out"
 
 start_sink
 
+outbox_line="outbox = sqlite"
+case ${BENCH_OUTBOX:-sqlite} in
+sqlite) ;;
+postgresql)
+	# its own directory in /tmp: the cluster's owner (nobody, as root) must reach it
+	pgdir=$(mktemp -d /tmp/egoi-bench-pg.XXXXXX)
+	PG_TEST_FSYNC=on scripts/pg-test-cluster.sh start "$pgdir" || die "could not start PostgreSQL"
+	pg_uri="postgresql://egoi@/postgres?host=$pgdir&port=5432"
+	outbox_line="outbox = $pg_uri"
+	;;
+*) die "BENCH_OUTBOX must be sqlite or postgresql" ;;
+esac
+
 cat > "$tmp/main.conf.in" <<EOF
 listen = 127.0.0.1:PORTs
 tls_certificate = $tmp/cert/server.pem
@@ -104,6 +123,9 @@ rules = $root/bench/rules.lua
 data_dir = $tmp/main
 output_dir = $tmp/main/out
 threads = $router_threads
+$outbox_line
+# env() in bench/rules.lua reads the sink's URL (rules see no other variable)
+rules_env = BENCH_FORWARD_URL
 # every load connection comes from 127.0.0.1 (up to 64): not capped per address
 rate_limit_exempt = 127.0.0.1
 log_level = warn
@@ -118,7 +140,8 @@ fwd=0 wrt=0 drp=0
 for n in $sizes; do
 	lua5.4 bench/mkbatch.lua "$fixture" "$n" > "$tmp/batch-$n.txt" || die "mkbatch failed"
 	while IFS= read -r line; do
-		printf '%s' "$line" | "$bin" test bench/rules.lua - > "$tmp/decisions" 2>&1 ||
+		printf '%s' "$line" | "$bin" test --env "BENCH_FORWARD_URL=$BENCH_FORWARD_URL" bench/rules.lua - \
+			> "$tmp/decisions" 2>&1 ||
 			{ cat "$tmp/decisions" >&2; die "a batch of $n is rejected by egoi-router test"; }
 		# shellcheck disable=SC2046 # three numbers, split on purpose
 		set -- $(awk '{ f += gsub(/"kind":"forward"/, ""); w += gsub(/"kind":"write"/, "");
@@ -128,7 +151,7 @@ for n in $sizes; do
 done
 
 echo "egoi-router bench: $(nproc 2>/dev/null || echo '?') CPUs, wrk -t$wrk_threads -c$conns -d${seconds}s" \
-	"over HTTPS keep-alive, daemon threads = $router_threads"
+	"over HTTPS keep-alive, daemon threads = $router_threads, outbox ${BENCH_OUTBOX:-sqlite}"
 echo "routing mix per event (bench/rules.lua): $(awk -v f=$fwd -v w=$wrt -v d=$drp 'BEGIN {
 	t = f + w + d; printf "%.0f%% forwarded, %.0f%% written, %.0f%% dropped", 100*f/t, 100*w/t, 100*d/t }')," \
 	"forwards delivered to a local sink"
@@ -190,8 +213,12 @@ echo "daemon peak RSS (VmHWM): $(kb VmHWM "$main_pid" | awk '{ printf "%.1f MiB"
 [ -f "$tmp/main/out/engagement.jsonl" ] &&
 	echo "engagement.jsonl: $(wc -l < "$tmp/main/out/engagement.jsonl") lines written"
 
-if [ "$have_sqlite" = 1 ] && [ -f "$tmp/main/outbox.db" ]; then
-	q() { sqlite3 -cmd '.timeout 5000' "$tmp/main/outbox.db" "$1" 2>/dev/null || echo '?'; }
+if [ -n "$pg_uri" ] || { [ "$have_sqlite" = 1 ] && [ -f "$tmp/main/outbox.db" ]; }; then
+	if [ -n "$pg_uri" ]; then
+		q() { psql -Atq "$pg_uri" -c "$1" 2>/dev/null || echo '?'; }
+	else
+		q() { sqlite3 -cmd '.timeout 5000' "$tmp/main/outbox.db" "$1" 2>/dev/null || echo '?'; }
+	fi
 	backlog=$(q 'select count(*) from deliveries')
 	echo "outbox backlog when the load stopped: $backlog deliveries"
 	waited=0

@@ -10,7 +10,7 @@
 set -eu
 pkgs="gcc make pkg-config openssl curl ca-certificates libcivetweb-dev liblua5.4-dev lua-cjson-dev
       libyajl-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev libcmocka-dev uuid-dev
-      libsystemd-dev man-db groff-base systemd lua-check logrotate"
+      libsystemd-dev libpq-dev postgresql man-db groff-base systemd lua-check logrotate"
 [ "${1:-build}" = bench ] && pkgs="$pkgs wrk lua5.4"
 [ "${1:-build}" = fuzz ] && pkgs="$pkgs clang-14 libclang-rt-14-dev"
 [ "${1:-build}" = micro ] && pkgs="$pkgs valgrind"

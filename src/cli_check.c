@@ -123,6 +123,20 @@ static int cli_check_outbox(const struct config *cfg)
 	struct outbox *ob;
 	struct stat st;
 
+	if (outbox_use(cfg->outbox, 0, err, sizeof err) < 0) {
+		cli_check_line(0, "outbox", "%s", err);
+		return -1;
+	}
+	if (strcmp(outbox_backend_name(), "sqlite") != 0) {
+		/* a server: reached and its schema read, nothing changed; not
+		 * reaching it is the machine's problem, not the config's (-2) */
+		if (outbox_check(err, sizeof err) < 0) {
+			cli_check_line(0, "outbox", "%s", err);
+			return -2;
+		}
+		cli_check_line(1, "outbox", "%s", err);
+		return 0;
+	}
 	snprintf(path, sizeof path, "%s/outbox.db", cfg->data_dir);
 	if (stat(path, &st) != 0 && errno == ENOENT) {
 		cli_check_line(1, "outbox", "%s (created at start-up)", path);
@@ -175,7 +189,7 @@ int cli_check_run(const char *path)
 	struct config cfg;
 	struct privs_user u;
 	char err[1024];
-	int failed = 0, tls_ports = 0, dirs, rc;
+	int failed = 0, unreachable = 0, tls_ports = 0, dirs, rc;
 
 	memset(&cfg, 0, sizeof cfg);
 	if (config_load(&cfg, path, err, sizeof err) < 0) {
@@ -208,12 +222,16 @@ int cli_check_run(const char *path)
 		}
 		failed |= dirs < 0;
 		/* an unreachable data_dir has been named: opening it would only repeat that */
-		if (dirs == 0)
-			failed |= cli_check_outbox(&cfg) < 0;
+		if (dirs == 0 || (cfg.outbox && strcmp(cfg.outbox, "sqlite") != 0)) {
+			int ob = cli_check_outbox(&cfg);
+
+			failed |= ob == -1;
+			unreachable = ob == -2;
+		}
 	}
 	failed |= cli_check_rules(&cfg) < 0;
-	rc = failed ? EXIT_INVALID : EXIT_OK;
-	fprintf(failed ? stderr : stdout, "%s: %s\n", path, failed ? "check failed" : "ok");
+	rc = failed ? EXIT_INVALID : unreachable ? EXIT_RUNTIME : EXIT_OK;
+	fprintf(rc != EXIT_OK ? stderr : stdout, "%s: %s\n", path, rc != EXIT_OK ? "check failed" : "ok");
 out:
 	fflush(stdout);
 	config_free(&cfg);

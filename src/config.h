@@ -26,6 +26,7 @@ struct config {
 	char *allow_from;            /* CIDR list, NULL = any */
 	char *rules;                 /* rules file */
 	char *data_dir;              /* outbox database and state */
+	char *outbox;                /* "sqlite" or a postgresql:// URI (secret: may hold a password) */
 	size_t outbox_reserve;       /* bytes kept free for delivery on a full disk */
 	char *output_dir;            /* the only place write() may write under */
 	char *write_sync;            /* "none" or "batch" (fdatasync lines before the 200) */

@@ -61,6 +61,13 @@ const struct cfg_key config_keys[] = {
 	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
 	  .offset = OFF(data_dir),
 	  .help = "Directory for the outbox database, dead letters and state." },
+	{ .name = "outbox", .type = CFG_SECRET, .def = "sqlite",
+	  .sample = "env:EGOI_ROUTER_OUTBOX", .offset = OFF(outbox),
+	  .help = "Where the outbox lives: sqlite (data_dir/outbox.db, one router) or "
+		  "a PostgreSQL connection URI, postgresql://user:password@host:port/db, "
+		  "that several routers share (see Running several routers in the "
+		  "README). The password is never logged; keep it out of this file with "
+		  "env:NAME." },
 	{ .name = "outbox_reserve", .type = CFG_SIZE, .def = "32M", .min = 0, .max = 64 * CFG_GIB,
 	  .offset = OFF(outbox_reserve),
 	  .help = "Space kept in data_dir (the file outbox.reserve) so that delivery "

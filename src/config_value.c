@@ -264,6 +264,14 @@ int config_value_check(const struct cfg_key *k, const char *val, char *why, size
 {
 	if (k->offset == offsetof(struct config, rules_env))
 		return value_check_names(k, val, why, whylen);
+	if (k->offset == offsetof(struct config, outbox)) {
+		/* a secret: the message does not repeat the value */
+		if (strcmp(val, "sqlite") == 0 || strncmp(val, "postgresql://", 13) == 0 ||
+		    strncmp(val, "postgres://", 11) == 0)
+			return 0;
+		config_set_err(why, whylen, "%s must be sqlite or a postgresql:// URI", k->name);
+		return -1;
+	}
 	if (k->type == CFG_ENUM) {
 		char list[128] = "";
 		size_t used = 0;

@@ -372,6 +372,30 @@ static void refresh_gauges(struct deliver *d)
 	free(list);
 }
 
+/*
+ * Sleeps in curl_multi_poll until a transfer needs us, deliver_notify, the
+ * timeout, or a wake-up from another router through the outbox (a shared
+ * PostgreSQL outbox: a forward committed on another node), which counts as
+ * deliver_notify: that node's work is claimed now, not at the next tick.
+ */
+static void deliver_sleep(struct deliver *d, long timeout_ms)
+{
+	struct curl_waitfd wake = { .fd = outbox_wake_fd(d->ob), .events = CURL_WAIT_POLLIN };
+	unsigned int nfds = wake.fd >= 0;
+
+	if (nfds && outbox_wake_drain(d->ob) > 0) {   /* queued with an earlier answer */
+		atomic_store(&d->notified, 1);
+		return;
+	}
+	if (curl_multi_poll(d->multi, nfds ? &wake : NULL, nfds, (int)timeout_ms, NULL) != CURLM_OK) {
+		log_msg(LOG_ERROR, NULL, "delivery: curl_multi_poll failed");
+		usleep(100 * 1000);   /* do not spin on a persistent failure */
+		return;
+	}
+	if (nfds && (wake.revents & CURL_WAIT_POLLIN) && outbox_wake_drain(d->ob) > 0)
+		atomic_store(&d->notified, 1);
+}
+
 static void *deliver_main(void *arg)
 {
 	struct deliver *d = arg;
@@ -423,10 +447,7 @@ static void *deliver_main(void *arg)
 			timeout_ms = DELIVER_TICK_MS;
 		if (d->finished && timeout_ms > (long)(DELIVER_RECORD_RETRY_S * 1000))
 			timeout_ms = (long)(DELIVER_RECORD_RETRY_S * 1000);
-		if (curl_multi_poll(d->multi, NULL, 0, (int)timeout_ms, NULL) != CURLM_OK) {
-			log_msg(LOG_ERROR, NULL, "delivery: curl_multi_poll failed");
-			usleep(100 * 1000);   /* do not spin on a persistent failure */
-		}
+		deliver_sleep(d, timeout_ms);
 	}
 	abort_running(d);
 	deliver_record_pending(d, INFINITY);   /* last try: what is left resumes after restart */

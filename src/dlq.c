@@ -151,7 +151,8 @@ static int dlq_open(const struct dlq_opts *o, struct config *cfg, struct outbox 
 		return EXIT_INVALID;
 	}
 	log_setup((enum log_level)cfg->log_level, cfg->log_json);
-	*ob = outbox_open(cfg->data_dir, err, sizeof err);
+	if (outbox_use(cfg->outbox, 0, err, sizeof err) == 0)   /* dlq claims nothing */
+		*ob = outbox_open(cfg->data_dir, err, sizeof err);
 	if (!*ob) {
 		fprintf(stderr, "egoi-router: outbox: %s\n", err);
 		return EXIT_RUNTIME;

@@ -233,7 +233,9 @@ static int run_storage(struct run *r)
 		log_msg(LOG_ERROR, NULL, "%s", err);
 		return EXIT_RUNTIME;
 	}
-	r->ob = outbox_open(r->cfg.data_dir, err, sizeof err);
+	if (outbox_use(r->cfg.outbox, OUTBOX_LEASE_MS(r->cfg.forward_timeout_ms), err,
+		       sizeof err) == 0)
+		r->ob = outbox_open(r->cfg.data_dir, err, sizeof err);
 	if (!r->ob || outbox_space_start(r->cfg.data_dir, r->cfg.outbox_reserve, err,
 					 sizeof err) < 0) {
 		log_msg(LOG_ERROR, NULL, "outbox: %s", err);

@@ -1,94 +1,33 @@
 /*
- * outbox.c — the durable outbox (see outbox.h): opening and closing a
- * connection, transactions and savepoints, and the writes of a batch.
+ * outbox.c — the outbox's public face (outbox.h, outbox_deliver.h,
+ * outbox_dlq.h): which backend outbox_open uses (outbox_use), the checks
+ * every entry point makes (the owner thread), and the call into the
+ * connection's backend (struct ob_backend, outbox_internal.h). The SQLite
+ * backend is outbox_sqlite*.c, the PostgreSQL one outbox_pg*.c.
  *
- * The module is split by aspect, sharing outbox_internal.h:
- *   outbox.c          connection, prepared statements, transactions, writes
- *   outbox_sql.c      errors, one statement stepped, one script run
- *   outbox_schema.c   WAL and busy handler, schema migrations
- *   outbox_deliver.c  claim, complete, retry, bury, counts
- *   outbox_dlq.c      dead letters for `egoi-router dlq`
+ * Design: the backend is chosen per process, once, before any thread
+ * opens a connection, so the daemon's three connections (main's, the
+ * group committer's, the delivery thread's) and a `dlq` command all open
+ * the same store without each caller carrying the target around.
  *
- * Design:
- * - One SQLite file, data_dir/outbox.db, in WAL mode with synchronous=FULL
- *   (outbox_schema.c): a batch is answered 200 only after its transaction
- *   committed, and FULL makes that commit survive a power cut, not only a
- *   crash of the process.
- * - Every write transaction starts with BEGIN IMMEDIATE, so the write lock is
- *   taken up front where the busy timeout applies; a deferred transaction that
- *   reads first could instead fail at its first write with SQLITE_BUSY.
- * - Statements are prepared once per connection (SQLITE_PREPARE_PERSISTENT),
- *   reset and unbound after every use. Strings and blobs are bound
- *   SQLITE_STATIC: the caller's memory outlives the step, and the bindings
- *   are cleared before we return.
- *
- * Threads: a struct outbox is one connection (opened SQLITE_OPEN_NOMUTEX)
- * and must only be used by the thread that owns it.
+ * Threads: outbox_use before any thread opens a connection; the rest as
+ * outbox.h (a connection belongs to one thread).
  */
 #include "outbox_internal.h"
-#include "log.h"
-#include "outbox_space.h"
-#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
 #include <uuid/uuid.h>
 
-static const char *const ob_sql[OB_NSTMT] = {
-	[OB_BEGIN] = "BEGIN IMMEDIATE",
-	[OB_COMMIT] = "COMMIT",
-	[OB_ROLLBACK] = "ROLLBACK",
-	[OB_ADD_FORWARD] =
-		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
-		" body, request_id, created_at, next_attempt_at, dest, hop)"
-		" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, router_dest(?3), ?10)",
-	[OB_ADD_DEAD] =
-		"INSERT INTO dead_letters(kind, reason, payload, request_id, event_index, target,"
-		" created_at, died_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-	[OB_CLAIM_SELECT] =
-		"SELECT id, delivery_id, name, url, method, content_type, headers, body,"
-		" attempts, created_at, request_id, hop FROM deliveries"
-		" WHERE leased = 0 AND dest = ?3 AND next_attempt_at <= ?1"
-		" ORDER BY next_attempt_at, id LIMIT ?2",
-	/* Same selection as OB_CLAIM_SELECT; inside one IMMEDIATE transaction
-	 * nobody else can change it between the two statements. */
-	[OB_CLAIM_LEASE] =
-		"UPDATE deliveries SET leased = 1 WHERE id IN (SELECT id FROM deliveries"
-		" WHERE leased = 0 AND dest = ?3 AND next_attempt_at <= ?1"
-		" ORDER BY next_attempt_at, id LIMIT ?2)",
-	[OB_RELEASE] = "UPDATE deliveries SET leased = 0 WHERE leased <> 0",
-	/* A skip scan over deliveries_dest: one index seek per destination,
-	 * not a read of every waiting row. */
-	[OB_DEST_SCAN] =
-		"WITH RECURSIVE d(dest) AS ("
-		" SELECT (SELECT min(dest) FROM deliveries WHERE leased = 0)"
-		" UNION ALL"
-		" SELECT (SELECT min(dest) FROM deliveries WHERE leased = 0 AND dest > d.dest)"
-		" FROM d WHERE d.dest IS NOT NULL)"
-		" SELECT dest, (SELECT min(next_attempt_at) FROM deliveries"
-		" WHERE leased = 0 AND dest = d.dest) FROM d WHERE dest IS NOT NULL",
-	[OB_DEST_DUE_NOW] =
-		"UPDATE deliveries SET next_attempt_at = ?2"
-		" WHERE leased = 0 AND dest = ?1 AND next_attempt_at > ?2",
-	[OB_DEST_COUNT] =
-		"SELECT count(*) FROM deliveries WHERE leased IN (0, 1) AND dest = ?1",
-	[OB_DELETE] = "DELETE FROM deliveries WHERE id = ?1",
-	[OB_RETRY] =
-		"UPDATE deliveries SET attempts = attempts + 1, leased = 0,"
-		" next_attempt_at = ?2, last_status = ?3, last_error = ?4 WHERE id = ?1",
-	[OB_BURY_COPY] =
-		"INSERT INTO dead_letters(kind, reason, payload, request_id, delivery_id, name,"
-		" url, method, content_type, headers, attempts, last_status, created_at, died_at)"
-		" SELECT 'forward', ?2, body, request_id, delivery_id, name, url, method,"
-		" content_type, headers, attempts + 1, ?3, created_at, ?4"
-		" FROM deliveries WHERE id = ?1",
-	[OB_COUNT_PENDING] = "SELECT count(*) FROM deliveries",
-	[OB_COUNT_DEAD] = "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL",
-};
+/* A claim's lease on PostgreSQL when the caller gives none. */
+#define OB_LEASE_MS_DEFAULT 60000L
+
+static const struct ob_backend *ob_chosen = &ob_sqlite_backend;
+static char ob_target[1024] = "sqlite";
+static long ob_lease = OB_LEASE_MS_DEFAULT;
 
 const char *const outbox_dead_kind_names[OUTBOX_DEAD_KINDS] = {
 	[OUTBOX_DEAD_RULE_ERROR] = "rule_error",
@@ -105,9 +44,8 @@ int outbox_dead_kind_parse(const char *name)
 	return -1;
 }
 
-/* A random (version 4) UUID in lowercase hex, 36 characters plus NUL:
- * libuuid reads the kernel's random source. */
-static void ob_uuid(char out[37])
+/* libuuid reads the kernel's random source. */
+void ob_uuid(char out[37])
 {
 	uuid_t u;
 
@@ -115,55 +53,105 @@ static void ob_uuid(char out[37])
 	uuid_unparse_lower(u, out);
 }
 
-static int ob_prepare(struct outbox *ob)
+int ob_failf(struct outbox *ob, const char *fmt, ...)
 {
-	for (int i = 0; i < OB_NSTMT; i++)
-		if (sqlite3_prepare_v3(ob->db, ob_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-				       &ob->st[i], NULL) != SQLITE_OK)
-			return ob_fail(ob, "prepare");
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ob->err, sizeof ob->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int outbox_use(const char *target, long lease_ms, char *err, size_t errlen)
+{
+	const struct ob_backend *b;
+
+	if (!target || strcmp(target, "sqlite") == 0) {
+		target = "sqlite";
+		b = &ob_sqlite_backend;
+	} else if (strncmp(target, "postgresql://", 13) == 0 ||
+		   strncmp(target, "postgres://", 11) == 0) {
+		b = &ob_pg_backend;
+	} else {
+		snprintf(err, errlen, "outbox: expected sqlite or a postgresql:// URI");
+		return -1;
+	}
+	if (strlen(target) >= sizeof ob_target) {
+		snprintf(err, errlen, "outbox: the connection URI is too long");
+		return -1;
+	}
+	strcpy(ob_target, target);
+	ob_chosen = b;
+	ob_lease = lease_ms > 0 ? lease_ms : OB_LEASE_MS_DEFAULT;
 	return 0;
+}
+
+const char *outbox_backend_name(void)
+{
+	return ob_chosen->name;
+}
+
+long ob_lease_ms(void)
+{
+	return ob_lease;
+}
+
+/* Replaces [from, to) of buf's copy of target with "***". */
+static void ob_mask(char *buf, size_t len, const char *target, size_t from, size_t to)
+{
+	snprintf(buf, len, "%.*s***%s", (int)from, target, target + to);
+}
+
+void outbox_target_redact(const char *target, char *buf, size_t len)
+{
+	char tmp[1024];
+	const char *p, *at, *colon, *q;
+
+	snprintf(buf, len, "%s", target ? target : "");
+	p = strstr(buf, "://");
+	if (p) {
+		p += 3;
+		at = strchr(p, '@');
+		colon = strchr(p, ':');
+		/* user:password@ — the userinfo ends at the last '@' before the path */
+		if (at && colon && colon < at && !memchr(p, '/', (size_t)(at - p))) {
+			snprintf(tmp, sizeof tmp, "%s", buf);
+			ob_mask(buf, len, tmp, (size_t)(colon + 1 - buf), (size_t)(at - buf));
+		}
+	}
+	/* ...?password=secret&... */
+	q = strstr(buf, "password=");
+	if (q) {
+		size_t from = (size_t)(q + 9 - buf), to = from;
+
+		while (buf[to] && buf[to] != '&')
+			to++;
+		snprintf(tmp, sizeof tmp, "%s", buf);
+		ob_mask(buf, len, tmp, from, to);
+	}
+}
+
+int outbox_check(char *msg, size_t len)
+{
+	return ob_chosen->check(ob_target, msg, len);
 }
 
 struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen)
 {
-	struct outbox *ob = NULL, *ret = NULL;
-	char *path = NULL;
-	int rc;
+	struct outbox *ob = calloc(1, sizeof *ob);
 
-	if (!data_dir || !*data_dir) {
-		snprintf(err, errlen, "outbox: no data directory");
-		goto out;
-	}
-	if (util_mkdir_p(data_dir, 0, NULL, NULL, err, errlen) != 0)
-		goto out;
-	if (asprintf(&path, "%s/outbox.db", data_dir) < 0) {
-		path = NULL;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	ob = calloc(1, sizeof *ob);
 	if (!ob) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return NULL;
 	}
 	ob->owner = pthread_self();
-	rc = sqlite3_open_v2(path, &ob->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-			 ob->db ? sqlite3_errmsg(ob->db) : sqlite3_errstr(rc));
-		goto out;
+	ob->ops = ob_chosen;
+	if (ob->ops->open(ob, ob_target, data_dir, err, errlen) != 0) {
+		outbox_close(ob);
+		return NULL;
 	}
-	if (ob_configure(ob) != 0 || ob_migrate(ob) != 0 || ob_prepare(ob) != 0) {
-		snprintf(err, errlen, "%s: %s", path, ob->err);
-		goto out;
-	}
-	ret = ob;
-	ob = NULL;
-out:
-	outbox_close(ob);
-	free(path);
-	return ret;
+	return ob;
 }
 
 void outbox_adopt(struct outbox *ob)
@@ -175,15 +163,7 @@ void outbox_close(struct outbox *ob)
 {
 	if (!ob)
 		return;
-	if (ob->db && !sqlite3_get_autocommit(ob->db) &&
-	    sqlite3_exec(ob->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
-		log_msg(LOG_WARN, NULL, "outbox: rollback on close failed: %s",
-			sqlite3_errmsg(ob->db));
-	/* finalize returns the last step's error, already reported by its user. */
-	for (int i = 0; i < OB_NSTMT; i++)
-		(void)sqlite3_finalize(ob->st[i]);
-	if (sqlite3_close(ob->db) != SQLITE_OK)
-		log_msg(LOG_ERROR, NULL, "outbox: close failed: %s", sqlite3_errmsg(ob->db));
+	ob->ops->close(ob);
 	free(ob);
 }
 
@@ -192,140 +172,83 @@ const char *outbox_error(const struct outbox *ob)
 	return ob && ob->err[0] ? ob->err : "outbox: no error";
 }
 
-/* --- transactions --- */
+/* --- the operations: the owner check, then the backend --- */
 
-int outbox_begin(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	if (!sqlite3_get_autocommit(ob->db))
-		return ob_failf(ob, "begin: a transaction is already open");
-	return ob_run(ob, OB_BEGIN, "begin", 0);
-}
+#define OB_CALL(ob, op, ...) (OB_OWNED(ob), (ob)->ops->op((ob), ##__VA_ARGS__))
 
-/* On failure the transaction is rolled back: nothing of it is durable. */
-int outbox_commit(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	if (sqlite3_get_autocommit(ob->db))
-		return ob_failf(ob, "commit: no transaction is open");
-	if (ob_run(ob, OB_COMMIT, "commit", 0) != 0) {
-		outbox_rollback(ob);
-		return -1;
-	}
-	return 0;
-}
-
-void outbox_rollback(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	/* SQLite may already have rolled back by itself (disk full, I/O error). */
-	if (sqlite3_get_autocommit(ob->db))
-		return;
-	if (sqlite3_step(ob->st[OB_ROLLBACK]) != SQLITE_DONE)
-		log_msg(LOG_WARN, NULL, "outbox: rollback failed: %s", sqlite3_errmsg(ob->db));
-	ob_reset(ob->st[OB_ROLLBACK]);
-}
-
-/*
- * Savepoints let the group committer (outbox_writer.c) undo one batch's rows
- * inside a transaction shared by many batches. They are rare next to the
- * row inserts, so sqlite3_exec is fine here.
- */
-int outbox_savepoint(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	return ob_exec(ob, "SAVEPOINT batch", "savepoint");
-}
-
-int outbox_savepoint_release(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	return ob_exec(ob, "RELEASE batch", "release savepoint");
-}
-
-int outbox_savepoint_rollback(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	if (ob_exec(ob, "ROLLBACK TO batch", "rollback to savepoint") != 0)
-		return -1;
-	return outbox_savepoint_release(ob);
-}
-
-int outbox_relax_sync(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	return ob_exec(ob, "PRAGMA synchronous = NORMAL", "synchronous");
-}
-
-int outbox_release_space(struct outbox *ob)
-{
-	OB_OWNED(ob);
-	/* Freed pages leave the database file at the checkpoint, which then
-	 * empties the WAL: both need only the space the full state released
-	 * (outbox_space.h), and give the rest back to the file system. */
-	if (ob_exec(ob, "PRAGMA incremental_vacuum", "incremental vacuum") != 0 ||
-	    ob_exec(ob, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint") != 0)
-		return -1;
-	return 0;
-}
-
-int ob_tx_enter(struct outbox *ob, int *own)
-{
-	*own = sqlite3_get_autocommit(ob->db) != 0;
-	return *own ? ob_run(ob, OB_BEGIN, "begin", 0) : 0;
-}
-
-int ob_tx_leave(struct outbox *ob, int own, int ok)
-{
-	if (!own)
-		return ok ? 0 : -1;
-	if (ok)
-		return outbox_commit(ob);
-	outbox_rollback(ob);
-	return -1;
-}
-
-/* --- writing a batch --- */
+int outbox_begin(struct outbox *ob) { return OB_CALL(ob, begin); }
+int outbox_commit(struct outbox *ob) { return OB_CALL(ob, commit); }
+void outbox_rollback(struct outbox *ob) { OB_CALL(ob, rollback); }
+int outbox_savepoint(struct outbox *ob) { return OB_CALL(ob, savepoint); }
+int outbox_savepoint_release(struct outbox *ob) { return OB_CALL(ob, savepoint_release); }
+int outbox_savepoint_rollback(struct outbox *ob) { return OB_CALL(ob, savepoint_rollback); }
 
 int outbox_add_forward(struct outbox *ob, const struct outbox_forward *f, char *id_out)
 {
-	sqlite3_stmt *st = ob->st[OB_ADD_FORWARD];
-	char id[37];
-
-	OB_OWNED(ob);
-	if (!f->url || !f->method)
-		return ob_failf(ob, "add forward: url and method are required");
-	ob_uuid(id);
-	if (ob_run(ob, OB_ADD_FORWARD, "add forward",
-		   sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) ||
-		   ob_bind_text(st, 2, f->name) || ob_bind_text(st, 3, f->url) ||
-		   ob_bind_text(st, 4, f->method) || ob_bind_text(st, 5, f->content_type) ||
-		   ob_bind_text(st, 6, f->headers) ||
-		   ob_bind_blob(st, 7, f->body, f->body_len) ||
-		   ob_bind_text(st, 8, f->request_id) ||
-		   sqlite3_bind_double(st, 9, ob_now()) ||
-		   sqlite3_bind_int64(st, 10, f->hop)) != 0)
-		return -1;
-	if (id_out)
-		memcpy(id_out, id, sizeof id);
-	return 0;
+	return OB_CALL(ob, add_forward, f, id_out);
 }
 
 int outbox_add_dead(struct outbox *ob, const struct outbox_dead *d)
 {
-	sqlite3_stmt *st = ob->st[OB_ADD_DEAD];
+	return OB_CALL(ob, add_dead, d);
+}
 
-	OB_OWNED(ob);
-	if ((unsigned)d->kind >= OUTBOX_DEAD_KINDS)
-		return ob_failf(ob, "add dead letter: unknown kind %d", (int)d->kind);
-	return ob_run(ob, OB_ADD_DEAD, "add dead letter",
-		      sqlite3_bind_text(st, 1, outbox_dead_kind_names[d->kind], -1, SQLITE_STATIC) ||
-		      sqlite3_bind_text(st, 2, d->reason ? d->reason : "", -1, SQLITE_STATIC) ||
-		      (d->payload ? ob_bind_blob(st, 3, d->payload, d->payload_len)
-				  : sqlite3_bind_null(st, 3)) ||
-		      ob_bind_text(st, 4, d->request_id) ||
-		      (d->event_index > 0 ? sqlite3_bind_int64(st, 5, d->event_index)
-					  : sqlite3_bind_null(st, 5)) ||
-		      ob_bind_text(st, 6, d->target) ||
-		      sqlite3_bind_double(st, 7, ob_now()));
+int outbox_relax_sync(struct outbox *ob) { return OB_CALL(ob, relax_sync); }
+int outbox_release_leases(struct outbox *ob) { return OB_CALL(ob, release_leases); }
+int outbox_release_space(struct outbox *ob) { return OB_CALL(ob, release_space); }
+int outbox_wake_fd(struct outbox *ob) { return OB_CALL(ob, wake_fd); }
+int outbox_wake_drain(struct outbox *ob) { return OB_CALL(ob, wake_drain); }
+
+int outbox_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
+		     struct outbox_delivery **out)
+{
+	return OB_CALL(ob, claim_due, dest, now, max, out);
+}
+
+int outbox_scan_destinations(struct outbox *ob,
+			     int (*fn)(const char *dest, double next_at, void *arg), void *arg)
+{
+	return OB_CALL(ob, scan_destinations, fn, arg);
+}
+
+int outbox_dest_due_now(struct outbox *ob, const char *dest, double now)
+{
+	return OB_CALL(ob, dest_due_now, dest, now);
+}
+
+int outbox_complete(struct outbox *ob, int64_t id) { return OB_CALL(ob, complete, id); }
+
+int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, const char *error)
+{
+	return OB_CALL(ob, retry, id, next_at, status, error);
+}
+
+int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error)
+{
+	return OB_CALL(ob, bury, id, status, error);
+}
+
+long outbox_count_pending(struct outbox *ob) { return OB_CALL(ob, count_pending); }
+long outbox_count_dead(struct outbox *ob) { return OB_CALL(ob, count_dead); }
+long outbox_count_dest(struct outbox *ob, const char *dest) { return OB_CALL(ob, count_dest, dest); }
+
+int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
+		    int (*fn)(const struct outbox_dlq_entry *e, void *arg), void *arg)
+{
+	return OB_CALL(ob, dlq_list, f, fn, arg);
+}
+
+enum outbox_dlq_result outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
+{
+	return OB_CALL(ob, dlq_requeue_forward, id);
+}
+
+enum outbox_dlq_result outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
+{
+	return OB_CALL(ob, dlq_mark_replayed, id);
+}
+
+long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
+{
+	return OB_CALL(ob, dlq_purge, f);
 }

@@ -1,7 +1,11 @@
 /*
- * outbox.h — the durable outbox: SQLite in WAL mode, data_dir/outbox.db.
+ * outbox.h — the durable outbox, on one of two backends (config key
+ * `outbox`, outbox_use): SQLite in WAL mode, data_dir/outbox.db (the
+ * default: one node), or a PostgreSQL database that several routers share
+ * (outbox_pg.h says what changes there: leases with an owner and an expiry,
+ * claims with SELECT ... FOR UPDATE SKIP LOCKED).
  *
- * Tables (created on open, schema versioned with PRAGMA user_version):
+ * Tables (created on open, schema versioned):
  *   deliveries    forwards waiting to be delivered (deleted when done)
  *   dead_letters  events or forwards that need an operator: rule errors,
  *                 rejected events, refused writes, forwards that failed for
@@ -34,7 +38,48 @@
 
 struct outbox;
 
-/* Opens (creating data_dir and the database if needed). NULL with err set. */
+/*
+ * Chooses the backend every later outbox_open uses: target "sqlite" (or
+ * NULL) is data_dir/outbox.db; a "postgresql://" or "postgres://" libpq
+ * connection URI is that database. lease_ms is how long a claim holds an
+ * entry on PostgreSQL before any node may claim it again (SQLite's leases
+ * last until the outcome or a restart); <= 0 keeps the default. Returns 0,
+ * or -1 with err set when target is neither.
+ *
+ * Threads: process-wide; call before any thread opens an outbox (main,
+ * after reading the configuration; a test between its cases).
+ */
+int outbox_use(const char *target, long lease_ms, char *err, size_t errlen);
+
+/*
+ * The lease the daemon asks for: a claim is followed by one request of at
+ * most forward_timeout, then its outcome is recorded (retried a few times
+ * on failure); twice the timeout plus 30 s covers that with room, and is
+ * also how long entries of a killed node wait before another node sends
+ * them.
+ */
+#define OUTBOX_LEASE_MS(forward_timeout_ms) (2L * (forward_timeout_ms) + 30000L)
+
+/*
+ * For `egoi-router check`: reaches the chosen backend without changing
+ * anything. SQLite: nothing to reach (the file is made on the first run).
+ * PostgreSQL: connects and reads the schema version: current, or none yet
+ * (the first run creates it). 0 with msg saying what was found, or -1
+ * with msg saying why not (unreachable, a newer schema).
+ */
+int outbox_check(char *msg, size_t len);
+
+/* The name of the backend outbox_use chose: "sqlite" or "postgresql". */
+const char *outbox_backend_name(void);
+
+/*
+ * Copies target into buf with the password of a connection URI replaced
+ * by "***", for messages and logs: no message of the outbox shows it.
+ */
+void outbox_target_redact(const char *target, char *buf, size_t len);
+
+/* Opens (SQLite: creating data_dir and the database if needed; PostgreSQL:
+ * creating or migrating the schema). NULL with err set. */
 struct outbox *outbox_open(const char *data_dir, char *err, size_t errlen);
 
 /*

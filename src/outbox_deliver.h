@@ -33,6 +33,18 @@ struct outbox_delivery {
  */
 int outbox_relax_sync(struct outbox *ob);
 
+/*
+ * Wake-ups from other routers (PostgreSQL: LISTEN/NOTIFY; every commit that
+ * added forwards notifies). outbox_wake_fd returns a descriptor to poll for
+ * reading (listening from the first call on, again after a re-connection),
+ * or -1 when the backend has none (SQLite: one router, deliver_notify
+ * wakes it) or the connection is down. outbox_wake_drain reads what
+ * arrived without blocking: the number of wake-ups (0 = none), -1 when the
+ * connection failed (the next outbox call re-connects).
+ */
+int outbox_wake_fd(struct outbox *ob);
+int outbox_wake_drain(struct outbox *ob);
+
 /* Forgets every lease (call once when the delivery side starts). */
 int outbox_release_leases(struct outbox *ob);
 

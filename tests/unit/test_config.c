@@ -392,6 +392,29 @@ static void test_auth_none(void **state)
 	config_free(&c);
 }
 
+/* outbox: sqlite by default, a postgresql:// URI (also from env:), nothing
+ * else; the error never repeats the value (it may hold a password). */
+static void test_outbox_target(void **state)
+{
+	struct config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(load_text(&c, "auth_token = t\n", err, sizeof err), 0);
+	assert_string_equal(c.outbox, "sqlite");
+	config_free(&c);
+	setenv("EGOI_TEST_OUTBOX", "postgresql://u:pw@db.example/egoi", 1);
+	assert_int_equal(load_text(&c, "auth_token = t\noutbox = env:EGOI_TEST_OUTBOX\n", err,
+				   sizeof err), 0);
+	assert_string_equal(c.outbox, "postgresql://u:pw@db.example/egoi");
+	config_free(&c);
+	assert_int_equal(load_text(&c, "auth_token = t\noutbox = mysql://u:s3cret@x/y\n", err,
+				   sizeof err), -1);
+	assert_non_null(strstr(err, "outbox must be sqlite or a postgresql:// URI"));
+	assert_null(strstr(err, "s3cret"));
+	unsetenv("EGOI_TEST_OUTBOX");
+}
+
 static void test_unreadable_file(void **state)
 {
 	char err[256], want[512], missing[160];
@@ -623,7 +646,7 @@ static void test_print_keys(void **state)
 {
 	static const char *const names[] = {
 		"listen", "tls_certificate", "tls_key", "tls_min_version", "tls_client_ca", "endpoint",
-		"auth_token", "allow_from", "rules", "data_dir", "outbox_reserve", "output_dir",
+		"auth_token", "allow_from", "rules", "data_dir", "outbox", "outbox_reserve", "output_dir",
 		"write_sync", "threads",
 		"max_body", "max_events", "max_forward_body", "max_batch_forward_bytes", "max_hops",
 		"forward_timeout", "forward_max_attempts",
@@ -699,6 +722,7 @@ int main(void)
 		cmocka_unit_test(test_size_caps),
 		cmocka_unit_test(test_auth_token_required),
 		cmocka_unit_test(test_auth_none),
+		cmocka_unit_test(test_outbox_target),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_env_values),
 		cmocka_unit_test(test_parse_duration),

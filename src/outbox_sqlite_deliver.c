@@ -1,5 +1,5 @@
 /*
- * outbox_deliver.c — the delivery thread's side of the outbox (see outbox.h):
+ * outbox_sqlite_deliver.c — SQLite backend: the delivery thread's side of the outbox (see outbox.h):
  * claiming due entries under a lease, recording each outcome (complete,
  * retry later, bury as a dead letter) and the counts for metrics.
  *
@@ -29,7 +29,7 @@
 enum { C_ID, C_DID, C_NAME, C_URL, C_METHOD, C_CTYPE, C_HEADERS, C_BODY, C_ATTEMPTS,
        C_CREATED, C_REQID, C_HOP };
 
-int outbox_release_leases(struct outbox *ob)
+int ob_sqlite_release_leases(struct outbox *ob)
 {
 	OB_OWNED(ob);
 	return ob_run(ob, OB_RELEASE, "release leases", 0);
@@ -108,7 +108,7 @@ static int ob_read_delivery(sqlite3_stmt *st, struct outbox_delivery *d)
 	return 0;
 }
 
-int outbox_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
+int ob_sqlite_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
 		     struct outbox_delivery **out)
 {
 	sqlite3_stmt *sel = ob->st[OB_CLAIM_SELECT], *lease = ob->st[OB_CLAIM_LEASE];
@@ -175,7 +175,7 @@ out:
 	return (int)n;
 }
 
-int outbox_scan_destinations(struct outbox *ob,
+int ob_sqlite_scan_destinations(struct outbox *ob,
 			     int (*fn)(const char *dest, double next_at, void *arg), void *arg)
 {
 	sqlite3_stmt *st = ob->st[OB_DEST_SCAN];
@@ -200,7 +200,7 @@ out:
 	return ret;
 }
 
-int outbox_dest_due_now(struct outbox *ob, const char *dest, double now)
+int ob_sqlite_dest_due_now(struct outbox *ob, const char *dest, double now)
 {
 	sqlite3_stmt *st = ob->st[OB_DEST_DUE_NOW];
 
@@ -223,14 +223,14 @@ static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64
 	return 0;
 }
 
-int outbox_complete(struct outbox *ob, int64_t id)
+int ob_sqlite_complete(struct outbox *ob, int64_t id)
 {
 	OB_OWNED(ob);
 	return ob_run_one(ob, OB_DELETE, "complete", id,
 			  sqlite3_bind_int64(ob->st[OB_DELETE], 1, id));
 }
 
-int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, const char *error)
+int ob_sqlite_retry(struct outbox *ob, int64_t id, double next_at, int status, const char *error)
 {
 	sqlite3_stmt *st = ob->st[OB_RETRY];
 
@@ -240,7 +240,7 @@ int outbox_retry(struct outbox *ob, int64_t id, double next_at, int status, cons
 			  ob_bind_status(st, 3, status) || ob_bind_text(st, 4, error));
 }
 
-int outbox_bury(struct outbox *ob, int64_t id, int status, const char *error)
+int ob_sqlite_bury(struct outbox *ob, int64_t id, int status, const char *error)
 {
 	sqlite3_stmt *copy = ob->st[OB_BURY_COPY];
 	char reason[64];
@@ -282,19 +282,19 @@ static long ob_count(struct outbox *ob, enum ob_stmt s, const char *what)
 	return ret;
 }
 
-long outbox_count_pending(struct outbox *ob)
+long ob_sqlite_count_pending(struct outbox *ob)
 {
 	OB_OWNED(ob);
 	return ob_count(ob, OB_COUNT_PENDING, "count pending");
 }
 
-long outbox_count_dead(struct outbox *ob)
+long ob_sqlite_count_dead(struct outbox *ob)
 {
 	OB_OWNED(ob);
 	return ob_count(ob, OB_COUNT_DEAD, "count dead letters");
 }
 
-long outbox_count_dest(struct outbox *ob, const char *dest)
+long ob_sqlite_count_dest(struct outbox *ob, const char *dest)
 {
 	OB_OWNED(ob);
 	if (sqlite3_bind_text(ob->st[OB_DEST_COUNT], 1, dest, -1, SQLITE_STATIC) != SQLITE_OK) {

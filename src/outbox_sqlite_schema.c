@@ -1,5 +1,5 @@
 /*
- * outbox_schema.c — setting up the outbox database file (see outbox.h): the
+ * outbox_sqlite_schema.c — SQLite backend: setting up the outbox database file (see outbox.h): the
  * connection settings and the schema (outbox_open creates data_dir first,
  * util_mkdir_p).
  *

@@ -1,5 +1,5 @@
 /*
- * outbox_dlq.c — the dead letters' side of the outbox (see outbox.h), for
+ * outbox_sqlite_dlq.c — SQLite backend: the dead letters' side of the outbox (see outbox.h), for
  * `egoi-router dlq list|replay|purge`: walking them, re-queuing a failed
  * forward, marking one replayed, deleting them.
  *
@@ -176,7 +176,7 @@ static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_ent
 	return 1;
 }
 
-int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
+int ob_sqlite_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 		    int (*fn)(const struct outbox_dlq_entry *e, void *arg), void *arg)
 {
 	static const struct outbox_dlq_filter all;
@@ -241,7 +241,7 @@ out:
 	return ret;
 }
 
-enum outbox_dlq_result outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
+enum outbox_dlq_result ob_sqlite_dlq_requeue_forward(struct outbox *ob, int64_t id)
 {
 	static const char copy[] =
 		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
@@ -280,7 +280,7 @@ out:
 	return ret;
 }
 
-enum outbox_dlq_result outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
+enum outbox_dlq_result ob_sqlite_dlq_mark_replayed(struct outbox *ob, int64_t id)
 {
 	static const char mark[] =
 		"UPDATE dead_letters SET replayed_at = ?2 WHERE id = ?1 AND replayed_at IS NULL";
@@ -295,7 +295,7 @@ enum outbox_dlq_result outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
 	return changes == 1 ? OUTBOX_DLQ_DONE : OUTBOX_DLQ_NOT_OPEN;
 }
 
-long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
+long ob_sqlite_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 {
 	static const struct outbox_dlq_filter all;
 	sqlite3_stmt *st = NULL;

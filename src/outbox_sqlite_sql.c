@@ -1,27 +1,16 @@
 /*
- * outbox_sql.c — the outbox module's SQL helpers (see outbox_internal.h):
+ * outbox_sqlite_sql.c — the SQLite backend's SQL helpers (see outbox_internal.h):
  * errors recorded in the connection's err buffer, a full disk reported to
- * outbox_space, one statement stepped, one script run. outbox.c (connections,
- * transactions, writes) and outbox_schema.c (set-up, migrations) build on
- * these; neither needs the other's helpers.
+ * outbox_space, one statement stepped, one script run. outbox_sqlite.c
+ * (connections, transactions, writes) and outbox_sqlite_schema.c (set-up,
+ * migrations) build on these; neither needs the other's helpers.
  *
  * Threads: as outbox_internal.h: the thread that owns the connection.
  */
-#include <stdarg.h>
 #include <stdio.h>
 
 #include "outbox_internal.h"
 #include "outbox_space.h"
-
-int ob_failf(struct outbox *ob, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(ob->err, sizeof ob->err, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* A full disk is everybody's business: see outbox_space.h. */
 static void ob_check_full(struct outbox *ob)
