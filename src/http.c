@@ -13,8 +13,8 @@
  * in one place, http_on_batch, around the handler proper.
  *
  * GET /metrics (metrics.c) needs no token, so a Prometheus scraper can use
- * it as is, but like every route it is subject to allow_from (civetweb's
- * access control list applies server-wide). It exposes counts and label
+ * it as is, but like every route it is subject to allow_from (the guard
+ * applies it to every connection and request, http_guard.h). It exposes counts and label
  * values (forward names, hosts, write paths, drop reasons), never payloads
  * or URLs.
  *

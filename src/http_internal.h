@@ -25,7 +25,6 @@ struct http_server {
 	const struct config *cfg;     /* sh->cfg */
 	char endpoint[512];
 	char threads[24];             /* num_threads, as civetweb reads it */
-	char *acl;                    /* access_control_list, owned (NULL = none) */
 };
 
 /* A worker thread's own state, made in init_thread. */
