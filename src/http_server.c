@@ -1,7 +1,7 @@
 /*
  * http_server.c — civetweb set-up for the intake (see http.h): TLS library
- * start, listening options (TLS versions and ciphers, mTLS, allowlist,
- * timeouts, keep-alive, TCP_NODELAY), one struct http_worker per worker
+ * start, listening options (TLS versions and ciphers, mTLS, timeouts,
+ * keep-alive, TCP_NODELAY), one struct http_worker per worker
  * thread (init_thread / exit_thread), the per-address guard's hooks
  * (init_ssl; http_guard.h), the checks every request passes before its
  * handler (begin_request: allow_from, framing, rate limit), and a stop
@@ -206,7 +206,7 @@ static int http_options(struct http_server *s, const char **opts, char *err, siz
 	const struct config *cfg = s->cfg;
 	int n = 0;
 
-	(void)err;      /* nothing here can fail any more; kept for the next option that can */
+	(void)err;      /* no option fails today (the allowlist was the one that could) */
 	(void)errlen;
 	snprintf(s->threads, sizeof s->threads, "%ld", cfg->threads);
 	opts[n++] = "listening_ports";       opts[n++] = cfg->listen;

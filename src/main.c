@@ -244,12 +244,6 @@ static int run_storage(struct run *r)
 	return EXIT_OK;
 }
 
-/*
- * The delivery thread and the group committer. They start before the
- * intake because a worker may take a batch as soon as civetweb starts it;
- * with run_as_user they run as root only until the drop in run_intake,
- * which changes every thread of the process.
- */
 /* The delivery thread's options from cfg (pointers into it). */
 static void deliver_options_of(const struct config *cfg, struct deliver_options *dopt)
 {
@@ -263,6 +257,12 @@ static void deliver_options_of(const struct config *cfg, struct deliver_options 
 	dopt->signing_secret = cfg->forward_signing_secret;
 }
 
+/*
+ * The delivery thread and the group committer. They start before the
+ * intake because a worker may take a batch as soon as civetweb starts it;
+ * with run_as_user they run as root only until the drop in run_intake,
+ * which changes every thread of the process.
+ */
 static int run_backend(struct run *r)
 {
 	struct deliver_options dopt;
