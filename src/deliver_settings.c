@@ -88,13 +88,28 @@ void deliver_reconfigure(struct deliver *d, struct deliver_settings *s)
 	curl_multi_wakeup(d->multi);
 }
 
+/* 1 when s differs from what d runs with (every reload hands a block over). */
+static int deliver_settings_differ(const struct deliver *d, const struct deliver_settings *s)
+{
+	return d->timeout_ms != s->timeout_ms || d->per_host != s->per_host ||
+	       d->limits.max_attempts != s->limits.max_attempts ||
+	       d->limits.max_age_ms != s->limits.max_age_ms ||
+	       d->limits.backoff_max_s != s->limits.backoff_max_s ||
+	       d->signer.key_len != s->signer.key_len ||
+	       memcmp(d->signer.key, s->signer.key, s->signer.key_len) != 0;
+}
+
 void deliver_settings_take(struct deliver *d)
 {
 	struct deliver_settings *s = atomic_exchange(&d->pending, NULL);
+	int changed;
 
 	if (!s)
 		return;
+	changed = deliver_settings_differ(d, s);
 	deliver_settings_apply(d, s);
 	deliver_settings_free(s);
-	log_msg(LOG_INFO, NULL, "delivery: new forward_* settings in force for the next requests");
+	if (changed)
+		log_msg(LOG_INFO, NULL, "delivery: new forward_* settings in force for the next "
+			"requests");
 }
