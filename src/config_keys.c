@@ -48,13 +48,16 @@ const struct cfg_key config_keys[] = {
 		  "header or Authorization: Bearer. 'none' disables authentication "
 		  "explicitly. Keep the secret out of this file with env:NAME." },
 	{ .name = "allow_from", .type = CFG_CIDRS, .sample = "10.0.0.0/8, 192.0.2.7",
-	  .offset = OFF(allow_from),
+	  .offset = OFF(allow_from), .live = 1,
 	  .help = "Comma-separated IPv4 CIDR allowlist; an address without /length "
 		  "means that address alone. It covers every route (the endpoint, "
 		  "/healthz, /readyz, /metrics) on the listeners of listen (not "
-		  "admin_listen): other addresses are "
-		  "disconnected as soon as they connect, before TLS. IPv6 entries are "
-		  "refused (this civetweb build has no IPv6). Not set: any address." },
+		  "admin_listen): a TLS connection from "
+		  "another address is cut at the start of its handshake, before TLS "
+		  "reads a byte; a request from one (plain HTTP, or a connection "
+		  "opened before a reload left it out) is answered 403. IPv6 entries "
+		  "are refused (this civetweb build has no IPv6). Not set: any "
+		  "address. Changes on SIGHUP." },
 	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
 	  .example = "rules/example.lua", .offset = OFF(rules), .live = 1,
 	  .help = "Lua rule script; it must define route(event, meta)." },
@@ -115,30 +118,30 @@ const struct cfg_key config_keys[] = {
 		  "count + 1), and a batch arriving with a count of max_hops or more is "
 		  "answered 508 and counted in egoi_router_loops_refused_total." },
 	{ .name = "forward_timeout", .type = CFG_DURATION, .def = "10s", .min = 1,
-	  .max = CFG_MS_HOUR, .offset = OFF(forward_timeout_ms),
+	  .max = CFG_MS_HOUR, .offset = OFF(forward_timeout_ms), .live = 1,
 	  .help = "Time limit for one forward request (up to 1h)." },
 	{ .name = "forward_max_attempts", .type = CFG_INT, .def = "0", .min = 0, .max = 1000000,
-	  .offset = OFF(forward_max_attempts),
+	  .offset = OFF(forward_max_attempts), .live = 1,
 	  .help = "Delivery attempts after which a forward becomes a dead letter; 0 "
 		  "(the default) means no limit, so only forward_max_age ends "
 		  "retrying. A limit makes an outage of a known length dead-letter "
 		  "forwards sooner." },
 	{ .name = "forward_max_age", .type = CFG_DURATION, .def = "24h", .min = 1000,
-	  .max = 720 * CFG_MS_HOUR, .offset = OFF(forward_max_age_ms),
+	  .max = 720 * CFG_MS_HOUR, .offset = OFF(forward_max_age_ms), .live = 1,
 	  .help = "Age after which an undelivered forward becomes a dead letter "
 		  "(1s to 720h): how long an outage may last before anything is "
 		  "dead-lettered." },
 	{ .name = "forward_backoff_max", .type = CFG_DURATION, .def = "10m", .min = 1000,
-	  .max = CFG_MS_HOUR, .offset = OFF(forward_backoff_max_ms),
+	  .max = CFG_MS_HOUR, .offset = OFF(forward_backoff_max_ms), .live = 1,
 	  .help = "Longest wait between two attempts of one forward (1s to 1h); the "
 		  "wait starts at up to 1 s and doubles per attempt, with full jitter. "
 		  "Also bounds how long a failing destination's circuit stays open "
 		  "(at most 60 s)." },
 	{ .name = "forward_concurrency", .type = CFG_INT, .def = "16", .min = 1, .max = 1024,
-	  .offset = OFF(forward_concurrency),
+	  .offset = OFF(forward_concurrency), .live = 1,
 	  .help = "Requests in flight at once per destination host." },
 	{ .name = "forward_signing_secret", .type = CFG_SECRET, .prefix = "whsec_",
-	  .sample = "env:EGOI_ROUTER_SIGNING_SECRET", .offset = OFF(forward_signing_secret),
+	  .sample = "env:EGOI_ROUTER_SIGNING_SECRET", .offset = OFF(forward_signing_secret), .live = 1,
 	  .help = "If set, forwarded requests are signed as Standard Webhooks "
 		  "specifies; the secret is whsec_ followed by base64. Not set by "
 		  "default." },
@@ -179,7 +182,7 @@ const struct cfg_key config_keys[] = {
 	  .help = "If set, drop privileges to this user after binding the listening "
 		  "ports. Not set by default." },
 	{ .name = "max_connections_per_address", .type = CFG_INT, .def = "16", .min = 0,
-	  .max = 1024, .offset = OFF(max_conns_per_address),
+	  .max = 1024, .offset = OFF(max_conns_per_address), .live = 1,
 	  .help = "Most TLS connections one client address may hold open at once "
 		  "(0-1024, 0 = no cap); more are cut at the start of their TLS "
 		  "handshake, in microseconds, so idle or trickling connections "
@@ -192,16 +195,17 @@ const struct cfg_key config_keys[] = {
 		  "closed. The body deadline (10 s plus 1 s per 64 KiB) applies as "
 		  "well." },
 	{ .name = "rate_limit", .type = CFG_STRING, .sample = "50/s", .offset = OFF(rate_limit),
+	  .live = 1,
 	  .help = "Requests per second one client address may send to the endpoint, "
 		  "as N/s (1 to 1000000); more are answered 429 with Retry-After "
 		  "before the body is read. Not set by default: no limit." },
 	{ .name = "rate_limit_burst", .type = CFG_INT, .def = "0", .min = 0, .max = 1000000,
-	  .offset = OFF(rate_limit_burst),
+	  .offset = OFF(rate_limit_burst), .live = 1,
 	  .help = "Requests one address may send at once above rate_limit (a token "
 		  "bucket of this size, refilled at the rate); 0 means one second's "
 		  "worth, N." },
 	{ .name = "rate_limit_exempt", .type = CFG_CIDRS, .def = "127.0.0.0/8",
-	  .sample = "127.0.0.0/8, 192.0.2.0/24", .offset = OFF(rate_limit_exempt),
+	  .sample = "127.0.0.0/8, 192.0.2.0/24", .offset = OFF(rate_limit_exempt), .live = 1,
 	  .help = "Comma-separated IPv4 CIDR list (E-goi's own addresses, a proxy in "
 		  "front) exempt from rate_limit and max_connections_per_address. "
 		  "Default 127.0.0.0/8: a client on this machine (a local proxy, a "

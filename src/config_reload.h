@@ -4,8 +4,10 @@
  * changes.
  *
  * Each key of the table (config_internal.h) is either live (its `live`
- * flag: the snapshot's value is read at the start of each request, or the
- * key belongs to the rules generation) or needs a restart (a listener,
+ * flag: the snapshot's value is read at the start of each request, the
+ * key belongs to the rules generation, or main's reload hands it to the
+ * per-address guard or the delivery thread as a new settings block) or
+ * needs a restart (a listener,
  * a thread count, a directory opened at start-up...). config_reload_diff
  * names the keys a new file changes, and for a key that needs a restart
  * puts the running value back into the new config, so that the published

@@ -53,7 +53,8 @@
  * Also part of this module: deliver_dest.c (each destination's state, the
  * due scan), deliver_outcome.c (deciding and recording an attempt's
  * outcome), deliver_request.c (one request as a curl easy handle) and
- * deliver_policy.c (retry decision, circuit, Retry-After).
+ * deliver_policy.c (retry decision, circuit, Retry-After) and
+ * deliver_settings.c (the forward_* settings, swapped on SIGHUP).
  */
 #include "deliver.h"
 #include "clock.h"
@@ -411,6 +412,7 @@ static void *deliver_main(void *arg)
 		int still;
 
 		atomic_store(&d->beat_ns, clock_mono_ns());
+		deliver_settings_take(d);   /* a reload's forward_* settings */
 		if (!stopping && atomic_load(&d->stop)) {
 			stopping = 1;
 			stop_at = clock_mono() + (double)atomic_load(&d->grace_ms) / 1000.0;
@@ -469,16 +471,17 @@ static void deliver_free(struct deliver *d)
 	}
 	free(d->dests);
 	explicit_bzero(&d->signer, sizeof d->signer);  /* the signing key */
+	deliver_settings_free(atomic_exchange(&d->pending, NULL));
 	free(d);
 }
 
 struct deliver *deliver_start(const struct deliver_options *opt, char *err, size_t errlen)
 {
 	struct deliver *d = NULL;
+	struct deliver_settings *set;
 	int rc;
 
-	if (!opt || !opt->data_dir || opt->concurrency < 1 || opt->timeout_ms < 1 ||
-	    opt->max_attempts < 0 || opt->max_age_ms < 0 || opt->backoff_max_ms < 0) {
+	if (!opt || !opt->data_dir) {
 		snprintf(err, errlen, "delivery: invalid options");
 		goto fail;
 	}
@@ -492,21 +495,11 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	d->timeout_ms = opt->timeout_ms;
-	d->limits.max_attempts = opt->max_attempts;
-	d->limits.max_age_ms = opt->max_age_ms;
-	d->limits.backoff_max_s = (double)(opt->backoff_max_ms > 0 ? opt->backoff_max_ms
-								   : DELIVER_BACKOFF_MAX_MS) / 1000.0;
-	d->per_host = opt->concurrency;
-	if (opt->signing_secret) {
-		int n = deliver_signing_key(opt->signing_secret, d->signer.key, sizeof d->signer.key);
-
-		if (n <= 0) {
-			snprintf(err, errlen, "forward_signing_secret is not whsec_<base64>");
-			goto fail;
-		}
-		d->signer.key_len = (size_t)n;
-	}
+	set = deliver_settings_new(opt, err, errlen);
+	if (!set)
+		goto fail;
+	deliver_settings_apply(d, set);   /* no multi handle yet: curl's limit is set below */
+	deliver_settings_free(set);
 	if (getrandom(&d->rng, sizeof d->rng, 0) != (ssize_t)sizeof d->rng)
 		d->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	d->rng |= 1;   /* xorshift must not start at 0 */

@@ -34,6 +34,26 @@ struct deliver_options {
 	const char *signing_secret; /* "whsec_<base64>" (Standard Webhooks) or NULL */
 };
 
+/*
+ * The options' forward_* settings as one checked block (the signing secret
+ * decoded): NULL with err when one is invalid. Made on the main thread at
+ * a reload's check, before anything changes; freed (zeroed: it holds the
+ * key) by deliver_reconfigure or deliver_settings_free.
+ */
+struct deliver;
+struct deliver_settings;
+struct deliver_settings *deliver_settings_new(const struct deliver_options *opt, char *err,
+					      size_t errlen);
+void deliver_settings_free(struct deliver_settings *s);
+
+/*
+ * Hands s to the delivery thread, which puts it in force at its next loop
+ * iteration (within a wake-up): timeout, attempts, age, backoff cap, per
+ * destination concurrency and signing key of the requests it starts from
+ * then on. Takes s; cannot fail. Any thread. d NULL: s is freed.
+ */
+void deliver_reconfigure(struct deliver *d, struct deliver_settings *s);
+
 enum deliver_outcome {
 	DELIVER_DONE,
 	DELIVER_RETRY,

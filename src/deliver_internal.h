@@ -5,7 +5,9 @@
  * state and scans the outbox for due ones, deliver_outcome.c decides and
  * records what a finished attempt means, deliver_request.c builds one HTTP request and
  * captures what its response says, deliver_policy.c decides what a failure
- * means. Everything here belongs to the delivery thread.
+ * means, deliver_settings.c holds the forward_* settings and their hand-over
+ * on reload. Everything here belongs to the delivery thread, but
+ * struct deliver's `pending` (an atomic exchange from any thread).
  */
 #ifndef EGOI_DELIVER_INTERNAL_H
 #define EGOI_DELIVER_INTERNAL_H
@@ -91,7 +93,16 @@ struct deliver_dest {
 	int seen;                      /* had unleased entries at the last scan */
 };
 
+/* The forward_* settings, checked whole (deliver_settings.c). */
+struct deliver_settings {
+	long timeout_ms, per_host;
+	struct deliver_limits limits;
+	struct deliver_signer signer;
+};
+
 struct deliver {
+	/* A copy of the settings in force (deliver_settings_apply); only the
+	 * delivery thread reads or writes them once it runs. */
 	long timeout_ms, per_host;
 	struct deliver_limits limits;
 	struct outbox *ob;
@@ -102,6 +113,7 @@ struct deliver {
 	atomic_long grace_ms;
 	uint64_t rng;                  /* xorshift64* state, delivery thread only */
 	struct deliver_signer signer;  /* Standard Webhooks key, key_len 0 = unsigned */
+	_Atomic(struct deliver_settings *) pending;  /* from a reload, not yet taken */
 
 	struct deliver_request *running;  /* doubly linked */
 	long nrunning;
@@ -117,6 +129,15 @@ struct deliver {
 	atomic_int exited;             /* the loop has returned */
 };
 
+
+/* --- deliver_settings.c --- */
+
+/* Copies s into d's fields (and libcurl's per-host limit). Delivery thread,
+ * or before it starts. */
+void deliver_settings_apply(struct deliver *d, const struct deliver_settings *s);
+
+/* Delivery thread, each iteration: puts a block from deliver_reconfigure in force. */
+void deliver_settings_take(struct deliver *d);
 
 /* --- deliver_dest.c --- */
 

@@ -18,7 +18,8 @@
  * admin_listen moves them to the admin listener (http_admin.h). On the
  * public listeners they need no token, so a Prometheus scraper can use
  * /metrics as is, but like every route there they are subject to
- * allow_from (civetweb's access control list applies server-wide).
+ * allow_from (the guard applies it to every connection and request,
+ * http_guard.h).
  * /metrics exposes counts and label values (forward names, hosts, write
  * paths, drop reasons), never payloads or URLs.
  *

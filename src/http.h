@@ -47,6 +47,9 @@ void http_stop(struct http_server *s);
 /* The first listening port (for tests and logs), or -1. */
 int http_port(const struct http_server *s);
 
+/* The intake's per-address guard (http_guard.h), for a reload to update; NULL if s is. */
+struct http_guard *http_server_guard(struct http_server *s);
+
 /*
  * Constant-time check of a presented token against the secret: both are
  * hashed first so neither their contents nor their lengths leak through

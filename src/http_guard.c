@@ -38,6 +38,7 @@
 #define HTTP_GUARD_BUCKETS 4096
 #define HTTP_GUARD_MAX_ENTRIES 65536
 #define HTTP_GUARD_MAX_EXEMPT 64
+#define HTTP_GUARD_MAX_ALLOW 256
 #define HTTP_GUARD_RATE_MAX 1000000L
 
 struct guard_entry {
@@ -52,12 +53,20 @@ struct guard_cidr {
 	uint32_t net, mask;       /* host order */
 };
 
-struct http_guard {
-	pthread_mutex_t mu;       /* guards everything below */
+/* The settings from router.conf, replaced whole by http_guard_update. */
+struct http_guard_params {
 	long cap;                 /* 0 = no cap */
 	double rate, burst;       /* rate 0 = no limit */
 	struct guard_cidr exempt[HTTP_GUARD_MAX_EXEMPT];
 	int nexempt;
+	struct guard_cidr allow[HTTP_GUARD_MAX_ALLOW];
+	int nallow;               /* with allow_any 0: only these addresses */
+	int allow_any;            /* allow_from not set */
+};
+
+struct http_guard {
+	pthread_mutex_t mu;       /* guards everything below */
+	struct http_guard_params p;
 	size_t entries;
 	int full_warned;
 	struct guard_entry *bucket[HTTP_GUARD_BUCKETS];
@@ -140,8 +149,8 @@ int http_guard_check(const struct config *cfg, char *err, size_t errlen)
 	long rate;
 	int n;
 
-	/* civetweb's ACL of this build takes IPv4 only: run would fail with
-	 * "Failed to setup access control list". */
+	/* This civetweb build listens on IPv4 only: an IPv6 entry could never
+	 * match, and a list that silently means less than it says is refused. */
 	if (cfg->allow_from &&
 	    parse_cidrs("allow_from", cfg->allow_from, tmp, 256, &n, err, errlen) < 0)
 		return -1;
@@ -159,27 +168,71 @@ int http_guard_check(const struct config *cfg, char *err, size_t errlen)
 
 static void guard_indexes(void);
 
-struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t errlen)
+struct http_guard_params *http_guard_params_new(const struct config *cfg, char *err,
+						size_t errlen)
 {
-	struct http_guard *g;
+	struct http_guard_params *p;
 	long rate = 0;
 
 	if (http_guard_check(cfg, err, errlen) < 0)
 		return NULL;
+	p = calloc(1, sizeof *p);
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->cap = cfg->max_conns_per_address;
+	if (cfg->rate_limit)
+		parse_rate(cfg->rate_limit, &rate);
+	p->rate = (double)rate;
+	p->burst = cfg->rate_limit_burst > 0 ? (double)cfg->rate_limit_burst : p->rate;
+	p->allow_any = cfg->allow_from == NULL;
+	/* Checked above: these fail only out of memory. */
+	if ((cfg->rate_limit_exempt &&
+	     parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, p->exempt,
+			 HTTP_GUARD_MAX_EXEMPT, &p->nexempt, err, errlen) < 0) ||
+	    (cfg->allow_from &&
+	     parse_cidrs("allow_from", cfg->allow_from, p->allow, HTTP_GUARD_MAX_ALLOW,
+			 &p->nallow, err, errlen) < 0)) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void http_guard_params_free(struct http_guard_params *p)
+{
+	free(p);
+}
+
+void http_guard_update(struct http_guard *g, struct http_guard_params *p)
+{
+	if (!g) {
+		free(p);
+		return;
+	}
+	pthread_mutex_lock(&g->mu);
+	g->p = *p;
+	pthread_mutex_unlock(&g->mu);
+	free(p);
+}
+
+struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct http_guard_params *p = http_guard_params_new(cfg, err, errlen);
+	struct http_guard *g;
+
+	if (!p)
+		return NULL;
 	g = calloc(1, sizeof *g);
 	if (!g) {
+		free(p);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&g->mu, NULL);
-	g->cap = cfg->max_conns_per_address;
-	if (cfg->rate_limit)
-		parse_rate(cfg->rate_limit, &rate);
-	g->rate = (double)rate;
-	g->burst = cfg->rate_limit_burst > 0 ? (double)cfg->rate_limit_burst : g->rate;
-	if (cfg->rate_limit_exempt)
-		parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, g->exempt,
-			    HTTP_GUARD_MAX_EXEMPT, &g->nexempt, err, errlen);
+	g->p = *p;
+	free(p);
 	pthread_once(&guard_once, guard_indexes);
 	return g;
 }
@@ -200,21 +253,34 @@ void http_guard_free(struct http_guard *g)
 	free(g);
 }
 
-static int guard_exempt(const struct http_guard *g, uint32_t addr)
+/* 1 when addr (network order) is in one of the n CIDRs. */
+static int guard_in(const struct guard_cidr *list, int n, uint32_t addr)
 {
 	uint32_t h = ntohl(addr);
 
-	for (int i = 0; i < g->nexempt; i++)
-		if ((h & g->exempt[i].mask) == g->exempt[i].net)
+	for (int i = 0; i < n; i++)
+		if ((h & list[i].mask) == list[i].net)
 			return 1;
 	return 0;
 }
 
+/* Under g->mu. */
+static int guard_exempt(const struct http_guard *g, uint32_t addr)
+{
+	return guard_in(g->p.exempt, g->p.nexempt, addr);
+}
+
+/* allow_from lets addr in. Under g->mu. */
+static int guard_allowed(const struct http_guard *g, uint32_t addr)
+{
+	return g->p.allow_any || guard_in(g->p.allow, g->p.nallow, addr);
+}
+
 static void guard_refill(const struct http_guard *g, struct guard_entry *e, double now)
 {
-	e->tokens += (now - e->stamp) * g->rate;
-	if (e->tokens > g->burst)
-		e->tokens = g->burst;
+	e->tokens += (now - e->stamp) * g->p.rate;
+	if (e->tokens > g->p.burst)
+		e->tokens = g->p.burst;
 	e->stamp = now;
 }
 
@@ -233,9 +299,9 @@ static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int c
 			p = &e->next;
 			continue;
 		}
-		if (g->rate > 0)
+		if (g->p.rate > 0)
 			guard_refill(g, e, now);
-		if (e->open == 0 && (g->rate == 0 || e->tokens >= g->burst)) {
+		if (e->open == 0 && (g->p.rate == 0 || e->tokens >= g->p.burst)) {
 			*p = e->next;
 			free(e);
 			g->entries--;
@@ -256,7 +322,7 @@ static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int c
 	if (!found)
 		return NULL;
 	found->addr = addr;
-	found->tokens = g->burst;
+	found->tokens = g->p.burst;
 	found->stamp = now;
 	found->next = *p;
 	*p = found;
@@ -282,11 +348,29 @@ void http_guard_flush_log(struct http_guard *g)
 	log_limited_flush();
 }
 
-void http_guard_acl_refused(struct http_guard *g, const char *addr)
+/* A connection or request from addr refused by allow_from: counted, logged rate-limited. */
+static void guard_acl_refused(struct http_guard *g, const char *addr)
 {
 	(void)g;
 	metrics_refused(METRICS_REFUSED_ALLOW_FROM);
 	guard_log_refusal(GUARD_ACL_REFUSED, addr);
+}
+
+int http_guard_allow_address(struct http_guard *g, const char *addr)
+{
+	struct in_addr a;
+	int ok;
+
+	if (!g)
+		return 1;
+	/* Not IPv4 (this build has none other): refused when a list is set. */
+	ok = inet_pton(AF_INET, addr, &a) == 1;
+	pthread_mutex_lock(&g->mu);
+	ok = g->p.allow_any || (ok && guard_allowed(g, a.s_addr));
+	pthread_mutex_unlock(&g->mu);
+	if (!ok)
+		guard_acl_refused(g, addr);
+	return ok;
 }
 
 int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry_after_s)
@@ -296,10 +380,12 @@ int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry
 	double now;
 	int ok = 1;
 
-	if (!g || g->rate == 0 || inet_pton(AF_INET, addr, &a) != 1 || guard_exempt(g, a.s_addr))
+	if (!g || inet_pton(AF_INET, addr, &a) != 1)
 		return 1;
 	now = clock_mono();
 	pthread_mutex_lock(&g->mu);
+	if (g->p.rate == 0 || guard_exempt(g, a.s_addr))
+		goto out;
 	e = guard_find(g, a.s_addr, 1, now);
 	if (e) {
 		guard_refill(g, e, now);
@@ -307,11 +393,12 @@ int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry
 			e->tokens -= 1.0;
 		} else {
 			ok = 0;
-			*retry_after_s = (long)ceil((1.0 - e->tokens) / g->rate);
+			*retry_after_s = (long)ceil((1.0 - e->tokens) / g->p.rate);
 			if (*retry_after_s < 1)
 				*retry_after_s = 1;
 		}
 	}
+out:
 	pthread_mutex_unlock(&g->mu);
 	if (!ok)
 		metrics_refused(METRICS_REFUSED_RATE_LIMIT);
@@ -341,14 +428,42 @@ static int peer_v4(int fd, uint32_t *addr)
 	return -1;
 }
 
+/* Why guard_info cuts a connection. */
+enum guard_verdict { GUARD_PASS, GUARD_NOT_ALLOWED, GUARD_OVER_CAP };
+
+/*
+ * The start of a TLS handshake: allow_from first, then the cap. Every
+ * connection is counted (c set), whatever the cap, so that a cap set or
+ * lowered by a reload applies to what is already open. Under g->mu.
+ */
+static enum guard_verdict guard_admit(struct http_guard *g, uint32_t addr,
+				      struct guard_entry **entry)
+{
+	struct guard_entry *e;
+
+	*entry = NULL;
+	if (!guard_allowed(g, addr))
+		return GUARD_NOT_ALLOWED;
+	e = guard_find(g, addr, 1, clock_mono());
+	if (!e)
+		return GUARD_PASS;   /* table full: neither counted nor capped */
+	if (g->p.cap > 0 && e->open >= g->p.cap && !guard_exempt(g, addr))
+		return GUARD_OVER_CAP;
+	e->open++;
+	*entry = e;
+	return GUARD_PASS;
+}
+
 static void guard_info(const SSL *cssl, int where, int ret)
 {
 	SSL *ssl = (SSL *)(uintptr_t)cssl;   /* OpenSSL passes const; ex_data needs it not */
 	struct http_guard *g;
 	struct guard_conn *c;
 	struct guard_entry *e;
+	enum guard_verdict v;
+	char text[INET_ADDRSTRLEN];
 	uint32_t addr;
-	int fd, over = 0;
+	int fd;
 
 	(void)ret;
 	if (!(where & SSL_CB_HANDSHAKE_START) || SSL_get_ex_data(ssl, guard_ssl_index))
@@ -356,34 +471,31 @@ static void guard_info(const SSL *cssl, int where, int ret)
 	guard_cut_here = 0;
 	g = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), guard_ctx_index);
 	fd = SSL_get_fd(ssl);
-	if (!g || g->cap == 0 || fd < 0 || peer_v4(fd, &addr) < 0 || guard_exempt(g, addr))
+	if (!g || fd < 0 || peer_v4(fd, &addr) < 0)
 		return;
-	c = malloc(sizeof *c);
-	if (!c)
-		return;
-	c->g = g;
-	c->addr = addr;
 	pthread_mutex_lock(&g->mu);
-	e = guard_find(g, addr, 1, clock_mono());
-	if (e && e->open >= g->cap)
-		over = 1;
-	else if (e)
-		e->open++;
+	v = guard_admit(g, addr, &e);
 	pthread_mutex_unlock(&g->mu);
-	if (!e || over) {
-		free(c);
-		if (over) {
-			char text[INET_ADDRSTRLEN];
-
-			shutdown(fd, SHUT_RDWR);
-			guard_cut_here = 1;
+	if (v != GUARD_PASS) {
+		shutdown(fd, SHUT_RDWR);
+		guard_cut_here = 1;
+		inet_ntop(AF_INET, &addr, text, sizeof text);
+		if (v == GUARD_NOT_ALLOWED) {
+			guard_acl_refused(g, text);
+		} else {
 			metrics_refused(METRICS_REFUSED_CONN_CAP);
-			inet_ntop(AF_INET, &addr, text, sizeof text);
 			guard_log_refusal(GUARD_CAP_REFUSED, text);
 		}
 		return;
 	}
-	if (!SSL_set_ex_data(ssl, guard_ssl_index, c)) {
+	if (!e)
+		return;
+	c = malloc(sizeof *c);
+	if (c) {
+		c->g = g;
+		c->addr = addr;
+	}
+	if (!c || !SSL_set_ex_data(ssl, guard_ssl_index, c)) {
 		pthread_mutex_lock(&g->mu);
 		e->open--;
 		pthread_mutex_unlock(&g->mu);

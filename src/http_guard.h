@@ -13,9 +13,24 @@
  * - a token bucket per address for requests to the endpoint (rate_limit,
  *   rate_limit_burst), answered 429 with Retry-After.
  * - rate_limit_exempt: addresses neither capped nor rate limited.
+ * - allow_from: a TLS connection from another address is cut at the same
+ *   point as one over the cap (before TLS reads a byte), and every request
+ *   is checked again before its handler (http_guard_allow_address), which
+ *   covers plain-HTTP listeners and keep-alive connections opened before
+ *   a reload narrowed the list. civetweb's own access control list is not
+ *   used: it is fixed at mg_start, and this list changes on SIGHUP.
  * - refusals (over the cap, allow_from) are logged at most once per
  *   LOG_REPEAT_S per kind, with a count of those not logged (log_limited,
  *   log.h).
+ *
+ * Reload: the settings (cap, rate, burst, exempt and allow lists) are one
+ * block, built and checked whole by http_guard_params_new, then copied in
+ * under the mutex by http_guard_update, so a connection or request sees
+ * either the old settings or the new, never a mix. The table (open
+ * connections, token buckets) is kept: a lower cap or rate applies to the
+ * addresses already counted, a bucket is cut to a smaller burst at its next
+ * refill. Every TLS connection is counted, capped or not, so a cap set by a
+ * reload counts the connections already open.
  *
  * http_guard_check validates the settings these protections and civetweb's
  * access control list need, so `check` refuses what `run` would refuse.
@@ -41,6 +56,16 @@ int http_guard_check(const struct config *cfg, char *err, size_t errlen);
 struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t errlen);
 void http_guard_free(struct http_guard *g);
 
+/* The settings of cfg, checked (http_guard_check's err): NULL on a bad one
+ * or out of memory. Freed by http_guard_update or http_guard_params_free. */
+struct http_guard_params;
+struct http_guard_params *http_guard_params_new(const struct config *cfg, char *err,
+						size_t errlen);
+void http_guard_params_free(struct http_guard_params *p);
+
+/* Puts p in force for new connections and requests; takes p. Cannot fail. */
+void http_guard_update(struct http_guard *g, struct http_guard_params *p);
+
 /* Installs the handshake hook on civetweb's SSL_CTX (its init_ssl callback). 0 or -1. */
 int http_guard_install(struct http_guard *g, void *ssl_ctx);
 
@@ -59,8 +84,9 @@ void http_guard_conn_clear(void);
  */
 int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry_after_s);
 
-/* civetweb refused addr through allow_from: counts it, logs it rate-limited. */
-void http_guard_acl_refused(struct http_guard *g, const char *addr);
+/* 1 when allow_from lets addr (civetweb's text form) in, else 0 (counted
+ * and logged rate-limited, as at the handshake). */
+int http_guard_allow_address(struct http_guard *g, const char *addr);
 
 /* Logs the refusals counted but not yet logged (at stop). */
 void http_guard_flush_log(struct http_guard *g);

@@ -27,7 +27,6 @@ struct http_server {
 	const struct config *cfg;     /* sh->cfg */
 	char endpoint[512];
 	char threads[24];             /* num_threads, as civetweb reads it */
-	char *acl;                    /* access_control_list, owned (NULL = none) */
 	void *ssl_ctx;                /* civetweb's SSL_CTX (init_ssl), for readiness */
 	struct http_probe probe;      /* /healthz, /readyz, /metrics here (no admin_listen) */
 	struct http_admin *admin;     /* admin_listen's listener, or NULL */

@@ -1,11 +1,11 @@
 /*
  * http_server.c — civetweb set-up for the intake (see http.h): TLS library
- * start, listening options (TLS versions and ciphers, mTLS, allowlist,
- * timeouts, keep-alive, TCP_NODELAY), one struct http_worker per worker
+ * start, listening options (TLS versions and ciphers, mTLS, timeouts,
+ * keep-alive, TCP_NODELAY), one struct http_worker per worker
  * thread (init_thread / exit_thread), the per-address guard's hooks
- * (init_ssl, allow_from refusals in log_message; http_guard.h), the checks
- * every request passes before its handler (begin_request: framing, rate
- * limit), and a stop that first drains the requests in flight
+ * (init_ssl; http_guard.h), the checks every request passes before its
+ * handler (begin_request: allow_from, framing, rate limit), and a stop
+ * that first drains the requests in flight
  * (http_drain.h).
  *
  * Threads: http_start and http_stop run on the main thread; the thread
@@ -83,30 +83,13 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 	free(w);
 }
 
-/* civetweb's words for a connection refused by its access control list. */
-#define HTTP_ACL_REFUSED " is not allowed to connect"
-
 static int http_log_message(const struct mg_connection *conn, const char *message)
 {
-	const char *refused = strstr(message, HTTP_ACL_REFUSED);
-	struct http_server *s = conn ? mg_get_user_data(mg_get_context(conn)) : NULL;
-
+	(void)conn;
 	/* A connection the guard cut at its handshake: civetweb then reports the
 	 * failed handshake, which the guard has already counted and logged. */
 	if (http_guard_conn_was_cut())
 		return 1;
-	/* "accept_new_connection: ADDR is not allowed to connect": one per
-	 * connection, so a scanner would flood the log; the guard counts them. */
-	if (refused && s) {
-		const char *start = refused;
-		char addr[48];
-
-		while (start > message && start[-1] != ' ')
-			start--;
-		snprintf(addr, sizeof addr, "%.*s", (int)(refused - start), start);
-		http_guard_acl_refused(s->guard, addr);
-		return 1;
-	}
 	/* A client that connects and leaves (or speaks plain HTTP to a TLS port)
 	 * makes civetweb say "sslize error:" with no detail: routine, not a fault.
 	 * Both kinds are written once per LOG_REPEAT_S with a count (log.h). */
@@ -178,7 +161,9 @@ static void http_end_request(const struct mg_connection *conn, int status)
 
 /*
  * Every request, once its headers are read and before any handler or body
- * read. Framing: a request with two Content-Length fields, one that is not
+ * read. allow_from (403): the handshake applied it to TLS connections, this
+ * applies it to plain HTTP and to connections a reload has since left out.
+ * Framing: a request with two Content-Length fields, one that is not
  * plain digits ("29x", "+29"), or Content-Length beside Transfer-Encoding is
  * answered 400, so the router never reads a body other than a proxy in
  * front of it would. Then the endpoint's per-address rate limit (429).
@@ -196,6 +181,9 @@ static int http_begin_request(struct mg_connection *conn)
 	if (w)
 		http_access_begin(&w->access, &w->rng, mg_get_header(conn, "X-Request-Id"));
 
+	if (!http_guard_allow_address(s->guard, ri->remote_addr))
+		return http_early_reply(conn, 403, "Forbidden",
+					"{\"error\":\"address not allowed\"}", NULL);
 	for (int i = 0; i < ri->num_headers; i++) {
 		const char *name = ri->http_headers[i].name;
 
@@ -227,37 +215,22 @@ static int http_begin_request(struct mg_connection *conn)
 	return 0;
 }
 
-/* civetweb's access_control_list: deny all, then allow each CIDR. */
-static char *http_acl(const char *allow_from)
-{
-	size_t cap = strlen(allow_from) * 2 + 32, len;
-	char *acl = malloc(cap), *copy = strdup(allow_from), *save = NULL;
-
-	if (!acl || !copy) {
-		free(acl);
-		acl = NULL;
-		goto out;
-	}
-	len = (size_t)snprintf(acl, cap, "-0.0.0.0/0");
-	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-		len += (size_t)snprintf(acl + len, cap - len, ",+%s", tok);
-out:
-	free(copy);
-	return acl;
-}
-
 /* Room for every civetweb option http_options sets, name and value. */
 #define HTTP_OPTS_MAX 40
 
 /*
  * civetweb's options from the config: listening, threads, timeouts, TLS,
- * allowlist, run_as_user. Values point into cfg, s->threads and s->acl.
+ * run_as_user. Values point into cfg and s->threads. allow_from is the
+ * guard's (http_guard.h), not civetweb's access_control_list, so that a
+ * reload can change it.
  */
 static int http_options(struct http_server *s, const char **opts, char *err, size_t errlen)
 {
 	const struct config *cfg = s->cfg;
 	int n = 0;
 
+	(void)err;      /* no option fails today (the allowlist was the one that could) */
+	(void)errlen;
 	snprintf(s->threads, sizeof s->threads, "%ld", cfg->threads);
 	opts[n++] = "listening_ports";       opts[n++] = cfg->listen;
 	opts[n++] = "num_threads";           opts[n++] = s->threads;
@@ -290,14 +263,6 @@ static int http_options(struct http_server *s, const char **opts, char *err, siz
 			opts[n++] = "ssl_ca_file";     opts[n++] = cfg->tls_client_ca;
 			opts[n++] = "ssl_verify_peer"; opts[n++] = "yes";
 		}
-	}
-	if (cfg->allow_from) {
-		s->acl = http_acl(cfg->allow_from);
-		if (!s->acl) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		opts[n++] = "access_control_list"; opts[n++] = s->acl;
 	}
 	/* civetweb binds the ports, then setgid, clears the supplementary
 	 * groups and setuid (every thread of the process), then starts its
@@ -368,7 +333,6 @@ static void http_server_free(struct http_server *s)
 	tls_cert_free();
 	http_admin_stop(s->admin);         /* detached by http_stop: it no longer reads s */
 	http_probe_free(&s->probe);
-	free(s->acl);
 	free(s);
 }
 
@@ -474,6 +438,11 @@ void http_stop(struct http_server *s)
 		mg_stop(s->ctx);
 	}
 	http_server_free(s);
+}
+
+struct http_guard *http_server_guard(struct http_server *s)
+{
+	return s ? s->guard : NULL;
 }
 
 int http_port(const struct http_server *s)

@@ -250,6 +250,19 @@ static int run_storage(struct run *r)
 	return EXIT_OK;
 }
 
+/* The delivery thread's options from cfg (pointers into it). */
+static void deliver_options_of(const struct config *cfg, struct deliver_options *dopt)
+{
+	memset(dopt, 0, sizeof *dopt);
+	dopt->data_dir = cfg->data_dir;
+	dopt->timeout_ms = cfg->forward_timeout_ms;
+	dopt->max_attempts = cfg->forward_max_attempts;
+	dopt->max_age_ms = cfg->forward_max_age_ms;
+	dopt->backoff_max_ms = cfg->forward_backoff_max_ms;
+	dopt->concurrency = cfg->forward_concurrency;
+	dopt->signing_secret = cfg->forward_signing_secret;
+}
+
 /*
  * The delivery thread and the group committer. They start before the
  * intake because a worker may take a batch as soon as civetweb starts it;
@@ -261,14 +274,7 @@ static int run_backend(struct run *r)
 	struct deliver_options dopt;
 	char err[1024];
 
-	memset(&dopt, 0, sizeof dopt);
-	dopt.data_dir = r->cfg.data_dir;
-	dopt.timeout_ms = r->cfg.forward_timeout_ms;
-	dopt.max_attempts = r->cfg.forward_max_attempts;
-	dopt.max_age_ms = r->cfg.forward_max_age_ms;
-	dopt.backoff_max_ms = r->cfg.forward_backoff_max_ms;
-	dopt.concurrency = r->cfg.forward_concurrency;
-	dopt.signing_secret = r->cfg.forward_signing_secret;
+	deliver_options_of(&r->cfg, &dopt);
 	r->deliver = deliver_start(&dopt, err, sizeof err);
 	if (!r->deliver) {
 		log_msg(LOG_ERROR, NULL, "delivery: %s", err);
@@ -355,8 +361,10 @@ static void reload_log_diff(const char *path, const struct config_reload_diff *d
 /*
  * SIGHUP, the one place a reload happens: router.conf is read again and
  * checked whole (values, the intake's checks, the rules compiled with
- * its limits, the TLS pair), and only if all of it passes is it put in
- * force: the rules as a new generation, the certificate, the log
+ * its limits, the TLS pair, the guard's and the delivery thread's
+ * settings), and only if all of it passes is it put in force: the rules
+ * as a new generation, the certificate, the guard (allow_from, rate
+ * limit, connection cap), the delivery settings (forward_*), the log
  * settings, and the config snapshot new requests read
  * (config_reload.h). Keys that need a restart keep their running value.
  * Anything refused leaves everything as it was. The outcome is counted
@@ -367,6 +375,9 @@ static void run_reload(struct run *r)
 	unsigned long gen = atomic_load(&r->sh.rules.generation) + 1;
 	struct config_snap *cur = config_snap_acquire(), *snap = NULL;
 	struct rules_source *src = NULL;
+	struct http_guard_params *guard = NULL;
+	struct deliver_settings *dset = NULL;
+	struct deliver_options dopt;
 	struct config_reload_diff d;
 	struct config next;
 	char err[1024];
@@ -388,6 +399,10 @@ static void run_reload(struct run *r)
 	src = rules_load_checked(&next, gen, err, sizeof err);
 	if (!src)
 		goto out;
+	deliver_options_of(&next, &dopt);
+	guard = http_guard_params_new(&next, err, sizeof err);
+	if (!guard || !(dset = deliver_settings_new(&dopt, err, sizeof err)))
+		goto out;
 	snap = config_snap_copy(&next, cur->generation + 1);
 	if (!snap) {
 		snprintf(err, sizeof err, "out of memory");
@@ -405,6 +420,10 @@ static void run_reload(struct run *r)
 	/* Checked above; a failure here (the files changed again since) keeps
 	 * the old certificate and is logged by tls_cert_reload. */
 	tls_cert_reload(next.tls_certificate, next.tls_key);
+	http_guard_update(http_server_guard(r->http), guard);
+	guard = NULL;
+	deliver_reconfigure(r->deliver, dset);
+	dset = NULL;
 	log_msg(LOG_INFO, NULL, "SIGHUP: %s reloaded (config generation %lu)", r->path,
 		snap->generation);
 	log_setup((enum log_level)snap->cfg.log_level, snap->cfg.log_json);
@@ -415,6 +434,8 @@ out:
 		log_msg(LOG_ERROR, NULL, "SIGHUP: reload refused, the previous config and rules "
 			"keep serving: %s", err);
 	metrics_reload(ok);
+	http_guard_params_free(guard);
+	deliver_settings_free(dset);
 	rules_source_unref(src);
 	config_free(&next);
 	config_snap_release(cur);

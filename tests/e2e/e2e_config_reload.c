@@ -5,15 +5,24 @@
  * are named in the log and keep serving as before; a config that does not
  * validate is refused whole with file:line; a module the rules `require`
  * is part of the rules generation (an edit on disk changes nothing until
- * SIGHUP, and breaks no worker).
+ * SIGHUP, and breaks no worker). The guard's keys (rate_limit, allow_from)
+ * and the delivery thread's (forward_signing_secret, forward_max_attempts)
+ * change live too.
  */
 #include "e2e/e2e.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "deliver.h"
 
 static const char one[] = "{\"events\":[{\"action\":\"email_open\"}]}";
 
@@ -255,11 +264,151 @@ static void required_module_is_part_of_the_rules_generation(void **state)
 	e2e_pass(t);
 }
 
+/* 1 when a TLS handshake from src (a loopback address) to the daemon
+ * completes, 0 when the daemon cuts it. */
+static int cr_handshake_from(const struct e2e *t, const char *src)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok = 0;
+
+	assert_non_null(ctx);
+	assert_true(fd >= 0);
+	inet_pton(AF_INET, src, &a.sin_addr);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	a.sin_port = htons((uint16_t)t->h.port);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	ssl = SSL_new(ctx);
+	assert_non_null(ssl);
+	SSL_set_fd(ssl, fd);
+	ok = SSL_connect(ssl) == 1;   /* the test certificate is not verified */
+	SSL_free(ssl);
+	close(fd);
+	SSL_CTX_free(ctx);
+	return ok;
+}
+
+/* rate_limit and allow_from under SIGHUP: new requests and connections
+ * meet the new settings, refusals are counted as at start-up. */
+static void guard_keys_change_on_sighup(void **state)
+{
+	struct e2e *t = *state;
+	long st[2];
+
+	e2e_boot(t, "function route(e, m) write('seen.txt', {line = 'x'}) end\n",
+		 "rate_limit_exempt = none\n");
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(cr_post_with(t, t->h.token, one, sizeof one - 1), 200);
+	assert_int_equal(cr_handshake_from(t, "127.0.0.2"), 1);
+
+	cr_reload(t, "rate_limit_exempt = none\nrate_limit = 1/s\nrate_limit_burst = 1\n"
+		     "allow_from = 127.0.0.1\n");
+	assert_true(cr_log_wait(t, "config generation 2", 1));
+	assert_true(cr_log_wait(t, "rate_limit changed, new requests use it", 1));
+	assert_true(cr_log_wait(t, "allow_from changed, new requests use it", 1));
+	/* A burst of one: two requests in a row, the second is 429 (at most
+	 * one token comes back between them unless they are 1 s apart). */
+	for (int tries = 0; tries < 5; tries++) {
+		harness_sleep_ms(1100);   /* a full bucket */
+		st[0] = cr_post_with(t, t->h.token, one, sizeof one - 1);
+		st[1] = cr_post_with(t, t->h.token, one, sizeof one - 1);
+		if (st[0] == 200 && st[1] == 429)
+			break;
+		fprintf(stderr, "[e2e] after the reload: %ld then %ld\n", st[0], st[1]);
+	}
+	assert_int_equal(st[0], 200);
+	assert_int_equal(st[1], 429);
+	assert_int_equal(cr_handshake_from(t, "127.0.0.2"), 0);
+	assert_int_equal((long)cr_metric(t, "egoi_router_refused_total{reason=\"allow_from\"}"), 1);
+	assert_true(cr_log_wait(t, "connection from 127.0.0.2 refused: not in allow_from", 1));
+
+	/* Widened again and no rate limit: both addresses, every request. */
+	cr_reload(t, "rate_limit_exempt = none\nallow_from = 127.0.0.1, 127.0.0.2\n");
+	assert_true(cr_log_wait(t, "config generation 3", 1));
+	assert_int_equal(cr_handshake_from(t, "127.0.0.2"), 1);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(cr_post_with(t, t->h.token, one, sizeof one - 1), 200);
+	assert_int_equal((long)cr_metric(t, "egoi_router_reloads_total{result=\"ok\"}"), 2);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
+/* Posts one event, expecting 200. */
+static void cr_post_ok(struct e2e *t)
+{
+	struct harness_response resp = e2e_post_expect(t, one, sizeof one - 1, 200);
+
+	harness_response_free(&resp);
+}
+
+/* 1 when q carries a Standard Webhooks signature made with secret. */
+static int cr_signed_with(const struct recv_request *q, const char *secret)
+{
+	const char *id = recv_header(q, "webhook-id"), *ts = recv_header(q, "webhook-timestamp"),
+		   *sig = recv_header(q, "webhook-signature");
+	unsigned char key[256];
+	char expect[128];
+	int n = deliver_signing_key(secret, key, sizeof key);
+
+	assert_true(n > 0);
+	if (!id || !ts || !sig)
+		return 0;
+	assert_int_equal(deliver_sign(key, (size_t)n, id, atoll(ts), q->body, q->body_len, expect,
+				      sizeof expect), 0);
+	return strcmp(sig, expect) == 0;
+}
+
+/* forward_signing_secret and forward_max_attempts under SIGHUP: the next
+ * delivery is signed with the new secret, and a failing forward is dead
+ * after the new number of attempts (the old setting, no limit, would have
+ * retried it for a day). */
+static void forward_keys_change_on_sighup(void **state)
+{
+	struct e2e *t = *state;
+	static const char a[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+			  b[] = "whsec_YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4";
+	char extra[256];
+	const struct recv_request *q;
+
+	snprintf(extra, sizeof extra, "forward_signing_secret = %s\n", a);
+	e2e_boot(t, "function route(e, m) forward('@RECV@/signed') end\n", extra);
+	cr_post_ok(t);
+	assert_int_equal(receiver_wait(t->r, 1, 10000), 0);
+	q = receiver_get(t->r, 0);
+	assert_true(cr_signed_with(q, a));
+
+	snprintf(extra, sizeof extra, "forward_signing_secret = %s\nforward_max_attempts = 2\n", b);
+	cr_reload(t, extra);
+	assert_true(cr_log_wait(t, "forward_signing_secret changed, new requests use it", 1));
+	assert_true(cr_log_wait(t, "forward_max_attempts changed", 1));
+	assert_true(cr_log_wait(t, "delivery: new forward_* settings in force", 1));
+	cr_post_ok(t);
+	assert_int_equal(receiver_wait(t->r, 2, 10000), 0);
+	q = receiver_get(t->r, 1);
+	assert_true(cr_signed_with(q, b));
+	assert_false(cr_signed_with(q, a));
+	/* Neither secret reaches the log. */
+	assert_int_equal(cr_log_count(t, a + 6), 0);
+	assert_int_equal(cr_log_count(t, b + 6), 0);
+
+	receiver_set_default(t->r, 503);
+	cr_post_ok(t);
+	assert_int_equal(harness_sql_wait(&t->h, "SELECT count(*) FROM dead_letters", 1, 10000), 0);
+	assert_int_equal(receiver_count(t->r), 4);   /* 2 delivered, 2 attempts of the third */
+	assert_int_equal(harness_sql_long(&t->h, "SELECT count(*) FROM deliveries"), 0);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 const struct CMUnitTest e2e_config_reload_tests[] = {
 	E2E_TEST(live_keys_change_on_sighup_under_load),
 	E2E_TEST(restart_keys_are_named_and_keep_serving),
 	E2E_TEST(invalid_config_is_refused_whole),
 	E2E_TEST(required_module_is_part_of_the_rules_generation),
+	E2E_TEST(guard_keys_change_on_sighup),
+	E2E_TEST(forward_keys_change_on_sighup),
 };
 const size_t e2e_config_reload_count =
 	sizeof(e2e_config_reload_tests) / sizeof(e2e_config_reload_tests[0]);

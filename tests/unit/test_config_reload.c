@@ -116,7 +116,12 @@ static void the_key_table_marks_live_and_restart_keys(void **state)
 					    "min_body_rate", "lua_instruction_limit",
 					    "lua_memory_limit", "lua_time_limit", "rules",
 					    "rules_env", "log_level", "log_format",
-					    "tls_certificate", "tls_key" };
+					    "tls_certificate", "tls_key", "allow_from", "rate_limit",
+					    "rate_limit_burst", "rate_limit_exempt",
+					    "max_connections_per_address", "forward_timeout",
+					    "forward_max_attempts", "forward_max_age",
+					    "forward_backoff_max", "forward_concurrency",
+					    "forward_signing_secret" };
 	static const char *const restart[] = { "listen", "threads", "data_dir", "run_as_user",
 					       "output_dir", "endpoint", "tls_client_ca" };
 

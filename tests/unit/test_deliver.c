@@ -766,6 +766,56 @@ static void test_signed_requests_carry_standard_webhooks_headers(void **state)
 		fail_msg("the router sent '%s', which header_rule.c lets a rule set", r->settable);
 }
 
+/*
+ * A reload's forward_* settings reach the running thread: the next request
+ * is signed with the new secret, and a new attempt limit makes a dead
+ * letter of what the old setting (no limit) would have retried for ever.
+ */
+static void test_reconfigure_applies_to_the_next_requests(void **state)
+{
+	struct fx *fx = *state;
+	static const char secret2[] = "whsec_YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4";
+	struct deliver_options opt = {
+		.data_dir = fx->dir, .timeout_ms = 3000, .max_attempts = 2,
+		.max_age_ms = 3600000, .concurrency = 1, .signing_secret = "whsec_abc",
+	};
+	unsigned char key[64];
+	char url[128], id[40], expect[128], err[256];
+	const char *body = "{\"events\":[]}";
+	struct deliver_settings *set;
+	struct rx_req *r;
+	int n;
+
+	/* A secret that does not decode is refused before anything changes. */
+	assert_null(deliver_settings_new(&opt, err, sizeof err));
+	assert_non_null(strstr(err, "forward_signing_secret"));
+	opt.signing_secret = secret2;
+	set = deliver_settings_new(&opt, err, sizeof err);
+	assert_non_null(set);
+
+	fx->signing_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+	fx_run(fx, 0, 4);
+	deliver_reconfigure(fx->d, set);
+	usleep(300 * 1000);   /* the loop wakes and takes it at its next turn */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", fx->rx->port);
+	fx_add_to(fx, url, "POST", NULL, NULL, body, strlen(body), id);
+	fx_add(fx, "/down", NULL);
+	fx_wait_drained(fx, 8);
+	assert_int_equal(fx_count(fx, 1), 1);   /* /down: 2 attempts, then dead */
+	assert_int_equal(rx_count(fx->rx), 3);
+	r = NULL;
+	for (int i = 0; i < 3; i++)
+		if (strcmp(fx->rx->reqs[i].wh_id, id) == 0)
+			r = &fx->rx->reqs[i];
+	assert_non_null(r);
+	n = deliver_signing_key(secret2, key, sizeof key);
+	assert_true(n > 0);
+	assert_int_equal(deliver_sign(key, (size_t)n, id, atoll(r->wh_ts), body, strlen(body),
+				      expect, sizeof expect), 0);
+	assert_string_equal(r->wh_sig, expect);
+	deliver_reconfigure(NULL, NULL);   /* no thread: nothing to do */
+}
+
 static void test_post_defaults_and_empty_body(void **state)
 {
 	struct fx *fx = *state;
@@ -1146,6 +1196,7 @@ int main(void)
 		cmocka_unit_test(test_parse_retry_after),
 		cmocka_unit_test(test_signature_matches_standard_webhooks_vector),
 		E2E(test_signed_requests_carry_standard_webhooks_headers),
+		E2E(test_reconfigure_applies_to_the_next_requests),
 		cmocka_unit_test(test_start_rejects_bad_options),
 		E2E(test_retry_keeps_id_body_and_headers),
 		E2E(test_post_defaults_and_empty_body),

@@ -1,8 +1,9 @@
 /*
  * test_http_guard.c — the intake's per-address guard (http_guard.c): the
  * settings `check` refuses, the token bucket (burst, Retry-After, refill,
- * exemption), and the connection cap applied from OpenSSL's handshake
- * callback on real loopback sockets. Under civetweb, with an attack running,
+ * exemption), the connection cap and allow_from applied from OpenSSL's
+ * handshake callback on real loopback sockets, and a reload's settings
+ * swapped in whole. Under civetweb, with an attack running,
  * the guard is proven end to end in tests/e2e/e2e_guard.c.
  */
 #include <stdarg.h>
@@ -194,6 +195,86 @@ static void test_connection_cap_at_handshake_start(void **state)
 	http_guard_free(g);
 }
 
+/*
+ * A reload's new settings, swapped in whole: a rate limit appears (and the
+ * old bucket-less address gets one), allow_from narrows both the handshake
+ * and the per-request check, the cap drops to 1 and counts the connection
+ * opened before, and a bad block is refused before anything changes.
+ */
+static void test_update_swaps_settings_for_new_connections(void **state)
+{
+	struct config c = base();
+	char err[256];
+	struct http_guard *g;
+	struct http_guard_params *p;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct pair a, b, x;
+	int lfd, port;
+	long retry = 0;
+
+	(void)state;
+	assert_non_null(ctx);
+	c.max_conns_per_address = 0;   /* no cap, no limit, any address */
+	g = http_guard_new(&c, err, sizeof err);
+	assert_non_null(g);
+	assert_int_equal(http_guard_install(g, ctx), 0);
+	lfd = listener(&port);
+	assert_int_equal(open_pair(&a, lfd, port, "127.0.0.2", ctx), SSL_ERROR_WANT_READ);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(http_guard_allow_request(g, "10.1.2.3", &retry), 1);
+	assert_int_equal(http_guard_allow_address(g, "10.9.9.9"), 1);
+
+	/* Refused whole: nothing of it applies. */
+	c.rate_limit = "5/m";
+	assert_null(http_guard_params_new(&c, err, sizeof err));
+	assert_non_null(strstr(err, "rate_limit"));
+
+	c.rate_limit = "1/s";
+	c.rate_limit_burst = 1;
+	c.max_conns_per_address = 1;
+	c.allow_from = "127.0.0.2,10.0.0.0/8";
+	p = http_guard_params_new(&c, err, sizeof err);
+	assert_non_null(p);
+	http_guard_update(g, p);
+	assert_int_equal(http_guard_allow_request(g, "10.1.2.3", &retry), 1);
+	assert_int_equal(http_guard_allow_request(g, "10.1.2.3", &retry), 0);
+	assert_int_equal(http_guard_allow_address(g, "10.9.9.9"), 1);
+	assert_int_equal(http_guard_allow_address(g, "192.0.2.1"), 0);
+	/* The connection from before counts against the new cap of 1. */
+	assert_int_not_equal(open_pair(&b, lfd, port, "127.0.0.2", ctx), SSL_ERROR_WANT_READ);
+	assert_int_equal(http_guard_conn_was_cut(), 1);
+	/* Outside allow_from: cut at the handshake start. */
+	assert_int_not_equal(open_pair(&x, lfd, port, "127.0.0.3", ctx), SSL_ERROR_WANT_READ);
+	assert_int_equal(http_guard_conn_was_cut(), 1);
+	{
+		char ch;
+
+		assert_int_equal(read(x.client, &ch, 1), 0);
+	}
+	close_pair(&x);
+	close_pair(&b);
+
+	/* Back to no allowlist and no rate: every address, every request. */
+	c.allow_from = NULL;
+	c.rate_limit = NULL;
+	c.max_conns_per_address = 2;
+	p = http_guard_params_new(&c, err, sizeof err);
+	assert_non_null(p);
+	http_guard_update(g, p);
+	assert_int_equal(open_pair(&x, lfd, port, "127.0.0.3", ctx), SSL_ERROR_WANT_READ);
+	assert_int_equal(open_pair(&b, lfd, port, "127.0.0.2", ctx), SSL_ERROR_WANT_READ);
+	assert_int_equal(http_guard_allow_address(g, "192.0.2.1"), 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(http_guard_allow_request(g, "10.1.2.3", &retry), 1);
+	close_pair(&a);
+	close_pair(&b);
+	close_pair(&x);
+	close(lfd);
+	SSL_CTX_free(ctx);
+	http_guard_update(NULL, NULL);   /* no guard: nothing to do, nothing leaks */
+	http_guard_free(g);
+}
+
 /* Pieces small enough that the watchdog's byte count keeps up with the rate. */
 static void test_read_piece_follows_min_rate(void **state)
 {
@@ -211,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_rate_limit_burst_retry_after_and_refill),
 		cmocka_unit_test(test_no_rate_limit_allows_all),
 		cmocka_unit_test(test_connection_cap_at_handshake_start),
+		cmocka_unit_test(test_update_swaps_settings_for_new_connections),
 		cmocka_unit_test(test_read_piece_follows_min_rate),
 	};
 	signal(SIGPIPE, SIG_IGN);   /* as civetweb does: the alert to a cut peer fails */
