@@ -186,9 +186,9 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 	}
 	pipeline_process(&r->p, ev.body, ev.len, clock_wall(), "dlq-replay", ev.request_id, &res);
 	if (res.http_status != 200) {
-		/* No Lua state after a failed batch: the rules did not compile
-		 * (the message names file and line); no use trying the rest. */
-		if (!r->p.rules) {
+		/* The rules did not compile (the message names file and
+		 * line): no use trying the rest. */
+		if (res.stage == PIPELINE_RULES_UNAVAILABLE) {
 			fprintf(stderr, "egoi-router: %s\n", res.error);
 			r->cannot_route = 1;
 		} else {

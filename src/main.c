@@ -247,6 +247,12 @@ static int run_storage(struct run *r)
 	return EXIT_OK;
 }
 
+/* The pipeline's commit callback: forwards are waiting in the outbox. */
+static void run_wake_delivery(void *deliver)
+{
+	deliver_notify(deliver);
+}
+
 /*
  * The delivery thread and the group committer. They start before the
  * intake because a worker may take a batch as soon as civetweb starts it;
@@ -278,7 +284,8 @@ static int run_backend(struct run *r)
 	}
 	r->sh.cfg = &r->cfg;
 	r->sh.writer = r->writer;
-	r->sh.deliver = r->deliver;
+	r->sh.on_commit = run_wake_delivery;
+	r->sh.on_commit_arg = r->deliver;
 	return EXIT_OK;
 }
 

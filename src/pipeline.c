@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include "config.h"
-#include "deliver.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -135,12 +134,14 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	memset(res, 0, sizeof *res);
 	if (pipeline_open(p, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "worker set-up failed: %s", res->error);
+		res->stage = p->rules ? PIPELINE_SETUP : PIPELINE_RULES_UNAVAILABLE;
 		res->http_status = 500;
 		return -1;
 	}
 	rc = rules_parse_batch(p->rules, body, len, p->cfg->max_events, &p->batch, res->error,
 			       sizeof res->error);
 	if (rc != BATCH_OK) {
+		res->stage = PIPELINE_PARSE;
 		res->http_status = rc == BATCH_TOO_MANY || rc == BATCH_TOO_BIG ? 413
 				   : rc == BATCH_INVALID ? 400 : 500;
 		return -1;
@@ -168,6 +169,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		if (routed == RULES_ROUTE_RULE_FAILED && rules_stopping()) {
 			/* Not a rule error: the stop cut the batch short; E-goi sends it again. */
 			snprintf(res->error, sizeof res->error, "stopping: batch not routed");
+			res->stage = PIPELINE_ROUTE;
 			res->http_status = 503;
 			return -1;
 		}
@@ -186,8 +188,44 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 
 nomem:
 	snprintf(res->error, sizeof res->error, "out of memory while routing");
+	res->stage = PIPELINE_ROUTE;
 	res->http_status = 500;
 	return -1;
+}
+
+size_t pipeline_event_count(const struct pipeline *p)
+{
+	return p->batch.count;
+}
+
+const struct batch_event *pipeline_event(const struct pipeline *p, size_t i)
+{
+	return &p->batch.events[i];
+}
+
+const char *pipeline_event_action(const struct pipeline *p, size_t i)
+{
+	return p->batch.events[i].reject ? NULL : rules_event_action(p->rules, i);
+}
+
+const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i, size_t *n)
+{
+	const struct decision *items = p->decisions.items;
+	size_t lo = 0, hi = p->decisions.count, end;
+
+	/* the first decision of an event >= i: decisions are in event order */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (items[mid].event < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < p->decisions.count && items[end].event == i; end++)
+		;
+	*n = end - lo;
+	return items ? items + lo : NULL;
 }
 
 void pipeline_end(struct pipeline *p)
@@ -262,13 +300,14 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 	env.write_sync = p->write_sync;
 	if (decisions_commit(&p->decisions, &env, &res->summary, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "batch not committed: %s", res->error);
+		res->stage = PIPELINE_COMMIT;
 		res->http_status = 503;
 		goto out;
 	}
 	res->http_status = 200;
 	pipeline_count(p);
-	if (res->summary.forwards > 0 && p->sh->deliver)
-		deliver_notify(p->sh->deliver);
+	if (res->summary.forwards > 0 && p->sh->on_commit)
+		p->sh->on_commit(p->sh->on_commit_arg);
 out:
 	pipeline_end(p);
 }
