@@ -236,15 +236,15 @@ int cli_test_run(const struct cli_test_options *o)
 
 	memset(&cfg, 0, sizeof cfg);
 	memset(&x, 0, sizeof x);
-	rules_current_init(&sh.rules);   /* nothing published: the worker reads rules_path */
+	rules_current_init(&sh.published);   /* nothing published: the worker reads rules_path */
 	pipeline_init(&p, &sh);
 	if (config_defaults(&cfg) < 0) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	free(cfg.rules);
-	cfg.rules = strdup(o->rules_path);
-	if (!cfg.rules) {
+	free(cfg.rules_path);
+	cfg.rules_path = strdup(o->rules_path);
+	if (!cfg.rules_path) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
@@ -274,7 +274,7 @@ int cli_test_run(const struct cli_test_options *o)
 		rc = EXIT_RUNTIME;
 out:
 	pipeline_free(&p);
-	rules_current_free(&sh.rules);
+	rules_current_free(&sh.published);
 	config_free(&cfg);
 	cli_test_expect_free(&x);
 	free(body);

@@ -296,8 +296,8 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	r.cfg = cfg;
 	r.ob = ob;
 	r.sh.cfg = cfg;
-	/* Nothing published: the pipeline compiles cfg->rules as it is on disk now. */
-	rules_current_init(&r.sh.rules);
+	/* Nothing published: the pipeline compiles cfg->rules_path as it is on disk now. */
+	rules_current_init(&r.sh.published);
 	/* Two replays at once would route the same events twice (with new
 	 * delivery ids receivers cannot de-duplicate): one at a time. */
 	lock_fd = dlq_replay_lock(cfg->data_dir);
@@ -349,7 +349,7 @@ out:
 	if (r.pipeline_ready)
 		pipeline_free(&r.p);
 	outbox_writer_stop(r.sh.writer);
-	rules_current_free(&r.sh.rules);
+	rules_current_free(&r.sh.published);
 	free(picks.v);
 	if (lock_fd >= 0)
 		close(lock_fd);   /* releases the lock */

@@ -42,7 +42,7 @@ void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
-	rules_free(p->rules);
+	rules_free(p->engine);
 	sink_file_close(p->sink);
 	decisions_free(&p->decisions);
 	batch_free(&p->batch);
@@ -57,13 +57,13 @@ void pipeline_free(struct pipeline *p)
  * keeps the old state (the text compiled in main before it was published,
  * so only memory can make it fail here).
  */
-static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
+static int pipeline_build_engine(struct pipeline *p, char *err, size_t errlen)
 {
-	unsigned long want = atomic_load(&p->sh->rules.generation);
+	unsigned long want = atomic_load(&p->sh->published.generation);
 	struct rules_source *src;
 	struct rules *r;
 	struct rules_options opt = {
-		.path = p->cfg->rules,
+		.path = p->cfg->rules_path,
 		.instruction_limit = p->cfg->lua_instruction_limit,
 		.memory_limit = p->cfg->lua_memory_limit,
 		.time_limit_ms = p->cfg->lua_time_limit_ms,
@@ -77,9 +77,9 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.self_endpoint = p->sh->cfg->endpoint,
 	};
 
-	if (p->rules && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
+	if (p->engine && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
 		return 0;
-	src = rules_current_get(&p->sh->rules);
+	src = rules_current_get(&p->sh->published);
 	if (src) {
 		opt.source = src->text;
 		opt.source_len = src->len;
@@ -89,7 +89,7 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 	r = rules_new(&opt, err, errlen);
 	rules_source_unref(src);
 	if (!r) {
-		if (!p->rules)
+		if (!p->engine)
 			return -1;
 		log_msg(LOG_ERROR, NULL, "rules generation %lu not applied in this worker: %s; "
 					 "it keeps generation %lu and tries again in %d s", want, err,
@@ -98,8 +98,8 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		p->rules_retry_at = clock_mono() + PIPELINE_RULES_RETRY_S;
 		return 0;
 	}
-	rules_free(p->rules);
-	p->rules = r;
+	rules_free(p->engine);
+	p->engine = r;
 	p->rules_generation = want;
 	return 0;
 }
@@ -116,7 +116,7 @@ int pipeline_open_files(struct pipeline *p, char *err, size_t errlen)
 /* Opens what this worker has not opened yet. */
 static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 {
-	if (pipeline_rules(p, err, errlen) < 0)
+	if (pipeline_build_engine(p, err, errlen) < 0)
 		return -1;
 	return pipeline_open_files(p, err, errlen);
 }
@@ -134,11 +134,11 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	memset(res, 0, sizeof *res);
 	if (pipeline_open(p, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "worker set-up failed: %s", res->error);
-		res->stage = p->rules ? PIPELINE_SETUP : PIPELINE_RULES_UNAVAILABLE;
+		res->stage = p->engine ? PIPELINE_SETUP : PIPELINE_RULES_UNAVAILABLE;
 		res->http_status = 500;
 		return -1;
 	}
-	rc = rules_parse_batch(p->rules, body, len, p->cfg->max_events, &p->batch, res->error,
+	rc = rules_parse_batch(p->engine, body, len, p->cfg->max_events, &p->batch, res->error,
 			       sizeof res->error);
 	if (rc != BATCH_OK) {
 		res->stage = PIPELINE_PARSE;
@@ -163,7 +163,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		}
 		meta.index = i + 1;
 		meta.event_bytes = ev->end - ev->start;
-		routed = rules_route(p->rules, i, &meta, &p->decisions);
+		routed = rules_route(p->engine, i, &meta, &p->decisions);
 		if (routed == RULES_ROUTE_NOMEM)
 			goto nomem;
 		if (routed == RULES_ROUTE_RULE_FAILED && rules_stopping()) {
@@ -178,7 +178,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 
 			metrics_rule_error();
 			log_msg(LOG_WARN, request_id, "rule error on event %zu (%s): %s", i + 1,
-				rules_event_action(p->rules, i) ? rules_event_action(p->rules, i) : "?",
+				rules_event_action(p->engine, i) ? rules_event_action(p->engine, i) : "?",
 				last->text ? last->text : "");
 		}
 		/* A rule error is still accepted: the event is kept as a dead letter. */
@@ -205,7 +205,7 @@ const struct batch_event *pipeline_event(const struct pipeline *p, size_t i)
 
 const char *pipeline_event_action(const struct pipeline *p, size_t i)
 {
-	return p->batch.events[i].reject ? NULL : rules_event_action(p->rules, i);
+	return p->batch.events[i].reject ? NULL : rules_event_action(p->engine, i);
 }
 
 const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i, size_t *n)
@@ -230,8 +230,8 @@ const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i,
 
 void pipeline_end(struct pipeline *p)
 {
-	if (p->rules)
-		rules_end_batch(p->rules);
+	if (p->engine)
+		rules_end_batch(p->engine);
 	decisions_clear(&p->decisions);
 }
 
@@ -251,7 +251,7 @@ static void pipeline_count(struct pipeline *p)
 		const struct batch_event *ev = &p->batch.events[i];
 		int any = 0;
 
-		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->rules, i));
+		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->engine, i));
 		for (; pos < p->decisions.count && p->decisions.items[pos].event == i; pos++, any = 1) {
 			const struct decision *it = &p->decisions.items[pos];
 

@@ -36,7 +36,7 @@ struct sink_file;
  */
 struct pipeline_shared {
 	const struct config *cfg;
-	struct rules_current rules;   /* no source published: workers read cfg->rules */
+	struct rules_current published; /* the rules text; none published: workers read cfg->rules_path */
 	struct outbox_writer *writer;
 	void (*on_commit)(void *arg); /* called by the worker thread, after the commit */
 	void *on_commit_arg;
@@ -48,8 +48,8 @@ struct pipeline {
 	const struct config *cfg;     /* sh->cfg */
 	int dry_run;                  /* no outbox, no files */
 	int write_sync;               /* write_sync = batch */
-	struct rules *rules;          /* owned, created on first use */
-	unsigned long rules_generation; /* of the source p->rules was built from */
+	struct rules *engine;         /* the Lua state: owned, created on first use */
+	unsigned long rules_generation; /* of the source p->engine was built from */
 	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
 	struct sink_file *sink;       /* owned, pipeline_open_files */
 	struct decisions decisions;

@@ -33,12 +33,12 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 {
 	memset(r, 0, sizeof *r);
 	assert_int_equal(config_defaults(&r->cfg), 0);
-	free(r->cfg.rules);
-	r->cfg.rules = strdup(rules);
+	free(r->cfg.rules_path);
+	r->cfg.rules_path = strdup(rules);
 	/* as deployed: rules_env lists what the shipped rules read */
 	r->cfg.rules_env = strdup("CRM_URL, SLACK_URL, CRM_SECRET");
 	r->sh.cfg = &r->cfg;
-	rules_current_init(&r->sh.rules);
+	rules_current_init(&r->sh.published);
 	pipeline_init(&r->pipe, &r->sh);
 	r->body = tu_read_file(fixture, &r->len);
 	assert_non_null(r->body);
@@ -50,7 +50,7 @@ static void routed_free(struct routed *r)
 {
 	pipeline_end(&r->pipe);
 	pipeline_free(&r->pipe);
-	rules_current_free(&r->sh.rules);
+	rules_current_free(&r->sh.published);
 	config_free(&r->cfg);
 	free(r->body);
 }
@@ -63,7 +63,7 @@ static const struct decision *decision_for(struct routed *r, const char *action,
 	*n = 0;
 	for (size_t i = 0; i < r->pipe.decisions.count; i++) {
 		const struct decision *it = &r->pipe.decisions.items[i];
-		const char *a = rules_event_action(r->pipe.rules, it->event);
+		const char *a = rules_event_action(r->pipe.engine, it->event);
 
 		if (a && strcmp(a, action) == 0) {
 			if (!first)

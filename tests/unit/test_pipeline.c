@@ -59,14 +59,14 @@ static int setup(void **state)
 	strcpy(f->dir, "/tmp/test_pipeline.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(config_defaults(&f->cfg), 0);
-	free(f->cfg.rules);
+	free(f->cfg.rules_path);
 	free(f->cfg.data_dir);
 	free(f->cfg.output_dir);
-	f->cfg.rules = join(f->dir, "rules.lua");
+	f->cfg.rules_path = join(f->dir, "rules.lua");
 	f->cfg.data_dir = join(f->dir, "data");
 	f->cfg.output_dir = join(f->dir, "out");
 	f->cfg.max_events = 4;
-	rf = fopen(f->cfg.rules, "w");
+	rf = fopen(f->cfg.rules_path, "w");
 	assert_non_null(rf);
 	fputs(rules_lua, rf);
 	fclose(rf);
@@ -74,7 +74,7 @@ static int setup(void **state)
 	if (!f->w)
 		fail_msg("outbox_writer_start: %s", err);
 	f->sh.cfg = &f->cfg;
-	rules_current_init(&f->sh.rules);
+	rules_current_init(&f->sh.published);
 	f->sh.writer = f->w;
 	pipeline_init(&f->p, &f->sh);
 	*state = f;
@@ -86,7 +86,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	pipeline_free(&f->p);
-	rules_current_free(&f->sh.rules);
+	rules_current_free(&f->sh.published);
 	outbox_writer_stop(f->w);
 	config_free(&f->cfg);
 	tu_rmtree(f->dir);
@@ -175,15 +175,15 @@ static void test_storage_failure_is_503(void **state)
 static void publish(struct fx *f, const char *text, unsigned long generation)
 {
 	char err[256];
-	FILE *rf = fopen(f->cfg.rules, "w");
+	FILE *rf = fopen(f->cfg.rules_path, "w");
 	struct rules_source *src;
 
 	assert_non_null(rf);
 	fputs(text, rf);
 	fclose(rf);
-	src = rules_source_read(f->cfg.rules, generation, err, sizeof err);
+	src = rules_source_read(f->cfg.rules_path, generation, err, sizeof err);
 	assert_non_null(src);
-	rules_current_set(&f->sh.rules, src);
+	rules_current_set(&f->sh.published, src);
 }
 
 static void test_published_rules_reach_the_worker(void **state)
@@ -264,7 +264,7 @@ static void test_result_and_accessors(void **state)
 static void test_rules_that_do_not_compile_are_their_own_stage(void **state)
 {
 	struct fx *f = *state;
-	FILE *rf = fopen(f->cfg.rules, "w");
+	FILE *rf = fopen(f->cfg.rules_path, "w");
 
 	assert_non_null(rf);
 	fputs("function route(e) error(", rf);
