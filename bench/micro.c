@@ -36,8 +36,8 @@ static uint64_t bench_digest(uint64_t h, const struct decisions *d)
 {
 	for (size_t i = 0; i < d->count; i++) {
 		const struct decision *it = &d->items[i];
-		const char *parts[2] = { it->target, it->text };
-		size_t lens[2] = { it->target ? strlen(it->target) : 0, it->text ? it->text_len : 0 };
+		const char *parts[2] = { it->target, it->body };
+		size_t lens[2] = { it->target ? strlen(it->target) : 0, it->body ? it->len : 0 };
 
 		h = (h ^ (uint64_t)it->kind) * 1099511628211ULL;
 		h = (h ^ (uint64_t)it->event) * 1099511628211ULL;

@@ -87,30 +87,30 @@ static void cli_test_gen_decision(yajl_gen g, const struct decision *it, const c
 			cli_test_gen_headers(g, it->headers);
 		}
 		cli_test_gen_str(g, "body");
-		if (!it->text)
+		if (!it->body)
 			cli_test_gen_raw(g, event_json, event_len);
-		else if (it->text_is_json)
-			cli_test_gen_raw(g, it->text, it->text_len);
+		else if (it->is_json)
+			cli_test_gen_raw(g, it->body, it->len);
 		else
-			json_out_string(g, it->text, it->text_len);
+			json_out_string(g, it->body, it->len);
 		break;
 	case DECISION_WRITE:
 		cli_test_gen_kv(g, "kind", "write");
 		cli_test_gen_kv(g, "path", it->target);
 		cli_test_gen_str(g, "line");
-		if (it->text)
-			json_out_string(g, it->text, it->text_len);
+		if (it->line)
+			json_out_string(g, it->line, it->len);
 		else
 			json_out_string(g, event_json, event_len);
 		break;
 	case DECISION_DROP:
 		cli_test_gen_kv(g, "kind", "drop");
-		cli_test_gen_kv(g, "reason", it->text ? it->text : "dropped");
+		cli_test_gen_kv(g, "reason", it->reason ? it->reason : "dropped");
 		break;
 	case DECISION_ERROR:
 	case DECISION_REJECT:
 		cli_test_gen_kv(g, "kind", "error");
-		cli_test_gen_kv(g, "message", it->text);
+		cli_test_gen_kv(g, "message", it->error);
 		break;
 	}
 	yajl_gen_map_close(g);
@@ -187,7 +187,6 @@ int cli_test_event_text(FILE *out, const struct pipeline *p, size_t i)
 		fputs("drop: no_rule", out);
 	for (size_t k = 0; k < nd; k++) {
 		const struct decision *it = &d[k];
-		const char *t = it->text ? it->text : "";
 
 		if (k > 0)
 			fputs("; ", out);
@@ -208,12 +207,14 @@ int cli_test_event_text(FILE *out, const struct pipeline *p, size_t i)
 			break;
 		case DECISION_DROP:
 			fputs("drop: ", out);
-			cli_test_text_put(out, t, strlen(t));
+			if (it->reason)
+				cli_test_text_put(out, it->reason, strlen(it->reason));
 			break;
 		case DECISION_ERROR:
 		case DECISION_REJECT:
 			fputs("ERROR: ", out);
-			cli_test_text_put(out, t, strlen(t));
+			if (it->error)
+				cli_test_text_put(out, it->error, strlen(it->error));
 			break;
 		}
 	}

@@ -18,7 +18,7 @@ void decisions_init(struct decisions *a)
 static void decision_release(struct decision *it)
 {
 	free(it->target);
-	free(it->text);
+	free(it->body);   /* the union's one string, whatever the kind */
 	free(it->method);
 	free(it->content_type);
 	free(it->headers);

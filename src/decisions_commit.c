@@ -135,7 +135,7 @@ static int group_forwards(struct commit *c, size_t nforward, char *err, size_t e
 		struct group *gr;
 		size_t g;
 
-		if (it->kind != DECISION_FORWARD || it->text)
+		if (it->kind != DECISION_FORWARD || it->body)
 			continue;
 		if (last != (size_t)-1 && same_destination(c->groups[last].key, it)) {
 			g = last;
@@ -216,9 +216,9 @@ static int do_writes(struct commit *c, size_t nwrite, struct decisions_summary *
 
 		if (it->kind != DECISION_WRITE)
 			continue;
-		if (it->text) {
-			line = it->text;
-			len = it->text_len;
+		if (it->line) {
+			line = it->line;
+			len = it->len;
 		} else {
 			len = span_len(b, it->event);
 			if (util_buf_reserve(&c->buf, len) != 0) {
@@ -312,9 +312,9 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 
 	switch (it->kind) {
 	case DECISION_FORWARD:
-		if (it->text) {
+		if (it->body) {
 			sum->forwards++;
-			return add_forward(c, it, it->text, it->text_len);
+			return add_forward(c, it, it->body, it->len);
 		}
 		if (*next_group >= c->ngroups || c->groups[*next_group].first != i)
 			return 0;   /* merged into its group's entry */
@@ -326,10 +326,10 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 		return add_forward(c, it, c->buf.p, build_body(c, (*next_group)++));
 	case DECISION_ERROR:
 		sum->dead_letters++;
-		return add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->text, span, slen);
+		return add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->error, span, slen);
 	case DECISION_REJECT:
 		sum->dead_letters++;
-		return add_dead(c, OUTBOX_DEAD_REJECTED, it, it->text, span, slen);
+		return add_dead(c, OUTBOX_DEAD_REJECTED, it, it->error, span, slen);
 	case DECISION_WRITE:
 		if (*next_refused >= c->nrefused || c->refused[*next_refused].decision != i)
 			return 0;
@@ -424,7 +424,7 @@ static int decisions_commit_tally(const struct decisions *a, const struct batch 
 			}
 			if (it->kind == DECISION_WRITE)
 				n->nwrite++;
-			else if (!it->text)
+			else if (!it->body)
 				n->nforward++;
 			n->noutbox += it->kind == DECISION_FORWARD;
 			decided[it->event] = 1;

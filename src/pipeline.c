@@ -155,9 +155,9 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 
 		if (ev->reject) {
 			it = decisions_push(&p->decisions, DECISION_REJECT, i);
-			if (!it || !(it->text = decisions_strndup(ev->reject, strlen(ev->reject))))
+			if (!it || !(it->error = decisions_strndup(ev->reject, strlen(ev->reject))))
 				goto nomem;
-			it->text_len = strlen(ev->reject);
+			it->len = strlen(ev->reject);
 			res->rejected++;
 			continue;
 		}
@@ -179,7 +179,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 			metrics_rule_error();
 			log_msg(LOG_WARN, request_id, "rule error on event %zu (%s): %s", i + 1,
 				rules_event_action(p->engine, i) ? rules_event_action(p->engine, i) : "?",
-				last->text ? last->text : "");
+				last->error ? last->error : "");
 		}
 		/* A rule error is still accepted: the event is kept as a dead letter. */
 		res->accepted++;
@@ -264,7 +264,7 @@ static void pipeline_count(struct pipeline *p)
 				metrics_tally_decision(&t, METRICS_WRITE, it->target);
 				break;
 			case DECISION_DROP:
-				metrics_tally_decision(&t, METRICS_DROP, it->text ? it->text : "dropped");
+				metrics_tally_decision(&t, METRICS_DROP, it->reason ? it->reason : "dropped");
 				break;
 			case DECISION_ERROR:
 				metrics_tally_decision(&t, METRICS_ERROR,

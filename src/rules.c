@@ -470,12 +470,12 @@ enum rules_route_result rules_route(struct rules *r, size_t i, const struct rule
 	if (!it)
 		return RULES_ROUTE_NOMEM;
 	n = strlen(msg);
-	it->text = decisions_strndup(msg, n);
-	if (!it->text) {
+	it->error = decisions_strndup(msg, n);
+	if (!it->error) {
 		decisions_truncate(decisions, before);
 		return RULES_ROUTE_NOMEM;
 	}
-	it->text_len = n;
+	it->len = n;
 	return RULES_ROUTE_RULE_FAILED;
 }
 

@@ -325,19 +325,19 @@ static int api_forward(lua_State *L)
 	it->target = decisions_strndup(url, url_len);
 	it->method = decisions_strndup(method, strlen(method));
 	if (json) {
-		it->text = json;
-		it->text_is_json = 1;
+		it->body = json;
+		it->is_json = 1;
 	} else if (body) {
-		it->text = decisions_strndup(body, body_len);
+		it->body = decisions_strndup(body, body_len);
 	}
-	it->text_len = body_len;
+	it->len = body_len;
 	if (ctype)
 		it->content_type = decisions_strndup(ctype, ct_len);
 	if (name)
 		it->name = decisions_strndup(name, name_len);
 	if (nh)
 		it->headers = api_headers_join(hdrs, nh, hdr_total);
-	if (!it->target || !it->method || (body && !it->text) || (ctype && !it->content_type) ||
+	if (!it->target || !it->method || (body && !it->body) || (ctype && !it->content_type) ||
 	    (name && !it->name) || (nh && !it->headers)) {
 		decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "forward: out of memory");
@@ -394,13 +394,13 @@ static int api_write(lua_State *L)
 	}
 	it->target = decisions_strndup(path, path_len);
 	if (json) {
-		it->text = json;
-		it->text_is_json = 1;
+		it->line = json;
+		it->is_json = 1;
 	} else if (line) {
-		it->text = decisions_strndup(line, line_len);
+		it->line = decisions_strndup(line, line_len);
 	}
-	it->text_len = line_len;
-	if (!it->target || (line && !it->text)) {
+	it->len = line_len;
+	if (!it->target || (line && !it->line)) {
 		decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "write: out of memory");
 	}
@@ -424,12 +424,12 @@ static int api_drop(lua_State *L)
 					  API_REASON_MAX);
 	}
 	it = decisions_push(r->ctx.decisions, DECISION_DROP, r->ctx.event);
-	if (!it || !(it->text = decisions_strndup(reason, len))) {
+	if (!it || !(it->reason = decisions_strndup(reason, len))) {
 		if (it)
 			decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "drop: out of memory");
 	}
-	it->text_len = len;
+	it->len = len;
 	return 0;
 }
 
