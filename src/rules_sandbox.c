@@ -18,10 +18,18 @@
  * rules_budget.c then wraps the library functions whose cost is not
  * constant.
  *
+ * rules_sandbox_note_failure decides which errors are limit errors: the
+ * sandbox's pcall/xpcall re-raise those, and rules.c asks it the same
+ * question after its own protected calls.
+ *
+ * Files: this file uses nothing of rules.c (only rules_internal.h and
+ * rules_source.h); rules.c calls in here. Keep the dependency that way.
+ *
  * Threads: functions here touch only the calling state.
  */
 #include "rules_internal.h"
 #include "rules_source.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +186,31 @@ static int sandbox_setmetatable(lua_State *L)
 	return 1;
 }
 
+int rules_sandbox_note_failure(struct rules *r, lua_State *L, int status)
+{
+	const char *msg;
+
+	if (r->fatal != RULES_FATAL_NONE)
+		return 1;
+	/* An error caught after the deadline (say, by pcall) still ends the event. */
+	if (r->deadline_ns != 0 && clock_mono_ns() >= r->deadline_ns) {
+		r->fatal = RULES_FATAL_TIME;
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "time limit exceeded (%ld ms)",
+			 r->time_limit_ms);
+		return 1;
+	}
+	msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+	/* Buffers report a refused allocation as an ordinary "not enough memory" error. */
+	if (status == LUA_ERRMEM ||
+	    (r->mem_refused && (status == LUA_ERRERR || strncmp(msg, "not enough memory", 17) == 0))) {
+		r->fatal = RULES_FATAL_MEMORY;
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s",
+			 r->mem_limit ? "memory limit exceeded" : "out of memory");
+		return 1;
+	}
+	return 0;
+}
+
 /* Like the standard pcall, but limit errors pass through. */
 static int sandbox_pcall(lua_State *L)
 {
@@ -188,7 +221,7 @@ static int sandbox_pcall(lua_State *L)
 	lua_insert(L, 1);
 	status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
 	if (status != LUA_OK) {
-		if (rules_note_failure(rules_from(L), L, status))
+		if (rules_sandbox_note_failure(rules_from(L), L, status))
 			return lua_error(L);
 		lua_pushboolean(L, 0);
 		lua_insert(L, -2);
@@ -219,12 +252,12 @@ static int sandbox_xpcall(lua_State *L)
 	status = lua_pcall(L, n - 2, LUA_MULTRET, 0);
 	if (status == LUA_OK)
 		return lua_gettop(L) - 2;
-	if (rules_note_failure(r, L, status))
+	if (rules_sandbox_note_failure(r, L, status))
 		return lua_error(L);
 	lua_pushvalue(L, 2);
 	lua_insert(L, -2);    /* f, handler, true, handler, error */
 	status = lua_pcall(L, 1, 1, 0);
-	if (status != LUA_OK && rules_note_failure(r, L, status))
+	if (status != LUA_OK && rules_sandbox_note_failure(r, L, status))
 		return lua_error(L);
 	lua_pushboolean(L, 0);
 	lua_insert(L, -2);
