@@ -36,8 +36,8 @@ static uint64_t bench_digest(uint64_t h, const struct decisions *d)
 {
 	for (size_t i = 0; i < d->count; i++) {
 		const struct decision *it = &d->items[i];
-		const char *parts[2] = { it->target, it->text };
-		size_t lens[2] = { it->target ? strlen(it->target) : 0, it->text ? it->text_len : 0 };
+		const char *parts[2] = { it->target, it->body };
+		size_t lens[2] = { it->target ? strlen(it->target) : 0, it->body ? it->len : 0 };
 
 		h = (h ^ (uint64_t)it->kind) * 1099511628211ULL;
 		h = (h ^ (uint64_t)it->event) * 1099511628211ULL;
@@ -125,10 +125,10 @@ int main(int argc, char **argv)
 	}
 	if (config_defaults(&cfg) != 0)
 		goto out;
-	free(cfg.rules);
-	cfg.rules = strdup(argv[1]);
+	free(cfg.rules_path);
+	cfg.rules_path = strdup(argv[1]);
 	bodies = calloc((size_t)nbodies, sizeof *bodies);
-	if (!cfg.rules || !bodies)
+	if (!cfg.rules_path || !bodies)
 		goto out;
 	for (int i = 0; i < nbodies; i++) {
 		if (bench_read(argv[3 + i], &bodies[i]) != 0) {
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
 		}
 	}
 	sh.cfg = &cfg;
-	rules_current_init(&sh.rules);
+	rules_current_init(&sh.published);
 	pipeline_init(&p, &sh);   /* no writer: a dry run, nothing committed */
 	if (bench_round(&p, bodies, nbodies, &digest) < 0)
 		goto out;
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	pipeline_free(&p);
-	rules_current_free(&sh.rules);
+	rules_current_free(&sh.published);
 	config_free(&cfg);
 	for (int i = 0; bodies && i < nbodies; i++)
 		free(bodies[i].text);

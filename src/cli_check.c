@@ -161,10 +161,10 @@ static int cli_check_rules(const struct config *cfg)
 	struct rules *r = NULL;
 	char err[1024];
 
-	src = rules_source_read(cfg->rules, 1, err, sizeof err);
+	src = rules_source_read(cfg->rules_path, 1, err, sizeof err);
 	if (src) {
 		memset(&ropt, 0, sizeof ropt);
-		ropt.path = cfg->rules;
+		ropt.path = cfg->rules_path;
 		ropt.source = src->text;
 		ropt.source_len = src->len;
 		ropt.instruction_limit = cfg->lua_instruction_limit;
@@ -178,7 +178,7 @@ static int cli_check_rules(const struct config *cfg)
 		rules_source_unref(src);
 		return -1;
 	}
-	cli_check_line(1, "rules", "%s (compiled, init() ran)", cfg->rules);
+	cli_check_line(1, "rules", "%s (compiled, init() ran)", cfg->rules_path);
 	rules_free(r);
 	rules_source_unref(src);
 	return 0;

@@ -18,7 +18,6 @@
 #include "exit_codes.h"
 #include "log.h"
 #include "pipeline.h"
-#include "rules.h"
 #include "util_buf.h"
 
 #define CLI_TEST_MAX_INPUT (256u << 20)
@@ -174,28 +173,28 @@ out:
 static int cli_test_report(const struct cli_test_options *o, struct pipeline *p,
 			   const char *body, char *scratch, struct cli_test_expect *x)
 {
-	size_t pos = 0, failed = 0;
+	size_t failed = 0;
 
 	if (o->text && !x && cli_test_text_header(stdout) < 0)
 		return EXIT_RUNTIME;
-	for (size_t i = 0; i < p->batch.count; i++) {
-		size_t first = pos, len = 0;
+	for (size_t i = 0; i < pipeline_event_count(p); i++) {
+		size_t len = 0, n;
+		const struct decision *d = pipeline_decisions_of(p, i, &n);
 		char *line = NULL;
 		int bad = 0, rc = 0;
 
-		for (; pos < p->decisions.count && p->decisions.items[pos].event == i; pos++)
-			bad |= p->decisions.items[pos].kind == DECISION_ERROR ||
-			       p->decisions.items[pos].kind == DECISION_REJECT;
+		for (size_t k = 0; k < n; k++)
+			bad |= d[k].kind == DECISION_ERROR || d[k].kind == DECISION_REJECT;
 		failed += bad;
 		if (o->text && !x) {
-			rc = cli_test_event_text(stdout, p, i, first, pos);
+			rc = cli_test_event_text(stdout, p, i);
 		} else {
-			line = cli_test_event_json(p, body, i, first, pos, scratch, &len);
+			line = cli_test_event_json(p, body, i, scratch, &len);
 			if (!line)
 				return EXIT_RUNTIME;
 			if (x)
-				rc = cli_test_expect_event(x, stdout, i, p->batch.events[i].reject ? NULL :
-							   rules_event_action(p->rules, i), line, len);
+				rc = cli_test_expect_event(x, stdout, i, pipeline_event_action(p, i),
+							   line, len);
 			else if (fwrite(line, 1, len, stdout) != len || fputc('\n', stdout) == EOF)
 				rc = -1;
 			free(line);
@@ -204,14 +203,14 @@ static int cli_test_report(const struct cli_test_options *o, struct pipeline *p,
 			return EXIT_RUNTIME;
 	}
 	if (x) {
-		if (cli_test_expect_finish(x, stdout, p->batch.count) < 0)
+		if (cli_test_expect_finish(x, stdout, pipeline_event_count(p)) < 0)
 			return EXIT_RUNTIME;
 		if (x->differ) {
 			fprintf(stderr, "egoi-router: %s: %zu event(s) differ from %s\n", o->rules_path,
 				x->differ, x->path);
 			return EXIT_INVALID;
 		}
-		printf("ok %zu events match %s\n", p->batch.count, x->path);
+		printf("ok %zu events match %s\n", pipeline_event_count(p), x->path);
 		return EXIT_OK;
 	}
 	if (failed) {
@@ -237,15 +236,15 @@ int cli_test_run(const struct cli_test_options *o)
 
 	memset(&cfg, 0, sizeof cfg);
 	memset(&x, 0, sizeof x);
-	rules_current_init(&sh.rules);   /* nothing published: the worker reads rules_path */
+	rules_current_init(&sh.published);   /* nothing published: the worker reads rules_path */
 	pipeline_init(&p, &sh);
 	if (config_defaults(&cfg) < 0) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	free(cfg.rules);
-	cfg.rules = strdup(o->rules_path);
-	if (!cfg.rules) {
+	free(cfg.rules_path);
+	cfg.rules_path = strdup(o->rules_path);
+	if (!cfg.rules_path) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
@@ -263,7 +262,7 @@ int cli_test_run(const struct cli_test_options *o)
 	if (pipeline_route(&p, body, len, o->received_at_set ? o->received_at : clock_wall(),
 			   o->remote_addr ? o->remote_addr : "-",
 			   o->request_id ? o->request_id : "test", &res) < 0) {
-		if (!p.rules) /* the message already names the rules file and line */
+		if (res.stage == PIPELINE_RULES_UNAVAILABLE) /* the message names file and line */
 			fprintf(stderr, "egoi-router: %s\n", res.error);
 		else
 			fprintf(stderr, "egoi-router: %s: %s\n", o->batch_path, res.error);
@@ -275,7 +274,7 @@ int cli_test_run(const struct cli_test_options *o)
 		rc = EXIT_RUNTIME;
 out:
 	pipeline_free(&p);
-	rules_current_free(&sh.rules);
+	rules_current_free(&sh.published);
 	config_free(&cfg);
 	cli_test_expect_free(&x);
 	free(body);

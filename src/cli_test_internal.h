@@ -18,18 +18,17 @@
 char *cli_test_read_all(const char *path, size_t *len_out);
 
 /*
- * Event i as its JSON line (no newline), in a new heap string (*len_out
- * bytes); the event's decisions are items[first..end) of p->decisions.
- * scratch has room for the compacted body. NULL on OOM.
+ * Event i as its JSON line (no newline), with its decisions, in a new heap
+ * string (*len_out bytes). scratch has room for the compacted body. NULL on OOM.
  */
-char *cli_test_event_json(struct pipeline *p, const char *body, size_t i, size_t first,
-			  size_t end, char *scratch, size_t *len_out);
+char *cli_test_event_json(const struct pipeline *p, const char *body, size_t i, char *scratch,
+			  size_t *len_out);
 
 /* The text table's header line. */
 int cli_test_text_header(FILE *out);
 
 /* Event i as one row of the text table. 0, or -1 on a write error. */
-int cli_test_event_text(FILE *out, struct pipeline *p, size_t i, size_t first, size_t end);
+int cli_test_event_text(FILE *out, const struct pipeline *p, size_t i);
 
 /* The expected lines of an --expect file. */
 struct cli_test_expect {

@@ -23,7 +23,6 @@
 
 #include "batch.h"
 #include "json_out.h"
-#include "rules.h"
 
 /* Rule-made text may not be UTF-8: json_out keeps the line valid JSON. */
 static void cli_test_gen_str(yajl_gen g, const char *s)
@@ -88,44 +87,41 @@ static void cli_test_gen_decision(yajl_gen g, const struct decision *it, const c
 			cli_test_gen_headers(g, it->headers);
 		}
 		cli_test_gen_str(g, "body");
-		if (!it->text)
+		if (!it->body)
 			cli_test_gen_raw(g, event_json, event_len);
-		else if (it->text_is_json)
-			cli_test_gen_raw(g, it->text, it->text_len);
+		else if (it->is_json)
+			cli_test_gen_raw(g, it->body, it->len);
 		else
-			json_out_string(g, it->text, it->text_len);
+			json_out_string(g, it->body, it->len);
 		break;
 	case DECISION_WRITE:
 		cli_test_gen_kv(g, "kind", "write");
 		cli_test_gen_kv(g, "path", it->target);
 		cli_test_gen_str(g, "line");
-		if (it->text)
-			json_out_string(g, it->text, it->text_len);
+		if (it->line)
+			json_out_string(g, it->line, it->len);
 		else
 			json_out_string(g, event_json, event_len);
 		break;
 	case DECISION_DROP:
 		cli_test_gen_kv(g, "kind", "drop");
-		cli_test_gen_kv(g, "reason", it->text ? it->text : "dropped");
+		cli_test_gen_kv(g, "reason", it->reason ? it->reason : "dropped");
 		break;
 	case DECISION_ERROR:
 	case DECISION_REJECT:
 		cli_test_gen_kv(g, "kind", "error");
-		cli_test_gen_kv(g, "message", it->text);
+		cli_test_gen_kv(g, "message", it->error);
 		break;
 	}
 	yajl_gen_map_close(g);
 }
 
-static const char *cli_test_action(struct pipeline *p, size_t i)
+char *cli_test_event_json(const struct pipeline *p, const char *body, size_t i, char *scratch,
+			  size_t *len_out)
 {
-	return p->batch.events[i].reject ? NULL : rules_event_action(p->rules, i);
-}
-
-char *cli_test_event_json(struct pipeline *p, const char *body, size_t i, size_t first,
-			  size_t end, char *scratch, size_t *len_out)
-{
-	const struct batch_event *ev = &p->batch.events[i];
+	const struct batch_event *ev = pipeline_event(p, i);
+	size_t n;
+	const struct decision *d = pipeline_decisions_of(p, i, &n);
 	yajl_gen g = yajl_gen_alloc(NULL);
 	const unsigned char *out;
 	size_t len, event_len;
@@ -138,12 +134,12 @@ char *cli_test_event_json(struct pipeline *p, const char *body, size_t i, size_t
 	yajl_gen_map_open(g);
 	cli_test_gen_str(g, "index");
 	yajl_gen_integer(g, (long long)i + 1);
-	cli_test_gen_kv(g, "action", cli_test_action(p, i));
+	cli_test_gen_kv(g, "action", pipeline_event_action(p, i));
 	cli_test_gen_str(g, "decisions");
 	yajl_gen_array_open(g);
-	for (size_t k = first; k < end; k++)
-		cli_test_gen_decision(g, &p->decisions.items[k], scratch, event_len);
-	if (first == end) {
+	for (size_t k = 0; k < n; k++)
+		cli_test_gen_decision(g, &d[k], scratch, event_len);
+	if (n == 0) {
 		yajl_gen_map_open(g);
 		cli_test_gen_kv(g, "kind", "drop");
 		cli_test_gen_kv(g, "reason", "no_rule");
@@ -172,9 +168,11 @@ static void cli_test_text_put(FILE *out, const char *s, size_t len)
 		fputc((unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k], out);
 }
 
-int cli_test_event_text(FILE *out, struct pipeline *p, size_t i, size_t first, size_t end)
+int cli_test_event_text(FILE *out, const struct pipeline *p, size_t i)
 {
-	const char *action = cli_test_action(p, i);
+	size_t nd;
+	const struct decision *d = pipeline_decisions_of(p, i, &nd);
+	const char *action = pipeline_event_action(p, i);
 
 	fprintf(out, "%-6zu ", i + 1);
 	if (action) {
@@ -185,13 +183,12 @@ int cli_test_event_text(FILE *out, struct pipeline *p, size_t i, size_t first, s
 		fprintf(out, "%-24s", "-");
 	}
 	fputc(' ', out);
-	if (first == end)
+	if (nd == 0)
 		fputs("drop: no_rule", out);
-	for (size_t k = first; k < end; k++) {
-		const struct decision *it = &p->decisions.items[k];
-		const char *t = it->text ? it->text : "";
+	for (size_t k = 0; k < nd; k++) {
+		const struct decision *it = &d[k];
 
-		if (k > first)
+		if (k > 0)
 			fputs("; ", out);
 		switch (it->kind) {
 		case DECISION_FORWARD:
@@ -210,12 +207,14 @@ int cli_test_event_text(FILE *out, struct pipeline *p, size_t i, size_t first, s
 			break;
 		case DECISION_DROP:
 			fputs("drop: ", out);
-			cli_test_text_put(out, t, strlen(t));
+			if (it->reason)
+				cli_test_text_put(out, it->reason, strlen(it->reason));
 			break;
 		case DECISION_ERROR:
 		case DECISION_REJECT:
 			fputs("ERROR: ", out);
-			cli_test_text_put(out, t, strlen(t));
+			if (it->error)
+				cli_test_text_put(out, it->error, strlen(it->error));
 			break;
 		}
 	}

@@ -24,7 +24,7 @@ struct config {
 	char *auth_token;            /* secret (env: resolved); NULL when auth_disabled */
 	int auth_disabled;           /* auth_token = none */
 	char *allow_from;            /* CIDR list, NULL = any */
-	char *rules;                 /* rules file */
+	char *rules_path;            /* rules file (config key `rules`) */
 	char *data_dir;              /* outbox database and state */
 	char *outbox;                /* "sqlite" or a postgresql:// URI (secret: may hold a password) */
 	size_t outbox_reserve;       /* bytes kept free for delivery on a full disk */

@@ -59,7 +59,7 @@ const struct cfg_key config_keys[] = {
 		  "are refused (this civetweb build has no IPv6). Not set: any "
 		  "address. Changes on SIGHUP." },
 	{ .name = "rules", .type = CFG_PATH, .def = "rules/example.lua",
-	  .example = "rules/example.lua", .offset = OFF(rules), .live = 1,
+	  .example = "rules/example.lua", .offset = OFF(rules_path), .live = 1,
 	  .help = "Lua rule script; it must define route(event, meta)." },
 	{ .name = "data_dir", .type = CFG_PATH, .def = "var", .example = "var",
 	  .offset = OFF(data_dir),

@@ -15,10 +15,10 @@ void decisions_init(struct decisions *a)
 	memset(a, 0, sizeof *a);
 }
 
-static void decision_release(struct decision *it)
+static void decisions_release(struct decision *it)
 {
 	free(it->target);
-	free(it->text);
+	free(it->body);   /* the union's one string, whatever the kind */
 	free(it->method);
 	free(it->content_type);
 	free(it->headers);
@@ -28,7 +28,7 @@ static void decision_release(struct decision *it)
 void decisions_truncate(struct decisions *a, size_t count)
 {
 	while (a->count > count)
-		decision_release(&a->items[--a->count]);
+		decisions_release(&a->items[--a->count]);
 }
 
 void decisions_clear(struct decisions *a)

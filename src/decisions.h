@@ -38,11 +38,14 @@ struct decision {
 	enum decision_kind kind;
 	size_t event;          /* 0-based index of the event in the batch */
 	char *target;          /* FORWARD: url; WRITE: path relative to output_dir */
-	char *text;            /* FORWARD: opts.body (NULL = default batch body);
-	                          WRITE: opts.line (NULL = the event's original JSON);
-	                          DROP: reason; ERROR/REJECT: message */
-	size_t text_len;
-	int text_is_json;      /* FORWARD/WRITE: text came from a table (JSON-encoded) */
+	union {                /* one string, named for the kind (NULL = none) */
+		char *body;    /* FORWARD: opts.body (NULL = default batch body) */
+		char *line;    /* WRITE: opts.line (NULL = the event's original JSON) */
+		char *reason;  /* DROP: its reason */
+		char *error;   /* ERROR/REJECT: the message */
+	};
+	size_t len;            /* bytes of that string */
+	int is_json;           /* FORWARD body / WRITE line came from a table (JSON-encoded) */
 	char *method;          /* FORWARD: "POST" or "PUT" */
 	char *content_type;    /* FORWARD: NULL = application/json */
 	char *headers;         /* FORWARD: "Name: value\n" lines, or NULL */

@@ -71,12 +71,12 @@ struct commit {
 	struct refused *refused;
 	size_t nrefused;
 	struct util_buf buf;       /* scratch: compacted lines, merged bodies */
-	struct outbox *ob;         /* the writer's connection, during fill_outbox only */
+	struct outbox *ob;         /* the writer's connection, during decisions_commit_fill_outbox only */
 	struct decisions_summary *sum;
 	int oom;
 };
 
-static int str_eq(const char *x, const char *y)
+static int decisions_commit_str_eq(const char *x, const char *y)
 {
 	if (x == y)
 		return 1;
@@ -85,19 +85,19 @@ static int str_eq(const char *x, const char *y)
 	return strcmp(x, y) == 0;
 }
 
-static const char *method_of(const struct decision *it)
+static const char *decisions_commit_method_of(const struct decision *it)
 {
 	return it->method ? it->method : "POST";
 }
 
-static int same_destination(const struct decision *x, const struct decision *y)
+static int decisions_commit_same_destination(const struct decision *x, const struct decision *y)
 {
-	return str_eq(x->target, y->target) && str_eq(method_of(x), method_of(y)) &&
-	       str_eq(x->content_type, y->content_type) && str_eq(x->headers, y->headers) &&
-	       str_eq(x->name, y->name);
+	return decisions_commit_str_eq(x->target, y->target) && decisions_commit_str_eq(decisions_commit_method_of(x), decisions_commit_method_of(y)) &&
+	       decisions_commit_str_eq(x->content_type, y->content_type) && decisions_commit_str_eq(x->headers, y->headers) &&
+	       decisions_commit_str_eq(x->name, y->name);
 }
 
-static int pair_cmp(const void *pa, const void *pb)
+static int decisions_commit_pair_cmp(const void *pa, const void *pb)
 {
 	const struct pair *x = pa, *y = pb;
 
@@ -108,17 +108,17 @@ static int pair_cmp(const void *pa, const void *pb)
 	return 0;
 }
 
-static size_t span_len(const struct batch *b, size_t ev)
+static size_t decisions_commit_span_len(const struct batch *b, size_t ev)
 {
 	return b->events[ev].end - b->events[ev].start;
 }
 
 /*
  * Groups the default forwards into c->groups and lists their (group, event)
- * pairs. Within a group the events must be in batch order for build_body;
+ * pairs. Within a group the events must be in batch order for decisions_commit_build_body;
  * they are when rules ran in batch order, otherwise the pairs are sorted.
  */
-static int group_forwards(struct commit *c, size_t nforward, char *err, size_t errlen)
+static int decisions_commit_group_forwards(struct commit *c, size_t nforward, char *err, size_t errlen)
 {
 	const struct decisions *a = c->a;
 	size_t last = (size_t)-1;
@@ -135,13 +135,13 @@ static int group_forwards(struct commit *c, size_t nforward, char *err, size_t e
 		struct group *gr;
 		size_t g;
 
-		if (it->kind != DECISION_FORWARD || it->text)
+		if (it->kind != DECISION_FORWARD || it->body)
 			continue;
-		if (last != (size_t)-1 && same_destination(c->groups[last].key, it)) {
+		if (last != (size_t)-1 && decisions_commit_same_destination(c->groups[last].key, it)) {
 			g = last;
 		} else {
 			for (g = 0; g < c->ngroups; g++)
-				if (same_destination(c->groups[g].key, it))
+				if (decisions_commit_same_destination(c->groups[g].key, it))
 					break;
 			if (g == c->ngroups) {
 				c->groups[g].key = it;
@@ -156,18 +156,18 @@ static int group_forwards(struct commit *c, size_t nforward, char *err, size_t e
 		if (it->event < gr->last_event)
 			sorted = 0;
 		gr->last_event = it->event;
-		gr->bytes += span_len(c->env->batch, it->event) + 1;
+		gr->bytes += decisions_commit_span_len(c->env->batch, it->event) + 1;
 		c->pairs[c->npairs].group = g;
 		c->pairs[c->npairs].event = it->event;
 		c->npairs++;
 	}
 	if (!sorted)
-		qsort(c->pairs, c->npairs, sizeof *c->pairs, pair_cmp);
+		qsort(c->pairs, c->npairs, sizeof *c->pairs, decisions_commit_pair_cmp);
 	return 0;
 }
 
 /* Builds group g's merged body in c->buf (reserved by the caller); returns its length. */
-static size_t build_body(struct commit *c, size_t g)
+static size_t decisions_commit_build_body(struct commit *c, size_t g)
 {
 	const struct batch *b = c->env->batch;
 	const char *body = c->env->body;
@@ -182,13 +182,13 @@ static size_t build_body(struct commit *c, size_t g)
 		/* the same event forwarded twice to one destination goes once */
 		if (c->pairs[i].group != g || ev == last)
 			continue;
-		/* sorted by event within the group (group_forwards): each event once */
+		/* sorted by event within the group (decisions_commit_group_forwards): each event once */
 		assert(last == (size_t)-1 || ev > last);
 		last = ev;
 		if (!first)
 			c->buf.p[n++] = ',';
 		first = 0;
-		len = span_len(b, ev);
+		len = decisions_commit_span_len(b, ev);
 		memcpy(c->buf.p + n, body + b->events[ev].start, len);
 		n += len;
 	}
@@ -200,7 +200,7 @@ static size_t build_body(struct commit *c, size_t g)
  * Queues every write line, then appends them (one append per file); refused
  * ones are kept for the transaction. On failure nothing stays queued.
  */
-static int do_writes(struct commit *c, size_t nwrite, struct decisions_summary *sum, char *err,
+static int decisions_commit_do_writes(struct commit *c, size_t nwrite, struct decisions_summary *sum, char *err,
 		     size_t errlen)
 {
 	const struct decisions_commit_env *env = c->env;
@@ -216,11 +216,11 @@ static int do_writes(struct commit *c, size_t nwrite, struct decisions_summary *
 
 		if (it->kind != DECISION_WRITE)
 			continue;
-		if (it->text) {
-			line = it->text;
-			len = it->text_len;
+		if (it->line) {
+			line = it->line;
+			len = it->len;
 		} else {
-			len = span_len(b, it->event);
+			len = decisions_commit_span_len(b, it->event);
 			if (util_buf_reserve(&c->buf, len) != 0) {
 				snprintf(err, errlen, "out of memory");
 				goto out;
@@ -267,7 +267,7 @@ out:
 	return ret;
 }
 
-static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct decision *it,
+static int decisions_commit_add_dead(struct commit *c, enum outbox_dead_kind kind, const struct decision *it,
 		    const char *reason, const char *payload, size_t payload_len)
 {
 	struct outbox_dead d = {
@@ -283,12 +283,12 @@ static int add_dead(struct commit *c, enum outbox_dead_kind kind, const struct d
 	return outbox_add_dead(c->ob, &d);
 }
 
-static int add_forward(struct commit *c, const struct decision *it, const char *body, size_t len)
+static int decisions_commit_add_forward(struct commit *c, const struct decision *it, const char *body, size_t len)
 {
 	struct outbox_forward f = {
 		.name = it->name,
 		.url = it->target,
-		.method = method_of(it),
+		.method = decisions_commit_method_of(it),
 		.content_type = it->content_type,
 		.headers = it->headers,
 		.body = body,
@@ -301,20 +301,20 @@ static int add_forward(struct commit *c, const struct decision *it, const char *
 }
 
 /* Adds decision i to the open transaction, if it makes an entry; 0 or -1. */
-static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_refused,
+static int decisions_commit_add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_refused,
 		   struct decisions_summary *sum, int *oom)
 {
 	const struct batch *b = c->env->batch;
 	const struct decision *it = &c->a->items[i];
 	const char *span = c->env->body + b->events[it->event].start;
-	size_t slen = span_len(b, it->event);
+	size_t slen = decisions_commit_span_len(b, it->event);
 	struct refused *r;
 
 	switch (it->kind) {
 	case DECISION_FORWARD:
-		if (it->text) {
+		if (it->body) {
 			sum->forwards++;
-			return add_forward(c, it, it->text, it->text_len);
+			return decisions_commit_add_forward(c, it, it->body, it->len);
 		}
 		if (*next_group >= c->ngroups || c->groups[*next_group].first != i)
 			return 0;   /* merged into its group's entry */
@@ -323,19 +323,19 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 			return -1;
 		}
 		sum->forwards++;
-		return add_forward(c, it, c->buf.p, build_body(c, (*next_group)++));
+		return decisions_commit_add_forward(c, it, c->buf.p, decisions_commit_build_body(c, (*next_group)++));
 	case DECISION_ERROR:
 		sum->dead_letters++;
-		return add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->text, span, slen);
+		return decisions_commit_add_dead(c, OUTBOX_DEAD_RULE_ERROR, it, it->error, span, slen);
 	case DECISION_REJECT:
 		sum->dead_letters++;
-		return add_dead(c, OUTBOX_DEAD_REJECTED, it, it->text, span, slen);
+		return decisions_commit_add_dead(c, OUTBOX_DEAD_REJECTED, it, it->error, span, slen);
 	case DECISION_WRITE:
 		if (*next_refused >= c->nrefused || c->refused[*next_refused].decision != i)
 			return 0;
 		r = &c->refused[(*next_refused)++];
 		sum->dead_letters++;
-		return add_dead(c, OUTBOX_DEAD_WRITE, it, r->reason, r->line, r->line_len);
+		return decisions_commit_add_dead(c, OUTBOX_DEAD_WRITE, it, r->reason, r->line, r->line_len);
 	case DECISION_DROP:
 		return 0;
 	}
@@ -343,14 +343,14 @@ static int add_one(struct commit *c, size_t i, size_t *next_group, size_t *next_
 }
 
 /* Runs on the writer thread: forwards and dead letters, in decision order. */
-static int fill_outbox(struct outbox *ob, void *arg)
+static int decisions_commit_fill_outbox(struct outbox *ob, void *arg)
 {
 	struct commit *c = arg;
 	size_t next_group = 0, next_refused = 0;
 
 	c->ob = ob;
 	for (size_t i = 0; i < c->a->count; i++)
-		if (add_one(c, i, &next_group, &next_refused, c->sum, &c->oom) != 0)
+		if (decisions_commit_add_one(c, i, &next_group, &next_refused, c->sum, &c->oom) != 0)
 			return -1;
 	return 0;
 }
@@ -360,7 +360,7 @@ static int fill_outbox(struct outbox *ob, void *arg)
  * none, only the files' flush); with sync, the files the flush wrote are
  * flushed to disk in the same group first.
  */
-static int do_outbox(struct commit *c, int rows, int sync, struct decisions_summary *sum,
+static int decisions_commit_do_outbox(struct commit *c, int rows, int sync, struct decisions_summary *sum,
 		     char *err, size_t errlen)
 {
 	struct outbox_writer_file *files = NULL;
@@ -381,7 +381,7 @@ static int do_outbox(struct commit *c, int rows, int sync, struct decisions_summ
 								.ino = refs[i].ino,
 								.name = refs[i].path };
 	}
-	if (outbox_writer_commit_files(c->env->writer, rows ? fill_outbox : NULL, c, files, nfiles,
+	if (outbox_writer_commit_files(c->env->writer, rows ? decisions_commit_fill_outbox : NULL, c, files, nfiles,
 				       err, errlen) == 0)
 		rc = 0;
 	else if (c->oom)
@@ -424,7 +424,7 @@ static int decisions_commit_tally(const struct decisions *a, const struct batch 
 			}
 			if (it->kind == DECISION_WRITE)
 				n->nwrite++;
-			else if (!it->text)
+			else if (!it->body)
 				n->nforward++;
 			n->noutbox += it->kind == DECISION_FORWARD;
 			decided[it->event] = 1;
@@ -469,9 +469,9 @@ static int decisions_commit_durable(struct commit *c, const struct decisions_com
 	const struct decisions_commit_env *env = c->env;
 	int sync;
 
-	if (n->nforward && group_forwards(c, n->nforward, err, errlen) != 0)
+	if (n->nforward && decisions_commit_group_forwards(c, n->nforward, err, errlen) != 0)
 		return -1;
-	if (n->nwrite && do_writes(c, n->nwrite, sum, err, errlen) != 0)
+	if (n->nwrite && decisions_commit_do_writes(c, n->nwrite, sum, err, errlen) != 0)
 		return -1;
 	if (c->nrefused && !env->writer) {
 		snprintf(err, errlen, "a refused write needs the outbox for its dead letter");
@@ -484,7 +484,7 @@ static int decisions_commit_durable(struct commit *c, const struct decisions_com
 		sync = 0;
 	}
 	if ((n->noutbox || c->nrefused || sync) &&
-	    do_outbox(c, n->noutbox || c->nrefused, sync, sum, err, errlen) != 0)
+	    decisions_commit_do_outbox(c, n->noutbox || c->nrefused, sync, sum, err, errlen) != 0)
 		return -1;
 	return 0;
 }

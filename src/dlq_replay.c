@@ -186,9 +186,9 @@ static void dlq_replay_event(struct dlq_replay *r, int64_t id)
 	}
 	pipeline_process(&r->p, ev.body, ev.len, clock_wall(), "dlq-replay", ev.request_id, &res);
 	if (res.http_status != 200) {
-		/* No Lua state after a failed batch: the rules did not compile
-		 * (the message names file and line); no use trying the rest. */
-		if (!r->p.rules) {
+		/* The rules did not compile (the message names file and
+		 * line): no use trying the rest. */
+		if (res.stage == PIPELINE_RULES_UNAVAILABLE) {
 			fprintf(stderr, "egoi-router: %s\n", res.error);
 			r->cannot_route = 1;
 		} else {
@@ -296,8 +296,8 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	r.cfg = cfg;
 	r.ob = ob;
 	r.sh.cfg = cfg;
-	/* Nothing published: the pipeline compiles cfg->rules as it is on disk now. */
-	rules_current_init(&r.sh.rules);
+	/* Nothing published: the pipeline compiles cfg->rules_path as it is on disk now. */
+	rules_current_init(&r.sh.published);
 	/* Two replays at once would route the same events twice (with new
 	 * delivery ids receivers cannot de-duplicate): one at a time. */
 	lock_fd = dlq_replay_lock(cfg->data_dir);
@@ -349,7 +349,7 @@ out:
 	if (r.pipeline_ready)
 		pipeline_free(&r.p);
 	outbox_writer_stop(r.sh.writer);
-	rules_current_free(&r.sh.rules);
+	rules_current_free(&r.sh.published);
 	free(picks.v);
 	if (lock_fd >= 0)
 		close(lock_fd);   /* releases the lock */

@@ -94,11 +94,11 @@ static struct rules_source *rules_load_checked(const struct config *cfg, unsigne
 	struct rules_source *src;
 	struct rules *r;
 
-	src = rules_source_read(cfg->rules, generation, err, errlen);
+	src = rules_source_read(cfg->rules_path, generation, err, errlen);
 	if (!src)
 		return NULL;
 	memset(&ropt, 0, sizeof ropt);
-	ropt.path = cfg->rules;
+	ropt.path = cfg->rules_path;
 	ropt.source = src->text;
 	ropt.source_len = src->len;
 	ropt.instruction_limit = cfg->lua_instruction_limit;
@@ -186,7 +186,7 @@ static int run_config(struct run *r)
 		return EXIT_INVALID;
 	/* Published before any worker exists; every worker compiles this text,
 	 * so an edit on disk reaches none of them until SIGHUP. */
-	rules_current_set(&r->sh.rules, src);
+	rules_current_set(&r->sh.published, src);
 	/* What requests read, replaced whole by each reload (config_reload.h). */
 	snap = config_snap_copy(&r->cfg, 1);
 	if (!snap) {
@@ -263,6 +263,12 @@ static void deliver_options_of(const struct config *cfg, struct deliver_options 
 	dopt->signing_secret = cfg->forward_signing_secret;
 }
 
+/* The pipeline's commit callback: forwards are waiting in the outbox. */
+static void run_wake_delivery(void *deliver)
+{
+	deliver_notify(deliver);
+}
+
 /*
  * The delivery thread and the group committer. They start before the
  * intake because a worker may take a batch as soon as civetweb starts it;
@@ -287,6 +293,8 @@ static int run_backend(struct run *r)
 	}
 	r->sh.cfg = &r->cfg;
 	r->sh.writer = r->writer;
+	r->sh.on_commit = run_wake_delivery;
+	r->sh.on_commit_arg = r->deliver;
 	r->sh.deliver = r->deliver;
 	return EXIT_OK;
 }
@@ -328,7 +336,7 @@ static int run_check_user(struct run *r)
 	}
 	sink_file_close(sink);
 	log_msg(LOG_INFO, NULL, "egoi-router %s listening on %s, endpoint %s, rules %s, %ld threads%s%s",
-		EGOI_ROUTER_VERSION, r->cfg.listen, r->cfg.endpoint, r->cfg.rules, r->cfg.threads,
+		EGOI_ROUTER_VERSION, r->cfg.listen, r->cfg.endpoint, r->cfg.rules_path, r->cfg.threads,
 		r->user.drop ? ", running as " : "", r->user.drop ? r->user.name : "");
 	log_msg(LOG_INFO, NULL, "outbox: %ld pending, %ld dead letters",
 		outbox_count_pending(r->ob), outbox_count_dead(r->ob));
@@ -372,7 +380,7 @@ static void reload_log_diff(const char *path, const struct config_reload_diff *d
  */
 static void run_reload(struct run *r)
 {
-	unsigned long gen = atomic_load(&r->sh.rules.generation) + 1;
+	unsigned long gen = atomic_load(&r->sh.published.generation) + 1;
 	struct config_snap *cur = config_snap_acquire(), *snap = NULL;
 	struct rules_source *src = NULL;
 	struct http_guard_params *guard = NULL;
@@ -414,9 +422,9 @@ static void run_reload(struct run *r)
 								   : cur->cfg.log_level),
 		  next.log_json);
 	reload_log_diff(r->path, &d);
-	rules_current_set(&r->sh.rules, src);
+	rules_current_set(&r->sh.published, src);
 	src = NULL;
-	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu)", next.rules, gen);
+	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu)", next.rules_path, gen);
 	/* Checked above; a failure here (the files changed again since) keeps
 	 * the old certificate and is logged by tls_cert_reload. */
 	tls_cert_reload(next.tls_certificate, next.tls_key);
@@ -483,7 +491,7 @@ static void run_free(struct run *r, int drain)
 		log_msg(LOG_INFO, NULL, "stopped");
 	outbox_close(r->ob);
 	outbox_space_stop();
-	rules_current_free(&r->sh.rules);
+	rules_current_free(&r->sh.published);
 	config_snap_clear();
 	config_free(&r->cfg);
 }
@@ -495,7 +503,7 @@ static int cmd_run(const char *path)
 
 	memset(&r, 0, sizeof r);
 	r.path = path;
-	rules_current_init(&r.sh.rules);
+	rules_current_init(&r.sh.published);
 	for (size_t i = 0; rc == EXIT_OK && i < sizeof run_phases / sizeof run_phases[0]; i++) {
 		rc = run_phases[i].fn(&r);
 		if (rc == EXIT_OK && i > 0)  /* logging is set up in config */

@@ -21,7 +21,6 @@
 #include <time.h>
 
 #include "config.h"
-#include "deliver.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -43,7 +42,7 @@ void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
-	rules_free(p->rules);
+	rules_free(p->engine);
 	sink_file_close(p->sink);
 	decisions_free(&p->decisions);
 	batch_free(&p->batch);
@@ -58,13 +57,13 @@ void pipeline_free(struct pipeline *p)
  * keeps the old state (the text compiled in main before it was published,
  * so only memory can make it fail here).
  */
-static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
+static int pipeline_build_engine(struct pipeline *p, char *err, size_t errlen)
 {
-	unsigned long want = atomic_load(&p->sh->rules.generation);
+	unsigned long want = atomic_load(&p->sh->published.generation);
 	struct rules_source *src;
 	struct rules *r;
 	struct rules_options opt = {
-		.path = p->cfg->rules,
+		.path = p->cfg->rules_path,
 		.instruction_limit = p->cfg->lua_instruction_limit,
 		.memory_limit = p->cfg->lua_memory_limit,
 		.time_limit_ms = p->cfg->lua_time_limit_ms,
@@ -78,9 +77,9 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		.self_endpoint = p->sh->cfg->endpoint,
 	};
 
-	if (p->rules && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
+	if (p->engine && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
 		return 0;
-	src = rules_current_get(&p->sh->rules);
+	src = rules_current_get(&p->sh->published);
 	if (src) {
 		opt.source = src->text;
 		opt.source_len = src->len;
@@ -90,7 +89,7 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 	r = rules_new(&opt, err, errlen);
 	rules_source_unref(src);
 	if (!r) {
-		if (!p->rules)
+		if (!p->engine)
 			return -1;
 		log_msg(LOG_ERROR, NULL, "rules generation %lu not applied in this worker: %s; "
 					 "it keeps generation %lu and tries again in %d s", want, err,
@@ -99,8 +98,8 @@ static int pipeline_rules(struct pipeline *p, char *err, size_t errlen)
 		p->rules_retry_at = clock_mono() + PIPELINE_RULES_RETRY_S;
 		return 0;
 	}
-	rules_free(p->rules);
-	p->rules = r;
+	rules_free(p->engine);
+	p->engine = r;
 	p->rules_generation = want;
 	return 0;
 }
@@ -117,7 +116,7 @@ int pipeline_open_files(struct pipeline *p, char *err, size_t errlen)
 /* Opens what this worker has not opened yet. */
 static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
 {
-	if (pipeline_rules(p, err, errlen) < 0)
+	if (pipeline_build_engine(p, err, errlen) < 0)
 		return -1;
 	return pipeline_open_files(p, err, errlen);
 }
@@ -135,12 +134,14 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	memset(res, 0, sizeof *res);
 	if (pipeline_open(p, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "worker set-up failed: %s", res->error);
+		res->stage = p->engine ? PIPELINE_SETUP : PIPELINE_RULES_UNAVAILABLE;
 		res->http_status = 500;
 		return -1;
 	}
-	rc = rules_parse_batch(p->rules, body, len, p->cfg->max_events, &p->batch, res->error,
+	rc = rules_parse_batch(p->engine, body, len, p->cfg->max_events, &p->batch, res->error,
 			       sizeof res->error);
 	if (rc != BATCH_OK) {
+		res->stage = PIPELINE_PARSE;
 		res->http_status = rc == BATCH_TOO_MANY || rc == BATCH_TOO_BIG ? 413
 				   : rc == BATCH_INVALID ? 400 : 500;
 		return -1;
@@ -154,20 +155,21 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 
 		if (ev->reject) {
 			it = decisions_push(&p->decisions, DECISION_REJECT, i);
-			if (!it || !(it->text = decisions_strndup(ev->reject, strlen(ev->reject))))
+			if (!it || !(it->error = decisions_strndup(ev->reject, strlen(ev->reject))))
 				goto nomem;
-			it->text_len = strlen(ev->reject);
+			it->len = strlen(ev->reject);
 			res->rejected++;
 			continue;
 		}
 		meta.index = i + 1;
 		meta.event_bytes = ev->end - ev->start;
-		routed = rules_route(p->rules, i, &meta, &p->decisions);
+		routed = rules_route(p->engine, i, &meta, &p->decisions);
 		if (routed == RULES_ROUTE_NOMEM)
 			goto nomem;
 		if (routed == RULES_ROUTE_RULE_FAILED && rules_stopping()) {
 			/* Not a rule error: the stop cut the batch short; E-goi sends it again. */
 			snprintf(res->error, sizeof res->error, "stopping: batch not routed");
+			res->stage = PIPELINE_ROUTE;
 			res->http_status = 503;
 			return -1;
 		}
@@ -176,8 +178,8 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 
 			metrics_rule_error();
 			log_msg(LOG_WARN, request_id, "rule error on event %zu (%s): %s", i + 1,
-				rules_event_action(p->rules, i) ? rules_event_action(p->rules, i) : "?",
-				last->text ? last->text : "");
+				rules_event_action(p->engine, i) ? rules_event_action(p->engine, i) : "?",
+				last->error ? last->error : "");
 		}
 		/* A rule error is still accepted: the event is kept as a dead letter. */
 		res->accepted++;
@@ -186,14 +188,50 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 
 nomem:
 	snprintf(res->error, sizeof res->error, "out of memory while routing");
+	res->stage = PIPELINE_ROUTE;
 	res->http_status = 500;
 	return -1;
 }
 
+size_t pipeline_event_count(const struct pipeline *p)
+{
+	return p->batch.count;
+}
+
+const struct batch_event *pipeline_event(const struct pipeline *p, size_t i)
+{
+	return &p->batch.events[i];
+}
+
+const char *pipeline_event_action(const struct pipeline *p, size_t i)
+{
+	return p->batch.events[i].reject ? NULL : rules_event_action(p->engine, i);
+}
+
+const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i, size_t *n)
+{
+	const struct decision *items = p->decisions.items;
+	size_t lo = 0, hi = p->decisions.count, end;
+
+	/* the first decision of an event >= i: decisions are in event order */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (items[mid].event < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (end = lo; end < p->decisions.count && items[end].event == i; end++)
+		;
+	*n = end - lo;
+	return items ? items + lo : NULL;
+}
+
 void pipeline_end(struct pipeline *p)
 {
-	if (p->rules)
-		rules_end_batch(p->rules);
+	if (p->engine)
+		rules_end_batch(p->engine);
 	decisions_clear(&p->decisions);
 }
 
@@ -213,7 +251,7 @@ static void pipeline_count(struct pipeline *p)
 		const struct batch_event *ev = &p->batch.events[i];
 		int any = 0;
 
-		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->rules, i));
+		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->engine, i));
 		for (; pos < p->decisions.count && p->decisions.items[pos].event == i; pos++, any = 1) {
 			const struct decision *it = &p->decisions.items[pos];
 
@@ -226,7 +264,7 @@ static void pipeline_count(struct pipeline *p)
 				metrics_tally_decision(&t, METRICS_WRITE, it->target);
 				break;
 			case DECISION_DROP:
-				metrics_tally_decision(&t, METRICS_DROP, it->text ? it->text : "dropped");
+				metrics_tally_decision(&t, METRICS_DROP, it->reason ? it->reason : "dropped");
 				break;
 			case DECISION_ERROR:
 				metrics_tally_decision(&t, METRICS_ERROR,
@@ -262,13 +300,14 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 	env.write_sync = p->write_sync;
 	if (decisions_commit(&p->decisions, &env, &res->summary, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "batch not committed: %s", res->error);
+		res->stage = PIPELINE_COMMIT;
 		res->http_status = 503;
 		goto out;
 	}
 	res->http_status = 200;
 	pipeline_count(p);
-	if (res->summary.forwards > 0 && p->sh->deliver)
-		deliver_notify(p->sh->deliver);
+	if (res->summary.forwards > 0 && p->sh->on_commit)
+		p->sh->on_commit(p->sh->on_commit_arg);
 out:
 	pipeline_end(p);
 }

@@ -30,14 +30,19 @@ struct sink_file;
 /*
  * What every worker shares (owned by main / the caller): the config, the
  * published rules text (main replaces it on SIGHUP; each worker rebuilds
- * its Lua state at its next batch), the group committer and the delivery
- * thread (both NULL for a dry run, which commits nothing).
+ * its Lua state at its next batch), the group committer (NULL for a dry
+ * run, which commits nothing) and what to call once a batch committed
+ * forwards: main wires on_commit to deliver_notify, so intake knows nothing
+ * of the delivery thread (NULL = nobody to tell).
  */
 struct pipeline_shared {
 	const struct config *cfg;
-	struct rules_current rules;   /* no source published: workers read cfg->rules */
+	struct rules_current published; /* the rules text; none published: workers read cfg->rules_path */
 	struct outbox_writer *writer;
-	struct deliver *deliver;
+	void (*on_commit)(void *arg); /* called by the worker thread, after the commit */
+	void *on_commit_arg;
+	struct deliver *deliver;      /* for /readyz's heartbeat (readiness.c) only: the
+	                                 pipeline itself signals commits through on_commit */
 	const char *const *env_pairs; /* `test --env`: all env() sees; NULL = getenv(rules_env) */
 };
 
@@ -46,8 +51,8 @@ struct pipeline {
 	const struct config *cfg;     /* sh->cfg */
 	int dry_run;                  /* no outbox, no files */
 	int write_sync;               /* write_sync = batch */
-	struct rules *rules;          /* owned, created on first use */
-	unsigned long rules_generation; /* of the source p->rules was built from */
+	struct rules *engine;         /* the Lua state: owned, created on first use */
+	unsigned long rules_generation; /* of the source p->engine was built from */
 	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
 	struct sink_file *sink;       /* owned, pipeline_open_files */
 	struct decisions decisions;
@@ -56,7 +61,18 @@ struct pipeline {
 	                                 the caller sets it before pipeline_process */
 };
 
+/* Where a batch stopped: callers tell "no rules" from "bad batch" by it. */
+enum pipeline_stage {
+	PIPELINE_DONE = 0,            /* routed (and committed, for pipeline_process) */
+	PIPELINE_RULES_UNAVAILABLE,   /* no Lua state: the rules did not compile (500) */
+	PIPELINE_SETUP,               /* output_dir could not be opened (500) */
+	PIPELINE_PARSE,               /* the body was refused (400, 413, 500) */
+	PIPELINE_ROUTE,               /* out of memory or stopping while routing (500, 503) */
+	PIPELINE_COMMIT,              /* the decisions could not be made durable (503) */
+};
+
 struct pipeline_result {
+	enum pipeline_stage stage;
 	int http_status;              /* 200, 400, 413, 500 or 503 */
 	size_t accepted;              /* events routed, whatever the decision (rule errors too) */
 	size_t rejected;              /* malformed elements of "events" */
@@ -80,18 +96,29 @@ void pipeline_free(struct pipeline *p);
 /*
  * Parses body and routes every event; decisions end up in p->decisions (one
  * DECISION_REJECT per malformed element, one DECISION_ERROR per failed rule).
- * Returns 0, or -1 with res->http_status and res->error set.
+ * Returns 0, or -1 with res->stage, res->http_status and res->error set.
  * received_at, remote_addr and request_id fill meta for the rules.
  */
 int pipeline_route(struct pipeline *p, const char *body, size_t len, double received_at,
 		   const char *remote_addr, const char *request_id, struct pipeline_result *res);
 
+/*
+ * The routed batch, between pipeline_route and pipeline_end: its events in
+ * order, each one's E-goi action (NULL for a rejected element) and its
+ * decisions (*n of them from the pointer returned; decisions are sorted by
+ * event). Callers read the batch only through these.
+ */
+size_t pipeline_event_count(const struct pipeline *p);
+const struct batch_event *pipeline_event(const struct pipeline *p, size_t i);
+const char *pipeline_event_action(const struct pipeline *p, size_t i);
+const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i, size_t *n);
+
 /* Ends the routed batch (drops event tables and decisions). */
 void pipeline_end(struct pipeline *p);
 
 /*
- * The whole request: pipeline_route, then decisions_commit, then wakes the
- * delivery thread. res->http_status is 200 only when every decision is
+ * The whole request: pipeline_route, then decisions_commit, then
+ * sh->on_commit when forwards were committed. res->http_status is 200 only when every decision is
  * durable. Always leaves p ready for the next batch.
  */
 void pipeline_process(struct pipeline *p, const char *body, size_t len, double received_at,

@@ -61,7 +61,7 @@ int readiness_probe_dir(const char *dir)
 void readiness_gather(struct pipeline_shared *sh, struct readiness_facts *f)
 {
 	memset(f, 0, sizeof *f);
-	f->rules_generation = atomic_load(&sh->rules.generation);
+	f->rules_generation = atomic_load(&sh->published.generation);
 	if (sh->writer) {
 		f->writer_started = 1;
 		f->writer_alive = outbox_writer_health(sh->writer, &f->writer_busy_since);

@@ -22,6 +22,10 @@
  * - A failed route() call discards the event's partial decisions and leaves
  *   one DECISION_ERROR with the first line of the message.
  *
+ * Files: rules.c calls into rules_sandbox.c (rules_sandbox_open, and
+ * rules_sandbox_note_failure to classify a failed call), never the other
+ * way round; both share only rules_internal.h.
+ *
  * Threads: one struct rules per thread; nothing mutable is shared.
  */
 #include "rules.h"
@@ -107,31 +111,6 @@ static int rules_msghandler(lua_State *L)
 	return 1;
 }
 
-int rules_note_failure(struct rules *r, lua_State *L, int status)
-{
-	const char *msg;
-
-	if (r->fatal != RULES_FATAL_NONE)
-		return 1;
-	/* An error caught after the deadline (say, by pcall) still ends the event. */
-	if (r->deadline_ns != 0 && clock_mono_ns() >= r->deadline_ns) {
-		r->fatal = RULES_FATAL_TIME;
-		snprintf(r->fatal_msg, sizeof r->fatal_msg, "time limit exceeded (%ld ms)",
-			 r->time_limit_ms);
-		return 1;
-	}
-	msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-	/* Buffers report a refused allocation as an ordinary "not enough memory" error. */
-	if (status == LUA_ERRMEM ||
-	    (r->mem_refused && (status == LUA_ERRERR || strncmp(msg, "not enough memory", 17) == 0))) {
-		r->fatal = RULES_FATAL_MEMORY;
-		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s",
-			 r->mem_limit ? "memory limit exceeded" : "out of memory");
-		return 1;
-	}
-	return 0;
-}
-
 int rules_charge(struct rules *r, size_t n)
 {
 	if (r->mem_limit && n > r->mem_limit - r->mem_used) {
@@ -195,7 +174,7 @@ static void rules_error_text(struct rules *r, int status, const char *request_id
 	const char *msg;
 	size_t n;
 
-	if (rules_note_failure(r, r->L, status)) {
+	if (rules_sandbox_note_failure(r, r->L, status)) {
 		msg = r->fatal_msg;
 	} else {
 		msg = lua_tostring(r->L, -1);
@@ -470,12 +449,12 @@ enum rules_route_result rules_route(struct rules *r, size_t i, const struct rule
 	if (!it)
 		return RULES_ROUTE_NOMEM;
 	n = strlen(msg);
-	it->text = decisions_strndup(msg, n);
-	if (!it->text) {
+	it->error = decisions_strndup(msg, n);
+	if (!it->error) {
 		decisions_truncate(decisions, before);
 		return RULES_ROUTE_NOMEM;
 	}
-	it->text_len = n;
+	it->len = n;
 	return RULES_ROUTE_RULE_FAILED;
 }
 

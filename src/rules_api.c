@@ -48,7 +48,7 @@ struct api_header {
 };
 
 /* The rules of the event being routed; raises when called outside route(). */
-static struct rules *api_route_ctx(lua_State *L, const char *fn)
+static struct rules *rules_api_route_ctx(lua_State *L, const char *fn)
 {
 	struct rules *r = rules_from(L);
 
@@ -60,7 +60,7 @@ static struct rules *api_route_ctx(lua_State *L, const char *fn)
 }
 
 /* Printable: no control characters (so it cannot split a header or a log line). */
-static int api_printable(const char *s, size_t len)
+static int rules_api_printable(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
@@ -69,19 +69,19 @@ static int api_printable(const char *s, size_t len)
 }
 
 /* An http(s) URL with a host, read by the parser delivery uses (destination.h). */
-static int api_url_ok(const char *url, size_t len)
+static int rules_api_url_ok(const char *url, size_t len)
 {
 	char *key = NULL;
 	int ok;
 
-	if (len > API_URL_MAX || !api_printable(url, len) || memchr(url, ' ', len))
+	if (len > API_URL_MAX || !rules_api_printable(url, len) || memchr(url, ' ', len))
 		return 0;
 	ok = destination_key(url, &key, NULL) == 0;
 	free(key);
 	return ok;
 }
 
-static int api_header_cmp(const void *a, const void *b)
+static int rules_api_header_cmp(const void *a, const void *b)
 {
 	const struct api_header *x = a, *y = b;
 	int c = strcasecmp(x->name, y->name);
@@ -94,7 +94,7 @@ static int api_header_cmp(const void *a, const void *b)
  * length. Every header must pass header_rule.h, the rule delivery applies
  * too, so nothing a rule asks for is silently left out of the request.
  */
-static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *total)
+static size_t rules_api_headers(lua_State *L, int idx, struct api_header *h, size_t *total)
 {
 	size_t n = 0;
 	const char *why;
@@ -116,12 +116,12 @@ static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *t
 		it->name = lua_tolstring(L, -2, &it->name_len);
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "forward: header '%s' must have a string value",
-				   api_printable(it->name, it->name_len) ? it->name : "?");
+				   rules_api_printable(it->name, it->name_len) ? it->name : "?");
 		it->value = lua_tolstring(L, -1, &it->value_len);
 		why = header_rule_check(it->name, it->name_len, it->value, it->value_len);
 		if (why) {
 			/* a name with control characters must not reach the log as is */
-			if (!api_printable(it->name, it->name_len) || strlen(it->name) != it->name_len)
+			if (!rules_api_printable(it->name, it->name_len) || strlen(it->name) != it->name_len)
 				luaL_error(L, "forward: a header name %s", why);
 			luaL_error(L, "forward: header '%s' %s%s", it->name, why,
 				   strcasecmp(it->name, "Content-Type") == 0 ? " (use opts.content_type)"
@@ -131,12 +131,12 @@ static size_t api_headers(lua_State *L, int idx, struct api_header *h, size_t *t
 		*total += it->name_len + 2 + it->value_len + 1;
 		lua_pop(L, 1);
 	}
-	qsort(h, n, sizeof *h, api_header_cmp);
+	qsort(h, n, sizeof *h, rules_api_header_cmp);
 	return n;
 }
 
 /* "Name: value\n" lines into a new heap string; NULL on OOM. */
-static char *api_headers_join(const struct api_header *h, size_t n, size_t total)
+static char *rules_api_headers_join(const struct api_header *h, size_t n, size_t total)
 {
 	char *s = malloc(total + 1), *p = s;
 
@@ -156,7 +156,7 @@ static char *api_headers_join(const struct api_header *h, size_t n, size_t total
 }
 
 /* opts.KEY: NULL when nil, else a string that must be printable and 1..max bytes. */
-static const char *api_opt_string(lua_State *L, int idx, const char *fn, const char *key,
+static const char *rules_api_opt_string(lua_State *L, int idx, const char *fn, const char *key,
 				  size_t max, size_t *len)
 {
 	const char *s;
@@ -167,7 +167,7 @@ static const char *api_opt_string(lua_State *L, int idx, const char *fn, const c
 	if (lua_type(L, idx) != LUA_TSTRING)
 		luaL_error(L, "%s: %s must be a string", fn, key);
 	s = lua_tolstring(L, idx, len);
-	if (*len == 0 || *len > max || !api_printable(s, *len))
+	if (*len == 0 || *len > max || !rules_api_printable(s, *len))
 		luaL_error(L, "%s: %s must be 1 to %d printable characters", fn, key, (int)max);
 	return s;
 }
@@ -177,7 +177,7 @@ static const char *api_opt_string(lua_State *L, int idx, const char *fn, const c
  * ("nmae", "header") would otherwise be ignored without a word, and with
  * it what it carried (an auth header, a name the metrics group by).
  */
-static void api_opts_known(lua_State *L, const char *fn, const char *const *keys)
+static void rules_api_opts_known(lua_State *L, const char *fn, const char *const *keys)
 {
 	lua_pushnil(L);
 	while (lua_next(L, 2)) {
@@ -194,7 +194,7 @@ static void api_opts_known(lua_State *L, const char *fn, const char *const *keys
 			known = strlen(keys[i]) == len && memcmp(keys[i], k, len) == 0;
 		if (!known) {
 			/* the name is the rule's text: shown only when it is printable */
-			if (len > API_NAME_MAX || !api_printable(k, len) || strlen(k) != len)
+			if (len > API_NAME_MAX || !rules_api_printable(k, len) || strlen(k) != len)
 				luaL_error(L, "%s: unknown option (not printable)", fn);
 			luaL_error(L, "%s: unknown option '%s'", fn, k);
 		}
@@ -202,7 +202,7 @@ static void api_opts_known(lua_State *L, const char *fn, const char *const *keys
 }
 
 /* Pushes opts.KEY for each key (nil when opts is nil); opts is at index 2. */
-static void api_opts(lua_State *L, const char *fn, const char *const *keys)
+static void rules_api_opts(lua_State *L, const char *fn, const char *const *keys)
 {
 	int has = !lua_isnoneornil(L, 2);
 
@@ -210,7 +210,7 @@ static void api_opts(lua_State *L, const char *fn, const char *const *keys)
 		luaL_error(L, "%s: opts must be a table", fn);
 	lua_settop(L, 2);
 	if (has)
-		api_opts_known(L, fn, keys);
+		rules_api_opts_known(L, fn, keys);
 	for (int i = 0; keys[i]; i++) {
 		if (has)
 			lua_getfield(L, 2, keys[i]);
@@ -224,7 +224,7 @@ static void api_opts(lua_State *L, const char *fn, const char *const *keys)
  * when refused, frees held and raises a memory-limit error that pcall in
  * the rule cannot catch.
  */
-static void api_charge(lua_State *L, struct rules *r, const char *fn, size_t n, char *held)
+static void rules_api_charge(lua_State *L, struct rules *r, const char *fn, size_t n, char *held)
 {
 	if (rules_charge(r, n) == 0)
 		return;
@@ -237,7 +237,7 @@ static void api_charge(lua_State *L, struct rules *r, const char *fn, size_t n, 
 }
 
 /* A body that could not be encoded: a refused allocation is a memory error. */
-static int api_body_error(lua_State *L, const char *what, int rc, const char *err)
+static int rules_api_body_error(lua_State *L, const char *what, int rc, const char *err)
 {
 	if (rc == JSON_LUA_NOMEM) {
 		lua_pushliteral(L, "not enough memory");
@@ -247,11 +247,11 @@ static int api_body_error(lua_State *L, const char *what, int rc, const char *er
 }
 
 /* forward(url [, {body=, headers=, method=, content_type=, name=}]) */
-static int api_forward(lua_State *L)
+static int rules_api_forward(lua_State *L)
 {
 	static const char *const keys[] = { "method", "content_type", "name", "headers", "body", NULL };
 	enum { I_METHOD = 3, I_CTYPE, I_NAME, I_HEADERS, I_BODY };
-	struct rules *r = api_route_ctx(L, "forward");
+	struct rules *r = rules_api_route_ctx(L, "forward");
 	struct api_header hdrs[API_HEADERS_MAX];
 	size_t url_len, ct_len, name_len, body_len = 0, hdr_total, nh;
 	const char *url, *ctype, *name, *body = NULL, *method = "POST";
@@ -263,12 +263,12 @@ static int api_forward(lua_State *L)
 	if (lua_type(L, 1) != LUA_TSTRING)
 		return luaL_error(L, "forward: url must be http(s)");
 	url = lua_tolstring(L, 1, &url_len);
-	if (!api_url_ok(url, url_len))
+	if (!rules_api_url_ok(url, url_len))
 		return luaL_error(L, "forward: url must be http(s)");
 	/* the URL may carry a token: it is not repeated in the message */
 	if (r->self_listen && destination_is_self(url, r->self_listen, r->self_endpoint))
 		return luaL_error(L, "forward: url is this router's own endpoint (a forward loop)");
-	api_opts(L, "forward", keys);
+	rules_api_opts(L, "forward", keys);
 
 	if (!lua_isnil(L, I_METHOD)) {
 		const char *m = lua_type(L, I_METHOD) == LUA_TSTRING ? lua_tostring(L, I_METHOD) : "";
@@ -280,9 +280,9 @@ static int api_forward(lua_State *L)
 		else
 			return luaL_error(L, "forward: method must be POST or PUT");
 	}
-	ctype = api_opt_string(L, I_CTYPE, "forward", "content_type", API_CONTENT_TYPE_MAX, &ct_len);
-	name = api_opt_string(L, I_NAME, "forward", "name", API_NAME_MAX, &name_len);
-	nh = api_headers(L, I_HEADERS, hdrs, &hdr_total);
+	ctype = rules_api_opt_string(L, I_CTYPE, "forward", "content_type", API_CONTENT_TYPE_MAX, &ct_len);
+	name = rules_api_opt_string(L, I_NAME, "forward", "name", API_NAME_MAX, &name_len);
+	nh = rules_api_headers(L, I_HEADERS, hdrs, &hdr_total);
 
 	switch (lua_type(L, I_BODY)) {
 	case LUA_TNIL:
@@ -293,7 +293,7 @@ static int api_forward(lua_State *L)
 	case LUA_TTABLE:
 		/* Last step that may raise: from here on C memory is held. */
 		if ((rc = json_lua_encode(L, I_BODY, &json, &body_len, err, sizeof err)) < 0)
-			return api_body_error(L, "forward: body", rc, err);
+			return rules_api_body_error(L, "forward: body", rc, err);
 		break;
 	default:
 		return luaL_error(L, "forward: body must be a table or a string");
@@ -313,7 +313,7 @@ static int api_forward(lua_State *L)
 			 "max_batch_forward_bytes (%zu)", r->max_batch_forward);
 		return luaL_error(L, "%s", err);
 	}
-	api_charge(L, r, "forward", url_len + ct_len + name_len + hdr_total + body_len + 16, json);
+	rules_api_charge(L, r, "forward", url_len + ct_len + name_len + hdr_total + body_len + 16, json);
 	r->batch_forward_bytes += stored;
 	r->ctx.forward_bytes += stored;
 
@@ -325,19 +325,19 @@ static int api_forward(lua_State *L)
 	it->target = decisions_strndup(url, url_len);
 	it->method = decisions_strndup(method, strlen(method));
 	if (json) {
-		it->text = json;
-		it->text_is_json = 1;
+		it->body = json;
+		it->is_json = 1;
 	} else if (body) {
-		it->text = decisions_strndup(body, body_len);
+		it->body = decisions_strndup(body, body_len);
 	}
-	it->text_len = body_len;
+	it->len = body_len;
 	if (ctype)
 		it->content_type = decisions_strndup(ctype, ct_len);
 	if (name)
 		it->name = decisions_strndup(name, name_len);
 	if (nh)
-		it->headers = api_headers_join(hdrs, nh, hdr_total);
-	if (!it->target || !it->method || (body && !it->text) || (ctype && !it->content_type) ||
+		it->headers = rules_api_headers_join(hdrs, nh, hdr_total);
+	if (!it->target || !it->method || (body && !it->body) || (ctype && !it->content_type) ||
 	    (name && !it->name) || (nh && !it->headers)) {
 		decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "forward: out of memory");
@@ -346,11 +346,11 @@ static int api_forward(lua_State *L)
 }
 
 /* write(path [, {line=}]) */
-static int api_write(lua_State *L)
+static int rules_api_write(lua_State *L)
 {
 	static const char *const keys[] = { "line", NULL };
 	enum { I_LINE = 3 };
-	struct rules *r = api_route_ctx(L, "write");
+	struct rules *r = rules_api_route_ctx(L, "write");
 	const char *path, *line = NULL;
 	size_t path_len, line_len = 0;
 	char *json = NULL, err[256];
@@ -364,7 +364,7 @@ static int api_write(lua_State *L)
 		return luaL_error(L, "write: path contains a NUL byte");
 	if (sink_file_check_path(path, err, sizeof err) < 0)
 		return luaL_error(L, "write: %s", err);
-	api_opts(L, "write", keys);
+	rules_api_opts(L, "write", keys);
 
 	switch (lua_type(L, I_LINE)) {
 	case LUA_TNIL:
@@ -376,7 +376,7 @@ static int api_write(lua_State *L)
 		break;
 	case LUA_TTABLE:
 		if ((rc = json_lua_encode(L, I_LINE, &json, &line_len, err, sizeof err)) < 0)
-			return api_body_error(L, "write: line", rc, err);
+			return rules_api_body_error(L, "write: line", rc, err);
 		if (memchr(json, '\n', line_len)) {
 			free(json);
 			return luaL_error(L, "write: line must not contain a newline");
@@ -385,7 +385,7 @@ static int api_write(lua_State *L)
 	default:
 		return luaL_error(L, "write: line must be a string or a table");
 	}
-	api_charge(L, r, "write", path_len + line_len + 2, json);
+	rules_api_charge(L, r, "write", path_len + line_len + 2, json);
 
 	it = decisions_push(r->ctx.decisions, DECISION_WRITE, r->ctx.event);
 	if (!it) {
@@ -394,13 +394,13 @@ static int api_write(lua_State *L)
 	}
 	it->target = decisions_strndup(path, path_len);
 	if (json) {
-		it->text = json;
-		it->text_is_json = 1;
+		it->line = json;
+		it->is_json = 1;
 	} else if (line) {
-		it->text = decisions_strndup(line, line_len);
+		it->line = decisions_strndup(line, line_len);
 	}
-	it->text_len = line_len;
-	if (!it->target || (line && !it->text)) {
+	it->len = line_len;
+	if (!it->target || (line && !it->line)) {
 		decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "write: out of memory");
 	}
@@ -408,9 +408,9 @@ static int api_write(lua_State *L)
 }
 
 /* drop([reason]) */
-static int api_drop(lua_State *L)
+static int rules_api_drop(lua_State *L)
 {
-	struct rules *r = api_route_ctx(L, "drop");
+	struct rules *r = rules_api_route_ctx(L, "drop");
 	const char *reason = "dropped";
 	size_t len = strlen(reason);
 	struct decision *it;
@@ -419,17 +419,17 @@ static int api_drop(lua_State *L)
 		if (lua_type(L, 1) != LUA_TSTRING)
 			return luaL_error(L, "drop: reason must be a string");
 		reason = lua_tolstring(L, 1, &len);
-		if (len == 0 || len > API_REASON_MAX || !api_printable(reason, len))
+		if (len == 0 || len > API_REASON_MAX || !rules_api_printable(reason, len))
 			return luaL_error(L, "drop: reason must be 1 to %d printable characters",
 					  API_REASON_MAX);
 	}
 	it = decisions_push(r->ctx.decisions, DECISION_DROP, r->ctx.event);
-	if (!it || !(it->text = decisions_strndup(reason, len))) {
+	if (!it || !(it->reason = decisions_strndup(reason, len))) {
 		if (it)
 			decisions_truncate(r->ctx.decisions, r->ctx.decisions->count - 1);
 		return luaL_error(L, "drop: out of memory");
 	}
-	it->text_len = len;
+	it->len = len;
 	return 0;
 }
 
@@ -439,7 +439,7 @@ static int api_drop(lua_State *L)
  * logged once per process instead: a small set of line hashes remembers
  * what was said. When the set is full, lines are logged again (never lost).
  */
-static int api_log_first_time(const char *line, size_t len)
+static int rules_api_log_first_time(const char *line, size_t len)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static uint64_t seen[128];
@@ -457,7 +457,7 @@ static int api_log_first_time(const char *line, size_t len)
 }
 
 /* log.LEVEL(...) and print(...): arguments joined by spaces; upvalue 1 is the level. */
-static int api_log(lua_State *L)
+static int rules_api_log(lua_State *L)
 {
 	struct rules *r = rules_from(L);
 	int level = (int)lua_tointeger(L, lua_upvalueindex(1));
@@ -482,7 +482,7 @@ static int api_log(lua_State *L)
 		while (len > 0 && ((unsigned char)line[len - 1] & 0xC0) == 0x80)
 			len--;
 	line[len] = '\0';
-	if (!r->ctx.decisions && !r->dry_run && !api_log_first_time(line, len))
+	if (!r->ctx.decisions && !r->dry_run && !rules_api_log_first_time(line, len))
 		return 0;
 	if (r->dry_run)
 		fprintf(stderr, "rules %s: %s\n", log_level_name((enum log_level)level), line);
@@ -492,7 +492,7 @@ static int api_log(lua_State *L)
 }
 
 /* env(NAME) → the variable's value, or nil unless NAME is allowed (rules_env.c). */
-static int api_env(lua_State *L)
+static int rules_api_env(lua_State *L)
 {
 	const char *v = rules_env_get(rules_from(L), luaL_checkstring(L, 1));
 
@@ -504,7 +504,7 @@ static int api_env(lua_State *L)
 }
 
 /* hmac_sha256(key, data) → lowercase hex. */
-static int api_hmac_sha256(lua_State *L)
+static int rules_api_hmac_sha256(lua_State *L)
 {
 	size_t klen, dlen;
 	const char *key = luaL_checklstring(L, 1, &klen);
@@ -523,27 +523,27 @@ static int api_hmac_sha256(lua_State *L)
 }
 
 /* now() → unix seconds as a float. */
-static int api_now(lua_State *L)
+static int rules_api_now(lua_State *L)
 {
 	lua_pushnumber(L, (lua_Number)clock_wall());
 	return 1;
 }
 
-static void api_push_log(lua_State *L, enum log_level level)
+static void rules_api_push_log(lua_State *L, enum log_level level)
 {
 	lua_pushinteger(L, level);
-	lua_pushcclosure(L, api_log, 1);
+	lua_pushcclosure(L, rules_api_log, 1);
 }
 
 void rules_api_open(lua_State *L)
 {
 	static const luaL_Reg globals[] = {
-		{ "forward", api_forward },
-		{ "write", api_write },
-		{ "drop", api_drop },
-		{ "env", api_env },
-		{ "hmac_sha256", api_hmac_sha256 },
-		{ "now", api_now },
+		{ "forward", rules_api_forward },
+		{ "write", rules_api_write },
+		{ "drop", rules_api_drop },
+		{ "env", rules_api_env },
+		{ "hmac_sha256", rules_api_hmac_sha256 },
+		{ "now", rules_api_now },
 		{ NULL, NULL },
 	};
 	lua_pushglobaltable(L);
@@ -561,12 +561,12 @@ void rules_api_open(lua_State *L)
 	/* log.debug .. log.error: the names log_level = takes (log.h) */
 	lua_createtable(L, 0, LOG_LEVELS);
 	for (int lvl = 0; lvl < LOG_LEVELS; lvl++) {
-		api_push_log(L, (enum log_level)lvl);
+		rules_api_push_log(L, (enum log_level)lvl);
 		lua_setfield(L, -2, log_level_name((enum log_level)lvl));
 	}
 	lua_setfield(L, -2, "log");
 
-	api_push_log(L, LOG_INFO);
+	rules_api_push_log(L, LOG_INFO);
 	lua_setfield(L, -2, "print");
 	lua_pop(L, 1);
 }

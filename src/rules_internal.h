@@ -1,6 +1,10 @@
 /*
  * rules_internal.h — what rules.c, rules_sandbox.c and rules_api.c share.
  *
+ * Direction: rules.c calls rules_sandbox.c, rules_api.c, rules_budget.c and
+ * rules_alloc.c; none of them calls a function of rules.c (rules_charge is
+ * the exception: rules_api.c charges decisions to the state rules.c owns).
+ *
  * The struct rules is reachable from any C function Lua calls through the
  * state's extra space (rules_from), so neither the API functions nor the
  * hooks need upvalues or registry look-ups.
@@ -109,11 +113,12 @@ void *rules_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void rules_alloc_release(struct rules *r);
 
 /*
- * Classifies a failed protected call: if it failed because a limit was hit
- * (or a memory error surfaced), records that in r->fatal. Returns non-zero
- * when the error is fatal for the current event. status is lua_pcall's.
+ * Classifies a failed protected call (rules_sandbox.c): if it failed because
+ * a limit was hit (or a memory error surfaced), records that in r->fatal.
+ * Returns non-zero when the error is fatal for the current event. status is
+ * lua_pcall's.
  */
-int rules_note_failure(struct rules *r, lua_State *L, int status);
+int rules_sandbox_note_failure(struct rules *r, lua_State *L, int status);
 
 /*
  * Counts n bytes of C heap held by a decision against the memory limit

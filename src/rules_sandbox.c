@@ -14,14 +14,22 @@
  * - setmetatable: refuses __gc, so no rule code runs at GC time.
  * - pcall/xpcall: re-raise instruction-, time- and memory-limit errors, so a
  *   rule cannot catch them and keep the worker busy; xpcall runs its handler
- *   after unwinding, where the count hook is active (see sandbox_xpcall).
+ *   after unwinding, where the count hook is active (see rules_sandbox_xpcall).
  * rules_budget.c then wraps the library functions whose cost is not
  * constant.
+ *
+ * rules_sandbox_note_failure decides which errors are limit errors: the
+ * sandbox's pcall/xpcall re-raise those, and rules.c asks it the same
+ * question after its own protected calls.
+ *
+ * Files: this file uses nothing of rules.c (only rules_internal.h and
+ * rules_source.h); rules.c calls in here. Keep the dependency that way.
  *
  * Threads: functions here touch only the calling state.
  */
 #include "rules_internal.h"
 #include "rules_source.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +48,7 @@ static const char *const sandbox_base_removed[] = {
 static const char *const sandbox_os_kept[] = { "time", "date", "clock", NULL };
 
 /* load(chunk [, chunkname [, mode [, env]]]) with the mode forced to "t". */
-static int sandbox_load(lua_State *L)
+static int rules_sandbox_load(lua_State *L)
 {
 	int n = lua_gettop(L);
 
@@ -60,7 +68,7 @@ static int sandbox_load(lua_State *L)
 }
 
 /* [A-Za-z0-9_]+ components separated by single dots. */
-static int sandbox_module_name_ok(const char *name, size_t len)
+static int rules_sandbox_module_name_ok(const char *name, size_t len)
 {
 	if (len == 0 || len > SANDBOX_MODULE_NAME_MAX || strlen(name) != len)
 		return 0;
@@ -82,7 +90,7 @@ static int sandbox_module_name_ok(const char *name, size_t len)
  * when main compiles a generation (rules_source.h). LUA_ERRFILE when the
  * file cannot be read.
  */
-static int sandbox_load_module(lua_State *L, struct rules *r, const char *name, const char *path)
+static int rules_sandbox_load_module(lua_State *L, struct rules *r, const char *name, const char *path)
 {
 	const struct rules_module *m = rules_modules_find(r->modules_in, name);
 	char *text = NULL;
@@ -116,7 +124,7 @@ out:
 }
 
 /* require(name); upvalue 1 is the table of loaded modules. */
-static int sandbox_require(lua_State *L)
+static int rules_sandbox_require(lua_State *L)
 {
 	struct rules *r = rules_from(L);
 	size_t len;
@@ -125,7 +133,7 @@ static int sandbox_require(lua_State *L)
 	luaL_Buffer b;
 	int status;
 
-	if (!sandbox_module_name_ok(name, len))
+	if (!rules_sandbox_module_name_ok(name, len))
 		return luaL_error(L, "require: invalid module name '%s' (letters, digits, _ and . only)",
 				  name);
 	lua_settop(L, 1);
@@ -141,7 +149,7 @@ static int sandbox_require(lua_State *L)
 	luaL_pushresult(&b);
 	path = lua_tostring(L, 2);
 
-	status = sandbox_load_module(L, r, name, path);
+	status = rules_sandbox_load_module(L, r, name, path);
 	if (status == LUA_ERRFILE)
 		return luaL_error(L, "require: module '%s' not found (%s)", name, path);
 	if (status != LUA_OK)
@@ -163,7 +171,7 @@ static int sandbox_require(lua_State *L)
  * outside the limits' accounting and possibly inside another event's route().
  * (A __gc added after the call is never honoured by Lua.)
  */
-static int sandbox_setmetatable(lua_State *L)
+static int rules_sandbox_setmetatable(lua_State *L)
 {
 	if (lua_type(L, 2) == LUA_TTABLE) {
 		lua_pushliteral(L, "__gc");
@@ -178,8 +186,33 @@ static int sandbox_setmetatable(lua_State *L)
 	return 1;
 }
 
+int rules_sandbox_note_failure(struct rules *r, lua_State *L, int status)
+{
+	const char *msg;
+
+	if (r->fatal != RULES_FATAL_NONE)
+		return 1;
+	/* An error caught after the deadline (say, by pcall) still ends the event. */
+	if (r->deadline_ns != 0 && clock_mono_ns() >= r->deadline_ns) {
+		r->fatal = RULES_FATAL_TIME;
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "time limit exceeded (%ld ms)",
+			 r->time_limit_ms);
+		return 1;
+	}
+	msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+	/* Buffers report a refused allocation as an ordinary "not enough memory" error. */
+	if (status == LUA_ERRMEM ||
+	    (r->mem_refused && (status == LUA_ERRERR || strncmp(msg, "not enough memory", 17) == 0))) {
+		r->fatal = RULES_FATAL_MEMORY;
+		snprintf(r->fatal_msg, sizeof r->fatal_msg, "%s",
+			 r->mem_limit ? "memory limit exceeded" : "out of memory");
+		return 1;
+	}
+	return 0;
+}
+
 /* Like the standard pcall, but limit errors pass through. */
-static int sandbox_pcall(lua_State *L)
+static int rules_sandbox_pcall(lua_State *L)
 {
 	int status;
 
@@ -188,7 +221,7 @@ static int sandbox_pcall(lua_State *L)
 	lua_insert(L, 1);
 	status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
 	if (status != LUA_OK) {
-		if (rules_note_failure(rules_from(L), L, status))
+		if (rules_sandbox_note_failure(rules_from(L), L, status))
 			return lua_error(L);
 		lua_pushboolean(L, 0);
 		lua_insert(L, -2);
@@ -206,7 +239,7 @@ static int sandbox_pcall(lua_State *L)
  * so the handler sees the same argument either way; an error inside the
  * handler is returned as xpcall's second result.
  */
-static int sandbox_xpcall(lua_State *L)
+static int rules_sandbox_xpcall(lua_State *L)
 {
 	struct rules *r = rules_from(L);
 	int n = lua_gettop(L);
@@ -219,12 +252,12 @@ static int sandbox_xpcall(lua_State *L)
 	status = lua_pcall(L, n - 2, LUA_MULTRET, 0);
 	if (status == LUA_OK)
 		return lua_gettop(L) - 2;
-	if (rules_note_failure(r, L, status))
+	if (rules_sandbox_note_failure(r, L, status))
 		return lua_error(L);
 	lua_pushvalue(L, 2);
 	lua_insert(L, -2);    /* f, handler, true, handler, error */
 	status = lua_pcall(L, 1, 1, 0);
-	if (status != LUA_OK && rules_note_failure(r, L, status))
+	if (status != LUA_OK && rules_sandbox_note_failure(r, L, status))
 		return lua_error(L);
 	lua_pushboolean(L, 0);
 	lua_insert(L, -2);
@@ -232,7 +265,7 @@ static int sandbox_xpcall(lua_State *L)
 }
 
 /* Replaces the global os with a table holding only the harmless functions. */
-static void sandbox_reduce_os(lua_State *L)
+static void rules_sandbox_reduce_os(lua_State *L)
 {
 	luaL_requiref(L, LUA_OSLIBNAME, luaopen_os, 0);
 	lua_createtable(L, 0, 3);
@@ -264,7 +297,7 @@ void rules_sandbox_open(lua_State *L)
 		luaL_requiref(L, lib->name, lib->func, 1);
 		lua_pop(L, 1);
 	}
-	sandbox_reduce_os(L);
+	rules_sandbox_reduce_os(L);
 
 	lua_getglobal(L, LUA_STRLIBNAME);
 	lua_pushnil(L);
@@ -277,19 +310,19 @@ void rules_sandbox_open(lua_State *L)
 	}
 
 	lua_getglobal(L, "load");
-	lua_pushcclosure(L, sandbox_load, 1);
+	lua_pushcclosure(L, rules_sandbox_load, 1);
 	lua_setglobal(L, "load");
 
 	lua_getglobal(L, "setmetatable");
-	lua_pushcclosure(L, sandbox_setmetatable, 1);
+	lua_pushcclosure(L, rules_sandbox_setmetatable, 1);
 	lua_setglobal(L, "setmetatable");
 
 	lua_newtable(L);
-	lua_pushcclosure(L, sandbox_require, 1);
+	lua_pushcclosure(L, rules_sandbox_require, 1);
 	lua_setglobal(L, "require");
 
-	lua_pushcfunction(L, sandbox_pcall);
+	lua_pushcfunction(L, rules_sandbox_pcall);
 	lua_setglobal(L, "pcall");
-	lua_pushcfunction(L, sandbox_xpcall);
+	lua_pushcfunction(L, rules_sandbox_xpcall);
 	lua_setglobal(L, "xpcall");
 }

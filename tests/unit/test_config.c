@@ -78,7 +78,7 @@ static void assert_defaults(const struct config *c, int skip_strings_set_by_exam
 	if (!skip_strings_set_by_example) {
 		assert_string_equal(c->listen, "8443s");
 		assert_string_equal(c->tls_certificate, "certs/server.pem");
-		assert_string_equal(c->rules, "rules/example.lua");
+		assert_string_equal(c->rules_path, "rules/example.lua");
 		assert_string_equal(c->data_dir, "var");
 		assert_string_equal(c->output_dir, "var/out");
 		assert_null(c->rules_env);
@@ -166,7 +166,7 @@ static void test_full_file(void **state)
 	assert_string_equal(c.auth_token, "abc#def=ghi");
 	assert_int_equal(c.auth_disabled, 0);
 	assert_string_equal(c.allow_from, "10.0.0.0/8,192.0.2.7,2001:db8::/32");
-	assert_string_equal(c.rules, "my rules/route.lua");
+	assert_string_equal(c.rules_path, "my rules/route.lua");
 	assert_string_equal(c.data_dir, "/var/lib/egoi");
 	assert_string_equal(c.output_dir, "/var/lib/egoi/out");
 	assert_int_equal(c.threads, 1024);

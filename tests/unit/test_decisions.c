@@ -121,8 +121,8 @@ static struct decision *push(struct fixture *f, enum decision_kind kind, size_t 
 
 	assert_non_null(it);
 	it->target = dup_or_null(target);
-	it->text = dup_or_null(text);
-	it->text_len = text ? strlen(text) : 0;
+	it->body = dup_or_null(text);   /* body/line/reason/error: one union */
+	it->len = text ? strlen(text) : 0;
 	return it;
 }
 

@@ -33,12 +33,12 @@ static void route_fixture(struct routed *r, const char *rules, const char *fixtu
 {
 	memset(r, 0, sizeof *r);
 	assert_int_equal(config_defaults(&r->cfg), 0);
-	free(r->cfg.rules);
-	r->cfg.rules = strdup(rules);
+	free(r->cfg.rules_path);
+	r->cfg.rules_path = strdup(rules);
 	/* as deployed: rules_env lists what the shipped rules read */
 	r->cfg.rules_env = strdup("CRM_URL, SLACK_URL, CRM_SECRET");
 	r->sh.cfg = &r->cfg;
-	rules_current_init(&r->sh.rules);
+	rules_current_init(&r->sh.published);
 	pipeline_init(&r->pipe, &r->sh);
 	r->body = tu_read_file(fixture, &r->len);
 	assert_non_null(r->body);
@@ -50,7 +50,7 @@ static void routed_free(struct routed *r)
 {
 	pipeline_end(&r->pipe);
 	pipeline_free(&r->pipe);
-	rules_current_free(&r->sh.rules);
+	rules_current_free(&r->sh.published);
 	config_free(&r->cfg);
 	free(r->body);
 }
@@ -63,7 +63,7 @@ static const struct decision *decision_for(struct routed *r, const char *action,
 	*n = 0;
 	for (size_t i = 0; i < r->pipe.decisions.count; i++) {
 		const struct decision *it = &r->pipe.decisions.items[i];
-		const char *a = rules_event_action(r->pipe.rules, it->event);
+		const char *a = rules_event_action(r->pipe.engine, it->event);
 
 		if (a && strcmp(a, action) == 0) {
 			if (!first)
@@ -91,12 +91,12 @@ static void example_without_urls_writes_files(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(it->kind, DECISION_WRITE);
 	assert_string_equal(it->target, "crm.jsonl");
-	assert_null(it->text); /* the event's own JSON */
+	assert_null(it->line); /* the event's own JSON */
 
 	it = decision_for(&r, "new_order", &n);
 	assert_int_equal(it->kind, DECISION_WRITE);
 	assert_string_equal(it->target, "slack.jsonl");
-	assert_non_null(strstr(it->text, "\"text\":\"New order 1004844 from isabel.vieira@example.com"));
+	assert_non_null(strstr(it->line, "\"text\":\"New order 1004844 from isabel.vieira@example.com"));
 
 	it = decision_for(&r, "email_open", &n);
 	assert_int_equal(it->kind, DECISION_WRITE);
@@ -104,7 +104,7 @@ static void example_without_urls_writes_files(void **state)
 
 	it = decision_for(&r, "product_view", &n);
 	assert_int_equal(it->kind, DECISION_DROP);
-	assert_string_equal(it->text, "not routed: product_view");
+	assert_string_equal(it->reason, "not routed: product_view");
 	routed_free(&r);
 }
 
@@ -125,14 +125,14 @@ static void example_with_urls_forwards(void **state)
 		assert_int_equal(n, 1);
 		assert_int_equal(it->kind, DECISION_FORWARD);
 		assert_string_equal(it->target, "https://crm.example.com/hook");
-		assert_null(it->text); /* default: original bytes, merged per batch */
+		assert_null(it->body); /* default: original bytes, merged per batch */
 		assert_string_equal(it->name, "crm");
 	}
 	it = decision_for(&r, "new_order", &n);
 	assert_int_equal(it->kind, DECISION_FORWARD);
 	assert_string_equal(it->target, "https://hooks.slack.example.com/x");
-	assert_true(it->text_is_json);
-	assert_string_equal(it->text,
+	assert_true(it->is_json);
+	assert_string_equal(it->body,
 			    "{\"text\":\"New order 1004844 from isabel.vieira@example.com (list 3)\"}");
 	for (size_t i = 0; i < r.pipe.decisions.count; i++)
 		forwards += r.pipe.decisions.items[i].kind == DECISION_FORWARD;
@@ -153,11 +153,11 @@ static void slack_rules_post_text(void **state)
 	route_fixture(&r, "rules/slack.lua", "tests/fixtures/batch-all-actions.json");
 	it = decision_for(&r, "new_order", &n);
 	assert_int_equal(it->kind, DECISION_FORWARD);
-	assert_string_equal(it->text,
+	assert_string_equal(it->body,
 			    "{\"text\":\"New order 1004844 from isabel.vieira@example.com\"}");
 	it = decision_for(&r, "cart_update", &n);
 	assert_int_equal(it->kind, DECISION_FORWARD);
-	assert_non_null(strstr(it->text, "\"text\":\"Cart "));
+	assert_non_null(strstr(it->body, "\"text\":\"Cart "));
 	it = decision_for(&r, "email_open", &n);
 	assert_int_equal(it->kind, DECISION_DROP);
 	routed_free(&r);
@@ -192,9 +192,9 @@ static void crm_rules_sign_status_updates(void **state)
 	assert_int_equal(it->kind, DECISION_FORWARD);
 	assert_string_equal(it->content_type, "application/json");
 	/* action_date stays an integer through json.encode */
-	assert_non_null(strstr(it->text, "\"status\":\"bounced\""));
-	assert_non_null(strstr(it->text, "\"at\":1778577537"));
-	assert_non_null(strstr(it->text, "\"contact_ids\":[\"8d639eb2d1\"]"));
+	assert_non_null(strstr(it->body, "\"status\":\"bounced\""));
+	assert_non_null(strstr(it->body, "\"at\":1778577537"));
+	assert_non_null(strstr(it->body, "\"contact_ids\":[\"8d639eb2d1\"]"));
 	assert_non_null(strstr(it->headers, "X-Signature: sha256="));
 	it = decision_for(&r, "email_open", &n);
 	assert_int_equal(it->kind, DECISION_DROP);

@@ -81,10 +81,10 @@ static const char *run(struct fx *f, const char *code, const char *extra)
 	if (rules_parse_batch(f->r, f->body, strlen(f->body), 10, &f->batch, err, sizeof err) != 0)
 		fail_msg("parse: %s", err);
 	if (rules_route(f->r, 0, &meta, &f->decisions) != RULES_ROUTE_RAN)
-		fail_msg("%s: %s", code, f->decisions.count ? f->decisions.items[0].text : "?");
+		fail_msg("%s: %s", code, f->decisions.count ? f->decisions.items[0].error : "?");
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
-	snprintf(got, sizeof got, "%s", f->decisions.items[0].text);
+	snprintf(got, sizeof got, "%s", f->decisions.items[0].reason);
 	rules_end_batch(f->r);
 	return got;
 }
@@ -248,7 +248,7 @@ static void test_rejected_not_routable(void **state)
 	assert_null(rules_event_action(f->r, 0));
 	assert_string_equal(rules_event_action(f->r, 2), "eval");
 	assert_int_equal(rules_route(f->r, 2, &meta, &f->decisions), RULES_ROUTE_RAN);
-	assert_string_equal(f->decisions.items[0].text, "third");
+	assert_string_equal(f->decisions.items[0].reason, "third");
 	rules_end_batch(f->r);
 }
 

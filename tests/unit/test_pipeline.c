@@ -59,14 +59,14 @@ static int setup(void **state)
 	strcpy(f->dir, "/tmp/test_pipeline.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(config_defaults(&f->cfg), 0);
-	free(f->cfg.rules);
+	free(f->cfg.rules_path);
 	free(f->cfg.data_dir);
 	free(f->cfg.output_dir);
-	f->cfg.rules = join(f->dir, "rules.lua");
+	f->cfg.rules_path = join(f->dir, "rules.lua");
 	f->cfg.data_dir = join(f->dir, "data");
 	f->cfg.output_dir = join(f->dir, "out");
 	f->cfg.max_events = 4;
-	rf = fopen(f->cfg.rules, "w");
+	rf = fopen(f->cfg.rules_path, "w");
 	assert_non_null(rf);
 	fputs(rules_lua, rf);
 	fclose(rf);
@@ -74,7 +74,7 @@ static int setup(void **state)
 	if (!f->w)
 		fail_msg("outbox_writer_start: %s", err);
 	f->sh.cfg = &f->cfg;
-	rules_current_init(&f->sh.rules);
+	rules_current_init(&f->sh.published);
 	f->sh.writer = f->w;
 	pipeline_init(&f->p, &f->sh);
 	*state = f;
@@ -86,7 +86,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	pipeline_free(&f->p);
-	rules_current_free(&f->sh.rules);
+	rules_current_free(&f->sh.published);
 	outbox_writer_stop(f->w);
 	config_free(&f->cfg);
 	tu_rmtree(f->dir);
@@ -148,6 +148,7 @@ static void test_bad_batches_get_4xx_and_commit_nothing(void **state)
 
 	run(f, "{\"events\":[{\"action\":\"fwd\"},]}");
 	assert_int_equal(f->res.http_status, 400);
+	assert_int_equal(f->res.stage, PIPELINE_PARSE);
 	assert_non_null(strstr(f->res.error, "at byte"));
 	run(f, "{\"events\":[{\"action\":\"fwd\"},{},{},{},{}]}");
 	assert_int_equal(f->res.http_status, 413);
@@ -166,6 +167,7 @@ static void test_storage_failure_is_503(void **state)
 	assert_int_equal(sql_long(f, "DROP TABLE deliveries"), -1);
 	run(f, "{\"events\":[{\"action\":\"boom\"},{\"action\":\"fwd\"}]}");
 	assert_int_equal(f->res.http_status, 503);
+	assert_int_equal(f->res.stage, PIPELINE_COMMIT);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM dead_letters"), 0);
 }
 
@@ -173,15 +175,15 @@ static void test_storage_failure_is_503(void **state)
 static void publish(struct fx *f, const char *text, unsigned long generation)
 {
 	char err[256];
-	FILE *rf = fopen(f->cfg.rules, "w");
+	FILE *rf = fopen(f->cfg.rules_path, "w");
 	struct rules_source *src;
 
 	assert_non_null(rf);
 	fputs(text, rf);
 	fclose(rf);
-	src = rules_source_read(f->cfg.rules, generation, err, sizeof err);
+	src = rules_source_read(f->cfg.rules_path, generation, err, sizeof err);
 	assert_non_null(src);
-	rules_current_set(&f->sh.rules, src);
+	rules_current_set(&f->sh.published, src);
 }
 
 static void test_published_rules_reach_the_worker(void **state)
@@ -215,6 +217,63 @@ static void test_published_rules_reach_the_worker(void **state)
 	assert_int_equal(f->res.summary.writes, 0);
 }
 
+static void count_commit(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* What callers read: the stage, the events and each one's decisions, the commit callback. */
+static void test_result_and_accessors(void **state)
+{
+	struct fx *f = *state;
+	const char *body = "{\"events\":[{\"action\":\"fwd\"},7,{\"action\":\"none\"},"
+			   "{\"action\":\"file\"}]}";
+	const struct decision *d;
+	int commits = 0;
+	size_t n;
+
+	f->sh.on_commit = count_commit;
+	f->sh.on_commit_arg = &commits;
+	assert_int_equal(pipeline_route(&f->p, body, strlen(body), 1.0, "-", "r", &f->res), 0);
+	assert_int_equal(f->res.stage, PIPELINE_DONE);
+	assert_int_equal(pipeline_event_count(&f->p), 4);
+	assert_string_equal(pipeline_event_action(&f->p, 0), "fwd");
+	assert_null(pipeline_event_action(&f->p, 1));
+	assert_non_null(pipeline_event(&f->p, 1)->reject);
+	d = pipeline_decisions_of(&f->p, 0, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(d->kind, DECISION_FORWARD);
+	d = pipeline_decisions_of(&f->p, 1, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(d->kind, DECISION_REJECT);
+	pipeline_decisions_of(&f->p, 2, &n);
+	assert_int_equal(n, 0);
+	d = pipeline_decisions_of(&f->p, 3, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(d->kind, DECISION_WRITE);
+	assert_int_equal(d->event, 3);
+	pipeline_end(&f->p);
+	assert_int_equal(commits, 0);   /* routing alone commits nothing */
+	run(f, "{\"events\":[{\"action\":\"file\"}]}");
+	assert_int_equal(commits, 0);   /* no forward: nobody to wake */
+	run(f, body);
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(commits, 1);
+}
+
+static void test_rules_that_do_not_compile_are_their_own_stage(void **state)
+{
+	struct fx *f = *state;
+	FILE *rf = fopen(f->cfg.rules_path, "w");
+
+	assert_non_null(rf);
+	fputs("function route(e) error(", rf);
+	fclose(rf);
+	run(f, "{\"events\":[{\"action\":\"fwd\"}]}");
+	assert_int_equal(f->res.http_status, 500);
+	assert_int_equal(f->res.stage, PIPELINE_RULES_UNAVAILABLE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -224,6 +283,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_storage_failure_is_503, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_published_rules_reach_the_worker, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_result_and_accessors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rules_that_do_not_compile_are_their_own_stage,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

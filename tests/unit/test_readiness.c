@@ -220,7 +220,7 @@ static void test_gather_from_live_objects(void **state)
 	cfg.output_dir = dir;
 	memset(&sh, 0, sizeof sh);
 	sh.cfg = &cfg;
-	rules_current_init(&sh.rules);
+	rules_current_init(&sh.published);
 
 	/* nothing started yet: no rules, no writer, no delivery */
 	readiness_gather(&sh, &f);
@@ -239,7 +239,7 @@ static void test_gather_from_live_objects(void **state)
 	src = rules_source_read(path, 1, err, sizeof err);
 	if (!src)
 		fail_msg("rules_source_read: %s", err);
-	rules_current_set(&sh.rules, src);
+	rules_current_set(&sh.published, src);
 	assert_int_equal(outbox_space_start(dir, 0, err, sizeof err), 0);
 	sh.writer = outbox_writer_start(dir, err, sizeof err);
 	if (!sh.writer)
@@ -274,7 +274,7 @@ static void test_gather_from_live_objects(void **state)
 	deliver_stop(sh.deliver, 0);
 	outbox_writer_stop(sh.writer);
 	outbox_space_stop();
-	rules_current_free(&sh.rules);
+	rules_current_free(&sh.published);
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 

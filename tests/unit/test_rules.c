@@ -159,11 +159,11 @@ static void expect_result(struct fx *f, const char *code, const char *extra, con
 	enum rules_route_result rc = eval(f, code, extra);
 
 	if (rc != RULES_ROUTE_RAN)
-		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
+		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].reason : "");
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
-	if (strcmp(f->decisions.items[0].text, want) != 0)
-		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].text, want);
+	if (strcmp(f->decisions.items[0].reason, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].reason, want);
 }
 
 static void expect_error(struct fx *f, const char *code, const char *want)
@@ -175,10 +175,10 @@ static void expect_error(struct fx *f, const char *code, const char *want)
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_ERROR);
 	assert_int_equal(f->decisions.items[0].event, 0);
-	if (!strstr(f->decisions.items[0].text, want))
-		fail_msg("%s: error '%s' lacks '%s'", code, f->decisions.items[0].text, want);
-	assert_null(strchr(f->decisions.items[0].text, '\n'));
-	assert_int_equal(f->decisions.items[0].text_len, strlen(f->decisions.items[0].text));
+	if (!strstr(f->decisions.items[0].error, want))
+		fail_msg("%s: error '%s' lacks '%s'", code, f->decisions.items[0].error, want);
+	assert_null(strchr(f->decisions.items[0].error, '\n'));
+	assert_int_equal(f->decisions.items[0].len, strlen(f->decisions.items[0].error));
 }
 
 /* ---- loading ---- */
@@ -243,7 +243,7 @@ static void test_require_beside_rules_file(void **state)
 	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
 	assert_int_equal(route_one(&f, 0), 0);
 	assert_int_equal(f.decisions.count, 1);
-	assert_string_equal(f.decisions.items[0].text, "<email_open>1");
+	assert_string_equal(f.decisions.items[0].reason, "<email_open>1");
 
 	rules_end_batch(f.r);
 	rules_free(f.r);
@@ -287,7 +287,7 @@ static void test_required_module_is_recorded_and_replayed(void **state)
 	decisions_init(&f.decisions);
 	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
 	assert_int_equal(route_one(&f, 0), 0);
-	assert_string_equal(f.decisions.items[0].text, "v1");
+	assert_string_equal(f.decisions.items[0].reason, "v1");
 	rules_end_batch(f.r);
 	rules_free(f.r);
 	/* Without the record, the disk's broken text is what loads. */
@@ -337,7 +337,7 @@ static void test_every_kind_with_options(void **state)
 	assert_int_equal(a->kind, DECISION_FORWARD);
 	assert_int_equal(a->event, 0);
 	assert_string_equal(a->target, "https://a.example/hook");
-	assert_null(a->text);
+	assert_null(a->body);
 	assert_string_equal(a->method, "POST");
 	assert_null(a->content_type);
 	assert_null(a->headers);
@@ -351,42 +351,42 @@ static void test_every_kind_with_options(void **state)
 	assert_string_equal(a->content_type, "application/x-test");
 	assert_string_equal(a->headers, "X-A: 1\nX-B: 2\n");
 	assert_string_equal(a->name, "crm");
-	assert_int_equal(a->text_is_json, 1);
-	assert_non_null(a->text);
-	assert_int_equal(a->text_len, strlen(a->text));
+	assert_int_equal(a->is_json, 1);
+	assert_non_null(a->body);
+	assert_int_equal(a->len, strlen(a->body));
 	/* Object key order is not fixed; both members must be exact. */
-	assert_non_null(strstr(a->text, "\"id\":9007199254740993"));
-	assert_non_null(strstr(a->text, "\"list\":\"12\""));
+	assert_non_null(strstr(a->body, "\"id\":9007199254740993"));
+	assert_non_null(strstr(a->body, "\"list\":\"12\""));
 
 	a = &f->decisions.items[2];
-	assert_string_equal(a->text, "plain text");
-	assert_int_equal(a->text_len, 10);
-	assert_int_equal(a->text_is_json, 0);
+	assert_string_equal(a->body, "plain text");
+	assert_int_equal(a->len, 10);
+	assert_int_equal(a->is_json, 0);
 	assert_string_equal(a->method, "POST");
 
 	a = &f->decisions.items[3];
 	assert_int_equal(a->kind, DECISION_WRITE);
 	assert_int_equal(a->event, 3);
 	assert_string_equal(a->target, "sms/out.jsonl");
-	assert_null(a->text);
+	assert_null(a->line);
 
 	a = &f->decisions.items[4];
 	assert_int_equal(a->kind, DECISION_WRITE);
 	assert_string_equal(a->target, "a.txt");
-	assert_string_equal(a->text, "hello");
-	assert_int_equal(a->text_is_json, 0);
+	assert_string_equal(a->line, "hello");
+	assert_int_equal(a->is_json, 0);
 
 	a = &f->decisions.items[5];
 	assert_int_equal(a->kind, DECISION_WRITE);
-	assert_string_equal(a->text, "{\"n\":631152000}");
-	assert_int_equal(a->text_is_json, 1);
+	assert_string_equal(a->line, "{\"n\":631152000}");
+	assert_int_equal(a->is_json, 1);
 
 	a = &f->decisions.items[6];
 	assert_int_equal(a->kind, DECISION_DROP);
-	assert_string_equal(a->text, "unsub");
+	assert_string_equal(a->reason, "unsub");
 	a = &f->decisions.items[7];
 	assert_int_equal(a->kind, DECISION_DROP);
-	assert_string_equal(a->text, "dropped");
+	assert_string_equal(a->reason, "dropped");
 	assert_int_equal(a->event, 7);
 
 	assert_int_equal(f->decisions.items[8].kind, DECISION_DROP);
@@ -412,9 +412,9 @@ static void test_rule_error_discards_partial_decisions(void **state)
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
 	assert_int_equal(f->decisions.items[1].kind, DECISION_ERROR);
 	assert_int_equal(f->decisions.items[1].event, 1);
-	assert_non_null(strstr(f->decisions.items[1].text, "tests/rules/kinds.lua:"));
-	assert_non_null(strstr(f->decisions.items[1].text, ": boom"));
-	assert_null(strstr(f->decisions.items[1].text, "traceback"));
+	assert_non_null(strstr(f->decisions.items[1].error, "tests/rules/kinds.lua:"));
+	assert_non_null(strstr(f->decisions.items[1].error, ": boom"));
+	assert_null(strstr(f->decisions.items[1].error, "traceback"));
 
 	/* The state is still healthy for the next event of the batch. */
 	assert_int_equal(route_one(f, 2), 0);
@@ -431,7 +431,7 @@ static void test_decision_cap(void **state)
 	parse(f, "{\"events\":[{\"action\":\"flood\"}]}");
 	assert_int_equal(route_one(f, 0), 1);
 	assert_int_equal(f->decisions.count, 1);
-	assert_non_null(strstr(f->decisions.items[0].text, "too many decisions"));
+	assert_non_null(strstr(f->decisions.items[0].error, "too many decisions"));
 	rules_end_batch(f->r);
 }
 
@@ -486,7 +486,7 @@ static void test_all_actions_fixture(void **state)
 			writes++;
 		} else {
 			assert_int_equal(a->kind, DECISION_DROP);
-			assert_string_equal(a->text, action);
+			assert_string_equal(a->reason, action);
 			drops++;
 		}
 	}
@@ -699,7 +699,7 @@ static void test_meta_env_now_log(void **state)
 		 "math.type(meta.index)}, ',')\"}]}");
 	assert_int_equal(rules_route(f->r, 0, &meta, &f->decisions), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
-	assert_string_equal(f->decisions.items[0].text, "7,9,10.0.0.1,req-1,1712345678.25,integer");
+	assert_string_equal(f->decisions.items[0].reason, "7,9,10.0.0.1,req-1,1712345678.25,integer");
 	rules_end_batch(f->r);
 
 	assert_int_equal(setenv("EGOI_TEST_RULES_ENV", "v4lue", 1), 0);
@@ -806,7 +806,7 @@ static void test_write_and_drop_validation(void **state)
 	assert_int_equal(eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].target, "ok/x.log");
-	assert_string_equal(f->decisions.items[0].text, "[1,2]");
+	assert_string_equal(f->decisions.items[0].line, "[1,2]");
 }
 
 /* Every worker state runs init(); its log lines must appear once per process. */

@@ -121,8 +121,8 @@ static void expect_error(struct fx *f, const char *code, const char *want)
 	e = find(f, 0, DECISION_ERROR);
 	assert_non_null(e);
 	assert_int_equal(f->decisions.count, 1);
-	if (!strstr(e->text, want))
-		fail_msg("%s: error '%s' lacks '%s'", code, e->text, want);
+	if (!strstr(e->error, want))
+		fail_msg("%s: error '%s' lacks '%s'", code, e->error, want);
 	rules_end_batch(f->r);
 }
 
@@ -132,7 +132,7 @@ static void expect_ok(struct fx *f, const char *code)
 
 	run(f, 1, &code, &rc);
 	if (rc != RULES_ROUTE_RAN)
-		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
+		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].error : "");
 	rules_end_batch(f->r);
 }
 
@@ -244,7 +244,7 @@ static void test_json_encode_many_references(void **state)
 	/* the state is usable afterwards, and a large text that fits still encodes */
 	expect_ok(f, "local s = string.rep('y', 4 * 1024 * 1024) "
 		     "return #json.encode({ s, s })");
-	assert_string_equal(f->decisions.items[0].text, "8388615");
+	assert_string_equal(f->decisions.items[0].reason, "8388615");
 	fx_free(f);
 }
 
@@ -280,7 +280,7 @@ static void test_forward_body_caps(void **state)
 	assert_int_equal(rc[2], RULES_ROUTE_RAN);
 	assert_int_equal(count(f, 0, DECISION_FORWARD), 4);
 	assert_int_equal(count(f, 1, DECISION_FORWARD), 0);
-	assert_non_null(strstr(find(f, 1, DECISION_ERROR)->text, "max_batch_forward_bytes"));
+	assert_non_null(strstr(find(f, 1, DECISION_ERROR)->error, "max_batch_forward_bytes"));
 	assert_int_equal(count(f, 2, DECISION_FORWARD), 1);
 	rules_end_batch(f->r);
 

@@ -106,11 +106,11 @@ static void expect_result(struct fx *f, const char *code, const char *want)
 	enum rules_route_result rc = eval(f, code);
 
 	if (rc != RULES_ROUTE_RAN)
-		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].text : "");
+		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].reason : "");
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
-	if (strcmp(f->decisions.items[0].text, want) != 0)
-		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].text, want);
+	if (strcmp(f->decisions.items[0].reason, want) != 0)
+		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].reason, want);
 }
 
 /* code (event.data = data) must fail with want in its message within
@@ -126,8 +126,8 @@ static void expect_time_error_data(struct fx *f, const char *code, const char *d
 		fail_msg("%s: rc %d, want a rule error", code, rc);
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_ERROR);
-	if (!strstr(f->decisions.items[0].text, want))
-		fail_msg("%s: error '%s' lacks '%s'", code, f->decisions.items[0].text, want);
+	if (!strstr(f->decisions.items[0].error, want))
+		fail_msg("%s: error '%s' lacks '%s'", code, f->decisions.items[0].error, want);
 	if (took >= 2.0 * TLIMIT_MS)
 		fail_msg("%s: took %.0f ms, limit %ld ms", code, took, TLIMIT_MS);
 	expect_result(f, "return 40 + 2", "42");
