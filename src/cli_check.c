@@ -21,7 +21,7 @@
 #include "http_guard.h"
 #include "outbox.h"
 #include "outbox_deliver.h"
-#include "rules.h"
+#include "rules_load.h"
 #include "rules_source.h"
 #include "tls_cert.h"
 
@@ -153,33 +153,17 @@ static int cli_check_outbox(const struct config *cfg)
 	return 0;
 }
 
-/* Read once and compiled with init(), as start-up compiles them (main.c). */
+/* Read once and compiled with init(), as start-up compiles them (rules_load.h). */
 static int cli_check_rules(const struct config *cfg)
 {
-	struct rules_options ropt;
-	struct rules_source *src;
-	struct rules *r = NULL;
 	char err[1024];
+	struct rules_source *src = rules_load_checked(cfg, 1, err, sizeof err);
 
-	src = rules_source_read(cfg->rules_path, 1, err, sizeof err);
-	if (src) {
-		memset(&ropt, 0, sizeof ropt);
-		ropt.path = cfg->rules_path;
-		ropt.source = src->text;
-		ropt.source_len = src->len;
-		ropt.instruction_limit = cfg->lua_instruction_limit;
-		ropt.memory_limit = cfg->lua_memory_limit;
-		ropt.time_limit_ms = cfg->lua_time_limit_ms;
-		ropt.env_names = cfg->rules_env;
-		r = rules_new(&ropt, err, sizeof err);
-	}
-	if (!r) {
+	if (!src) {
 		cli_check_line(0, "rules", "%s", err);
-		rules_source_unref(src);
 		return -1;
 	}
 	cli_check_line(1, "rules", "%s (compiled, init() ran)", cfg->rules_path);
-	rules_free(r);
 	rules_source_unref(src);
 	return 0;
 }

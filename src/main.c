@@ -47,6 +47,7 @@
 #include "outbox_writer.h"
 #include "pipeline.h"
 #include "privs.h"
+#include "rules_load.h"
 #include "rules_source.h"
 #include "rules.h"
 #include "sink_file.h"
@@ -80,39 +81,6 @@ static void usage(FILE *out)
 		"\nconfiguration keys (router.conf, `key = value`):\n");
 	if (out == stdout)
 		config_print_keys(out);
-}
-
-/*
- * Reads the rules file once and compiles that text (init() included), as
- * every worker will. Returns the source (one reference, the caller's), or
- * NULL with err set.
- */
-static struct rules_source *rules_load_checked(const struct config *cfg, unsigned long generation,
-					       char *err, size_t errlen)
-{
-	struct rules_options ropt;
-	struct rules_source *src;
-	struct rules *r;
-
-	src = rules_source_read(cfg->rules_path, generation, err, errlen);
-	if (!src)
-		return NULL;
-	memset(&ropt, 0, sizeof ropt);
-	ropt.path = cfg->rules_path;
-	ropt.source = src->text;
-	ropt.source_len = src->len;
-	ropt.instruction_limit = cfg->lua_instruction_limit;
-	ropt.memory_limit = cfg->lua_memory_limit;
-	ropt.time_limit_ms = cfg->lua_time_limit_ms;
-	ropt.env_names = cfg->rules_env;
-	ropt.record = &src->modules;   /* what it requires belongs to this generation */
-	r = rules_new(&ropt, err, errlen);
-	if (!r) {
-		rules_source_unref(src);
-		return NULL;
-	}
-	rules_free(r);
-	return src;
 }
 
 /* Loads the config and the rules; errors go to stderr. NULL on failure. */

@@ -14,6 +14,7 @@
  * is then not committed.
  */
 #include "pipeline.h"
+#include "rules_load.h"
 #include "clock.h"
 
 #include <stdio.h>
@@ -62,23 +63,16 @@ static int pipeline_build_engine(struct pipeline *p, char *err, size_t errlen)
 	unsigned long want = atomic_load(&p->sh->published.generation);
 	struct rules_source *src;
 	struct rules *r;
-	struct rules_options opt = {
-		.path = p->cfg->rules_path,
-		.instruction_limit = p->cfg->lua_instruction_limit,
-		.memory_limit = p->cfg->lua_memory_limit,
-		.time_limit_ms = p->cfg->lua_time_limit_ms,
-		.env_names = p->cfg->rules_env,
-		.env_pairs = p->sh->env_pairs,
-		.dry_run = p->dry_run,
-		.max_forward_body = p->cfg->max_forward_body,
-		.max_batch_forward = p->cfg->max_batch_forward_bytes,
-		/* restart keys: the start-up config, which outlives every snapshot */
-		.self_listen = p->sh->cfg->listen,
-		.self_endpoint = p->sh->cfg->endpoint,
-	};
+	struct rules_options opt;
 
 	if (p->engine && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
 		return 0;
+	rules_load_options(p->cfg, &opt);
+	opt.env_pairs = p->sh->env_pairs;
+	opt.dry_run = p->dry_run;
+	/* restart keys: the start-up config, which outlives every snapshot */
+	opt.self_listen = p->sh->cfg->listen;
+	opt.self_endpoint = p->sh->cfg->endpoint;
 	src = rules_current_get(&p->sh->published);
 	if (src) {
 		opt.source = src->text;
