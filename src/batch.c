@@ -61,11 +61,11 @@ struct bp {
 	size_t errlen;
 };
 
-static int bp_fail(struct bp *p, int status, const char *fmt, ...)
+static int batch_bp_fail(struct bp *p, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Records the first error and returns 0, which makes yajl cancel the parse. */
-static int bp_fail(struct bp *p, int status, const char *fmt, ...)
+static int batch_bp_fail(struct bp *p, int status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -80,7 +80,7 @@ static int bp_fail(struct bp *p, int status, const char *fmt, ...)
 	return 0;
 }
 
-static size_t bp_consumed(const struct bp *p)
+static size_t batch_bp_consumed(const struct bp *p)
 {
 	return yajl_get_bytes_consumed(p->h);
 }
@@ -89,25 +89,25 @@ static size_t bp_consumed(const struct bp *p)
  * Whitespace as yajl's lexer reads it: JSON's four characters plus \v and
  * \f, which yajl also skips. Spans and compaction must agree with it.
  */
-static int bp_is_space(char c)
+static int batch_bp_is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
 /* First byte at or after from that is not whitespace, ',' or ':'. */
-static size_t bp_skip_sep(const struct bp *p, size_t from)
+static size_t batch_bp_skip_sep(const struct bp *p, size_t from)
 {
 	while (from < p->len) {
 		char c = p->body[from];
 
-		if (!bp_is_space(c) && c != ',' && c != ':')
+		if (!batch_bp_is_space(c) && c != ',' && c != ':')
 			break;
 		from++;
 	}
 	return from;
 }
 
-static int bp_push_event(struct bp *p, size_t start, const char *reject)
+static int batch_bp_push_event(struct bp *p, size_t start, const char *reject)
 {
 	struct batch *b = p->out;
 	struct batch_event *ev;
@@ -117,7 +117,7 @@ static int bp_push_event(struct bp *p, size_t start, const char *reject)
 		struct batch_event *events = realloc(b->events, cap * sizeof *events);
 
 		if (!events)
-			return bp_fail(p, BATCH_NOMEM, "out of memory");
+			return batch_bp_fail(p, BATCH_NOMEM, "out of memory");
 		b->events = events;
 		b->cap = cap;
 	}
@@ -132,40 +132,40 @@ static int bp_push_event(struct bp *p, size_t start, const char *reject)
  * Called at the start of every value (scalars and container openings),
  * before the depth changes. Returns 1 to go on, 0 to cancel.
  */
-static int bp_value(struct bp *p, enum bp_kind kind)
+static int batch_bp_value(struct bp *p, enum bp_kind kind)
 {
 	int container = kind == BP_MAP || kind == BP_ARRAY;
 	size_t start;
 
 	if (p->depth == 0) {
 		if (kind != BP_MAP)
-			return bp_fail(p, BATCH_INVALID, "body is not a JSON object");
+			return batch_bp_fail(p, BATCH_INVALID, "body is not a JSON object");
 	} else if (p->depth == 1) {
 		if (p->expect_events) {
 			p->expect_events = 0;
 			if (kind != BP_ARRAY) {
-				start = container ? bp_consumed(p) - 1 : bp_skip_sep(p, p->mark);
-				return bp_fail(p, BATCH_INVALID,
+				start = container ? batch_bp_consumed(p) - 1 : batch_bp_skip_sep(p, p->mark);
+				return batch_bp_fail(p, BATCH_INVALID,
 					       "\"events\" is not an array at byte %zu", start);
 			}
 			p->in_events = 1;
-			p->mark = bp_consumed(p);
+			p->mark = batch_bp_consumed(p);
 		}
 	} else if (p->depth == 2 && p->in_events) {
 		if (p->out->count >= p->max_events)
-			return bp_fail(p, BATCH_TOO_MANY, "batch has more than %zu events",
+			return batch_bp_fail(p, BATCH_TOO_MANY, "batch has more than %zu events",
 				       p->max_events);
-		start = container ? bp_consumed(p) - 1 : bp_skip_sep(p, p->mark);
-		if (!bp_push_event(p, start, kind == BP_MAP ? NULL : "event is not an object"))
+		start = container ? batch_bp_consumed(p) - 1 : batch_bp_skip_sep(p, p->mark);
+		if (!batch_bp_push_event(p, start, kind == BP_MAP ? NULL : "event is not an object"))
 			return 0;
 		if (kind == BP_MAP) {
 			p->in_event = 1;
 			p->action_pending = 0;
 			p->has_action = 0;
 			if (p->bld && p->bld->event_begin(p->ud, p->out->count - 1) != 0)
-				return bp_fail(p, BATCH_NOMEM, "out of memory building event");
+				return batch_bp_fail(p, BATCH_NOMEM, "out of memory building event");
 		} else if (!container) {
-			p->mark = bp_consumed(p);
+			p->mark = batch_bp_consumed(p);
 			p->out->events[p->out->count - 1].end = p->mark;
 		}
 	} else if (p->depth == 3 && p->in_event && p->action_pending) {
@@ -174,13 +174,13 @@ static int bp_value(struct bp *p, enum bp_kind kind)
 		p->has_action = kind == BP_STRING;
 	}
 	if (container && ++p->depth > BATCH_MAX_DEPTH)
-		return bp_fail(p, BATCH_INVALID, "JSON nested deeper than %d levels at byte %zu",
-			       BATCH_MAX_DEPTH, bp_consumed(p) - 1);
+		return batch_bp_fail(p, BATCH_INVALID, "JSON nested deeper than %d levels at byte %zu",
+			       BATCH_MAX_DEPTH, batch_bp_consumed(p) - 1);
 	return 1;
 }
 
 /* Called after a container closed and the builder saw its end. */
-static int bp_close(struct bp *p)
+static int batch_bp_close(struct bp *p)
 {
 	struct batch_event *ev;
 
@@ -188,7 +188,7 @@ static int bp_close(struct bp *p)
 	if (p->depth == 1 && p->in_events) {
 		p->in_events = 0;
 	} else if (p->depth == 2 && p->in_events) {
-		p->mark = bp_consumed(p);
+		p->mark = batch_bp_consumed(p);
 		ev = &p->out->events[p->out->count - 1];
 		ev->end = p->mark;
 		if (p->in_event) {
@@ -196,53 +196,53 @@ static int bp_close(struct bp *p)
 			if (!p->has_action)
 				ev->reject = "event has no string action";
 			if (p->bld && p->bld->event_end(p->ud, p->out->count - 1, ev->reject) != 0)
-				return bp_fail(p, BATCH_NOMEM, "out of memory building event");
+				return batch_bp_fail(p, BATCH_NOMEM, "out of memory building event");
 		}
 	}
 	return 1;
 }
 
 /* Maps a builder's -1 to a cancelled parse. */
-static int bp_built(struct bp *p, int rc)
+static int batch_bp_built(struct bp *p, int rc)
 {
 	if (rc != 0)
-		return bp_fail(p, BATCH_NOMEM, "out of memory building event");
+		return batch_bp_fail(p, BATCH_NOMEM, "out of memory building event");
 	return 1;
 }
 
-static int cb_null(void *ctx)
+static int batch_cb_null(void *ctx)
 {
 	struct bp *p = ctx;
 
-	if (!bp_value(p, BP_SCALAR))
+	if (!batch_bp_value(p, BP_SCALAR))
 		return 0;
-	return p->in_event && p->bld ? bp_built(p, p->bld->null_value(p->ud)) : 1;
+	return p->in_event && p->bld ? batch_bp_built(p, p->bld->null_value(p->ud)) : 1;
 }
 
-static int cb_boolean(void *ctx, int value)
+static int batch_cb_boolean(void *ctx, int value)
 {
 	struct bp *p = ctx;
 
-	if (!bp_value(p, BP_SCALAR))
+	if (!batch_bp_value(p, BP_SCALAR))
 		return 0;
-	return p->in_event && p->bld ? bp_built(p, p->bld->boolean(p->ud, value)) : 1;
+	return p->in_event && p->bld ? batch_bp_built(p, p->bld->boolean(p->ud, value)) : 1;
 }
 
-static int cb_number(void *ctx, const char *s, size_t len)
+static int batch_cb_number(void *ctx, const char *s, size_t len)
 {
 	struct bp *p = ctx;
 	long long iv = 0;
 	double dv = 0;
 	enum batch_number_kind kind;
 
-	if (!bp_value(p, BP_SCALAR))
+	if (!batch_bp_value(p, BP_SCALAR))
 		return 0;
 	if (!p->in_event || !p->bld)
 		return 1;
 	kind = batch_number(s, len, &iv, &dv);
 	if (kind == BATCH_NUMBER_NOMEM)
-		return bp_fail(p, BATCH_NOMEM, "out of memory");
-	return bp_built(p, kind == BATCH_NUMBER_INTEGER ? p->bld->integer(p->ud, iv)
+		return batch_bp_fail(p, BATCH_NOMEM, "out of memory");
+	return batch_bp_built(p, kind == BATCH_NUMBER_INTEGER ? p->bld->integer(p->ud, iv)
 							: p->bld->number(p->ud, dv));
 }
 
@@ -273,36 +273,36 @@ enum batch_number_kind batch_number(const char *s, size_t len, long long *iv, do
 	return is_int ? BATCH_NUMBER_INTEGER : BATCH_NUMBER_FLOAT;
 }
 
-static int cb_string(void *ctx, const unsigned char *s, size_t len)
+static int batch_cb_string(void *ctx, const unsigned char *s, size_t len)
 {
 	struct bp *p = ctx;
 
-	if (!bp_value(p, BP_STRING))
+	if (!batch_bp_value(p, BP_STRING))
 		return 0;
-	return p->in_event && p->bld ? bp_built(p, p->bld->string(p->ud, (const char *)s, len)) : 1;
+	return p->in_event && p->bld ? batch_bp_built(p, p->bld->string(p->ud, (const char *)s, len)) : 1;
 }
 
-static int cb_start_map(void *ctx)
+static int batch_cb_start_map(void *ctx)
 {
 	struct bp *p = ctx;
 
-	if (!bp_value(p, BP_MAP))
+	if (!batch_bp_value(p, BP_MAP))
 		return 0;
-	return p->in_event && p->bld ? bp_built(p, p->bld->map_begin(p->ud)) : 1;
+	return p->in_event && p->bld ? batch_bp_built(p, p->bld->map_begin(p->ud)) : 1;
 }
 
-static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
+static int batch_cb_map_key(void *ctx, const unsigned char *s, size_t len)
 {
 	struct bp *p = ctx;
 
 	if (p->depth == 1) {
 		if (len == sizeof BATCH_KEY - 1 && memcmp(s, BATCH_KEY, len) == 0) {
 			if (p->have_events)
-				return bp_fail(p, BATCH_INVALID, "duplicate \"events\" key at byte %zu",
-					       bp_consumed(p));
+				return batch_bp_fail(p, BATCH_INVALID, "duplicate \"events\" key at byte %zu",
+					       batch_bp_consumed(p));
 			p->have_events = 1;
 			p->expect_events = 1;
-			p->mark = bp_consumed(p);
+			p->mark = batch_bp_consumed(p);
 		}
 		return 1;
 	}
@@ -310,46 +310,46 @@ static int cb_map_key(void *ctx, const unsigned char *s, size_t len)
 		return 1;
 	if (p->depth == 3)
 		p->action_pending = len == 6 && memcmp(s, "action", 6) == 0;
-	return p->bld ? bp_built(p, p->bld->map_key(p->ud, (const char *)s, len)) : 1;
+	return p->bld ? batch_bp_built(p, p->bld->map_key(p->ud, (const char *)s, len)) : 1;
 }
 
-static int cb_end_map(void *ctx)
+static int batch_cb_end_map(void *ctx)
 {
 	struct bp *p = ctx;
 
-	if (p->in_event && p->bld && !bp_built(p, p->bld->map_end(p->ud)))
+	if (p->in_event && p->bld && !batch_bp_built(p, p->bld->map_end(p->ud)))
 		return 0;
-	return bp_close(p);
+	return batch_bp_close(p);
 }
 
-static int cb_start_array(void *ctx)
+static int batch_cb_start_array(void *ctx)
 {
 	struct bp *p = ctx;
 
-	if (!bp_value(p, BP_ARRAY))
+	if (!batch_bp_value(p, BP_ARRAY))
 		return 0;
-	return p->in_event && p->bld ? bp_built(p, p->bld->array_begin(p->ud)) : 1;
+	return p->in_event && p->bld ? batch_bp_built(p, p->bld->array_begin(p->ud)) : 1;
 }
 
-static int cb_end_array(void *ctx)
+static int batch_cb_end_array(void *ctx)
 {
 	struct bp *p = ctx;
 
-	if (p->in_event && p->bld && !bp_built(p, p->bld->array_end(p->ud)))
+	if (p->in_event && p->bld && !batch_bp_built(p, p->bld->array_end(p->ud)))
 		return 0;
-	return bp_close(p);
+	return batch_bp_close(p);
 }
 
 static const yajl_callbacks bp_callbacks = {
-	.yajl_null = cb_null,
-	.yajl_boolean = cb_boolean,
-	.yajl_number = cb_number,
-	.yajl_string = cb_string,
-	.yajl_start_map = cb_start_map,
-	.yajl_map_key = cb_map_key,
-	.yajl_end_map = cb_end_map,
-	.yajl_start_array = cb_start_array,
-	.yajl_end_array = cb_end_array,
+	.yajl_null = batch_cb_null,
+	.yajl_boolean = batch_cb_boolean,
+	.yajl_number = batch_cb_number,
+	.yajl_string = batch_cb_string,
+	.yajl_start_map = batch_cb_start_map,
+	.yajl_map_key = batch_cb_map_key,
+	.yajl_end_map = batch_cb_end_map,
+	.yajl_start_array = batch_cb_start_array,
+	.yajl_end_array = batch_cb_end_array,
 };
 
 /*
@@ -357,13 +357,13 @@ static const yajl_callbacks bp_callbacks = {
  * byte), but for some lexical errors at the offending byte itself, which
  * the whitespace before it gives away.
  */
-static size_t error_offset(void *h, const char *text, size_t len)
+static size_t batch_error_offset(void *h, const char *text, size_t len)
 {
 	size_t off = yajl_get_bytes_consumed(h);
 
 	if (off == 0)
 		return 0;
-	if (off < len && bp_is_space(text[off - 1]))
+	if (off < len && batch_bp_is_space(text[off - 1]))
 		return off;
 	return off - 1;
 }
@@ -373,7 +373,7 @@ void batch_syntax_error(void *h, const char *text, size_t len, int stopped_in_pa
 {
 	unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)text, len);
 	const char *reason = msg ? (const char *)msg : "syntax error";
-	size_t offset = stopped_in_parse ? error_offset(h, text, len) : len;
+	size_t offset = stopped_in_parse ? batch_error_offset(h, text, len) : len;
 	size_t n = strlen(reason);
 
 	while (n > 0 && (reason[n - 1] == '\n' || reason[n - 1] == '\r' || reason[n - 1] == ' '))
@@ -411,7 +411,7 @@ void batch_free(struct batch *b)
 }
 
 /* The value of the four hex digits at s[0..avail), or -1. */
-static long hex4(const char *s, size_t avail)
+static long batch_hex4(const char *s, size_t avail)
 {
 	long v = 0;
 
@@ -442,7 +442,7 @@ size_t batch_lone_surrogate(const char *body, size_t len)
 	const char *p = body, *end = body + len;
 
 	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
-		long hi = p + 1 < end && p[1] == 'u' ? hex4(p + 2, (size_t)(end - p - 2)) : -1, lo;
+		long hi = p + 1 < end && p[1] == 'u' ? batch_hex4(p + 2, (size_t)(end - p - 2)) : -1, lo;
 
 		if (hi < 0xd800 || hi > 0xdfff) {
 			p += 2;   /* any other escape; p may now be end */
@@ -452,7 +452,7 @@ size_t batch_lone_surrogate(const char *body, size_t len)
 		}
 		if (hi >= 0xdc00)
 			return (size_t)(p - body);
-		lo = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8, 4) : -1;
+		lo = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? batch_hex4(p + 8, 4) : -1;
 		if (lo < 0xdc00 || lo > 0xdfff)
 			return (size_t)(p - body);
 		p += 12;
@@ -484,13 +484,13 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 	size_t lone = batch_lone_surrogate(body, len);
 
 	if (lone != (size_t)-1) {
-		bp_fail(&p, BATCH_INVALID, "invalid JSON at byte %zu: \\u%.4s is a lone UTF-16 "
+		batch_bp_fail(&p, BATCH_INVALID, "invalid JSON at byte %zu: \\u%.4s is a lone UTF-16 "
 			"surrogate (not a character)", lone, body + lone + 2);
 		goto out;
 	}
 	p.h = yajl_alloc(&bp_callbacks, NULL, &p);
 	if (!p.h) {
-		bp_fail(&p, BATCH_NOMEM, "out of memory");
+		batch_bp_fail(&p, BATCH_NOMEM, "out of memory");
 		goto out;
 	}
 	/* Kept in out until the end: a builder may longjmp out of yajl_parse. */
@@ -504,12 +504,12 @@ int batch_parse(struct batch *out, const char *body, size_t len, size_t max_even
 
 	if (st == yajl_status_client_canceled) {
 		if (p.status == BATCH_OK)
-			bp_fail(&p, BATCH_NOMEM, "parse cancelled");
+			batch_bp_fail(&p, BATCH_NOMEM, "parse cancelled");
 	} else if (st == yajl_status_error) {
 		p.status = BATCH_INVALID;
 		batch_syntax_error(p.h, body, len, in_parse, err, errlen);
 	} else if (!p.have_events) {
-		bp_fail(&p, BATCH_INVALID, "no \"events\" array");
+		batch_bp_fail(&p, BATCH_INVALID, "no \"events\" array");
 	}
 out:
 	if (out->parser) {
@@ -538,7 +538,7 @@ size_t batch_compact(const char *text, size_t len, char *out)
 		} else if (c == '"') {
 			in_string = 1;
 			out[n++] = c;
-		} else if (!bp_is_space(c)) {
+		} else if (!batch_bp_is_space(c)) {
 			out[n++] = c;
 		}
 	}

@@ -31,12 +31,12 @@
 #include "log.h"
 #include "util.h"
 
-static void *field(struct config *cfg, const struct cfg_key *k)
+static void *config_field(struct config *cfg, const struct cfg_key *k)
 {
 	return (char *)cfg + k->offset;
 }
 
-static int key_is_string(const struct cfg_key *k)
+static int config_key_is_string(const struct cfg_key *k)
 {
 	return k->type == CFG_STRING || k->type == CFG_PATH || k->type == CFG_ENUM ||
 	       k->type == CFG_CIDRS || k->type == CFG_SECRET;
@@ -55,10 +55,10 @@ static void config_free_string(const struct cfg_key *k, char *s)
  * earlier value. from_env: val came from the environment, so the literal
  * `none` of auth_token does not apply.
  */
-static int key_set(struct config *cfg, const struct cfg_key *k, const char *val, int from_env,
+static int config_key_set(struct config *cfg, const struct cfg_key *k, const char *val, int from_env,
 		   char *why, size_t whylen)
 {
-	void *f = field(cfg, k);
+	void *f = config_field(cfg, k);
 	long long num;
 	char *s = NULL;
 	int lvl;
@@ -143,8 +143,8 @@ void config_free(struct config *cfg)
 	if (!cfg)
 		return;
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
-		if (key_is_string(&config_keys[i]))
-			config_free_string(&config_keys[i], *(char **)field(cfg, &config_keys[i]));
+		if (config_key_is_string(&config_keys[i]))
+			config_free_string(&config_keys[i], *(char **)config_field(cfg, &config_keys[i]));
 	memset(cfg, 0, sizeof *cfg);
 }
 
@@ -155,7 +155,7 @@ int config_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof *cfg);
 	for (size_t i = 0; i < CONFIG_NKEYS; i++) {
 		const struct cfg_key *k = &config_keys[i];
-		if (k->def && key_set(cfg, k, k->def, 0, why, sizeof why) < 0) {
+		if (k->def && config_key_set(cfg, k, k->def, 0, why, sizeof why) < 0) {
 			log_msg(LOG_ERROR, NULL, "config: default of %s: %s", k->name, why);
 			config_free(cfg);
 			return -1;
@@ -164,7 +164,7 @@ int config_defaults(struct config *cfg)
 	return 0;
 }
 
-static const struct cfg_key *key_find(const char *name)
+static const struct cfg_key *config_key_find(const char *name)
 {
 	for (size_t i = 0; i < CONFIG_NKEYS; i++)
 		if (strcmp(config_keys[i].name, name) == 0)
@@ -176,7 +176,7 @@ static const struct cfg_key *key_find(const char *name)
  * Replaces an `env:NAME` value by the variable's content. The result points
  * into the environment and must not be kept.
  */
-static int resolve_env(const char *val, const char **out, int *from_env, char *why,
+static int config_resolve_env(const char *val, const char **out, int *from_env, char *why,
 		       size_t whylen)
 {
 	const char *name, *v;
@@ -201,7 +201,7 @@ static int resolve_env(const char *val, const char **out, int *from_env, char *w
 }
 
 /* Applies one line; returns -1 with why set. seen[] holds first line numbers. */
-static int apply_line(struct config *cfg, char *line, int lineno, int *seen, char *why,
+static int config_apply_line(struct config *cfg, char *line, int lineno, int *seen, char *why,
 		      size_t whylen)
 {
 	const struct cfg_key *k;
@@ -221,7 +221,7 @@ static int apply_line(struct config *cfg, char *line, int lineno, int *seen, cha
 		config_set_err(why, whylen, "missing key before '='");
 		return -1;
 	}
-	k = key_find(key);
+	k = config_key_find(key);
 	if (!k) {
 		config_set_err(why, whylen, "unknown key '%.64s'", key);
 		return -1;
@@ -236,9 +236,9 @@ static int apply_line(struct config *cfg, char *line, int lineno, int *seen, cha
 		config_set_err(why, whylen, "empty value for '%s'", k->name);
 		return -1;
 	}
-	if (resolve_env(raw, &val, &from_env, why, whylen) < 0)
+	if (config_resolve_env(raw, &val, &from_env, why, whylen) < 0)
 		return -1;
-	return key_set(cfg, k, val, from_env, why, whylen);
+	return config_key_set(cfg, k, val, from_env, why, whylen);
 }
 
 /*
@@ -249,7 +249,7 @@ static int apply_line(struct config *cfg, char *line, int lineno, int *seen, cha
  * far). Bounded so that `-c /dev/zero` or a huge file fails at once instead
  * of growing a buffer without end.
  */
-static long read_line(FILE *f, char *buf, size_t *total)
+static long config_read_line(FILE *f, char *buf, size_t *total)
 {
 	size_t n = 0;
 	int c;
@@ -288,7 +288,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		config_set_err(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
-	while ((n = read_line(f, line, &total)) != -1) {
+	while ((n = config_read_line(f, line, &total)) != -1) {
 		lineno++;
 		if (n == -2 && total > CONFIG_FILE_MAX) {
 			config_set_err(err, errlen, "%s:%d: file is larger than %d bytes", path, lineno,
@@ -310,7 +310,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		s = config_trim(s);
 		if (*s == '\0' || *s == '#')
 			continue;
-		if (apply_line(&tmp, s, lineno, seen, why, sizeof why) < 0) {
+		if (config_apply_line(&tmp, s, lineno, seen, why, sizeof why) < 0) {
 			config_set_err(err, errlen, "%s:%d: %s", path, lineno, why);
 			goto out;
 		}

@@ -11,7 +11,7 @@
 #include <string.h>
 
 /* Writes text as `# ` comment lines of at most ~76 columns. */
-static void print_wrapped(FILE *out, const char *text)
+static void config_print_wrapped(FILE *out, const char *text)
 {
 	const char *p = text;
 	int col = 0;
@@ -54,7 +54,7 @@ void config_print_example(FILE *out)
 		const struct cfg_key *k = &config_keys[i];
 
 		fputc('\n', out);
-		print_wrapped(out, k->help);
+		config_print_wrapped(out, k->help);
 		if (k->example)
 			fprintf(out, "%s = %s\n", k->name, k->example);
 		else

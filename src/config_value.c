@@ -32,7 +32,7 @@ void config_set_err(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Reads the digits at s; *end gets the first non-digit. */
-static int value_digits(const char *s, const char **end, unsigned long long *out)
+static int config_value_digits(const char *s, const char **end, unsigned long long *out)
 {
 	unsigned long long v = 0;
 	const char *p = s;
@@ -55,7 +55,7 @@ struct cfg_unit {
 	unsigned long long mul;
 };
 
-/* Largest first: value_format writes the first unit that divides evenly. */
+/* Largest first: config_value_format writes the first unit that divides evenly. */
 static const struct cfg_unit duration_units[] = {
 	{ "h", CFG_MS_HOUR }, { "m", 60 * 1000 }, { "s", 1000 }, { "ms", 1 }, { "", 1000 },
 	{ NULL, 0 },
@@ -66,13 +66,13 @@ static const struct cfg_unit size_units[] = {
 };
 
 /* Parses digits plus one of units' suffixes; fails above max. */
-static int value_with_unit(const char *s, const struct cfg_unit *units,
+static int config_value_with_unit(const char *s, const struct cfg_unit *units,
 			   unsigned long long max, unsigned long long *out)
 {
 	unsigned long long v;
 	const char *end;
 
-	if (value_digits(s, &end, &v) < 0)
+	if (config_value_digits(s, &end, &v) < 0)
 		return -1;
 	for (; units->suffix; units++) {
 		if (strcmp(end, units->suffix) != 0)
@@ -89,7 +89,7 @@ int config_parse_duration_ms(const char *s, long *out_ms)
 {
 	unsigned long long v;
 
-	if (value_with_unit(s, duration_units, LONG_MAX, &v) < 0)
+	if (config_value_with_unit(s, duration_units, LONG_MAX, &v) < 0)
 		return -1;
 	*out_ms = (long)v;
 	return 0;
@@ -99,14 +99,14 @@ int config_parse_size(const char *s, size_t *out)
 {
 	unsigned long long v;
 
-	if (value_with_unit(s, size_units, SIZE_MAX, &v) < 0)
+	if (config_value_with_unit(s, size_units, SIZE_MAX, &v) < 0)
 		return -1;
 	*out = (size_t)v;
 	return 0;
 }
 
 /* Writes v (>= 0) as a user would write it for key k ("24h", "10M"). */
-static void value_format(const struct cfg_key *k, long long v, char *buf, size_t len)
+static void config_value_format(const struct cfg_key *k, long long v, char *buf, size_t len)
 {
 	const struct cfg_unit *u = k->type == CFG_DURATION ? duration_units :
 				   k->type == CFG_SIZE ? size_units : NULL;
@@ -153,8 +153,8 @@ int config_value_number(const struct cfg_key *k, const char *val, long long *out
 		}
 	}
 	if (v < k->min || v > k->max) {
-		value_format(k, k->min, lo, sizeof lo);
-		value_format(k, k->max, hi, sizeof hi);
+		config_value_format(k, k->min, lo, sizeof lo);
+		config_value_format(k, k->max, hi, sizeof hi);
 		config_set_err(why, whylen, "%s: %.64s is out of range (%s to %s)", k->name, val, lo, hi);
 		return -1;
 	}
@@ -215,7 +215,7 @@ char *config_value_cidrs(const struct cfg_key *k, const char *val, char *why, si
 				k->name, start);
 			goto out;
 		}
-		if (slash && (value_digits(slash + 1, &rest, &bits) < 0 || *rest != '\0' ||
+		if (slash && (config_value_digits(slash + 1, &rest, &bits) < 0 || *rest != '\0' ||
 			      bits > maxbits)) {
 			config_set_err(why, whylen, "%s: bad prefix length '/%.16s' for %.64s",
 				k->name, slash + 1, start);
@@ -236,7 +236,7 @@ out:
 }
 
 /* "NAME, NAME": environment variable names ([A-Za-z_][A-Za-z0-9_]*) separated by commas. */
-static int value_check_names(const struct cfg_key *k, const char *val, char *why, size_t whylen)
+static int config_value_check_names(const struct cfg_key *k, const char *val, char *why, size_t whylen)
 {
 	const char *p = val;
 
@@ -263,7 +263,7 @@ static int value_check_names(const struct cfg_key *k, const char *val, char *why
 int config_value_check(const struct cfg_key *k, const char *val, char *why, size_t whylen)
 {
 	if (k->offset == offsetof(struct config, rules_env))
-		return value_check_names(k, val, why, whylen);
+		return config_value_check_names(k, val, why, whylen);
 	if (k->offset == offsetof(struct config, outbox)) {
 		/* a secret: the message does not repeat the value */
 		if (strcmp(val, "sqlite") == 0 || strncmp(val, "postgresql://", 13) == 0 ||

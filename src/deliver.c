@@ -99,7 +99,7 @@ static void deliver_curl_init(void)
 
 /* --- transfers --- */
 
-static void running_unlink(struct deliver *d, struct deliver_request *x)
+static void deliver_running_unlink(struct deliver *d, struct deliver_request *x)
 {
 	if (x->prev)
 		x->prev->next = x->next;
@@ -113,7 +113,7 @@ static void running_unlink(struct deliver *d, struct deliver_request *x)
 }
 
 /* Puts x in flight. On failure the attempt is recorded as failed and x freed. */
-static void start_request(struct deliver *d, struct deliver_request *x)
+static void deliver_start_request(struct deliver *d, struct deliver_request *x)
 {
 	if (deliver_request_setup(x, d->timeout_ms) < 0 ||
 	    deliver_request_sign(x, &d->signer) < 0) {
@@ -134,7 +134,7 @@ static void start_request(struct deliver *d, struct deliver_request *x)
 }
 
 /* Decides every finished transfer; returns how many finished. */
-static int collect_done(struct deliver *d)
+static int deliver_collect_done(struct deliver *d)
 {
 	struct CURLMsg *msg;
 	int left, done = 0;
@@ -155,7 +155,7 @@ static int collect_done(struct deliver *d)
 			continue;   /* not ours: every handle we add carries its transfer */
 		x = (struct deliver_request *)(void *)priv;
 		curl_multi_remove_handle(d->multi, msg->easy_handle);
-		running_unlink(d, x);
+		deliver_running_unlink(d, x);
 		if (rc == CURLE_OK &&
 		    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
 			code = 0;
@@ -178,7 +178,7 @@ static int collect_done(struct deliver *d)
 	return done;
 }
 
-static void enqueue(struct deliver_dest *t, struct deliver_request *x)
+static void deliver_enqueue(struct deliver_dest *t, struct deliver_request *x)
 {
 	x->next = NULL;
 	if (t->wait_tail)
@@ -190,7 +190,7 @@ static void enqueue(struct deliver_dest *t, struct deliver_request *x)
 }
 
 /* Starts t's waiting entries, oldest first, while it may send more. */
-static void run_waiting(struct deliver *d, struct deliver_dest *t, double now)
+static void deliver_run_waiting(struct deliver *d, struct deliver_dest *t, double now)
 {
 	long allowed = deliver_dest_allowance(d, t, now);
 
@@ -202,7 +202,7 @@ static void run_waiting(struct deliver *d, struct deliver_dest *t, double now)
 			t->wait_tail = NULL;
 		x->next = NULL;
 		t->nwaiting--;
-		start_request(d, x);
+		deliver_start_request(d, x);
 	}
 }
 
@@ -210,7 +210,7 @@ static void run_waiting(struct deliver *d, struct deliver_dest *t, double now)
  * Leases up to room due entries of t into its queue. Returns how many were
  * leased, or -1 when the outbox failed (logged).
  */
-static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, long room)
+static int deliver_claim_dest(struct deliver *d, struct deliver_dest *t, double now, long room)
 {
 	struct outbox_delivery *items = NULL;
 	struct deliver_claim *claim = NULL;
@@ -264,7 +264,7 @@ static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, lon
 			continue;
 		}
 		free(key);
-		enqueue(t, x);
+		deliver_enqueue(t, x);
 	}
 	return n;
 }
@@ -274,7 +274,7 @@ static int claim_dest(struct deliver *d, struct deliver_dest *t, double now, lon
  * start what may start. Returns when to look again (unix seconds); a
  * finished transfer also makes the loop look.
  */
-static double claim_more(struct deliver *d, double now)
+static double deliver_claim_more(struct deliver *d, double now)
 {
 	double next = now + DELIVER_TICK_MS / 1000.0;
 	int leased = 0, failed = 0;
@@ -286,11 +286,11 @@ static double claim_more(struct deliver *d, double now)
 		long allowed = deliver_dest_allowance(d, t, now);
 		/* room to lease: what may be in flight plus as many waiting */
 		long room = 2 * allowed - t->inflight - t->nwaiting;
-		int n = room > 0 && t->due_at <= now ? claim_dest(d, t, now, room) : 0;
+		int n = room > 0 && t->due_at <= now ? deliver_claim_dest(d, t, now, room) : 0;
 
 		leased |= n > 0;
 		failed |= n < 0;
-		run_waiting(d, t, now);
+		deliver_run_waiting(d, t, now);
 	}
 	if (failed)
 		return now + DELIVER_RECORD_RETRY_S;   /* the outbox failed: not in a loop */
@@ -308,7 +308,7 @@ static double claim_more(struct deliver *d, double now)
 	return next < now + 0.01 && !leased ? now + 0.01 : next;   /* never spin */
 }
 
-static void drop_waiting(struct deliver *d)
+static void deliver_drop_waiting(struct deliver *d)
 {
 	for (size_t i = 0; i < d->ndests; i++) {
 		struct deliver_dest *t = d->dests[i];
@@ -324,7 +324,7 @@ static void drop_waiting(struct deliver *d)
 	}
 }
 
-static void abort_running(struct deliver *d)
+static void deliver_abort_running(struct deliver *d)
 {
 	if (d->nrunning > 0)
 		log_msg(LOG_WARN, NULL,
@@ -334,14 +334,14 @@ static void abort_running(struct deliver *d)
 		struct deliver_request *x = d->running;
 
 		curl_multi_remove_handle(d->multi, x->easy);
-		running_unlink(d, x);
+		deliver_running_unlink(d, x);
 		deliver_request_free(x);
 	}
 }
 
 /* Refreshes the outbox gauges and each destination's; a failed count keeps
  * the previous value. */
-static void refresh_gauges(struct deliver *d)
+static void deliver_refresh_gauges(struct deliver *d)
 {
 	long pending = outbox_count_pending(d->ob), dead = outbox_count_dead(d->ob);
 	struct metrics_destination *list = NULL;
@@ -416,13 +416,13 @@ static void *deliver_main(void *arg)
 		if (!stopping && atomic_load(&d->stop)) {
 			stopping = 1;
 			stop_at = clock_mono() + (double)atomic_load(&d->grace_ms) / 1000.0;
-			drop_waiting(d);
+			deliver_drop_waiting(d);
 		}
 		if (stopping && ((d->nrunning == 0 && !d->finished) || clock_mono() >= stop_at))
 			break;
 		if (curl_multi_perform(d->multi, &still) != CURLM_OK)
 			log_msg(LOG_ERROR, NULL, "delivery: curl_multi_perform failed");
-		if (collect_done(d) > 0)
+		if (deliver_collect_done(d) > 0)
 			next_check = 0;   /* a slot freed: more may be claimable now */
 		now = clock_wall();
 		deliver_record_pending(d, now);
@@ -433,12 +433,12 @@ static void *deliver_main(void *arg)
 					outbox_error(d->ob));
 		}
 		if (!stopping && clock_mono() >= next_gauges) {
-			refresh_gauges(d);
+			deliver_refresh_gauges(d);
 			next_gauges = clock_mono() + DELIVER_GAUGE_S;
 		}
 		if (!stopping) {
 			if (atomic_exchange(&d->notified, 0) || now >= next_check)
-				next_check = claim_more(d, now);
+				next_check = deliver_claim_more(d, now);
 			timeout_ms = (long)ceil((next_check - now) * 1000.0);
 		} else {
 			timeout_ms = (long)ceil((stop_at - clock_mono()) * 1000.0);
@@ -451,7 +451,7 @@ static void *deliver_main(void *arg)
 			timeout_ms = (long)(DELIVER_RECORD_RETRY_S * 1000);
 		deliver_sleep(d, timeout_ms);
 	}
-	abort_running(d);
+	deliver_abort_running(d);
 	deliver_record_pending(d, INFINITY);   /* last try: what is left resumes after restart */
 	deliver_finished_free(d);
 	atomic_store(&d->exited, 1);

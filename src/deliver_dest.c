@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static struct deliver_dest *dest_find(struct deliver *d, const char *key)
+static struct deliver_dest *deliver_dest_find(struct deliver *d, const char *key)
 {
 	for (size_t i = 0; i < d->ndests; i++)
 		if (strcmp(d->dests[i]->key, key) == 0)
@@ -29,7 +29,7 @@ static struct deliver_dest *dest_find(struct deliver *d, const char *key)
 /* Finds or adds the state of destination key; NULL when out of memory. */
 struct deliver_dest *deliver_dest_get(struct deliver *d, const char *key)
 {
-	struct deliver_dest *t = dest_find(d, key);
+	struct deliver_dest *t = deliver_dest_find(d, key);
 
 	if (t)
 		return t;
@@ -56,7 +56,7 @@ struct deliver_dest *deliver_dest_get(struct deliver *d, const char *key)
 }
 
 /* A destination with nothing left to remember is forgotten. */
-static int dest_idle(const struct deliver_dest *t, double now)
+static int deliver_dest_idle(const struct deliver_dest *t, double now)
 {
 	return !t->seen && t->inflight == 0 && t->nwaiting == 0 && t->backlog == 0 &&
 	       t->circuit.state == DELIVER_CLOSED && t->circuit.failures == 0 &&
@@ -68,7 +68,7 @@ void deliver_dests_forget_idle(struct deliver *d, double now)
 	for (size_t i = 0; i < d->ndests;) {
 		struct deliver_dest *t = d->dests[i];
 
-		if (!dest_idle(t, now)) {
+		if (!deliver_dest_idle(t, now)) {
 			i++;
 			continue;
 		}
@@ -87,7 +87,7 @@ long deliver_dest_allowance(struct deliver *d, struct deliver_dest *t, double no
 }
 
 /* Most requests t may have in flight in its circuit's state. */
-static long dest_limit(const struct deliver *d, const struct deliver_dest *t)
+static long deliver_dest_limit(const struct deliver *d, const struct deliver_dest *t)
 {
 	return t->circuit.state == DELIVER_CLOSED ? d->per_host : 1;
 }
@@ -100,7 +100,7 @@ double deliver_dest_ready_at(const struct deliver *d, const struct deliver_dest 
 
 	if (t->circuit.state == DELIVER_OPEN && t->circuit.until > at)
 		at = t->circuit.until;
-	if (t->inflight >= dest_limit(d, t))
+	if (t->inflight >= deliver_dest_limit(d, t))
 		return INFINITY;
 	if (t->nwaiting > 0)
 		return at;
@@ -112,7 +112,7 @@ struct scan_ctx {
 	int failed;
 };
 
-static int scan_one(const char *dest, double next_at, void *arg)
+static int deliver_dest_scan_one(const char *dest, double next_at, void *arg)
 {
 	struct scan_ctx *c = arg;
 	struct deliver_dest *t = deliver_dest_get(c->d, dest);
@@ -135,7 +135,7 @@ int deliver_dests_scan(struct deliver *d)
 		d->dests[i]->due_at = INFINITY;
 		d->dests[i]->seen = 0;
 	}
-	if (outbox_scan_destinations(d->ob, scan_one, &c) != 0) {
+	if (outbox_scan_destinations(d->ob, deliver_dest_scan_one, &c) != 0) {
 		log_msg(LOG_ERROR, NULL, "delivery: finding due entries failed: %s",
 			c.failed ? "out of memory" : outbox_error(d->ob));
 		return -1;

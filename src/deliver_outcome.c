@@ -33,7 +33,7 @@ double deliver_random(struct deliver *d)
 }
 
 /* Logs a change of t's circuit; on closing, makes its backlog due now. */
-static void circuit_changed(struct deliver *d, struct deliver_dest *t,
+static void deliver_outcome_circuit_changed(struct deliver *d, struct deliver_dest *t,
 			    enum deliver_transition what, const char *detail, double now)
 {
 	int moved;
@@ -141,12 +141,13 @@ void deliver_finish(struct deliver *d, struct deliver_request *x, int status, co
 				: x->outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
 	if (t && seconds >= 0) {
 		double pause = deliver_pause(retry_after);
+		enum deliver_transition changed;
 
 		if (pause > 0 && now + pause > t->paused_until)
 			t->paused_until = now + pause;
-		circuit_changed(d, t, deliver_circuit_record(&t->circuit, deliver_retryable(status),
-							     now, pause, d->limits.backoff_max_s),
-				detail, now);
+		changed = deliver_circuit_record(&t->circuit, deliver_retryable(status), now, pause,
+						 d->limits.backoff_max_s);
+		deliver_outcome_circuit_changed(d, t, changed, detail, now);
 	}
 	if (x->outcome != DELIVER_DONE &&
 	    asprintf(&x->error, "%s%s%s", detail, x->snippet_len ? ": " : "",
@@ -161,7 +162,7 @@ void deliver_finish(struct deliver *d, struct deliver_request *x, int status, co
 }
 
 /* Writes x's decided outcome into the open transaction; 0 or -1. */
-static int persist(struct deliver *d, const struct deliver_request *x)
+static int deliver_outcome_persist(struct deliver *d, const struct deliver_request *x)
 {
 	const char *why = x->error ? x->error : "delivery failed";
 
@@ -204,7 +205,7 @@ void deliver_record_pending(struct deliver *d, double now)
 		return;
 	if (d->record_failures >= DELIVER_RECORD_ROUNDS) {
 		for (struct deliver_request *x = d->finished; x; x = x->next)
-			if (persist(d, x) != 0)
+			if (deliver_outcome_persist(d, x) != 0)
 				log_msg(LOG_ERROR, x->e->request_id,
 					"delivery %s: outcome not recorded (%s); the entry is "
 					"sent again after a restart", x->e->delivery_id,
@@ -216,7 +217,7 @@ void deliver_record_pending(struct deliver *d, double now)
 	if (outbox_begin(d->ob) != 0)
 		ok = 0;
 	for (struct deliver_request *x = d->finished; ok && x; x = x->next)
-		ok = persist(d, x) == 0;
+		ok = deliver_outcome_persist(d, x) == 0;
 	if (ok)
 		ok = outbox_commit(d->ob) == 0;
 	else

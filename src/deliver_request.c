@@ -54,7 +54,7 @@ void deliver_request_free(struct deliver_request *r)
 	free(r);
 }
 
-static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+static size_t deliver_request_on_body(char *buf, size_t size, size_t n, void *arg)
 {
 	struct deliver_request *x = arg;
 	size_t len = size * n, room = DELIVER_SNIPPET - x->snippet_len;
@@ -68,7 +68,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static size_t on_header(char *buf, size_t size, size_t n, void *arg)
+static size_t deliver_request_on_header(char *buf, size_t size, size_t n, void *arg)
 {
 	static const char name[] = "Retry-After:";
 	struct deliver_request *x = arg;
@@ -90,7 +90,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
  * Whether a stored "Name: value" line may be sent: the rule forward()
  * applied (header_rule.h), checked again since the row may predate it.
  */
-static int header_usable(const char *line, size_t len)
+static int deliver_request_header_usable(const char *line, size_t len)
 {
 	const char *colon = memchr(line, ':', len);
 	size_t nl, v;
@@ -104,7 +104,7 @@ static int header_usable(const char *line, size_t len)
 }
 
 __attribute__((format(printf, 2, 3)))
-static int slist_add(struct curl_slist **list, const char *fmt, ...)
+static int deliver_request_slist_add(struct curl_slist **list, const char *fmt, ...)
 {
 	struct curl_slist *l;
 	char *line = NULL;
@@ -125,19 +125,19 @@ static int slist_add(struct curl_slist **list, const char *fmt, ...)
 }
 
 /* Our headers, then the entry's usable "Name: value" lines; others are skipped. */
-static int build_headers(struct deliver_request *x)
+static int deliver_request_build_headers(struct deliver_request *x)
 {
 	const struct outbox_delivery *e = x->e;
 	const char *p = e->headers;
 	const char *ctype = e->content_type && *e->content_type ? e->content_type
 								: "application/json";
 
-	if (slist_add(&x->headers, "Content-Type: %s", ctype) < 0 ||
-	    slist_add(&x->headers, "X-Router-Delivery-Id: %s", e->delivery_id) < 0 ||
-	    slist_add(&x->headers, "X-Router-Attempt: %ld", e->attempts + 1) < 0 ||
+	if (deliver_request_slist_add(&x->headers, "Content-Type: %s", ctype) < 0 ||
+	    deliver_request_slist_add(&x->headers, "X-Router-Delivery-Id: %s", e->delivery_id) < 0 ||
+	    deliver_request_slist_add(&x->headers, "X-Router-Attempt: %ld", e->attempts + 1) < 0 ||
 	    /* rows from before the hop column read 0: they left this router once */
-	    slist_add(&x->headers, "X-Router-Hop: %ld", e->hop > 0 ? e->hop : 1L) < 0 ||
-	    slist_add(&x->headers, "Expect:") < 0)
+	    deliver_request_slist_add(&x->headers, "X-Router-Hop: %ld", e->hop > 0 ? e->hop : 1L) < 0 ||
+	    deliver_request_slist_add(&x->headers, "Expect:") < 0)
 		return -1;
 	while (p && *p) {
 		const char *eol = strchr(p, '\n');
@@ -146,8 +146,8 @@ static int build_headers(struct deliver_request *x)
 
 		while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == ' '))
 			len--;
-		if (len > 0 && header_usable(p, len) &&
-		    slist_add(&x->headers, "%.*s", (int)len, p) < 0)
+		if (len > 0 && deliver_request_header_usable(p, len) &&
+		    deliver_request_slist_add(&x->headers, "%.*s", (int)len, p) < 0)
 			return -1;
 		p += used + (eol ? 1 : 0);
 	}
@@ -162,7 +162,7 @@ int deliver_request_setup(struct deliver_request *r, long timeout_ms)
 
 	r->retry_after[0] = '\0';
 	r->easy = curl_easy_init();
-	if (!r->easy || build_headers(r) < 0)
+	if (!r->easy || deliver_request_build_headers(r) < 0)
 		return -1;
 	bad |= curl_easy_setopt(r->easy, CURLOPT_URL, e->url) != CURLE_OK;
 	bad |= curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) != CURLE_OK;
@@ -181,9 +181,9 @@ int deliver_request_setup(struct deliver_request *r, long timeout_ms)
 	bad |= curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, e->body ? e->body : "") != CURLE_OK;
 	if (e->method && strcmp(e->method, "POST") != 0)
 		bad |= curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, e->method) != CURLE_OK;
-	bad |= curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, deliver_request_on_header) != CURLE_OK;
 	bad |= curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r) != CURLE_OK;
-	bad |= curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+	bad |= curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, deliver_request_on_body) != CURLE_OK;
 	bad |= curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r) != CURLE_OK;
 	bad |= curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK;
 	return bad ? -1 : 0;
@@ -223,9 +223,9 @@ int deliver_request_sign(struct deliver_request *r, const struct deliver_signer 
 		return 0;
 	if (deliver_sign(s->key, s->key_len, e->delivery_id, ts, e->body ? e->body : "",
 			 e->body_len, sig, sizeof sig) < 0 ||
-	    slist_add(&r->headers, "webhook-id: %s", e->delivery_id) < 0 ||
-	    slist_add(&r->headers, "webhook-timestamp: %lld", ts) < 0 ||
-	    slist_add(&r->headers, "webhook-signature: %s", sig) < 0)
+	    deliver_request_slist_add(&r->headers, "webhook-id: %s", e->delivery_id) < 0 ||
+	    deliver_request_slist_add(&r->headers, "webhook-timestamp: %lld", ts) < 0 ||
+	    deliver_request_slist_add(&r->headers, "webhook-signature: %s", sig) < 0)
 		return -1;
 	return 0;
 }

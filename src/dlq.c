@@ -162,37 +162,37 @@ static int dlq_open(const struct dlq_opts *o, struct config *cfg, struct outbox 
 
 /* --- output --- */
 
-static void gen_key(yajl_gen g, const char *k)
+static void dlq_gen_key(yajl_gen g, const char *k)
 {
 	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
 }
 
 /* A string value, or null; never invalid JSON (json_out.h). */
-static void gen_text(yajl_gen g, const char *s)
+static void dlq_gen_text(yajl_gen g, const char *s)
 {
 	json_out_string(g, s, s ? strlen(s) : 0);
 }
 
-static void gen_kv(yajl_gen g, const char *k, const char *v)
+static void dlq_gen_kv(yajl_gen g, const char *k, const char *v)
 {
-	gen_key(g, k);
-	gen_text(g, v);
+	dlq_gen_key(g, k);
+	dlq_gen_text(g, v);
 }
 
 /* A unix time in seconds with millisecond precision. */
-static void gen_time(yajl_gen g, const char *k, double t)
+static void dlq_gen_time(yajl_gen g, const char *k, double t)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof buf, "%.3f", t);
 
-	gen_key(g, k);
+	dlq_gen_key(g, k);
 	yajl_gen_number(g, buf, (size_t)n);
 }
 
 /* An integer, or null when absent. */
-static void gen_int(yajl_gen g, const char *k, long long v, int present)
+static void dlq_gen_int(yajl_gen g, const char *k, long long v, int present)
 {
-	gen_key(g, k);
+	dlq_gen_key(g, k);
 	if (present)
 		yajl_gen_integer(g, v);
 	else
@@ -200,12 +200,12 @@ static void gen_int(yajl_gen g, const char *k, long long v, int present)
 }
 
 /* "payload" as a JSON string, or "payload_base64" when it is not UTF-8. */
-static int gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
+static int dlq_gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
 {
 	char *b64;
 	long n;
 
-	gen_key(g, "payload");
+	dlq_gen_key(g, "payload");
 	if (!e->payload) {
 		yajl_gen_null(g);
 		return 0;
@@ -222,7 +222,7 @@ static int gen_payload(yajl_gen g, const struct outbox_dlq_entry *e)
 	if (!b64)
 		return -1;
 	n = util_base64_encode(b64, e->payload, e->payload_len);
-	gen_key(g, "payload_base64");
+	dlq_gen_key(g, "payload_base64");
 	yajl_gen_string(g, (const unsigned char *)b64, (size_t)n);
 	free(b64);
 	return 0;
@@ -252,21 +252,21 @@ static int dlq_list_one(const struct outbox_dlq_entry *e, void *arg)
 		return 1;
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	yajl_gen_map_open(g);
-	gen_int(g, "id", e->id, 1);
-	gen_kv(g, "kind", e->kind);
-	gen_kv(g, "reason", e->reason);
-	gen_kv(g, "request_id", e->request_id);
-	gen_int(g, "event_index", e->event_index, e->event_index > 0);
-	gen_time(g, "created_at", e->created_at);
-	gen_time(g, "died_at", e->died_at);
-	gen_kv(g, "target", e->target);
-	gen_kv(g, "url", e->url);
-	gen_kv(g, "name", e->name);
-	gen_kv(g, "delivery_id", e->delivery_id);
-	gen_int(g, "attempts", e->attempts, e->attempts >= 0);
-	gen_int(g, "last_status", e->last_status, e->last_status > 0);
-	gen_int(g, "payload_bytes", (long long)e->payload_len, 1);
-	if (ls->with_payload && gen_payload(g, e) != 0)
+	dlq_gen_int(g, "id", e->id, 1);
+	dlq_gen_kv(g, "kind", e->kind);
+	dlq_gen_kv(g, "reason", e->reason);
+	dlq_gen_kv(g, "request_id", e->request_id);
+	dlq_gen_int(g, "event_index", e->event_index, e->event_index > 0);
+	dlq_gen_time(g, "created_at", e->created_at);
+	dlq_gen_time(g, "died_at", e->died_at);
+	dlq_gen_kv(g, "target", e->target);
+	dlq_gen_kv(g, "url", e->url);
+	dlq_gen_kv(g, "name", e->name);
+	dlq_gen_kv(g, "delivery_id", e->delivery_id);
+	dlq_gen_int(g, "attempts", e->attempts, e->attempts >= 0);
+	dlq_gen_int(g, "last_status", e->last_status, e->last_status > 0);
+	dlq_gen_int(g, "payload_bytes", (long long)e->payload_len, 1);
+	if (ls->with_payload && dlq_gen_payload(g, e) != 0)
 		goto out;
 	yajl_gen_map_close(g);
 	if (json_out_line(g, stdout) == 0)

@@ -88,7 +88,7 @@ static int guard_ctx_index = -1, guard_ssl_index = -1;
 static _Thread_local int guard_cut_here;
 
 /* Parses "N/s"; 0 or -1. */
-static int parse_rate(const char *s, long *out)
+static int http_guard_parse_rate(const char *s, long *out)
 {
 	char *end;
 	long v;
@@ -103,7 +103,7 @@ static int parse_rate(const char *s, long *out)
 }
 
 /* Parses an IPv4 CIDR list (config.c has removed the blanks) into out. */
-static int parse_cidrs(const char *key, const char *list, struct guard_cidr *out, int max,
+static int http_guard_parse_cidrs(const char *key, const char *list, struct guard_cidr *out, int max,
 		       int *n, char *err, size_t errlen)
 {
 	char *copy = strdup(list), *save = NULL;
@@ -152,13 +152,13 @@ int http_guard_check(const struct config *cfg, char *err, size_t errlen)
 	/* This civetweb build listens on IPv4 only: an IPv6 entry could never
 	 * match, and a list that silently means less than it says is refused. */
 	if (cfg->allow_from &&
-	    parse_cidrs("allow_from", cfg->allow_from, tmp, 256, &n, err, errlen) < 0)
+	    http_guard_parse_cidrs("allow_from", cfg->allow_from, tmp, 256, &n, err, errlen) < 0)
 		return -1;
 	if (cfg->rate_limit_exempt &&
-	    parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, tmp, HTTP_GUARD_MAX_EXEMPT,
+	    http_guard_parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, tmp, HTTP_GUARD_MAX_EXEMPT,
 			&n, err, errlen) < 0)
 		return -1;
-	if (cfg->rate_limit && parse_rate(cfg->rate_limit, &rate) < 0) {
+	if (cfg->rate_limit && http_guard_parse_rate(cfg->rate_limit, &rate) < 0) {
 		snprintf(err, errlen, "rate_limit: '%.64s' is not N/s with N from 1 to %ld",
 			 cfg->rate_limit, HTTP_GUARD_RATE_MAX);
 		return -1;
@@ -166,7 +166,7 @@ int http_guard_check(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void guard_indexes(void);
+static void http_guard_indexes(void);
 
 struct http_guard_params *http_guard_params_new(const struct config *cfg, char *err,
 						size_t errlen)
@@ -183,16 +183,16 @@ struct http_guard_params *http_guard_params_new(const struct config *cfg, char *
 	}
 	p->cap = cfg->max_conns_per_address;
 	if (cfg->rate_limit)
-		parse_rate(cfg->rate_limit, &rate);
+		http_guard_parse_rate(cfg->rate_limit, &rate);
 	p->rate = (double)rate;
 	p->burst = cfg->rate_limit_burst > 0 ? (double)cfg->rate_limit_burst : p->rate;
 	p->allow_any = cfg->allow_from == NULL;
 	/* Checked above: these fail only out of memory. */
 	if ((cfg->rate_limit_exempt &&
-	     parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, p->exempt,
+	     http_guard_parse_cidrs("rate_limit_exempt", cfg->rate_limit_exempt, p->exempt,
 			 HTTP_GUARD_MAX_EXEMPT, &p->nexempt, err, errlen) < 0) ||
 	    (cfg->allow_from &&
-	     parse_cidrs("allow_from", cfg->allow_from, p->allow, HTTP_GUARD_MAX_ALLOW,
+	     http_guard_parse_cidrs("allow_from", cfg->allow_from, p->allow, HTTP_GUARD_MAX_ALLOW,
 			 &p->nallow, err, errlen) < 0)) {
 		free(p);
 		return NULL;
@@ -233,7 +233,7 @@ struct http_guard *http_guard_new(const struct config *cfg, char *err, size_t er
 	pthread_mutex_init(&g->mu, NULL);
 	g->p = *p;
 	free(p);
-	pthread_once(&guard_once, guard_indexes);
+	pthread_once(&guard_once, http_guard_indexes);
 	return g;
 }
 
@@ -254,7 +254,7 @@ void http_guard_free(struct http_guard *g)
 }
 
 /* 1 when addr (network order) is in one of the n CIDRs. */
-static int guard_in(const struct guard_cidr *list, int n, uint32_t addr)
+static int http_guard_in(const struct guard_cidr *list, int n, uint32_t addr)
 {
 	uint32_t h = ntohl(addr);
 
@@ -265,18 +265,18 @@ static int guard_in(const struct guard_cidr *list, int n, uint32_t addr)
 }
 
 /* Under g->mu. */
-static int guard_exempt(const struct http_guard *g, uint32_t addr)
+static int http_guard_exempt(const struct http_guard *g, uint32_t addr)
 {
-	return guard_in(g->p.exempt, g->p.nexempt, addr);
+	return http_guard_in(g->p.exempt, g->p.nexempt, addr);
 }
 
 /* allow_from lets addr in. Under g->mu. */
-static int guard_allowed(const struct http_guard *g, uint32_t addr)
+static int http_guard_allowed(const struct http_guard *g, uint32_t addr)
 {
-	return g->p.allow_any || guard_in(g->p.allow, g->p.nallow, addr);
+	return g->p.allow_any || http_guard_in(g->p.allow, g->p.nallow, addr);
 }
 
-static void guard_refill(const struct http_guard *g, struct guard_entry *e, double now)
+static void http_guard_refill(const struct http_guard *g, struct guard_entry *e, double now)
 {
 	e->tokens += (now - e->stamp) * g->p.rate;
 	if (e->tokens > g->p.burst)
@@ -285,7 +285,7 @@ static void guard_refill(const struct http_guard *g, struct guard_entry *e, doub
 }
 
 /* Entry for addr, made if create; drops the idle entries of its chain. Under g->mu. */
-static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int create,
+static struct guard_entry *http_guard_find(struct http_guard *g, uint32_t addr, int create,
 				      double now)
 {
 	uint32_t h = addr * 2654435761u;
@@ -300,7 +300,7 @@ static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int c
 			continue;
 		}
 		if (g->p.rate > 0)
-			guard_refill(g, e, now);
+			http_guard_refill(g, e, now);
 		if (e->open == 0 && (g->p.rate == 0 || e->tokens >= g->p.burst)) {
 			*p = e->next;
 			free(e);
@@ -332,7 +332,7 @@ static struct guard_entry *guard_find(struct http_guard *g, uint32_t addr, int c
 
 /* Logs one refusal, or counts it if a line of its kind was written less
  * than LOG_REPEAT_S ago. */
-static void guard_log_refusal(const char *what, const char *addr)
+static void http_guard_log_refusal(const char *what, const char *addr)
 {
 	struct log_field f[] = { LOG_FS("remote", addr), LOG_FS("reason", what) };
 	char key[64];
@@ -349,11 +349,11 @@ void http_guard_flush_log(struct http_guard *g)
 }
 
 /* A connection or request from addr refused by allow_from: counted, logged rate-limited. */
-static void guard_acl_refused(struct http_guard *g, const char *addr)
+static void http_guard_acl_refused(struct http_guard *g, const char *addr)
 {
 	(void)g;
 	metrics_refused(METRICS_REFUSED_ALLOW_FROM);
-	guard_log_refusal(GUARD_ACL_REFUSED, addr);
+	http_guard_log_refusal(GUARD_ACL_REFUSED, addr);
 }
 
 int http_guard_allow_address(struct http_guard *g, const char *addr)
@@ -366,10 +366,10 @@ int http_guard_allow_address(struct http_guard *g, const char *addr)
 	/* Not IPv4 (this build has none other): refused when a list is set. */
 	ok = inet_pton(AF_INET, addr, &a) == 1;
 	pthread_mutex_lock(&g->mu);
-	ok = g->p.allow_any || (ok && guard_allowed(g, a.s_addr));
+	ok = g->p.allow_any || (ok && http_guard_allowed(g, a.s_addr));
 	pthread_mutex_unlock(&g->mu);
 	if (!ok)
-		guard_acl_refused(g, addr);
+		http_guard_acl_refused(g, addr);
 	return ok;
 }
 
@@ -384,11 +384,11 @@ int http_guard_allow_request(struct http_guard *g, const char *addr, long *retry
 		return 1;
 	now = clock_mono();
 	pthread_mutex_lock(&g->mu);
-	if (g->p.rate == 0 || guard_exempt(g, a.s_addr))
+	if (g->p.rate == 0 || http_guard_exempt(g, a.s_addr))
 		goto out;
-	e = guard_find(g, a.s_addr, 1, now);
+	e = http_guard_find(g, a.s_addr, 1, now);
 	if (e) {
-		guard_refill(g, e, now);
+		http_guard_refill(g, e, now);
 		if (e->tokens >= 1.0) {
 			e->tokens -= 1.0;
 		} else {
@@ -406,7 +406,7 @@ out:
 }
 
 /* The peer's IPv4 address (v4-mapped IPv6 too), network order; 0 or -1. */
-static int peer_v4(int fd, uint32_t *addr)
+static int http_guard_peer_v4(int fd, uint32_t *addr)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
@@ -428,7 +428,7 @@ static int peer_v4(int fd, uint32_t *addr)
 	return -1;
 }
 
-/* Why guard_info cuts a connection. */
+/* Why http_guard_info cuts a connection. */
 enum guard_verdict { GUARD_PASS, GUARD_NOT_ALLOWED, GUARD_OVER_CAP };
 
 /*
@@ -436,25 +436,25 @@ enum guard_verdict { GUARD_PASS, GUARD_NOT_ALLOWED, GUARD_OVER_CAP };
  * connection is counted (c set), whatever the cap, so that a cap set or
  * lowered by a reload applies to what is already open. Under g->mu.
  */
-static enum guard_verdict guard_admit(struct http_guard *g, uint32_t addr,
+static enum guard_verdict http_guard_admit(struct http_guard *g, uint32_t addr,
 				      struct guard_entry **entry)
 {
 	struct guard_entry *e;
 
 	*entry = NULL;
-	if (!guard_allowed(g, addr))
+	if (!http_guard_allowed(g, addr))
 		return GUARD_NOT_ALLOWED;
-	e = guard_find(g, addr, 1, clock_mono());
+	e = http_guard_find(g, addr, 1, clock_mono());
 	if (!e)
 		return GUARD_PASS;   /* table full: neither counted nor capped */
-	if (g->p.cap > 0 && e->open >= g->p.cap && !guard_exempt(g, addr))
+	if (g->p.cap > 0 && e->open >= g->p.cap && !http_guard_exempt(g, addr))
 		return GUARD_OVER_CAP;
 	e->open++;
 	*entry = e;
 	return GUARD_PASS;
 }
 
-static void guard_info(const SSL *cssl, int where, int ret)
+static void http_guard_info(const SSL *cssl, int where, int ret)
 {
 	SSL *ssl = (SSL *)(uintptr_t)cssl;   /* OpenSSL passes const; ex_data needs it not */
 	struct http_guard *g;
@@ -471,20 +471,20 @@ static void guard_info(const SSL *cssl, int where, int ret)
 	guard_cut_here = 0;
 	g = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), guard_ctx_index);
 	fd = SSL_get_fd(ssl);
-	if (!g || fd < 0 || peer_v4(fd, &addr) < 0)
+	if (!g || fd < 0 || http_guard_peer_v4(fd, &addr) < 0)
 		return;
 	pthread_mutex_lock(&g->mu);
-	v = guard_admit(g, addr, &e);
+	v = http_guard_admit(g, addr, &e);
 	pthread_mutex_unlock(&g->mu);
 	if (v != GUARD_PASS) {
 		shutdown(fd, SHUT_RDWR);
 		guard_cut_here = 1;
 		inet_ntop(AF_INET, &addr, text, sizeof text);
 		if (v == GUARD_NOT_ALLOWED) {
-			guard_acl_refused(g, text);
+			http_guard_acl_refused(g, text);
 		} else {
 			metrics_refused(METRICS_REFUSED_CONN_CAP);
-			guard_log_refusal(GUARD_CAP_REFUSED, text);
+			http_guard_log_refusal(GUARD_CAP_REFUSED, text);
 		}
 		return;
 	}
@@ -504,7 +504,7 @@ static void guard_info(const SSL *cssl, int where, int ret)
 }
 
 /* SSL_free, whatever the connection's fate: its address has one connection less. */
-static void guard_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+static void http_guard_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 			    void *argp)
 {
 	struct guard_conn *c = ptr;
@@ -518,17 +518,17 @@ static void guard_conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->g->mu);
-	e = guard_find(c->g, c->addr, 0, clock_mono());
+	e = http_guard_find(c->g, c->addr, 0, clock_mono());
 	if (e && e->open > 0)
 		e->open--;
 	pthread_mutex_unlock(&c->g->mu);
 	free(c);
 }
 
-static void guard_indexes(void)
+static void http_guard_indexes(void)
 {
 	guard_ctx_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	guard_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, guard_conn_free);
+	guard_ssl_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, http_guard_conn_free);
 }
 
 int http_guard_install(struct http_guard *g, void *ssl_ctx)
@@ -539,7 +539,7 @@ int http_guard_install(struct http_guard *g, void *ssl_ctx)
 	    !SSL_CTX_set_ex_data(ctx, guard_ctx_index, g))
 		return -1;
 	/* Replaces civetweb's own info callback, which does nothing. */
-	SSL_CTX_set_info_callback(ctx, guard_info);
+	SSL_CTX_set_info_callback(ctx, http_guard_info);
 	return 0;
 }
 

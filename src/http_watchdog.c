@@ -50,7 +50,7 @@ struct http_watchdog {
 	int stop;
 };
 
-static int sockaddr_port(const struct sockaddr_storage *sa)
+static int http_watchdog_sockaddr_port(const struct sockaddr_storage *sa)
 {
 	if (sa->ss_family == AF_INET)
 		return ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
@@ -60,7 +60,7 @@ static int sockaddr_port(const struct sockaddr_storage *sa)
 }
 
 /* Numeric peer address as civetweb prints it (IPv4-mapped IPv6 as IPv4). */
-static void sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t len)
+static void http_watchdog_sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t len)
 {
 	out[0] = '\0';
 	if (sa->ss_family == AF_INET) {
@@ -76,7 +76,7 @@ static void sockaddr_text(const struct sockaddr_storage *sa, char *out, size_t l
 	}
 }
 
-static int is_our_port(const struct http_watchdog *wd, int port)
+static int http_watchdog_is_our_port(const struct http_watchdog *wd, int port)
 {
 	for (int i = 0; i < wd->nports; i++)
 		if (wd->ports[i] == port)
@@ -85,7 +85,7 @@ static int is_our_port(const struct http_watchdog *wd, int port)
 }
 
 /* Shuts down the reading side of the connection from peer:port; 0 if found. */
-static int watchdog_cut(const struct http_watchdog *wd, const char *peer, int peer_port)
+static int http_watchdog_cut(const struct http_watchdog *wd, const char *peer, int peer_port)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -104,9 +104,10 @@ static int watchdog_cut(const struct http_watchdog *wd, const char *peer, int pe
 		if (getsockname(fd, (struct sockaddr *)&local, &ll) != 0 ||
 		    getpeername(fd, (struct sockaddr *)&remote, &rl) != 0)
 			continue;
-		if (!is_our_port(wd, sockaddr_port(&local)) || sockaddr_port(&remote) != peer_port)
+		if (!http_watchdog_is_our_port(wd, http_watchdog_sockaddr_port(&local)) ||
+		    http_watchdog_sockaddr_port(&remote) != peer_port)
 			continue;
-		sockaddr_text(&remote, text, sizeof text);
+		http_watchdog_sockaddr_text(&remote, text, sizeof text);
 		if (strcmp(text, peer) == 0 && shutdown(fd, SHUT_RD) == 0)
 			rc = 0;
 	}
@@ -114,7 +115,7 @@ static int watchdog_cut(const struct http_watchdog *wd, const char *peer, int pe
 	return rc;
 }
 
-static void watchdog_check(struct http_watchdog *wd)
+static void http_watchdog_check(struct http_watchdog *wd)
 {
 	double now = clock_mono();
 	struct http_watchdog_slot *s;
@@ -133,7 +134,7 @@ static void watchdog_check(struct http_watchdog *wd)
 		slow = s->min_rate > 0 && late > 0 && (double)atomic_load(&s->received) < need;
 		if (s->armed && !s->fired && (now > s->deadline || slow)) {
 			/* Not found (yet): try again at the next pass, warn once. */
-			if (watchdog_cut(wd, s->peer, s->peer_port) == 0) {
+			if (http_watchdog_cut(wd, s->peer, s->peer_port) == 0) {
 				s->fired = 1;
 				log_msg(LOG_INFO, NULL, "request body from %s too slow (%s): "
 					"connection cut", s->peer,
@@ -148,7 +149,7 @@ static void watchdog_check(struct http_watchdog *wd)
 	}
 }
 
-static void *watchdog_main(void *arg)
+static void *http_watchdog_main(void *arg)
 {
 	struct http_watchdog *wd = arg;
 	struct timespec until;
@@ -165,7 +166,7 @@ static void *watchdog_main(void *arg)
 		}
 		pthread_cond_timedwait(&wd->wake, &wd->mu, &until);
 		if (!wd->stop)
-			watchdog_check(wd);
+			http_watchdog_check(wd);
 	}
 	pthread_mutex_unlock(&wd->mu);
 	return NULL;
@@ -189,7 +190,7 @@ struct http_watchdog *http_watchdog_start(void)
 	pthread_mutex_init(&wd->mu, NULL);
 	pthread_cond_init(&wd->wake, NULL);
 	LIST_INIT(&wd->slots);
-	if (pthread_create(&wd->thread, NULL, watchdog_main, wd) != 0) {
+	if (pthread_create(&wd->thread, NULL, http_watchdog_main, wd) != 0) {
 		pthread_cond_destroy(&wd->wake);
 		pthread_mutex_destroy(&wd->mu);
 		free(wd);

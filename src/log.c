@@ -122,7 +122,7 @@ static size_t log_escape(char *buf, size_t len, size_t cap, const char *str, enu
 }
 
 /* Cuts a UTF-8 sequence left incomplete at the end of s by truncation. */
-static void utf8_trim(char *s)
+static void log_utf8_trim(char *s)
 {
 	size_t len = strlen(s), i = len, need;
 	unsigned c;
@@ -220,7 +220,7 @@ static void log_vfields(enum log_level lvl, const char *request_id, const struct
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof msg)
-		utf8_trim(msg);
+		log_utf8_trim(msg);
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	n = (int)strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -81,12 +81,12 @@ static pthread_mutex_t metrics_dest_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct metrics_dest_row metrics_dests[METRICS_LABELS];
 static size_t metrics_ndests;
 
-static void counter_add(atomic_ulong *c, unsigned long n)
+static void metrics_counter_add(atomic_ulong *c, unsigned long n)
 {
 	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static unsigned long counter_get(atomic_ulong *c)
+static unsigned long metrics_counter_get(atomic_ulong *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
@@ -102,13 +102,13 @@ int metrics_bucket(double seconds)
 	return i;
 }
 
-static void hist_observe(struct metrics_hist *h, double seconds)
+static void metrics_hist_observe(struct metrics_hist *h, double seconds)
 {
 	unsigned long long ns = 0;
 
 	if (seconds > 0)   /* capped at 1e9 s: the conversion must not overflow */
 		ns = (unsigned long long)((seconds < 1e9 ? seconds : 1e9) * 1e9 + 0.5);
-	counter_add(&h->bucket[metrics_bucket(seconds)], 1);
+	metrics_counter_add(&h->bucket[metrics_bucket(seconds)], 1);
 	atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 
@@ -125,24 +125,24 @@ void metrics_request(int status, double seconds)
 
 	while (i < METRICS_NCODES && metrics_codes[i] != status)
 		i++;
-	counter_add(&metrics_requests[i], 1);
-	hist_observe(&metrics_request_hist, seconds);
+	metrics_counter_add(&metrics_requests[i], 1);
+	metrics_hist_observe(&metrics_request_hist, seconds);
 }
 
 void metrics_refused(enum metrics_refusal why)
 {
 	if ((int)why >= 0 && why < METRICS_REFUSALS)
-		counter_add(&metrics_refusals[why], 1);
+		metrics_counter_add(&metrics_refusals[why], 1);
 }
 
 void metrics_rule_error(void)
 {
-	counter_add(&metrics_rule_errors, 1);
+	metrics_counter_add(&metrics_rule_errors, 1);
 }
 
 void metrics_loop_refused(void)
 {
-	counter_add(&metrics_loops_refused, 1);
+	metrics_counter_add(&metrics_loops_refused, 1);
 }
 
 void metrics_set_outbox(long pending, long dead)
@@ -183,9 +183,9 @@ void metrics_delivery(const char *name, enum metrics_outcome outcome, double sec
 {
 	int slot = metrics_family_slot(&metrics_deliveries, (int)outcome, name);
 
-	counter_add(&metrics_deliveries.value[slot], 1);
+	metrics_counter_add(&metrics_deliveries.value[slot], 1);
 	if (seconds >= 0)
-		hist_observe(&metrics_delivery_hist, seconds);
+		metrics_hist_observe(&metrics_delivery_hist, seconds);
 }
 
 /* --- a batch's tally --- */
@@ -201,10 +201,10 @@ void metrics_tally_event(struct metrics_tally *t, const char *action)
 	t->events[metrics_action_index(action)]++;
 }
 
-static void tally_flush_decisions(struct metrics_tally *t)
+static void metrics_tally_flush_decisions(struct metrics_tally *t)
 {
 	for (size_t i = 0; i < t->nslots; i++)
-		counter_add(&metrics_decisions.value[t->slot[i]], t->count[i]);
+		metrics_counter_add(&metrics_decisions.value[t->slot[i]], t->count[i]);
 	t->nslots = 0;
 }
 
@@ -219,7 +219,7 @@ void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, con
 		}
 	}
 	if (t->nslots == METRICS_TALLY_SLOTS)
-		tally_flush_decisions(t);
+		metrics_tally_flush_decisions(t);
 	t->slot[t->nslots] = slot;
 	t->count[t->nslots++] = 1;
 }
@@ -228,8 +228,8 @@ void metrics_tally_flush(struct metrics_tally *t)
 {
 	for (int i = 0; i <= METRICS_ACTIONS; i++)
 		if (t->events[i])
-			counter_add(&metrics_events[i], t->events[i]);
-	tally_flush_decisions(t);
+			metrics_counter_add(&metrics_events[i], t->events[i]);
+	metrics_tally_flush_decisions(t);
 	metrics_tally_init(t);
 }
 
@@ -261,7 +261,7 @@ const char *metrics_url_host(const char *url, char *out, size_t cap)
  * bound its size); a failed growth fails the whole render. */
 
 /* A label value between quotes, escaped as the text format wants. */
-static void buf_label(struct util_buf *b, const char *key, const char *value)
+static void metrics_buf_label(struct util_buf *b, const char *key, const char *value)
 {
 	util_buf_printf(b, "%s=\"", key);
 	for (const char *s = value; *s; s++) {
@@ -277,21 +277,21 @@ static void buf_label(struct util_buf *b, const char *key, const char *value)
 	util_buf_printf(b, "\"");
 }
 
-static void buf_family(struct util_buf *b, const char *name, const char *type,
+static void metrics_buf_family(struct util_buf *b, const char *name, const char *type,
 		       const char *help)
 {
 	util_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void render_hist(struct util_buf *b, const char *name, const char *help,
+static void metrics_render_hist(struct util_buf *b, const char *name, const char *help,
 			struct metrics_hist *h)
 {
 	unsigned long long sum = atomic_load_explicit(&h->sum_ns, memory_order_relaxed);
 	unsigned long cum = 0;
 
-	buf_family(b, name, "histogram", help);
+	metrics_buf_family(b, name, "histogram", help);
 	for (int i = 0; i < METRICS_BUCKETS; i++) {
-		cum += counter_get(&h->bucket[i]);
+		cum += metrics_counter_get(&h->bucket[i]);
 		if (i < METRICS_BUCKETS - 1)
 			util_buf_printf(b, "%s_bucket{le=\"%g\"} %lu\n", name, metrics_bucket_bounds[i],
 				        cum);
@@ -303,7 +303,7 @@ static void render_hist(struct util_buf *b, const char *name, const char *help,
 }
 
 /* One sample per registered pair, then the non-zero "other" of each kind. */
-static void render_family(struct util_buf *b, const char *name, struct metrics_family *f,
+static void metrics_render_family(struct util_buf *b, const char *name, struct metrics_family *f,
 			  const char *kind_label, const char *const *kinds, int nkinds,
 			  int name_first)
 {
@@ -312,51 +312,51 @@ static void render_family(struct util_buf *b, const char *name, struct metrics_f
 	for (int i = 0; i < used + nkinds; i++) {
 		int kind = i < used ? f->items[i].kind : i - used;
 		const char *label = i < used ? f->items[i].name : "other";
-		unsigned long v = counter_get(&f->value[i < used ? i : METRICS_OTHER(kind)]);
+		unsigned long v = metrics_counter_get(&f->value[i < used ? i : METRICS_OTHER(kind)]);
 
 		if (i >= used && v == 0)
 			continue;
 		util_buf_printf(b, "%s{", name);
 		if (!name_first) {
-			buf_label(b, kind_label, kinds[kind]);
+			metrics_buf_label(b, kind_label, kinds[kind]);
 			util_buf_printf(b, ",");
 		}
-		buf_label(b, "name", label);
+		metrics_buf_label(b, "name", label);
 		if (name_first) {
 			util_buf_printf(b, ",");
-			buf_label(b, kind_label, kinds[kind]);
+			metrics_buf_label(b, kind_label, kinds[kind]);
 		}
 		util_buf_printf(b, "} %lu\n", v);
 	}
 }
 
-static void render_gauge(struct util_buf *b, const char *name, const char *help,
+static void metrics_render_gauge(struct util_buf *b, const char *name, const char *help,
 			 atomic_long *g)
 {
 	long v = atomic_load_explicit(g, memory_order_relaxed);
 
-	buf_family(b, name, "gauge", help);
+	metrics_buf_family(b, name, "gauge", help);
 	if (v >= 0)
 		util_buf_printf(b, "%s %ld\n", name, v);
 }
 
 /* The per-destination gauges, from the delivery thread's last snapshot. */
-static void render_destinations(struct util_buf *b)
+static void metrics_render_destinations(struct util_buf *b)
 {
 	pthread_mutex_lock(&metrics_dest_lock);
-	buf_family(b, "egoi_router_destination_state", "gauge",
+	metrics_buf_family(b, "egoi_router_destination_state", "gauge",
 		   "Circuit of each destination (scheme://host:port): 0 closed, 1 open "
 		   "(failing, nothing sent), 2 half-open (one probe in flight).");
 	for (size_t i = 0; i < metrics_ndests; i++) {
 		util_buf_printf(b, "egoi_router_destination_state{");
-		buf_label(b, "name", metrics_dests[i].name);
+		metrics_buf_label(b, "name", metrics_dests[i].name);
 		util_buf_printf(b, "} %d\n", metrics_dests[i].state);
 	}
-	buf_family(b, "egoi_router_destination_backlog", "gauge",
+	metrics_buf_family(b, "egoi_router_destination_backlog", "gauge",
 		   "Forwards in the outbox per destination, in flight or waiting.");
 	for (size_t i = 0; i < metrics_ndests; i++) {
 		util_buf_printf(b, "egoi_router_destination_backlog{");
-		buf_label(b, "name", metrics_dests[i].name);
+		metrics_buf_label(b, "name", metrics_dests[i].name);
 		util_buf_printf(b, "} %ld\n", metrics_dests[i].backlog);
 	}
 	pthread_mutex_unlock(&metrics_dest_lock);
@@ -369,10 +369,10 @@ int metrics_render(char **out, size_t *len)
 
 	if (util_buf_reserve(&b, 16384) != 0)
 		goto out;
-	buf_family(&b, "egoi_router_requests_total", "counter",
+	metrics_buf_family(&b, "egoi_router_requests_total", "counter",
 		   "Answers of the webhook endpoint, by HTTP status.");
 	for (size_t i = 0; i <= METRICS_NCODES; i++) {
-		unsigned long v = counter_get(&metrics_requests[i]);
+		unsigned long v = metrics_counter_get(&metrics_requests[i]);
 
 		if (i < METRICS_NCODES)
 			util_buf_printf(&b, "egoi_router_requests_total{code=\"%d\"} %lu\n",
@@ -380,47 +380,47 @@ int metrics_render(char **out, size_t *len)
 		else if (v)
 			util_buf_printf(&b, "egoi_router_requests_total{code=\"other\"} %lu\n", v);
 	}
-	render_hist(&b, "egoi_router_request_seconds",
+	metrics_render_hist(&b, "egoi_router_request_seconds",
 		    "Time to read, route, commit and answer a request to the webhook endpoint.",
 		    &metrics_request_hist);
-	buf_family(&b, "egoi_router_events_total", "counter",
+	metrics_buf_family(&b, "egoi_router_events_total", "counter",
 		   "Events of committed batches, by action (unknown or malformed: other).");
 	for (int i = 0; i <= METRICS_ACTIONS; i++)
 		util_buf_printf(&b, "egoi_router_events_total{action=\"%s\"} %lu\n",
 			        i < METRICS_ACTIONS ? egoi_actions[i] : "other",
-			        counter_get(&metrics_events[i]));
-	buf_family(&b, "egoi_router_decisions_total", "counter",
+			        metrics_counter_get(&metrics_events[i]));
+	metrics_buf_family(&b, "egoi_router_decisions_total", "counter",
 		   "Decisions of committed batches, by kind and forward name or host, write "
 		   "path, drop reason or error.");
-	render_family(&b, "egoi_router_decisions_total", &metrics_decisions, "kind",
+	metrics_render_family(&b, "egoi_router_decisions_total", &metrics_decisions, "kind",
 		      metrics_kind_names, METRICS_KINDS, 0);
-	buf_family(&b, "egoi_router_rule_errors_total", "counter",
+	metrics_buf_family(&b, "egoi_router_rule_errors_total", "counter",
 		   "route() calls that failed (error, instruction or memory limit).");
-	util_buf_printf(&b, "egoi_router_rule_errors_total %lu\n", counter_get(&metrics_rule_errors));
-	buf_family(&b, "egoi_router_loops_refused_total", "counter",
+	util_buf_printf(&b, "egoi_router_rule_errors_total %lu\n", metrics_counter_get(&metrics_rule_errors));
+	metrics_buf_family(&b, "egoi_router_loops_refused_total", "counter",
 		   "Batches refused with 508 because X-Router-Hop reached max_hops.");
-	util_buf_printf(&b, "egoi_router_loops_refused_total %lu\n", counter_get(&metrics_loops_refused));
-	buf_family(&b, "egoi_router_refused_total", "counter",
+	util_buf_printf(&b, "egoi_router_loops_refused_total %lu\n", metrics_counter_get(&metrics_loops_refused));
+	metrics_buf_family(&b, "egoi_router_refused_total", "counter",
 		   "Clients refused before their request was handled, by reason.");
 	for (int i = 0; i < METRICS_REFUSALS; i++)
 		util_buf_printf(&b, "egoi_router_refused_total{reason=\"%s\"} %lu\n",
-			        metrics_refusal_names[i], counter_get(&metrics_refusals[i]));
-	buf_family(&b, "egoi_router_deliveries_total", "counter",
+			        metrics_refusal_names[i], metrics_counter_get(&metrics_refusals[i]));
+	metrics_buf_family(&b, "egoi_router_deliveries_total", "counter",
 		   "Delivery attempts, by destination name or host and outcome.");
-	render_family(&b, "egoi_router_deliveries_total", &metrics_deliveries, "outcome",
+	metrics_render_family(&b, "egoi_router_deliveries_total", &metrics_deliveries, "outcome",
 		      metrics_outcome_names, METRICS_OUTCOMES, 1);
-	render_hist(&b, "egoi_router_delivery_seconds", "Duration of one delivery attempt.",
+	metrics_render_hist(&b, "egoi_router_delivery_seconds", "Duration of one delivery attempt.",
 		    &metrics_delivery_hist);
-	render_gauge(&b, "egoi_router_outbox_pending", "Forwards in the outbox not yet delivered.",
+	metrics_render_gauge(&b, "egoi_router_outbox_pending", "Forwards in the outbox not yet delivered.",
 		     &metrics_pending);
-	render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
+	metrics_render_gauge(&b, "egoi_router_dead_letters", "Entries in the dead letter table.",
 		     &metrics_dead);
-	render_destinations(&b);
+	metrics_render_destinations(&b);
 	if (atomic_load(&metrics_tls_expiry) >= 0)
-		render_gauge(&b, "egoi_router_tls_certificate_expiry_seconds",
+		metrics_render_gauge(&b, "egoi_router_tls_certificate_expiry_seconds",
 			     "notAfter of the certificate served, as unix seconds.",
 			     &metrics_tls_expiry);
-	buf_family(&b, "egoi_router_reloads_total", "counter",
+	metrics_buf_family(&b, "egoi_router_reloads_total", "counter",
 		   "SIGHUP reloads, by result: ok, or refused (the previous state kept serving).");
 	util_buf_printf(&b, "egoi_router_reloads_total{result=\"ok\"} %lu\n"
 		       "egoi_router_reloads_total{result=\"refused\"} %lu\n",
@@ -437,7 +437,7 @@ out:
 	return rc;
 }
 
-static void hist_reset(struct metrics_hist *h)
+static void metrics_hist_reset(struct metrics_hist *h)
 {
 	for (int i = 0; i < METRICS_BUCKETS; i++)
 		atomic_store(&h->bucket[i], 0);
@@ -454,8 +454,8 @@ void metrics_reset(void)
 	atomic_store(&metrics_loops_refused, 0);
 	for (int i = 0; i < METRICS_REFUSALS; i++)
 		atomic_store(&metrics_refusals[i], 0);
-	hist_reset(&metrics_request_hist);
-	hist_reset(&metrics_delivery_hist);
+	metrics_hist_reset(&metrics_request_hist);
+	metrics_hist_reset(&metrics_delivery_hist);
 	metrics_family_reset(&metrics_decisions);
 	metrics_family_reset(&metrics_deliveries);
 	atomic_store(&metrics_pending, -1);

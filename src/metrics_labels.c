@@ -10,7 +10,7 @@
 #include "utf8.h"
 #include "util.h"
 
-static size_t labels_hash(int kind, const char *name)
+static size_t metrics_labels_hash(int kind, const char *name)
 {
 	uint64_t h = util_fnv1a(UTIL_FNV1A_BASIS ^ (uint64_t)kind, name, strlen(name));
 
@@ -19,9 +19,9 @@ static size_t labels_hash(int kind, const char *name)
 
 /* Lock-free probe: the entry index of (kind, name), or -1 with *pos at the
  * empty index slot where it would go. */
-static int labels_find(struct metrics_family *f, int kind, const char *name, size_t *pos)
+static int metrics_labels_find(struct metrics_family *f, int kind, const char *name, size_t *pos)
 {
-	size_t h = labels_hash(kind, name);
+	size_t h = metrics_labels_hash(kind, name);
 
 	for (;;) {
 		int v = atomic_load_explicit(&f->index[h], memory_order_acquire);
@@ -78,14 +78,14 @@ int metrics_family_slot(struct metrics_family *f, int kind, const char *raw)
 	int slot, used;
 
 	metrics_label_clean(raw ? raw : "?", name);
-	slot = labels_find(f, kind, name, &pos);
+	slot = metrics_labels_find(f, kind, name, &pos);
 	if (slot >= 0)
 		return slot;
 	if (atomic_load_explicit(&f->used, memory_order_acquire) >= METRICS_LABELS)
 		return METRICS_OTHER(kind);
 	pthread_mutex_lock(&f->lock);
 	/* Another thread may have added it, or filled the table, meanwhile. */
-	slot = labels_find(f, kind, name, &pos);
+	slot = metrics_labels_find(f, kind, name, &pos);
 	used = atomic_load_explicit(&f->used, memory_order_relaxed);
 	if (slot < 0 && used < METRICS_LABELS) {
 		char *copy = strdup(name);

@@ -37,7 +37,7 @@ static atomic_int space_is_full;
 static double space_checked_at;
 
 /* Bytes available in data_dir, or -1 (logged by the caller's errno). */
-static long long space_free(void)
+static long long outbox_space_free(void)
 {
 	struct statvfs sv;
 
@@ -46,18 +46,18 @@ static long long space_free(void)
 	return (long long)sv.f_bavail * (long long)sv.f_frsize;
 }
 
-static long long space_enter_below(void)
+static long long outbox_space_enter_below(void)
 {
 	return space_reserve ? (long long)space_reserve / 4 : OUTBOX_SPACE_FLOOR;
 }
 
-static long long space_leave_at(void)
+static long long outbox_space_leave_at(void)
 {
 	return space_reserve ? 2 * (long long)space_reserve : 4LL * OUTBOX_SPACE_FLOOR;
 }
 
 /* Allocates the reserve file; 0 or -1 (errno). Called with the lock held. */
-static int space_allocate(void)
+static int outbox_space_allocate(void)
 {
 	int fd, rc;
 
@@ -79,7 +79,7 @@ static int space_allocate(void)
 }
 
 /* Enters the full state; called with the lock held. */
-static void space_enter(const char *why)
+static void outbox_space_enter(const char *why)
 {
 	if (atomic_load(&space_is_full))
 		return;
@@ -90,7 +90,7 @@ static void space_enter(const char *why)
 	log_msg(LOG_ERROR, NULL, "outbox: data_dir %s is full (%s): intake answers 503, "
 				 "delivery goes on in the released reserve (%zu bytes); intake "
 				 "resumes when %lld bytes are free", space_dir, why, space_reserve,
-		space_leave_at());
+		outbox_space_leave_at());
 }
 
 int outbox_space_start(const char *data_dir, size_t reserve, char *err, size_t errlen)
@@ -110,17 +110,17 @@ int outbox_space_start(const char *data_dir, size_t reserve, char *err, size_t e
 	space_reserve = reserve;
 	atomic_store(&space_is_full, 0);
 	space_checked_at = 0;
-	if (access(space_file, F_OK) == 0 && space_allocate() == 0) {
+	if (access(space_file, F_OK) == 0 && outbox_space_allocate() == 0) {
 		rc = 0;   /* kept from the last run (fallocate only tops it up) */
 		goto out;
 	}
-	avail = space_free();
+	avail = outbox_space_free();
 	if (avail < 0) {
 		snprintf(err, errlen, "statvfs %s: %s", data_dir, strerror(errno));
 		goto out;
 	}
-	if (avail < space_enter_below() + (long long)reserve || space_allocate() != 0)
-		space_enter("too little space at start-up");
+	if (avail < outbox_space_enter_below() + (long long)reserve || outbox_space_allocate() != 0)
+		outbox_space_enter("too little space at start-up");
 	rc = 0;
 out:
 	if (rc != 0) {
@@ -155,11 +155,11 @@ int outbox_space_intake_ok(char *why, size_t len)
 	}
 	if (now - space_checked_at >= OUTBOX_SPACE_CHECK_MS / 1000.0) {
 		space_checked_at = now;
-		avail = space_free();
-		if (avail >= 0 && !atomic_load(&space_is_full) && avail < space_enter_below()) {
-			space_enter("free space is low");
-		} else if (avail >= 0 && atomic_load(&space_is_full) && avail >= space_leave_at()) {
-			if (space_allocate() == 0) {
+		avail = outbox_space_free();
+		if (avail >= 0 && !atomic_load(&space_is_full) && avail < outbox_space_enter_below()) {
+			outbox_space_enter("free space is low");
+		} else if (avail >= 0 && atomic_load(&space_is_full) && avail >= outbox_space_leave_at()) {
+			if (outbox_space_allocate() == 0) {
 				atomic_store(&space_is_full, 0);
 				log_msg(LOG_INFO, NULL, "outbox: data_dir %s has space again (%lld "
 							"bytes free); reserve allocated, intake "
@@ -181,7 +181,7 @@ void outbox_space_exhausted(void)
 {
 	pthread_mutex_lock(&space_lock);
 	if (space_dir)
-		space_enter("a write failed: database or disk is full");
+		outbox_space_enter("a write failed: database or disk is full");
 	pthread_mutex_unlock(&space_lock);
 }
 

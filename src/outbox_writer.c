@@ -9,7 +9,7 @@
  * Files (write_sync = batch): before the group's transaction every file its
  * jobs name is fdatasync'ed once per (dev, ino), then a job whose file
  * failed is answered without running its fill. A job without fill (lines,
- * no rows) only waits for the flush. See writer_sync_files for why other
+ * no rows) only waits for the flush. See outbox_writer_sync_files for why other
  * descriptors of an already flushed file are still asked.
  */
 #include "outbox_writer.h"
@@ -48,7 +48,7 @@ struct outbox_writer {
 	pthread_cond_t finished;     /* broadcast when a group is done */
 	struct writer_jobs queue;    /* waiting for the next group, oldest first */
 	int stop;
-	int exited;                  /* writer_main has returned (under mu) */
+	int exited;                  /* outbox_writer_main has returned (under mu) */
 	double busy_since;           /* clock_mono when the group in progress began, 0 = idle */
 	unsigned long groups, file_syncs, queued;   /* under mu */
 };
@@ -60,7 +60,7 @@ struct sync_slot {
 	int err;   /* errno of the file's flush, 0 = durable */
 };
 
-static int slot_cmp(const void *pa, const void *pb)
+static int outbox_writer_slot_cmp(const void *pa, const void *pb)
 {
 	const struct sync_slot *x = pa, *y = pb;
 
@@ -72,7 +72,7 @@ static int slot_cmp(const void *pa, const void *pb)
 }
 
 /* fdatasync, retried on EINTR; 0 or the errno. */
-static int data_sync(int fd)
+static int outbox_writer_data_sync(int fd)
 {
 	int rc;
 
@@ -92,7 +92,7 @@ static int data_sync(int fd)
  * would otherwise go unseen by the batches behind this one. An error on any
  * descriptor fails every job of that file in the group.
  */
-static unsigned long writer_sync_files(const struct writer_jobs *jobs)
+static unsigned long outbox_writer_sync_files(const struct writer_jobs *jobs)
 {
 	struct sync_slot *slots = NULL, key, *hit;
 	struct writer_job *j;
@@ -117,15 +117,15 @@ static unsigned long writer_sync_files(const struct writer_jobs *jobs)
 			slots[k++] = (struct sync_slot){ .dev = j->files[i].dev,
 							 .ino = j->files[i].ino,
 							 .fd = j->files[i].fd };
-	qsort(slots, n, sizeof *slots, slot_cmp);
+	qsort(slots, n, sizeof *slots, outbox_writer_slot_cmp);
 	for (size_t i = 0, end; i < n; i = end) {
-		int err = data_sync(slots[i].fd);
+		int err = outbox_writer_data_sync(slots[i].fd);
 
 		flushed++;
 		for (end = i + 1; end < n && slots[end].dev == slots[i].dev &&
 		     slots[end].ino == slots[i].ino; end++)
 			if (!err && slots[end].fd != slots[end - 1].fd)
-				err = data_sync(slots[end].fd);
+				err = outbox_writer_data_sync(slots[end].fd);
 		for (size_t m = i; m < end; m++)
 			slots[m].err = err;
 	}
@@ -133,7 +133,7 @@ static unsigned long writer_sync_files(const struct writer_jobs *jobs)
 		for (size_t i = 0; i < j->nfiles && j->rc == 0; i++) {
 			key = (struct sync_slot){ .dev = j->files[i].dev, .ino = j->files[i].ino,
 						  .fd = j->files[i].fd };
-			hit = bsearch(&key, slots, n, sizeof *slots, slot_cmp);
+			hit = bsearch(&key, slots, n, sizeof *slots, outbox_writer_slot_cmp);
 			if (hit && hit->err == 0)
 				continue;
 			j->rc = -1;
@@ -149,13 +149,13 @@ static unsigned long writer_sync_files(const struct writer_jobs *jobs)
  * Runs one group: the files' flush, then one transaction, a savepoint per
  * job with rows, one commit. Returns the number of files flushed.
  */
-static unsigned long writer_run_group(struct outbox_writer *w, struct writer_jobs *jobs)
+static unsigned long outbox_writer_run_group(struct outbox_writer *w, struct writer_jobs *jobs)
 {
 	const char *why = NULL;
 	struct writer_job *j;
 	char full[128];
 	int ok_jobs = 0, with_rows = 0;
-	unsigned long flushed = writer_sync_files(jobs);
+	unsigned long flushed = outbox_writer_sync_files(jobs);
 
 	STAILQ_FOREACH(j, jobs, link)
 		with_rows += j->rc == 0 && j->fill;
@@ -216,7 +216,7 @@ static unsigned long writer_run_group(struct outbox_writer *w, struct writer_job
 	return flushed;
 }
 
-static void *writer_main(void *arg)
+static void *outbox_writer_main(void *arg)
 {
 	struct outbox_writer *w = arg;
 	/* shown by top -H, ps -L and gdb; a failure only loses the name */
@@ -238,7 +238,7 @@ static void *writer_main(void *arg)
 		w->busy_since = clock_mono();
 		pthread_mutex_unlock(&w->mu);
 
-		flushed = writer_run_group(w, &group);
+		flushed = outbox_writer_run_group(w, &group);
 
 		pthread_mutex_lock(&w->mu);
 		w->busy_since = 0;
@@ -271,7 +271,7 @@ struct outbox_writer *outbox_writer_start(const char *data_dir, char *err, size_
 	w->ob = outbox_open(data_dir, err, errlen);
 	if (!w->ob)
 		goto fail;
-	if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+	if (pthread_create(&w->thread, NULL, outbox_writer_main, w) != 0) {
 		snprintf(err, errlen, "cannot start the outbox writer thread");
 		goto fail;
 	}

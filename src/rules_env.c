@@ -17,7 +17,7 @@
 #include <string.h>
 
 /* NAME is one of the comma-separated names in list (spaces around names allowed). */
-static int env_listed(const char *list, const char *name)
+static int rules_env_listed(const char *list, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -88,5 +88,5 @@ const char *rules_env_get(const struct rules *r, const char *name)
 				return *p + n + 1;
 		return NULL;
 	}
-	return env_listed(r->env_names, name) ? getenv(name) : NULL;
+	return rules_env_listed(r->env_names, name) ? getenv(name) : NULL;
 }

@@ -70,7 +70,7 @@ struct sink_file {
 };
 
 /* A cheap clock (vDSO, a few ns): only bounds how stale a cached entry gets. */
-static long long now_ms(void)
+static long long sink_file_now_ms(void)
 {
 	struct timespec ts;
 
@@ -80,7 +80,7 @@ static long long now_ms(void)
 }
 
 /* fsync, retried on EINTR. */
-static int sync_fd(int fd, int data_only)
+static int sink_file_sync_fd(int fd, int data_only)
 {
 	int rc;
 
@@ -124,7 +124,7 @@ out:
 }
 
 /* Forgets e (its queued lines too) and frees its slot. */
-static void entry_drop(struct sink_entry *e)
+static void sink_file_entry_drop(struct sink_entry *e)
 {
 	if (e->fd >= 0)
 		close(e->fd);
@@ -139,18 +139,18 @@ static void entry_drop(struct sink_entry *e)
  * syncs them: the batch's sync will not find this descriptor), then drops
  * it. SINK_OK or SINK_IO.
  */
-static int entry_retire(struct sink_file *s, struct sink_entry *e, char *err, size_t errlen)
+static int sink_file_entry_retire(struct sink_file *s, struct sink_entry *e, char *err, size_t errlen)
 {
 	int rc = SINK_OK;
 
 	if (e->path && e->q.len > 0) {
 		rc = sink_entry_write(e, err, errlen);
-		if (rc == SINK_OK && s->sync && sync_fd(e->fd, 1) != 0) {
+		if (rc == SINK_OK && s->sync && sink_file_sync_fd(e->fd, 1) != 0) {
 			snprintf(err, errlen, "cannot sync %.200s: %s", e->path, strerror(errno));
 			rc = SINK_IO;
 		}
 	}
-	entry_drop(e);
+	sink_file_entry_drop(e);
 	return rc;
 }
 
@@ -159,14 +159,14 @@ void sink_file_close(struct sink_file *s)
 	if (!s)
 		return;
 	for (size_t i = 0; i < SINK_CACHE; i++)
-		entry_drop(&s->cache[i]);
+		sink_file_entry_drop(&s->cache[i]);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s);
 }
 
 /* Why a component could not be opened without following: symlink or else. */
-static int refuse_component(int dirfd, const char *comp, const char *path, char *err,
+static int sink_file_refuse_component(int dirfd, const char *comp, const char *path, char *err,
 			    size_t errlen)
 {
 	struct stat st;
@@ -180,10 +180,10 @@ static int refuse_component(int dirfd, const char *comp, const char *path, char 
 
 
 /* With SINK_SYNC_BATCH, fsyncs a directory on the way to path; SINK_OK or SINK_IO. */
-static int sync_walked_dir(const struct sink_file *s, int dfd, const char *path, char *err,
+static int sink_file_sync_walked_dir(const struct sink_file *s, int dfd, const char *path, char *err,
 			   size_t errlen)
 {
-	if (!s->sync || sync_fd(dfd, 0) == 0)
+	if (!s->sync || sink_file_sync_fd(dfd, 0) == 0)
 		return SINK_OK;
 	snprintf(err, errlen, "cannot sync a directory of %.200s: %s", path, strerror(errno));
 	return SINK_IO;
@@ -193,7 +193,7 @@ static int sync_walked_dir(const struct sink_file *s, int dfd, const char *path,
  * Opens output_dir/path for appending, walking it with O_NOFOLLOW. *fd_out
  * and *st_out are set on SINK_OK.
  */
-static int open_target(struct sink_file *s, const char *path, int *fd_out, struct stat *st_out,
+static int sink_file_open_target(struct sink_file *s, const char *path, int *fd_out, struct stat *st_out,
 		       char *err, size_t errlen)
 {
 	char buf[SINK_PATH_MAX + 1];
@@ -224,13 +224,13 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 		}
 		if (dfd < 0) {
 			if (errno == ELOOP || errno == ENOTDIR)
-				rc = refuse_component(cur, comp, path, err, errlen);
+				rc = sink_file_refuse_component(cur, comp, path, err, errlen);
 			else
 				rc = sink_path_failed("cannot open a directory of", path, err, errlen);
 			goto out;
 		}
 		/* cur now holds an entry for dfd that may be new */
-		if (sync_walked_dir(s, cur, path, err, errlen) != SINK_OK) {
+		if (sink_file_sync_walked_dir(s, cur, path, err, errlen) != SINK_OK) {
 			close(dfd);
 			goto out;
 		}
@@ -267,7 +267,7 @@ static int open_target(struct sink_file *s, const char *path, int *fd_out, struc
 		rc = SINK_REFUSED;
 		goto out;
 	}
-	if (sync_walked_dir(s, cur, path, err, errlen) != SINK_OK)
+	if (sink_file_sync_walked_dir(s, cur, path, err, errlen) != SINK_OK)
 		goto out;
 	*fd_out = fd;
 	fd = -1;
@@ -281,7 +281,7 @@ out:
 }
 
 /* The slot to reuse: a free one, else the LRU entry without queued lines, else the LRU one. */
-static struct sink_entry *pick_victim(struct sink_file *s)
+static struct sink_entry *sink_file_pick_victim(struct sink_file *s)
 {
 	struct sink_entry *idle = NULL, *any = NULL;
 
@@ -299,12 +299,12 @@ static struct sink_entry *pick_victim(struct sink_file *s)
 }
 
 /* Finds a cached descriptor still naming output_dir/path, or opens one. */
-static int get_entry(struct sink_file *s, const char *path, struct sink_entry **out, char *err,
+static int sink_file_get_entry(struct sink_file *s, const char *path, struct sink_entry **out, char *err,
 		     size_t errlen)
 {
 	size_t len = strlen(path);
 	struct sink_entry *e, *victim = NULL;
-	long long now = now_ms();
+	long long now = sink_file_now_ms();
 	struct stat st;
 	int fd = -1, rc;
 	char *copy;
@@ -330,12 +330,12 @@ static int get_entry(struct sink_file *s, const char *path, struct sink_entry **
 		break;
 	}
 	if (!victim)
-		victim = pick_victim(s);
+		victim = sink_file_pick_victim(s);
 	/* the old file gets what was queued for it before the slot is reused */
-	rc = entry_retire(s, victim, err, errlen);
+	rc = sink_file_entry_retire(s, victim, err, errlen);
 	if (rc != SINK_OK)
 		return rc;
-	rc = open_target(s, path, &fd, &st, err, errlen);
+	rc = sink_file_open_target(s, path, &fd, &st, err, errlen);
 	if (rc != SINK_OK)
 		return rc;
 	copy = malloc(len + 1);
@@ -369,7 +369,7 @@ enum sink_status sink_file_add(struct sink_file *s, const char *path, const char
 		snprintf(err, errlen, "line for %.200s contains a newline", path);
 		return SINK_REFUSED;
 	}
-	rc = get_entry(s, path, &e, err, errlen);
+	rc = sink_file_get_entry(s, path, &e, err, errlen);
 	if (rc != SINK_OK)
 		return rc;
 	/* room for the line and its '\n' first, so a line is queued whole or not */
@@ -386,7 +386,7 @@ enum sink_status sink_file_add(struct sink_file *s, const char *path, const char
 }
 
 /* Empties e's queue; a large buffer is given back rather than kept per worker. */
-static void queue_reset(struct sink_entry *e)
+static void sink_file_queue_reset(struct sink_entry *e)
 {
 	if (e->q.cap > SINK_QUEUE_KEEP)
 		util_buf_free(&e->q);
@@ -405,16 +405,16 @@ enum sink_status sink_file_flush(struct sink_file *s, char *err, size_t errlen)
 		if (!e->path || e->q.len == 0)
 			continue;
 		if (rc != SINK_OK) {
-			queue_reset(e);
+			sink_file_queue_reset(e);
 			continue;
 		}
 		rc = sink_entry_write(e, err, errlen);
 		if (rc != SINK_OK) {
 			/* opened afresh next time: its tail is checked again then */
-			entry_drop(e);
+			sink_file_entry_drop(e);
 			continue;
 		}
-		queue_reset(e);
+		sink_file_queue_reset(e);
 		s->written[s->nwritten++] = (struct sink_file_ref){
 			.fd = e->fd, .dev = e->dev, .ino = e->ino, .path = e->path,
 		};
@@ -428,7 +428,7 @@ void sink_file_discard(struct sink_file *s)
 {
 	s->nwritten = 0;
 	for (size_t i = 0; i < SINK_CACHE; i++)
-		queue_reset(&s->cache[i]);
+		sink_file_queue_reset(&s->cache[i]);
 }
 
 size_t sink_file_written(struct sink_file *s, const struct sink_file_ref **out)
@@ -440,7 +440,7 @@ size_t sink_file_written(struct sink_file *s, const struct sink_file_ref **out)
 enum sink_status sink_file_sync(struct sink_file *s, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < s->nwritten; i++)
-		if (sync_fd(s->written[i].fd, 1) != 0) {
+		if (sink_file_sync_fd(s->written[i].fd, 1) != 0) {
 			snprintf(err, errlen, "cannot sync %.200s: %s", s->written[i].path,
 				 strerror(errno));
 			return SINK_IO;

@@ -66,7 +66,7 @@ int sink_file_check_path(const char *path, char *err, size_t errlen)
  * belongs to its event, which is dead-lettered; only a storage error fails
  * the batch, since retrying the batch would fail on that path forever.
  */
-static int path_errno(int e)
+static int sink_file_path_errno(int e)
 {
 	return e == ENAMETOOLONG || e == ENOENT || e == ENOTDIR || e == EISDIR || e == ELOOP ||
 	       e == EINVAL || e == EACCES || e == EPERM || e == ENXIO || e == EILSEQ;
@@ -77,5 +77,5 @@ enum sink_status sink_path_failed(const char *what, const char *path, char *err,
 	int e = errno;
 
 	snprintf(err, errlen, "%s %.200s: %s", what, path, strerror(e));
-	return path_errno(e) ? SINK_REFUSED : SINK_IO;
+	return sink_file_path_errno(e) ? SINK_REFUSED : SINK_IO;
 }

@@ -71,7 +71,7 @@
 #define SINK_SCAN_CHUNK (64 * 1024)
 
 /* flock(LOCK_EX), waiting at most SINK_LOCK_WAIT_MS. 0 or -1 with err set. */
-static int lock_file(const struct sink_entry *e, char *err, size_t errlen)
+static int sink_file_write_lock_file(const struct sink_entry *e, char *err, size_t errlen)
 {
 	long long waited_us = 0;
 	long step_us = 20;
@@ -101,7 +101,7 @@ static int lock_file(const struct sink_entry *e, char *err, size_t errlen)
 }
 
 /* Reads exactly len bytes at off; 0, or -1 (errno set; EIO for a short file). */
-static int pread_full(int fd, char *buf, size_t len, off_t off)
+static int sink_file_write_pread_full(int fd, char *buf, size_t len, off_t off)
 {
 	while (len > 0) {
 		ssize_t n = pread(fd, buf, len, off);
@@ -121,7 +121,7 @@ static int pread_full(int fd, char *buf, size_t len, off_t off)
 }
 
 /* ftruncate, retried on EINTR. */
-static int truncate_to(int fd, off_t size)
+static int sink_file_write_truncate_to(int fd, off_t size)
 {
 	int rc;
 
@@ -135,7 +135,7 @@ static int truncate_to(int fd, off_t size)
  * Makes a file of *size bytes (> 0) end in '\n' (step 2 above); *size gets
  * the new size. 0, or -1 with err set.
  */
-static int repair_tail(struct sink_entry *e, off_t *size, char *err, size_t errlen)
+static int sink_file_write_repair_tail(struct sink_entry *e, off_t *size, char *err, size_t errlen)
 {
 	off_t end = *size, limit = *size > SINK_REPAIR_SCAN ? *size - SINK_REPAIR_SCAN : 0;
 	off_t cut = -1;
@@ -143,7 +143,7 @@ static int repair_tail(struct sink_entry *e, off_t *size, char *err, size_t errl
 	ssize_t n;
 	int rc = -1;
 
-	if (pread_full(e->fd, &last, 1, end - 1) != 0) {
+	if (sink_file_write_pread_full(e->fd, &last, 1, end - 1) != 0) {
 		snprintf(err, errlen, "cannot read the end of %.200s: %s", e->path, strerror(errno));
 		goto out;
 	}
@@ -160,7 +160,7 @@ static int repair_tail(struct sink_entry *e, off_t *size, char *err, size_t errl
 		off_t start = end - limit > SINK_SCAN_CHUNK ? end - SINK_SCAN_CHUNK : limit;
 		char *nl;
 
-		if (pread_full(e->fd, buf, (size_t)(end - start), start) != 0) {
+		if (sink_file_write_pread_full(e->fd, buf, (size_t)(end - start), start) != 0) {
 			snprintf(err, errlen, "cannot read %.200s: %s", e->path, strerror(errno));
 			goto out;
 		}
@@ -170,7 +170,7 @@ static int repair_tail(struct sink_entry *e, off_t *size, char *err, size_t errl
 		end = start;
 	}
 	if (cut >= 0) {
-		if (truncate_to(e->fd, cut) != 0) {
+		if (sink_file_write_truncate_to(e->fd, cut) != 0) {
 			snprintf(err, errlen, "cannot cut the unfinished line at the end of %.200s: %s",
 				 e->path, strerror(errno));
 			goto out;
@@ -200,7 +200,7 @@ out:
 }
 
 /* Step 3: reserves len bytes at off; 0, or -1 with err set (nothing written). */
-static int reserve(struct sink_entry *e, off_t off, size_t len, char *err, size_t errlen)
+static int sink_file_write_reserve(struct sink_entry *e, off_t off, size_t len, char *err, size_t errlen)
 {
 	int rc;
 
@@ -220,7 +220,7 @@ static int reserve(struct sink_entry *e, off_t off, size_t len, char *err, size_
 }
 
 /* Step 5: removes the done bytes we appended at before; 0, or -1 (logged). */
-static int undo(struct sink_entry *e, off_t before, size_t done)
+static int sink_file_write_undo(struct sink_entry *e, off_t before, size_t done)
 {
 	struct stat st;
 	char why[256] = "";
@@ -231,7 +231,7 @@ static int undo(struct sink_entry *e, off_t before, size_t done)
 	if (fstat(e->fd, &st) != 0) {
 		snprintf(why, sizeof why, "cannot stat it: %s", strerror(errno));
 	} else if (st.st_size == before + (off_t)done) {
-		if (truncate_to(e->fd, before) == 0) {
+		if (sink_file_write_truncate_to(e->fd, before) == 0) {
 			e->clean_end = before;
 			return 0;
 		}
@@ -239,7 +239,7 @@ static int undo(struct sink_entry *e, off_t before, size_t done)
 	} else {
 		/* someone appended without the lock: keep whole lines, cut the rest */
 		size = st.st_size;
-		if (size == 0 || repair_tail(e, &size, why, sizeof why) == 0)
+		if (size == 0 || sink_file_write_repair_tail(e, &size, why, sizeof why) == 0)
 			return 0;
 	}
 	e->clean_end = -1;
@@ -257,7 +257,7 @@ enum sink_status sink_entry_write(struct sink_entry *e, char *err, size_t errlen
 
 	if (e->q.len == 0)
 		return SINK_OK;
-	if (lock_file(e, err, errlen) != 0)
+	if (sink_file_write_lock_file(e, err, errlen) != 0)
 		goto out;
 	locked = 1;
 	if (fstat(e->fd, &st) != 0) {
@@ -265,9 +265,9 @@ enum sink_status sink_entry_write(struct sink_entry *e, char *err, size_t errlen
 		goto out;
 	}
 	before = st.st_size;
-	if (before > 0 && before != e->clean_end && repair_tail(e, &before, err, errlen) != 0)
+	if (before > 0 && before != e->clean_end && sink_file_write_repair_tail(e, &before, err, errlen) != 0)
 		goto out;
-	if (reserve(e, before, e->q.len, err, errlen) != 0)
+	if (sink_file_write_reserve(e, before, e->q.len, err, errlen) != 0)
 		goto out;
 	while (done < e->q.len) {
 		ssize_t n = write(e->fd, e->q.p + done, e->q.len - done);
@@ -281,7 +281,7 @@ enum sink_status sink_entry_write(struct sink_entry *e, char *err, size_t errlen
 				snprintf(err, errlen, "cannot write %.200s: %s", e->path, why);
 			else
 				snprintf(err, errlen, "short write to %.200s (%zu of %zu bytes): %s; %s",
-					 e->path, done, e->q.len, why, undo(e, before, done) == 0
+					 e->path, done, e->q.len, why, sink_file_write_undo(e, before, done) == 0
 					 ? "the partial lines were removed"
 					 : "removing the partial lines failed too");
 			goto out;
