@@ -12,6 +12,7 @@
 #                          the daemon's worker threads here)
 #   BENCH_DRAIN_SECONDS=30 how long to wait for the outbox to drain at the end
 #   BENCH_KEEP=1           keep the temporary directory (logs, wrk output)
+#   BENCH_SIZES="1 10 100" the batch sizes, one wrk run each (e.g. "1000")
 #
 # Set-up, all in a fresh temporary directory removed at exit (the daemons
 # this script started are stopped first):
@@ -44,7 +45,7 @@ cd "$root"
 seconds=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-16}
 drain=${BENCH_DRAIN_SECONDS:-30}
-sizes="1 10 100"
+sizes=${BENCH_SIZES:-1 10 100}
 fixture=tests/fixtures/batch-all-actions.json
 router_threads=64
 
@@ -101,6 +102,8 @@ listen = 127.0.0.1:PORTs
 tls_certificate = $tmp/cert/server.pem
 auth_token = $token
 rules = $root/bench/rules.lua
+# env() reads only the names listed here
+rules_env = BENCH_FORWARD_URL
 data_dir = $tmp/main
 output_dir = $tmp/main/out
 threads = $router_threads
@@ -118,7 +121,7 @@ fwd=0 wrt=0 drp=0
 for n in $sizes; do
 	lua5.4 bench/mkbatch.lua "$fixture" "$n" > "$tmp/batch-$n.txt" || die "mkbatch failed"
 	while IFS= read -r line; do
-		printf '%s' "$line" | "$bin" test bench/rules.lua - > "$tmp/decisions" 2>&1 ||
+		printf '%s' "$line" | "$bin" test --env BENCH_FORWARD_URL="$BENCH_FORWARD_URL" bench/rules.lua - > "$tmp/decisions" 2>&1 ||
 			{ cat "$tmp/decisions" >&2; die "a batch of $n is rejected by egoi-router test"; }
 		# shellcheck disable=SC2046 # three numbers, split on purpose
 		set -- $(awk '{ f += gsub(/"kind":"forward"/, ""); w += gsub(/"kind":"write"/, "");
@@ -163,7 +166,7 @@ run_wrk() {
 
 failed=0
 # Warm-up: every worker's Lua state, TLS sessions, the outbox's first pages.
-run_wrk 10 1
+run_wrk "${sizes%% *}" 1
 
 table="$tmp/table"
 printf '%6s %7s %10s %10s %8s %8s %8s %8s %8s %8s %8s\n' batch "body B" "requests/s" "events/s" \

@@ -31,8 +31,6 @@
 #include "json_lua.h"
 
 #define JZ_NONE UINT_MAX
-/* Scratch above this is given back after the batch (a worker keeps no huge buffer). */
-#define JZ_SCRATCH_KEEP ((size_t)4 << 20)
 /* Lua 5.4 on 64-bit: a Table, a hash Node, an array TValue; strings longer
  * than LUAI_MAXSHORTLEN (40) are never shared. Lower bounds for the estimate. */
 #define JZ_TABLE_BYTES 56
@@ -95,6 +93,11 @@ void json_lua_lazy_scratch_free(struct json_lua_lazy_scratch *s)
 	free(s->strs);
 	free(s->first);
 	memset(s, 0, sizeof *s);
+}
+
+size_t json_lua_lazy_scratch_bytes(const struct json_lua_lazy_scratch *s)
+{
+	return s->captok * sizeof(struct jz_tok) + s->capstr + s->capfirst * sizeof *s->first;
 }
 
 /* ---- the builder (batch_parse callbacks, plain C) ---- */
@@ -643,7 +646,8 @@ int json_lua_push_batch_lazy(lua_State *L, const char *body, size_t len, size_t 
 	}
 	rc = BATCH_OK;
 out:
-	if (scratch->captok * sizeof(struct jz_tok) + scratch->capstr > JZ_SCRATCH_KEEP)
+	/* a scratch never keeps a huge buffer (one large batch must not pin it) */
+	if (json_lua_lazy_scratch_bytes(scratch) > JSON_LUA_LAZY_SCRATCH_KEEP)
 		json_lua_lazy_scratch_free(scratch);
 	return rc;
 }

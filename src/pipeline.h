@@ -90,6 +90,13 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 void pipeline_end(struct pipeline *p);
 
 /*
+ * The worker goes idle (its connection closed): the Lua state shrinks to
+ * its live data (rules_idle) and the per-batch arrays are freed; the next
+ * batch grows them again. Call from p's thread, between batches.
+ */
+void pipeline_idle(struct pipeline *p);
+
+/*
  * The whole request: pipeline_route, then decisions_commit, then wakes the
  * delivery thread. res->http_status is 200 only when every decision is
  * durable. Always leaves p ready for the next batch.

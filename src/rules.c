@@ -323,7 +323,6 @@ void rules_free(struct rules *r)
 		lua_close(r->L);
 	rules_alloc_release(r);
 	rules_env_free(r);
-	json_lua_lazy_scratch_free(&r->lazy);
 	free(r->dir);
 	free(r);
 }
@@ -353,6 +352,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 		      struct batch *out, char *err, size_t errlen)
 {
 	lua_State *L = r->L;
+	struct json_lua_lazy_scratch *scratch;
 	size_t table_bytes;
 	int rc;
 
@@ -363,8 +363,14 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	lua_replace(L, SLOT_ACTIONS);
 	rules_release_charges(r);
 	r->mem_refused = 0;
-	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, &r->lazy, &table_bytes, err,
+	scratch = json_lua_lazy_scratch_take();   /* shared: see json_lua_lazy_pool.c */
+	if (!scratch) {
+		snprintf(err, errlen, "out of memory");
+		return BATCH_NOMEM;
+	}
+	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, scratch, &table_bytes, err,
 				      errlen);
+	json_lua_lazy_scratch_give(scratch);
 	/* Lazy tables are built when read: refuse now a batch that could not be. */
 	if (rc == BATCH_OK && r->mem_limit && table_bytes > r->mem_limit - r->mem_used) {
 		r->mem_refused = 1;
@@ -502,4 +508,13 @@ const char *rules_event_action(struct rules *r, size_t i)
 		s = lua_tostring(L, -1);  /* anchored by the actions table */
 	lua_settop(L, SLOT_COUNT);
 	return s;
+}
+
+void rules_idle(struct rules *r)
+{
+	if (!r || !pthread_equal(r->owner, pthread_self()))
+		return;   /* only the owner may touch the state */
+	RULES_ENTRY(r);
+	lua_gc(r->L, LUA_GCCOLLECT);
+	rules_alloc_release(r);
 }

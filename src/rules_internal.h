@@ -84,8 +84,6 @@ struct rules {
 
 	struct rules_ctx ctx;
 
-	struct json_lua_lazy_scratch lazy;   /* the batch parse's tape, reused */
-
 	/* rules_alloc.c: free small blocks by size class, pool_kept bytes in all */
 #define RULES_POOL_GRAIN 16
 #define RULES_POOL_CLASSES 16
