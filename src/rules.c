@@ -377,6 +377,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 		rc = BATCH_NOMEM;
 	}
 	if (rc == BATCH_OK) {
+		r->gc_events += len + table_bytes;   /* the tape is about the body's size */
 		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);
 		lua_pushcfunction(L, rules_l_snapshot_actions);
@@ -495,6 +496,14 @@ void rules_end_batch(struct rules *r)
 	lua_replace(r->L, SLOT_ACTIONS);
 	lua_settop(r->L, SLOT_COUNT);
 	lua_gc(r->L, LUA_GCSTEP, 0);
+	/* What outlived a young collection (a large batch's tape and tables)
+	 * waits for a major one, which generational mode runs only once the
+	 * heap has doubled: many MB per worker at batch 1000. Once the batches
+	 * since the last full collection brought RULES_GC_SLACK of events, collect. */
+	if (r->gc_events > RULES_GC_SLACK) {
+		lua_gc(r->L, LUA_GCCOLLECT);
+		r->gc_events = 0;
+	}
 }
 
 const char *rules_event_action(struct rules *r, size_t i)
@@ -516,5 +525,6 @@ void rules_idle(struct rules *r)
 		return;   /* only the owner may touch the state */
 	RULES_ENTRY(r);
 	lua_gc(r->L, LUA_GCCOLLECT);
+	r->gc_events = 0;
 	rules_alloc_release(r);
 }

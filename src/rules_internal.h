@@ -84,6 +84,11 @@ struct rules {
 
 	struct rules_ctx ctx;
 
+	/* rules_end_batch: bytes of events (body and tables) parsed since the
+	 * last full collection; more than RULES_GC_SLACK runs another */
+#define RULES_GC_SLACK ((size_t)1 << 20)
+	size_t gc_events;
+
 	/* rules_alloc.c: free small blocks by size class, pool_kept bytes in all */
 #define RULES_POOL_GRAIN 16
 #define RULES_POOL_CLASSES 16
