@@ -46,16 +46,18 @@ static const char jz_next_key = 'x';
 
 enum jz_kind { JZ_NULL, JZ_FALSE, JZ_TRUE, JZ_INT, JZ_NUM, JZ_STR, JZ_KEY, JZ_MAP, JZ_ARR };
 
+/* 16 bytes (the tape is most of a batch's Lua memory): next shares the union. */
 struct jz_tok {
 	unsigned char kind;
 	unsigned len;                 /* strings: bytes; containers: entries */
-	unsigned next;                /* containers: the token after the last descendant */
 	union {
 		long long i;
 		double d;
 		size_t off;           /* strings: offset in the string bytes */
+		unsigned next;        /* containers: the token after the last descendant */
 	} v;
 };
+_Static_assert(sizeof(struct jz_tok) == 16, "a tape token is 16 bytes");
 
 /* The tape as stored in the batch's userdata. */
 struct jz_tape {
@@ -138,7 +140,7 @@ static struct jz_tok *jz_tok(struct jz_build *b, enum jz_kind kind)
 	t = (struct jz_tok *)s->toks + s->ntok++;
 	t->kind = (unsigned char)kind;
 	t->len = 0;
-	t->next = 0;
+	t->v.next = 0;
 	if (kind != JZ_KEY && b->depth > 0) {
 		parent = (struct jz_tok *)s->toks + b->open[b->depth - 1];
 		parent->len++;
@@ -247,7 +249,7 @@ static int jz_close(void *ud)
 	struct jz_build *b = ud;
 	struct jz_tok *t = (struct jz_tok *)b->s->toks + b->open[--b->depth];
 
-	t->next = (unsigned)b->s->ntok;
+	t->v.next = (unsigned)b->s->ntok;
 	return 0;
 }
 
@@ -329,7 +331,7 @@ static unsigned jz_push(lua_State *L, const struct jz_view *v, unsigned t)
 /* The token after the value at t. */
 static unsigned jz_skip(const struct jz_view *v, unsigned t)
 {
-	return v->toks[t].kind == JZ_MAP || v->toks[t].kind == JZ_ARR ? v->toks[t].next : t + 1;
+	return v->toks[t].kind == JZ_MAP || v->toks[t].kind == JZ_ARR ? v->toks[t].v.next : t + 1;
 }
 
 static void jz_room(lua_State *L)
