@@ -4,7 +4,7 @@
  *
  * Why: the token tape is only needed while a batch is parsed and copied
  * into its Lua userdata (a fraction of a batch's time), yet each worker
- * used to keep its own scratch, up to JZ_SCRATCH_KEEP, between batches:
+ * used to keep its own scratch, up to JSON_LUA_LAZY_SCRATCH_KEEP, between batches:
  * with 64 threads at batch 1000 that was tens of MB held by workers doing
  * nothing with it. Now a worker takes a scratch for the parse and gives it
  * back; the pool keeps at most JSON_LUA_LAZY_POOL_KEEP of them (about as
