@@ -249,7 +249,7 @@ FUZZFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=un
 # but the same warnings and include paths as every other build.
 FUZZCFLAGS := $(FUZZFLAGS) -std=c11 -D_GNU_SOURCE $(WARNINGS) -MMD -MP $(PKGCFLAGS)
 # target:corpus directory (tests/fuzz/corpus/<dir>)
-FUZZ_TARGETS := batch:batch json_lua:json
+FUZZ_TARGETS := batch:batch json_lua:json json_lua_lazy:batch
 FUZZBIN  := $(foreach t,$(FUZZ_TARGETS),$(FUZZDIR)/fuzz_$(firstword $(subst :, ,$(t))))
 
 $(FUZZDIR)/obj/%.o: src/%.c
@@ -263,8 +263,12 @@ $(FUZZDIR)/obj/fuzz/%.o: tests/fuzz/%.c
 $(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
-$(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZDIR)/obj/batch.o \
-		$(FUZZDIR)/obj/json_lua.o $(FUZZDIR)/obj/json_lua_encode.o $(FUZZDIR)/obj/json_lua_lazy.o
+FUZZJSON := $(addprefix $(FUZZDIR)/obj/,fuzz/fuzz_equal.o batch.o json_lua.o json_lua_encode.o \
+	    json_lua_lazy.o)
+$(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZJSON)
+	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
+
+$(FUZZDIR)/fuzz_json_lua_lazy: $(FUZZDIR)/obj/fuzz/fuzz_json_lua_lazy.o $(FUZZJSON)
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
 fuzz:

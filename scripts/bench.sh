@@ -15,6 +15,7 @@
 #   BENCH_OUTBOX=postgresql  the measured daemon's outbox in a throw-away
 #                          PostgreSQL cluster (scripts/pg-test-cluster.sh,
 #                          fsync on, Unix socket) instead of SQLite
+#   BENCH_SIZES="1 10 100" the batch sizes, one wrk run each (e.g. "1000")
 #
 # Set-up, all in a fresh temporary directory removed at exit (the daemons
 # this script started are stopped first):
@@ -47,7 +48,7 @@ cd "$root"
 seconds=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-16}
 drain=${BENCH_DRAIN_SECONDS:-30}
-sizes="1 10 100"
+sizes=${BENCH_SIZES:-1 10 100}
 fixture=tests/fixtures/batch-all-actions.json
 router_threads=64
 
@@ -120,6 +121,8 @@ listen = 127.0.0.1:PORTs
 tls_certificate = $tmp/cert/server.pem
 auth_token = $token
 rules = $root/bench/rules.lua
+# env() reads only the names listed here
+rules_env = BENCH_FORWARD_URL
 data_dir = $tmp/main
 output_dir = $tmp/main/out
 threads = $router_threads
@@ -186,7 +189,7 @@ run_wrk() {
 
 failed=0
 # Warm-up: every worker's Lua state, TLS sessions, the outbox's first pages.
-run_wrk 10 1
+run_wrk "${sizes%% *}" 1
 
 table="$tmp/table"
 printf '%6s %7s %10s %10s %8s %8s %8s %8s %8s %8s %8s\n' batch "body B" "requests/s" "events/s" \

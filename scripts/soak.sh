@@ -206,6 +206,8 @@ listen = 127.0.0.1:PORTs
 tls_certificate = $tmp/cert/server.pem
 auth_token = $token
 rules = $root/bench/rules.lua
+# env() reads only the names listed here
+rules_env = BENCH_FORWARD_URL
 data_dir = $tmp/main
 output_dir = $out
 threads = $router_threads
@@ -221,7 +223,7 @@ port=$started_port
 lua5.4 bench/mkbatch.lua "$fixture" "$events" > "$tmp/batches.txt" || die "mkbatch failed"
 fwd=0 wrt=0 drp=0
 while IFS= read -r line; do
-	printf '%s' "$line" | "$bin" test bench/rules.lua - > "$tmp/decisions" 2>&1 ||
+	printf '%s' "$line" | "$bin" test --env BENCH_FORWARD_URL="$BENCH_FORWARD_URL" bench/rules.lua - > "$tmp/decisions" 2>&1 ||
 		{ cat "$tmp/decisions" >&2; die "a batch is rejected by egoi-router test"; }
 	# shellcheck disable=SC2046 # three numbers, split on purpose
 	set -- $(awk '{ f += gsub(/"kind":"forward"/, ""); w += gsub(/"kind":"write"/, "");

@@ -83,6 +83,16 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 	free(w);
 }
 
+/* A closing connection frees its worker (civetweb calls this in the worker's
+ * thread): the worker may now wait long for another, so its state shrinks. */
+static void http_connection_close(const struct mg_connection *conn)
+{
+	struct http_worker *w = mg_get_thread_pointer(conn);
+
+	if (w)
+		pipeline_idle(&w->pipe);
+}
+
 static int http_log_message(const struct mg_connection *conn, const char *message)
 {
 	(void)conn;
@@ -288,6 +298,7 @@ static int http_listen(struct http_server *s, const char **opts, char *err, size
 	memset(&cb, 0, sizeof cb);
 	cb.init_thread = http_init_thread;
 	cb.exit_thread = http_exit_thread;
+	cb.connection_close = http_connection_close;
 	cb.log_message = http_log_message;
 	cb.init_ssl = http_init_ssl;
 	cb.init_connection = http_init_connection;

@@ -31,8 +31,6 @@
 #include "json_lua.h"
 
 #define JZ_NONE UINT_MAX
-/* Scratch above this is given back after the batch (a worker keeps no huge buffer). */
-#define JZ_SCRATCH_KEEP ((size_t)4 << 20)
 /* Lua 5.4 on 64-bit: a Table, a hash Node, an array TValue; strings longer
  * than LUAI_MAXSHORTLEN (40) are never shared. Lower bounds for the estimate. */
 #define JZ_TABLE_BYTES 56
@@ -48,16 +46,18 @@ static const char jz_next_key = 'x';
 
 enum jz_kind { JZ_NULL, JZ_FALSE, JZ_TRUE, JZ_INT, JZ_NUM, JZ_STR, JZ_KEY, JZ_MAP, JZ_ARR };
 
+/* 16 bytes (the tape is most of a batch's Lua memory): next shares the union. */
 struct jz_tok {
 	unsigned char kind;
 	unsigned len;                 /* strings: bytes; containers: entries */
-	unsigned next;                /* containers: the token after the last descendant */
 	union {
 		long long i;
 		double d;
 		size_t off;           /* strings: offset in the string bytes */
+		unsigned next;        /* containers: the token after the last descendant */
 	} v;
 };
+_Static_assert(sizeof(struct jz_tok) == 16, "a tape token is 16 bytes");
 
 /* The tape as stored in the batch's userdata. */
 struct jz_tape {
@@ -95,6 +95,11 @@ void json_lua_lazy_scratch_free(struct json_lua_lazy_scratch *s)
 	free(s->strs);
 	free(s->first);
 	memset(s, 0, sizeof *s);
+}
+
+size_t json_lua_lazy_scratch_bytes(const struct json_lua_lazy_scratch *s)
+{
+	return s->captok * sizeof(struct jz_tok) + s->capstr + s->capfirst * sizeof *s->first;
 }
 
 /* ---- the builder (batch_parse callbacks, plain C) ---- */
@@ -135,7 +140,7 @@ static struct jz_tok *jz_tok(struct jz_build *b, enum jz_kind kind)
 	t = (struct jz_tok *)s->toks + s->ntok++;
 	t->kind = (unsigned char)kind;
 	t->len = 0;
-	t->next = 0;
+	t->v.next = 0;
 	if (kind != JZ_KEY && b->depth > 0) {
 		parent = (struct jz_tok *)s->toks + b->open[b->depth - 1];
 		parent->len++;
@@ -244,7 +249,7 @@ static int jz_close(void *ud)
 	struct jz_build *b = ud;
 	struct jz_tok *t = (struct jz_tok *)b->s->toks + b->open[--b->depth];
 
-	t->next = (unsigned)b->s->ntok;
+	t->v.next = (unsigned)b->s->ntok;
 	return 0;
 }
 
@@ -326,7 +331,7 @@ static unsigned jz_push(lua_State *L, const struct jz_view *v, unsigned t)
 /* The token after the value at t. */
 static unsigned jz_skip(const struct jz_view *v, unsigned t)
 {
-	return v->toks[t].kind == JZ_MAP || v->toks[t].kind == JZ_ARR ? v->toks[t].next : t + 1;
+	return v->toks[t].kind == JZ_MAP || v->toks[t].kind == JZ_ARR ? v->toks[t].v.next : t + 1;
 }
 
 static void jz_room(lua_State *L)
@@ -643,7 +648,8 @@ int json_lua_push_batch_lazy(lua_State *L, const char *body, size_t len, size_t 
 	}
 	rc = BATCH_OK;
 out:
-	if (scratch->captok * sizeof(struct jz_tok) + scratch->capstr > JZ_SCRATCH_KEEP)
+	/* a scratch never keeps a huge buffer (one large batch must not pin it) */
+	if (json_lua_lazy_scratch_bytes(scratch) > JSON_LUA_LAZY_SCRATCH_KEEP)
 		json_lua_lazy_scratch_free(scratch);
 	return rc;
 }

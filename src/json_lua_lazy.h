@@ -48,6 +48,23 @@ struct json_lua_lazy_scratch {
 
 void json_lua_lazy_scratch_free(struct json_lua_lazy_scratch *s);
 
+/* The C heap s's buffers hold (their capacity). */
+size_t json_lua_lazy_scratch_bytes(const struct json_lua_lazy_scratch *s);
+
+/*
+ * The process-wide pool of scratches (json_lua_lazy_pool.c), so workers do
+ * not each keep a tape's worth of C heap between batches. take returns a
+ * kept scratch or a new empty one (NULL when out of memory); give returns
+ * it: kept if the pool holds fewer than JSON_LUA_LAZY_POOL_KEEP and its
+ * buffers are at most JSON_LUA_LAZY_SCRATCH_KEEP, else freed. Any thread.
+ */
+#define JSON_LUA_LAZY_POOL_KEEP 4
+#define JSON_LUA_LAZY_SCRATCH_KEEP ((size_t)4 << 20)
+struct json_lua_lazy_scratch *json_lua_lazy_scratch_take(void);
+void json_lua_lazy_scratch_give(struct json_lua_lazy_scratch *s);
+/* Bytes held by the kept scratches, their number in *count (tests, metrics). */
+size_t json_lua_lazy_pool_bytes(size_t *count);
+
 /*
  * Like json_lua_push_batch (json_lua.h): parses body into out and pushes a
  * table of event proxies (event i at [i + 1], rejected elements absent);

@@ -229,6 +229,13 @@ void pipeline_end(struct pipeline *p)
 	decisions_clear(&p->decisions);
 }
 
+void pipeline_idle(struct pipeline *p)
+{
+	rules_idle(p->engine);
+	batch_free(&p->batch);
+	decisions_free(&p->decisions);
+}
+
 /*
  * Counts a committed batch: every event by action, every decision by kind
  * and name, and an event without any decision as drop "no_rule". Decisions

@@ -117,6 +117,13 @@ const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i,
 void pipeline_end(struct pipeline *p);
 
 /*
+ * The worker goes idle (its connection closed): the Lua state shrinks to
+ * its live data (rules_idle) and the per-batch arrays are freed; the next
+ * batch grows them again. Call from p's thread, between batches.
+ */
+void pipeline_idle(struct pipeline *p);
+
+/*
  * The whole request: pipeline_route, then decisions_commit, then
  * sh->on_commit when forwards were committed. res->http_status is 200 only when every decision is
  * durable. Always leaves p ready for the next batch.

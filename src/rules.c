@@ -302,7 +302,6 @@ void rules_free(struct rules *r)
 		lua_close(r->L);
 	rules_alloc_release(r);
 	rules_env_free(r);
-	json_lua_lazy_scratch_free(&r->lazy);
 	free(r->dir);
 	free(r);
 }
@@ -332,6 +331,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 		      struct batch *out, char *err, size_t errlen)
 {
 	lua_State *L = r->L;
+	struct json_lua_lazy_scratch *scratch;
 	size_t table_bytes;
 	int rc;
 
@@ -342,14 +342,21 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	lua_replace(L, SLOT_ACTIONS);
 	rules_release_charges(r);
 	r->mem_refused = 0;
-	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, &r->lazy, &table_bytes, err,
+	scratch = json_lua_lazy_scratch_take();   /* shared: see json_lua_lazy_pool.c */
+	if (!scratch) {
+		snprintf(err, errlen, "out of memory");
+		return BATCH_NOMEM;
+	}
+	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, scratch, &table_bytes, err,
 				      errlen);
+	json_lua_lazy_scratch_give(scratch);
 	/* Lazy tables are built when read: refuse now a batch that could not be. */
 	if (rc == BATCH_OK && r->mem_limit && table_bytes > r->mem_limit - r->mem_used) {
 		r->mem_refused = 1;
 		rc = BATCH_NOMEM;
 	}
 	if (rc == BATCH_OK) {
+		r->gc_events += len + table_bytes;   /* the tape is about the body's size */
 		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);
 		lua_pushcfunction(L, rules_l_snapshot_actions);
@@ -468,6 +475,14 @@ void rules_end_batch(struct rules *r)
 	lua_replace(r->L, SLOT_ACTIONS);
 	lua_settop(r->L, SLOT_COUNT);
 	lua_gc(r->L, LUA_GCSTEP, 0);
+	/* What outlived a young collection (a large batch's tape and tables)
+	 * waits for a major one, which generational mode runs only once the
+	 * heap has doubled: many MB per worker at batch 1000. Once the batches
+	 * since the last full collection brought RULES_GC_SLACK of events, collect. */
+	if (r->gc_events > RULES_GC_SLACK) {
+		lua_gc(r->L, LUA_GCCOLLECT);
+		r->gc_events = 0;
+	}
 }
 
 const char *rules_event_action(struct rules *r, size_t i)
@@ -481,4 +496,14 @@ const char *rules_event_action(struct rules *r, size_t i)
 		s = lua_tostring(L, -1);  /* anchored by the actions table */
 	lua_settop(L, SLOT_COUNT);
 	return s;
+}
+
+void rules_idle(struct rules *r)
+{
+	if (!r || !pthread_equal(r->owner, pthread_self()))
+		return;   /* only the owner may touch the state */
+	RULES_ENTRY(r);
+	lua_gc(r->L, LUA_GCCOLLECT);
+	r->gc_events = 0;
+	rules_alloc_release(r);
 }

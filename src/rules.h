@@ -93,6 +93,14 @@ enum rules_route_result rules_route(struct rules *r, size_t i, const struct rule
 void rules_end_batch(struct rules *r);
 
 /*
+ * The worker is going idle (its connection closed): a full collection and
+ * the allocator's free lists returned to malloc, so a state that waits
+ * costs its live data only. Rule globals stay. Does nothing when called
+ * from a thread other than the owner's, or with NULL.
+ */
+void rules_idle(struct rules *r);
+
+/*
  * Process stop, past the drain grace: from now on every Lua call in every
  * state fails at its next hook or library call, so no worker stays in a
  * rule (a batch of many events that each run to lua_time_limit could take

@@ -88,7 +88,10 @@ struct rules {
 
 	struct rules_ctx ctx;
 
-	struct json_lua_lazy_scratch lazy;   /* the batch parse's tape, reused */
+	/* rules_end_batch: bytes of events (body and tables) parsed since the
+	 * last full collection; more than RULES_GC_SLACK runs another */
+#define RULES_GC_SLACK ((size_t)1 << 20)
+	size_t gc_events;
 
 	/* rules_alloc.c: free small blocks by size class, pool_kept bytes in all */
 #define RULES_POOL_GRAIN 16

@@ -8,7 +8,8 @@
  *   decode(input) = T1, encode(T1) = e1, decode(e1) = T2, encode(T2) = e2
  * with T1 equal to T2 (same types, integer/float subtype, keys, values)
  * and e2 identical to e1 (one round trip reaches a fixed point) up to the
- * order of object members, which Lua tables do not keep (fz_same_text).
+ * order of object members, which Lua tables do not keep (fz_same_text;
+ * fuzz_equal.c compares the values).
  * For batches, event i is in the table exactly when batch_parse marked it
  * routable, and it encodes like the decoding of its own span.
  * A broken invariant calls abort(), which libFuzzer reports as a crash.
@@ -29,62 +30,12 @@
 #include <lua.h>
 
 #include "batch.h"
+#include "fuzz_equal.h"
 #include "json_lua.h"
 
 #define FUZZ_MAX_EVENTS 100000
 #define FUZZ_GC_EVERY 64
 #define FUZZ_FULL_GC_EVERY 4096
-
-#define FZ_CHECK(cond) \
-	do { \
-		if (!(cond)) { \
-			fprintf(stderr, "fuzz_json_lua: invariant failed at line %d: %s\n", \
-				__LINE__, #cond); \
-			abort(); \
-		} \
-	} while (0)
-
-static int fz_equal(lua_State *L, int a, int b, int depth);
-
-/* Every key of table a is in table b with an equal value. */
-static int fz_subset(lua_State *L, int a, int b, int depth)
-{
-	int same = 1;
-
-	lua_pushnil(L);
-	while (lua_next(L, a) != 0) {
-		lua_pushvalue(L, -2);        /* key */
-		lua_rawget(L, b);            /* b[key] */
-		if (!fz_equal(L, lua_gettop(L) - 1, lua_gettop(L), depth + 1)) {
-			same = 0;
-			lua_pop(L, 3);       /* b[key], value, key */
-			break;
-		}
-		lua_pop(L, 2);               /* b[key], value: keep key for lua_next */
-	}
-	return same;
-}
-
-/* Deep equality as JSON sees it: number subtype counts, tables by content. */
-static int fz_equal(lua_State *L, int a, int b, int depth)
-{
-	a = lua_absindex(L, a);
-	b = lua_absindex(L, b);
-	FZ_CHECK(depth <= BATCH_MAX_DEPTH + 1);
-	FZ_CHECK(lua_checkstack(L, 6));
-	if (lua_type(L, a) != lua_type(L, b))
-		return 0;
-	switch (lua_type(L, a)) {
-	case LUA_TNUMBER:
-		if (lua_isinteger(L, a) != lua_isinteger(L, b))
-			return 0;
-		return lua_rawequal(L, a, b);
-	case LUA_TTABLE:
-		return fz_subset(L, a, b, depth) && fz_subset(L, b, a, depth);
-	default:
-		return lua_rawequal(L, a, b);
-	}
-}
 
 /*
  * e1 and e2 are the same JSON text up to the order of object members.
@@ -116,7 +67,7 @@ static int fz_same_text(lua_State *L, const char *e1, size_t n1, const char *e2,
 			return 0;
 	if (json_lua_decode(L, e2, n2, err, sizeof err) != 0)
 		return 0;
-	same = fz_equal(L, idx, -1, 0);
+	same = fuzz_equal(L, idx, -1, 0);
 	lua_pop(L, 1);
 	return same;
 }
@@ -152,7 +103,7 @@ static void fz_round_trip(lua_State *L, const char *text, size_t len)
 		abort();
 	}
 	FZ_CHECK(lua_gettop(L) == top + 2);
-	FZ_CHECK(fz_equal(L, top + 1, top + 2, 0));
+	FZ_CHECK(fuzz_equal(L, top + 1, top + 2, 0));
 	FZ_CHECK(lua_gettop(L) == top + 2);
 	if (json_lua_encode(L, top + 2, &e2, &n2, err, sizeof err) != 0) {
 		fprintf(stderr, "fuzz_json_lua: second encode failed: %s\n", err);
@@ -204,7 +155,7 @@ static void fz_batch(lua_State *L, const char *body, size_t len)
 		FZ_CHECK(ev->reject == NULL);
 		FZ_CHECK(json_lua_decode(L, body + ev->start, ev->end - ev->start, err,
 					 sizeof err) == 0);
-		FZ_CHECK(fz_equal(L, -2, -1, 0));
+		FZ_CHECK(fuzz_equal(L, -2, -1, 0));
 		rc1 = json_lua_encode(L, -2, &from_table, &n1, err, sizeof err);
 		rc2 = json_lua_encode(L, -1, &from_span, &n2, err2, sizeof err2);
 		FZ_CHECK(rc1 == rc2);

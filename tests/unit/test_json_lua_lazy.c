@@ -6,7 +6,8 @@
  * the raw functions (rawget, rawset, rawlen, next, getmetatable,
  * setmetatable), an event kept in a global and read in a later batch,
  * json.encode, duplicate keys; and a batch whose tables could not be
- * built is still refused at parse time.
+ * built is still refused at parse time. Memory: the parse scratch comes
+ * from a bounded shared pool, and rules_idle shrinks a waiting state.
  *
  * Uses tests/rules/eval.lua like test_rules.c: the event's code runs with
  * event in scope and its result comes back as a drop reason. Run from the
@@ -24,7 +25,9 @@
 
 #include "batch.h"
 #include "decisions.h"
+#include "json_lua_lazy.h"
 #include "rules.h"
+#include "rules_internal.h"
 
 #define EVAL "tests/rules/eval.lua"
 
@@ -252,6 +255,104 @@ static void test_rejected_not_routable(void **state)
 	rules_end_batch(f->r);
 }
 
+/* The pool keeps at most JSON_LUA_LAZY_POOL_KEEP scratches, none above the size cap. */
+static void test_scratch_pool_bounded(void **state)
+{
+	struct json_lua_lazy_scratch *s[JSON_LUA_LAZY_POOL_KEEP + 3], *big;
+	size_t n = sizeof s / sizeof s[0], count, before;
+
+	(void)state;
+	before = json_lua_lazy_pool_bytes(&count);
+	assert_true(count <= JSON_LUA_LAZY_POOL_KEEP);
+	for (size_t i = 0; i < n; i++) {
+		s[i] = json_lua_lazy_scratch_take();
+		assert_non_null(s[i]);
+		for (size_t k = 0; k < i; k++)
+			assert_ptr_not_equal(s[i], s[k]);   /* never handed out twice */
+	}
+	json_lua_lazy_pool_bytes(&count);
+	assert_int_equal(count, 0);
+	for (size_t i = 0; i < n; i++)
+		json_lua_lazy_scratch_give(s[i]);
+	json_lua_lazy_pool_bytes(&count);
+	assert_int_equal(count, JSON_LUA_LAZY_POOL_KEEP);
+	/* a scratch whose buffers grew past the cap is freed, not kept */
+	for (size_t i = 0; i < JSON_LUA_LAZY_POOL_KEEP; i++)
+		s[i] = json_lua_lazy_scratch_take();
+	big = json_lua_lazy_scratch_take();
+	assert_non_null(big);
+	big->capstr = JSON_LUA_LAZY_SCRATCH_KEEP + 1;
+	big->strs = malloc(big->capstr);
+	assert_non_null(big->strs);
+	json_lua_lazy_scratch_give(big);
+	json_lua_lazy_pool_bytes(&count);
+	assert_int_equal(count, 0);
+	for (size_t i = 0; i < JSON_LUA_LAZY_POOL_KEEP; i++)
+		json_lua_lazy_scratch_give(s[i]);
+	assert_true(json_lua_lazy_pool_bytes(&count) <= before + JSON_LUA_LAZY_POOL_KEEP *
+							   JSON_LUA_LAZY_SCRATCH_KEEP);
+}
+
+/* A parse borrows a scratch and gives it back: the state keeps none of its own. */
+static void test_parse_uses_the_pool(void **state)
+{
+	struct fx *f = *state;
+	size_t count;
+
+	EXPECT(f, "return 'one'", "one");
+	json_lua_lazy_pool_bytes(&count);
+	assert_true(count >= 1 && count <= JSON_LUA_LAZY_POOL_KEEP);
+}
+
+/* rules_idle: a full collection and the free lists emptied; globals stay. */
+static void test_idle_shrinks_the_state(void **state)
+{
+	struct fx *f = *state;
+	size_t after_batch;
+
+	/* garbage that lives long enough to be old, then dies */
+	EXPECT(f, "keep = {} for i = 1, 1500 do keep[i] = { i } end return 'kept'", "kept");
+	EXPECT(f, "local t = {} for i = 1, 1000 do t[i] = { i } end return #keep", "1500");
+	EXPECT(f, "keep = nil counter = 41 return 'dropped'", "dropped");
+	after_batch = f->r->mem_used;
+	assert_true(f->r->pool_kept > 0);
+	rules_idle(f->r);
+	assert_int_equal(f->r->pool_kept, 0);
+	assert_true(f->r->mem_used + 1500 * 56 < after_batch);
+	EXPECT(f, "counter = counter + 1 return counter", "42");
+}
+
+/* A large batch's tape and tables do not wait for the heap to double. */
+static void test_end_of_batch_bounds_old_garbage(void **state)
+{
+	struct fx *f = *state;
+	struct rules_meta meta = { .batch_size = 300, .request_id = "t" };
+	size_t n = 300, len = 0, after_batch;
+	char *body = malloc(64 + n * 2200), err[256];
+
+	assert_non_null(body);
+	len += (size_t)sprintf(body, "{\"events\":[");
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)sprintf(body + len, "%s{\"action\":\"eval\",\"code\":\"return "
+				       "#json.encode(event)\",\"x\":[", i ? "," : "");
+		for (int k = 0; k < 400; k++)
+			len += (size_t)sprintf(body + len, "%s%d", k ? "," : "", k);
+		len += (size_t)sprintf(body + len, "]}");
+	}
+	len += (size_t)sprintf(body + len, "]}");
+	decisions_clear(&f->decisions);
+	assert_int_equal(rules_parse_batch(f->r, body, len, n, &f->batch, err, sizeof err), 0);
+	for (size_t i = 0; i < n; i++) {
+		meta.index = i + 1;
+		assert_int_equal(rules_route(f->r, i, &meta, &f->decisions), RULES_ROUTE_RAN);
+	}
+	rules_end_batch(f->r);
+	after_batch = f->r->mem_used;
+	rules_idle(f->r);   /* what is live */
+	assert_true(after_batch <= f->r->mem_used + RULES_GC_SLACK);
+	free(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +367,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_for_the_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_not_routable, setup, teardown),
+		cmocka_unit_test(test_scratch_pool_bounded),
+		cmocka_unit_test_setup_teardown(test_parse_uses_the_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_shrinks_the_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_of_batch_bounds_old_garbage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

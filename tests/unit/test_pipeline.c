@@ -142,6 +142,26 @@ static void test_batch_is_routed_and_durable(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 2);
 }
 
+/* An idle worker frees its per-batch arrays; its state and next batch are fine. */
+static void test_idle_worker_frees_and_carries_on(void **state)
+{
+	struct fx *f = *state;
+
+	pipeline_idle(&f->p);   /* before any batch: nothing built yet */
+	run(f, "{\"events\":[{\"action\":\"fwd\"},{\"action\":\"file\"}]}");
+	assert_int_equal(f->res.http_status, 200);
+	assert_non_null(f->p.batch.events);
+	assert_non_null(f->p.engine);
+	pipeline_idle(&f->p);
+	assert_null(f->p.batch.events);
+	assert_int_equal(f->p.batch.cap, 0);
+	assert_null(f->p.decisions.items);
+	assert_non_null(f->p.engine);   /* kept: rule globals survive */
+	run(f, "{\"events\":[{\"action\":\"fwd\"}]}");
+	assert_int_equal(f->res.http_status, 200);
+	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 2);
+}
+
 static void test_bad_batches_get_4xx_and_commit_nothing(void **state)
 {
 	struct fx *f = *state;
@@ -278,6 +298,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_batch_is_routed_and_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_worker_frees_and_carries_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_batches_get_4xx_and_commit_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_storage_failure_is_503, setup, teardown),
