@@ -143,30 +143,33 @@ static void check_fails_on_key_mismatch(void **state)
 {
 	struct e2e *t = *state;
 	char a[HARNESS_PATH + 16], b[HARNESS_PATH + 16], mixed[HARNESS_PATH + 16];
-	char extra[HARNESS_PATH + 64], *ta, *tb, *cut;
-	size_t la, lb;
+	char extra[HARNESS_PATH + 64];
+	EVP_PKEY *key;
+	X509 *x;
+	FILE *f;
 
 	snprintf(a, sizeof a, "%s/a.pem", t->h.dir);
 	snprintf(b, sizeof b, "%s/b.pem", t->h.dir);
 	snprintf(mixed, sizeof mixed, "%s/mixed.pem", t->h.dir);
 	check_write_cert(a, 0, 30);
 	check_write_cert(b, 0, 30);
-	ta = harness_read_file(a, &la);
-	tb = harness_read_file(b, &lb);
-	assert_true(ta && tb);
-	/* a's certificate, b's key */
-	cut = strstr(ta, "-----BEGIN PRIVATE KEY-----");
-	assert_non_null(cut);
-	*cut = '\0';
-	cut = strstr(tb, "-----BEGIN PRIVATE KEY-----");
-	assert_non_null(cut);
-	FILE *f = fopen(mixed, "w");
+	/* a's certificate, b's key, read and written again with OpenSSL */
+	f = fopen(a, "r");
 	assert_non_null(f);
-	fputs(ta, f);
-	fputs(cut, f);
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	f = fopen(b, "r");
+	assert_non_null(f);
+	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	assert_true(x && key);
+	f = fopen(mixed, "w");
+	assert_non_null(f);
+	assert_int_equal(PEM_write_X509(f, x), 1);
+	assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
 	assert_int_equal(fclose(f), 0);
-	free(ta);
-	free(tb);
+	X509_free(x);
+	EVP_PKEY_free(key);
 	snprintf(extra, sizeof extra, "tls_certificate = %s\n", mixed);
 	check_fails_with(t, extra, "the private key does not match the certificate");
 	/* the good one passes, and says when it expires */
