@@ -63,7 +63,8 @@ E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
 .PHONY: all run test unit e2e faults bench bench-micro soak clean deps deps-bench cert fuzz conf-example \
-        build-flags install uninstall install-check man-check clean-check systemd-check rules-check
+        build-flags install uninstall install-check man-check clean-check systemd-check rules-check \
+        prefix-check
 all: $(BIN)
 
 deps:
@@ -157,6 +158,7 @@ faults: $(BIN) $(FAULTBIN)
 test: deps
 	@$(MAKE) --no-print-directory all $(UNITBIN) $(E2EBIN) $(FAULTBIN)
 	@$(MAKE) --no-print-directory build-flags
+	@$(MAKE) --no-print-directory prefix-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
@@ -165,6 +167,11 @@ test: deps
 	@$(MAKE) --no-print-directory install-check
 	@$(MAKE) --no-print-directory systemd-check
 	@$(MAKE) --no-print-directory clean-check
+
+# Every static function in src/*.c carries its file's prefix
+# (scripts/check-prefixes.sh; its PREFIX_EXCLUDE lists files not yet renamed).
+prefix-check:
+	@scripts/check-prefixes.sh src
 
 # The man page renders without warnings and names every config key (from
 # --help, which prints the key table), every exit code and every signal.

@@ -54,7 +54,7 @@
 #include "tls_cert.h"
 #include "version.h"
 
-static void usage(FILE *out)
+static void main_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: egoi-router [run] [-c FILE]       run in the foreground (default FILE: router.conf)\n"
@@ -84,7 +84,7 @@ static void usage(FILE *out)
 }
 
 /* Loads the config and the rules; errors go to stderr. NULL on failure. */
-static struct rules_source *load_and_check(const char *path, struct config *cfg)
+static struct rules_source *main_load_and_check(const char *path, struct config *cfg)
 {
 	char err[1024];
 	struct rules_source *src;
@@ -107,7 +107,7 @@ static struct rules_source *load_and_check(const char *path, struct config *cfg)
 
 /*
  * The daemon's state from start-up to exit: every phase below fills part
- * of it, run_free releases whatever was filled.
+ * of it, main_run_free releases whatever was filled.
  */
 struct run {
 	const char *path;              /* router.conf */
@@ -124,7 +124,7 @@ struct run {
 /* Blocks the signals main takes with sigwait: first of all, so that a
  * SIGHUP or SIGTERM sent while the rules' init() runs waits for sigwait
  * instead of killing the process by default action. */
-static int run_signals(struct run *r)
+static int main_run_signals(struct run *r)
 {
 	sigemptyset(&r->sigs);
 	sigaddset(&r->sigs, SIGTERM);
@@ -143,13 +143,13 @@ static int run_signals(struct run *r)
 }
 
 /* Config and rules (errors on stderr), then logging and the TLS library. */
-static int run_config(struct run *r)
+static int main_run_config(struct run *r)
 {
 	struct config_snap *snap;
 	struct rules_source *src;
 	char err[1024];
 
-	src = load_and_check(r->path, &r->cfg);
+	src = main_load_and_check(r->path, &r->cfg);
 	if (!src)
 		return EXIT_INVALID;
 	/* Published before any worker exists; every worker compiles this text,
@@ -192,7 +192,7 @@ static const char *const run_data_files[] = {
  * daemon can use them after the drop and `egoi-router dlq` run as that
  * user can open the outbox.
  */
-static int run_storage(struct run *r)
+static int main_run_storage(struct run *r)
 {
 	char err[1024];
 
@@ -219,7 +219,7 @@ static int run_storage(struct run *r)
 }
 
 /* The delivery thread's options from cfg (pointers into it). */
-static void deliver_options_of(const struct config *cfg, struct deliver_options *dopt)
+static void main_deliver_options_of(const struct config *cfg, struct deliver_options *dopt)
 {
 	memset(dopt, 0, sizeof *dopt);
 	dopt->data_dir = cfg->data_dir;
@@ -232,7 +232,7 @@ static void deliver_options_of(const struct config *cfg, struct deliver_options 
 }
 
 /* The pipeline's commit callback: forwards are waiting in the outbox. */
-static void run_wake_delivery(void *deliver)
+static void main_run_wake_delivery(void *deliver)
 {
 	deliver_notify(deliver);
 }
@@ -240,15 +240,15 @@ static void run_wake_delivery(void *deliver)
 /*
  * The delivery thread and the group committer. They start before the
  * intake because a worker may take a batch as soon as civetweb starts it;
- * with run_as_user they run as root only until the drop in run_intake,
+ * with run_as_user they run as root only until the drop in main_run_intake,
  * which changes every thread of the process.
  */
-static int run_backend(struct run *r)
+static int main_run_backend(struct run *r)
 {
 	struct deliver_options dopt;
 	char err[1024];
 
-	deliver_options_of(&r->cfg, &dopt);
+	main_deliver_options_of(&r->cfg, &dopt);
 	r->deliver = deliver_start(&dopt, err, sizeof err);
 	if (!r->deliver) {
 		log_msg(LOG_ERROR, NULL, "delivery: %s", err);
@@ -261,7 +261,7 @@ static int run_backend(struct run *r)
 	}
 	r->sh.cfg = &r->cfg;
 	r->sh.writer = r->writer;
-	r->sh.on_commit = run_wake_delivery;
+	r->sh.on_commit = main_run_wake_delivery;
 	r->sh.on_commit_arg = r->deliver;
 	r->sh.deliver = r->deliver;
 	return EXIT_OK;
@@ -270,7 +270,7 @@ static int run_backend(struct run *r)
 /* civetweb binds the listening ports (as root if need be), drops to
  * run_as_user, then starts its workers, which open their rules and
  * output_dir as that user before serving (http.h). */
-static int run_intake(struct run *r)
+static int main_run_intake(struct run *r)
 {
 	char err[1024];
 
@@ -287,7 +287,7 @@ static int run_intake(struct run *r)
  * as the user every write() runs as: a daemon that could only answer 500
  * to batches with a write() does not start.
  */
-static int run_check_user(struct run *r)
+static int main_run_check_user(struct run *r)
 {
 	struct sink_file *sink;
 	char err[1024];
@@ -316,16 +316,16 @@ static const struct {
 	const char *name;
 	int (*fn)(struct run *r);
 } run_phases[] = {
-	{ "signals", run_signals },
-	{ "config", run_config },
-	{ "storage", run_storage },
-	{ "backend", run_backend },
-	{ "intake", run_intake },
-	{ "check user", run_check_user },
+	{ "signals", main_run_signals },
+	{ "config", main_run_config },
+	{ "storage", main_run_storage },
+	{ "backend", main_run_backend },
+	{ "intake", main_run_intake },
+	{ "check user", main_run_check_user },
 };
 
 /* Logs each key a reload changes, and each that needs a restart. */
-static void reload_log_diff(const char *path, const struct config_reload_diff *d)
+static void main_reload_log_diff(const char *path, const struct config_reload_diff *d)
 {
 	for (size_t i = 0; i < d->nrestart; i++)
 		log_msg(LOG_WARN, NULL, "SIGHUP: %s changed in %s but needs a restart; the running "
@@ -346,7 +346,7 @@ static void reload_log_diff(const char *path, const struct config_reload_diff *d
  * Anything refused leaves everything as it was. The outcome is counted
  * in egoi_router_reloads_total.
  */
-static void run_reload(struct run *r)
+static void main_run_reload(struct run *r)
 {
 	unsigned long gen = atomic_load(&r->sh.published.generation) + 1;
 	struct config_snap *cur = config_snap_acquire(), *snap = NULL;
@@ -375,7 +375,7 @@ static void run_reload(struct run *r)
 	src = rules_load_checked(&next, gen, err, sizeof err);
 	if (!src)
 		goto out;
-	deliver_options_of(&next, &dopt);
+	main_deliver_options_of(&next, &dopt);
 	guard = http_guard_params_new(&next, err, sizeof err);
 	if (!guard || !(dset = deliver_settings_new(&dopt, err, sizeof err)))
 		goto out;
@@ -389,7 +389,7 @@ static void run_reload(struct run *r)
 	log_setup((enum log_level)(next.log_level < cur->cfg.log_level ? next.log_level
 								   : cur->cfg.log_level),
 		  next.log_json);
-	reload_log_diff(r->path, &d);
+	main_reload_log_diff(r->path, &d);
 	rules_current_set(&r->sh.published, src);
 	src = NULL;
 	log_msg(LOG_INFO, NULL, "SIGHUP: rules %s reloaded (generation %lu)", next.rules_path, gen);
@@ -417,10 +417,10 @@ out:
 	config_snap_release(cur);
 }
 
-/* Serves until SIGTERM or SIGINT; SIGHUP reloads (run_reload). systemd hears
+/* Serves until SIGTERM or SIGINT; SIGHUP reloads (main_run_reload). systemd hears
  * READY=1 once every start-up phase is done, RELOADING=1 and READY=1 around
  * a reload, STOPPING=1 when the stop begins (notify.h). */
-static void run_serve(struct run *r)
+static void main_run_serve(struct run *r)
 {
 	int sig = 0;
 
@@ -432,7 +432,7 @@ static void run_serve(struct run *r)
 			break;
 		if (sig == SIGHUP) {
 			notify_reloading();
-			run_reload(r);
+			main_run_reload(r);
 			notify_ready(r->cfg.listen);
 		}
 		if (sig == SIGUSR1)
@@ -448,7 +448,7 @@ static void run_serve(struct run *r)
  * stops, http.h), only then may the writer stop, then delivery has 5 s.
  * After a failed start-up, the same without the waits.
  */
-static void run_free(struct run *r, int drain)
+static void main_run_free(struct run *r, int drain)
 {
 	http_stop(r->http);
 	outbox_writer_stop(r->writer);
@@ -464,7 +464,7 @@ static void run_free(struct run *r, int drain)
 	config_free(&r->cfg);
 }
 
-static int cmd_run(const char *path)
+static int main_cmd_run(const char *path)
 {
 	struct run r;
 	int rc = EXIT_OK;
@@ -480,8 +480,8 @@ static int cmd_run(const char *path)
 			log_msg(LOG_ERROR, NULL, "start-up failed in phase %s", run_phases[i].name);
 	}
 	if (rc == EXIT_OK)
-		run_serve(&r);
-	run_free(&r, rc == EXIT_OK);
+		main_run_serve(&r);
+	main_run_free(&r, rc == EXIT_OK);
 	return rc;
 }
 
@@ -493,7 +493,7 @@ static int cmd_run(const char *path)
  */
 
 /* Finds "-c FILE" among argv[from..]; returns the path or NULL on a usage error. */
-static const char *config_arg(int argc, char **argv, int from)
+static const char *main_config_arg(int argc, char **argv, int from)
 {
 	const char *path = "router.conf";
 	int c;
@@ -520,7 +520,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		usage(stdout);
+		main_usage(stdout);
 		return EXIT_OK;
 	}
 	if (strcmp(cmd, "test") == 0)
@@ -533,16 +533,16 @@ int main(int argc, char **argv)
 		cmd = "run";
 		from = 1;
 	}
-	path = config_arg(argc, argv, from);
+	path = main_config_arg(argc, argv, from);
 	if (!path) {
-		usage(stderr);
+		main_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (strcmp(cmd, "run") == 0)
-		return cmd_run(path);
+		return main_cmd_run(path);
 	if (strcmp(cmd, "check") == 0)
 		return cli_check_run(path);
 	fprintf(stderr, "egoi-router: unknown command '%s'\n", cmd);
-	usage(stderr);
+	main_usage(stderr);
 	return EXIT_USAGE;
 }

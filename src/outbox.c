@@ -98,7 +98,7 @@ long ob_lease_ms(void)
 }
 
 /* Replaces [from, to) of buf's copy of target with "***". */
-static void ob_mask(char *buf, size_t len, const char *target, size_t from, size_t to)
+static void outbox_mask(char *buf, size_t len, const char *target, size_t from, size_t to)
 {
 	snprintf(buf, len, "%.*s***%s", (int)from, target, target + to);
 }
@@ -117,7 +117,7 @@ void outbox_target_redact(const char *target, char *buf, size_t len)
 		/* user:password@ — the userinfo ends at the last '@' before the path */
 		if (at && colon && colon < at && !memchr(p, '/', (size_t)(at - p))) {
 			snprintf(tmp, sizeof tmp, "%s", buf);
-			ob_mask(buf, len, tmp, (size_t)(colon + 1 - buf), (size_t)(at - buf));
+			outbox_mask(buf, len, tmp, (size_t)(colon + 1 - buf), (size_t)(at - buf));
 		}
 	}
 	/* ...?password=secret&... */
@@ -128,7 +128,7 @@ void outbox_target_redact(const char *target, char *buf, size_t len)
 		while (buf[to] && buf[to] != '&')
 			to++;
 		snprintf(tmp, sizeof tmp, "%s", buf);
-		ob_mask(buf, len, tmp, from, to);
+		outbox_mask(buf, len, tmp, from, to);
 	}
 }
 

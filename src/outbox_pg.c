@@ -38,7 +38,7 @@
 static pthread_once_t ob_pg_owner_once = PTHREAD_ONCE_INIT;
 static char ob_pg_owner_id[128];
 
-static void ob_pg_owner_init(void)
+static void outbox_pg_owner_init(void)
 {
 	char host[64] = "", u[37];
 
@@ -50,7 +50,7 @@ static void ob_pg_owner_init(void)
 
 const char *ob_pg_owner(void)
 {
-	(void)pthread_once(&ob_pg_owner_once, ob_pg_owner_init);
+	(void)pthread_once(&ob_pg_owner_once, outbox_pg_owner_init);
 	return ob_pg_owner_id;
 }
 
@@ -76,7 +76,7 @@ char *ob_pg_dest(const char *url)
 }
 
 /* libpq's messages end in a newline and may hold several lines: one line. */
-static int ob_pg_fail(struct outbox *ob, const char *what, const char *msg)
+static int outbox_pg_fail(struct outbox *ob, const char *what, const char *msg)
 {
 	char line[200];
 	size_t n = 0;
@@ -90,7 +90,7 @@ static int ob_pg_fail(struct outbox *ob, const char *what, const char *msg)
 }
 
 /* The session settings, after a connection or a re-connection. */
-static int ob_pg_session(struct outbox *ob)
+static int outbox_pg_session(struct outbox *ob)
 {
 	PGresult *r;
 	int ok = 1;
@@ -108,28 +108,28 @@ static int ob_pg_session(struct outbox *ob)
 		PQclear(r);
 	}
 	if (!ok)
-		ob_pg_fail(ob, "session settings", PQerrorMessage(ob->pg->conn));
+		outbox_pg_fail(ob, "session settings", PQerrorMessage(ob->pg->conn));
 	return ok ? 0 : -1;
 }
 
 /* Re-connects a lost connection outside a transaction; 0 when usable. */
-static int ob_pg_ready(struct outbox *ob, const char *what)
+static int outbox_pg_ready(struct outbox *ob, const char *what)
 {
 	struct ob_pg *pg = ob->pg;
 
 	if (PQstatus(pg->conn) == CONNECTION_OK)
 		return 0;
 	if (pg->in_tx)
-		return ob_pg_fail(ob, what, "connection lost inside a transaction");
+		return outbox_pg_fail(ob, what, "connection lost inside a transaction");
 	if (clock_mono() < pg->retry_at)
-		return ob_pg_fail(ob, what, "connection lost; re-connecting");
+		return outbox_pg_fail(ob, what, "connection lost; re-connecting");
 	PQreset(pg->conn);
 	if (PQstatus(pg->conn) != CONNECTION_OK) {
 		pg->retry_at = clock_mono() + OB_PG_RETRY_S;
-		return ob_pg_fail(ob, what, PQerrorMessage(pg->conn));
+		return outbox_pg_fail(ob, what, PQerrorMessage(pg->conn));
 	}
 	log_msg(LOG_INFO, NULL, "outbox: %s: connected again", pg->where);
-	return ob_pg_session(ob);
+	return outbox_pg_session(ob);
 }
 
 PGresult *ob_pg_exec(struct outbox *ob, const char *what, const char *sql, int n,
@@ -148,16 +148,17 @@ PGresult *ob_pg_exec(struct outbox *ob, const char *what, const char *sql, int n
 			fmts[i] = 1;
 			blens[i] = lens[i];
 		}
-	if (ob_pg_ready(ob, what) != 0)
+	if (outbox_pg_ready(ob, what) != 0)
 		return NULL;
 	r = PQexecParams(ob->pg->conn, sql, n, NULL, vals, blens, fmts, 0);
 	st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
 	if (PQstatus(ob->pg->conn) != CONNECTION_OK)
-		ob_pg_fail(ob, what, "connection lost");
+		outbox_pg_fail(ob, what, "connection lost");
 	else
-		ob_pg_fail(ob, what, r ? PQresultErrorMessage(r) : PQerrorMessage(ob->pg->conn));
+		outbox_pg_fail(ob, what,
+			       r ? PQresultErrorMessage(r) : PQerrorMessage(ob->pg->conn));
 	PQclear(r);
 	return NULL;
 }
@@ -201,7 +202,7 @@ long ob_pg_count(struct outbox *ob, const char *what, const char *sql, int n,
 }
 
 /* "postgresql at host:port/db" from the URI's parts (never its password). */
-static int ob_pg_where(struct outbox *ob, const char *target, char *err, size_t errlen)
+static int outbox_pg_where(struct outbox *ob, const char *target, char *err, size_t errlen)
 {
 	const char *host = NULL, *port = NULL, *db = NULL;
 	PQconninfoOption *opts = PQconninfoParse(target, NULL);
@@ -227,14 +228,14 @@ static int ob_pg_where(struct outbox *ob, const char *target, char *err, size_t 
 	return 0;
 }
 
-static void ob_pg_notice(void *arg, const char *message)
+static void outbox_pg_notice(void *arg, const char *message)
 {
 	(void)arg;
 	(void)message;
 }
 
 /* Connects ob (zeroed) to target; 0, or -1 with err set. */
-static int ob_pg_connect(struct outbox *ob, const char *target, char *err, size_t errlen)
+static int outbox_pg_connect(struct outbox *ob, const char *target, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname",
 					    NULL };
@@ -245,26 +246,26 @@ static int ob_pg_connect(struct outbox *ob, const char *target, char *err, size_
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (ob_pg_where(ob, target, err, errlen) != 0)
+	if (outbox_pg_where(ob, target, err, errlen) != 0)
 		return -1;
 	/* expand_dbname: the URI's own settings override the defaults before it */
 	ob->pg->conn = PQconnectdbParams(keys, vals, 1);
 	if (!ob->pg->conn || PQstatus(ob->pg->conn) != CONNECTION_OK) {
-		ob_pg_fail(ob, "cannot connect", ob->pg->conn ? PQerrorMessage(ob->pg->conn)
+		outbox_pg_fail(ob, "cannot connect", ob->pg->conn ? PQerrorMessage(ob->pg->conn)
 							       : "out of memory");
 		snprintf(err, errlen, "%s", ob->err);
 		return -1;
 	}
 	/* The server's NOTICEs ("already exists, skipping") are not ours to print. */
-	(void)PQsetNoticeProcessor(ob->pg->conn, ob_pg_notice, NULL);
+	(void)PQsetNoticeProcessor(ob->pg->conn, outbox_pg_notice, NULL);
 	return 0;
 }
 
-static int ob_pg_open(struct outbox *ob, const char *target, const char *data_dir, char *err,
+static int outbox_pg_open(struct outbox *ob, const char *target, const char *data_dir, char *err,
 		      size_t errlen)
 {
 	(void)data_dir;   /* the database is the server's; data_dir keeps only files */
-	if (ob_pg_connect(ob, target, err, errlen) != 0)
+	if (outbox_pg_connect(ob, target, err, errlen) != 0)
 		return -1;
 	if (ob_pg_migrate(ob) != 0) {
 		snprintf(err, errlen, "%s", ob->err);
@@ -273,7 +274,7 @@ static int ob_pg_open(struct outbox *ob, const char *target, const char *data_di
 	return 0;
 }
 
-static void ob_pg_close(struct outbox *ob)
+static void outbox_pg_close(struct outbox *ob)
 {
 	if (!ob->pg)
 		return;
@@ -290,7 +291,7 @@ static void ob_pg_close(struct outbox *ob)
 	ob->pg = NULL;
 }
 
-static int ob_pg_check(const char *target, char *msg, size_t len)
+static int outbox_pg_check(const char *target, char *msg, size_t len)
 {
 	struct outbox ob;
 	int ret = -1;
@@ -298,15 +299,15 @@ static int ob_pg_check(const char *target, char *msg, size_t len)
 	memset(&ob, 0, sizeof ob);
 	ob.owner = pthread_self();
 	ob.ops = &ob_pg_backend;
-	if (ob_pg_connect(&ob, target, msg, len) == 0)
+	if (outbox_pg_connect(&ob, target, msg, len) == 0)
 		ret = ob_pg_schema_check(&ob, msg, len);
-	ob_pg_close(&ob);
+	outbox_pg_close(&ob);
 	return ret;
 }
 
 /* --- transactions --- */
 
-static int ob_pg_begin(struct outbox *ob)
+static int outbox_pg_begin(struct outbox *ob)
 {
 	if (ob->pg->in_tx)
 		return ob_failf(ob, "begin: a transaction is already open");
@@ -316,7 +317,7 @@ static int ob_pg_begin(struct outbox *ob)
 	return 0;
 }
 
-static void ob_pg_rollback(struct outbox *ob)
+static void outbox_pg_rollback(struct outbox *ob)
 {
 	PGresult *r;
 
@@ -335,7 +336,7 @@ static void ob_pg_rollback(struct outbox *ob)
 }
 
 /* On failure the transaction is rolled back: nothing of it is durable. */
-static int ob_pg_commit(struct outbox *ob)
+static int outbox_pg_commit(struct outbox *ob)
 {
 	PGresult *r;
 	int ok;
@@ -343,14 +344,15 @@ static int ob_pg_commit(struct outbox *ob)
 	if (!ob->pg->in_tx)
 		return ob_failf(ob, "commit: no transaction is open");
 	if (PQtransactionStatus(ob->pg->conn) != PQTRANS_INTRANS) {
-		ob_pg_fail(ob, "commit", "the transaction failed earlier or the connection is lost");
-		ob_pg_rollback(ob);
+		outbox_pg_fail(ob, "commit",
+			       "the transaction failed earlier or the connection is lost");
+		outbox_pg_rollback(ob);
 		return -1;
 	}
 	/* Delivered to the listeners at COMMIT, not before, and only if it commits. */
 	if (ob->pg->notify &&
 	    ob_pg_run(ob, "commit: notify", "NOTIFY " OB_PG_CHANNEL, 0, NULL, NULL) != 0) {
-		ob_pg_rollback(ob);
+		outbox_pg_rollback(ob);
 		return -1;
 	}
 	r = ob_pg_exec(ob, "commit", "COMMIT", 0, NULL, NULL);
@@ -358,30 +360,30 @@ static int ob_pg_commit(struct outbox *ob)
 	ob->pg->notify = 0;
 	ok = r && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (r && !ok)
-		ob_pg_fail(ob, "commit", "the server rolled the transaction back");
+		outbox_pg_fail(ob, "commit", "the server rolled the transaction back");
 	PQclear(r);
 	return ok ? 0 : -1;
 }
 
-static int ob_pg_savepoint(struct outbox *ob)
+static int outbox_pg_savepoint(struct outbox *ob)
 {
 	return ob_pg_run(ob, "savepoint", "SAVEPOINT batch", 0, NULL, NULL);
 }
 
-static int ob_pg_savepoint_release(struct outbox *ob)
+static int outbox_pg_savepoint_release(struct outbox *ob)
 {
 	return ob_pg_run(ob, "release savepoint", "RELEASE SAVEPOINT batch", 0, NULL, NULL);
 }
 
-static int ob_pg_savepoint_rollback(struct outbox *ob)
+static int outbox_pg_savepoint_rollback(struct outbox *ob)
 {
 	if (ob_pg_run(ob, "rollback to savepoint", "ROLLBACK TO SAVEPOINT batch", 0, NULL,
 		      NULL) != 0)
 		return -1;
-	return ob_pg_savepoint_release(ob);
+	return outbox_pg_savepoint_release(ob);
 }
 
-static int ob_pg_wake_fd(struct outbox *ob)
+static int outbox_pg_wake_fd(struct outbox *ob)
 {
 	if (!ob->pg->listening) {
 		if (ob_pg_run(ob, "listen", "LISTEN " OB_PG_CHANNEL, 0, NULL, NULL) != 0)
@@ -391,7 +393,7 @@ static int ob_pg_wake_fd(struct outbox *ob)
 	return PQstatus(ob->pg->conn) == CONNECTION_OK ? PQsocket(ob->pg->conn) : -1;
 }
 
-static int ob_pg_wake_drain(struct outbox *ob)
+static int outbox_pg_wake_drain(struct outbox *ob)
 {
 	PGnotify *n;
 	int count = 0;
@@ -401,7 +403,7 @@ static int ob_pg_wake_drain(struct outbox *ob)
 	/* reads what the socket holds without blocking; notifications that
 	 * came with an earlier query's answer are queued already */
 	if (!PQconsumeInput(ob->pg->conn))
-		return ob_pg_fail(ob, "wake-ups", PQerrorMessage(ob->pg->conn));
+		return outbox_pg_fail(ob, "wake-ups", PQerrorMessage(ob->pg->conn));
 	while ((n = PQnotifies(ob->pg->conn)) != NULL) {
 		count++;
 		PQfreemem(n);
@@ -409,14 +411,14 @@ static int ob_pg_wake_drain(struct outbox *ob)
 	return count;
 }
 
-static int ob_pg_relax_sync(struct outbox *ob)
+static int outbox_pg_relax_sync(struct outbox *ob)
 {
 	ob->pg->relaxed = 1;
-	return ob_pg_session(ob);
+	return outbox_pg_session(ob);
 }
 
 /* The server manages its own files: nothing for data_dir's full disk. */
-static int ob_pg_release_space(struct outbox *ob)
+static int outbox_pg_release_space(struct outbox *ob)
 {
 	(void)ob;
 	return 0;
@@ -424,7 +426,7 @@ static int ob_pg_release_space(struct outbox *ob)
 
 /* --- writing a batch --- */
 
-static int ob_pg_add_forward(struct outbox *ob, const struct outbox_forward *f, char *id_out)
+static int outbox_pg_add_forward(struct outbox *ob, const struct outbox_forward *f, char *id_out)
 {
 	static const char sql[] =
 		"INSERT INTO deliveries(delivery_id, name, url, method, content_type, headers,"
@@ -460,7 +462,7 @@ static int ob_pg_add_forward(struct outbox *ob, const struct outbox_forward *f, 
 	return ret;
 }
 
-static int ob_pg_add_dead(struct outbox *ob, const struct outbox_dead *d)
+static int outbox_pg_add_dead(struct outbox *ob, const struct outbox_dead *d)
 {
 	static const char sql[] =
 		"INSERT INTO dead_letters(kind, reason, payload, request_id, event_index, target,"
@@ -484,28 +486,28 @@ static int ob_pg_add_dead(struct outbox *ob, const struct outbox_dead *d)
 
 const struct ob_backend ob_pg_backend = {
 	.name = "postgresql",
-	.open = ob_pg_open,
-	.close = ob_pg_close,
-	.check = ob_pg_check,
-	.begin = ob_pg_begin,
-	.add_forward = ob_pg_add_forward,
-	.add_dead = ob_pg_add_dead,
-	.commit = ob_pg_commit,
-	.rollback = ob_pg_rollback,
-	.savepoint = ob_pg_savepoint,
-	.savepoint_release = ob_pg_savepoint_release,
-	.savepoint_rollback = ob_pg_savepoint_rollback,
-	.relax_sync = ob_pg_relax_sync,
+	.open = outbox_pg_open,
+	.close = outbox_pg_close,
+	.check = outbox_pg_check,
+	.begin = outbox_pg_begin,
+	.add_forward = outbox_pg_add_forward,
+	.add_dead = outbox_pg_add_dead,
+	.commit = outbox_pg_commit,
+	.rollback = outbox_pg_rollback,
+	.savepoint = outbox_pg_savepoint,
+	.savepoint_release = outbox_pg_savepoint_release,
+	.savepoint_rollback = outbox_pg_savepoint_rollback,
+	.relax_sync = outbox_pg_relax_sync,
 	.release_leases = ob_pg_release_leases,
-	.wake_fd = ob_pg_wake_fd,
-	.wake_drain = ob_pg_wake_drain,
+	.wake_fd = outbox_pg_wake_fd,
+	.wake_drain = outbox_pg_wake_drain,
 	.claim_due = ob_pg_claim_due,
 	.scan_destinations = ob_pg_scan_destinations,
 	.dest_due_now = ob_pg_dest_due_now,
 	.complete = ob_pg_complete,
 	.retry = ob_pg_retry,
 	.bury = ob_pg_bury,
-	.release_space = ob_pg_release_space,
+	.release_space = outbox_pg_release_space,
 	.count_pending = ob_pg_count_pending,
 	.count_dead = ob_pg_count_dead,
 	.count_dest = ob_pg_count_dest,

@@ -41,7 +41,7 @@ int ob_pg_release_leases(struct outbox *ob)
 			 " WHERE lease_owner = $1", 1, v, NULL);
 }
 
-static int ob_pg_dup(const PGresult *r, int row, int col, char **out)
+static int outbox_pg_dup(const PGresult *r, int row, int col, char **out)
 {
 	const char *s = ob_pg_val(r, row, col);
 
@@ -52,7 +52,7 @@ static int ob_pg_dup(const PGresult *r, int row, int col, char **out)
 	return *out ? 0 : -1;
 }
 
-static int ob_pg_read_delivery(const PGresult *r, int row, struct outbox_delivery *d)
+static int outbox_pg_read_delivery(const PGresult *r, int row, struct outbox_delivery *d)
 {
 	const char *did = PQgetvalue(r, row, C_DID);
 	unsigned char *raw;
@@ -66,11 +66,12 @@ static int ob_pg_read_delivery(const PGresult *r, int row, struct outbox_deliver
 	d->attempts = strtol(PQgetvalue(r, row, C_ATTEMPTS), NULL, 10);
 	d->created_at = strtod(PQgetvalue(r, row, C_CREATED), NULL);
 	d->hop = strtol(PQgetvalue(r, row, C_HOP), NULL, 10);
-	if (ob_pg_dup(r, row, C_NAME, &d->name) != 0 || ob_pg_dup(r, row, C_URL, &d->url) != 0 ||
-	    ob_pg_dup(r, row, C_METHOD, &d->method) != 0 ||
-	    ob_pg_dup(r, row, C_CTYPE, &d->content_type) != 0 ||
-	    ob_pg_dup(r, row, C_HEADERS, &d->headers) != 0 ||
-	    ob_pg_dup(r, row, C_REQID, &d->request_id) != 0)
+	if (outbox_pg_dup(r, row, C_NAME, &d->name) != 0 ||
+	    outbox_pg_dup(r, row, C_URL, &d->url) != 0 ||
+	    outbox_pg_dup(r, row, C_METHOD, &d->method) != 0 ||
+	    outbox_pg_dup(r, row, C_CTYPE, &d->content_type) != 0 ||
+	    outbox_pg_dup(r, row, C_HEADERS, &d->headers) != 0 ||
+	    outbox_pg_dup(r, row, C_REQID, &d->request_id) != 0)
 		return -1;
 	raw = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, C_BODY), &n);
 	if (!raw)
@@ -92,7 +93,7 @@ struct ob_pg_claimed {
 	int64_t id;
 };
 
-static int ob_pg_claim_cmp(const void *a, const void *b)
+static int outbox_pg_claim_cmp(const void *a, const void *b)
 {
 	const struct ob_pg_claimed *x = a, *y = b;
 
@@ -148,9 +149,9 @@ int ob_pg_claim_due(struct outbox *ob, const char *dest, double now, size_t max,
 		order[i].due = strtod(PQgetvalue(r, i, C_DUE), NULL);
 		order[i].id = strtoll(PQgetvalue(r, i, C_ID), NULL, 10);
 	}
-	qsort(order, (size_t)n, sizeof *order, ob_pg_claim_cmp);
+	qsort(order, (size_t)n, sizeof *order, outbox_pg_claim_cmp);
 	for (int i = 0; i < n; i++)
-		if (ob_pg_read_delivery(r, order[i].row, &list[i]) != 0) {
+		if (outbox_pg_read_delivery(r, order[i].row, &list[i]) != 0) {
 			ob_failf(ob, "claim: cannot read entry (out of memory?)");
 			goto out;
 		}
@@ -208,7 +209,7 @@ int ob_pg_dest_due_now(struct outbox *ob, const char *dest, double now)
 }
 
 /* Runs a statement that must change exactly one delivery (id is $1). */
-static int ob_pg_one(struct outbox *ob, const char *what, const char *sql, int n,
+static int outbox_pg_one(struct outbox *ob, const char *what, const char *sql, int n,
 		     const char *const *v, int64_t id)
 {
 	long changed = ob_pg_changed(ob, what, sql, n, v, NULL);
@@ -225,7 +226,7 @@ int ob_pg_complete(struct outbox *ob, int64_t id)
 	char b_id[32];
 	const char *v[] = { ob_pg_int(b_id, id) };
 
-	return ob_pg_one(ob, "complete", "DELETE FROM deliveries WHERE id = $1", 1, v, id);
+	return outbox_pg_one(ob, "complete", "DELETE FROM deliveries WHERE id = $1", 1, v, id);
 }
 
 int ob_pg_retry(struct outbox *ob, int64_t id, double next_at, int status, const char *error)
@@ -234,7 +235,7 @@ int ob_pg_retry(struct outbox *ob, int64_t id, double next_at, int status, const
 	const char *v[] = { ob_pg_int(b_id, id), ob_pg_num(b_next, next_at),
 			    status > 0 ? ob_pg_int(b_st, status) : NULL, error };
 
-	return ob_pg_one(ob, "retry",
+	return outbox_pg_one(ob, "retry",
 			 "UPDATE deliveries SET attempts = attempts + 1, lease_owner = NULL,"
 			 " lease_until = NULL, next_attempt_at = $2, last_status = $3,"
 			 " last_error = $4 WHERE id = $1", 4, v, id);
@@ -256,7 +257,7 @@ int ob_pg_bury(struct outbox *ob, int64_t id, int status, const char *error)
 				    status > 0 ? ob_pg_int(b_st, status) : NULL,
 				    ob_pg_num(b_now, ob_now()) };
 
-		return ob_pg_one(ob, "bury",
+		return outbox_pg_one(ob, "bury",
 				 "WITH gone AS (DELETE FROM deliveries WHERE id = $1 RETURNING *)"
 				 " INSERT INTO dead_letters(kind, reason, payload, request_id,"
 				 " delivery_id, name, url, method, content_type, headers, attempts,"

@@ -39,15 +39,16 @@ struct ob_pg_where {
 	int n;
 };
 
-static void ob_pg_where_free(struct ob_pg_where *w)
+static void outbox_pg_where_free(struct ob_pg_where *w)
 {
 	free(w->sql);
 	free(w->ids);
 }
 
 /* head + WHERE for f + tail, with its parameters in w. 0, or -1 with ob->err. */
-static int ob_pg_where_build(struct outbox *ob, const char *head, const struct outbox_dlq_filter *f,
-			     const char *tail, struct ob_pg_where *w)
+static int outbox_pg_where_build(struct outbox *ob, const char *head,
+				 const struct outbox_dlq_filter *f, const char *tail,
+				 struct ob_pg_where *w)
 {
 	size_t cap, len;
 
@@ -93,8 +94,8 @@ static int ob_pg_where_build(struct outbox *ob, const char *head, const struct o
 
 /* Fills e from row i (pointers into r; the payload into *raw, freed by the
  * caller with PQfreemem). 0, 1 when malformed, -1 when out of memory. */
-static int ob_pg_dlq_read(const PGresult *r, int i, int with_payload, struct outbox_dlq_entry *e,
-			  unsigned char **raw)
+static int outbox_pg_dlq_read(const PGresult *r, int i, int with_payload,
+			      struct outbox_dlq_entry *e, unsigned char **raw)
 {
 	const char *s;
 
@@ -157,7 +158,7 @@ int ob_pg_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 		snprintf(tail, sizeof tail, " ORDER BY id LIMIT %ld", f->limit);
 	else
 		snprintf(tail, sizeof tail, " ORDER BY id");
-	if (ob_pg_where_build(ob, f->with_payload
+	if (outbox_pg_where_build(ob, f->with_payload
 				  ? "SELECT " OB_PG_DLQ_COLUMNS ", payload FROM dead_letters"
 				  : "SELECT " OB_PG_DLQ_COLUMNS " FROM dead_letters",
 			      f, tail, &w) != 0)
@@ -169,7 +170,7 @@ int ob_pg_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 	for (int i = 0; ret == 0 && i < PQntuples(r); i++) {
 		unsigned char *raw = NULL;
 
-		if (ob_pg_dlq_read(r, i, f->with_payload, &e, &raw) < 0) {
+		if (outbox_pg_dlq_read(r, i, f->with_payload, &e, &raw) < 0) {
 			ret = ob_failf(ob, "dead letters: cannot read row %lld (out of memory?)",
 				       (long long)e.id);
 			break;
@@ -179,7 +180,7 @@ int ob_pg_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 	}
 out:
 	PQclear(r);
-	ob_pg_where_free(&w);
+	outbox_pg_where_free(&w);
 	return ret;
 }
 
@@ -252,8 +253,8 @@ long ob_pg_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 	struct ob_pg_where w;
 	long n = -1;
 
-	if (ob_pg_where_build(ob, "DELETE FROM dead_letters", f ? f : &all, "", &w) == 0)
+	if (outbox_pg_where_build(ob, "DELETE FROM dead_letters", f ? f : &all, "", &w) == 0)
 		n = ob_pg_changed(ob, "purge", w.sql, w.n, w.v, NULL);
-	ob_pg_where_free(&w);
+	outbox_pg_where_free(&w);
 	return n;
 }

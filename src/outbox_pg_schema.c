@@ -76,7 +76,7 @@ static const char *const ob_pg_migrations[] = {
 #define OB_PG_SCHEMA_VERSION ((long)(sizeof ob_pg_migrations / sizeof ob_pg_migrations[0]))
 
 /* The steps after the lock; the caller rolls back when this fails. */
-static int ob_pg_migrate_locked(struct outbox *ob)
+static int outbox_pg_migrate_locked(struct outbox *ob)
 {
 	PGresult *r;
 	long version;
@@ -131,7 +131,7 @@ int ob_pg_migrate(struct outbox *ob)
 	in_tx = 1;
 	if (ob_pg_run(ob, "schema lock", "SELECT pg_advisory_xact_lock(" OB_PG_SCHEMA_LOCK ")",
 		      0, NULL, NULL) != 0 ||
-	    ob_pg_migrate_locked(ob) != 0)
+	    outbox_pg_migrate_locked(ob) != 0)
 		goto out;
 	r = ob_pg_exec(ob, "schema", "COMMIT", 0, NULL, NULL);
 	in_tx = 0;   /* COMMIT ends the transaction whatever it answers */

@@ -90,7 +90,7 @@ static const char *const ob_sql[OB_NSTMT] = {
 	[OB_COUNT_DEAD] = "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL",
 };
 
-static int ob_prepare(struct outbox *ob)
+static int outbox_sqlite_prepare(struct outbox *ob)
 {
 	for (int i = 0; i < OB_NSTMT; i++)
 		if (sqlite3_prepare_v3(ob->db, ob_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -124,7 +124,7 @@ int ob_sqlite_open(struct outbox *ob, const char *target, const char *data_dir, 
 			 ob->db ? sqlite3_errmsg(ob->db) : sqlite3_errstr(rc));
 		goto out;
 	}
-	if (ob_configure(ob) != 0 || ob_migrate(ob) != 0 || ob_prepare(ob) != 0) {
+	if (ob_configure(ob) != 0 || ob_migrate(ob) != 0 || outbox_sqlite_prepare(ob) != 0) {
 		snprintf(err, errlen, "%s: %s", path, ob->err);
 		goto out;
 	}
@@ -290,19 +290,19 @@ int ob_sqlite_add_dead(struct outbox *ob, const struct outbox_dead *d)
 }
 
 /* One router per file: the writer wakes delivery in-process (deliver_notify). */
-static int ob_sqlite_wake_fd(struct outbox *ob)
+static int outbox_sqlite_wake_fd(struct outbox *ob)
 {
 	(void)ob;
 	return -1;
 }
 
-static int ob_sqlite_wake_drain(struct outbox *ob)
+static int outbox_sqlite_wake_drain(struct outbox *ob)
 {
 	(void)ob;
 	return 0;
 }
 
-static int ob_sqlite_check(const char *target, char *msg, size_t len)
+static int outbox_sqlite_check(const char *target, char *msg, size_t len)
 {
 	(void)target;
 	snprintf(msg, len, "sqlite (data_dir/outbox.db)");
@@ -313,7 +313,7 @@ const struct ob_backend ob_sqlite_backend = {
 	.name = "sqlite",
 	.open = ob_sqlite_open,
 	.close = ob_sqlite_close,
-	.check = ob_sqlite_check,
+	.check = outbox_sqlite_check,
 	.begin = ob_sqlite_begin,
 	.add_forward = ob_sqlite_add_forward,
 	.add_dead = ob_sqlite_add_dead,
@@ -324,8 +324,8 @@ const struct ob_backend ob_sqlite_backend = {
 	.savepoint_rollback = ob_sqlite_savepoint_rollback,
 	.relax_sync = ob_sqlite_relax_sync,
 	.release_leases = ob_sqlite_release_leases,
-	.wake_fd = ob_sqlite_wake_fd,
-	.wake_drain = ob_sqlite_wake_drain,
+	.wake_fd = outbox_sqlite_wake_fd,
+	.wake_drain = outbox_sqlite_wake_drain,
 	.claim_due = ob_sqlite_claim_due,
 	.scan_destinations = ob_sqlite_scan_destinations,
 	.dest_due_now = ob_sqlite_dest_due_now,

@@ -52,7 +52,7 @@ void outbox_deliveries_free(struct outbox_delivery *d, size_t n)
 }
 
 /* Copies a text column; a NULL column gives NULL. */
-static int ob_col_text(sqlite3_stmt *st, int col, char **out)
+static int outbox_sqlite_col_text(sqlite3_stmt *st, int col, char **out)
 {
 	const unsigned char *t;
 
@@ -67,7 +67,7 @@ static int ob_col_text(sqlite3_stmt *st, int col, char **out)
 }
 
 /* Copies a blob column, NUL-terminated for convenience (not counted). */
-static int ob_col_blob(sqlite3_stmt *st, int col, char **out, size_t *len)
+static int outbox_sqlite_col_blob(sqlite3_stmt *st, int col, char **out, size_t *len)
 {
 	const void *p = sqlite3_column_blob(st, col);
 	int n = sqlite3_column_bytes(st, col);
@@ -86,7 +86,7 @@ static int ob_col_blob(sqlite3_stmt *st, int col, char **out, size_t *len)
 	return 0;
 }
 
-static int ob_read_delivery(sqlite3_stmt *st, struct outbox_delivery *d)
+static int outbox_sqlite_read_delivery(sqlite3_stmt *st, struct outbox_delivery *d)
 {
 	const unsigned char *did = sqlite3_column_text(st, C_DID);
 
@@ -98,12 +98,13 @@ static int ob_read_delivery(sqlite3_stmt *st, struct outbox_delivery *d)
 	d->attempts = (long)sqlite3_column_int64(st, C_ATTEMPTS);
 	d->created_at = sqlite3_column_double(st, C_CREATED);
 	d->hop = (long)sqlite3_column_int64(st, C_HOP);
-	if (ob_col_text(st, C_NAME, &d->name) != 0 || ob_col_text(st, C_URL, &d->url) != 0 ||
-	    ob_col_text(st, C_METHOD, &d->method) != 0 ||
-	    ob_col_text(st, C_CTYPE, &d->content_type) != 0 ||
-	    ob_col_text(st, C_HEADERS, &d->headers) != 0 ||
-	    ob_col_text(st, C_REQID, &d->request_id) != 0 ||
-	    ob_col_blob(st, C_BODY, &d->body, &d->body_len) != 0)
+	if (outbox_sqlite_col_text(st, C_NAME, &d->name) != 0 ||
+	    outbox_sqlite_col_text(st, C_URL, &d->url) != 0 ||
+	    outbox_sqlite_col_text(st, C_METHOD, &d->method) != 0 ||
+	    outbox_sqlite_col_text(st, C_CTYPE, &d->content_type) != 0 ||
+	    outbox_sqlite_col_text(st, C_HEADERS, &d->headers) != 0 ||
+	    outbox_sqlite_col_text(st, C_REQID, &d->request_id) != 0 ||
+	    outbox_sqlite_col_blob(st, C_BODY, &d->body, &d->body_len) != 0)
 		return -1;
 	return 0;
 }
@@ -142,7 +143,7 @@ int ob_sqlite_claim_due(struct outbox *ob, const char *dest, double now, size_t 
 			cap = ncap;
 		}
 		/* Counted before reading so a half-read entry is freed too. */
-		if (ob_read_delivery(sel, &list[n++]) != 0) {
+		if (outbox_sqlite_read_delivery(sel, &list[n++]) != 0) {
 			ob_failf(ob, "claim: cannot read entry (out of memory?)");
 			goto out;
 		}
@@ -213,7 +214,7 @@ int ob_sqlite_dest_due_now(struct outbox *ob, const char *dest, double now)
 }
 
 /* Runs a statement that must change exactly one delivery. */
-static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64_t id,
+static int outbox_sqlite_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64_t id,
 		      int bind_failed)
 {
 	if (ob_run(ob, s, what, bind_failed) != 0)
@@ -226,7 +227,7 @@ static int ob_run_one(struct outbox *ob, enum ob_stmt s, const char *what, int64
 int ob_sqlite_complete(struct outbox *ob, int64_t id)
 {
 	OB_OWNED(ob);
-	return ob_run_one(ob, OB_DELETE, "complete", id,
+	return outbox_sqlite_run_one(ob, OB_DELETE, "complete", id,
 			  sqlite3_bind_int64(ob->st[OB_DELETE], 1, id));
 }
 
@@ -235,7 +236,7 @@ int ob_sqlite_retry(struct outbox *ob, int64_t id, double next_at, int status, c
 	sqlite3_stmt *st = ob->st[OB_RETRY];
 
 	OB_OWNED(ob);
-	return ob_run_one(ob, OB_RETRY, "retry", id,
+	return outbox_sqlite_run_one(ob, OB_RETRY, "retry", id,
 			  sqlite3_bind_int64(st, 1, id) || sqlite3_bind_double(st, 2, next_at) ||
 			  ob_bind_status(st, 3, status) || ob_bind_text(st, 4, error));
 }
@@ -256,12 +257,12 @@ int ob_sqlite_bury(struct outbox *ob, int64_t id, int status, const char *error)
 	}
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
-	if (ob_run_one(ob, OB_BURY_COPY, "bury", id,
+	if (outbox_sqlite_run_one(ob, OB_BURY_COPY, "bury", id,
 		       sqlite3_bind_int64(copy, 1, id) ||
 		       sqlite3_bind_text(copy, 2, error, -1, SQLITE_STATIC) ||
 		       ob_bind_status(copy, 3, status) ||
 		       sqlite3_bind_double(copy, 4, ob_now())) != 0 ||
-	    ob_run_one(ob, OB_DELETE, "bury", id,
+	    outbox_sqlite_run_one(ob, OB_DELETE, "bury", id,
 		       sqlite3_bind_int64(ob->st[OB_DELETE], 1, id)) != 0)
 		goto out;
 	ok = 1;
@@ -269,7 +270,7 @@ out:
 	return ob_tx_leave(ob, own, ok);
 }
 
-static long ob_count(struct outbox *ob, enum ob_stmt s, const char *what)
+static long outbox_sqlite_count(struct outbox *ob, enum ob_stmt s, const char *what)
 {
 	sqlite3_stmt *st = ob->st[s];
 	long ret;
@@ -285,13 +286,13 @@ static long ob_count(struct outbox *ob, enum ob_stmt s, const char *what)
 long ob_sqlite_count_pending(struct outbox *ob)
 {
 	OB_OWNED(ob);
-	return ob_count(ob, OB_COUNT_PENDING, "count pending");
+	return outbox_sqlite_count(ob, OB_COUNT_PENDING, "count pending");
 }
 
 long ob_sqlite_count_dead(struct outbox *ob)
 {
 	OB_OWNED(ob);
-	return ob_count(ob, OB_COUNT_DEAD, "count dead letters");
+	return outbox_sqlite_count(ob, OB_COUNT_DEAD, "count dead letters");
 }
 
 long ob_sqlite_count_dest(struct outbox *ob, const char *dest)
@@ -301,5 +302,5 @@ long ob_sqlite_count_dest(struct outbox *ob, const char *dest)
 		ob_reset(ob->st[OB_DEST_COUNT]);
 		return ob_fail(ob, "count destination");
 	}
-	return ob_count(ob, OB_DEST_COUNT, "count destination");
+	return outbox_sqlite_count(ob, OB_DEST_COUNT, "count destination");
 }

@@ -43,7 +43,7 @@ enum { D_ID, D_KIND, D_REASON, D_REQID, D_INDEX, D_CREATED, D_DIED, D_REPLAYED, 
  * Prepares head + the WHERE clause for f (+ tail) and binds its values.
  * Returns the statement, or NULL with ob->err set.
  */
-static sqlite3_stmt *ob_dlq_prepare(struct outbox *ob, const char *head,
+static sqlite3_stmt *outbox_sqlite_dlq_prepare(struct outbox *ob, const char *head,
 				    const struct outbox_dlq_filter *f, const char *tail)
 {
 	sqlite3_stmt *st = NULL, *ret = NULL;
@@ -106,12 +106,12 @@ out:
 	return ret;
 }
 
-static const char *ob_dlq_text(sqlite3_stmt *st, int col)
+static const char *outbox_sqlite_dlq_text(sqlite3_stmt *st, int col)
 {
 	return (const char *)sqlite3_column_text(st, col);   /* NULL for a NULL column */
 }
 
-static int ob_dlq_is_number(int type)
+static int outbox_sqlite_dlq_is_number(int type)
 {
 	return type == SQLITE_INTEGER || type == SQLITE_FLOAT;
 }
@@ -124,7 +124,7 @@ static int ob_dlq_is_number(int type)
  * itself is NULL, which this schema's NOT NULL keeps out of rows it wrote
  * but not out of a table an operator or another tool rebuilt.
  */
-static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_entry *e)
+static int outbox_sqlite_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_entry *e)
 {
 	sqlite3 *db = sqlite3_db_handle(st);
 	/* types first: a column_text or column_double call may convert them */
@@ -134,22 +134,22 @@ static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_ent
 
 	memset(e, 0, sizeof *e);
 	e->id = sqlite3_column_int64(st, D_ID);
-	e->kind = ob_dlq_text(st, D_KIND);
-	e->reason = ob_dlq_text(st, D_REASON);
+	e->kind = outbox_sqlite_dlq_text(st, D_KIND);
+	e->reason = outbox_sqlite_dlq_text(st, D_REASON);
 	if ((!e->kind || !e->reason) && sqlite3_errcode(db) == SQLITE_NOMEM)
 		return -1;
-	e->request_id = ob_dlq_text(st, D_REQID);
+	e->request_id = outbox_sqlite_dlq_text(st, D_REQID);
 	e->event_index = (long)sqlite3_column_int64(st, D_INDEX);
 	e->created_at = sqlite3_column_double(st, D_CREATED);
 	e->died_at = sqlite3_column_double(st, D_DIED);
 	e->replayed_at = sqlite3_column_double(st, D_REPLAYED);
-	e->target = ob_dlq_text(st, D_TARGET);
-	e->delivery_id = ob_dlq_text(st, D_DID);
-	e->name = ob_dlq_text(st, D_NAME);
-	e->url = ob_dlq_text(st, D_URL);
-	e->method = ob_dlq_text(st, D_METHOD);
-	e->content_type = ob_dlq_text(st, D_CTYPE);
-	e->headers = ob_dlq_text(st, D_HEADERS);
+	e->target = outbox_sqlite_dlq_text(st, D_TARGET);
+	e->delivery_id = outbox_sqlite_dlq_text(st, D_DID);
+	e->name = outbox_sqlite_dlq_text(st, D_NAME);
+	e->url = outbox_sqlite_dlq_text(st, D_URL);
+	e->method = outbox_sqlite_dlq_text(st, D_METHOD);
+	e->content_type = outbox_sqlite_dlq_text(st, D_CTYPE);
+	e->headers = outbox_sqlite_dlq_text(st, D_HEADERS);
 	e->attempts = sqlite3_column_type(st, D_ATTEMPTS) == SQLITE_NULL
 			      ? -1 : (long)sqlite3_column_int64(st, D_ATTEMPTS);
 	e->last_status = sqlite3_column_int(st, D_STATUS);
@@ -166,10 +166,10 @@ static int ob_dlq_read(sqlite3_stmt *st, int with_payload, struct outbox_dlq_ent
 		e->malformed = "its kind is not a dead-letter kind";
 	else if (!e->reason)
 		e->malformed = "its reason is NULL";
-	else if (!ob_dlq_is_number(created_t) || !ob_dlq_is_number(died_t) ||
-		 (replayed_t != SQLITE_NULL && !ob_dlq_is_number(replayed_t)))
+	else if (!outbox_sqlite_dlq_is_number(created_t) || !outbox_sqlite_dlq_is_number(died_t) ||
+		 (replayed_t != SQLITE_NULL && !outbox_sqlite_dlq_is_number(replayed_t)))
 		e->malformed = "its created_at, died_at or replayed_at is not a number";
-	else if (index_t != SQLITE_NULL && !ob_dlq_is_number(index_t))
+	else if (index_t != SQLITE_NULL && !outbox_sqlite_dlq_is_number(index_t))
 		e->malformed = "its event_index is not a number";
 	else
 		return 0;
@@ -194,13 +194,14 @@ int ob_sqlite_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 		snprintf(tail, sizeof tail, " ORDER BY id LIMIT %ld", f->limit);
 	else
 		snprintf(tail, sizeof tail, " ORDER BY id");
-	st = ob_dlq_prepare(ob, f->with_payload ? "SELECT " OB_DLQ_COLUMNS ", payload FROM dead_letters"
-						: "SELECT " OB_DLQ_COLUMNS " FROM dead_letters",
-			    f, tail);
+	st = outbox_sqlite_dlq_prepare(ob,
+				       f->with_payload ? "SELECT " OB_DLQ_COLUMNS ", payload FROM dead_letters"
+						       : "SELECT " OB_DLQ_COLUMNS " FROM dead_letters",
+				       f, tail);
 	if (!st)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (ob_dlq_read(st, f->with_payload, &e) < 0) {
+		if (outbox_sqlite_dlq_read(st, f->with_payload, &e) < 0) {
 			ob_failf(ob, "dead letters: cannot read row %lld (out of memory?)",
 				 (long long)sqlite3_column_int64(st, D_ID));
 			goto out;
@@ -222,7 +223,7 @@ out:
 }
 
 /* Runs a one-shot write statement with id (?1) and now (?2) bound; sets *changes. */
-static int ob_dlq_exec_id(struct outbox *ob, const char *sql, int64_t id, double now,
+static int outbox_sqlite_dlq_exec_id(struct outbox *ob, const char *sql, int64_t id, double now,
 			  const char *what, int *changes)
 {
 	sqlite3_stmt *st = NULL;
@@ -258,13 +259,13 @@ enum outbox_dlq_result ob_sqlite_dlq_requeue_forward(struct outbox *ob, int64_t 
 	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return OUTBOX_DLQ_FAILED;
-	if (ob_dlq_exec_id(ob, copy, id, now, "requeue", &changes) != 0)
+	if (outbox_sqlite_dlq_exec_id(ob, copy, id, now, "requeue", &changes) != 0)
 		goto out;
 	if (changes == 0) {
 		ret = OUTBOX_DLQ_NOT_OPEN;
 		goto out;
 	}
-	if (ob_dlq_exec_id(ob, mark, id, now, "requeue: mark replayed", &changes) != 0)
+	if (outbox_sqlite_dlq_exec_id(ob, mark, id, now, "requeue: mark replayed", &changes) != 0)
 		goto out;
 	if (changes != 1) {
 		ob_failf(ob, "requeue: dead letter %lld changed under us", (long long)id);
@@ -289,7 +290,7 @@ enum outbox_dlq_result ob_sqlite_dlq_mark_replayed(struct outbox *ob, int64_t id
 	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return OUTBOX_DLQ_FAILED;
-	ok = ob_dlq_exec_id(ob, mark, id, ob_now(), "mark replayed", &changes) == 0;
+	ok = outbox_sqlite_dlq_exec_id(ob, mark, id, ob_now(), "mark replayed", &changes) == 0;
 	if (ob_tx_leave(ob, own, ok) != 0)
 		return OUTBOX_DLQ_FAILED;
 	return changes == 1 ? OUTBOX_DLQ_DONE : OUTBOX_DLQ_NOT_OPEN;
@@ -305,7 +306,7 @@ long ob_sqlite_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
-	st = ob_dlq_prepare(ob, "DELETE FROM dead_letters", f ? f : &all, "");
+	st = outbox_sqlite_dlq_prepare(ob, "DELETE FROM dead_letters", f ? f : &all, "");
 	if (!st)
 		goto out;
 	if (sqlite3_step(st) != SQLITE_DONE) {

@@ -93,7 +93,7 @@ static const char *const ob_migrations[] = {
  * Runs a one-row, one-column query (a PRAGMA) and copies the text answer.
  * Returns the SQLite result code (SQLITE_OK on success), with ob->err set.
  */
-static int ob_query_text(struct outbox *ob, const char *sql, char *buf, size_t len)
+static int outbox_sqlite_query_text(struct outbox *ob, const char *sql, char *buf, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 	const unsigned char *t;
@@ -123,14 +123,14 @@ out:
  * get SQLITE_BUSY at once. So retry within the same time budget. Once the
  * file is in WAL mode (a persistent property) the pragma changes nothing.
  */
-static int ob_enable_wal(struct outbox *ob)
+static int outbox_sqlite_enable_wal(struct outbox *ob)
 {
 	const struct timespec pause = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
 	char mode[16];
 	int rc;
 
 	for (long waited_ms = 0;; waited_ms += 10) {
-		rc = ob_query_text(ob, "PRAGMA journal_mode = WAL", mode, sizeof mode);
+		rc = outbox_sqlite_query_text(ob, "PRAGMA journal_mode = WAL", mode, sizeof mode);
 		if (rc == SQLITE_OK)
 			break;
 		if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= OUTBOX_BUSY_TIMEOUT_MS)
@@ -153,7 +153,7 @@ static int ob_enable_wal(struct outbox *ob)
  * short steps instead: 100 µs, growing to 2 ms, for OUTBOX_BUSY_TIMEOUT_MS
  * in all.
  */
-static int ob_busy_wait(void *arg, int tries)
+static int outbox_sqlite_busy_wait(void *arg, int tries)
 {
 	long us = 100L << (tries < 5 ? tries : 5);
 	struct timespec pause;
@@ -172,7 +172,7 @@ static int ob_busy_wait(void *arg, int tries)
 
 int ob_configure(struct outbox *ob)
 {
-	if (sqlite3_busy_handler(ob->db, ob_busy_wait, NULL) != SQLITE_OK)
+	if (sqlite3_busy_handler(ob->db, outbox_sqlite_busy_wait, NULL) != SQLITE_OK)
 		return ob_fail(ob, "busy handler");
 	if (destination_sql_register(ob->db) != SQLITE_OK)
 		return ob_fail(ob, "register router_dest");
@@ -180,7 +180,7 @@ int ob_configure(struct outbox *ob)
 	 * ob_migrate converts an older one. */
 	if (ob_exec(ob, "PRAGMA auto_vacuum = INCREMENTAL", "auto_vacuum") != 0)
 		return -1;
-	if (ob_enable_wal(ob) != 0 ||
+	if (outbox_sqlite_enable_wal(ob) != 0 ||
 	    ob_exec(ob, "PRAGMA synchronous = FULL", "synchronous") != 0 ||
 	    ob_exec(ob, "PRAGMA foreign_keys = ON", "foreign_keys") != 0)
 		return -1;
@@ -196,7 +196,7 @@ int ob_migrate(struct outbox *ob)
 	if (ob_exec(ob, "BEGIN IMMEDIATE", "schema") != 0)
 		goto out;
 	in_tx = 1;
-	if (ob_query_text(ob, "PRAGMA user_version", buf, sizeof buf) != SQLITE_OK)
+	if (outbox_sqlite_query_text(ob, "PRAGMA user_version", buf, sizeof buf) != SQLITE_OK)
 		goto out;
 	version = strtol(buf, NULL, 10);
 	if (version < 0 || version > OB_SCHEMA_VERSION) {
@@ -213,7 +213,7 @@ int ob_migrate(struct outbox *ob)
 	if (ob_exec(ob, "COMMIT", "schema") != 0)
 		goto out;
 	in_tx = 0;
-	if (ob_query_text(ob, "PRAGMA auto_vacuum", buf, sizeof buf) != SQLITE_OK)
+	if (outbox_sqlite_query_text(ob, "PRAGMA auto_vacuum", buf, sizeof buf) != SQLITE_OK)
 		goto out;
 	if (strcmp(buf, "2") != 0) {
 		/* Once per database, before anyone else uses it (main opens first). */

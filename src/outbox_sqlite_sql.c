@@ -13,7 +13,7 @@
 #include "outbox_space.h"
 
 /* A full disk is everybody's business: see outbox_space.h. */
-static void ob_check_full(struct outbox *ob)
+static void outbox_sqlite_check_full(struct outbox *ob)
 {
 	if ((sqlite3_errcode(ob->db) & 0xff) == SQLITE_FULL)
 		outbox_space_exhausted();
@@ -21,7 +21,7 @@ static void ob_check_full(struct outbox *ob)
 
 int ob_fail(struct outbox *ob, const char *what)
 {
-	ob_check_full(ob);
+	outbox_sqlite_check_full(ob);
 	return ob_failf(ob, "%s: %s", what, sqlite3_errmsg(ob->db));
 }
 
@@ -41,7 +41,7 @@ int ob_exec(struct outbox *ob, const char *sql, const char *what)
 	int ret = 0;
 
 	if (sqlite3_exec(ob->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		ob_check_full(ob);
+		outbox_sqlite_check_full(ob);
 		ret = ob_failf(ob, "%s: %s", what, msg ? msg : sqlite3_errmsg(ob->db));
 	}
 	sqlite3_free(msg);

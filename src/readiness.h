@@ -74,8 +74,8 @@ const char *readiness_name(enum readiness_check c);
  */
 void readiness_gather(struct pipeline_shared *sh, struct readiness_facts *f);
 
-/* The verdict on f at monotonic time now. */
-void readiness_judge(const struct readiness_facts *f, double now, struct readiness_report *out);
+/* The verdict on f at monotonic time now, written to r. */
+void readiness_judge(const struct readiness_facts *f, double now, struct readiness_report *r);
 
 /*
  * Creates an unnamed file in dir (O_TMPFILE; a named one, unlinked at once,

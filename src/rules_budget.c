@@ -168,7 +168,7 @@ int rules_time_error(lua_State *L, const char *where, const char *what)
 }
 
 /* Raises the time-limit error if the deadline passed or cost_ns would pass it. */
-static void budget_charge(lua_State *L, const char *what, double cost_ns)
+static void rules_budget_charge(lua_State *L, const char *what, double cost_ns)
 {
 	struct rules *r = rules_from(L);
 	long long now;
@@ -186,7 +186,7 @@ static void budget_charge(lua_State *L, const char *what, double cost_ns)
 	rules_time_error(L, where ? where : "", now < r->deadline_ns ? what : NULL);
 }
 
-static double budget_strlen(lua_State *L, int idx)
+static double rules_budget_strlen(lua_State *L, int idx)
 {
 	size_t n = 0;
 
@@ -195,17 +195,17 @@ static double budget_strlen(lua_State *L, int idx)
 	return (double)n;
 }
 
-static double budget_string_args(lua_State *L)
+static double rules_budget_string_args(lua_State *L)
 {
 	double total = 0;
 
 	for (int i = 1, n = lua_gettop(L); i <= n; i++)
-		total += budget_strlen(L, i);
+		total += rules_budget_strlen(L, i);
 	return total;
 }
 
 /* Integer argument idx, or def when absent; 0 in *ok when not an integer. */
-static double budget_int(lua_State *L, int idx, double def, int *ok)
+static double rules_budget_int(lua_State *L, int idx, double def, int *ok)
 {
 	int isnum;
 	lua_Integer v;
@@ -219,7 +219,7 @@ static double budget_int(lua_State *L, int idx, double def, int *ok)
 }
 
 /* #t for a table argument (honours __len, as the library does), else 0. */
-static double budget_len(lua_State *L, int idx)
+static double rules_budget_len(lua_State *L, int idx)
 {
 	if (lua_type(L, idx) != LUA_TTABLE)
 		return 0;
@@ -227,7 +227,7 @@ static double budget_len(lua_State *L, int idx)
 }
 
 /* Index just past a [set] starting at p[i] == '[' (mirrors lstrlib's classEnd). */
-static size_t budget_skip_set(const char *p, size_t lp, size_t i)
+static size_t rules_budget_skip_set(const char *p, size_t lp, size_t i)
 {
 	i++;
 	if (i < lp && p[i] == '^')
@@ -242,7 +242,7 @@ static size_t budget_skip_set(const char *p, size_t lp, size_t i)
 }
 
 /* Bound on item tests for one match attempt of pattern p on n bytes. */
-static double budget_pattern_steps(const char *p, size_t lp, double n, int *anchored)
+static double rules_budget_pattern_steps(const char *p, size_t lp, double n, int *anchored)
 {
 	double items = 0, open = 0, optional = 0, comb = 1;
 	size_t i = 0;
@@ -267,7 +267,8 @@ static double budget_pattern_steps(const char *p, size_t lp, double n, int *anch
 				continue;
 			}
 			if (d == 'f') {            /* frontier: zero-width, never quantified */
-				i = i + 2 < lp && p[i + 2] == '[' ? budget_skip_set(p, lp, i + 2) : lp;
+				i = i + 2 < lp && p[i + 2] == '['
+					? rules_budget_skip_set(p, lp, i + 2) : lp;
 				continue;
 			}
 			if (d >= '0' && d <= '9') {  /* back-reference compares up to n bytes */
@@ -277,7 +278,7 @@ static double budget_pattern_steps(const char *p, size_t lp, double n, int *anch
 			}
 			i += 2;
 		} else if (c == '[') {
-			i = budget_skip_set(p, lp, i);
+			i = rules_budget_skip_set(p, lp, i);
 		} else {
 			i++;
 		}
@@ -296,7 +297,7 @@ static double budget_pattern_steps(const char *p, size_t lp, double n, int *anch
 }
 
 /* Cost of find/match/gmatch/gsub(s, pattern, ...) in ns. */
-static double budget_pattern_cost(lua_State *L, enum budget_kind kind)
+static double rules_budget_pattern_cost(lua_State *L, enum budget_kind kind)
 {
 	size_t n, lp;
 	const char *s, *p;
@@ -313,67 +314,67 @@ static double budget_pattern_cost(lua_State *L, enum budget_kind kind)
 	(void)s;
 	if (kind == BK_FIND && (lua_toboolean(L, 4) || !strpbrk(p, "^$*+?.([%-")))
 		return ((double)n + 1) * ((double)lp + 1) * BUDGET_NS_BYTE;
-	steps = budget_pattern_steps(p, lp, (double)n, &anchored);
+	steps = rules_budget_pattern_steps(p, lp, (double)n, &anchored);
 	starts = anchored && kind != BK_GMATCH ? 1 : (double)n + 1;
 	return (starts * steps + (double)lp) * BUDGET_NS_STEP +
-	       (kind == BK_GSUB ? budget_strlen(L, 3) * ((double)n + 1) * BUDGET_NS_BYTE : 0);
+	       (kind == BK_GSUB ? rules_budget_strlen(L, 3) * ((double)n + 1) * BUDGET_NS_BYTE : 0);
 }
 
-static double budget_cost(lua_State *L, enum budget_kind kind)
+static double rules_budget_cost(lua_State *L, enum budget_kind kind)
 {
 	double a, b, n, sep;
 	int ok = 1;
 
 	switch (kind) {
 	case BK_LINEAR:
-		return budget_string_args(L) * BUDGET_NS_BYTE;
+		return rules_budget_string_args(L) * BUDGET_NS_BYTE;
 	case BK_REP:
-		n = budget_int(L, 2, 0, &ok);
+		n = rules_budget_int(L, 2, 0, &ok);
 		if (!ok || n <= 0)
 			return 0;
-		sep = budget_strlen(L, 3);
-		return n * (budget_strlen(L, 1) + sep) * BUDGET_NS_BYTE + n * BUDGET_NS_ITER;
+		sep = rules_budget_strlen(L, 3);
+		return n * (rules_budget_strlen(L, 1) + sep) * BUDGET_NS_BYTE + n * BUDGET_NS_ITER;
 	case BK_FIND:
 	case BK_MATCH:
 	case BK_GMATCH:
 	case BK_GSUB:
-		return budget_pattern_cost(L, kind);
+		return rules_budget_pattern_cost(L, kind);
 	case BK_RANGE2:
 	case BK_RANGE3:
-		a = budget_int(L, kind == BK_RANGE2 ? 2 : 3, 1, &ok);
-		b = lua_isnoneornil(L, kind == BK_RANGE2 ? 3 : 4) ? budget_len(L, 1)
-				   : budget_int(L, kind == BK_RANGE2 ? 3 : 4, 0, &ok);
+		a = rules_budget_int(L, kind == BK_RANGE2 ? 2 : 3, 1, &ok);
+		b = lua_isnoneornil(L, kind == BK_RANGE2 ? 3 : 4) ? rules_budget_len(L, 1)
+				   : rules_budget_int(L, kind == BK_RANGE2 ? 3 : 4, 0, &ok);
 		return ok && b >= a ? (b - a + 1) * (kind == BK_RANGE3 ? BUDGET_NS_CONCAT
 								      : BUDGET_NS_ELEM) : 0;
 	case BK_MOVE:
-		a = budget_int(L, 2, 0, &ok);
-		b = budget_int(L, 3, 0, &ok);
+		a = rules_budget_int(L, 2, 0, &ok);
+		b = rules_budget_int(L, 3, 0, &ok);
 		return ok && b >= a ? (b - a + 1) * BUDGET_NS_ELEM : 0;
 	case BK_INSERT:  /* insert(t, v) appends; insert(t, pos, v) shifts #t - pos + 1 */
 		if (lua_gettop(L) != 3)
 			return 0;
-		n = budget_len(L, 1) - budget_int(L, 2, 0, &ok) + 1;
+		n = rules_budget_len(L, 1) - rules_budget_int(L, 2, 0, &ok) + 1;
 		return ok && n > 0 ? n * BUDGET_NS_ELEM : 0;
 	case BK_REMOVE:  /* remove(t) pops; remove(t, pos) shifts #t - pos */
 		if (lua_isnoneornil(L, 2))
 			return 0;
-		n = budget_len(L, 1) - budget_int(L, 2, 0, &ok);
+		n = rules_budget_len(L, 1) - rules_budget_int(L, 2, 0, &ok);
 		return ok && n > 0 ? n * BUDGET_NS_ELEM : 0;
 	case BK_SORT:
-		n = budget_len(L, 1);
+		n = rules_budget_len(L, 1);
 		return n > 1 ? n * log2(n) * BUDGET_NS_CMP : 0;
 	case BK_PARSE:
-		return budget_strlen(L, 1) * BUDGET_NS_PARSE;
+		return rules_budget_strlen(L, 1) * BUDGET_NS_PARSE;
 	}
 	return 0;
 }
 
 /* gmatch's iterator; upvalues: the real iterator, its cost per call, the fn. */
-static int budget_gmatch_iter(lua_State *L)
+static int rules_budget_gmatch_iter(lua_State *L)
 {
 	const struct budget_fn *fn = lua_touserdata(L, lua_upvalueindex(3));
 
-	budget_charge(L, fn->label, lua_tonumber(L, lua_upvalueindex(2)));
+	rules_budget_charge(L, fn->label, lua_tonumber(L, lua_upvalueindex(2)));
 	lua_settop(L, 0);
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_call(L, 0, LUA_MULTRET);
@@ -386,7 +387,7 @@ static int budget_gmatch_iter(lua_State *L)
  * real C function runs in this same frame, so its errors still name the
  * rule's line and its own name ("bad argument #1 to 'find'").
  */
-static int budget_call(lua_State *L)
+static int rules_budget_call(lua_State *L)
 {
 	const struct budget_fn *fn;
 	lua_CFunction real;
@@ -398,20 +399,20 @@ static int budget_call(lua_State *L)
 	fn = lua_touserdata(L, lua_upvalueindex(last));
 	real = lua_tocfunction(L, lua_upvalueindex(last - 1));
 	if (rules_from(L)->deadline_ns != 0 || rules_stopping()) {
-		cost = budget_cost(L, fn->kind);
-		budget_charge(L, fn->label, cost);
+		cost = rules_budget_cost(L, fn->kind);
+		rules_budget_charge(L, fn->label, cost);
 	}
 	nres = real(L);
 	if (fn->kind == BK_GMATCH && nres == 1 && lua_type(L, -1) == LUA_TFUNCTION) {
 		lua_pushnumber(L, cost);
 		lua_pushlightuserdata(L, (void *)fn);
-		lua_pushcclosure(L, budget_gmatch_iter, 3);
+		lua_pushcclosure(L, rules_budget_gmatch_iter, 3);
 	}
 	return nres;
 }
 
 /* Replaces the C function on top of the stack by its wrapper. */
-static void budget_wrap(lua_State *L, const struct budget_fn *fn)
+static void rules_budget_wrap(lua_State *L, const struct budget_fn *fn)
 {
 	int f = lua_gettop(L), nup = 0;
 
@@ -419,7 +420,7 @@ static void budget_wrap(lua_State *L, const struct budget_fn *fn)
 		nup++;
 	lua_pushvalue(L, f);
 	lua_pushlightuserdata(L, (void *)fn);
-	lua_pushcclosure(L, budget_call, nup + 2);
+	lua_pushcclosure(L, rules_budget_call, nup + 2);
 	lua_replace(L, f);
 }
 
@@ -437,7 +438,7 @@ void rules_budget_open(lua_State *L)
 			lua_pushglobaltable(L);
 		}
 		if (lua_getfield(L, -1, fn->name) == LUA_TFUNCTION && lua_iscfunction(L, -1)) {
-			budget_wrap(L, fn);
+			rules_budget_wrap(L, fn);
 			lua_setfield(L, -2, fn->name);
 		} else {
 			lua_pop(L, 1);

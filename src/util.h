@@ -22,10 +22,10 @@ typedef int (*util_mkdir_hook)(const char *dir, void *arg, char *err, size_t err
  * mkdir -p dir with mode 0750: each missing directory on the path is
  * created, an existing one is fine, and the whole path must end up a
  * directory. With sync, the parent of every directory created is fsync'ed
- * so the new entry is durable; then made (when not NULL) runs for it.
+ * so the new entry is durable; then made_hook (when not NULL) runs for it.
  * 0, or -1 with err set.
  */
-int util_mkdir_p(const char *dir, int sync, util_mkdir_hook made, void *arg, char *err,
+int util_mkdir_p(const char *dir, int sync, util_mkdir_hook made_hook, void *arg, char *err,
 		 size_t errlen);
 
 /* 64-bit FNV-1a of p[0..len), continuing from h (UTIL_FNV1A_BASIS to start). */
