@@ -101,13 +101,7 @@ static void deliver_curl_init(void)
 
 static void deliver_running_unlink(struct deliver *d, struct deliver_request *x)
 {
-	if (x->prev)
-		x->prev->next = x->next;
-	else
-		d->running = x->next;
-	if (x->next)
-		x->next->prev = x->prev;
-	x->prev = x->next = NULL;
+	TAILQ_REMOVE(&d->running, x, link);
 	d->nrunning--;
 	x->dest->inflight--;
 }
@@ -124,11 +118,7 @@ static void deliver_start_request(struct deliver *d, struct deliver_request *x)
 		deliver_finish(d, x, 0, "could not start the request", 0, -1);
 		return;
 	}
-	x->prev = NULL;
-	x->next = d->running;
-	if (d->running)
-		d->running->prev = x;
-	d->running = x;
+	TAILQ_INSERT_HEAD(&d->running, x, link);
 	d->nrunning++;
 	x->dest->inflight++;
 }
@@ -180,12 +170,7 @@ static int deliver_collect_done(struct deliver *d)
 
 static void deliver_enqueue(struct deliver_dest *t, struct deliver_request *x)
 {
-	x->next = NULL;
-	if (t->wait_tail)
-		t->wait_tail->next = x;
-	else
-		t->wait_head = x;
-	t->wait_tail = x;
+	TAILQ_INSERT_TAIL(&t->waiting, x, link);
 	t->nwaiting++;
 }
 
@@ -194,13 +179,10 @@ static void deliver_run_waiting(struct deliver *d, struct deliver_dest *t, doubl
 {
 	long allowed = deliver_dest_allowance(d, t, now);
 
-	while (t->wait_head && t->inflight < allowed) {
-		struct deliver_request *x = t->wait_head;
+	while (!TAILQ_EMPTY(&t->waiting) && t->inflight < allowed) {
+		struct deliver_request *x = TAILQ_FIRST(&t->waiting);
 
-		t->wait_head = x->next;
-		if (!t->wait_head)
-			t->wait_tail = NULL;
-		x->next = NULL;
+		TAILQ_REMOVE(&t->waiting, x, link);
 		t->nwaiting--;
 		deliver_start_request(d, x);
 	}
@@ -313,13 +295,12 @@ static void deliver_drop_waiting(struct deliver *d)
 	for (size_t i = 0; i < d->ndests; i++) {
 		struct deliver_dest *t = d->dests[i];
 
-		while (t->wait_head) {
-			struct deliver_request *x = t->wait_head;
+		while (!TAILQ_EMPTY(&t->waiting)) {
+			struct deliver_request *x = TAILQ_FIRST(&t->waiting);
 
-			t->wait_head = x->next;
+			TAILQ_REMOVE(&t->waiting, x, link);
 			deliver_request_free(x);
 		}
-		t->wait_tail = NULL;
 		t->nwaiting = 0;
 	}
 }
@@ -330,8 +311,8 @@ static void deliver_abort_running(struct deliver *d)
 		log_msg(LOG_WARN, NULL,
 			"delivery: aborting %ld request%s at shutdown; they resume after restart",
 			d->nrunning, d->nrunning == 1 ? "" : "s");
-	while (d->running) {
-		struct deliver_request *x = d->running;
+	while (!TAILQ_EMPTY(&d->running)) {
+		struct deliver_request *x = TAILQ_FIRST(&d->running);
 
 		curl_multi_remove_handle(d->multi, x->easy);
 		deliver_running_unlink(d, x);
@@ -418,7 +399,7 @@ static void *deliver_main(void *arg)
 			stop_at = clock_mono() + (double)atomic_load(&d->grace_ms) / 1000.0;
 			deliver_drop_waiting(d);
 		}
-		if (stopping && ((d->nrunning == 0 && !d->finished) || clock_mono() >= stop_at))
+		if (stopping && ((d->nrunning == 0 && TAILQ_EMPTY(&d->finished)) || clock_mono() >= stop_at))
 			break;
 		if (curl_multi_perform(d->multi, &still) != CURLM_OK)
 			log_msg(LOG_ERROR, NULL, "delivery: curl_multi_perform failed");
@@ -447,7 +428,7 @@ static void *deliver_main(void *arg)
 			timeout_ms = 0;
 		if (timeout_ms > DELIVER_TICK_MS)
 			timeout_ms = DELIVER_TICK_MS;
-		if (d->finished && timeout_ms > (long)(DELIVER_RECORD_RETRY_S * 1000))
+		if (!TAILQ_EMPTY(&d->finished) && timeout_ms > (long)(DELIVER_RECORD_RETRY_S * 1000))
 			timeout_ms = (long)(DELIVER_RECORD_RETRY_S * 1000);
 		deliver_sleep(d, timeout_ms);
 	}
@@ -495,6 +476,8 @@ struct deliver *deliver_start(const struct deliver_options *opt, char *err, size
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	TAILQ_INIT(&d->running);
+	TAILQ_INIT(&d->finished);
 	set = deliver_settings_new(opt, err, errlen);
 	if (!set)
 		goto fail;

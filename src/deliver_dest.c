@@ -50,6 +50,7 @@ struct deliver_dest *deliver_dest_get(struct deliver *d, const char *key)
 		free(t);
 		return NULL;
 	}
+	TAILQ_INIT(&t->waiting);
 	t->due_at = INFINITY;
 	d->dests[d->ndests++] = t;
 	return t;

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "deliver.h"
 
@@ -48,8 +49,12 @@ struct deliver_request {
 	char snippet[DELIVER_SNIPPET + 1];
 	size_t snippet_len;
 	char errbuf[CURL_ERROR_SIZE];
-	struct deliver_request *prev, *next;
+	/* On one list at a time: its destination's waiting queue, deliver's
+	 * running list, then deliver's finished list. */
+	TAILQ_ENTRY(deliver_request) link;
 };
+
+TAILQ_HEAD(deliver_requests, deliver_request);
 
 /*
  * Creates r->easy for r->e: method, body (not copied: r->e must outlive the
@@ -84,7 +89,7 @@ void deliver_request_free(struct deliver_request *r);
 struct deliver_dest {
 	char *key;                     /* scheme://host:port, or "" for URLs without one */
 	long inflight;
-	struct deliver_request *wait_head, *wait_tail;  /* leased, waiting for a slot */
+	struct deliver_requests waiting;  /* leased, waiting for a slot, oldest first */
 	long nwaiting;
 	double due_at;                 /* earliest unleased entry per the last scan, or INFINITY */
 	double paused_until;           /* Retry-After: nothing starts before this */
@@ -115,11 +120,11 @@ struct deliver {
 	struct deliver_signer signer;  /* Standard Webhooks key, key_len 0 = unsigned */
 	_Atomic(struct deliver_settings *) pending;  /* from a reload, not yet taken */
 
-	struct deliver_request *running;  /* doubly linked */
+	struct deliver_requests running;
 	long nrunning;
 	struct deliver_dest **dests;   /* every destination with work, state or a past scan */
 	size_t ndests, capdests;
-	struct deliver_request *finished;  /* decided, not yet written to the outbox */
+	struct deliver_requests finished;  /* decided, not yet written to the outbox */
 	long nfinished;
 	double record_retry_at;        /* wall clock: when to try writing them again */
 	int record_failures;           /* failed rounds in a row */

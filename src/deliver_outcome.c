@@ -156,8 +156,7 @@ void deliver_finish(struct deliver *d, struct deliver_request *x, int status, co
 	deliver_outcome_log(x, t ? t->key : x->host, label, attempt, detail, delay, seconds);
 	if (!x->error && x->outcome != DELIVER_DONE)
 		x->error = strdup(detail);
-	x->next = d->finished;
-	d->finished = x;
+	TAILQ_INSERT_HEAD(&d->finished, x, link);
 	d->nfinished++;
 }
 
@@ -179,10 +178,10 @@ static int deliver_outcome_persist(struct deliver *d, const struct deliver_reque
 
 void deliver_finished_free(struct deliver *d)
 {
-	while (d->finished) {
-		struct deliver_request *x = d->finished;
+	while (!TAILQ_EMPTY(&d->finished)) {
+		struct deliver_request *x = TAILQ_FIRST(&d->finished);
 
-		d->finished = x->next;
+		TAILQ_REMOVE(&d->finished, x, link);
 		deliver_request_free(x);
 	}
 	d->nfinished = 0;
@@ -199,12 +198,13 @@ void deliver_finished_free(struct deliver *d)
  */
 void deliver_record_pending(struct deliver *d, double now)
 {
+	struct deliver_request *x;
 	int ok = 1;
 
-	if (!d->finished || now < d->record_retry_at)
+	if (TAILQ_EMPTY(&d->finished) || now < d->record_retry_at)
 		return;
 	if (d->record_failures >= DELIVER_RECORD_ROUNDS) {
-		for (struct deliver_request *x = d->finished; x; x = x->next)
+		TAILQ_FOREACH(x, &d->finished, link)
 			if (deliver_outcome_persist(d, x) != 0)
 				log_msg(LOG_ERROR, x->e->request_id,
 					"delivery %s: outcome not recorded (%s); the entry is "
@@ -216,7 +216,7 @@ void deliver_record_pending(struct deliver *d, double now)
 	}
 	if (outbox_begin(d->ob) != 0)
 		ok = 0;
-	for (struct deliver_request *x = d->finished; ok && x; x = x->next)
+	for (x = TAILQ_FIRST(&d->finished); ok && x; x = TAILQ_NEXT(x, link))
 		ok = deliver_outcome_persist(d, x) == 0;
 	if (ok)
 		ok = outbox_commit(d->ob) == 0;

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "log.h"
@@ -42,7 +43,7 @@
 #define HTTP_GUARD_RATE_MAX 1000000L
 
 struct guard_entry {
-	struct guard_entry *next;
+	LIST_ENTRY(guard_entry) link;   /* in its chain */
 	uint32_t addr;            /* IPv4, network order (the build has no IPv6) */
 	long open;                /* open TLS connections */
 	double tokens;            /* rate limit bucket */
@@ -69,7 +70,7 @@ struct http_guard {
 	struct http_guard_params p;
 	size_t entries;
 	int full_warned;
-	struct guard_entry *bucket[HTTP_GUARD_BUCKETS];
+	LIST_HEAD(guard_chain, guard_entry) bucket[HTTP_GUARD_BUCKETS];
 };
 
 /* The two kinds of refusal, each logged through log_limited (log.h) under
@@ -243,10 +244,10 @@ void http_guard_free(struct http_guard *g)
 		return;
 	http_guard_flush_log(g);
 	for (int i = 0; i < HTTP_GUARD_BUCKETS; i++)
-		while (g->bucket[i]) {
-			struct guard_entry *e = g->bucket[i];
+		while (!LIST_EMPTY(&g->bucket[i])) {
+			struct guard_entry *e = LIST_FIRST(&g->bucket[i]);
 
-			g->bucket[i] = e->next;
+			LIST_REMOVE(e, link);
 			free(e);
 		}
 	pthread_mutex_destroy(&g->mu);
@@ -289,25 +290,22 @@ static struct guard_entry *http_guard_find(struct http_guard *g, uint32_t addr, 
 				      double now)
 {
 	uint32_t h = addr * 2654435761u;
-	struct guard_entry **p = &g->bucket[(h >> 16) % HTTP_GUARD_BUCKETS], *found = NULL;
+	struct guard_chain *chain = &g->bucket[(h >> 16) % HTTP_GUARD_BUCKETS];
+	struct guard_entry *e, *next, *found = NULL;
 
-	while (*p) {
-		struct guard_entry *e = *p;
-
+	for (e = LIST_FIRST(chain); e; e = next) {
+		next = LIST_NEXT(e, link);
 		if (e->addr == addr) {
 			found = e;
-			p = &e->next;
 			continue;
 		}
 		if (g->p.rate > 0)
 			http_guard_refill(g, e, now);
 		if (e->open == 0 && (g->p.rate == 0 || e->tokens >= g->p.burst)) {
-			*p = e->next;
+			LIST_REMOVE(e, link);
 			free(e);
 			g->entries--;
-			continue;
 		}
-		p = &e->next;
 	}
 	if (found || !create)
 		return found;
@@ -324,8 +322,7 @@ static struct guard_entry *http_guard_find(struct http_guard *g, uint32_t addr, 
 	found->addr = addr;
 	found->tokens = g->p.burst;
 	found->stamp = now;
-	found->next = *p;
-	*p = found;
+	LIST_INSERT_HEAD(chain, found, link);
 	g->entries++;
 	return found;
 }
