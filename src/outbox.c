@@ -232,10 +232,39 @@ long outbox_count_pending(struct outbox *ob) { return OB_CALL(ob, count_pending)
 long outbox_count_dead(struct outbox *ob) { return OB_CALL(ob, count_dead); }
 long outbox_count_dest(struct outbox *ob, const char *dest) { return OB_CALL(ob, count_dest, dest); }
 
+/* f, or the filter that selects every dead letter when f is NULL; NULL with
+ * ob's error set for an unknown kind. */
+static const struct outbox_dlq_filter *outbox_dlq_filter_of(struct outbox *ob,
+							    const struct outbox_dlq_filter *f)
+{
+	static const struct outbox_dlq_filter all;
+
+	if (!f)
+		return &all;
+	if (f->kind && outbox_dead_kind_parse(f->kind) < 0) {
+		ob_failf(ob, "dead letters: unknown kind \"%s\"", f->kind);
+		return NULL;
+	}
+	return f;
+}
+
+const char *ob_dlq_malformed(const struct outbox_dlq_entry *e, int kind_is_text)
+{
+	if (!e->kind || !kind_is_text || outbox_dead_kind_parse(e->kind) < 0)
+		return "its kind is not a dead-letter kind";
+	if (!e->reason)
+		return "its reason is NULL";
+	return NULL;
+}
+
 int outbox_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 		    int (*fn)(const struct outbox_dlq_entry *e, void *arg), void *arg)
 {
-	return OB_CALL(ob, dlq_list, f, fn, arg);
+	OB_OWNED(ob);
+	f = outbox_dlq_filter_of(ob, f);
+	if (f && f->limit < 0)
+		return ob_failf(ob, "dead letters: negative limit");
+	return f ? ob->ops->dlq_list(ob, f, fn, arg) : -1;
 }
 
 enum outbox_dlq_result outbox_dlq_requeue_forward(struct outbox *ob, int64_t id)
@@ -250,5 +279,7 @@ enum outbox_dlq_result outbox_dlq_mark_replayed(struct outbox *ob, int64_t id)
 
 long outbox_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 {
-	return OB_CALL(ob, dlq_purge, f);
+	OB_OWNED(ob);
+	f = outbox_dlq_filter_of(ob, f);
+	return f ? ob->ops->dlq_purge(ob, f) : -1;
 }

@@ -75,7 +75,9 @@ struct outbox {
 /*
  * One backend: the operations of outbox.h, outbox_deliver.h and
  * outbox_dlq.h with the same contracts. outbox.c has checked the owner
- * thread before calling. open fills a zeroed ob (owner set) from target
+ * thread before calling, and a dead-letter filter (never NULL: every
+ * dead letter when the caller gave none; its kind known; for a list, its
+ * limit >= 0). open fills a zeroed ob (owner set) from target
  * and data_dir and returns 0, or -1 with err set; close releases whatever
  * open got to (outbox.c frees ob itself).
  */
@@ -130,6 +132,12 @@ void ob_uuid(char out[37]);
 /* Formats an error into ob->err; returns -1. */
 __attribute__((format(printf, 2, 3)))
 int ob_failf(struct outbox *ob, const char *fmt, ...);
+
+/* Why e, as a backend read it from a dead_letters row, is not a usable dead
+ * letter (kind_is_text 0: the database holds the kind as another type), or
+ * NULL. Both backends check these; SQLite, whose columns take any type,
+ * checks its numbers' types as well. */
+const char *ob_dlq_malformed(const struct outbox_dlq_entry *e, int kind_is_text);
 
 /* --- the SQLite backend's operations (outbox_sqlite*.c), in ob_sqlite_backend --- */
 

@@ -53,8 +53,6 @@ static int outbox_pg_where_build(struct outbox *ob, const char *head,
 	size_t cap, len;
 
 	memset(w, 0, sizeof *w);
-	if (f->kind && outbox_dead_kind_parse(f->kind) < 0)
-		return ob_failf(ob, "dead letters: unknown kind \"%s\"", f->kind);
 	cap = strlen(head) + strlen(tail) + 256;
 	w->sql = malloc(cap);
 	if (f->ids) {
@@ -131,29 +129,19 @@ static int outbox_pg_dlq_read(const PGresult *r, int i, int with_payload,
 		e->payload = (const char *)*raw;
 	}
 	/* The schema's types and CHECK keep other damage out of the table. */
-	if (!e->kind || outbox_dead_kind_parse(e->kind) < 0)
-		e->malformed = "its kind is not a dead-letter kind";
-	else if (!e->reason)
-		e->malformed = "its reason is NULL";
-	else
-		return 0;
-	return 1;
+	e->malformed = ob_dlq_malformed(e, 1);
+	return e->malformed ? 1 : 0;
 }
 
 int ob_pg_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 		   int (*fn)(const struct outbox_dlq_entry *e, void *arg), void *arg)
 {
-	static const struct outbox_dlq_filter all;
 	struct outbox_dlq_entry e;
 	struct ob_pg_where w;
 	PGresult *r = NULL;
 	char tail[64];
 	int ret = -1;
 
-	if (!f)
-		f = &all;
-	if (f->limit < 0)
-		return ob_failf(ob, "dead letters: negative limit");
 	if (f->limit > 0)
 		snprintf(tail, sizeof tail, " ORDER BY id LIMIT %ld", f->limit);
 	else
@@ -249,11 +237,10 @@ enum outbox_dlq_result ob_pg_dlq_mark_replayed(struct outbox *ob, int64_t id)
 
 long ob_pg_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 {
-	static const struct outbox_dlq_filter all;
 	struct ob_pg_where w;
 	long n = -1;
 
-	if (outbox_pg_where_build(ob, "DELETE FROM dead_letters", f ? f : &all, "", &w) == 0)
+	if (outbox_pg_where_build(ob, "DELETE FROM dead_letters", f, "", &w) == 0)
 		n = ob_pg_changed(ob, "purge", w.sql, w.n, w.v, NULL);
 	outbox_pg_where_free(&w);
 	return n;

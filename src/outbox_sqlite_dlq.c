@@ -51,10 +51,6 @@ static sqlite3_stmt *outbox_sqlite_dlq_prepare(struct outbox *ob, const char *he
 	size_t cap, len;
 	int n = 0, bad = 0;
 
-	if (f->kind && outbox_dead_kind_parse(f->kind) < 0) {
-		ob_failf(ob, "dead letters: unknown kind \"%s\"", f->kind);
-		goto out;
-	}
 	if (f->ids && f->nids >= (size_t)sqlite3_limit(ob->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) - 4) {
 		ob_failf(ob, "dead letters: too many ids (%zu)", f->nids);
 		goto out;
@@ -162,12 +158,11 @@ static int outbox_sqlite_dlq_read(sqlite3_stmt *st, int with_payload, struct out
 		if (!e->payload)
 			e->payload = "";
 	}
-	if (!e->kind || kind_t != SQLITE_TEXT || outbox_dead_kind_parse(e->kind) < 0)
-		e->malformed = "its kind is not a dead-letter kind";
-	else if (!e->reason)
-		e->malformed = "its reason is NULL";
-	else if (!outbox_sqlite_dlq_is_number(created_t) || !outbox_sqlite_dlq_is_number(died_t) ||
-		 (replayed_t != SQLITE_NULL && !outbox_sqlite_dlq_is_number(replayed_t)))
+	e->malformed = ob_dlq_malformed(e, kind_t == SQLITE_TEXT);
+	if (e->malformed)
+		return 1;
+	if (!outbox_sqlite_dlq_is_number(created_t) || !outbox_sqlite_dlq_is_number(died_t) ||
+	    (replayed_t != SQLITE_NULL && !outbox_sqlite_dlq_is_number(replayed_t)))
 		e->malformed = "its created_at, died_at or replayed_at is not a number";
 	else if (index_t != SQLITE_NULL && !outbox_sqlite_dlq_is_number(index_t))
 		e->malformed = "its event_index is not a number";
@@ -179,17 +174,12 @@ static int outbox_sqlite_dlq_read(sqlite3_stmt *st, int with_payload, struct out
 int ob_sqlite_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 		    int (*fn)(const struct outbox_dlq_entry *e, void *arg), void *arg)
 {
-	static const struct outbox_dlq_filter all;
 	struct outbox_dlq_entry e;
 	sqlite3_stmt *st;
 	char tail[64];
 	int rc, ret = -1;
 
 	OB_OWNED(ob);
-	if (!f)
-		f = &all;
-	if (f->limit < 0)
-		return ob_failf(ob, "dead letters: negative limit");
 	if (f->limit > 0)
 		snprintf(tail, sizeof tail, " ORDER BY id LIMIT %ld", f->limit);
 	else
@@ -298,7 +288,6 @@ enum outbox_dlq_result ob_sqlite_dlq_mark_replayed(struct outbox *ob, int64_t id
 
 long ob_sqlite_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 {
-	static const struct outbox_dlq_filter all;
 	sqlite3_stmt *st = NULL;
 	int own = 0, ok = 0;
 	long n = 0;
@@ -306,7 +295,7 @@ long ob_sqlite_dlq_purge(struct outbox *ob, const struct outbox_dlq_filter *f)
 	OB_OWNED(ob);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
-	st = outbox_sqlite_dlq_prepare(ob, "DELETE FROM dead_letters", f ? f : &all, "");
+	st = outbox_sqlite_dlq_prepare(ob, "DELETE FROM dead_letters", f, "");
 	if (!st)
 		goto out;
 	if (sqlite3_step(st) != SQLITE_DONE) {
