@@ -9,9 +9,9 @@
  * built is still refused at parse time. Memory: the parse scratch comes
  * from a bounded shared pool, and rules_idle shrinks a waiting state.
  *
- * Uses tests/rules/eval.lua like test_rules.c: the event's code runs with
- * event in scope and its result comes back as a drop reason. Run from the
- * repository root.
+ * Uses tests/rules/eval.lua through the shared rules fixture
+ * (rules_fixture.h): the event's code runs with event in scope and its
+ * result comes back as a drop reason. Run from the repository root.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,8 +28,7 @@
 #include "json_lua_lazy.h"
 #include "rules.h"
 #include "rules_internal.h"
-
-#define EVAL "tests/rules/eval.lua"
+#include "unit/rules_fixture.h"
 
 /* The members every test event carries besides action and code. */
 #define FIELDS \
@@ -37,58 +36,28 @@
 	"\"contact\":{\"base\":[\"b1\"],\"fields\":[{\"email\":\"a@x\",\"id\":1},{\"email\":\"b@x\"}]}," \
 	"\"action_data\":{\"order\":\"42\"}"
 
-struct fx {
-	struct rules *r;
-	struct decisions decisions;
-	struct batch batch;
-	char body[8192];
-};
-
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof *f);
-	struct rules_options opt = { .path = EVAL, .instruction_limit = 200000,
+	struct rules_options opt = { .path = RFX_EVAL_LUA, .instruction_limit = 200000,
 				     .memory_limit = (size_t)8 << 20 };
-	char err[256];
 
-	assert_non_null(f);
-	f->r = rules_new(&opt, err, sizeof err);
-	if (!f->r)
-		fail_msg("rules_new: %s", err);
-	decisions_init(&f->decisions);
-	*state = f;
+	*state = rfx_new(&opt);
 	return 0;
 }
 
-static int teardown(void **state)
+/* Runs code on one event of FIELDS (plus extra members); its result. */
+static const char *run(struct rules_fx *f, const char *code, const char *extra)
 {
-	struct fx *f = *state;
-
-	rules_free(f->r);
-	decisions_free(&f->decisions);
-	batch_free(&f->batch);
-	free(f);
-	return 0;
-}
-
-/* Runs code (no '"' or '\' in it) on one event of FIELDS (plus extra members); its result. */
-static const char *run(struct fx *f, const char *code, const char *extra)
-{
-	struct rules_meta meta = { .index = 1, .batch_size = 1, .request_id = "t" };
 	static char got[512];
-	char err[256];
+	char members[1024];
 
-	snprintf(f->body, sizeof f->body, "{\"events\":[{\"action\":\"eval\",\"code\":\"%s\",%s%s%s}]}",
-		 code, FIELDS, extra ? "," : "", extra ? extra : "");
-	decisions_clear(&f->decisions);
-	if (rules_parse_batch(f->r, f->body, strlen(f->body), 10, &f->batch, err, sizeof err) != 0)
-		fail_msg("parse: %s", err);
-	if (rules_route(f->r, 0, &meta, &f->decisions) != RULES_ROUTE_RAN)
+	assert_true((size_t)snprintf(members, sizeof members, "%s%s%s", FIELDS, extra ? "," : "",
+				     extra ? extra : "") < sizeof members);
+	if (rfx_eval(f, code, members) != RULES_ROUTE_RAN)
 		fail_msg("%s: %s", code, f->decisions.count ? f->decisions.items[0].error : "?");
 	assert_int_equal(f->decisions.count, 1);
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
 	snprintf(got, sizeof got, "%s", f->decisions.items[0].reason);
-	rules_end_batch(f->r);
 	return got;
 }
 
@@ -96,7 +65,7 @@ static const char *run(struct fx *f, const char *code, const char *extra)
 
 static void test_read(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "return event.n", "9007199254740993");
 	EXPECT(f, "return math.type(event.n) .. math.type(event.f) .. event.f", "integerfloat1.5");
@@ -109,7 +78,7 @@ static void test_read(void **state)
 
 static void test_nested_read(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "return event.contact.fields[2].email .. event.action_data.order", "b@x42");
 	EXPECT(f, "return math.type(event.contact.fields[1].id)", "integer");
@@ -120,7 +89,7 @@ static void test_nested_read(void **state)
 
 static void test_pairs(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "local k = {} for name in pairs(event) do k[#k + 1] = name end "
 		  "table.sort(k) return table.concat(k, ',')",
@@ -134,7 +103,7 @@ static void test_pairs(void **state)
 
 static void test_ipairs_and_length(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "local s = '' for i, c in ipairs(event.contact.fields) do s = s .. i .. c.email end "
 		  "return s", "1a@x2b@x");
@@ -144,7 +113,7 @@ static void test_ipairs_and_length(void **state)
 
 static void test_assignment(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "event.action = 'x' event.new = 1 return event.action .. event.new .. "
 		  "event.contact.fields[2].email .. event.n", "x1b@x9007199254740993");
@@ -159,7 +128,7 @@ static void test_assignment(void **state)
 
 static void test_raw_access(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "return rawget(event, 'action') .. rawget(event, 'n')", "eval9007199254740993");
 	EXPECT(f, "local x = event.contact return tostring(rawget(event, 'contact') == x)", "true");
@@ -176,7 +145,7 @@ static void test_raw_access(void **state)
 /* The event outlives its batch: kept in a global, read after later batches. */
 static void test_kept_across_batches(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	char code[128];
 
 	EXPECT(f, "kept = event kept_contact = event.contact return 'kept'", "kept");
@@ -193,7 +162,7 @@ static void test_kept_across_batches(void **state)
 
 static void test_json_encode(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	EXPECT(f, "local d = json.decode(json.encode(event)) return d.n .. d.f .. "
 		  "d.contact.fields[2].email .. tostring(d.z == json.null) .. math.type(d.n) .. d.action",
@@ -207,7 +176,7 @@ static void test_json_encode(void **state)
 
 static void test_duplicate_keys(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	assert_string_equal(run(f, "return event.k", "\"k\":1,\"k\":2"), "2");
 	assert_string_equal(run(f, "local s = '' for k, v in pairs(event) do if k == 'k' then "
@@ -218,7 +187,7 @@ static void test_duplicate_keys(void **state)
 /* Tables that could not all be built do not pass the parse (413), as before. */
 static void test_too_big_for_the_limit(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	size_t n = 300000, len = 0;
 	char *body = malloc(64 + n * 3), err[256];
 
@@ -236,7 +205,7 @@ static void test_too_big_for_the_limit(void **state)
 /* An event without a string action is rejected and never reaches the rule. */
 static void test_rejected_not_routable(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	const char *body = "{\"events\":[{\"x\":1},7,{\"action\":\"eval\",\"code\":\"return event.y\","
 			   "\"y\":\"third\"}]}";
 	struct rules_meta meta = { .index = 3, .batch_size = 3, .request_id = "t" };
@@ -296,7 +265,7 @@ static void test_scratch_pool_bounded(void **state)
 /* A parse borrows a scratch and gives it back: the state keeps none of its own. */
 static void test_parse_uses_the_pool(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	size_t count;
 
 	EXPECT(f, "return 'one'", "one");
@@ -307,7 +276,7 @@ static void test_parse_uses_the_pool(void **state)
 /* rules_idle: a full collection and the free lists emptied; globals stay. */
 static void test_idle_shrinks_the_state(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	size_t after_batch;
 
 	/* garbage that lives long enough to be old, then dies */
@@ -325,7 +294,7 @@ static void test_idle_shrinks_the_state(void **state)
 /* A large batch's tape and tables do not wait for the heap to double. */
 static void test_end_of_batch_bounds_old_garbage(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	struct rules_meta meta = { .batch_size = 300, .request_id = "t" };
 	size_t n = 300, len = 0, after_batch;
 	char *body = malloc(64 + n * 2200), err[256];
@@ -356,21 +325,21 @@ static void test_end_of_batch_bounds_old_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_nested_read, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pairs, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ipairs_and_length, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_assignment, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_raw_access, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kept_across_batches, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_json_encode, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_too_big_for_the_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rejected_not_routable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_nested_read, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_pairs, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_ipairs_and_length, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_assignment, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_raw_access, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_kept_across_batches, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_json_encode, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_too_big_for_the_limit, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_rejected_not_routable, setup, rfx_teardown),
 		cmocka_unit_test(test_scratch_pool_bounded),
-		cmocka_unit_test_setup_teardown(test_parse_uses_the_pool, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_idle_shrinks_the_state, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_end_of_batch_bounds_old_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_uses_the_pool, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_shrinks_the_state, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_end_of_batch_bounds_old_garbage, setup, rfx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

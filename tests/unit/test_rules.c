@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "unit/test_util.h"
+#include "unit/rules_fixture.h"
 
 #include "decisions.h"
 #include "batch.h"
@@ -35,14 +36,7 @@
 #define ILIMIT 200000L
 #define MLIMIT ((size_t)8 << 20)
 
-struct fx {
-	struct rules *r;
-	struct decisions decisions;
-	struct batch batch;
-	char *body;
-};
-
-static struct rules *load(const char *file, long ilimit, size_t mlimit, char *err, size_t errlen)
+static struct rules_options rules_opts(const char *file, long ilimit, size_t mlimit)
 {
 	struct rules_options opt = {
 		.path = file,
@@ -51,20 +45,25 @@ static struct rules *load(const char *file, long ilimit, size_t mlimit, char *er
 		.env_names = "EGOI_TEST_RULES_ENV",
 	};
 
+	return opt;
+}
+
+static struct rules *load(const char *file, long ilimit, size_t mlimit, char *err, size_t errlen)
+{
+	struct rules_options opt = rules_opts(file, ilimit, mlimit);
+
 	err[0] = '\0';
 	return rules_new(&opt, err, errlen);
 }
 
 static int setup_file(void **state, const char *file)
 {
-	struct fx *f = calloc(1, sizeof *f);
-	char err[512];
+	struct rules_options opt = rules_opts(file, ILIMIT, MLIMIT);
+	struct rules_fx *f = rfx_new(&opt);
 
-	assert_non_null(f);
-	f->r = load(file, ILIMIT, MLIMIT, err, sizeof err);
-	if (!f->r)
-		fail_msg("rules_new(%s): %s", file, err);
-	decisions_init(&f->decisions);
+	f->meta.received_at = 1712345678.5;
+	f->meta.remote_addr = "192.0.2.7";
+	f->meta.request_id = "req-test";
 	*state = f;
 	return 0;
 }
@@ -79,84 +78,9 @@ static int setup_kinds(void **state)
 	return setup_file(state, RULES_DIR "kinds.lua");
 }
 
-static int teardown(void **state)
+static void expect_result(struct rules_fx *f, const char *code, const char *extra, const char *want)
 {
-	struct fx *f = *state;
-
-	rules_free(f->r);
-	decisions_free(&f->decisions);
-	batch_free(&f->batch);
-	free(f->body);
-	free(f);
-	return 0;
-}
-
-/* Appends s to a JSON string literal in buf (quotes included). */
-static void json_quote(char *buf, size_t cap, const char *s)
-{
-	size_t n = strlen(buf);
-
-	buf[n++] = '"';
-	for (; *s && n + 8 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			buf[n++] = '\\';
-			buf[n++] = (char)c;
-		} else if (c < 0x20) {
-			n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", c);
-		} else {
-			buf[n++] = (char)c;
-		}
-	}
-	assert_true(n + 2 < cap);
-	buf[n++] = '"';
-	buf[n] = '\0';
-}
-
-static void parse(struct fx *f, const char *body)
-{
-	char err[256];
-
-	free(f->body);
-	f->body = strdup(body);
-	assert_non_null(f->body);
-	if (rules_parse_batch(f->r, f->body, strlen(f->body), 1000, &f->batch, err, sizeof err) != 0)
-		fail_msg("rules_parse_batch: %s\n%s", err, body);
-}
-
-static enum rules_route_result route_one(struct fx *f, size_t i)
-{
-	struct rules_meta meta = {
-		.index = i + 1,
-		.batch_size = f->batch.count,
-		.received_at = 1712345678.5,
-		.remote_addr = "192.0.2.7",
-		.request_id = "req-test",
-	};
-
-	return rules_route(f->r, i, &meta, &f->decisions);
-}
-
-/* Runs code in a one-event batch (extra: more JSON members of the event). */
-static enum rules_route_result eval(struct fx *f, const char *code, const char *extra)
-{
-	char body[8192] = "{\"events\":[{\"action\":\"eval\",\"code\":";
-	enum rules_route_result rc;
-
-	json_quote(body, sizeof body, code);
-	snprintf(body + strlen(body), sizeof body - strlen(body), "%s%s}]}", extra ? "," : "",
-		 extra ? extra : "");
-	decisions_clear(&f->decisions);
-	parse(f, body);
-	rc = route_one(f, 0);
-	rules_end_batch(f->r);
-	return rc;
-}
-
-static void expect_result(struct fx *f, const char *code, const char *extra, const char *want)
-{
-	enum rules_route_result rc = eval(f, code, extra);
+	enum rules_route_result rc = rfx_eval(f, code, extra);
 
 	if (rc != RULES_ROUTE_RAN)
 		fail_msg("%s: rc %d (%s)", code, rc, f->decisions.count ? f->decisions.items[0].reason : "");
@@ -166,9 +90,9 @@ static void expect_result(struct fx *f, const char *code, const char *extra, con
 		fail_msg("%s: got '%s', want '%s'", code, f->decisions.items[0].reason, want);
 }
 
-static void expect_error(struct fx *f, const char *code, const char *want)
+static void expect_error(struct rules_fx *f, const char *code, const char *want)
 {
-	enum rules_route_result rc = eval(f, code, NULL);
+	enum rules_route_result rc = rfx_eval(f, code, NULL);
 
 	if (rc != RULES_ROUTE_RULE_FAILED)
 		fail_msg("%s: rc %d, want a rule error", code, rc);
@@ -218,8 +142,9 @@ static void write_file(const char *path, const char *text)
 /* A rules file in its own directory requires a nested module beside it. */
 static void test_require_beside_rules_file(void **state)
 {
-	char dir[] = "/tmp/test_rules.XXXXXX", path[256], err[512];
-	struct fx f = { 0 };
+	char dir[] = "/tmp/test_rules.XXXXXX", path[256];
+	struct rules_options opt;
+	struct rules_fx *f;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -236,20 +161,15 @@ static void test_require_beside_rules_file(void **state)
 			 "  drop(fmt.tag(event.action) .. loads)\n"
 			 "end\n");
 
-	f.r = load(path, ILIMIT, MLIMIT, err, sizeof err);
-	if (!f.r)
-		fail_msg("%s", err);
-	decisions_init(&f.decisions);
-	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
-	assert_int_equal(route_one(&f, 0), 0);
-	assert_int_equal(f.decisions.count, 1);
-	assert_string_equal(f.decisions.items[0].reason, "<email_open>1");
+	opt = rules_opts(path, ILIMIT, MLIMIT);
+	f = rfx_new(&opt);
+	rfx_parse(f, "{\"events\":[{\"action\":\"email_open\"}]}");
+	assert_int_equal(rfx_route(f, 0), 0);
+	assert_int_equal(f->decisions.count, 1);
+	assert_string_equal(f->decisions.items[0].reason, "<email_open>1");
 
-	rules_end_batch(f.r);
-	rules_free(f.r);
-	decisions_free(&f.decisions);
-	batch_free(&f.batch);
-	free(f.body);
+	rules_end_batch(f->r);
+	rfx_free(f);
 	assert_int_equal(tu_rmtree(dir), 0);
 }
 
@@ -260,7 +180,8 @@ static void test_required_module_is_recorded_and_replayed(void **state)
 	char dir[] = "/tmp/test_rules.XXXXXX", mod[256], path[256], err[512];
 	struct rules_modules rec = { 0 };
 	struct rules_options opt = { .instruction_limit = ILIMIT, .memory_limit = MLIMIT };
-	struct fx f = { 0 };
+	struct rules *r;
+	struct rules_fx *f;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -270,10 +191,10 @@ static void test_required_module_is_recorded_and_replayed(void **state)
 	write_file(path, "local m = require('m')\nfunction route(event) drop(m.v) end\n");
 	opt.path = path;
 	opt.record = &rec;
-	f.r = rules_new(&opt, err, sizeof err);
-	if (!f.r)
+	r = rules_new(&opt, err, sizeof err);
+	if (!r)
 		fail_msg("%s", err);
-	rules_free(f.r);
+	rules_free(r);
 	assert_int_equal(rec.n, 1);
 	assert_string_equal(rec.m[0].name, "m");
 	assert_string_equal(rec.m[0].text, "return { v = 'v1' }\n");
@@ -281,23 +202,17 @@ static void test_required_module_is_recorded_and_replayed(void **state)
 	write_file(mod, "return { v = \n");   /* broken on disk */
 	opt.record = NULL;
 	opt.modules = &rec;
-	f.r = rules_new(&opt, err, sizeof err);
-	if (!f.r)
-		fail_msg("%s", err);
-	decisions_init(&f.decisions);
-	parse(&f, "{\"events\":[{\"action\":\"email_open\"}]}");
-	assert_int_equal(route_one(&f, 0), 0);
-	assert_string_equal(f.decisions.items[0].reason, "v1");
-	rules_end_batch(f.r);
-	rules_free(f.r);
+	f = rfx_new(&opt);
+	rfx_parse(f, "{\"events\":[{\"action\":\"email_open\"}]}");
+	assert_int_equal(rfx_route(f, 0), 0);
+	assert_string_equal(f->decisions.items[0].reason, "v1");
+	rules_end_batch(f->r);
+	rfx_free(f);
 	/* Without the record, the disk's broken text is what loads. */
 	opt.modules = NULL;
 	assert_null(rules_new(&opt, err, sizeof err));
 	assert_non_null(strstr(err, "m.lua:"));
 
-	decisions_free(&f.decisions);
-	batch_free(&f.batch);
-	free(f.body);
 	for (size_t i = 0; i < rec.n; i++) {
 		free(rec.m[i].name);
 		free(rec.m[i].text);
@@ -324,13 +239,13 @@ static const char kinds_batch[] =
 
 static void test_every_kind_with_options(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	const struct decision *a;
 
-	parse(f, kinds_batch);
+	rfx_parse(f, kinds_batch);
 	assert_int_equal(f->batch.count, 10);
 	for (size_t i = 0; i < f->batch.count; i++)
-		assert_int_equal(route_one(f, i), 0);
+		assert_int_equal(rfx_route(f, i), 0);
 	assert_int_equal(f->decisions.count, 10);  /* product_view: none; several: two */
 
 	a = &f->decisions.items[0];
@@ -402,12 +317,12 @@ static void test_every_kind_with_options(void **state)
 
 static void test_rule_error_discards_partial_decisions(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
-	parse(f, "{\"events\":[{\"action\":\"unsubscribe\"},{\"action\":\"boom\"},"
+	rfx_parse(f, "{\"events\":[{\"action\":\"unsubscribe\"},{\"action\":\"boom\"},"
 		 "{\"action\":\"email_open\"}]}");
-	assert_int_equal(route_one(f, 0), 0);
-	assert_int_equal(route_one(f, 1), 1);
+	assert_int_equal(rfx_route(f, 0), 0);
+	assert_int_equal(rfx_route(f, 1), 1);
 	assert_int_equal(f->decisions.count, 2);  /* the drop of event 0, then one error */
 	assert_int_equal(f->decisions.items[0].kind, DECISION_DROP);
 	assert_int_equal(f->decisions.items[1].kind, DECISION_ERROR);
@@ -417,7 +332,7 @@ static void test_rule_error_discards_partial_decisions(void **state)
 	assert_null(strstr(f->decisions.items[1].error, "traceback"));
 
 	/* The state is still healthy for the next event of the batch. */
-	assert_int_equal(route_one(f, 2), 0);
+	assert_int_equal(rfx_route(f, 2), 0);
 	assert_int_equal(f->decisions.count, 3);
 	assert_int_equal(f->decisions.items[2].kind, DECISION_FORWARD);
 	assert_int_equal(f->decisions.items[2].event, 2);
@@ -426,10 +341,10 @@ static void test_rule_error_discards_partial_decisions(void **state)
 
 static void test_decision_cap(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
-	parse(f, "{\"events\":[{\"action\":\"flood\"}]}");
-	assert_int_equal(route_one(f, 0), 1);
+	rfx_parse(f, "{\"events\":[{\"action\":\"flood\"}]}");
+	assert_int_equal(rfx_route(f, 0), 1);
 	assert_int_equal(f->decisions.count, 1);
 	assert_non_null(strstr(f->decisions.items[0].error, "too many decisions"));
 	rules_end_batch(f->r);
@@ -437,16 +352,16 @@ static void test_decision_cap(void **state)
 
 static void test_default_is_no_decision(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
-	assert_int_equal(eval(f, "local x = 1", NULL), RULES_ROUTE_RAN);
+	assert_int_equal(rfx_eval(f, "local x = 1", NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 0);
 	expect_result(f, "return initialized", NULL, "true");
 }
 
 static void test_all_actions_fixture(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	FILE *fp = fopen("tests/fixtures/batch-all-actions.json", "rb");
 	char *body, err[256];
 	long len;
@@ -474,7 +389,7 @@ static void test_all_actions_fixture(void **state)
 
 		assert_null(f->batch.events[i].reject);
 		assert_non_null(action);
-		assert_int_equal(route_one(f, i), 0);
+		assert_int_equal(rfx_route(f, i), 0);
 		assert_int_equal(f->decisions.count, i + 1);
 		a = &f->decisions.items[i];
 		assert_int_equal(a->event, i);
@@ -503,7 +418,7 @@ static void test_all_actions_fixture(void **state)
 
 static void test_instruction_limit(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_error(f, "while true do end", "instruction limit exceeded (200000)");
 	expect_error(f, "while true do end", "eval:1:");
@@ -527,7 +442,7 @@ static void test_instruction_limit(void **state)
 
 static void test_memory_limit(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	const char *hog = "local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 4096) .. i end";
 
 	expect_error(f, hog, "memory limit exceeded");
@@ -544,7 +459,7 @@ static void test_memory_limit(void **state)
  * problem (413), not a transient failure (500); the state stays usable. */
 static void test_batch_over_memory_limit_is_too_big(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	size_t n = 300000, len = 0;
 	char *body = malloc(64 + n * 3), err[256];
 
@@ -563,12 +478,12 @@ static void test_batch_over_memory_limit_is_too_big(void **state)
 /* Logs and `egoi-router test` name the action E-goi sent, whatever the rule does. */
 static void test_event_action_is_the_original(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	decisions_clear(&f->decisions);
-	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"event.action = 'changed'\"},"
+	rfx_parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"event.action = 'changed'\"},"
 		 "7,{\"action\":\"other\"}]}");
-	assert_int_equal(route_one(f, 0), 0);
+	assert_int_equal(rfx_route(f, 0), 0);
 	assert_string_equal(rules_event_action(f->r, 0), "eval");
 	assert_null(rules_event_action(f->r, 1));
 	assert_string_equal(rules_event_action(f->r, 2), "other");
@@ -580,7 +495,7 @@ static void test_event_action_is_the_original(void **state)
 
 static void test_sandbox_globals(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_result(f,
 		      "local bad = {}\n"
@@ -602,7 +517,7 @@ static void test_sandbox_globals(void **state)
 
 static void test_sandbox_load(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_result(f, "local fn, err = load('\\27LuaT\\0') return fn == nil and err", NULL,
 		      "attempt to load a binary chunk (mode is 't')");
@@ -616,7 +531,7 @@ static void test_sandbox_load(void **state)
 
 static void test_sandbox_require(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_result(f, "return require('lib.greet').hello('ana')", NULL, "hello ana");
 	expect_result(f, "return require('lib.greet') == require('lib.greet')", NULL, "true");
@@ -629,7 +544,7 @@ static void test_sandbox_require(void **state)
 
 static void test_pcall_still_catches_rule_errors(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_result(f, "local ok, e = pcall(error, 'x', 0) return tostring(ok) .. e", NULL, "falsex");
 	expect_result(f, "return select(2, xpcall(error, function(e) return 'h:' .. e end, 'y', 0))",
@@ -643,7 +558,7 @@ static void test_pcall_still_catches_rule_errors(void **state)
 
 static void test_numbers_stay_exact(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_result(f, "return math.type(event.action_date) .. ' ' .. event.action_date",
 		      "\"action_date\":1778576400", "integer 1778576400");
@@ -654,7 +569,7 @@ static void test_numbers_stay_exact(void **state)
 
 static void test_json_helpers(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_result(f, "return json.encode(json.decode('9007199254740993'))", NULL,
 		      "9007199254740993");
@@ -670,7 +585,7 @@ static void test_json_helpers(void **state)
 
 static void test_hmac_sha256(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	/* RFC 4231 test case 2 */
 	expect_result(f, "return hmac_sha256('Jefe', 'what do ya want for nothing?')", NULL,
@@ -683,7 +598,7 @@ static void test_hmac_sha256(void **state)
 
 static void test_meta_env_now_log(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 	char levels[16];
 	struct rules_meta meta = {
 		.index = 7,
@@ -694,7 +609,7 @@ static void test_meta_env_now_log(void **state)
 	};
 
 	decisions_clear(&f->decisions);
-	parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"return table.concat({meta.index, "
+	rfx_parse(f, "{\"events\":[{\"action\":\"eval\",\"code\":\"return table.concat({meta.index, "
 		 "meta.batch_size, meta.remote_addr, meta.request_id, meta.received_at, "
 		 "math.type(meta.index)}, ',')\"}]}");
 	assert_int_equal(rules_route(f->r, 0, &meta, &f->decisions), RULES_ROUTE_RAN);
@@ -726,7 +641,7 @@ static void test_meta_env_now_log(void **state)
 
 static void test_forward_validation(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_error(f, "forward('ftp://x.example/')", "forward: url must be http(s)");
 	expect_error(f, "forward('https://')", "url must be http(s)");
@@ -759,7 +674,7 @@ static void test_forward_validation(void **state)
 	expect_error(f, "forward('https://x.example/', { name = string.rep('n', 65) })", "name");
 	expect_error(f, "forward('https://x.example/', { content_type = 'a\\nb' })", "content_type");
 	/* an accepted forward after all that */
-	assert_int_equal(eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })",
+	assert_int_equal(rfx_eval(f, "forward('HTTPS://x.example/', { method = 'Put', headers = {} })",
 			      NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].method, "PUT");
@@ -769,7 +684,7 @@ static void test_forward_validation(void **state)
 /* A misspelt option is an error naming it, not a silently lost setting. */
 static void test_unknown_options(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_error(f, "forward('https://x.example/', { nmae = 'crm' })",
 		     "forward: unknown option 'nmae'");
@@ -783,7 +698,7 @@ static void test_unknown_options(void **state)
 	expect_error(f, "forward('https://x.example/', { ['a\\nb'] = 1 })",
 		     "forward: unknown option (not printable)");
 	/* every known option still passes */
-	assert_int_equal(eval(f, "forward('https://x.example/', { name = 'n', method = 'PUT', "
+	assert_int_equal(rfx_eval(f, "forward('https://x.example/', { name = 'n', method = 'PUT', "
 				 "content_type = 'text/plain', headers = { ['X-A'] = 'b' }, "
 				 "body = 'x' }) write('a.jsonl', { line = 'l' })", NULL),
 			 RULES_ROUTE_RAN);
@@ -792,7 +707,7 @@ static void test_unknown_options(void **state)
 
 static void test_write_and_drop_validation(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_error(f, "write('../x')", "write: ");
 	expect_error(f, "write('/etc/passwd')", "write: ");
@@ -803,7 +718,7 @@ static void test_write_and_drop_validation(void **state)
 	expect_error(f, "write('x', { line = 5 })", "line must be a string or a table");
 	expect_error(f, "drop(5)", "drop: reason must be a string");
 	expect_error(f, "drop(string.rep('r', 200))", "drop: reason must be");
-	assert_int_equal(eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), RULES_ROUTE_RAN);
+	assert_int_equal(rfx_eval(f, "write('ok/x.log', { line = { 1, 2 } })", NULL), RULES_ROUTE_RAN);
 	assert_int_equal(f->decisions.count, 1);
 	assert_string_equal(f->decisions.items[0].target, "ok/x.log");
 	assert_string_equal(f->decisions.items[0].line, "[1,2]");
@@ -867,31 +782,31 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_init_log_once_per_process),
 		cmocka_unit_test_setup_teardown(test_batch_over_memory_limit_is_too_big, setup_eval,
-						teardown),
+						rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_event_action_is_the_original, setup_eval,
-						teardown),
+						rfx_teardown),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_require_beside_rules_file),
 		cmocka_unit_test(test_required_module_is_recorded_and_replayed),
-		cmocka_unit_test_setup_teardown(test_every_kind_with_options, setup_kinds, teardown),
+		cmocka_unit_test_setup_teardown(test_every_kind_with_options, setup_kinds, rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_rule_error_discards_partial_decisions, setup_kinds,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_decision_cap, setup_kinds, teardown),
-		cmocka_unit_test_setup_teardown(test_default_is_no_decision, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_all_actions_fixture, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_instruction_limit, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_memory_limit, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_sandbox_globals, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_sandbox_load, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_sandbox_require, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_pcall_still_catches_rule_errors, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_numbers_stay_exact, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_json_helpers, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_hmac_sha256, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_meta_env_now_log, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_forward_validation, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_options, setup_eval, teardown),
-		cmocka_unit_test_setup_teardown(test_write_and_drop_validation, setup_eval, teardown),
+						rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_decision_cap, setup_kinds, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_default_is_no_decision, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_all_actions_fixture, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_instruction_limit, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_memory_limit, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_globals, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_load, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_sandbox_require, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_pcall_still_catches_rule_errors, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_numbers_stay_exact, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_json_helpers, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_hmac_sha256, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_meta_env_now_log, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_forward_validation, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_options, setup_eval, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_write_and_drop_validation, setup_eval, rfx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "unit/test_util.h"
+#include "unit/rules_fixture.h"
 
 #include "decisions.h"
 #include "batch.h"
@@ -28,15 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EVAL_LUA "tests/rules/eval.lua"
+#define EVAL_LUA RFX_EVAL_LUA
 #define TLIMIT_MS 250L
-
-struct fx {
-	struct rules *r;
-	struct decisions decisions;
-	struct batch batch;
-	char *body;
-};
 
 static double now_ms(void)
 {
@@ -53,55 +47,30 @@ static int setup(void **state)
 		.time_limit_ms = TLIMIT_MS,
 		.memory_limit = (size_t)64 << 20,
 	};
-	struct fx *f = calloc(1, sizeof *f);
-	char err[512];
 
-	assert_non_null(f);
-	f->r = rules_new(&opt, err, sizeof err);
-	if (!f->r)
-		fail_msg("rules_new: %s", err);
-	decisions_init(&f->decisions);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-
-	rules_free(f->r);
-	decisions_free(&f->decisions);
-	batch_free(&f->batch);
-	free(f->body);
-	free(f);
+	*state = rfx_new(&opt);
 	return 0;
 }
 
 /* Runs code (no quotes or backslashes in it) as one eval event whose "data"
  * field is data (the same rules); returns rules_route's rc. */
-static enum rules_route_result eval_data(struct fx *f, const char *code, const char *data)
+static enum rules_route_result eval_data(struct rules_fx *f, const char *code, const char *data)
 {
-	struct rules_meta meta = { .index = 1, .batch_size = 1, .request_id = "t" };
-	char err[256];
+	char *extra;
 	enum rules_route_result rc;
 
-	free(f->body);
-	assert_true(asprintf(&f->body, "{\"events\":[{\"action\":\"eval\",\"code\":\"%s\","
-			     "\"data\":\"%s\"}]}", code, data) > 0);
-	decisions_clear(&f->decisions);
-	if (rules_parse_batch(f->r, f->body, strlen(f->body), 10, &f->batch, err, sizeof err) != 0)
-		fail_msg("parse: %s", err);
-	rc = rules_route(f->r, 0, &meta, &f->decisions);
-	rules_end_batch(f->r);
+	assert_true(asprintf(&extra, "\"data\":\"%s\"", data) > 0);
+	rc = rfx_eval(f, code, extra);
+	free(extra);
 	return rc;
 }
 
-static enum rules_route_result eval(struct fx *f, const char *code)
+static enum rules_route_result eval(struct rules_fx *f, const char *code)
 {
 	return eval_data(f, code, "");
 }
 
-static void expect_result(struct fx *f, const char *code, const char *want)
+static void expect_result(struct rules_fx *f, const char *code, const char *want)
 {
 	enum rules_route_result rc = eval(f, code);
 
@@ -115,7 +84,7 @@ static void expect_result(struct fx *f, const char *code, const char *want)
 
 /* code (event.data = data) must fail with want in its message within
  * 2 * TLIMIT_MS; then the state still works. */
-static void expect_time_error_data(struct fx *f, const char *code, const char *data,
+static void expect_time_error_data(struct rules_fx *f, const char *code, const char *data,
 				   const char *want)
 {
 	double t0 = now_ms(), took;
@@ -133,14 +102,14 @@ static void expect_time_error_data(struct fx *f, const char *code, const char *d
 	expect_result(f, "return 40 + 2", "42");
 }
 
-static void expect_time_error(struct fx *f, const char *code, const char *want)
+static void expect_time_error(struct rules_fx *f, const char *code, const char *want)
 {
 	expect_time_error_data(f, code, "", want);
 }
 
 static void test_xpcall_handler_loop(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_time_error(f, "xpcall(function() while true do end end, "
 			     "function(m) while true do end end)", "time limit exceeded (250 ms)");
@@ -164,7 +133,7 @@ static void test_xpcall_handler_loop(void **state)
 
 static void test_patterns_bounded(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_time_error(f, "return ('@'):rep(2000):match('(.-)@(.-)%.com')",
 			  "string.match refused");
@@ -187,7 +156,7 @@ static void test_patterns_bounded(void **state)
 
 static void test_table_and_string_bounded(void **state)
 {
-	struct fx *f = *state;
+	struct rules_fx *f = *state;
 
 	expect_time_error(f, "table.move({}, 1, math.maxinteger - 1, 1, {})", "table.move refused");
 	expect_time_error(f, "return (''):rep(math.maxinteger)", "string.rep refused");
@@ -268,48 +237,38 @@ static void test_init_loop_fails_within_limit(void **state)
 
 /* ---- env() ---- */
 
-static struct rules *env_rules(const char *names, const char *const *pairs)
+static struct rules_fx *env_rules(const char *names, const char *const *pairs)
 {
 	struct rules_options opt = { .path = EVAL_LUA, .env_names = names, .env_pairs = pairs };
-	char err[512];
-	struct rules *r = rules_new(&opt, err, sizeof err);
 
-	if (!r)
-		fail_msg("rules_new: %s", err);
-	return r;
+	return rfx_new(&opt);
 }
 
 static void test_env_only_listed_names(void **state)
 {
 	static const char *const pairs[] = { "GIVEN=v=1", "EMPTY=", NULL };
-	struct fx f = { 0 };
+	struct rules_fx *f;
 
 	(void)state;
 	assert_int_equal(setenv("EGOI_T_SECRET", "hunter2", 1), 0);
 	assert_int_equal(setenv("EGOI_T_ALLOWED", "ok", 1), 0);
-	decisions_init(&f.decisions);
 
-	f.r = env_rules(NULL, NULL);  /* default: nothing */
-	expect_result(&f, "return tostring(env('EGOI_T_SECRET')) .. tostring(env('EGOI_T_ALLOWED'))",
+	f = env_rules(NULL, NULL);  /* default: nothing */
+	expect_result(f, "return tostring(env('EGOI_T_SECRET')) .. tostring(env('EGOI_T_ALLOWED'))",
 		      "nilnil");
-	rules_free(f.r);
+	rfx_free(f);
 
-	f.r = env_rules("OTHER, EGOI_T_ALLOWED", NULL);
-	expect_result(&f, "return tostring(env('EGOI_T_SECRET')) .. env('EGOI_T_ALLOWED')", "nilok");
-	expect_result(&f, "return tostring(env('EGOI_T_ALLOWE')) .. tostring(env(''))", "nilnil");
-	rules_free(f.r);
+	f = env_rules("OTHER, EGOI_T_ALLOWED", NULL);
+	expect_result(f, "return tostring(env('EGOI_T_SECRET')) .. env('EGOI_T_ALLOWED')", "nilok");
+	expect_result(f, "return tostring(env('EGOI_T_ALLOWE')) .. tostring(env(''))", "nilnil");
+	rfx_free(f);
 
 	/* `test --env`: only the pairs, never the real environment */
-	f.r = env_rules("EGOI_T_ALLOWED", pairs);
-	expect_result(&f, "return env('GIVEN') .. '|' .. env('EMPTY') .. '|' .. "
+	f = env_rules("EGOI_T_ALLOWED", pairs);
+	expect_result(f, "return env('GIVEN') .. '|' .. env('EMPTY') .. '|' .. "
 			  "tostring(env('EGOI_T_ALLOWED')) .. tostring(env('GIVEN=v'))",
 		      "v=1||nilnil");
-	rules_free(f.r);
-
-	f.r = NULL;
-	decisions_free(&f.decisions);
-	batch_free(&f.batch);
-	free(f.body);
+	rfx_free(f);
 	unsetenv("EGOI_T_SECRET");
 	unsetenv("EGOI_T_ALLOWED");
 }
@@ -365,9 +324,9 @@ static void test_cli_test_env(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_xpcall_handler_loop, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_patterns_bounded, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_table_and_string_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xpcall_handler_loop, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_patterns_bounded, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_table_and_string_bounded, setup, rfx_teardown),
 		cmocka_unit_test(test_init_loop_fails_within_limit),
 		cmocka_unit_test(test_env_only_listed_names),
 		cmocka_unit_test(test_cli_test_env),
