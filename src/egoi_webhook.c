@@ -121,6 +121,32 @@ static yajl_gen_status egoi_gen_strings(yajl_gen g, const char *key, char **v, s
 	return st;
 }
 
+/*
+ * The members the API's body and the CLI's line share: list_id, url,
+ * actions, fields. The body sends w->url as it is (a URL that is not UTF-8
+ * fails the body rather than register something else) and fields only when
+ * there are some; the CLI shows url (redacted) with '?' for bytes that are
+ * not UTF-8 (json_out_string), and fields always.
+ */
+static yajl_gen_status egoi_webhook_gen_members(yajl_gen g, const struct egoi_webhook *w,
+						 const char *url, int for_cli)
+{
+	yajl_gen_status st = egoi_gen_key(g, "list_id");
+
+	if (st == yajl_gen_status_ok)
+		st = yajl_gen_integer(g, w->list_id);
+	if (st == yajl_gen_status_ok)
+		st = egoi_gen_key(g, "url");
+	if (st == yajl_gen_status_ok)
+		st = for_cli ? json_out_string(g, url, strlen(url))
+			     : yajl_gen_string(g, (const unsigned char *)url, strlen(url));
+	if (st == yajl_gen_status_ok)
+		st = egoi_gen_strings(g, "actions", w->actions, w->nactions);
+	if (st == yajl_gen_status_ok && (for_cli || w->nfields > 0))
+		st = egoi_gen_strings(g, "fields", w->fields, w->nfields);
+	return st;
+}
+
 char *egoi_webhook_body(const struct egoi_webhook *w)
 {
 	yajl_gen g = yajl_gen_alloc(NULL);
@@ -134,17 +160,7 @@ char *egoi_webhook_body(const struct egoi_webhook *w)
 	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	st = yajl_gen_map_open(g);
 	if (st == yajl_gen_status_ok)
-		st = egoi_gen_key(g, "list_id");
-	if (st == yajl_gen_status_ok)
-		st = yajl_gen_integer(g, w->list_id);
-	if (st == yajl_gen_status_ok)
-		st = egoi_gen_key(g, "url");
-	if (st == yajl_gen_status_ok)
-		st = yajl_gen_string(g, (const unsigned char *)w->url, strlen(w->url));
-	if (st == yajl_gen_status_ok)
-		st = egoi_gen_strings(g, "actions", w->actions, w->nactions);
-	if (st == yajl_gen_status_ok && w->nfields > 0)
-		st = egoi_gen_strings(g, "fields", w->fields, w->nfields);
+		st = egoi_webhook_gen_members(g, w, w->url, 0);
 	if (st == yajl_gen_status_ok)
 		st = yajl_gen_map_close(g);
 	if (st == yajl_gen_status_ok && yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
@@ -163,17 +179,7 @@ yajl_gen_status egoi_webhook_gen(yajl_gen g, const struct egoi_webhook *w, int o
 	if (st == yajl_gen_status_ok)
 		st = yajl_gen_integer(g, w->id);
 	if (st == yajl_gen_status_ok)
-		st = egoi_gen_key(g, "list_id");
-	if (st == yajl_gen_status_ok)
-		st = yajl_gen_integer(g, w->list_id);
-	if (st == yajl_gen_status_ok)
-		st = egoi_gen_key(g, "url");
-	if (st == yajl_gen_status_ok)
-		st = json_out_string(g, url, strlen(url));
-	if (st == yajl_gen_status_ok)
-		st = egoi_gen_strings(g, "actions", w->actions, w->nactions);
-	if (st == yajl_gen_status_ok)
-		st = egoi_gen_strings(g, "fields", w->fields, w->nfields);
+		st = egoi_webhook_gen_members(g, w, url, 1);
 	if (st == yajl_gen_status_ok)
 		st = egoi_gen_key(g, "ours");
 	if (st == yajl_gen_status_ok)

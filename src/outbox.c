@@ -248,6 +248,17 @@ static const struct outbox_dlq_filter *outbox_dlq_filter_of(struct outbox *ob,
 	return f;
 }
 
+const char *ob_bury_reason(const char *error, int status, char buf[64])
+{
+	if (error && *error)
+		return error;
+	if (status > 0)
+		snprintf(buf, 64, "HTTP %d", status);
+	else
+		snprintf(buf, 64, "delivery failed");
+	return buf;
+}
+
 const char *ob_dlq_malformed(const struct outbox_dlq_entry *e, int kind_is_text)
 {
 	if (!e->kind || !kind_is_text || outbox_dead_kind_parse(e->kind) < 0)

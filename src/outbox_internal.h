@@ -133,6 +133,24 @@ void ob_uuid(char out[37]);
 __attribute__((format(printf, 2, 3)))
 int ob_failf(struct outbox *ob, const char *fmt, ...);
 
+/*
+ * The columns a dead-letter list reads, in the order of the D_* indexes
+ * (both backends; a list with payloads adds D_PAYLOAD). length(payload)
+ * counts bytes: SQLite stores payloads as blobs (ob_bind_blob, and bury
+ * copies a blob), PostgreSQL as bytea.
+ */
+#define OB_DLQ_COLUMNS \
+	"id, kind, reason, request_id, event_index, created_at, died_at, replayed_at," \
+	" target, delivery_id, name, url, method, content_type, headers, attempts," \
+	" last_status, length(payload)"
+enum ob_dlq_column { D_ID, D_KIND, D_REASON, D_REQID, D_INDEX, D_CREATED, D_DIED, D_REPLAYED, D_TARGET,
+       D_DID, D_NAME, D_URL, D_METHOD, D_CTYPE, D_HEADERS, D_ATTEMPTS, D_STATUS, D_PLEN,
+       D_PAYLOAD };
+
+/* The reason a dead letter keeps when bury got no error text: "HTTP
+ * status", or "delivery failed" without one. Returns error otherwise. */
+const char *ob_bury_reason(const char *error, int status, char buf[64]);
+
 /* Why e, as a backend read it from a dead_letters row, is not a usable dead
  * letter (kind_is_text 0: the database holds the kind as another type), or
  * NULL. Both backends check these; SQLite, whose columns take any type,

@@ -245,13 +245,7 @@ int ob_pg_bury(struct outbox *ob, int64_t id, int status, const char *error)
 {
 	char b_id[32], b_st[32], b_now[32], reason[64];
 
-	if (!error || !*error) {
-		if (status > 0)
-			snprintf(reason, sizeof reason, "HTTP %d", status);
-		else
-			snprintf(reason, sizeof reason, "delivery failed");
-		error = reason;
-	}
+	error = ob_bury_reason(error, status, reason);
 	{
 		const char *v[] = { ob_pg_int(b_id, id), error,
 				    status > 0 ? ob_pg_int(b_st, status) : NULL,

@@ -22,14 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OB_PG_DLQ_COLUMNS \
-	"id, kind, reason, request_id, event_index, created_at, died_at, replayed_at," \
-	" target, delivery_id, name, url, method, content_type, headers, attempts," \
-	" last_status, length(payload)"
-enum { D_ID, D_KIND, D_REASON, D_REQID, D_INDEX, D_CREATED, D_DIED, D_REPLAYED, D_TARGET,
-       D_DID, D_NAME, D_URL, D_METHOD, D_CTYPE, D_HEADERS, D_ATTEMPTS, D_STATUS, D_PLEN,
-       D_PAYLOAD };
-
 /* A built statement: its text and up to three parameters. */
 struct ob_pg_where {
 	char *sql;
@@ -147,8 +139,8 @@ int ob_pg_dlq_list(struct outbox *ob, const struct outbox_dlq_filter *f,
 	else
 		snprintf(tail, sizeof tail, " ORDER BY id");
 	if (outbox_pg_where_build(ob, f->with_payload
-				  ? "SELECT " OB_PG_DLQ_COLUMNS ", payload FROM dead_letters"
-				  : "SELECT " OB_PG_DLQ_COLUMNS " FROM dead_letters",
+				  ? "SELECT " OB_DLQ_COLUMNS ", payload FROM dead_letters"
+				  : "SELECT " OB_DLQ_COLUMNS " FROM dead_letters",
 			      f, tail, &w) != 0)
 		goto out;
 	r = ob_pg_exec(ob, "dead letters: list", w.sql, w.n, w.v, NULL);

@@ -248,13 +248,7 @@ int ob_sqlite_bury(struct outbox *ob, int64_t id, int status, const char *error)
 	int own = 0, ok = 0;
 
 	OB_OWNED(ob);
-	if (!error || !*error) {
-		if (status > 0)
-			snprintf(reason, sizeof reason, "HTTP %d", status);
-		else
-			snprintf(reason, sizeof reason, "delivery failed");
-		error = reason;
-	}
+	error = ob_bury_reason(error, status, reason);
 	if (ob_tx_enter(ob, &own) != 0)
 		return -1;
 	if (outbox_sqlite_run_one(ob, OB_BURY_COPY, "bury", id,

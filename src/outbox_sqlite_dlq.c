@@ -29,16 +29,6 @@
 
 #include <sqlite3.h>
 
-/* Columns of ob_dlq_select, in order. length(payload) counts bytes: payloads
- * are always stored as blobs (ob_bind_blob, and bury copies a blob). */
-#define OB_DLQ_COLUMNS \
-	"id, kind, reason, request_id, event_index, created_at, died_at, replayed_at," \
-	" target, delivery_id, name, url, method, content_type, headers, attempts," \
-	" last_status, length(payload)"
-enum { D_ID, D_KIND, D_REASON, D_REQID, D_INDEX, D_CREATED, D_DIED, D_REPLAYED, D_TARGET,
-       D_DID, D_NAME, D_URL, D_METHOD, D_CTYPE, D_HEADERS, D_ATTEMPTS, D_STATUS, D_PLEN,
-       D_PAYLOAD };
-
 /*
  * Prepares head + the WHERE clause for f (+ tail) and binds its values.
  * Returns the statement, or NULL with ob->err set.

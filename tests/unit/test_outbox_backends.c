@@ -243,6 +243,7 @@ struct seen {
 	int bin_ok[8];
 	long attempts[8];
 	int status[8];
+	char reason[8][64];
 };
 
 static int see(const struct outbox_dlq_entry *e, void *arg)
@@ -259,6 +260,7 @@ static int see(const struct outbox_dlq_entry *e, void *arg)
 			  memcmp(e->payload, body_bin, e->payload_len) == 0;
 	s->attempts[s->n] = e->attempts;
 	s->status[s->n] = e->last_status;
+	snprintf(s->reason[s->n], sizeof s->reason[0], "%s", e->reason);
 	s->n++;
 	return 0;
 }
@@ -301,11 +303,19 @@ static void test_dead_letters_and_dlq(void **state)
 	assert_true(s.bin_ok[1]);
 	assert_int_equal(s.attempts[1], 1);
 	assert_int_equal(s.status[1], 400);
+	assert_string_equal(s.reason[1], "HTTP 400");   /* buried without an error text */
 	f.kind = "forward";
 	assert_int_equal(list(fx->ob, &f, &s), 1);
 	f.kind = "nonsense";
 	assert_int_equal(outbox_dlq_list(fx->ob, &f, see, &s), -1);
+	assert_non_null(strstr(outbox_error(fx->ob), "unknown kind"));
+	assert_int_equal(outbox_dlq_purge(fx->ob, &f), -1);
+	assert_int_equal(outbox_count_dead(fx->ob), 2);
 	f.kind = NULL;
+	f.limit = -1;
+	assert_int_equal(outbox_dlq_list(fx->ob, &f, see, &s), -1);
+	assert_non_null(strstr(outbox_error(fx->ob), "negative limit"));
+	f.limit = 0;
 	one = s.id[0];
 	f.ids = &one;
 	f.nids = 1;
