@@ -267,11 +267,11 @@ $(FUZZDIR)/obj/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
 	$(FUZZCC) $(FUZZCFLAGS) -c -o $@ $<
 
-$(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o
+$(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o $(FUZZDIR)/obj/util.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
-FUZZJSON := $(addprefix $(FUZZDIR)/obj/,fuzz/fuzz_equal.o batch.o json_lua.o json_lua_encode.o \
-	    json_lua_lazy.o)
+FUZZJSON := $(addprefix $(FUZZDIR)/obj/,fuzz/fuzz_equal.o batch.o util.o json_lua.o \
+	    json_lua_encode.o json_lua_lazy.o)
 $(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZJSON)
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 

@@ -35,6 +35,8 @@
 
 #include <yajl/yajl_parse.h>
 
+#include "util.h"
+
 #define BATCH_NUM_STACK 64   /* numbers longer than this are copied to the heap */
 
 enum bp_kind { BP_SCALAR, BP_STRING, BP_MAP, BP_ARRAY };
@@ -112,15 +114,10 @@ static int batch_bp_push_event(struct bp *p, size_t start, const char *reject)
 	struct batch *b = p->out;
 	struct batch_event *ev;
 
-	if (b->count == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct batch_event *events = realloc(b->events, cap * sizeof *events);
-
-		if (!events)
-			return batch_bp_fail(p, BATCH_NOMEM, "out of memory");
-		b->events = events;
-		b->cap = cap;
-	}
+	ev = util_array_grow(b->events, &b->cap, b->count, sizeof *ev, 64);
+	if (!ev)
+		return batch_bp_fail(p, BATCH_NOMEM, "out of memory");
+	b->events = ev;
 	ev = &b->events[b->count++];
 	ev->start = start;
 	ev->end = start;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 void decisions_init(struct decisions *a)
 {
 	memset(a, 0, sizeof *a);
@@ -49,15 +51,10 @@ struct decision *decisions_push(struct decisions *a, enum decision_kind kind, si
 {
 	struct decision *it;
 
-	if (a->count == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		struct decision *items = realloc(a->items, cap * sizeof *items);
-
-		if (!items)
-			return NULL;
-		a->items = items;
-		a->cap = cap;
-	}
+	it = util_array_grow(a->items, &a->cap, a->count, sizeof *it, 64);
+	if (!it)
+		return NULL;
+	a->items = it;
 	it = &a->items[a->count++];
 	memset(it, 0, sizeof *it);
 	it->kind = kind;

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "outbox_deliver.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -30,18 +31,14 @@ static struct deliver_dest *deliver_dest_find(struct deliver *d, const char *key
 struct deliver_dest *deliver_dest_get(struct deliver *d, const char *key)
 {
 	struct deliver_dest *t = deliver_dest_find(d, key);
+	struct deliver_dest **list;
 
 	if (t)
 		return t;
-	if (d->ndests == d->capdests) {
-		size_t cap = d->capdests ? d->capdests * 2 : 16;
-		struct deliver_dest **list = realloc(d->dests, cap * sizeof *list);
-
-		if (!list)
-			return NULL;
-		d->dests = list;
-		d->capdests = cap;
-	}
+	list = util_array_grow(d->dests, &d->capdests, d->ndests, sizeof *list, 16);
+	if (!list)
+		return NULL;
+	d->dests = list;
 	t = calloc(1, sizeof *t);
 	if (!t)
 		return NULL;

@@ -41,6 +41,7 @@
 #include "outbox_dlq.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
+#include "util.h"
 
 struct dlq_pick {
 	int64_t id;
@@ -57,16 +58,11 @@ struct dlq_picks {
 static int dlq_collect(const struct outbox_dlq_entry *e, void *arg)
 {
 	struct dlq_picks *p = arg;
+	struct dlq_pick *v = util_array_grow(p->v, &p->cap, p->n, sizeof *v, 64);
 
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		struct dlq_pick *v = realloc(p->v, cap * sizeof *v);
-
-		if (!v)
-			return 1;
-		p->v = v;
-		p->cap = cap;
-	}
+	if (!v)
+		return 1;
+	p->v = v;
 	p->v[p->n].id = e->id;
 	p->v[p->n].malformed = e->malformed;
 	p->v[p->n].kind = outbox_dead_kind_parse(e->kind);

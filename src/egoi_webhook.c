@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "json_out.h"
+#include "util.h"
 
 static void egoi_free_strings(char **v, size_t n)
 {
@@ -215,7 +216,7 @@ int egoi_webhook_same(const struct egoi_webhook *a, const struct egoi_webhook *b
 
 int egoi_split_list(const char *text, char ***out, size_t *n)
 {
-	char **v = NULL;
+	char **v = NULL, **nv;
 	size_t cnt = 0, cap = 0;
 	const char *p = text;
 
@@ -231,15 +232,10 @@ int egoi_split_list(const char *text, char ***out, size_t *n)
 			b--;
 		if (a == b)
 			goto fail;
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			char **nv = realloc(v, ncap * sizeof *nv);
-
-			if (!nv)
-				goto fail;
-			v = nv;
-			cap = ncap;
-		}
+		nv = util_array_grow(v, &cap, cnt, sizeof *nv, 8);
+		if (!nv)
+			goto fail;
+		v = nv;
 		v[cnt] = strndup(a, (size_t)(b - a));
 		if (!v[cnt])
 			goto fail;

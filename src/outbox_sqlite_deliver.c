@@ -25,7 +25,9 @@
 
 #include <sqlite3.h>
 
-/* Columns selected by OB_CLAIM_SELECT (ob_sql in outbox.c), in order. */
+#include "util.h"
+
+/* Columns selected by OB_CLAIM_SELECT (ob_sql in outbox_sqlite.c), in order. */
 enum { C_ID, C_DID, C_NAME, C_URL, C_METHOD, C_CTYPE, C_HEADERS, C_BODY, C_ATTEMPTS,
        C_CREATED, C_REQID, C_HOP };
 
@@ -131,17 +133,13 @@ int ob_sqlite_claim_due(struct outbox *ob, const char *dest, double now, size_t 
 		goto out;
 	}
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct outbox_delivery *nl = realloc(list, ncap * sizeof *nl);
+		struct outbox_delivery *nl = util_array_grow(list, &cap, n, sizeof *nl, 16);
 
-			if (!nl) {
-				ob_failf(ob, "claim: out of memory");
-				goto out;
-			}
-			list = nl;
-			cap = ncap;
+		if (!nl) {
+			ob_failf(ob, "claim: out of memory");
+			goto out;
 		}
+		list = nl;
 		/* Counted before reading so a half-read entry is freed too. */
 		if (outbox_sqlite_read_delivery(sel, &list[n++]) != 0) {
 			ob_failf(ob, "claim: cannot read entry (out of memory?)");

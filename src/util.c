@@ -92,6 +92,28 @@ out:
 	return rc;
 }
 
+void *util_array_grow(void *v, size_t *cap, size_t count, size_t elem, size_t first)
+{
+	size_t n;
+	void *grown;
+
+	if (count < *cap)
+		return v;
+	n = *cap ? *cap : first ? first : 1;
+	while (n <= count) {
+		if (n > SIZE_MAX / 2)
+			return NULL;
+		n *= 2;
+	}
+	if (elem && n > SIZE_MAX / elem)
+		return NULL;
+	grown = realloc(v, n * elem);
+	if (!grown)
+		return NULL;
+	*cap = n;
+	return grown;
+}
+
 uint64_t util_fnv1a(uint64_t h, const void *p, size_t len)
 {
 	const unsigned char *s = p;

@@ -1,7 +1,8 @@
 /*
  * util.h — small helpers that several modules would otherwise each write
- * again: creating a directory path, hashing a short key, HMAC-SHA256 and
- * base64 (both on OpenSSL).
+ * again: growing an array, creating a directory path, hashing a short key,
+ * HMAC-SHA256 and base64 (both on OpenSSL). Bytes of unknown length grow
+ * in a struct util_buf (util_buf.h) instead.
  *
  * Threads: every function is safe from any thread. The HMAC algorithm is
  * fetched from OpenSSL once per process (util_hmac_sha256) and kept.
@@ -11,6 +12,16 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * Room for one more element in the array v of *cap elements of elem bytes,
+ * count of them in use. Returns v itself while there is room; else v
+ * reallocated to twice its capacity (first elements to begin with), *cap
+ * updated; or NULL when out of memory or the size would overflow (v is
+ * then unchanged and still the caller's). Store the result back:
+ *     p = util_array_grow(a->items, &a->cap, a->count, sizeof *p, 64);
+ */
+void *util_array_grow(void *v, size_t *cap, size_t count, size_t elem, size_t first);
 
 /*
  * Called by util_mkdir_p for each directory it created, in path order, the
