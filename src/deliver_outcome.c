@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "outbox_deliver.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,13 +24,7 @@
 /* Uniform in [0,1); jitter needs spread, not secrecy. */
 double deliver_random(struct deliver *d)
 {
-	uint64_t x = d->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	d->rng = x;
-	return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+	return (double)(util_xorshift64s(&d->rng) >> 11) * 0x1.0p-53;
 }
 
 /* Logs a change of t's circuit; on closing, makes its backlog due now. */

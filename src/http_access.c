@@ -8,6 +8,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,8 +29,6 @@ int http_access_id_ok(const char *id)
 
 void http_access_begin(struct http_access *a, uint64_t *rng, const char *client_id)
 {
-	uint64_t x = *rng;
-
 	memset(a, 0, sizeof *a);
 	a->start = clock_mono();
 	a->active = 1;
@@ -38,11 +37,7 @@ void http_access_begin(struct http_access *a, uint64_t *rng, const char *client_
 		snprintf(a->rid, sizeof a->rid, "%s", client_id);
 		return;
 	}
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*rng = x;
-	snprintf(a->rid, sizeof a->rid, "%016llx", (unsigned long long)x);
+	snprintf(a->rid, sizeof a->rid, "%016llx", (unsigned long long)util_xorshift64s(rng));
 }
 
 void http_access_answered(struct http_access *a, int status, size_t n)

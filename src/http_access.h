@@ -12,8 +12,8 @@
  * The request id: the client's X-Request-Id when it is 1 to
  * HTTP_ACCESS_ID_MAX token characters (RFC 9110 tchar), so a proxy's id
  * follows the request into this log, the outbox and dead letters;
- * otherwise 16 hex digits from the worker's xorshift state (seeded from
- * RAND_bytes). It is answered as X-Request-Id on every answer the router
+ * otherwise 16 hex digits from the worker's xorshift64* state
+ * (util_xorshift64s, seeded from RAND_bytes). It is answered as X-Request-Id on every answer the router
  * writes.
  *
  * Threads: a civetweb worker, on its own struct http_access.

@@ -114,6 +114,17 @@ void *util_array_grow(void *v, size_t *cap, size_t count, size_t elem, size_t fi
 	return grown;
 }
 
+uint64_t util_xorshift64s(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
 uint64_t util_fnv1a(uint64_t h, const void *p, size_t len)
 {
 	const unsigned char *s = p;

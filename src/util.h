@@ -1,7 +1,7 @@
 /*
  * util.h — small helpers that several modules would otherwise each write
  * again: growing an array, creating a directory path, hashing a short key,
- * HMAC-SHA256 and base64 (both on OpenSSL). Bytes of unknown length grow
+ * a small pseudo-random generator, HMAC-SHA256 and base64 (both on OpenSSL). Bytes of unknown length grow
  * in a struct util_buf (util_buf.h) instead.
  *
  * Threads: every function is safe from any thread. The HMAC algorithm is
@@ -38,6 +38,10 @@ typedef int (*util_mkdir_hook)(const char *dir, void *arg, char *err, size_t err
  */
 int util_mkdir_p(const char *dir, int sync, util_mkdir_hook made_hook, void *arg, char *err,
 		 size_t errlen);
+
+/* The next value of a xorshift64* generator; *state must not start at 0.
+ * Well spread and cheap, not secret: retry jitter, request ids. */
+uint64_t util_xorshift64s(uint64_t *state);
 
 /* 64-bit FNV-1a of p[0..len), continuing from h (UTIL_FNV1A_BASIS to start). */
 #define UTIL_FNV1A_BASIS 14695981039346656037ULL
