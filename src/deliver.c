@@ -32,8 +32,9 @@
  *
  * Shutdown: deliver_stop raises a flag; the loop stops leasing, forgets the
  * waiting queues and lets running transfers finish until the grace expires.
- * Whatever is still leased then stays leased in the database: the next
- * deliver_start forgets all leases (outbox_release_leases), so it resumes.
+ * Whatever is still leased then resumes later: on SQLite the next
+ * deliver_start forgets all leases (outbox_release_leases); on PostgreSQL
+ * closing the connection gives this process's leases back (deliver.h).
  *
  * Threads: the struct outbox, the CURLM, every CURL easy handle and every
  * struct deliver_dest are used only by the delivery thread (deliver_start

@@ -78,8 +78,9 @@ double deliver_heartbeat(struct deliver *d);
 /*
  * Stops claiming, waits for in-flight requests up to grace_ms (then aborts
  * them), joins the thread and frees d. d may be NULL. Entries still leased
- * stay leased in the database: the next deliver_start forgets every lease
- * (outbox_release_leases), so they resume after a restart.
+ * are not lost: on SQLite they stay leased until the next deliver_start
+ * forgets every lease (outbox_release_leases); on PostgreSQL closing the
+ * connection gives this process's leases back at once, for any node.
  */
 void deliver_stop(struct deliver *d, long grace_ms);
 

@@ -69,7 +69,7 @@ int log_enabled(enum log_level lvl)
  * Appends s to buf[len..cap) escaped for a log line and returns the new
  * length; an escape is written whole or not at all (a long message is cut
  * at a character boundary). Messages carry event and rule data, so nothing
- * that a terminal or a log viewer decisions on passes raw: C0 controls, DEL,
+ * that a terminal or a log viewer acts on passes raw: C0 controls, DEL,
  * C1 controls and U+2028/U+2029 become \xNN or \uNNNN, and a byte that is
  * not valid UTF-8 becomes the text \xNN. In text lines a line break or tab
  * becomes a space (one message, one line, still readable); in JSON lines

@@ -45,7 +45,9 @@ int outbox_relax_sync(struct outbox *ob);
 int outbox_wake_fd(struct outbox *ob);
 int outbox_wake_drain(struct outbox *ob);
 
-/* Forgets every lease (call once when the delivery side starts). */
+/* Forgets the leases left from before: every lease on SQLite, this
+ * process's only on PostgreSQL (outbox_pg.h). Call once when the delivery
+ * side starts. */
 int outbox_release_leases(struct outbox *ob);
 
 /*

@@ -157,7 +157,7 @@ static char *log_of_hostile_action(struct e2e *t, const char *conf, size_t *len)
 	return log;
 }
 
-/* Nothing a terminal or log viewer decisions on may come through raw. */
+/* Nothing a terminal or log viewer acts on may come through raw. */
 static void assert_no_raw_controls(const char *log, size_t len)
 {
 	assert_false(has_bytes(log, len, "\x1b", 1));
