@@ -64,7 +64,7 @@ FAULTBIN := $(BUILD)/tests/test_faults
 
 .PHONY: all run test unit e2e faults bench bench-micro soak clean deps deps-bench cert fuzz conf-example \
         build-flags install uninstall install-check man-check clean-check systemd-check rules-check \
-        prefix-check
+        prefix-check layout-check
 all: $(BIN)
 
 deps:
@@ -159,6 +159,7 @@ test: deps
 	@$(MAKE) --no-print-directory all $(UNITBIN) $(E2EBIN) $(FAULTBIN)
 	@$(MAKE) --no-print-directory build-flags
 	@$(MAKE) --no-print-directory prefix-check
+	@$(MAKE) --no-print-directory layout-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory faults
@@ -172,6 +173,11 @@ test: deps
 # (scripts/check-prefixes.sh; its PREFIX_EXCLUDE lists files not yet renamed).
 prefix-check:
 	@scripts/check-prefixes.sh src
+
+# README › Layout names every file in src/ and nothing that is gone
+# (scripts/check-layout.sh).
+layout-check:
+	@scripts/check-layout.sh README.md
 
 # The man page renders without warnings and names every config key (from
 # --help, which prints the key table), every exit code and every signal.

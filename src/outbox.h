@@ -16,7 +16,8 @@
  * outbox_add_dead..., outbox_commit (in the daemon through the group
  * committer, a savepoint per batch, see outbox_writer.h). The delivery thread
  * claims due entries (a lease, so one entry is never sent twice at once) and
- * records each outcome. Leases are forgotten when the delivery side opens, so
+ * records each outcome. Leases left from before are forgotten when the
+ * delivery side opens (on PostgreSQL, another process's expire), so
  * everything undelivered resumes after a restart.
  *
  * This header is the connection and a batch's writes (the group-commit
