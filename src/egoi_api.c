@@ -227,6 +227,67 @@ static long egoi_api_wait_s(struct egoi_api *a, int attempt)
 	return wait < 1 ? 1 : wait > EGOI_API_WAIT_MAX_S ? EGOI_API_WAIT_MAX_S : wait;
 }
 
+/* Sets a->easy up for one attempt of method on url (body NULL = none),
+ * the answer into b. 0, or -1 when libcurl refused an option. */
+static int egoi_api_setup(struct egoi_api *a, const char *method, const char *url,
+			  const char *body, struct curl_slist *hdrs, struct util_buf *b)
+{
+	int bad = 0;
+
+	curl_easy_reset(a->easy);
+	a->errbuf[0] = '\0';
+	bad |= curl_easy_setopt(a->easy, CURLOPT_URL, url) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, a->timeout_ms) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_USERAGENT, "egoi-router") != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, egoi_api_on_body) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, b) != CURLE_OK;
+	bad |= curl_easy_setopt(a->easy, CURLOPT_ERRORBUFFER, a->errbuf) != CURLE_OK;
+	if (body) {
+		bad |= curl_easy_setopt(a->easy, CURLOPT_POSTFIELDS, body) != CURLE_OK;
+		bad |= curl_easy_setopt(a->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+					(curl_off_t)strlen(body)) != CURLE_OK;
+	} else if (strcmp(method, "GET") == 0) {
+		bad |= curl_easy_setopt(a->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+	}
+	return bad ? -1 : 0;
+}
+
+/* Sleeps s whole seconds, whatever signals come. */
+static void egoi_api_sleep_s(long s)
+{
+	while (s-- > 0) {
+		struct timespec ts = { 1, 0 };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* The error of a final non-2xx answer (body: what it said) into err, and
+ * whether it is E-goi refusing (4xx but 408 and 429) or failing. */
+static int egoi_api_refusal(long status, const char *body, const char *what, char *err,
+			    size_t errlen)
+{
+	char line[1536];
+
+	egoi_api_problem(status, body, line, sizeof line);
+	if (status == 401 || status == 403)
+		egoi_api_set_err(err, errlen, "%s: %s (check egoi_api_key / EGOI_API_KEY)", what,
+				 line);
+	else if (status == 429)
+		egoi_api_set_err(err, errlen, "%s: %s, still after %d retries", what, line,
+				 EGOI_API_RETRIES);
+	else
+		egoi_api_set_err(err, errlen, "%s: %s", what, line);
+	return status >= 400 && status < 500 && status != 408 && status != 429 ? EGOI_API_REFUSED
+									     : EGOI_API_FAILED;
+}
+
 /*
  * One call: method on base + path (body NULL = none), retried on 429. On
  * EGOI_API_OK, *status is the 2xx and resp (when not NULL) holds the answer.
@@ -258,30 +319,9 @@ static int egoi_api_call(struct egoi_api *a, const char *method, const char *pat
 	}
 	for (int attempt = 0;; attempt++) {
 		CURLcode cc;
-		int bad = 0;
 
 		util_buf_reset(b);
-		curl_easy_reset(a->easy);
-		a->errbuf[0] = '\0';
-		bad |= curl_easy_setopt(a->easy, CURLOPT_URL, url) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, a->timeout_ms) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_USERAGENT, "egoi-router") != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_HTTPHEADER, hdrs) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, egoi_api_on_body) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, b) != CURLE_OK;
-		bad |= curl_easy_setopt(a->easy, CURLOPT_ERRORBUFFER, a->errbuf) != CURLE_OK;
-		if (body) {
-			bad |= curl_easy_setopt(a->easy, CURLOPT_POSTFIELDS, body) != CURLE_OK;
-			bad |= curl_easy_setopt(a->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-						(curl_off_t)strlen(body)) != CURLE_OK;
-		} else if (strcmp(method, "GET") == 0) {
-			bad |= curl_easy_setopt(a->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK;
-		}
-		if (bad) {
+		if (egoi_api_setup(a, method, url, body, hdrs, b) != 0) {
 			egoi_api_set_err(err, errlen, "%s: libcurl refused an option", what);
 			goto out;
 		}
@@ -309,35 +349,15 @@ static int egoi_api_call(struct egoi_api *a, const char *method, const char *pat
 
 			fprintf(stderr, "egoi-router: E-goi: %s: 429 rate limited, retrying in %ld s "
 				"(%d of %d)\n", what, wait, attempt + 1, EGOI_API_RETRIES);
-			while (wait-- > 0) {
-				struct timespec ts = { 1, 0 };
-
-				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-					;
-			}
+			egoi_api_sleep_s(wait);
 			continue;
 		}
 		break;
 	}
-	if (*status >= 200 && *status < 300) {
+	if (*status >= 200 && *status < 300)
 		rc = EGOI_API_OK;
-		goto out;
-	}
-	{
-		char line[1536];
-
-		egoi_api_problem(*status, b->p, line, sizeof line);
-		if (*status == 401 || *status == 403)
-			egoi_api_set_err(err, errlen, "%s: %s (check egoi_api_key / EGOI_API_KEY)",
-					 what, line);
-		else if (*status == 429)
-			egoi_api_set_err(err, errlen, "%s: %s, still after %d retries", what, line,
-					 EGOI_API_RETRIES);
-		else
-			egoi_api_set_err(err, errlen, "%s: %s", what, line);
-	}
-	rc = *status >= 400 && *status < 500 && *status != 408 && *status != 429 ? EGOI_API_REFUSED
-										: EGOI_API_FAILED;
+	else
+		rc = egoi_api_refusal(*status, b->p, what, err, errlen);
 out:
 	if (ctype) {
 		ctype->next = NULL;

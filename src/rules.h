@@ -2,7 +2,7 @@
  * rules.h — the Lua rule engine: one struct rules per worker thread.
  *
  * rules_new creates a sandboxed lua_State (rules_sandbox.c), installs the
- * API given to rules (rules_api.c: forward, write, drop, json, log, print,
+ * API given to rules (rules_api*.c: forward, write, drop, json, log, print,
  * env, hmac_sha256, now), loads the rules file once and runs its optional init().
  * For each batch: rules_parse_batch parses the events into lazy tables
  * (json_lua_lazy.c: fields are built when a rule reads them), rules_route

@@ -1,6 +1,6 @@
 /*
- * rules_api.c — the functions rules call: forward, write, drop, json.*,
- * log.*, print, env, hmac_sha256, now.
+ * rules_api.c — the functions rules decide with: forward, write, drop
+ * (json.*, log.*, print, env, hmac_sha256 and now are rules_api_lib.c's).
  *
  * Design: forward/write/drop append decisions to the struct decisions of the
  * event being routed (r->ctx, set by rules_route). Each one validates every
@@ -14,15 +14,12 @@
  * nothing here is shared between states.
  */
 #include "rules_internal.h"
-#include "clock.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -31,16 +28,13 @@
 #include "destination.h"
 #include "header_rule.h"
 #include "json_lua.h"
-#include "log.h"
 #include "sink_file.h"
-#include "util.h"
 
 #define API_URL_MAX 4096
 #define API_HEADERS_MAX 64
 #define API_CONTENT_TYPE_MAX 255
 #define API_NAME_MAX 64
 #define API_REASON_MAX 128
-#define API_LOG_MAX 1024
 
 struct api_header {
 	const char *name, *value;  /* anchored by the headers table on the stack */
@@ -247,6 +241,47 @@ static int rules_api_body_error(lua_State *L, const char *what, int rc, const ch
 }
 
 /* forward(url [, {body=, headers=, method=, content_type=, name=}]) */
+/* The method option at idx: "POST" when nil; raises unless POST or PUT (any case). */
+static const char *rules_api_forward_method(lua_State *L, int idx)
+{
+	const char *m;
+
+	if (lua_isnil(L, idx))
+		return "POST";
+	m = lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : "";
+	if (strcasecmp(m, "post") == 0)
+		return "POST";
+	if (strcasecmp(m, "put") == 0)
+		return "PUT";
+	luaL_error(L, "forward: method must be POST or PUT");
+	return NULL;
+}
+
+/*
+ * Raises, json freed first, when a forward whose body is body_len bytes
+ * (has_body: given, not the event's) and whose row stores stored bytes
+ * would go over max_forward_body or the batch's max_batch_forward_bytes.
+ */
+static void rules_api_forward_limits(lua_State *L, const struct rules *r, int has_body,
+				     size_t body_len, size_t stored, char *json)
+{
+	char err[256];
+
+	if (r->max_forward_body && has_body && body_len > r->max_forward_body) {
+		free(json);
+		/* lua_pushfstring has no %zu */
+		snprintf(err, sizeof err, "forward: body is %zu bytes, over max_forward_body (%zu)",
+			 body_len, r->max_forward_body);
+		luaL_error(L, "%s", err);
+	}
+	if (r->max_batch_forward && stored > r->max_batch_forward - r->batch_forward_bytes) {
+		free(json);
+		snprintf(err, sizeof err, "forward: the batch's forwards would store more than "
+			 "max_batch_forward_bytes (%zu)", r->max_batch_forward);
+		luaL_error(L, "%s", err);
+	}
+}
+
 static int rules_api_forward(lua_State *L)
 {
 	static const char *const keys[] = { "method", "content_type", "name", "headers", "body", NULL };
@@ -254,7 +289,7 @@ static int rules_api_forward(lua_State *L)
 	struct rules *r = rules_api_route_ctx(L, "forward");
 	struct api_header hdrs[API_HEADERS_MAX];
 	size_t url_len, ct_len, name_len, body_len = 0, hdr_total, nh;
-	const char *url, *ctype, *name, *body = NULL, *method = "POST";
+	const char *url, *ctype, *name, *body = NULL, *method;
 	char *json = NULL, err[256];
 	size_t stored;
 	struct decision *it;
@@ -270,16 +305,7 @@ static int rules_api_forward(lua_State *L)
 		return luaL_error(L, "forward: url is this router's own endpoint (a forward loop)");
 	rules_api_opts(L, "forward", keys);
 
-	if (!lua_isnil(L, I_METHOD)) {
-		const char *m = lua_type(L, I_METHOD) == LUA_TSTRING ? lua_tostring(L, I_METHOD) : "";
-
-		if (strcasecmp(m, "post") == 0)
-			method = "POST";
-		else if (strcasecmp(m, "put") == 0)
-			method = "PUT";
-		else
-			return luaL_error(L, "forward: method must be POST or PUT");
-	}
+	method = rules_api_forward_method(L, I_METHOD);
 	ctype = rules_api_opt_string(L, I_CTYPE, "forward", "content_type", API_CONTENT_TYPE_MAX, &ct_len);
 	name = rules_api_opt_string(L, I_NAME, "forward", "name", API_NAME_MAX, &name_len);
 	nh = rules_api_headers(L, I_HEADERS, hdrs, &hdr_total);
@@ -298,21 +324,9 @@ static int rules_api_forward(lua_State *L)
 	default:
 		return luaL_error(L, "forward: body must be a table or a string");
 	}
-	if (r->max_forward_body && (json || body) && body_len > r->max_forward_body) {
-		free(json);
-		/* lua_pushfstring has no %zu */
-		snprintf(err, sizeof err, "forward: body is %zu bytes, over max_forward_body (%zu)",
-			 body_len, r->max_forward_body);
-		return luaL_error(L, "%s", err);
-	}
 	/* what the outbox row will hold: a default forward stores the event's bytes */
 	stored = ((json || body) ? body_len : r->ctx.event_bytes) + hdr_total;
-	if (r->max_batch_forward && stored > r->max_batch_forward - r->batch_forward_bytes) {
-		free(json);
-		snprintf(err, sizeof err, "forward: the batch's forwards would store more than "
-			 "max_batch_forward_bytes (%zu)", r->max_batch_forward);
-		return luaL_error(L, "%s", err);
-	}
+	rules_api_forward_limits(L, r, json || body, body_len, stored, json);
 	rules_api_charge(L, r, "forward", url_len + ct_len + name_len + hdr_total + body_len + 16, json);
 	r->batch_forward_bytes += stored;
 	r->ctx.forward_bytes += stored;
@@ -433,140 +447,16 @@ static int rules_api_drop(lua_State *L)
 	return 0;
 }
 
-/*
- * Every worker state runs the same init() and top-level code, so a line
- * logged outside route() would appear once per worker. Such lines are
- * logged once per process instead: a small set of line hashes remembers
- * what was said. When the set is full, lines are logged again (never lost).
- */
-static int rules_api_log_first_time(const char *line, size_t len)
-{
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static uint64_t seen[128];
-	static size_t nseen;
-	uint64_t h = util_fnv1a(UTIL_FNV1A_BASIS, line, len);
-	int first = 1;
-
-	pthread_mutex_lock(&lock);
-	for (size_t i = 0; i < nseen && first; i++)
-		first = seen[i] != h;
-	if (first && nseen < sizeof seen / sizeof seen[0])
-		seen[nseen++] = h;
-	pthread_mutex_unlock(&lock);
-	return first;
-}
-
-/* log.LEVEL(...) and print(...): arguments joined by spaces; upvalue 1 is the level. */
-static int rules_api_log(lua_State *L)
-{
-	struct rules *r = rules_from(L);
-	int level = (int)lua_tointeger(L, lua_upvalueindex(1));
-	int n = lua_gettop(L);
-	char line[API_LOG_MAX];
-	size_t len = 0;
-
-	if (!r->dry_run && !log_enabled((enum log_level)level))
-		return 0;
-	for (int i = 1; i <= n && len < sizeof line - 1; i++) {
-		size_t l;
-		const char *s = luaL_tolstring(L, i, &l);
-
-		if (i > 1)
-			line[len++] = ' ';
-		for (size_t j = 0; j < l && len < sizeof line - 1; j++)
-			line[len++] = (unsigned char)s[j] < 0x20 ? ' ' : s[j];
-		lua_pop(L, 1);
-	}
-	/* A cut inside a UTF-8 sequence would leave an invalid line. */
-	if (len == sizeof line - 1)
-		while (len > 0 && ((unsigned char)line[len - 1] & 0xC0) == 0x80)
-			len--;
-	line[len] = '\0';
-	if (!r->ctx.decisions && !r->dry_run && !rules_api_log_first_time(line, len))
-		return 0;
-	if (r->dry_run)
-		fprintf(stderr, "rules %s: %s\n", log_level_name((enum log_level)level), line);
-	else
-		log_msg((enum log_level)level, r->ctx.request_id, "rules: %s", line);
-	return 0;
-}
-
-/* env(NAME) → the variable's value, or nil unless NAME is allowed (rules_env.c). */
-static int rules_api_env(lua_State *L)
-{
-	const char *v = rules_env_get(rules_from(L), luaL_checkstring(L, 1));
-
-	if (v)
-		lua_pushstring(L, v);
-	else
-		lua_pushnil(L);
-	return 1;
-}
-
-/* hmac_sha256(key, data) → lowercase hex. */
-static int rules_api_hmac_sha256(lua_State *L)
-{
-	size_t klen, dlen;
-	const char *key = luaL_checklstring(L, 1, &klen);
-	const char *data = luaL_checklstring(L, 2, &dlen);
-	unsigned char mac[UTIL_HMAC_SHA256_LEN];
-	char hex[2 * UTIL_HMAC_SHA256_LEN];
-
-	if (util_hmac_sha256(key, klen, data, dlen, NULL, 0, mac) != 0)
-		return luaL_error(L, "hmac_sha256: OpenSSL failure");
-	for (size_t i = 0; i < sizeof mac; i++) {
-		hex[2 * i] = "0123456789abcdef"[mac[i] >> 4];
-		hex[2 * i + 1] = "0123456789abcdef"[mac[i] & 15];
-	}
-	lua_pushlstring(L, hex, sizeof hex);
-	return 1;
-}
-
-/* now() → unix seconds as a float. */
-static int rules_api_now(lua_State *L)
-{
-	lua_pushnumber(L, (lua_Number)clock_wall());
-	return 1;
-}
-
-static void rules_api_push_log(lua_State *L, enum log_level level)
-{
-	lua_pushinteger(L, level);
-	lua_pushcclosure(L, rules_api_log, 1);
-}
-
 void rules_api_open(lua_State *L)
 {
 	static const luaL_Reg globals[] = {
 		{ "forward", rules_api_forward },
 		{ "write", rules_api_write },
 		{ "drop", rules_api_drop },
-		{ "env", rules_api_env },
-		{ "hmac_sha256", rules_api_hmac_sha256 },
-		{ "now", rules_api_now },
 		{ NULL, NULL },
 	};
 	lua_pushglobaltable(L);
 	luaL_setfuncs(L, globals, 0);
-
-	lua_createtable(L, 0, 3);
-	lua_pushcfunction(L, json_lua_l_encode);
-	lua_setfield(L, -2, "encode");
-	lua_pushcfunction(L, json_lua_l_decode);
-	lua_setfield(L, -2, "decode");
-	json_lua_push_null(L);
-	lua_setfield(L, -2, "null");
-	lua_setfield(L, -2, "json");
-
-	/* log.debug .. log.error: the names log_level = takes (log.h) */
-	lua_createtable(L, 0, LOG_LEVELS);
-	for (int lvl = 0; lvl < LOG_LEVELS; lvl++) {
-		rules_api_push_log(L, (enum log_level)lvl);
-		lua_setfield(L, -2, log_level_name((enum log_level)lvl));
-	}
-	lua_setfield(L, -2, "log");
-
-	rules_api_push_log(L, LOG_INFO);
-	lua_setfield(L, -2, "print");
 	lua_pop(L, 1);
+	rules_api_lib_open(L);
 }

@@ -1,7 +1,7 @@
 /*
- * rules_internal.h — what rules.c, rules_sandbox.c and rules_api.c share.
+ * rules_internal.h — what rules.c, rules_sandbox.c and rules_api*.c share.
  *
- * Direction: rules.c calls rules_sandbox.c, rules_api.c, rules_budget.c and
+ * Direction: rules.c calls rules_sandbox.c, rules_api*.c, rules_budget.c and
  * rules_alloc.c; none of them calls a function of rules.c (rules_charge is
  * the exception: rules_api.c charges decisions to the state rules.c owns).
  *
@@ -163,7 +163,10 @@ int rules_env_copy(struct rules *r, const struct rules_options *opt);
 void rules_env_free(struct rules *r);
 const char *rules_env_get(const struct rules *r, const char *name);
 
-/* Installs forward, write, drop, json, log, print, env, hmac_sha256, now. */
+/* Installs forward, write, drop, then rules_api_lib_open's. */
 void rules_api_open(lua_State *L);
+
+/* Installs json, log, print, env, hmac_sha256, now (rules_api_lib.c). */
+void rules_api_lib_open(lua_State *L);
 
 #endif

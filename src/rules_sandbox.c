@@ -4,8 +4,8 @@
  * Design: the state belongs to the rules alone, so its global table is the
  * sandbox. Only base, string, table, math and utf8 are opened, plus an os
  * table reduced to time, date and clock. From base, dofile, loadfile,
- * collectgarbage, print and warn are removed (rules_api.c provides print as
- * a logger); string.dump is removed so no binary chunk can be produced.
+ * collectgarbage, print and warn are removed (rules_api_lib.c provides
+ * print as a logger); string.dump is removed so no binary chunk can be produced.
  * Replacements:
  * - load: always text mode, so binary chunks (which can break the VM) are
  *   refused; the environment still defaults to the sandbox globals.
