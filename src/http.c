@@ -207,48 +207,41 @@ static int http_is_json(const char *ctype)
 
 /*
  * Reads the body into w->body, never more than max + 1 bytes whatever
- * Content-Length says. Returns the length, -1 on a read error or a body
- * shorter than its Content-Length, -2 if larger than max.
+ * Content-Length says (the buffer's limit: one byte over max tells a body
+ * that is too large). Returns the length, -1 on a read error, when out of
+ * memory or a body shorter than its Content-Length, -2 if larger than max.
  */
 static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max,
 				long long declared, double min_rate)
 {
-	size_t len = 0, piece = http_watchdog_read_piece(min_rate);
+	struct util_buf *b = &w->body;
+	size_t piece = http_watchdog_read_piece(min_rate);
 
+	util_buf_reset(b);
+	b->max = max + 1;
 	for (;;) {
+		size_t want = b->max - b->len < piece ? b->max - b->len : piece;
 		int n;
 
-		if (len == w->body_cap) {
-			size_t cap = w->body_cap ? w->body_cap * 2 : 65536;
-			char *p;
-
-			if (cap > max + 1)
-				cap = max + 1;
-			if (cap <= len)
-				return -2;
-			p = realloc(w->body, cap + 1);
-			if (!p)
-				return -1;
-			w->body = p;
-			w->body_cap = cap;
-		}
+		if (util_buf_reserve(b, want) != 0)
+			return -1;
 		/* mg_read returns only once it has all it was asked for: pieces
 		 * let the watchdog see the body's rate. */
-		n = mg_read(conn, w->body + len, w->body_cap - len < piece ? w->body_cap - len : piece);
+		n = mg_read(conn, b->p + b->len, want);
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		b->len += (size_t)n;
 		http_watchdog_progress(&w->slot, (size_t)n);
-		if (len > max)
+		if (b->len > max)
 			return -2;
 	}
 	/* mg_read also returns 0 when a read times out: a short body is not a batch. */
-	if (declared >= 0 && (long long)len != declared)
+	if (declared >= 0 && (long long)b->len != declared)
 		return -1;
-	w->body[len] = '\0';
-	return (long long)len;
+	b->p[b->len] = '\0';
+	return (long long)b->len;
 }
 
 /* The endpoint proper: answers and returns the status it answered. */
@@ -341,13 +334,10 @@ static int http_batch_route(struct mg_connection *conn, struct http_server *s,
 	char answer[96];
 	int n;
 
-	pipeline_process(&w->pipe, w->body, len, received_at, ri->remote_addr, rid, &res);
+	pipeline_process(&w->pipe, w->body.p, len, received_at, ri->remote_addr, rid, &res);
 	/* A rare large batch must not pin max_body of memory in every worker. */
-	if (w->body_cap > HTTP_BODY_KEEP) {
-		free(w->body);
-		w->body = NULL;
-		w->body_cap = 0;
-	}
+	if (w->body.cap > HTTP_BODY_KEEP)
+		util_buf_free(&w->body);
 	w->access.events = (long long)res.accepted;
 	w->access.rejected = (long long)res.rejected;
 	if (res.http_status != 200) {

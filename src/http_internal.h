@@ -17,6 +17,7 @@
 #include "http_probe.h"
 #include "http_watchdog.h"
 #include "pipeline.h"
+#include "util_buf.h"
 
 struct http_server {
 	struct mg_context *ctx;
@@ -39,8 +40,7 @@ struct http_worker {
 	struct http_watchdog_slot slot;  /* body-read deadline */
 	uint64_t rng;          /* xorshift state for request ids */
 	struct http_access access;  /* the request being served (http_access.h) */
-	char *body;            /* request body buffer, grown as needed, reused */
-	size_t body_cap;
+	struct util_buf body;  /* the request body, grown as needed, reused */
 };
 
 /* The endpoint's handler (civetweb callback; cbdata is the struct http_server);

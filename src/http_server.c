@@ -79,7 +79,7 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 		return;
 	http_watchdog_unregister(w->server->watchdog, &w->slot);
 	pipeline_free(&w->pipe);
-	free(w->body);
+	util_buf_free(&w->body);
 	free(w);
 }
 

@@ -1,7 +1,8 @@
 /*
  * util_buf.h — a growable byte buffer with a size limit, for the places that
- * build text or read input of unknown length (the metrics page, a batch
- * file read by `test`, a commit's scratch space, the file sink's queues).
+ * build text or read input of unknown length (the metrics page, a request
+ * body, a batch file read by `test`, a commit's scratch space, the file
+ * sink's queues).
  *
  * The buffer doubles as it grows (from UTIL_BUF_FIRST bytes) and never
  * holds more than max bytes of content (0 = no limit): a call that would go
