@@ -36,11 +36,12 @@ static struct outbox *console_data_outbox_locked(struct console *c, char *err, s
 }
 
 /* Requests and events per minute, from the samples kept across views: over
- * the newest one at least a minute old, else the oldest, else since start. */
+ * the newest one at least a minute old, else since start; over a minute at
+ * least. */
 static void console_data_rates(struct console *c, struct console_view *v)
 {
 	double now = clock_mono(), window;
-	const struct console_sample *base, *old = NULL, *oldest = NULL;
+	const struct console_sample *base = NULL;
 	struct console_sample cur = { .at = now, .requests = v->m.requests_total,
 				      .events = v->m.events_total };
 	struct console_sample start = { .at = c->started_mono };
@@ -49,12 +50,9 @@ static void console_data_rates(struct console *c, struct console_view *v)
 	for (size_t i = 0; i < c->nsamples; i++) {
 		const struct console_sample *s = &c->samples[i];
 
-		if (now - s->at >= 60 && (!old || s->at > old->at))
-			old = s;
-		if (!oldest || s->at < oldest->at)
-			oldest = s;
+		if (now - s->at >= 60 && (!base || s->at > base->at))
+			base = s;
 	}
-	base = old ? old : oldest;
 	if (c->nsamples == 0 || now - c->samples[(c->next_sample + CONSOLE_RATE_SAMPLES - 1) %
 						 CONSOLE_RATE_SAMPLES].at >= CONSOLE_RATE_EVERY_S) {
 		c->samples[c->next_sample] = cur;
@@ -62,9 +60,12 @@ static void console_data_rates(struct console *c, struct console_view *v)
 		if (c->nsamples < CONSOLE_RATE_SAMPLES)
 			c->nsamples++;
 	}
-	if (!base || now - base->at < 1 || base->requests > cur.requests)
+	/* no view a minute ago: since start (the counters started at 0) */
+	if (!base || base->requests > cur.requests || base->events > cur.events)
 		base = &start;
-	window = now - base->at > 1 ? now - base->at : 1;
+	/* per minute of at least a minute: a young process's few requests are
+	 * not extrapolated to a rate it never had */
+	window = now - base->at > 60 ? now - base->at : 60;
 	v->requests_per_min = (double)(cur.requests - base->requests) * 60.0 / window;
 	v->events_per_min = (double)(cur.events - base->events) * 60.0 / window;
 	v->rate_window_s = window;

@@ -38,7 +38,8 @@ const char console_css[] =
 	"th{color:var(--mute);font-weight:600;white-space:nowrap}\n"
 	"td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
 	".ok{color:var(--ok)}.bad{color:var(--bad)}.warn{color:var(--warn)}\n"
-	"form{display:inline;margin:0}\n"
+	"table.compact{width:auto}table.compact td,table.compact th{min-width:4rem}\n"
+	"form{display:inline;margin:0}form+form{margin-left:.3rem}\n"
 	"button{font:inherit;font-size:.85rem;padding:.25rem .6rem;border-radius:5px;"
 	"border:1px solid var(--line);background:var(--bg);color:var(--fg);cursor:pointer}\n"
 	"button.go{border-color:var(--acc);color:var(--acc)}\n"
@@ -163,7 +164,7 @@ static void console_page_intake(struct util_buf *b, const struct console_view *v
 	console_page_stat(b, "refused", num, "clients refused");
 	util_buf_printf(b, "</div><p class=\"mute\">Rates over the last %s.</p>",
 			console_html_duration(v->rate_window_s, over, sizeof over));
-	util_buf_printf(b, "<div class=\"scroll\"><table id=\"answers\"><tr><th>Answer</th>");
+	util_buf_printf(b, "<div class=\"scroll\"><table id=\"answers\" class=\"compact\"><tr><th>Answer</th>");
 	for (int i = 0; i <= METRICS_VIEW_CODES; i++)
 		if (v->m.requests[i] || (i < METRICS_VIEW_CODES && v->m.code[i] == 200)) {
 			if (i < METRICS_VIEW_CODES)
@@ -212,9 +213,8 @@ static void console_page_dests(struct util_buf *b, const struct console_view *v)
 		util_buf_printf(b, "<td>%s</td><td>",
 				console_html_time(d->st.last_success, t, sizeof t));
 		if (d->st.last_error_at > 0) {
+			/* the detail names the status already ("HTTP 503: ...") */
 			util_buf_printf(b, "%s ", console_html_time(d->st.last_error_at, t, sizeof t));
-			if (d->st.last_status > 0)
-				util_buf_printf(b, "HTTP %d ", d->st.last_status);
 			console_html_text(b, d->st.last_error);
 		} else {
 			util_buf_printf(b, "-");

@@ -246,7 +246,7 @@ static void test_overview(void **state)
 	expect_in(p, "crm&lt;b&gt;<br><span class=\"mute\">https://crm.example:443</span>");
 	expect_in(p, "<td class=\"n\">17</td><td class=\"n\">4</td><td class=\"n\">2</td>");
 	expect_in(p, "<td class=\"bad\">open</td><td>2025-12-02 18:27:10Z</td>");
-	expect_in(p, "HTTP 503 HTTP 503: &lt;html&gt;down&lt;/html&gt;");
+	expect_in(p, "18:26:35Z HTTP 503: &lt;html&gt;down&lt;/html&gt;");
 	expect_in(p, "<b id=\"pending\">7</b>");
 	expect_in(p, "<b id=\"dead-open\">2</b>");
 	expect_in(p, "<b id=\"dead-forward\">1</b>");
