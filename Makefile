@@ -62,7 +62,7 @@ UNITBIN  := $(UNIT:%=$(BUILD)/tests/%)
 E2EBIN   := $(BUILD)/tests/test_e2e
 FAULTBIN := $(BUILD)/tests/test_faults
 
-.PHONY: all run test unit e2e faults bench bench-micro soak clean deps deps-bench cert fuzz conf-example \
+.PHONY: all run test unit e2e browser faults bench bench-micro soak clean deps deps-bench cert fuzz conf-example \
         build-flags install uninstall install-check man-check clean-check systemd-check rules-check \
         prefix-check layout-check
 all: $(BIN)
@@ -149,6 +149,12 @@ unit: $(UNITBIN)
 e2e: $(BIN) $(E2EBIN)
 	@echo "== $(E2EBIN)"; EGOI_ROUTER_BIN=$(abspath $(BIN)) $(E2EBIN)
 
+# The status console in headless chromium (tests/browser/console_browser.py):
+# login, a dead letter replayed by a click; screenshots in $(BUILD)/browser.
+browser: $(BIN)
+	@echo "== tests/browser/console_browser.py"; \
+	    /usr/bin/python3 tests/browser/console_browser.py $(BIN) $(BUILD)/browser
+
 # Every fault scenario is its own process, all at once (they mostly wait), so
 # the suite takes about as long as its longest scenario; logs in $(BUILD)/faults.
 faults: $(BIN) $(FAULTBIN)
@@ -162,6 +168,7 @@ test: deps
 	@$(MAKE) --no-print-directory layout-check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory browser
 	@$(MAKE) --no-print-directory faults
 	@$(MAKE) --no-print-directory man-check
 	@$(MAKE) --no-print-directory rules-check

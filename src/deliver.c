@@ -61,6 +61,7 @@
 #include "clock.h"
 
 #include "deliver_internal.h"
+#include "deliver_status.h"
 #include "destination.h"
 #include "log.h"
 #include "metrics.h"
@@ -348,6 +349,8 @@ static void deliver_refresh_gauges(struct deliver *d)
 				: t->circuit.state == DELIVER_OPEN ? METRICS_DEST_OPEN
 				: METRICS_DEST_HALF_OPEN;
 		list[n].backlog = t->backlog;
+		deliver_status_dest(t->key, (int)list[n].state, t->backlog, t->paused_until,
+				    t->circuit.until, t->due_at);
 		n++;
 	}
 	if (list || d->ndests == 0)

@@ -8,6 +8,7 @@
  * Threads: the delivery thread only.
  */
 #include "deliver_internal.h"
+#include "deliver_status.h"
 
 #include "clock.h"
 #include "log.h"
@@ -134,6 +135,8 @@ void deliver_finish(struct deliver *d, struct deliver_request *x, int status, co
 	x->next_at = now + delay;
 	metrics_delivery(label, x->outcome == DELIVER_DONE ? METRICS_DONE
 				: x->outcome == DELIVER_RETRY ? METRICS_RETRY : METRICS_DEAD, seconds);
+	deliver_status_attempt(t ? t->key : x->host, label, x->outcome == DELIVER_DONE, status,
+			       detail, now);
 	if (t && seconds >= 0) {
 		double pause = deliver_pause(retry_after);
 		enum deliver_transition changed;

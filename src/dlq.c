@@ -307,20 +307,31 @@ static int dlq_list(const struct dlq_opts *o, struct outbox *ob)
 
 /* --- purge --- */
 
-static int dlq_purge(const struct dlq_opts *o, struct outbox *ob)
+long dlq_purge_selection(struct outbox *ob, const struct dlq_selection *s, int replayed_only,
+			 double died_before)
 {
 	struct outbox_dlq_filter f = {
-		.kind = o->kind,
-		.ids = o->nids ? o->ids : NULL,
-		.nids = o->nids,
-		.state = (o->seen & OPT_REPLAYED) ? OUTBOX_DLQ_REPLAYED : OUTBOX_DLQ_ANY,
+		.kind = s->kind,
+		.ids = s->nids ? s->ids : NULL,
+		.nids = s->nids,
+		.state = replayed_only ? OUTBOX_DLQ_REPLAYED : OUTBOX_DLQ_ANY,
+		.died_before = died_before,
 	};
+
+	if (s->dest)   /* not a purge selector: refuse rather than purge more */
+		return -1;
+	return outbox_dlq_purge(ob, &f);
+}
+
+static int dlq_purge(const struct dlq_opts *o, struct outbox *ob)
+{
+	struct dlq_selection sel = { .ids = o->ids, .nids = o->nids, .kind = o->kind };
 	static const char *const keys[] = { "purged" };
 	long n;
 
-	if (o->seen & OPT_OLDER)
-		f.died_before = clock_wall() - (double)o->older_ms / 1000.0;
-	n = outbox_dlq_purge(ob, &f);
+	n = dlq_purge_selection(ob, &sel, (o->seen & OPT_REPLAYED) != 0,
+				(o->seen & OPT_OLDER) ? clock_wall() - (double)o->older_ms / 1000.0
+						      : 0);
 	if (n < 0) {
 		fprintf(stderr, "egoi-router: dlq purge: %s\n", outbox_error(ob));
 		return EXIT_RUNTIME;

@@ -22,6 +22,7 @@
  *
  * Threads: the main thread only (the outbox writer has its own).
  */
+#include "dlq.h"
 #include "dlq_internal.h"
 #include "json_out.h"
 #include "clock.h"
@@ -37,6 +38,7 @@
 
 #include "batch.h"
 #include "config.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "outbox_dlq.h"
 #include "outbox_writer.h"
@@ -53,13 +55,28 @@ struct dlq_pick {
 struct dlq_picks {
 	struct dlq_pick *v;
 	size_t n, cap;
+	const char *dest;        /* only forwards to this name or host; NULL = any */
 };
+
+/* A forward's destination as the console and the metrics name it: its
+ * name, else its URL's host. */
+static int dlq_dest_match(const struct outbox_dlq_entry *e, const char *dest)
+{
+	char host[256];
+
+	if (e->name && *e->name)
+		return strcmp(e->name, dest) == 0;
+	return e->url && strcmp(metrics_url_host(e->url, host, sizeof host), dest) == 0;
+}
 
 static int dlq_collect(const struct outbox_dlq_entry *e, void *arg)
 {
 	struct dlq_picks *p = arg;
-	struct dlq_pick *v = util_array_grow(p->v, &p->cap, p->n, sizeof *v, 64);
+	struct dlq_pick *v;
 
+	if (p->dest && !e->malformed && !dlq_dest_match(e, p->dest))
+		return 0;
+	v = util_array_grow(p->v, &p->cap, p->n, sizeof *v, 64);
 	if (!v)
 		return 1;
 	p->v = v;
@@ -128,7 +145,7 @@ static const char *dlq_check_event(const struct dlq_event *ev)
 }
 
 struct dlq_replay {
-	struct config *cfg;
+	const struct config *cfg;
 	struct outbox *ob;
 	struct pipeline_shared sh;
 	struct pipeline p;
@@ -274,26 +291,31 @@ static int dlq_replay_lock(const char *data_dir)
 	return fd;
 }
 
-int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
+int dlq_replay_selection(const struct dlq_selection *s, const struct config *cfg,
+			 struct outbox *ob,
+			 struct dlq_counts *out)
 {
 	struct outbox_dlq_filter f = {
-		.kind = o->kind,
-		.ids = o->nids ? o->ids : NULL,
-		.nids = o->nids,
+		.kind = s->dest ? outbox_dead_kind_names[OUTBOX_DEAD_FORWARD] : s->kind,
+		.ids = s->nids ? s->ids : NULL,
+		.nids = s->nids,
 		/* by id: already replayed ones are reported, not silently left out */
-		.state = o->nids ? OUTBOX_DLQ_ANY : OUTBOX_DLQ_OPEN,
+		.state = s->nids ? OUTBOX_DLQ_ANY : OUTBOX_DLQ_OPEN,
 	};
-	struct dlq_picks picks = { 0 };
+	struct dlq_picks picks = { .dest = s->dest };
 	struct dlq_replay r;
 	long rejected = 0;
-	int rc = EXIT_RUNTIME, lock_fd = -1;
+	int rc = -1, lock_fd = -1;
 
 	memset(&r, 0, sizeof r);
+	memset(out, 0, sizeof *out);
 	r.cfg = cfg;
 	r.ob = ob;
 	r.sh.cfg = cfg;
 	/* Nothing published: the pipeline compiles cfg->rules_path as it is on disk now. */
 	rules_current_init(&r.sh.published);
+	if (s->dest && s->kind && outbox_dead_kind_parse(s->kind) != OUTBOX_DEAD_FORWARD)
+		goto done;   /* only forwards have a destination: nothing selected */
 	/* Two replays at once would route the same events twice (with new
 	 * delivery ids receivers cannot de-duplicate): one at a time. */
 	lock_fd = dlq_replay_lock(cfg->data_dir);
@@ -303,18 +325,17 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 	if (rc != 0) {
 		fprintf(stderr, "egoi-router: dlq replay: %s\n",
 			rc > 0 ? "out of memory" : outbox_error(ob));
-		rc = EXIT_RUNTIME;
+		rc = -1;
 		goto out;
 	}
-	rc = EXIT_RUNTIME;
-	for (size_t i = 0; i < o->nids; i++) {
+	for (size_t i = 0; i < s->nids; i++) {
 		size_t j = 0;
 
-		while (j < picks.n && picks.v[j].id != o->ids[i])
+		while (j < picks.n && picks.v[j].id != s->ids[i])
 			j++;
 		if (j == picks.n) {
 			fprintf(stderr, "egoi-router: dlq replay: no dead letter %" PRId64 "%s%s\n",
-				o->ids[i], o->kind ? " of kind " : "", o->kind ? o->kind : "");
+				s->ids[i], s->kind ? " of kind " : "", s->kind ? s->kind : "");
 			r.failed++;
 		}
 	}
@@ -322,25 +343,21 @@ int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
 		if (!picks.v[i].replayed && !picks.v[i].malformed &&
 		    picks.v[i].kind == OUTBOX_DEAD_REJECTED)
 			rejected++;
-		dlq_replay_one(&r, &picks.v[i], o->nids > 0);
+		dlq_replay_one(&r, &picks.v[i], s->nids > 0);
 	}
-	if (rejected > 0 && o->nids == 0)
+	if (rejected > 0 && s->nids == 0)
 		fprintf(stderr, "egoi-router: dlq replay: %ld rejected dead letter%s skipped: "
 				"malformed input cannot be replayed (see dlq list --kind rejected)\n",
 			rejected, rejected == 1 ? "" : "s");
 	if (r.malformed > 0)
 		fprintf(stderr, "egoi-router: dlq replay: %ld malformed row%s skipped\n",
 			r.malformed, r.malformed == 1 ? "" : "s");
-	{
-		static const char *const keys[] = { "replayed", "skipped", "failed" };
-		const long vals[] = { r.replayed, r.skipped, r.failed };
-
-		if (json_out_counts(keys, vals, 3) != 0) {
-			fprintf(stderr, "egoi-router: dlq replay: cannot write the output\n");
-			goto out;
-		}
-	}
-	rc = r.failed > 0 || r.malformed > 0 ? EXIT_INVALID : EXIT_OK;
+done:
+	out->replayed = r.replayed;
+	out->skipped = r.skipped;
+	out->failed = r.failed;
+	out->malformed = r.malformed;
+	rc = 0;
 out:
 	if (r.pipeline_ready)
 		pipeline_free(&r.p);
@@ -350,4 +367,23 @@ out:
 	if (lock_fd >= 0)
 		close(lock_fd);   /* releases the lock */
 	return rc;
+}
+
+int dlq_replay(const struct dlq_opts *o, struct config *cfg, struct outbox *ob)
+{
+	struct dlq_selection sel = { .ids = o->ids, .nids = o->nids, .kind = o->kind };
+	static const char *const keys[] = { "replayed", "skipped", "failed" };
+	struct dlq_counts c;
+	long vals[3];
+
+	if (dlq_replay_selection(&sel, cfg, ob, &c) < 0)
+		return EXIT_RUNTIME;
+	vals[0] = c.replayed;
+	vals[1] = c.skipped;
+	vals[2] = c.failed;
+	if (json_out_counts(keys, vals, 3) != 0) {
+		fprintf(stderr, "egoi-router: dlq replay: cannot write the output\n");
+		return EXIT_RUNTIME;
+	}
+	return c.failed > 0 || c.malformed > 0 ? EXIT_INVALID : EXIT_OK;
 }

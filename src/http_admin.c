@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "console.h"
 #include "http_probe.h"
 #include "log.h"
 #include "pipeline.h"
@@ -16,6 +17,7 @@
 struct http_admin {
 	struct mg_context *ctx;
 	struct http_probe probe;
+	struct console *console;   /* NULL without admin_token: /console is no route */
 	char threads[8];
 };
 
@@ -99,6 +101,10 @@ struct http_admin *http_admin_start(struct pipeline_shared *sh, struct http_serv
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if (cfg->admin_token && !(a->console = console_new(sh, cfg->admin_token))) {
+		snprintf(err, errlen, "the console cannot start: out of memory or randomness");
+		goto fail;
+	}
 	snprintf(a->threads, sizeof a->threads, "%d", HTTP_ADMIN_THREADS);
 	opts[n++] = "listening_ports";       opts[n++] = cfg->admin_listen;
 	opts[n++] = "num_threads";           opts[n++] = a->threads;
@@ -128,12 +134,17 @@ struct http_admin *http_admin_start(struct pipeline_shared *sh, struct http_serv
 		goto fail;
 	}
 	http_probe_routes(a->ctx, &a->probe);
-	log_msg(LOG_INFO, NULL, "admin listener on %s (/metrics%s, /healthz, /readyz)",
-		cfg->admin_listen, cfg->admin_token ? " with admin_token" : "");
+	if (a->console)
+		console_routes(a->ctx, a->console);
+	log_msg(LOG_INFO, NULL, "admin listener on %s (/metrics%s, /healthz, /readyz%s)",
+		cfg->admin_listen, cfg->admin_token ? " with admin_token" : "",
+		a->console ? ", /console" : "");
 	return a;
 fail:
-	if (a)
+	if (a) {
 		http_probe_free(&a->probe);  /* a zeroed probe is a no-op */
+		console_free(a->console);
+	}
 	free(a);
 	return NULL;
 }
@@ -150,6 +161,7 @@ void http_admin_stop(struct http_admin *a)
 		return;
 	mg_stop(a->ctx);
 	http_probe_free(&a->probe);
+	console_free(a->console);
 	free(a);
 }
 

@@ -409,7 +409,7 @@ out:
 	if (!ok)
 		log_msg(LOG_ERROR, NULL, "SIGHUP: reload refused, the previous config and rules "
 			"keep serving: %s", err);
-	metrics_reload(ok);
+	metrics_reload(ok, ok ? NULL : err);
 	http_guard_params_free(guard);
 	deliver_settings_free(dset);
 	rules_source_unref(src);

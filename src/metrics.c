@@ -23,6 +23,7 @@
 #include "metrics_process.h"
 #include "metrics_labels.h"
 #include "destination.h"
+#include "outbox.h"
 #include "util_buf.h"
 
 #include <pthread.h>
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const double metrics_bucket_bounds[METRICS_BUCKETS - 1] = {
 	0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -40,6 +42,7 @@ const double metrics_bucket_bounds[METRICS_BUCKETS - 1] = {
 /* Statuses the endpoint answers; anything else is code="other". */
 static const int metrics_codes[] = { 200, 400, 401, 404, 405, 408, 413, 415, 429, 500, 503, 508 };
 #define METRICS_NCODES (sizeof metrics_codes / sizeof metrics_codes[0])
+_Static_assert(METRICS_NCODES == METRICS_VIEW_CODES, "metrics_view has a slot per code");
 
 static const char *const metrics_kind_names[METRICS_KINDS] = { "forward", "write", "drop",
 							       "error" };
@@ -66,6 +69,10 @@ static atomic_long metrics_pending = -1;   /* -1: not known yet, not exported */
 static atomic_long metrics_dead = -1;
 static atomic_long metrics_tls_expiry = -1;   /* unix seconds; -1: no TLS, not exported */
 static atomic_ulong metrics_reloads[2];       /* ok, refused */
+/* The last reload, for the console (rare: under metrics_dest_lock). */
+static double metrics_reload_at;
+static int metrics_reload_ok;
+static char metrics_reload_why[256];
 
 /*
  * The destinations' gauges: a snapshot the delivery thread replaces about
@@ -160,9 +167,17 @@ void metrics_set_tls_expiry(long not_after)
 	atomic_store(&metrics_tls_expiry, not_after);
 }
 
-void metrics_reload(int ok)
+void metrics_reload(int ok, const char *why)
 {
+	struct timespec ts;
+
 	atomic_fetch_add_explicit(&metrics_reloads[ok ? 0 : 1], 1, memory_order_relaxed);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pthread_mutex_lock(&metrics_dest_lock);
+	metrics_reload_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	metrics_reload_ok = ok != 0;
+	snprintf(metrics_reload_why, sizeof metrics_reload_why, "%s", why && !ok ? why : "");
+	pthread_mutex_unlock(&metrics_dest_lock);
 }
 
 void metrics_set_destinations(const struct metrics_destination *list, size_t n)
@@ -437,6 +452,46 @@ out:
 	return rc;
 }
 
+void metrics_read(struct metrics_view *v)
+{
+	int rejected;
+
+	memset(v, 0, sizeof *v);
+	for (size_t i = 0; i <= METRICS_NCODES && i <= METRICS_VIEW_CODES; i++) {
+		if (i < METRICS_NCODES)
+			v->code[i] = metrics_codes[i];
+		v->requests[i] = metrics_counter_get(&metrics_requests[i]);
+		v->requests_total += v->requests[i];
+	}
+	for (int i = 0; i <= METRICS_ACTIONS; i++)
+		v->events_total += metrics_counter_get(&metrics_events[i]);
+	rejected = metrics_family_find(&metrics_decisions, METRICS_ERROR,
+				       outbox_dead_kind_names[OUTBOX_DEAD_REJECTED]);
+	v->rejected = rejected < 0 ? 0 : metrics_counter_get(&metrics_decisions.value[rejected]);
+	v->rule_errors = metrics_counter_get(&metrics_rule_errors);
+	v->loops_refused = metrics_counter_get(&metrics_loops_refused);
+	for (int i = 0; i < METRICS_REFUSALS; i++) {
+		v->refused[i] = metrics_counter_get(&metrics_refusals[i]);
+		v->refusal_name[i] = metrics_refusal_names[i];
+	}
+	v->pending = atomic_load_explicit(&metrics_pending, memory_order_relaxed);
+	v->dead = atomic_load_explicit(&metrics_dead, memory_order_relaxed);
+	v->reloads_ok = metrics_counter_get(&metrics_reloads[0]);
+	v->reloads_refused = metrics_counter_get(&metrics_reloads[1]);
+	pthread_mutex_lock(&metrics_dest_lock);
+	v->reload_at = metrics_reload_at;
+	v->reload_ok = metrics_reload_ok;
+	memcpy(v->reload_why, metrics_reload_why, sizeof v->reload_why);
+	pthread_mutex_unlock(&metrics_dest_lock);
+}
+
+unsigned long metrics_delivery_count(const char *name, enum metrics_outcome outcome)
+{
+	int slot = metrics_family_find(&metrics_deliveries, (int)outcome, name);
+
+	return slot < 0 ? 0 : metrics_counter_get(&metrics_deliveries.value[slot]);
+}
+
 static void metrics_hist_reset(struct metrics_hist *h)
 {
 	for (int i = 0; i < METRICS_BUCKETS; i++)
@@ -463,5 +518,8 @@ void metrics_reset(void)
 	atomic_store(&metrics_tls_expiry, -1);
 	atomic_store(&metrics_reloads[0], 0);
 	atomic_store(&metrics_reloads[1], 0);
+	metrics_reload_at = 0;
+	metrics_reload_ok = 0;
+	metrics_reload_why[0] = '\0';
 	metrics_set_destinations(NULL, 0);
 }

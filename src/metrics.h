@@ -96,8 +96,10 @@ void metrics_set_outbox(long pending, long dead);
  * negative: no TLS, not exported. */
 void metrics_set_tls_expiry(long not_after);
 
-/* egoi_router_reloads_total{result="ok"} (ok != 0) or {result="refused"}. */
-void metrics_reload(int ok);
+/* egoi_router_reloads_total{result="ok"} (ok != 0) or {result="refused"};
+ * why (a refused reload's reason, may be NULL) is kept for the status
+ * console with the time, not exported. */
+void metrics_reload(int ok, const char *why);
 
 /* egoi_router_destination_state values. */
 enum metrics_dest_state {
@@ -152,6 +154,32 @@ const char *metrics_url_host(const char *url, char *out, size_t cap);
  * Returns 0, or -1 when out of memory.
  */
 int metrics_render(char **out, size_t *len);
+
+/*
+ * What the status console shows, read from the very counters
+ * metrics_render exports (one relaxed read each, like a scrape).
+ */
+#define METRICS_VIEW_CODES 12     /* the statuses counted by code; one "other" after them */
+struct metrics_view {
+	int code[METRICS_VIEW_CODES];
+	unsigned long requests[METRICS_VIEW_CODES + 1];  /* egoi_router_requests_total */
+	unsigned long requests_total;
+	unsigned long events_total;       /* egoi_router_events_total, summed */
+	unsigned long rejected;           /* decisions_total{kind="error",name="rejected"} */
+	unsigned long rule_errors;        /* egoi_router_rule_errors_total */
+	unsigned long loops_refused;
+	unsigned long refused[METRICS_REFUSALS];
+	const char *refusal_name[METRICS_REFUSALS];  /* static */
+	long pending, dead;               /* the outbox gauges; -1 not known yet */
+	unsigned long reloads_ok, reloads_refused;
+	double reload_at;                 /* unix s of the last reload, 0 = none */
+	int reload_ok;
+	char reload_why[256];             /* a refused reload's reason */
+};
+void metrics_read(struct metrics_view *v);
+
+/* egoi_router_deliveries_total{name,outcome}; 0 when never counted. */
+unsigned long metrics_delivery_count(const char *name, enum metrics_outcome outcome);
 
 /* Zeroes everything and forgets registered labels. Tests only: no other
  * thread may use the metrics meanwhile. */

@@ -102,6 +102,17 @@ int metrics_family_slot(struct metrics_family *f, int kind, const char *raw)
 	return slot >= 0 ? slot : METRICS_OTHER(kind);
 }
 
+/* The counter slot of (kind, name) if the pair is registered, else -1
+ * (never adds one: a reader must not fill the table). */
+int metrics_family_find(struct metrics_family *f, int kind, const char *raw)
+{
+	char name[METRICS_LABEL_MAX + 1];
+	size_t pos;
+
+	metrics_label_clean(raw ? raw : "?", name);
+	return metrics_labels_find(f, kind, name, &pos);
+}
+
 void metrics_family_reset(struct metrics_family *f)
 {
 	int used = atomic_load(&f->used);

@@ -45,6 +45,9 @@ void metrics_label_clean(const char *in, char *out);
  * is room, else METRICS_OTHER(kind). raw NULL counts as "?". */
 int metrics_family_slot(struct metrics_family *f, int kind, const char *raw);
 
+/* The counter index of (kind, name) when that pair is registered, else -1. */
+int metrics_family_find(struct metrics_family *f, int kind, const char *raw);
+
 /* Forgets every pair and zeroes every counter (tests). */
 void metrics_family_reset(struct metrics_family *f);
 

@@ -6,7 +6,7 @@
  * still running, prints the daemon log tail when the scenario did not reach
  * e2e_pass, and removes the temp dir.
  *
- * Scenarios live in eighteen files, grouped by what they prove: intake (HTTP
+ * Scenarios live in nineteen files, grouped by what they prove: intake (HTTP
  * answers, auth, limits), routing (forward/write/errors, delivery),
  * lifecycle (restart, signals, CLI), dlq (dead letters listed, replayed
  * and purged beside the running daemon), input (hostile or broken input:
@@ -22,7 +22,7 @@
  * (`egoi-router egoi` against a stand-in E-goi API, egoi_standin.h),
  * logs (access lines, request ids, JSON fields, log_file and SIGUSR1,
  * delivery outcomes), admin (/readyz, the admin listener, process
- * metrics) and shared (several routers on one PostgreSQL outbox).
+ * metrics), console (the status console: access, CSRF, replay) and shared (several routers on one PostgreSQL outbox).
  * Each exports its cmocka table.
  * The fixture itself (e2e_fixture.c) is shared with the fault suite
  * (tests/faults/), which links the same harness, receiver and fixture.
@@ -125,6 +125,8 @@ extern const struct CMUnitTest e2e_logs_tests[];
 extern const size_t e2e_logs_count;
 extern const struct CMUnitTest e2e_admin_tests[];
 extern const size_t e2e_admin_count;
+extern const struct CMUnitTest e2e_console_tests[];
+extern const size_t e2e_console_count;
 extern const struct CMUnitTest e2e_shared_tests[];
 extern const size_t e2e_shared_count;
 

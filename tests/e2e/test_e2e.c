@@ -34,6 +34,7 @@ static const struct {
 	{ e2e_egoi_tests, &e2e_egoi_count },
 	{ e2e_logs_tests, &e2e_logs_count },
 	{ e2e_admin_tests, &e2e_admin_count },
+	{ e2e_console_tests, &e2e_console_count },
 	{ e2e_shared_tests, &e2e_shared_count },
 };
 

@@ -289,9 +289,9 @@ static void tls_expiry_and_reloads(void **state)
 	assert_true(sample(text, "egoi_router_reloads_total{result=\"refused\"}") == 0);
 	free(text);
 	metrics_set_tls_expiry(1900000000L);
-	metrics_reload(1);
-	metrics_reload(0);
-	metrics_reload(0);
+	metrics_reload(1, NULL);
+	metrics_reload(0, NULL);
+	metrics_reload(0, NULL);
 	text = render();
 	assert_true(sample(text, "egoi_router_tls_certificate_expiry_seconds") == 1900000000.0);
 	assert_true(sample(text, "egoi_router_reloads_total{result=\"ok\"}") == 1);
@@ -423,7 +423,7 @@ static void exposition_format(void **state)
 	metrics_delivery("crm", METRICS_DONE, 0.04);
 	metrics_set_outbox(1, 0);
 	metrics_set_tls_expiry(1900000000L);
-	metrics_reload(1);
+	metrics_reload(1, NULL);
 	text = render();
 	assert_true(text[strlen(text) - 1] == '\n');
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {

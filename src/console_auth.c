@@ -1,0 +1,136 @@
+/*
+ * console_auth.c — console sessions and CSRF tokens (see console_auth.h).
+ */
+#include "console_auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+static void console_auth_hex(const unsigned char *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* 1 when a and b (NUL-terminated) are equal, in time independent of where
+ * they differ; b is always CONSOLE_ID_HEX long, a is cut or padded to it. */
+static int console_auth_equal(const char *a, const char *b)
+{
+	char pad[CONSOLE_ID_HEX];
+	size_t n = strnlen(a, CONSOLE_ID_HEX + 1);
+
+	memset(pad, 0, sizeof pad);
+	memcpy(pad, a, n < CONSOLE_ID_HEX ? n : CONSOLE_ID_HEX);
+	return (CRYPTO_memcmp(pad, b, CONSOLE_ID_HEX) == 0) & (n == CONSOLE_ID_HEX);
+}
+
+int console_auth_init(struct console_auth *a)
+{
+	memset(a, 0, sizeof *a);
+	if (RAND_bytes(a->key, (int)sizeof a->key) != 1)
+		return -1;
+	if (pthread_mutex_init(&a->mu, NULL) != 0)
+		return -1;
+	a->ready = 1;
+	return 0;
+}
+
+void console_auth_free(struct console_auth *a)
+{
+	if (!a || !a->ready)
+		return;
+	pthread_mutex_destroy(&a->mu);
+	OPENSSL_cleanse(a, sizeof *a);
+}
+
+int console_auth_login(struct console_auth *a, double now, char id[CONSOLE_ID_HEX + 1])
+{
+	unsigned char raw[CONSOLE_ID_HEX / 2];
+	size_t slot = 0;
+
+	if (RAND_bytes(raw, (int)sizeof raw) != 1)
+		return -1;
+	console_auth_hex(raw, sizeof raw, id);
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < CONSOLE_SESSIONS; i++) {
+		if (!a->s[i].id[0] || a->s[i].created + CONSOLE_SESSION_TTL_S <= now) {
+			slot = i;
+			break;
+		}
+		if (a->s[i].created < a->s[slot].created)
+			slot = i;   /* the table is full: the oldest goes */
+	}
+	memcpy(a->s[slot].id, id, CONSOLE_ID_HEX + 1);
+	a->s[slot].created = now;
+	pthread_mutex_unlock(&a->mu);
+	OPENSSL_cleanse(raw, sizeof raw);
+	return 0;
+}
+
+int console_auth_valid(struct console_auth *a, const char *id, double now)
+{
+	int found = 0;
+
+	if (!id)
+		return 0;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < CONSOLE_SESSIONS; i++) {
+		int match;
+
+		if (!a->s[i].id[0])
+			continue;
+		match = console_auth_equal(id, a->s[i].id);
+		if (match && a->s[i].created + CONSOLE_SESSION_TTL_S <= now) {
+			memset(&a->s[i], 0, sizeof a->s[i]);   /* expired */
+			match = 0;
+		}
+		found |= match;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return found;
+}
+
+void console_auth_logout(struct console_auth *a, const char *id)
+{
+	if (!id)
+		return;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < CONSOLE_SESSIONS; i++)
+		if (a->s[i].id[0] && console_auth_equal(id, a->s[i].id))
+			memset(&a->s[i], 0, sizeof a->s[i]);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void console_auth_csrf(const struct console_auth *a, const char *id,
+		       char out[CONSOLE_ID_HEX + 1])
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+
+	if (!HMAC(EVP_sha256(), a->key, (int)sizeof a->key, (const unsigned char *)id, strlen(id),
+		  mac, &len) || len * 2 != CONSOLE_ID_HEX) {
+		/* no token can match an empty one (console_auth_equal wants 64) */
+		out[0] = '\0';
+		return;
+	}
+	console_auth_hex(mac, len, out);
+}
+
+int console_auth_csrf_ok(const struct console_auth *a, const char *id, const char *presented)
+{
+	char want[CONSOLE_ID_HEX + 1];
+
+	if (!presented || !id)
+		return 0;
+	console_auth_csrf(a, id, want);
+	return want[0] && console_auth_equal(presented, want);
+}
