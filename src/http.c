@@ -67,8 +67,14 @@
 #define HTTP_BODY_BASE_S 10.0
 #define HTTP_BODY_RATE (64.0 * 1024)
 
-/* Buffers above this are freed after their request instead of kept per worker. */
-#define HTTP_BODY_KEEP ((size_t)1 << 20)
+/*
+ * A body buffer above this is freed after its request instead of kept for
+ * the worker's next one: batches of a few hundred events reuse theirs, and
+ * 32 connections that once sent a large batch do not each pin it (an idle
+ * worker frees its buffer whatever its size, http_server.c).
+ */
+#define HTTP_BODY_KEEP ((size_t)64 << 10)
+#define HTTP_BODY_FIRST ((size_t)64 << 10)
 
 int http_token_equal(const char *presented, size_t len, const char *secret)
 {
@@ -208,47 +214,50 @@ static int http_is_json(const char *ctype)
 /*
  * Reads the body into w->body, never more than max + 1 bytes whatever
  * Content-Length says. Returns the length, -1 on a read error or a body
- * shorter than its Content-Length, -2 if larger than max.
+ * shorter than its Content-Length, -2 if larger than max. A declared
+ * length (at most max, checked before) is allocated at once: no regrowth
+ * copies while a large batch arrives.
  */
 static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max,
 				long long declared, double min_rate)
 {
-	size_t len = 0, piece = http_watchdog_read_piece(min_rate);
+	struct util_buf *b = &w->body;
+	size_t piece = http_watchdog_read_piece(min_rate);
 
+	util_buf_reset(b);
+	b->max = max + 1;
+	if (declared >= 0 && util_buf_reserve(b, (size_t)declared + 1) < 0)
+		return -1;
 	for (;;) {
+		size_t room;
 		int n;
 
-		if (len == w->body_cap) {
-			size_t cap = w->body_cap ? w->body_cap * 2 : 65536;
-			char *p;
+		if (b->len + 1 >= b->cap) {   /* full (the NUL's byte aside): grow */
+			size_t more = b->len ? b->len : HTTP_BODY_FIRST;
 
-			if (cap > max + 1)
-				cap = max + 1;
-			if (cap <= len)
-				return -2;
-			p = realloc(w->body, cap + 1);
-			if (!p)
+			if (more > b->max - b->len)
+				more = b->max - b->len;
+			if (util_buf_reserve(b, more) < 0)
 				return -1;
-			w->body = p;
-			w->body_cap = cap;
 		}
+		room = b->cap - 1 - b->len;
 		/* mg_read returns only once it has all it was asked for: pieces
 		 * let the watchdog see the body's rate. */
-		n = mg_read(conn, w->body + len, w->body_cap - len < piece ? w->body_cap - len : piece);
+		n = mg_read(conn, b->p + b->len, room < piece ? room : piece);
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		b->len += (size_t)n;
 		http_watchdog_progress(&w->slot, (size_t)n);
-		if (len > max)
+		if (b->len > max)
 			return -2;
 	}
 	/* mg_read also returns 0 when a read times out: a short body is not a batch. */
-	if (declared >= 0 && (long long)len != declared)
+	if (declared >= 0 && (long long)b->len != declared)
 		return -1;
-	w->body[len] = '\0';
-	return (long long)len;
+	b->p[b->len] = '\0';
+	return (long long)b->len;
 }
 
 /* The endpoint proper: answers and returns the status it answered. */
@@ -341,13 +350,7 @@ static int http_batch_route(struct mg_connection *conn, struct http_server *s,
 	char answer[96];
 	int n;
 
-	pipeline_process(&w->pipe, w->body, len, received_at, ri->remote_addr, rid, &res);
-	/* A rare large batch must not pin max_body of memory in every worker. */
-	if (w->body_cap > HTTP_BODY_KEEP) {
-		free(w->body);
-		w->body = NULL;
-		w->body_cap = 0;
-	}
+	pipeline_process(&w->pipe, w->body.p, len, received_at, ri->remote_addr, rid, &res);
 	w->access.events = (long long)res.accepted;
 	w->access.rejected = (long long)res.rejected;
 	if (res.http_status != 200) {
@@ -404,6 +407,9 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	if ((status = http_batch_admit(conn, cfg, w, ri, rid)) == 0 &&
 	    (status = http_batch_receive(conn, cfg, w, ri, rid, &len)) == 0)
 		status = http_batch_route(conn, s, w, ri, rid, len, received_at);
+	/* A large body must not stay pinned in every worker that once read one. */
+	if (w->body.cap > HTTP_BODY_KEEP)
+		util_buf_free(&w->body);
 	w->pipe.cfg = s->cfg;
 	config_snap_release(snap);
 	return status;

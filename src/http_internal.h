@@ -17,6 +17,7 @@
 #include "http_probe.h"
 #include "http_watchdog.h"
 #include "pipeline.h"
+#include "util_buf.h"
 
 struct http_server {
 	struct mg_context *ctx;
@@ -39,8 +40,9 @@ struct http_worker {
 	struct http_watchdog_slot slot;  /* body-read deadline */
 	uint64_t rng;          /* xorshift state for request ids */
 	struct http_access access;  /* the request being served (http_access.h) */
-	char *body;            /* request body buffer, grown as needed, reused */
-	size_t body_cap;
+	/* request body (max: max_body + 1, the byte that tells a body too large);
+	 * kept for the next request only up to HTTP_BODY_KEEP, freed when idle */
+	struct util_buf body;
 };
 
 /* The endpoint's handler (civetweb callback; cbdata is the struct http_server);
