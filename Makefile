@@ -264,7 +264,7 @@ $(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
 FUZZJSON := $(addprefix $(FUZZDIR)/obj/,fuzz/fuzz_equal.o batch.o json_lua.o json_lua_encode.o \
-	    json_lua_lazy.o)
+	    json_lua_lazy.o json_lua_lazy_meta.o)
 $(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZJSON)
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
