@@ -178,7 +178,7 @@ test: deps
 
 # Every static function in src/*.c carries its file's prefix
 # (scripts/check-prefixes.sh; its PREFIX_EXCLUDE lists files not yet renamed).
-prefix-check:
+# (scripts/check-prefixes.sh).
 	@scripts/check-prefixes.sh src
 
 # README › Layout names every file in src/ and nothing that is gone
@@ -283,8 +283,8 @@ $(FUZZDIR)/obj/fuzz/%.o: tests/fuzz/%.c
 $(FUZZDIR)/fuzz_batch: $(FUZZDIR)/obj/fuzz/fuzz_batch.o $(FUZZDIR)/obj/batch.o $(FUZZDIR)/obj/util.o
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 
-FUZZJSON := $(addprefix $(FUZZDIR)/obj/,fuzz/fuzz_equal.o batch.o util.o json_lua.o \
-	    json_lua_encode.o json_lua_lazy.o)
+FUZZJSON := $(addprefix $(FUZZDIR)/obj/,fuzz/fuzz_equal.o batch.o util.o json_lua.o json_lua_encode.o \
+	    json_lua_lazy.o json_lua_lazy_meta.o)
 $(FUZZDIR)/fuzz_json_lua: $(FUZZDIR)/obj/fuzz/fuzz_json_lua.o $(FUZZJSON)
 	$(FUZZCC) $(FUZZFLAGS) -pthread -o $@ $^ $(LIBS)
 

@@ -16,6 +16,7 @@
 #                          PostgreSQL cluster (scripts/pg-test-cluster.sh,
 #                          fsync on, Unix socket) instead of SQLite
 #   BENCH_SIZES="1 10 100" the batch sizes, one wrk run each (e.g. "1000")
+#   BENCH_THREADS=64       the measured daemon's `threads` (at least BENCH_CONNECTIONS)
 #
 # Set-up, all in a fresh temporary directory removed at exit (the daemons
 # this script started are stopped first):
@@ -50,16 +51,16 @@ conns=${BENCH_CONNECTIONS:-16}
 drain=${BENCH_DRAIN_SECONDS:-30}
 sizes=${BENCH_SIZES:-1 10 100}
 fixture=tests/fixtures/batch-all-actions.json
-router_threads=64
+router_threads=${BENCH_THREADS:-64}
 
 die() { echo "bench: $*" >&2; exit 1; }
 
-for v in "$seconds" "$conns" "$drain"; do
-	case $v in '' | *[!0-9]*) die "BENCH_SECONDS, BENCH_CONNECTIONS and BENCH_DRAIN_SECONDS must be whole numbers" ;; esac
+for v in "$seconds" "$conns" "$drain" "$router_threads"; do
+	case $v in '' | *[!0-9]*) die "BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_DRAIN_SECONDS and BENCH_THREADS must be whole numbers" ;; esac
 done
 [ "$seconds" -ge 1 ] || die "BENCH_SECONDS must be at least 1"
 if [ "$conns" -lt 1 ] || [ "$conns" -gt "$router_threads" ]; then
-	die "BENCH_CONNECTIONS must be 1-$router_threads (the daemon holds one worker thread per connection)"
+	die "BENCH_CONNECTIONS must be 1-$router_threads (BENCH_THREADS: the daemon holds one worker thread per connection)"
 fi
 wrk_threads=2
 [ "$conns" -lt 2 ] && wrk_threads=1
@@ -121,8 +122,6 @@ listen = 127.0.0.1:PORTs
 tls_certificate = $tmp/cert/server.pem
 auth_token = $token
 rules = $root/bench/rules.lua
-# env() reads only the names listed here
-rules_env = BENCH_FORWARD_URL
 data_dir = $tmp/main
 output_dir = $tmp/main/out
 threads = $router_threads

@@ -5,9 +5,9 @@
 #
 # Usage: scripts/check-prefixes.sh [SRCDIR]   (default: src)
 #
-# PREFIX_EXCLUDE: files (shell globs, relative to SRCDIR) left out of the
-# check for now; empty it when they are renamed.
-PREFIX_EXCLUDE=${PREFIX_EXCLUDE-"json_lua*.c"}
+# PREFIX_EXCLUDE: files (shell globs, relative to SRCDIR) to leave out of the
+# check, e.g. while a file is being renamed; none by default.
+PREFIX_EXCLUDE=${PREFIX_EXCLUDE-""}
 
 set -eu
 dir=${1:-src}

@@ -67,8 +67,14 @@
 #define HTTP_BODY_BASE_S 10.0
 #define HTTP_BODY_RATE (64.0 * 1024)
 
-/* Buffers above this are freed after their request instead of kept per worker. */
-#define HTTP_BODY_KEEP ((size_t)1 << 20)
+/*
+ * A body buffer above this is freed after its request instead of kept for
+ * the worker's next one: batches of a few hundred events reuse theirs, and
+ * 32 connections that once sent a large batch do not each pin it (an idle
+ * worker frees its buffer whatever its size, http_server.c).
+ */
+#define HTTP_BODY_KEEP ((size_t)64 << 10)
+#define HTTP_BODY_FIRST ((size_t)64 << 10)
 
 int http_token_equal(const char *presented, size_t len, const char *secret)
 {
@@ -207,9 +213,10 @@ static int http_is_json(const char *ctype)
 
 /*
  * Reads the body into w->body, never more than max + 1 bytes whatever
- * Content-Length says (the buffer's limit: one byte over max tells a body
- * that is too large). Returns the length, -1 on a read error, when out of
- * memory or a body shorter than its Content-Length, -2 if larger than max.
+ * Content-Length says. Returns the length, -1 on a read error or a body
+ * shorter than its Content-Length, -2 if larger than max. A declared
+ * length (at most max, checked before) is allocated at once: no regrowth
+ * copies while a large batch arrives.
  */
 static long long http_read_body(struct mg_connection *conn, struct http_worker *w, size_t max,
 				long long declared, double min_rate)
@@ -219,15 +226,24 @@ static long long http_read_body(struct mg_connection *conn, struct http_worker *
 
 	util_buf_reset(b);
 	b->max = max + 1;
+	if (declared >= 0 && util_buf_reserve(b, (size_t)declared + 1) < 0)
+		return -1;
 	for (;;) {
-		size_t want = b->max - b->len < piece ? b->max - b->len : piece;
+		size_t room;
 		int n;
 
-		if (util_buf_reserve(b, want) != 0)
-			return -1;
+		if (b->len + 1 >= b->cap) {   /* full (the NUL's byte aside): grow */
+			size_t more = b->len ? b->len : HTTP_BODY_FIRST;
+
+			if (more > b->max - b->len)
+				more = b->max - b->len;
+			if (util_buf_reserve(b, more) < 0)
+				return -1;
+		}
+		room = b->cap - 1 - b->len;
 		/* mg_read returns only once it has all it was asked for: pieces
 		 * let the watchdog see the body's rate. */
-		n = mg_read(conn, b->p + b->len, want);
+		n = mg_read(conn, b->p + b->len, room < piece ? room : piece);
 		if (n < 0)
 			return -1;
 		if (n == 0)
@@ -335,9 +351,6 @@ static int http_batch_route(struct mg_connection *conn, struct http_server *s,
 	int n;
 
 	pipeline_process(&w->pipe, w->body.p, len, received_at, ri->remote_addr, rid, &res);
-	/* A rare large batch must not pin max_body of memory in every worker. */
-	if (w->body.cap > HTTP_BODY_KEEP)
-		util_buf_free(&w->body);
 	w->access.events = (long long)res.accepted;
 	w->access.rejected = (long long)res.rejected;
 	if (res.http_status != 200) {
@@ -394,6 +407,9 @@ static int http_batch(struct mg_connection *conn, void *cbdata)
 	if ((status = http_batch_admit(conn, cfg, w, ri, rid)) == 0 &&
 	    (status = http_batch_receive(conn, cfg, w, ri, rid, &len)) == 0)
 		status = http_batch_route(conn, s, w, ri, rid, len, received_at);
+	/* A large body must not stay pinned in every worker that once read one. */
+	if (w->body.cap > HTTP_BODY_KEEP)
+		util_buf_free(&w->body);
 	w->pipe.cfg = s->cfg;
 	config_snap_release(snap);
 	return status;

@@ -40,7 +40,9 @@ struct http_worker {
 	struct http_watchdog_slot slot;  /* body-read deadline */
 	uint64_t rng;          /* xorshift state for request ids */
 	struct http_access access;  /* the request being served (http_access.h) */
-	struct util_buf body;  /* the request body, grown as needed, reused */
+	/* request body (max: max_body + 1, the byte that tells a body too large);
+	 * kept for the next request only up to HTTP_BODY_KEEP, freed when idle */
+	struct util_buf body;
 };
 
 /* The endpoint's handler (civetweb callback; cbdata is the struct http_server);

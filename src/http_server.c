@@ -89,8 +89,10 @@ static void http_connection_close(const struct mg_connection *conn)
 {
 	struct http_worker *w = mg_get_thread_pointer(conn);
 
-	if (w)
+	if (w) {
 		pipeline_idle(&w->pipe);
+		util_buf_free(&w->body);
+	}
 }
 
 static int http_log_message(const struct mg_connection *conn, const char *message)

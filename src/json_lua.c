@@ -49,7 +49,7 @@ struct jl {
 };
 
 /* Stores the value on top into the open container, if any. */
-static int jl_store(struct jl *b)
+static int json_lua_build_store(struct jl *b)
 {
 	struct jl_frame *f;
 
@@ -63,7 +63,7 @@ static int jl_store(struct jl *b)
 	return 0;
 }
 
-static int jl_open(struct jl *b, int is_array)
+static int json_lua_build_open(struct jl *b, int is_array)
 {
 	if (b->depth > BATCH_MAX_DEPTH)
 		return -1;
@@ -76,65 +76,65 @@ static int jl_open(struct jl *b, int is_array)
 	return 0;
 }
 
-static int jl_close(struct jl *b)
+static int json_lua_build_close(struct jl *b)
 {
 	b->depth--;
-	return jl_store(b);
+	return json_lua_build_store(b);
 }
 
-static int jl_event_begin(void *ud, size_t index)
+static int json_lua_build_event_begin(void *ud, size_t index)
 {
 	(void)ud;
 	(void)index;
 	return 0;
 }
 
-static int jl_null(void *ud)
+static int json_lua_build_null(void *ud)
 {
 	struct jl *b = ud;
 
 	lua_pushvalue(b->L, b->null_idx);
-	return jl_store(b);
+	return json_lua_build_store(b);
 }
 
-static int jl_boolean(void *ud, int value)
+static int json_lua_build_boolean(void *ud, int value)
 {
 	struct jl *b = ud;
 
 	lua_pushboolean(b->L, value);
-	return jl_store(b);
+	return json_lua_build_store(b);
 }
 
-static int jl_integer(void *ud, long long value)
+static int json_lua_build_integer(void *ud, long long value)
 {
 	struct jl *b = ud;
 
 	lua_pushinteger(b->L, (lua_Integer)value);
-	return jl_store(b);
+	return json_lua_build_store(b);
 }
 
-static int jl_number(void *ud, double value)
+static int json_lua_build_number(void *ud, double value)
 {
 	struct jl *b = ud;
 
 	lua_pushnumber(b->L, (lua_Number)value);
-	return jl_store(b);
+	return json_lua_build_store(b);
 }
 
-static int jl_string(void *ud, const char *s, size_t len)
+static int json_lua_build_string(void *ud, const char *s, size_t len)
 {
 	struct jl *b = ud;
 
 	lua_pushlstring(b->L, s, len);
-	return jl_store(b);
+	return json_lua_build_store(b);
 }
 
-static int jl_map_begin(void *ud)
+static int json_lua_build_map_begin(void *ud)
 {
-	return jl_open(ud, 0);
+	return json_lua_build_open(ud, 0);
 }
 
-static int jl_map_key(void *ud, const char *s, size_t len)
+static int json_lua_build_map_key(void *ud, const char *s, size_t len)
 {
 	struct jl *b = ud;
 
@@ -142,17 +142,17 @@ static int jl_map_key(void *ud, const char *s, size_t len)
 	return 0;
 }
 
-static int jl_array_begin(void *ud)
+static int json_lua_build_array_begin(void *ud)
 {
-	return jl_open(ud, 1);
+	return json_lua_build_open(ud, 1);
 }
 
-static int jl_container_end(void *ud)
+static int json_lua_build_container_end(void *ud)
 {
-	return jl_close(ud);
+	return json_lua_build_close(ud);
 }
 
-static int jl_event_end(void *ud, size_t index, const char *reject)
+static int json_lua_build_event_end(void *ud, size_t index, const char *reject)
 {
 	struct jl *b = ud;
 
@@ -164,18 +164,18 @@ static int jl_event_end(void *ud, size_t index, const char *reject)
 }
 
 static const struct batch_builder jl_builder = {
-	.event_begin = jl_event_begin,
-	.null_value = jl_null,
-	.boolean = jl_boolean,
-	.integer = jl_integer,
-	.number = jl_number,
-	.string = jl_string,
-	.map_begin = jl_map_begin,
-	.map_key = jl_map_key,
-	.map_end = jl_container_end,
-	.array_begin = jl_array_begin,
-	.array_end = jl_container_end,
-	.event_end = jl_event_end,
+	.event_begin = json_lua_build_event_begin,
+	.null_value = json_lua_build_null,
+	.boolean = json_lua_build_boolean,
+	.integer = json_lua_build_integer,
+	.number = json_lua_build_number,
+	.string = json_lua_build_string,
+	.map_begin = json_lua_build_map_begin,
+	.map_key = json_lua_build_map_key,
+	.map_end = json_lua_build_container_end,
+	.array_begin = json_lua_build_array_begin,
+	.array_end = json_lua_build_container_end,
+	.event_end = json_lua_build_event_end,
 };
 
 /*
@@ -197,7 +197,7 @@ void json_lua_push_null(lua_State *L)
 }
 
 /* Sets up a builder on L: json.null at the top, room for the deepest value. */
-static void jl_init(struct jl *b, lua_State *L)
+static void json_lua_build_init(struct jl *b, lua_State *L)
 {
 	memset(b, 0, sizeof *b);
 	b->L = L;
@@ -221,12 +221,12 @@ struct jl_batch_args {
 };
 
 /* lua_CFunction run under lua_pcall: [lightuserdata args] → events table. */
-static int jl_push_batch_protected(lua_State *L)
+static int json_lua_push_batch_protected(lua_State *L)
 {
 	struct jl_batch_args *a = lua_touserdata(L, 1);
 	struct jl b;
 
-	jl_init(&b, L);
+	json_lua_build_init(&b, L);
 	lua_newtable(L);
 	b.events_idx = lua_gettop(L);
 	a->rc = batch_parse(a->out, a->body, a->len, a->max_events, &jl_builder, &b,
@@ -235,7 +235,7 @@ static int jl_push_batch_protected(lua_State *L)
 }
 
 /* Copies the message of a failed pcall (on top) into err and pops it. */
-static void jl_pcall_error(lua_State *L, int status, char *err, size_t errlen)
+static void json_lua_pcall_error(lua_State *L, int status, char *err, size_t errlen)
 {
 	const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
 
@@ -262,11 +262,11 @@ int json_lua_push_batch(lua_State *L, const char *body, size_t len, size_t max_e
 			snprintf(err, errlen, "out of memory");
 		return BATCH_NOMEM;
 	}
-	lua_pushcfunction(L, jl_push_batch_protected);
+	lua_pushcfunction(L, json_lua_push_batch_protected);
 	lua_pushlightuserdata(L, &a);
 	status = lua_pcall(L, 1, 1, 0);
 	if (status != LUA_OK) {
-		jl_pcall_error(L, status, err, errlen);
+		json_lua_pcall_error(L, status, err, errlen);
 		batch_reset(out);   /* frees the yajl handle left by the longjmp */
 		lua_settop(L, top);
 		return BATCH_NOMEM;
@@ -289,18 +289,18 @@ struct jl_decode {
 	size_t errlen;
 };
 
-static int jd_null(void *ctx)
+static int json_lua_decode_null(void *ctx)
 {
-	return jl_null(ctx) == 0;
+	return json_lua_build_null(ctx) == 0;
 }
 
-static int jd_boolean(void *ctx, int value)
+static int json_lua_decode_boolean(void *ctx, int value)
 {
-	return jl_boolean(ctx, value) == 0;
+	return json_lua_build_boolean(ctx, value) == 0;
 }
 
 /* Same rule as batch.c (batch_number): no '.', 'e', 'E' and within int64 → integer. */
-static int jd_number(void *ctx, const char *s, size_t len)
+static int json_lua_decode_number(void *ctx, const char *s, size_t len)
 {
 	struct jl_decode *d = ctx;
 	long long iv = 0;
@@ -312,21 +312,21 @@ static int jd_number(void *ctx, const char *s, size_t len)
 		return 0;
 	}
 	if (kind == BATCH_NUMBER_INTEGER)
-		return jl_integer(&d->b, iv) == 0;
-	return jl_number(&d->b, dv) == 0;
+		return json_lua_build_integer(&d->b, iv) == 0;
+	return json_lua_build_number(&d->b, dv) == 0;
 }
 
-static int jd_string(void *ctx, const unsigned char *s, size_t len)
+static int json_lua_decode_string(void *ctx, const unsigned char *s, size_t len)
 {
-	return jl_string(ctx, (const char *)s, len) == 0;
+	return json_lua_build_string(ctx, (const char *)s, len) == 0;
 }
 
-static int jd_key(void *ctx, const unsigned char *s, size_t len)
+static int json_lua_decode_key(void *ctx, const unsigned char *s, size_t len)
 {
-	return jl_map_key(ctx, (const char *)s, len) == 0;
+	return json_lua_build_map_key(ctx, (const char *)s, len) == 0;
 }
 
-static int jd_open(struct jl_decode *d, int is_array)
+static int json_lua_decode_open(struct jl_decode *d, int is_array)
 {
 	if (++d->depth > BATCH_MAX_DEPTH) {
 		if (d->err && d->errlen > 0)
@@ -334,48 +334,48 @@ static int jd_open(struct jl_decode *d, int is_array)
 				 BATCH_MAX_DEPTH, yajl_get_bytes_consumed(d->h) - 1);
 		return 0;
 	}
-	return jl_open(&d->b, is_array) == 0;
+	return json_lua_build_open(&d->b, is_array) == 0;
 }
 
-static int jd_start_map(void *ctx)
+static int json_lua_decode_start_map(void *ctx)
 {
-	return jd_open(ctx, 0);
+	return json_lua_decode_open(ctx, 0);
 }
 
-static int jd_start_array(void *ctx)
+static int json_lua_decode_start_array(void *ctx)
 {
-	return jd_open(ctx, 1);
+	return json_lua_decode_open(ctx, 1);
 }
 
-static int jd_end(void *ctx)
+static int json_lua_decode_end(void *ctx)
 {
 	struct jl_decode *d = ctx;
 
 	d->depth--;
-	return jl_close(&d->b) == 0;
+	return json_lua_build_close(&d->b) == 0;
 }
 
 /* The builder is the first member, so ctx works for both. */
 static const yajl_callbacks jd_callbacks = {
-	.yajl_null = jd_null,
-	.yajl_boolean = jd_boolean,
-	.yajl_number = jd_number,
-	.yajl_string = jd_string,
-	.yajl_start_map = jd_start_map,
-	.yajl_map_key = jd_key,
-	.yajl_end_map = jd_end,
-	.yajl_start_array = jd_start_array,
-	.yajl_end_array = jd_end,
+	.yajl_null = json_lua_decode_null,
+	.yajl_boolean = json_lua_decode_boolean,
+	.yajl_number = json_lua_decode_number,
+	.yajl_string = json_lua_decode_string,
+	.yajl_start_map = json_lua_decode_start_map,
+	.yajl_map_key = json_lua_decode_key,
+	.yajl_end_map = json_lua_decode_end,
+	.yajl_start_array = json_lua_decode_start_array,
+	.yajl_end_array = json_lua_decode_end,
 };
 
 /* lua_CFunction run under lua_pcall: [lightuserdata decode] → value or nothing. */
-static int jl_decode_protected(lua_State *L)
+static int json_lua_decode_protected(lua_State *L)
 {
 	struct jl_decode *d = lua_touserdata(L, 1);
 	yajl_status st;
 	int in_parse;
 
-	jl_init(&d->b, L);
+	json_lua_build_init(&d->b, L);
 	st = yajl_parse(d->h, (const unsigned char *)d->text, d->len);
 	in_parse = st != yajl_status_ok;
 	if (st == yajl_status_ok)
@@ -424,11 +424,11 @@ int json_lua_decode(lua_State *L, const char *text, size_t len, char *err, size_
 			snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	lua_pushcfunction(L, jl_decode_protected);
+	lua_pushcfunction(L, json_lua_decode_protected);
 	lua_pushlightuserdata(L, &d);
 	status = lua_pcall(L, 1, LUA_MULTRET, 0);
 	if (status != LUA_OK) {
-		jl_pcall_error(L, status, err, errlen);
+		json_lua_pcall_error(L, status, err, errlen);
 		lua_settop(L, top);
 		goto out;
 	}

@@ -60,7 +60,7 @@ struct jl_encode {
 	} spare;
 };
 
-static int je_fail(struct jl_encode *e, const char *msg)
+static int json_lua_encode_fail(struct jl_encode *e, const char *msg)
 {
 	if (e->err && e->errlen > 0)
 		snprintf(e->err, e->errlen, "%s", msg);
@@ -68,7 +68,7 @@ static int je_fail(struct jl_encode *e, const char *msg)
 }
 
 /* yajl_alloc_funcs: blocks carry their size in front (JE_HDR bytes). */
-static void *je_malloc(void *ctx, size_t sz)
+static void *json_lua_encode_malloc(void *ctx, size_t sz)
 {
 	struct jl_encode *e = ctx;
 	unsigned char *p = sz < SIZE_MAX - JE_HDR ? e->alloc(e->ud, NULL, 0, sz + JE_HDR) : NULL;
@@ -86,7 +86,7 @@ static void *je_malloc(void *ctx, size_t sz)
 	return p + JE_HDR;
 }
 
-static void je_free(void *ctx, void *ptr)
+static void json_lua_encode_free(void *ctx, void *ptr)
 {
 	struct jl_encode *e = ctx;
 	unsigned char *p = ptr;
@@ -103,14 +103,14 @@ static void je_free(void *ctx, void *ptr)
 }
 
 /* Only yajl's own output buffer reallocates, and the print callback replaces it. */
-static void *je_realloc(void *ctx, void *ptr, size_t sz)
+static void *json_lua_encode_realloc(void *ctx, void *ptr, size_t sz)
 {
 	struct jl_encode *e = ctx;
 	unsigned char *p = ptr, *q;
 	size_t old;
 
 	if (!ptr)
-		return je_malloc(ctx, sz);
+		return json_lua_encode_malloc(ctx, sz);
 	if (ptr == e->spare.bytes || sz >= SIZE_MAX - JE_HDR) {
 		e->nomem = 1;
 		return NULL;
@@ -126,7 +126,7 @@ static void *je_realloc(void *ctx, void *ptr, size_t sz)
 }
 
 /* yajl's print callback: appends to e->buf; a refused growth sets e->nomem. */
-static void je_print(void *ctx, const char *s, size_t n)
+static void json_lua_encode_print(void *ctx, const char *s, size_t n)
 {
 	struct jl_encode *e = ctx;
 	size_t cap;
@@ -155,28 +155,28 @@ static void je_print(void *ctx, const char *s, size_t n)
 	e->len += n;
 }
 
-static int je_check(struct jl_encode *e, yajl_gen_status st)
+static int json_lua_encode_check(struct jl_encode *e, yajl_gen_status st)
 {
 	if (e->nomem)
-		return je_fail(e, "not enough memory");
+		return json_lua_encode_fail(e, "not enough memory");
 	if (st == yajl_gen_status_ok)
 		return 0;
 	if (st == yajl_gen_invalid_string)
-		return je_fail(e, "string is not valid UTF-8");
-	return je_fail(e, "JSON generation failed");
+		return json_lua_encode_fail(e, "string is not valid UTF-8");
+	return json_lua_encode_fail(e, "JSON generation failed");
 }
 
-static int je_number(struct jl_encode *e, int idx)
+static int json_lua_encode_number(struct jl_encode *e, int idx)
 {
 	char buf[40];
 	double d;
 	int prec, n = 0;
 
 	if (lua_isinteger(e->L, idx))
-		return je_check(e, yajl_gen_integer(e->g, (long long)lua_tointeger(e->L, idx)));
+		return json_lua_encode_check(e, yajl_gen_integer(e->g, (long long)lua_tointeger(e->L, idx)));
 	d = (double)lua_tonumber(e->L, idx);
 	if (!isfinite(d))
-		return je_fail(e, "cannot encode NaN or infinity");
+		return json_lua_encode_fail(e, "cannot encode NaN or infinity");
 	/* The shortest text that reads back as the same double. */
 	for (prec = 15; prec <= 17; prec++) {
 		n = snprintf(buf, sizeof buf - 2, "%.*g", prec, d);
@@ -188,10 +188,10 @@ static int je_number(struct jl_encode *e, int idx)
 		buf[n++] = '0';
 		buf[n] = '\0';
 	}
-	return je_check(e, yajl_gen_number(e->g, buf, (size_t)n));
+	return json_lua_encode_check(e, yajl_gen_number(e->g, buf, (size_t)n));
 }
 
-static int je_value(struct jl_encode *e, int idx, int depth);
+static int json_lua_encode_value(struct jl_encode *e, int idx, int depth);
 
 struct je_key {
 	const char *k;   /* anchored by the table, which the walk never changes */
@@ -200,7 +200,7 @@ struct je_key {
 };
 
 /* Byte order, a prefix first: what sort(1) does with LC_ALL=C. */
-static int je_key_cmp(const void *a, const void *b)
+static int json_lua_encode_key_cmp(const void *a, const void *b)
 {
 	const struct je_key *x = a, *y = b;
 	int c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
@@ -217,7 +217,7 @@ static int je_key_cmp(const void *a, const void *b)
  * is kept on the stack (lua_checkstack refuses instead of raising) and the
  * key list is allocated through the state's allocator like the text.
  */
-static int je_object(struct jl_encode *e, int idx, size_t count, int depth)
+static int json_lua_encode_object(struct jl_encode *e, int idx, size_t count, int depth)
 {
 	lua_State *L = e->L;
 	struct je_key *keys = NULL;
@@ -225,12 +225,12 @@ static int je_object(struct jl_encode *e, int idx, size_t count, int depth)
 	int top = lua_gettop(L), rc = -1;
 
 	if (count == 0)   /* {}: nothing to sort (and a 0-byte request would free) */
-		return je_check(e, yajl_gen_map_open(e->g)) ||
-		       je_check(e, yajl_gen_map_close(e->g)) ? -1 : 0;
+		return json_lua_encode_check(e, yajl_gen_map_open(e->g)) ||
+		       json_lua_encode_check(e, yajl_gen_map_close(e->g)) ? -1 : 0;
 	if (count > SIZE_MAX / sizeof *keys ||
 	    !(keys = e->alloc(e->ud, NULL, 0, bytes = count * sizeof *keys))) {
 		e->nomem = 1;
-		return je_fail(e, "not enough memory");
+		return json_lua_encode_fail(e, "not enough memory");
 	}
 	lua_pushnil(L);
 	while (n < count && lua_next(L, idx) != 0) {
@@ -239,22 +239,22 @@ static int je_object(struct jl_encode *e, int idx, size_t count, int depth)
 		n++;
 		/* k v k: the copy is the next call's key, the pair stays below it */
 		if (!lua_checkstack(L, 4)) {
-			je_fail(e, "object too large to encode");
+			json_lua_encode_fail(e, "object too large to encode");
 			goto out;
 		}
 		lua_pushvalue(L, -2);
 	}
 	if (n == count)
 		lua_pop(L, 1);   /* the last key copy (lua_next has not run past it) */
-	qsort(keys, n, sizeof *keys, je_key_cmp);
-	if (je_check(e, yajl_gen_map_open(e->g)) != 0)
+	qsort(keys, n, sizeof *keys, json_lua_encode_key_cmp);
+	if (json_lua_encode_check(e, yajl_gen_map_open(e->g)) != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		if (je_check(e, yajl_gen_string(e->g, (const unsigned char *)keys[i].k,
+		if (json_lua_encode_check(e, yajl_gen_string(e->g, (const unsigned char *)keys[i].k,
 						keys[i].len)) != 0 ||
-		    je_value(e, keys[i].slot, depth) != 0)
+		    json_lua_encode_value(e, keys[i].slot, depth) != 0)
 			goto out;
-	rc = je_check(e, yajl_gen_map_close(e->g));
+	rc = json_lua_encode_check(e, yajl_gen_map_close(e->g));
 out:
 	lua_settop(L, top);
 	e->alloc(e->ud, keys, bytes, 0);
@@ -262,19 +262,19 @@ out:
 }
 
 /* Keys exactly 1..n (n > 0) → array; string keys → object; else an error. */
-static int je_table(struct jl_encode *e, int idx, int depth)
+static int json_lua_encode_table(struct jl_encode *e, int idx, int depth)
 {
 	lua_State *L = e->L;
 	lua_Integer count = 0, max = 0, i;
 	int sequence = 1, strings = 1;
 
 	if (depth > BATCH_MAX_DEPTH)
-		return je_fail(e, "table nested deeper than 64 levels (or a cycle)");
+		return json_lua_encode_fail(e, "table nested deeper than 64 levels (or a cycle)");
 	if (!lua_checkstack(L, 4))
-		return je_fail(e, "out of memory");
+		return json_lua_encode_fail(e, "out of memory");
 	if (json_lua_lazy_materialize_protected(L, idx) < 0) {   /* an event: all of it */
 		e->nomem = 1;
-		return je_fail(e, "not enough memory");
+		return json_lua_encode_fail(e, "not enough memory");
 	}
 	lua_pushnil(L);
 	while (lua_next(L, idx) != 0) {
@@ -291,23 +291,23 @@ static int je_table(struct jl_encode *e, int idx, int depth)
 		lua_pop(L, 1);
 	}
 	if (count > 0 && sequence && max == count) {
-		if (je_check(e, yajl_gen_array_open(e->g)) != 0)
+		if (json_lua_encode_check(e, yajl_gen_array_open(e->g)) != 0)
 			return -1;
 		for (i = 1; i <= count; i++) {
 			lua_rawgeti(L, idx, i);
-			if (je_value(e, lua_gettop(L), depth) != 0)
+			if (json_lua_encode_value(e, lua_gettop(L), depth) != 0)
 				return -1;
 			lua_pop(L, 1);
 		}
-		return je_check(e, yajl_gen_array_close(e->g));
+		return json_lua_encode_check(e, yajl_gen_array_close(e->g));
 	}
 	if (!strings)
-		return je_fail(e, "table has non-string keys");
-	return je_object(e, idx, (size_t)count, depth);
+		return json_lua_encode_fail(e, "table has non-string keys");
+	return json_lua_encode_object(e, idx, (size_t)count, depth);
 }
 
 /* On error the stack may be left higher; json_lua_encode restores it. */
-static int je_value(struct jl_encode *e, int idx, int depth)
+static int json_lua_encode_value(struct jl_encode *e, int idx, int depth)
 {
 	lua_State *L = e->L;
 	const char *s;
@@ -315,20 +315,20 @@ static int je_value(struct jl_encode *e, int idx, int depth)
 
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
-		return je_check(e, yajl_gen_null(e->g));
+		return json_lua_encode_check(e, yajl_gen_null(e->g));
 	case LUA_TBOOLEAN:
-		return je_check(e, yajl_gen_bool(e->g, lua_toboolean(L, idx)));
+		return json_lua_encode_check(e, yajl_gen_bool(e->g, lua_toboolean(L, idx)));
 	case LUA_TNUMBER:
-		return je_number(e, idx);
+		return json_lua_encode_number(e, idx);
 	case LUA_TSTRING:
 		s = lua_tolstring(L, idx, &len);
-		return je_check(e, yajl_gen_string(e->g, (const unsigned char *)s, len));
+		return json_lua_encode_check(e, yajl_gen_string(e->g, (const unsigned char *)s, len));
 	case LUA_TLIGHTUSERDATA:
 		if (lua_touserdata(L, idx) == NULL)   /* json.null */
-			return je_check(e, yajl_gen_null(e->g));
-		return je_fail(e, "cannot encode a userdata");
+			return json_lua_encode_check(e, yajl_gen_null(e->g));
+		return json_lua_encode_fail(e, "cannot encode a userdata");
 	case LUA_TTABLE:
-		return je_table(e, idx, depth + 1);
+		return json_lua_encode_table(e, idx, depth + 1);
 	default:
 		if (e->err && e->errlen > 0)
 			snprintf(e->err, e->errlen, "cannot encode a %s",
@@ -339,12 +339,12 @@ static int je_value(struct jl_encode *e, int idx, int depth)
 
 /*
  * The text of the value at idx in e->buf (e->len bytes, NUL-terminated,
- * e->cap allocated through e->alloc; the caller releases it with je_release).
+ * e->cap allocated through e->alloc; the caller releases it with json_lua_encode_release).
  */
-static int je_encode(struct jl_encode *e, int idx)
+static int json_lua_encode_top(struct jl_encode *e, int idx)
 {
 	lua_State *L = e->L;
-	yajl_alloc_funcs afs = { je_malloc, je_realloc, je_free, e };
+	yajl_alloc_funcs afs = { json_lua_encode_malloc, json_lua_encode_realloc, json_lua_encode_free, e };
 	int top = lua_gettop(L);
 	int rc = -1;
 
@@ -352,22 +352,22 @@ static int je_encode(struct jl_encode *e, int idx)
 	idx = lua_absindex(L, idx);
 	e->g = yajl_gen_alloc(&afs);
 	if (!e->g || e->nomem) {
-		je_fail(e, "not enough memory");
+		json_lua_encode_fail(e, "not enough memory");
 		goto out;
 	}
-	if (!yajl_gen_config(e->g, yajl_gen_print_callback, je_print, e) ||
+	if (!yajl_gen_config(e->g, yajl_gen_print_callback, json_lua_encode_print, e) ||
 	    !yajl_gen_config(e->g, yajl_gen_beautify, 0) ||
 	    !yajl_gen_config(e->g, yajl_gen_validate_utf8, 1)) {
-		je_fail(e, "cannot configure the JSON generator");
+		json_lua_encode_fail(e, "cannot configure the JSON generator");
 		goto out;
 	}
 	/* the spare held yajl's default buffer header, freed by the callback's set-up */
 	e->nomem = 0;
-	if (je_value(e, idx, 0) != 0)
+	if (json_lua_encode_value(e, idx, 0) != 0)
 		goto out;
-	je_print(e, "", 1);   /* the NUL, not counted */
+	json_lua_encode_print(e, "", 1);   /* the NUL, not counted */
 	if (e->nomem) {
-		je_fail(e, "not enough memory");
+		json_lua_encode_fail(e, "not enough memory");
 		goto out;
 	}
 	e->len--;
@@ -380,7 +380,7 @@ out:
 	return rc;
 }
 
-static void je_release(struct jl_encode *e)
+static void json_lua_encode_release(struct jl_encode *e)
 {
 	if (e->buf)
 		e->alloc(e->ud, e->buf, e->cap, 0);
@@ -395,7 +395,7 @@ int json_lua_encode(lua_State *L, int idx, char **out, size_t *out_len, char *er
 
 	*out = NULL;
 	*out_len = 0;
-	rc = je_encode(&e, idx);
+	rc = json_lua_encode_top(&e, idx);
 	if (rc == 0) {
 		*out = malloc(e.len + 1);
 		if (*out) {
@@ -403,10 +403,10 @@ int json_lua_encode(lua_State *L, int idx, char **out, size_t *out_len, char *er
 			*out_len = e.len;
 		} else {
 			e.nomem = 1;
-			rc = je_fail(&e, "not enough memory");
+			rc = json_lua_encode_fail(&e, "not enough memory");
 		}
 	}
-	je_release(&e);
+	json_lua_encode_release(&e);
 	return rc < 0 ? (e.nomem ? JSON_LUA_NOMEM : -1) : 0;
 }
 
@@ -415,7 +415,7 @@ struct jl_push_args {
 	size_t len;
 };
 
-static int jl_push_string_protected(lua_State *L)
+static int json_lua_encode_push_string_protected(lua_State *L)
 {
 	struct jl_push_args *a = lua_touserdata(L, 1);
 
@@ -434,8 +434,8 @@ int json_lua_l_encode(lua_State *L)
 	lua_settop(L, 1);
 	e.err = err;
 	e.errlen = sizeof err;
-	if (je_encode(&e, 1) != 0) {
-		je_release(&e);
+	if (json_lua_encode_top(&e, 1) != 0) {
+		json_lua_encode_release(&e);
 		/* a refused allocation is a memory error (lua_error turns this message into one) */
 		if (e.nomem) {
 			lua_pushliteral(L, "not enough memory");   /* no position: rules see a memory error */
@@ -446,10 +446,10 @@ int json_lua_l_encode(lua_State *L)
 	/* Push under pcall so the buffer is freed even if the copy fails. */
 	a.s = e.buf;
 	a.len = e.len;
-	lua_pushcfunction(L, jl_push_string_protected);
+	lua_pushcfunction(L, json_lua_encode_push_string_protected);
 	lua_pushlightuserdata(L, &a);
 	status = lua_pcall(L, 1, 1, 0);
-	je_release(&e);
+	json_lua_encode_release(&e);
 	if (status != LUA_OK)
 		return lua_error(L);
 	return 1;

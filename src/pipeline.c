@@ -296,6 +296,8 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 
 	if (pipeline_route(p, body, len, received_at, remote_addr, request_id, res) < 0)
 		goto out;
+	/* Before the commit's wait: a large batch's tables are not held through it. */
+	rules_drop_events(p->engine);
 	env.writer = p->sh->writer;
 	env.sink = p->sink;
 	env.write_sync = p->write_sync;

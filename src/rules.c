@@ -465,6 +465,17 @@ enum rules_route_result rules_route(struct rules *r, size_t i, const struct rule
 	return RULES_ROUTE_RULE_FAILED;
 }
 
+void rules_drop_events(struct rules *r)
+{
+	RULES_ENTRY(r);
+	lua_pushnil(r->L);
+	lua_replace(r->L, SLOT_EVENTS);
+	if (r->gc_events > RULES_GC_SLACK) {
+		lua_gc(r->L, LUA_GCCOLLECT);
+		r->gc_events = 0;
+	}
+}
+
 void rules_end_batch(struct rules *r)
 {
 	RULES_ENTRY(r);

@@ -89,6 +89,14 @@ enum rules_route_result {
 enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta,
 				    struct decisions *decisions);
 
+/*
+ * The last batch's events are routed: lets their tables and tape go (the
+ * full collection rules_end_batch would run after a large batch runs now),
+ * so a worker waiting for its commit holds only its decisions (C copies).
+ * rules_event_action stays valid until rules_end_batch.
+ */
+void rules_drop_events(struct rules *r);
+
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);
 
