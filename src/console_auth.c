@@ -3,35 +3,13 @@
  */
 #include "console_auth.h"
 
+#include "http.h"
+#include "util.h"
+
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
-
-static void console_auth_hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* 1 when a and b (NUL-terminated) are equal, in time independent of where
- * they differ; b is always CONSOLE_ID_HEX long, a is cut or padded to it. */
-static int console_auth_equal(const char *a, const char *b)
-{
-	char pad[CONSOLE_ID_HEX];
-	size_t n = strnlen(a, CONSOLE_ID_HEX + 1);
-
-	memset(pad, 0, sizeof pad);
-	memcpy(pad, a, n < CONSOLE_ID_HEX ? n : CONSOLE_ID_HEX);
-	return (CRYPTO_memcmp(pad, b, CONSOLE_ID_HEX) == 0) & (n == CONSOLE_ID_HEX);
-}
 
 int console_auth_init(struct console_auth *a)
 {
@@ -59,7 +37,7 @@ int console_auth_login(struct console_auth *a, double now, char id[CONSOLE_ID_HE
 
 	if (RAND_bytes(raw, (int)sizeof raw) != 1)
 		return -1;
-	console_auth_hex(raw, sizeof raw, id);
+	util_hex(id, raw, sizeof raw);
 	pthread_mutex_lock(&a->mu);
 	for (size_t i = 0; i < CONSOLE_SESSIONS; i++) {
 		if (!a->s[i].id[0] || a->s[i].created + CONSOLE_SESSION_TTL_S <= now) {
@@ -88,7 +66,7 @@ int console_auth_valid(struct console_auth *a, const char *id, double now)
 
 		if (!a->s[i].id[0])
 			continue;
-		match = console_auth_equal(id, a->s[i].id);
+		match = http_token_equal(id, strlen(id), a->s[i].id);
 		if (match && a->s[i].created + CONSOLE_SESSION_TTL_S <= now) {
 			memset(&a->s[i], 0, sizeof a->s[i]);   /* expired */
 			match = 0;
@@ -105,7 +83,7 @@ void console_auth_logout(struct console_auth *a, const char *id)
 		return;
 	pthread_mutex_lock(&a->mu);
 	for (size_t i = 0; i < CONSOLE_SESSIONS; i++)
-		if (a->s[i].id[0] && console_auth_equal(id, a->s[i].id))
+		if (a->s[i].id[0] && http_token_equal(id, strlen(id), a->s[i].id))
 			memset(&a->s[i], 0, sizeof a->s[i]);
 	pthread_mutex_unlock(&a->mu);
 }
@@ -113,16 +91,14 @@ void console_auth_logout(struct console_auth *a, const char *id)
 void console_auth_csrf(const struct console_auth *a, const char *id,
 		       char out[CONSOLE_ID_HEX + 1])
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
+	unsigned char mac[UTIL_HMAC_SHA256_LEN];
 
-	if (!HMAC(EVP_sha256(), a->key, (int)sizeof a->key, (const unsigned char *)id, strlen(id),
-		  mac, &len) || len * 2 != CONSOLE_ID_HEX) {
-		/* no token can match an empty one (console_auth_equal wants 64) */
-		out[0] = '\0';
+	_Static_assert(2 * UTIL_HMAC_SHA256_LEN == CONSOLE_ID_HEX, "a CSRF token is one MAC in hex");
+	if (util_hmac_sha256(a->key, sizeof a->key, id, strlen(id), NULL, 0, mac) != 0) {
+		out[0] = '\0';   /* no token matches: console_auth_csrf_ok refuses an empty one */
 		return;
 	}
-	console_auth_hex(mac, len, out);
+	util_hex(out, mac, sizeof mac);
 }
 
 int console_auth_csrf_ok(const struct console_auth *a, const char *id, const char *presented)
@@ -132,5 +108,5 @@ int console_auth_csrf_ok(const struct console_auth *a, const char *id, const cha
 	if (!presented || !id)
 		return 0;
 	console_auth_csrf(a, id, want);
-	return want[0] && console_auth_equal(presented, want);
+	return want[0] && http_token_equal(presented, strlen(presented), want);
 }

@@ -72,19 +72,6 @@ static void console_data_rates(struct console *c, struct console_view *v)
 	pthread_mutex_unlock(&c->rate_mu);
 }
 
-/* What a dead letter's destination is called: a forward's name or URL host,
- * a write's path. */
-static void console_data_dest(const struct outbox_dlq_entry *e, char *out, size_t cap)
-{
-	out[0] = '\0';
-	if (e->name && *e->name)
-		snprintf(out, cap, "%s", e->name);
-	else if (e->url)
-		metrics_url_host(e->url, out, cap);
-	else if (e->target)
-		snprintf(out, cap, "%s", e->target);
-}
-
 /* text[0..n) with e-mails masked, cut to cap bytes (on a UTF-8 boundary). */
 static void console_data_masked(const char *text, size_t n, char *out, size_t cap)
 {
@@ -102,6 +89,19 @@ static void console_data_masked(const char *text, size_t n, char *out, size_t ca
 	memcpy(out, m, len);
 	out[len] = '\0';
 	free(m);
+}
+
+/* A dead letter's line in the console: the list and the detail page alike. */
+static void console_data_summary(const struct outbox_dlq_entry *e, int kind,
+				 struct console_dead *d)
+{
+	d->id = e->id;
+	d->died_at = e->died_at;
+	d->kind = kind;
+	d->attempts = kind == OUTBOX_DEAD_FORWARD ? e->attempts : -1;
+	dlq_dest_name(e, d->dest, sizeof d->dest);
+	console_data_masked(e->reason, e->reason ? strlen(e->reason) : 0, d->reason,
+			    sizeof d->reason);
 }
 
 struct console_data_scan {
@@ -124,13 +124,7 @@ static int console_data_scan_one(const struct outbox_dlq_entry *e, void *arg)
 	sc->s->v.dead_by_kind[kind]++;
 	sc->s->v.dead_open++;
 	d = &sc->ring[sc->n++ % CONSOLE_NEWEST];
-	d->id = e->id;
-	d->died_at = e->died_at;
-	d->kind = kind;
-	d->attempts = kind == OUTBOX_DEAD_FORWARD ? e->attempts : -1;
-	console_data_dest(e, d->dest, sizeof d->dest);
-	console_data_masked(e->reason, e->reason ? strlen(e->reason) : 0, d->reason,
-			    sizeof d->reason);
+	console_data_summary(e, kind, d);
 	return 0;
 }
 
@@ -204,13 +198,7 @@ static int console_data_fetch(const struct outbox_dlq_entry *e, void *arg)
 
 	if (e->malformed)
 		return 0;
-	d->d.id = e->id;
-	d->d.died_at = e->died_at;
-	d->d.kind = outbox_dead_kind_parse(e->kind);
-	d->d.attempts = d->d.kind == OUTBOX_DEAD_FORWARD ? e->attempts : -1;
-	console_data_dest(e, d->d.dest, sizeof d->d.dest);
-	console_data_masked(e->reason, e->reason ? strlen(e->reason) : 0, d->d.reason,
-			    sizeof d->d.reason);
+	console_data_summary(e, outbox_dead_kind_parse(e->kind), &d->d);
 	d->created_at = e->created_at;
 	d->last_status = e->last_status;
 	d->replayed = e->replayed_at > 0;

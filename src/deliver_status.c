@@ -18,39 +18,42 @@ static struct deliver_status_row deliver_status_rows[DELIVER_STATUS_MAX];
 static size_t deliver_status_n;
 
 /* The row of key, added when there is room; NULL when full. Lock held. */
-static struct deliver_status_row *deliver_status_row_locked(const char *key)
+/* key's row (made when new), returned with the lock held; NULL, and the
+ * lock not held, for no key or a full table. */
+static struct deliver_status_row *deliver_status_row_lock(const char *key)
 {
-	struct deliver_status_row *r;
+	struct deliver_status_row *r = NULL;
 
-	for (size_t i = 0; i < deliver_status_n; i++)
-		if (strncmp(deliver_status_rows[i].key, key, DELIVER_STATUS_TEXT - 1) == 0)
-			return &deliver_status_rows[i];
-	if (deliver_status_n == DELIVER_STATUS_MAX)
+	if (!key || !*key)
 		return NULL;
-	r = &deliver_status_rows[deliver_status_n++];
-	memset(r, 0, sizeof *r);
-	snprintf(r->key, sizeof r->key, "%s", key);
+	pthread_mutex_lock(&deliver_status_lock);
+	for (size_t i = 0; i < deliver_status_n && !r; i++)
+		if (strncmp(deliver_status_rows[i].key, key, DELIVER_STATUS_TEXT - 1) == 0)
+			r = &deliver_status_rows[i];
+	if (!r && deliver_status_n < DELIVER_STATUS_MAX) {
+		r = &deliver_status_rows[deliver_status_n++];
+		memset(r, 0, sizeof *r);
+		snprintf(r->key, sizeof r->key, "%s", key);
+	}
+	if (!r)
+		pthread_mutex_unlock(&deliver_status_lock);
 	return r;
 }
 
 void deliver_status_attempt(const char *key, const char *label, int ok, int status,
 			    const char *detail, double now)
 {
-	struct deliver_status_row *r;
+	struct deliver_status_row *r = deliver_status_row_lock(key);
 
-	if (!key || !*key)
+	if (!r)
 		return;
-	pthread_mutex_lock(&deliver_status_lock);
-	r = deliver_status_row_locked(key);
-	if (r) {
-		snprintf(r->label, sizeof r->label, "%s", label && *label ? label : key);
-		if (ok) {
-			r->last_success = now;
-		} else {
-			r->last_error_at = now;
-			r->last_status = status;
-			snprintf(r->last_error, sizeof r->last_error, "%s", detail ? detail : "");
-		}
+	snprintf(r->label, sizeof r->label, "%s", label && *label ? label : key);
+	if (ok) {
+		r->last_success = now;
+	} else {
+		r->last_error_at = now;
+		r->last_status = status;
+		snprintf(r->last_error, sizeof r->last_error, "%s", detail ? detail : "");
 	}
 	pthread_mutex_unlock(&deliver_status_lock);
 }
@@ -58,22 +61,15 @@ void deliver_status_attempt(const char *key, const char *label, int ok, int stat
 void deliver_status_dest(const char *key, int state, long backlog, double paused_until,
 			 double open_until, double next_due)
 {
-	double blocked_until = paused_until;
+	struct deliver_status_row *r = deliver_status_row_lock(key);
 
-	struct deliver_status_row *r;
-
-	if (!key || !*key)
+	if (!r)
 		return;
-	pthread_mutex_lock(&deliver_status_lock);
-	r = deliver_status_row_locked(key);
-	if (r) {
-		r->state = state;
-		r->backlog = backlog;
-		if (state == METRICS_DEST_OPEN && open_until > blocked_until)
-			blocked_until = open_until;
-		r->blocked_until = blocked_until;
-		r->next_due = isfinite(next_due) ? next_due : 0;
-	}
+	r->state = state;
+	r->backlog = backlog;
+	r->blocked_until = state == METRICS_DEST_OPEN && open_until > paused_until ? open_until
+										 : paused_until;
+	r->next_due = isfinite(next_due) ? next_due : 0;
 	pthread_mutex_unlock(&deliver_status_lock);
 }
 

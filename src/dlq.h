@@ -21,6 +21,7 @@
 
 struct config;
 struct outbox;
+struct outbox_dlq_entry;
 
 /*
  * argv[0] is the subcommand ("list", "replay", "purge"), the rest its
@@ -60,6 +61,14 @@ struct dlq_counts {
 int dlq_replay_selection(const struct dlq_selection *s, const struct config *cfg,
 			 struct outbox *ob,
 			 struct dlq_counts *out);
+
+/*
+ * What dead letter e names as its destination, into out (cap bytes,
+ * NUL-terminated, "" when nothing): a forward's name, else its URL's host
+ * (as the metrics label it); a write's path. The console shows this and a
+ * replay by dest matches it, so the two cannot disagree.
+ */
+void dlq_dest_name(const struct outbox_dlq_entry *e, char *out, size_t cap);
 
 /* Deletes the selection's dead letters (dest must be NULL), only replayed
  * ones if replayed_only, only those that died before died_before (unix

@@ -58,15 +58,26 @@ struct dlq_picks {
 	const char *dest;        /* only forwards to this name or host; NULL = any */
 };
 
-/* A forward's destination as the console and the metrics name it: its
- * name, else its URL's host. */
+void dlq_dest_name(const struct outbox_dlq_entry *e, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (e->name && *e->name)
+		snprintf(out, cap, "%s", e->name);
+	else if (e->url)
+		metrics_url_host(e->url, out, cap);
+	else if (e->target)
+		snprintf(out, cap, "%s", e->target);
+}
+
+/* Only forwards have a destination to replay by: a write's path is not one. */
 static int dlq_dest_match(const struct outbox_dlq_entry *e, const char *dest)
 {
-	char host[256];
+	char name[256];
 
-	if (e->name && *e->name)
-		return strcmp(e->name, dest) == 0;
-	return e->url && strcmp(metrics_url_host(e->url, host, sizeof host), dest) == 0;
+	if (!(e->name && *e->name) && !e->url)
+		return 0;
+	dlq_dest_name(e, name, sizeof name);
+	return strcmp(name, dest) == 0;
 }
 
 static int dlq_collect(const struct outbox_dlq_entry *e, void *arg)

@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "metrics_process.h"
 #include "metrics_labels.h"
+#include "clock.h"
 #include "destination.h"
 #include "outbox.h"
 #include "util_buf.h"
@@ -169,12 +170,11 @@ void metrics_set_tls_expiry(long not_after)
 
 void metrics_reload(int ok, const char *why)
 {
-	struct timespec ts;
+	double now = clock_wall();
 
 	atomic_fetch_add_explicit(&metrics_reloads[ok ? 0 : 1], 1, memory_order_relaxed);
-	clock_gettime(CLOCK_REALTIME, &ts);
 	pthread_mutex_lock(&metrics_dest_lock);
-	metrics_reload_at = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	metrics_reload_at = now;
 	metrics_reload_ok = ok != 0;
 	snprintf(metrics_reload_why, sizeof metrics_reload_why, "%s", why && !ok ? why : "");
 	pthread_mutex_unlock(&metrics_dest_lock);
@@ -457,7 +457,7 @@ void metrics_read(struct metrics_view *v)
 	int rejected;
 
 	memset(v, 0, sizeof *v);
-	for (size_t i = 0; i <= METRICS_NCODES && i <= METRICS_VIEW_CODES; i++) {
+	for (size_t i = 0; i <= METRICS_NCODES; i++) {
 		if (i < METRICS_NCODES)
 			v->code[i] = metrics_codes[i];
 		v->requests[i] = metrics_counter_get(&metrics_requests[i]);

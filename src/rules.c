@@ -465,15 +465,24 @@ enum rules_route_result rules_route(struct rules *r, size_t i, const struct rule
 	return RULES_ROUTE_RULE_FAILED;
 }
 
+/* What outlived a young collection (a large batch's tape and tables) waits
+ * for a major one, which generational mode runs only once the heap has
+ * doubled: many MB per worker at batch 1000. Once the batches since the last
+ * full collection brought RULES_GC_SLACK of events, collect. */
+static void rules_collect_if_due(struct rules *r)
+{
+	if (r->gc_events > RULES_GC_SLACK) {
+		lua_gc(r->L, LUA_GCCOLLECT);
+		r->gc_events = 0;
+	}
+}
+
 void rules_drop_events(struct rules *r)
 {
 	RULES_ENTRY(r);
 	lua_pushnil(r->L);
 	lua_replace(r->L, SLOT_EVENTS);
-	if (r->gc_events > RULES_GC_SLACK) {
-		lua_gc(r->L, LUA_GCCOLLECT);
-		r->gc_events = 0;
-	}
+	rules_collect_if_due(r);
 }
 
 void rules_end_batch(struct rules *r)
@@ -486,14 +495,7 @@ void rules_end_batch(struct rules *r)
 	lua_replace(r->L, SLOT_ACTIONS);
 	lua_settop(r->L, SLOT_COUNT);
 	lua_gc(r->L, LUA_GCSTEP, 0);
-	/* What outlived a young collection (a large batch's tape and tables)
-	 * waits for a major one, which generational mode runs only once the
-	 * heap has doubled: many MB per worker at batch 1000. Once the batches
-	 * since the last full collection brought RULES_GC_SLACK of events, collect. */
-	if (r->gc_events > RULES_GC_SLACK) {
-		lua_gc(r->L, LUA_GCCOLLECT);
-		r->gc_events = 0;
-	}
+	rules_collect_if_due(r);
 }
 
 const char *rules_event_action(struct rules *r, size_t i)

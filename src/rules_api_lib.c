@@ -100,15 +100,12 @@ static int rules_api_hmac_sha256(lua_State *L)
 	const char *key = luaL_checklstring(L, 1, &klen);
 	const char *data = luaL_checklstring(L, 2, &dlen);
 	unsigned char mac[UTIL_HMAC_SHA256_LEN];
-	char hex[2 * UTIL_HMAC_SHA256_LEN];
+	char hex[2 * UTIL_HMAC_SHA256_LEN + 1];
 
 	if (util_hmac_sha256(key, klen, data, dlen, NULL, 0, mac) != 0)
 		return luaL_error(L, "hmac_sha256: OpenSSL failure");
-	for (size_t i = 0; i < sizeof mac; i++) {
-		hex[2 * i] = "0123456789abcdef"[mac[i] >> 4];
-		hex[2 * i + 1] = "0123456789abcdef"[mac[i] & 15];
-	}
-	lua_pushlstring(L, hex, sizeof hex);
+	util_hex(hex, mac, sizeof mac);
+	lua_pushlstring(L, hex, 2 * sizeof mac);
 	return 1;
 }
 

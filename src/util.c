@@ -167,6 +167,18 @@ out:
 	return rc;
 }
 
+void util_hex(char *out, const void *in, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *b = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 long util_base64_encode(char *out, const void *in, size_t len)
 {
 	if (len > (size_t)INT32_MAX / 2)

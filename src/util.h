@@ -1,8 +1,9 @@
 /*
  * util.h — small helpers that several modules would otherwise each write
  * again: growing an array, creating a directory path, hashing a short key,
- * a small pseudo-random generator, HMAC-SHA256 and base64 (both on OpenSSL). Bytes of unknown length grow
- * in a struct util_buf (util_buf.h) instead.
+ * a small pseudo-random generator, HMAC-SHA256, hex and base64 (HMAC and
+ * base64 on OpenSSL). Bytes of unknown length grow in a struct util_buf
+ * (util_buf.h) instead.
  *
  * Threads: every function is safe from any thread. The HMAC algorithm is
  * fetched from OpenSSL once per process (util_hmac_sha256) and kept.
@@ -55,6 +56,9 @@ uint64_t util_fnv1a(uint64_t h, const void *p, size_t len);
  */
 int util_hmac_sha256(const void *key, size_t key_len, const void *a, size_t alen, const void *b,
 		     size_t blen, unsigned char mac[UTIL_HMAC_SHA256_LEN]);
+
+/* Lowercase hex of in[0..n) into out, which holds 2 * n + 1 bytes; NUL-terminated. */
+void util_hex(char *out, const void *in, size_t n);
 
 /* Bytes util_base64_encode writes for len bytes, its terminating NUL included. */
 #define UTIL_BASE64_SIZE(len) (4 * (((size_t)(len) + 2) / 3) + 1)

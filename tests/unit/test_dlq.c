@@ -655,6 +655,29 @@ static void test_malformed_rows_skipped_and_reported(void **state)
 
 /* dlq --help says what --kind takes from the one list of kinds, worded as
  * before; --kind takes each of them. */
+/* The console's destination column and `replay` by dest read one name. */
+static void test_dest_name_forward_name_host_or_path(void **state)
+{
+	struct outbox_dlq_entry named = { .name = "crm", .url = "https://crm.example:8443/in" };
+	struct outbox_dlq_entry bare = { .name = "", .url = "https://Hooks.Example.com:8443/x?y" };
+	struct outbox_dlq_entry write = { .target = "crm.jsonl" };
+	struct outbox_dlq_entry none = { 0 };
+	char out[64];
+
+	(void)state;
+	dlq_dest_name(&named, out, sizeof out);
+	assert_string_equal(out, "crm");
+	dlq_dest_name(&bare, out, sizeof out);
+	assert_string_equal(out, "hooks.example.com");
+	dlq_dest_name(&write, out, sizeof out);
+	assert_string_equal(out, "crm.jsonl");
+	memset(out, 'X', sizeof out);
+	dlq_dest_name(&none, out, sizeof out);
+	assert_string_equal(out, "");
+	dlq_dest_name(&named, out, 3);   /* cut, still terminated */
+	assert_string_equal(out, "cr");
+}
+
 static void test_help_lists_every_kind(void **state)
 {
 	struct fixture *fx = *state;
@@ -731,6 +754,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_rows_skipped_and_reported, setup,
 						teardown),
+		cmocka_unit_test(test_dest_name_forward_name_host_or_path),
 		cmocka_unit_test_setup_teardown(test_help_lists_every_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage_errors_exit_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options_take_the_equals_form, setup, teardown),

@@ -1,5 +1,5 @@
 /*
- * test_util_layer.c — src/util.c (mkdir -p, FNV-1a, HMAC-SHA256, base64)
+ * test_util_layer.c — src/util.c (mkdir -p, FNV-1a, HMAC-SHA256, hex, base64)
  * and src/util_buf.c (the capped growable buffer).
  */
 #include <setjmp.h>
@@ -194,6 +194,20 @@ static void test_base64_round_trip_and_strictness(void **state)
 	assert_int_equal(util_base64_decode(dec, sizeof dec, "Zm9v\nYmFy", 9), -1);
 }
 
+static void test_hex_lowercase_and_terminated(void **state)
+{
+	const unsigned char in[] = { 0x00, 0x0f, 0xa5, 0xff };
+	char out[2 * sizeof in + 2];
+
+	(void)state;
+	memset(out, 'X', sizeof out);
+	util_hex(out, in, sizeof in);
+	assert_string_equal(out, "000fa5ff");
+	assert_int_equal(out[2 * sizeof in + 1], 'X');   /* nothing past the NUL */
+	util_hex(out, in, 0);
+	assert_string_equal(out, "");
+}
+
 static void test_buf_grows_and_stays_terminated(void **state)
 {
 	struct util_buf b = { 0 };
@@ -267,6 +281,7 @@ int main(void)
 		cmocka_unit_test(test_hmac_sha256_rfc4231),
 		cmocka_unit_test(test_hmac_sha256_threads),
 		cmocka_unit_test(test_base64_round_trip_and_strictness),
+		cmocka_unit_test(test_hex_lowercase_and_terminated),
 		cmocka_unit_test(test_buf_grows_and_stays_terminated),
 		cmocka_unit_test(test_buf_limit_fails_and_sticks),
 	};
