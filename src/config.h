@@ -44,6 +44,7 @@ struct config {
 	char *forward_signing_secret; /* "whsec_..." or NULL */
 	long lua_instruction_limit;  /* per event, 0 = unlimited */
 	size_t lua_memory_limit;     /* bytes per Lua state, 0 = unlimited */
+	long lua_states;             /* Lua states shared by the workers, 0 = 2 per core */
 	long lua_time_limit_ms;      /* per event (and init), 0 = unlimited */
 	char *rules_env;             /* "NAME, NAME": what env() may read; NULL = nothing */
 	int log_level;               /* enum log_level */

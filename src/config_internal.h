@@ -51,7 +51,7 @@ struct cfg_key {
  * Number of keys. A constant so that per-key arrays need no allocation;
  * config_keys.c checks at compile time that it matches the table.
  */
-#define CONFIG_NKEYS ((size_t)45)
+#define CONFIG_NKEYS ((size_t)46)
 
 /* Every key, in the order of the example file and --help. */
 extern const struct cfg_key config_keys[];

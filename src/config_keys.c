@@ -152,6 +152,14 @@ const struct cfg_key config_keys[] = {
 	{ .name = "lua_memory_limit", .type = CFG_SIZE, .def = "64M", .min = 0,
 	  .max = 64 * CFG_GIB, .offset = OFF(lua_memory_limit), .live = 1,
 	  .help = "Memory one Lua state may use; 0 means unlimited." },
+	{ .name = "lua_states", .type = CFG_INT, .def = "0", .min = 0, .max = 1024,
+	  .offset = OFF(lua_states),
+	  .help = "Lua states the worker threads share (0-1024): a worker borrows "
+		  "one to parse and route a batch and gives it back before the "
+		  "commit, so memory follows this count, not the connection count; "
+		  "a batch waits while all are busy. 0 means two per CPU core (at "
+		  "least 2), never more than threads. States are built when first "
+		  "needed." },
 	{ .name = "lua_time_limit", .type = CFG_DURATION, .def = "250ms", .min = 0,
 	  .max = CFG_MS_HOUR, .offset = OFF(lua_time_limit_ms), .live = 1,
 	  .help = "Wall-clock time one event's route() call (and init(), and the "

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli_check.h"
 #include "cli_egoi.h"
@@ -46,6 +47,7 @@
 #include "outbox_space.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
+#include "pipeline_engines.h"
 #include "privs.h"
 #include "rules_load.h"
 #include "rules_source.h"
@@ -237,6 +239,19 @@ static void main_run_wake_delivery(void *deliver)
 	deliver_notify(deliver);
 }
 
+/* lua_states, with 0 resolved: two per online core, at least 2, at most threads. */
+static size_t main_lua_states(const struct config *cfg)
+{
+	long n = cfg->lua_states;
+
+	if (n == 0) {
+		long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+		n = cores > 1 ? 2 * cores : 2;
+	}
+	return (size_t)(n < cfg->threads ? n : cfg->threads);
+}
+
 /*
  * The delivery thread and the group committer. They start before the
  * intake because a worker may take a batch as soon as civetweb starts it;
@@ -259,6 +274,13 @@ static int main_run_backend(struct run *r)
 		log_msg(LOG_ERROR, NULL, "outbox writer: %s", err);
 		return EXIT_RUNTIME;
 	}
+	r->sh.engines = pipeline_engines_new(main_lua_states(&r->cfg));
+	if (!r->sh.engines) {
+		log_msg(LOG_ERROR, NULL, "out of memory");
+		return EXIT_RUNTIME;
+	}
+	log_msg(LOG_DEBUG, NULL, "%zu Lua states for %ld worker threads",
+		pipeline_engines_max(r->sh.engines), r->cfg.threads);
 	r->sh.cfg = &r->cfg;
 	r->sh.writer = r->writer;
 	r->sh.on_commit = main_run_wake_delivery;
@@ -451,6 +473,7 @@ static void main_run_serve(struct run *r)
 static void main_run_free(struct run *r, int drain)
 {
 	http_stop(r->http);
+	pipeline_engines_free(r->sh.engines);   /* no worker is left to borrow one */
 	outbox_writer_stop(r->writer);
 	if (drain)
 		log_msg(LOG_INFO, NULL, "draining delivery");

@@ -14,10 +14,13 @@
  * is then not committed.
  */
 #include "pipeline.h"
+#include "pipeline_engines.h"
 #include "rules_load.h"
 #include "clock.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -27,6 +30,7 @@
 #include "outbox.h"
 #include "rules.h"
 #include "sink_file.h"
+#include "util.h"
 
 void pipeline_init(struct pipeline *p, struct pipeline_shared *sh)
 {
@@ -43,29 +47,32 @@ void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
-	rules_free(p->engine);
+	pipeline_engines_free(p->own_engines);
 	sink_file_close(p->sink);
 	decisions_free(&p->decisions);
 	batch_free(&p->batch);
+	util_buf_free(&p->action_text);
+	free(p->action_at);
 	memset(p, 0, sizeof *p);
 }
 
 #define PIPELINE_RULES_RETRY_S 30
 
 /*
- * Builds this worker's Lua state from the published rules text when it has
- * none or a reload published a newer generation. A rebuild that fails
- * keeps the old state (the text compiled in main before it was published,
- * so only memory can make it fail here).
+ * Builds the borrowed slot's Lua state from the published rules text when
+ * it has none or a reload published a newer generation. A rebuild that
+ * fails keeps the old state (the text compiled in main before it was
+ * published, so only memory can make it fail here).
  */
-static int pipeline_build_engine(struct pipeline *p, char *err, size_t errlen)
+static int pipeline_build_engine(struct pipeline *p, struct pipeline_engine *slot, char *err,
+				 size_t errlen)
 {
 	unsigned long want = atomic_load(&p->sh->published.generation);
 	struct rules_source *src;
 	struct rules *r;
 	struct rules_options opt;
 
-	if (p->engine && (p->rules_generation == want || clock_mono() < p->rules_retry_at))
+	if (slot->rules && (slot->generation == want || clock_mono() < slot->retry_at))
 		return 0;
 	rules_load_options(p->cfg, &opt);
 	opt.env_pairs = p->sh->env_pairs;
@@ -83,18 +90,18 @@ static int pipeline_build_engine(struct pipeline *p, char *err, size_t errlen)
 	r = rules_new(&opt, err, errlen);
 	rules_source_unref(src);
 	if (!r) {
-		if (!p->engine)
+		if (!slot->rules)
 			return -1;
-		log_msg(LOG_ERROR, NULL, "rules generation %lu not applied in this worker: %s; "
+		log_msg(LOG_ERROR, NULL, "rules generation %lu not applied in one Lua state: %s; "
 					 "it keeps generation %lu and tries again in %d s", want, err,
-			p->rules_generation, PIPELINE_RULES_RETRY_S);
+			slot->generation, PIPELINE_RULES_RETRY_S);
 		/* not on every batch: a rebuild costs a whole Lua state */
-		p->rules_retry_at = clock_mono() + PIPELINE_RULES_RETRY_S;
+		slot->retry_at = clock_mono() + PIPELINE_RULES_RETRY_S;
 		return 0;
 	}
-	rules_free(p->engine);
-	p->engine = r;
-	p->rules_generation = want;
+	rules_free(slot->rules);
+	slot->rules = r;
+	slot->generation = want;
 	return 0;
 }
 
@@ -107,41 +114,57 @@ int pipeline_open_files(struct pipeline *p, char *err, size_t errlen)
 	return p->sink ? 0 : -1;
 }
 
-/* Opens what this worker has not opened yet. */
-static int pipeline_open(struct pipeline *p, char *err, size_t errlen)
+/* The set of Lua states p borrows from: the shared one, or p's own set of one. */
+static struct pipeline_engines *pipeline_engines_of(struct pipeline *p)
 {
-	if (pipeline_build_engine(p, err, errlen) < 0)
-		return -1;
-	return pipeline_open_files(p, err, errlen);
+	if (p->sh->engines)
+		return p->sh->engines;
+	if (!p->own_engines)
+		p->own_engines = pipeline_engines_new(1);
+	return p->own_engines;
 }
 
-int pipeline_route(struct pipeline *p, const char *body, size_t len, double received_at,
-		   const char *remote_addr, const char *request_id, struct pipeline_result *res)
+/*
+ * Copies each event's action out of the Lua state, which goes back to the
+ * set before the batch is committed, counted and printed. 0, or -1 when
+ * out of memory.
+ */
+static int pipeline_keep_actions(struct pipeline *p, struct rules *r)
 {
-	struct rules_meta meta = {
-		.received_at = received_at,
-		.remote_addr = remote_addr,
-		.request_id = request_id,
-	};
-	int rc;
+	size_t *at = util_array_grow(p->action_at, &p->action_cap, p->batch.count,
+				     sizeof *p->action_at, 64);
 
-	memset(res, 0, sizeof *res);
-	if (pipeline_open(p, res->error, sizeof res->error) < 0) {
-		log_msg(LOG_ERROR, request_id, "worker set-up failed: %s", res->error);
-		res->stage = p->engine ? PIPELINE_SETUP : PIPELINE_RULES_UNAVAILABLE;
-		res->http_status = 500;
+	if (!at)
 		return -1;
+	p->action_at = at;
+	util_buf_reset(&p->action_text);
+	for (size_t i = 0; i < p->batch.count; i++) {
+		const char *a = p->batch.events[i].reject ? NULL : rules_event_action(r, i);
+
+		at[i] = a ? p->action_text.len : SIZE_MAX;
+		if (a)
+			util_buf_add(&p->action_text, a, strlen(a) + 1);
 	}
-	rc = rules_parse_batch(p->engine, body, len, p->cfg->max_events, &p->batch, res->error,
-			       sizeof res->error);
+	if (p->action_text.failed)
+		return -1;
+	p->action_count = p->batch.count;
+	return 0;
+}
+
+/* Parses body with r and routes every event: pipeline_route's work once r is ready. */
+static int pipeline_route_with(struct pipeline *p, struct rules *r, const char *body, size_t len,
+			       struct rules_meta *meta, struct pipeline_result *res)
+{
+	int rc = rules_parse_batch(r, body, len, p->cfg->max_events, &p->batch, res->error,
+				   sizeof res->error);
+
 	if (rc != BATCH_OK) {
 		res->stage = PIPELINE_PARSE;
 		res->http_status = rc == BATCH_TOO_MANY || rc == BATCH_TOO_BIG ? 413
 				   : rc == BATCH_INVALID ? 400 : 500;
 		return -1;
 	}
-
-	meta.batch_size = p->batch.count;
+	meta->batch_size = p->batch.count;
 	for (size_t i = 0; i < p->batch.count; i++) {
 		const struct batch_event *ev = &p->batch.events[i];
 		enum rules_route_result routed;
@@ -155,9 +178,9 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 			res->rejected++;
 			continue;
 		}
-		meta.index = i + 1;
-		meta.event_bytes = ev->end - ev->start;
-		routed = rules_route(p->engine, i, &meta, &p->decisions);
+		meta->index = i + 1;
+		meta->event_bytes = ev->end - ev->start;
+		routed = rules_route(r, i, meta, &p->decisions);
 		if (routed == RULES_ROUTE_NOMEM)
 			goto nomem;
 		if (routed == RULES_ROUTE_RULE_FAILED && rules_stopping()) {
@@ -169,15 +192,17 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		}
 		if (routed == RULES_ROUTE_RULE_FAILED) {
 			const struct decision *last = &p->decisions.items[p->decisions.count - 1];
+			const char *action = rules_event_action(r, i);
 
 			metrics_rule_error();
-			log_msg(LOG_WARN, request_id, "rule error on event %zu (%s): %s", i + 1,
-				rules_event_action(p->engine, i) ? rules_event_action(p->engine, i) : "?",
-				last->error ? last->error : "");
+			log_msg(LOG_WARN, meta->request_id, "rule error on event %zu (%s): %s", i + 1,
+				action ? action : "?", last->error ? last->error : "");
 		}
 		/* A rule error is still accepted: the event is kept as a dead letter. */
 		res->accepted++;
 	}
+	if (pipeline_keep_actions(p, r) < 0)
+		goto nomem;
 	return 0;
 
 nomem:
@@ -185,6 +210,42 @@ nomem:
 	res->stage = PIPELINE_ROUTE;
 	res->http_status = 500;
 	return -1;
+}
+
+int pipeline_route(struct pipeline *p, const char *body, size_t len, double received_at,
+		   const char *remote_addr, const char *request_id, struct pipeline_result *res)
+{
+	struct rules_meta meta = {
+		.received_at = received_at,
+		.remote_addr = remote_addr,
+		.request_id = request_id,
+	};
+	struct pipeline_engines *set = pipeline_engines_of(p);
+	struct pipeline_engine *slot;
+	int rc = -1;
+
+	memset(res, 0, sizeof *res);
+	p->action_count = 0;
+	if (!set) {
+		snprintf(res->error, sizeof res->error, "out of memory");
+		res->stage = PIPELINE_RULES_UNAVAILABLE;
+		res->http_status = 500;
+		return -1;
+	}
+	slot = pipeline_engines_borrow(set);
+	if (pipeline_build_engine(p, slot, res->error, sizeof res->error) < 0 ||
+	    pipeline_open_files(p, res->error, sizeof res->error) < 0) {
+		log_msg(LOG_ERROR, request_id, "worker set-up failed: %s", res->error);
+		res->stage = slot->rules ? PIPELINE_SETUP : PIPELINE_RULES_UNAVAILABLE;
+		res->http_status = 500;
+		goto out;
+	}
+	rc = pipeline_route_with(p, slot->rules, body, len, &meta, res);
+	/* Before the commit's wait: the state, with the batch's tables, goes back now. */
+	rules_end_batch(slot->rules);
+out:
+	pipeline_engines_return(set, slot);
+	return rc;
 }
 
 size_t pipeline_event_count(const struct pipeline *p)
@@ -199,7 +260,9 @@ const struct batch_event *pipeline_event(const struct pipeline *p, size_t i)
 
 const char *pipeline_event_action(const struct pipeline *p, size_t i)
 {
-	return p->batch.events[i].reject ? NULL : rules_event_action(p->engine, i);
+	if (i >= p->action_count || p->action_at[i] == SIZE_MAX)
+		return NULL;
+	return p->action_text.p + p->action_at[i];
 }
 
 const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i, size_t *n)
@@ -224,16 +287,22 @@ const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i,
 
 void pipeline_end(struct pipeline *p)
 {
-	if (p->engine)
-		rules_end_batch(p->engine);
 	decisions_clear(&p->decisions);
+	p->action_count = 0;
 }
 
 void pipeline_idle(struct pipeline *p)
 {
-	rules_idle(p->engine);
+	struct pipeline_engines *set = p->sh->engines ? p->sh->engines : p->own_engines;
+
+	if (set)
+		pipeline_engines_idle(set);
 	batch_free(&p->batch);
 	decisions_free(&p->decisions);
+	util_buf_free(&p->action_text);
+	free(p->action_at);
+	p->action_at = NULL;
+	p->action_count = p->action_cap = 0;
 }
 
 /*
@@ -252,7 +321,7 @@ static void pipeline_count(struct pipeline *p)
 		const struct batch_event *ev = &p->batch.events[i];
 		int any = 0;
 
-		metrics_tally_event(&t, ev->reject ? NULL : rules_event_action(p->engine, i));
+		metrics_tally_event(&t, pipeline_event_action(p, i));
 		for (; pos < p->decisions.count && p->decisions.items[pos].event == i; pos++, any = 1) {
 			const struct decision *it = &p->decisions.items[pos];
 
@@ -296,8 +365,6 @@ void pipeline_process(struct pipeline *p, const char *body, size_t len, double r
 
 	if (pipeline_route(p, body, len, received_at, remote_addr, request_id, res) < 0)
 		goto out;
-	/* Before the commit's wait: a large batch's tables are not held through it. */
-	rules_drop_events(p->engine);
 	env.writer = p->sh->writer;
 	env.sink = p->sink;
 	env.write_sync = p->write_sync;

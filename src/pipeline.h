@@ -1,14 +1,15 @@
 /*
  * pipeline.h — one batch through the router: parse → route → commit.
  *
- * A struct pipeline is a worker's private set of tools (Lua state, file
- * sink, decision list, batch storage), reused for every batch. The file
- * sink is opened by pipeline_open_files (http.c calls it when civetweb
- * starts the worker, as the user it runs as, before it serves); the Lua
- * state is built on the worker's first batch (threads may be many and
- * idle). http.c runs
- * pipeline_process per request; `egoi-router test` runs pipeline_route only
- * and prints the decisions instead of committing them.
+ * A struct pipeline is a worker's private set of tools (file sink, decision
+ * list, batch storage, the routed batch's actions), reused for every
+ * batch. The file sink is opened by pipeline_open_files (http.c calls it
+ * when civetweb starts the worker, as the user it runs as, before it
+ * serves). The Lua state is not the worker's: pipeline_route borrows one
+ * from the shared set (pipeline_engines.h) for the parse and the rules and
+ * returns it before the commit, with each event's action copied out.
+ * http.c runs pipeline_process per request; `egoi-router test` runs
+ * pipeline_route only and prints the decisions instead of committing them.
  *
  * Threads: one struct pipeline per thread, never shared.
  */
@@ -20,10 +21,12 @@
 #include "decisions.h"
 #include "batch.h"
 #include "rules_source.h"
+#include "util_buf.h"
 
 struct config;
 struct deliver;
-struct rules;
+struct pipeline_engine;
+struct pipeline_engines;
 struct outbox_writer;
 struct sink_file;
 
@@ -37,6 +40,8 @@ struct sink_file;
  */
 struct pipeline_shared {
 	const struct config *cfg;
+	struct pipeline_engines *engines; /* the Lua states workers borrow (main: lua_states of
+	                                     them); NULL: each pipeline makes a set of one */
 	struct rules_current published; /* the rules text; none published: workers read cfg->rules_path */
 	struct outbox_writer *writer;
 	void (*on_commit)(void *arg); /* called by the worker thread, after the commit */
@@ -51,9 +56,12 @@ struct pipeline {
 	const struct config *cfg;     /* sh->cfg */
 	int dry_run;                  /* no outbox, no files */
 	int write_sync;               /* write_sync = batch */
-	struct rules *engine;         /* the Lua state: owned, created on first use */
-	unsigned long rules_generation; /* of the source p->engine was built from */
-	double rules_retry_at;        /* after a failed rebuild: monotonic time to try again */
+	struct pipeline_engines *own_engines; /* owned: a set of one, made on the first batch
+	                                         when sh->engines is NULL */
+	struct util_buf action_text;  /* the routed batch's actions, NUL-terminated, copied
+	                                 out of the Lua state before it is returned */
+	size_t *action_at;            /* per event: offset in action_text, SIZE_MAX = none */
+	size_t action_count, action_cap;
 	struct sink_file *sink;       /* owned, pipeline_open_files */
 	struct decisions decisions;
 	struct batch batch;
@@ -94,7 +102,10 @@ int pipeline_open_files(struct pipeline *p, char *err, size_t errlen);
 void pipeline_free(struct pipeline *p);
 
 /*
- * Parses body and routes every event; decisions end up in p->decisions (one
+ * Borrows a Lua state (waiting while all are busy; built or rebuilt from
+ * the published rules when it has none or an older generation), parses
+ * body and routes every event, copies the actions out and returns the
+ * state; decisions end up in p->decisions (one
  * DECISION_REJECT per malformed element, one DECISION_ERROR per failed rule).
  * Returns 0, or -1 with res->stage, res->http_status and res->error set.
  * received_at, remote_addr and request_id fill meta for the rules.
@@ -113,13 +124,14 @@ const struct batch_event *pipeline_event(const struct pipeline *p, size_t i);
 const char *pipeline_event_action(const struct pipeline *p, size_t i);
 const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i, size_t *n);
 
-/* Ends the routed batch (drops event tables and decisions). */
+/* Ends the routed batch (drops its decisions and actions). */
 void pipeline_end(struct pipeline *p);
 
 /*
- * The worker goes idle (its connection closed): the Lua state shrinks to
- * its live data (rules_idle) and the per-batch arrays are freed; the next
- * batch grows them again. Call from p's thread, between batches.
+ * The worker goes idle (its connection closed): the Lua states nobody is
+ * using and that were used since they last shrank shrink to their live
+ * data (pipeline_engines_idle), and p's per-batch arrays are freed; the
+ * next batch grows them again. Call from p's thread, between batches.
  */
 void pipeline_idle(struct pipeline *p);
 

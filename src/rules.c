@@ -477,14 +477,6 @@ static void rules_collect_if_due(struct rules *r)
 	}
 }
 
-void rules_drop_events(struct rules *r)
-{
-	RULES_ENTRY(r);
-	lua_pushnil(r->L);
-	lua_replace(r->L, SLOT_EVENTS);
-	rules_collect_if_due(r);
-}
-
 void rules_end_batch(struct rules *r)
 {
 	RULES_ENTRY(r);
@@ -496,6 +488,11 @@ void rules_end_batch(struct rules *r)
 	lua_settop(r->L, SLOT_COUNT);
 	lua_gc(r->L, LUA_GCSTEP, 0);
 	rules_collect_if_due(r);
+}
+
+void rules_adopt(struct rules *r)
+{
+	r->owner = pthread_self();
 }
 
 const char *rules_event_action(struct rules *r, size_t i)

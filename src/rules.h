@@ -1,5 +1,6 @@
 /*
- * rules.h — the Lua rule engine: one struct rules per worker thread.
+ * rules.h — the Lua rule engine: one struct rules per Lua state, used by
+ * one worker at a time.
  *
  * rules_new creates a sandboxed lua_State (rules_sandbox.c), installs the
  * API given to rules (rules_api*.c: forward, write, drop, json, log, print,
@@ -13,9 +14,10 @@
  * limit affects only its event: its partial decisions are discarded and an
  * DECISION_ERROR decision carries the message. The state stays usable.
  *
- * Threads: a struct rules and its lua_State are used by one thread only:
- * the one that called rules_new (each worker builds its own, nothing hands
- * one over). Every entry point but rules_free asserts it.
+ * Threads: a struct rules and its lua_State are used by one thread at a
+ * time: the one that called rules_new, or the last to call rules_adopt
+ * (pipeline_engines.c lends states to workers one batch at a time). Every
+ * entry point but rules_free and rules_adopt asserts it.
  */
 #ifndef EGOI_RULES_H
 #define EGOI_RULES_H
@@ -89,14 +91,6 @@ enum rules_route_result {
 enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta,
 				    struct decisions *decisions);
 
-/*
- * The last batch's events are routed: lets their tables and tape go (the
- * full collection rules_end_batch would run after a large batch runs now),
- * so a worker waiting for its commit holds only its decisions (C copies).
- * rules_event_action stays valid until rules_end_batch.
- */
-void rules_drop_events(struct rules *r);
-
 /* Releases the event tables of the last batch and runs a GC step. */
 void rules_end_batch(struct rules *r);
 
@@ -117,6 +111,12 @@ void rules_idle(struct rules *r);
  */
 void rules_stop_all(void);
 int rules_stopping(void);
+
+/*
+ * The calling thread becomes r's owner. Only for a state handed over under
+ * a lock that orders the previous owner's last use before this call.
+ */
+void rules_adopt(struct rules *r);
 
 /* Returns the action string of routable event i, or NULL (valid until rules_end_batch). */
 const char *rules_event_action(struct rules *r, size_t i);

@@ -54,7 +54,7 @@ struct rules_ctx {
 };
 
 struct rules {
-	pthread_t owner;             /* the creating thread, the only one that may use it */
+	pthread_t owner;             /* the thread that may use it: the creator, or the last rules_adopt */
 	lua_State *L;
 	char *dir;                   /* directory prefix of the rules file, "" or ".../" */
 	const struct rules_modules *modules_in;  /* rules_options.modules, during rules_new only */

@@ -651,7 +651,7 @@ static void test_print_keys(void **state)
 		"max_body", "max_events", "max_forward_body", "max_batch_forward_bytes", "max_hops",
 		"forward_timeout", "forward_max_attempts",
 		"forward_max_age", "forward_backoff_max", "forward_concurrency", "forward_signing_secret",
-		"lua_instruction_limit", "lua_memory_limit", "lua_time_limit", "rules_env",
+		"lua_instruction_limit", "lua_memory_limit", "lua_states", "lua_time_limit", "rules_env",
 		"log_level", "log_format", "log_file",
 		"run_as_user", "max_connections_per_address", "min_body_rate", "rate_limit",
 		"rate_limit_burst", "rate_limit_exempt",

@@ -63,7 +63,7 @@ static const struct decision *decision_for(struct routed *r, const char *action,
 	*n = 0;
 	for (size_t i = 0; i < r->pipe.decisions.count; i++) {
 		const struct decision *it = &r->pipe.decisions.items[i];
-		const char *a = rules_event_action(r->pipe.engine, it->event);
+		const char *a = pipeline_event_action(&r->pipe, it->event);
 
 		if (a && strcmp(a, action) == 0) {
 			if (!first)

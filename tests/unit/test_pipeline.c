@@ -12,6 +12,7 @@
 #include "unit/test_util.h"
 
 #include <ftw.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,16 @@
 #include "config.h"
 #include "outbox_writer.h"
 #include "pipeline.h"
+#include "pipeline_engines.h"
+
+#include <pthread.h>
 
 static const char *rules_lua =
 	"function route(e, m)\n"
 	"  if e.action == 'fwd' then forward('http://127.0.0.1:9/in')\n"
 	"  elseif e.action == 'file' then write('lines.jsonl')\n"
 	"  elseif e.action == 'boom' then error('kaboom')\n"
+	"  elseif e.action == 'count' then n = (n or 0) + 1 write('count-' .. n .. '.jsonl')\n"
 	"  end\n"
 	"end\n";
 
@@ -142,24 +147,136 @@ static void test_batch_is_routed_and_durable(void **state)
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 2);
 }
 
-/* An idle worker frees its per-batch arrays; its state and next batch are fine. */
+/* Routes body with p (no commit) and returns the target of event 0's one decision. */
+static const char *route_target(struct fx *f, struct pipeline *p, const char *body)
+{
+	const struct decision *d;
+	size_t n;
+
+	assert_int_equal(pipeline_route(p, body, strlen(body), 1.0, "-", "r", &f->res), 0);
+	d = pipeline_decisions_of(p, 0, &n);
+	assert_int_equal(n, 1);
+	return d->target;
+}
+
+/* An idle worker frees its per-batch arrays; the Lua state, its globals and the next batch are fine. */
 static void test_idle_worker_frees_and_carries_on(void **state)
 {
 	struct fx *f = *state;
+	const char *count = "{\"events\":[{\"action\":\"count\"}]}";
 
 	pipeline_idle(&f->p);   /* before any batch: nothing built yet */
 	run(f, "{\"events\":[{\"action\":\"fwd\"},{\"action\":\"file\"}]}");
 	assert_int_equal(f->res.http_status, 200);
 	assert_non_null(f->p.batch.events);
-	assert_non_null(f->p.engine);
+	assert_int_equal(pipeline_engines_built(f->p.own_engines), 1);
+	assert_string_equal(route_target(f, &f->p, count), "count-1.jsonl");
+	pipeline_end(&f->p);
 	pipeline_idle(&f->p);
 	assert_null(f->p.batch.events);
 	assert_int_equal(f->p.batch.cap, 0);
 	assert_null(f->p.decisions.items);
-	assert_non_null(f->p.engine);   /* kept: rule globals survive */
+	assert_null(f->p.action_at);
+	assert_int_equal(pipeline_engines_built(f->p.own_engines), 1);   /* kept */
+	assert_string_equal(route_target(f, &f->p, count), "count-2.jsonl");   /* globals survive */
+	pipeline_end(&f->p);
 	run(f, "{\"events\":[{\"action\":\"fwd\"}]}");
 	assert_int_equal(f->res.http_status, 200);
 	assert_int_equal(sql_long(f, "SELECT count(*) FROM deliveries"), 2);
+}
+
+/*
+ * Workers share the set of Lua states: one after the other they use the
+ * same (warmest) state, so only one is built and its globals carry over;
+ * what a routed batch reads after the state went back (its actions) was
+ * copied out, so another batch routed meanwhile does not change it.
+ */
+static void test_workers_share_lua_states(void **state)
+{
+	struct fx *f = *state;
+	const char *count = "{\"events\":[{\"action\":\"count\"}]}";
+	struct pipeline p2;
+
+	f->sh.engines = pipeline_engines_new(2);
+	assert_non_null(f->sh.engines);
+	assert_int_equal(pipeline_engines_max(f->sh.engines), 2);
+	pipeline_init(&p2, &f->sh);
+	assert_string_equal(route_target(f, &f->p, count), "count-1.jsonl");
+	pipeline_end(&f->p);
+	assert_string_equal(route_target(f, &p2, count), "count-2.jsonl");
+	pipeline_end(&p2);
+	assert_int_equal(pipeline_engines_built(f->sh.engines), 1);
+	assert_null(f->p.own_engines);
+
+	route_target(f, &f->p, "{\"events\":[{\"action\":\"fwd\"}]}");
+	route_target(f, &p2, "{\"events\":[{\"action\":\"file\"},{\"action\":\"x\"}]}");
+	assert_int_equal(pipeline_event_count(&f->p), 1);
+	assert_string_equal(pipeline_event_action(&f->p, 0), "fwd");
+	assert_null(pipeline_event_action(&f->p, 1));   /* past the batch */
+	assert_string_equal(pipeline_event_action(&p2, 0), "file");
+	assert_string_equal(pipeline_event_action(&p2, 1), "x");
+	pipeline_end(&f->p);
+	assert_null(pipeline_event_action(&f->p, 0));   /* the batch ended */
+	pipeline_end(&p2);
+	pipeline_idle(&p2);
+	assert_string_equal(route_target(f, &f->p, count), "count-3.jsonl");
+	pipeline_end(&f->p);
+	pipeline_free(&p2);
+	pipeline_free(&f->p);   /* before the set it borrows from */
+	pipeline_engines_free(f->sh.engines);
+	f->sh.engines = NULL;
+	pipeline_init(&f->p, &f->sh);
+}
+
+struct borrower {
+	struct pipeline_engines *set;
+	struct pipeline_engine *got;
+	atomic_int done;
+};
+
+static void *borrower_run(void *arg)
+{
+	struct borrower *b = arg;
+
+	b->got = pipeline_engines_borrow(b->set);
+	atomic_store(&b->done, 1);
+	pipeline_engines_return(b->set, b->got);
+	return NULL;
+}
+
+/* All slots busy: a borrower waits until one is returned, then gets that one. */
+static void test_borrow_waits_while_all_are_busy(void **state)
+{
+	struct pipeline_engines *set = pipeline_engines_new(1);
+	struct pipeline_engine *mine, *again;
+	struct borrower b = { .set = set };
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(set);
+	mine = pipeline_engines_borrow(set);
+	assert_int_equal(pthread_create(&t, NULL, borrower_run, &b), 0);
+	/* not a timing assertion: had the borrower got a slot, done would be set */
+	usleep(100 * 1000);
+	assert_int_equal(atomic_load(&b.done), 0);
+	pipeline_engines_return(set, mine);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&b.done), 1);
+	assert_ptr_equal(b.got, mine);
+	pipeline_engines_free(set);
+
+	set = pipeline_engines_new(0);   /* at least one slot */
+	assert_int_equal(pipeline_engines_max(set), 1);
+	pipeline_engines_free(set);
+	set = pipeline_engines_new(2);
+	mine = pipeline_engines_borrow(set);
+	again = pipeline_engines_borrow(set);   /* a second slot: no wait */
+	assert_ptr_not_equal(mine, again);
+	assert_null(mine->rules);
+	pipeline_engines_return(set, again);
+	pipeline_engines_return(set, mine);
+	assert_int_equal(pipeline_engines_built(set), 0);   /* nobody built one */
+	pipeline_engines_free(set);
 }
 
 static void test_bad_batches_get_4xx_and_commit_nothing(void **state)
@@ -206,6 +323,16 @@ static void publish(struct fx *f, const char *text, unsigned long generation)
 	rules_current_set(&f->sh.published, src);
 }
 
+/* The worker's Lua state slot (its own set of one), borrowed and given back at once:
+ * between batches nobody else holds it. */
+static struct pipeline_engine *slot_of(struct fx *f)
+{
+	struct pipeline_engine *slot = pipeline_engines_borrow(f->p.own_engines);
+
+	pipeline_engines_return(f->p.own_engines, slot);
+	return slot;
+}
+
 static void test_published_rules_reach_the_worker(void **state)
 {
 	struct fx *f = *state;
@@ -214,26 +341,26 @@ static void test_published_rules_reach_the_worker(void **state)
 	publish(f, "function route(e) drop('one') end", 1);
 	run(f, batch);
 	assert_int_equal(f->res.http_status, 200);
-	assert_int_equal(f->p.rules_generation, 1);
+	assert_int_equal(slot_of(f)->generation, 1);
 	/* a new generation: the worker rebuilds its state at its next batch */
 	publish(f, "function route(e) write('two.jsonl') end", 2);
 	run(f, batch);
 	assert_int_equal(f->res.summary.writes, 1);
-	assert_int_equal(f->p.rules_generation, 2);
+	assert_int_equal(slot_of(f)->generation, 2);
 	/* a generation the worker cannot build: it keeps serving the old rules,
 	 * and waits before trying again rather than rebuilding on every batch */
 	publish(f, "function route(e) error(", 3);
 	run(f, batch);
 	assert_int_equal(f->res.http_status, 200);
 	assert_int_equal(f->res.summary.writes, 1);
-	assert_int_equal(f->p.rules_generation, 2);
-	assert_true(f->p.rules_retry_at > 0);
+	assert_int_equal(slot_of(f)->generation, 2);
+	assert_true(slot_of(f)->retry_at > 0);
 	publish(f, "function route(e) drop('four') end", 4);
 	run(f, batch);
-	assert_int_equal(f->p.rules_generation, 2);   /* still waiting */
-	f->p.rules_retry_at = 0;                      /* the wait is over */
+	assert_int_equal(slot_of(f)->generation, 2);   /* still waiting */
+	slot_of(f)->retry_at = 0;                      /* the wait is over */
 	run(f, batch);
-	assert_int_equal(f->p.rules_generation, 4);
+	assert_int_equal(slot_of(f)->generation, 4);
 	assert_int_equal(f->res.summary.writes, 0);
 }
 
@@ -299,6 +426,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_batch_is_routed_and_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_worker_frees_and_carries_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers_share_lua_states, setup, teardown),
+		cmocka_unit_test(test_borrow_waits_while_all_are_busy),
 		cmocka_unit_test_setup_teardown(test_bad_batches_get_4xx_and_commit_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_storage_failure_is_503, setup, teardown),
