@@ -7,6 +7,7 @@
  */
 #include "deliver.h"
 
+#include <curl/curl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,17 +110,54 @@ enum deliver_transition deliver_circuit_record(struct deliver_circuit *c, int fa
 	return DELIVER_STAYED;
 }
 
+/*
+ * Whether s has the shape of pattern: '@' is a run of letters, '#' a run of
+ * digits, ' ' a run of spaces, anything else itself. curl_getdate accepts
+ * far more than HTTP dates (no zone, ISO 8601, a bare "21 Oct 2015"); this
+ * keeps Retry-After to the three forms RFC 9110 names and lets curl
+ * check the values (a 32nd of October, a month called Foo).
+ */
+static int deliver_policy_shape(const char *s, const char *pattern)
+{
+	for (; *pattern; pattern++) {
+		const char *from = s;
+
+		switch (*pattern) {
+		case '@':
+			while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))
+				s++;
+			break;
+		case '#':
+			while (*s >= '0' && *s <= '9')
+				s++;
+			break;
+		case ' ':
+			while (*s == ' ')
+				s++;
+			break;
+		default:
+			if (*s == *pattern)
+				s++;
+			break;
+		}
+		if (s == from)
+			return 0;
+	}
+	return *s == '\0';
+}
+
 double deliver_parse_retry_after(const char *value, double now)
 {
 	/* IMF-fixdate first; the two obsolete forms RFC 9110 says to accept. */
-	static const char *const formats[] = {
-		"%a, %d %b %Y %H:%M:%S GMT",
-		"%A, %d-%b-%y %H:%M:%S GMT",
-		"%a %b %e %H:%M:%S %Y",
+	static const char *const shapes[] = {
+		"@, # @ # #:#:# GMT",
+		"@, #-@-# #:#:# GMT",
+		"@ @ # #:#:# #",
 	};
 	char buf[64];
 	size_t len, i;
 	const char *p;
+	time_t t;
 
 	if (!value)
 		return -1;
@@ -138,18 +176,15 @@ double deliver_parse_retry_after(const char *value, double now)
 	if (*p == '\0')
 		return strtod(buf, NULL);
 
-	for (i = 0; i < sizeof formats / sizeof formats[0]; i++) {
-		struct tm tm;
-		time_t t;
-
-		memset(&tm, 0, sizeof tm);
-		p = strptime(buf, formats[i], &tm);
-		if (!p || *p != '\0')
-			continue;
-		t = timegm(&tm);
-		if (t == (time_t)-1)
-			return -1;
-		return (double)t > now ? (double)t - now : 0;
-	}
-	return -1;
+	for (i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+		if (deliver_policy_shape(buf, shapes[i]))
+			break;
+	if (i == sizeof shapes / sizeof shapes[0])
+		return -1;
+	/* curl_getdate needs no curl_global_init: it is a pure parser (dates
+	 * without a zone, like asctime's, are read as GMT, as HTTP wants). */
+	t = curl_getdate(buf, NULL);
+	if (t == (time_t)-1)
+		return -1;
+	return (double)t > now ? (double)t - now : 0;
 }

@@ -52,7 +52,7 @@ static const char *const ob_pg_migrations[] = {
 	"CREATE INDEX deliveries_claim ON deliveries(dest, next_attempt_at, id);"
 	"CREATE TABLE dead_letters ("
 	" id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-	/* the kinds of outbox_dead_kind_names */
+	/* the kinds of outbox_dead_kind_names (test_outbox_backends checks they agree) */
 	" kind text NOT NULL CHECK (kind IN ('rule_error', 'rejected', 'write', 'forward')),"
 	" reason text NOT NULL,"
 	" payload bytea,"

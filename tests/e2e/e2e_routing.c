@@ -626,6 +626,48 @@ static char *scrape(struct e2e *t)
 	return text;
 }
 
+/*
+ * lua_states = 1: three connections, each held by its own worker thread,
+ * route through the one Lua state in turn, so a rule global counts across
+ * them (one state per worker would start each connection's count at 1).
+ */
+static void connections_share_the_lua_states(void **state)
+{
+	struct e2e *t = *state;
+	static const char batch[] = "{\"events\":[{\"action\":\"a\"}]}";
+	struct harness_conn *k[3];
+	struct harness_response resp;
+	char path[HARNESS_PATH + 16];
+	struct stat st;
+	int reused;
+
+	e2e_boot(t, "function route(e) n = (n or 0) + 1 write('n-' .. n .. '.jsonl') end\n",
+		 "threads = 4\nlua_states = 1\n");
+	for (int i = 0; i < 3; i++) {
+		k[i] = harness_conn_new(&t->h);
+		assert_non_null(k[i]);
+		assert_int_equal(harness_conn_request(k[i], "/healthz", NULL, 0, &resp, &reused), 0);
+		assert_int_equal(resp.status, 200);
+		harness_response_free(&resp);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(harness_conn_request(k[i], "/hooks/egoi", batch, sizeof batch - 1,
+						      &resp, &reused), 0);
+		assert_int_equal(resp.status, 200);
+		assert_true(reused);   /* the connection, and so the worker, it opened with */
+		harness_response_free(&resp);
+	}
+	for (int i = 1; i <= 3; i++) {
+		snprintf(path, sizeof path, "%s/n-%d.jsonl", t->h.output_dir, i);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_size, (off_t)sizeof batch - 1 - strlen("{\"events\":[]}") + 1);
+	}
+	for (int i = 0; i < 3; i++)
+		harness_conn_free(k[i]);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 static void metrics_count_requests_events_decisions_deliveries(void **state)
 {
 	struct e2e *t = *state;
@@ -722,6 +764,7 @@ const struct CMUnitTest e2e_routing_tests[] = {
 	E2E_TEST(write_outside_output_dir_is_refused),
 	E2E_TEST(rule_error_dead_letters_only_its_event),
 	E2E_TEST(runaway_rules_are_stopped_and_dead_lettered),
+	E2E_TEST(connections_share_the_lua_states),
 	E2E_TEST(metrics_count_requests_events_decisions_deliveries),
 };
 const size_t e2e_routing_count = sizeof(e2e_routing_tests) / sizeof(e2e_routing_tests[0]);

@@ -308,6 +308,17 @@ static void test_parse_retry_after(void **state)
 	assert_true(deliver_parse_retry_after("-5", 0) == -1);
 	assert_true(deliver_parse_retry_after("1.5", 0) == -1);
 	assert_true(deliver_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT trailing", 0) == -1);
+	/* asctime with a space-padded day */
+	assert_true(deliver_parse_retry_after("Wed Oct  7 07:28:00 2015", date - 14 * 86400 - 10) ==
+		    10.0);
+	/* dates curl_getdate would read, but that are not HTTP dates */
+	assert_true(deliver_parse_retry_after("21 Oct 2015", 0) == -1);
+	assert_true(deliver_parse_retry_after("2015-10-21T07:28:00Z", 0) == -1);
+	assert_true(deliver_parse_retry_after("Wed, 21 Oct 2015 07:28:00", 0) == -1);
+	assert_true(deliver_parse_retry_after("Wed, 21 Oct 2015 07:28:00 CET", 0) == -1);
+	/* the right shape, an impossible value */
+	assert_true(deliver_parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT", 0) == -1);
+	assert_true(deliver_parse_retry_after("Wed, 21 Foo 2015 07:28:00 GMT", 0) == -1);
 	assert_true(deliver_parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT", 0) == -1);
 	/* RFC 9110's own example dates, in its three forms (curl_getdate). */
 	assert_true(deliver_parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 7) == 7.0);

@@ -349,7 +349,6 @@ static void test_newer_schema_refused(void **state)
 static void test_dead_kind_check_matches_table(void **state)
 {
 	struct fixture *fx = *state;
-	int listed[OUTBOX_DEAD_KINDS] = { 0 }, n = 0;
 	const char *sql, *p, *end;
 	sqlite3_stmt *st;
 	sqlite3 *db;
@@ -364,27 +363,7 @@ static void test_dead_kind_check_matches_table(void **state)
 	p += strlen("CHECK (kind IN (");
 	end = strchr(p, ')');
 	assert_non_null(end);
-	while ((p = memchr(p, '\'', (size_t)(end - p))) != NULL) {
-		const char *q = memchr(p + 1, '\'', (size_t)(end - p - 1));
-		char name[32];
-		int k;
-
-		assert_non_null(q);
-		assert_true(q - p - 1 < (long)sizeof name);
-		snprintf(name, sizeof name, "%.*s", (int)(q - p - 1), p + 1);
-		k = outbox_dead_kind_parse(name);
-		if (k < 0)
-			fail_msg("the schema allows kind '%s', outbox_dead_kind_names has no such kind",
-				 name);
-		assert_int_equal(listed[k]++, 0);
-		n++;
-		p = q + 1;
-	}
-	for (int k = 0; k < OUTBOX_DEAD_KINDS; k++)
-		if (!listed[k])
-			fail_msg("kind '%s' is not allowed by the schema's CHECK",
-				 outbox_dead_kind_names[k]);
-	assert_int_equal(n, OUTBOX_DEAD_KINDS);
+	tu_assert_dead_kinds(p, end);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 

@@ -434,6 +434,26 @@ static void test_pg_check_reads_schema(void **state)
 	assert_non_null(strstr(msg, "no schema yet"));   /* check created nothing */
 }
 
+/* The PostgreSQL schema's CHECK on dead_letters.kind names exactly the program's kinds. */
+static void test_pg_dead_kind_check_matches_table(void **state)
+{
+	PGconn *c = PQconnectdb(cluster.uri);
+	PGresult *r;
+	const char *def;
+
+	(void)state;
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	r = PQexec(c, "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+		      " WHERE conrelid = 'dead_letters'::regclass AND contype = 'c'");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_int_equal(PQntuples(r), 1);
+	def = PQgetvalue(r, 0, 0);
+	assert_non_null(strstr(def, "kind"));
+	tu_assert_dead_kinds(def, def + strlen(def));
+	PQclear(r);
+	PQfinish(c);
+}
+
 /* A delivery connection closed (a node stopped cleanly) gives its leases
  * back at once; another node's connection claims them without waiting. */
 static void test_pg_close_releases_own_leases(void **state)
@@ -584,6 +604,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_expired_lease_is_claimable,
 						setup_short_lease, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_close_releases_own_leases, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_dead_kind_check_matches_table, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_pg_check_reads_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_commit_wakes_listeners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_loss_fails_then_recovers, setup,
