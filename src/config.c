@@ -50,6 +50,32 @@ static void config_free_string(const struct cfg_key *k, char *s)
 	free(s);
 }
 
+/* log_level and log_format: a word of a fixed list, stored as an int in f. */
+static int config_key_set_log(const struct cfg_key *k, const char *val, int *f, char *why,
+			      size_t whylen)
+{
+	int lvl;
+
+	if (k->type == CFG_LOG_FORMAT) {
+		if (strcmp(val, "text") != 0 && strcmp(val, "json") != 0) {
+			config_set_err(why, whylen, "%s: '%.64s' is not one of text, json", k->name, val);
+			return -1;
+		}
+		*f = strcmp(val, "json") == 0;
+		return 0;
+	}
+	lvl = log_level_parse(val);
+	if (lvl < 0) {
+		char names[64];
+
+		log_level_list(names, sizeof names);
+		config_set_err(why, whylen, "%s: '%.64s' is not one of %s", k->name, val, names);
+		return -1;
+	}
+	*f = lvl;
+	return 0;
+}
+
 /*
  * Stores val (already env-resolved) into the key's field, replacing any
  * earlier value. from_env: val came from the environment, so the literal
@@ -61,7 +87,6 @@ static int config_key_set(struct config *cfg, const struct cfg_key *k, const cha
 	void *f = config_field(cfg, k);
 	long long num;
 	char *s = NULL;
-	int lvl;
 
 	switch (k->type) {
 	case CFG_INT:
@@ -76,23 +101,8 @@ static int config_key_set(struct config *cfg, const struct cfg_key *k, const cha
 			*(size_t *)f = (size_t)num;
 		return 0;
 	case CFG_LOG_LEVEL:
-		lvl = log_level_parse(val);
-		if (lvl < 0) {
-			char names[64];
-
-			log_level_list(names, sizeof names);
-			config_set_err(why, whylen, "%s: '%.64s' is not one of %s", k->name, val, names);
-			return -1;
-		}
-		*(int *)f = lvl;
-		return 0;
 	case CFG_LOG_FORMAT:
-		if (strcmp(val, "text") != 0 && strcmp(val, "json") != 0) {
-			config_set_err(why, whylen, "%s: '%.64s' is not one of text, json", k->name, val);
-			return -1;
-		}
-		*(int *)f = strcmp(val, "json") == 0;
-		return 0;
+		return config_key_set_log(k, val, f, why, whylen);
 	case CFG_CIDRS:
 		/* `none` empties the exemption list (loopback is in it by default);
 		 * allow_from has no such word: unset means everyone. */

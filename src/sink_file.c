@@ -190,6 +190,35 @@ static int sink_file_sync_walked_dir(const struct sink_file *s, int dfd, const c
 }
 
 /*
+ * One directory step of sink_file_open_target: comp under cur, made (0750)
+ * when missing, never through a symlink; *dfd_out set on SINK_OK. The walked
+ * directory cur is synced when a new entry may have been made in it.
+ */
+static int sink_file_enter_dir(const struct sink_file *s, int cur, const char *comp, const char *path,
+			       int *dfd_out, char *err, size_t errlen)
+{
+	int dfd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0 && errno == ENOENT) {
+		if (mkdirat(cur, comp, 0750) != 0 && errno != EEXIST)
+			return sink_path_failed("cannot create a directory of", path, err, errlen);
+		dfd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (dfd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			return sink_file_refuse_component(cur, comp, path, err, errlen);
+		return sink_path_failed("cannot open a directory of", path, err, errlen);
+	}
+	/* cur now holds an entry for dfd that may be new */
+	if (sink_file_sync_walked_dir(s, cur, path, err, errlen) != SINK_OK) {
+		close(dfd);
+		return SINK_IO;
+	}
+	*dfd_out = dfd;
+	return SINK_OK;
+}
+
+/*
  * Opens output_dir/path for appending, walking it with O_NOFOLLOW. *fd_out
  * and *st_out are set on SINK_OK.
  */
@@ -213,27 +242,12 @@ static int sink_file_open_target(struct sink_file *s, const char *path, int *fd_
 			comp = next;
 			continue;
 		}
-		int dfd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int dfd = -1;
 
-		if (dfd < 0 && errno == ENOENT) {
-			if (mkdirat(cur, comp, 0750) != 0 && errno != EEXIST) {
-				rc = sink_path_failed("cannot create a directory of", path, err, errlen);
-				goto out;
-			}
-			dfd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		}
-		if (dfd < 0) {
-			if (errno == ELOOP || errno == ENOTDIR)
-				rc = sink_file_refuse_component(cur, comp, path, err, errlen);
-			else
-				rc = sink_path_failed("cannot open a directory of", path, err, errlen);
+		rc = sink_file_enter_dir(s, cur, comp, path, &dfd, err, errlen);
+		if (rc != SINK_OK)
 			goto out;
-		}
-		/* cur now holds an entry for dfd that may be new */
-		if (sink_file_sync_walked_dir(s, cur, path, err, errlen) != SINK_OK) {
-			close(dfd);
-			goto out;
-		}
+		rc = SINK_IO;
 		if (cur != s->dirfd)
 			close(cur);
 		cur = dfd;
