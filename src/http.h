@@ -6,7 +6,7 @@
  * token: see http.c); with admin_listen the last three are on the admin
  * listener instead (http_admin.h, http_probe.h). Each worker
  * thread gets a struct pipeline in civetweb's init_thread callback, its
- * file sink opened there and its Lua state at its first batch (pipeline.h);
+ * file sink opened there; it borrows a Lua state per batch (pipeline.h);
  * batches reach the outbox through the shared group committer
  * (outbox_writer.h).
  * Every answer is built in one buffer and sent with one mg_write (over TLS,

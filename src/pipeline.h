@@ -32,8 +32,8 @@ struct sink_file;
 
 /*
  * What every worker shares (owned by main / the caller): the config, the
- * published rules text (main replaces it on SIGHUP; each worker rebuilds
- * its Lua state at its next batch), the group committer (NULL for a dry
+ * Lua states they borrow, the published rules text (main replaces it on
+ * SIGHUP; each state is rebuilt when next borrowed), the group committer (NULL for a dry
  * run, which commits nothing) and what to call once a batch committed
  * forwards: main wires on_commit to deliver_notify, so intake knows nothing
  * of the delivery thread (NULL = nobody to tell).

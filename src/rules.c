@@ -1,5 +1,5 @@
 /*
- * rules.c — the life of one worker's Lua state: creation with limits,
+ * rules.c — the life of one Lua state: creation with limits,
  * loading the rules file, routing events, releasing batches.
  *
  * Design:
