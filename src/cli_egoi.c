@@ -355,49 +355,100 @@ static int cli_egoi_delete(struct cli_egoi *e, const struct egoi_webhook *w)
 	return cli_egoi_exit(rc);
 }
 
-static int cli_egoi_register(struct cli_egoi *e, struct cli_egoi_opts *o)
+/* The webhook register asks for, into *want (want->url is the caller's to
+ * free; actions and fields are borrowed). An exit code. */
+static int cli_egoi_want(struct cli_egoi *e, const struct cli_egoi_opts *o, struct egoi_webhook *want)
 {
-	struct egoi_webhook want;
-	char err[2048], *shown = NULL;
-	const struct egoi_webhook *same = NULL;
+	if (!o->list_id)
+		return cli_egoi_usage("register needs --list ID");
+	want->list_id = o->list_id;
+	want->url = cli_egoi_target(e, o);
+	if (!want->url)
+		return EXIT_INVALID;
+	/* Borrowed: the catalogue's names, or the parsed --actions. */
+	want->actions = o->nactions ? o->actions : (char **)egoi_actions;
+	want->nactions = o->nactions ? o->nactions : EGOI_ACTIONS;
+	want->fields = o->fields;
+	want->nfields = o->nfields;
+	return EXIT_OK;
+}
+
+/* The fetched webhooks of want's list and URL: *same is the first identical
+ * one (or NULL); returns how many others there are. */
+static size_t cli_egoi_matching(const struct cli_egoi *e, const struct egoi_webhook *want,
+				const struct egoi_webhook **same)
+{
 	size_t differ = 0;
+
+	*same = NULL;
+	for (size_t i = 0; i < e->set.n; i++) {
+		const struct egoi_webhook *w = &e->set.v[i];
+
+		if (w->list_id != want->list_id || !egoi_url_is(w->url, want->url))
+			continue;
+		if (!*same && egoi_webhook_same(w, want))
+			*same = w;
+		else
+			differ++;
+	}
+	return differ;
+}
+
+/*
+ * Deletes the differing webhooks of want's list and URL (differ of them),
+ * then creates want. No update call exists, so between the two E-goi sends
+ * this list's events nowhere. An exit code.
+ */
+static int cli_egoi_replace(struct cli_egoi *e, const struct egoi_webhook *want, size_t differ,
+			    const char *shown)
+{
+	char err[2048];
 	long long id = 0;
 	int rc;
 
+	for (size_t i = 0; i < e->set.n && differ; i++) {
+		const struct egoi_webhook *w = &e->set.v[i];
+
+		if (w->list_id == want->list_id && egoi_url_is(w->url, want->url)) {
+			rc = cli_egoi_delete(e, w);
+			if (rc != EXIT_OK)
+				return rc;
+		}
+	}
+	rc = cli_egoi_exit(egoi_api_create(e->api, want, &id, err, sizeof err));
+	if (rc != EXIT_OK) {
+		cli_egoi_err_redacted(e->cmd, err);
+		if (differ)
+			cli_egoi_err(e->cmd, "the replaced webhook(s) are deleted already: run register "
+				     "again once E-goi accepts it");
+		return rc;
+	}
+	printf("registered webhook %lld for list %lld: %s, %zu actions, %zu fields\n", id,
+	       want->list_id, shown, want->nactions, want->nfields);
+	return EXIT_OK;
+}
+
+static int cli_egoi_register(struct cli_egoi *e, struct cli_egoi_opts *o)
+{
+	struct egoi_webhook want;
+	char *shown = NULL;
+	const struct egoi_webhook *same;
+	size_t differ;
+	int rc;
+
 	memset(&want, 0, sizeof want);
-	if (!o->list_id) {
-		rc = cli_egoi_usage("register needs --list ID");
+	rc = cli_egoi_want(e, o, &want);
+	if (rc != EXIT_OK)
 		goto out;
-	}
-	want.list_id = o->list_id;
-	want.url = cli_egoi_target(e, o);
-	if (!want.url) {
-		rc = EXIT_INVALID;
-		goto out;
-	}
 	shown = egoi_url_redact(want.url);
 	if (!shown) {
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	/* Borrowed: the catalogue's names, or the parsed --actions. */
-	want.actions = o->nactions ? o->actions : (char **)egoi_actions;
-	want.nactions = o->nactions ? o->nactions : EGOI_ACTIONS;
-	want.fields = o->fields;
-	want.nfields = o->nfields;
 	rc = cli_egoi_fetch(e);
 	if (rc != EXIT_OK)
 		goto out;
-	for (size_t i = 0; i < e->set.n; i++) {
-		const struct egoi_webhook *w = &e->set.v[i];
-
-		if (w->list_id != want.list_id || !egoi_url_is(w->url, want.url))
-			continue;
-		if (!same && egoi_webhook_same(w, &want))
-			same = w;
-		else
-			differ++;
-	}
+	differ = cli_egoi_matching(e, &want, &same);
 	if (same) {
 		printf("webhook %lld for list %lld and %s is already registered with these "
 		       "actions and fields: nothing to do\n", same->id, want.list_id, shown);
@@ -410,27 +461,7 @@ static int cli_egoi_register(struct cli_egoi *e, struct cli_egoi_opts *o)
 		rc = EXIT_INVALID;
 		goto out;
 	}
-	/* No update call exists: a differing webhook is deleted, then the new
-	 * one created. Between the two, E-goi sends this list's events nowhere. */
-	for (size_t i = 0; i < e->set.n && differ; i++) {
-		const struct egoi_webhook *w = &e->set.v[i];
-
-		if (w->list_id == want.list_id && egoi_url_is(w->url, want.url)) {
-			rc = cli_egoi_delete(e, w);
-			if (rc != EXIT_OK)
-				goto out;
-		}
-	}
-	rc = cli_egoi_exit(egoi_api_create(e->api, &want, &id, err, sizeof err));
-	if (rc != EXIT_OK) {
-		cli_egoi_err_redacted(e->cmd, err);
-		if (differ)
-			cli_egoi_err(e->cmd, "the replaced webhook(s) are deleted already: run register "
-				     "again once E-goi accepts it");
-		goto out;
-	}
-	printf("registered webhook %lld for list %lld: %s, %zu actions, %zu fields\n", id,
-	       want.list_id, shown, want.nactions, want.nfields);
+	rc = cli_egoi_replace(e, &want, differ, shown);
 out:
 	free(want.url);
 	free(shown);
