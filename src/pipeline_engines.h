@@ -16,8 +16,8 @@
  * generation (slot->generation, slot->retry_at). A borrower gets the most
  * recently returned slot that has a state, so under light load one state
  * stays warm and the others are never built; an empty slot is handed out
- * only when every built one is busy. When all slots are busy the borrower
- * waits for one.
+ * only when every built one is busy. When all slots are busy borrowers
+ * queue and are served in arrival order.
  *
  * Rule globals live in a state, so a value a rule keeps in a global is seen
  * by the later batches that borrow the same state (as before, when it was
