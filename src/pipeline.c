@@ -43,6 +43,15 @@ void pipeline_init(struct pipeline *p, struct pipeline_shared *sh)
 	decisions_init(&p->decisions);
 }
 
+/* Frees the copied actions' storage; the next batch grows it again. */
+static void pipeline_actions_free(struct pipeline *p)
+{
+	util_buf_free(&p->action_text);
+	free(p->action_at);
+	p->action_at = NULL;
+	p->action_count = p->action_cap = 0;
+}
+
 void pipeline_free(struct pipeline *p)
 {
 	if (!p)
@@ -51,8 +60,7 @@ void pipeline_free(struct pipeline *p)
 	sink_file_close(p->sink);
 	decisions_free(&p->decisions);
 	batch_free(&p->batch);
-	util_buf_free(&p->action_text);
-	free(p->action_at);
+	pipeline_actions_free(p);
 	memset(p, 0, sizeof *p);
 }
 
@@ -299,10 +307,7 @@ void pipeline_idle(struct pipeline *p)
 		pipeline_engines_idle(set);
 	batch_free(&p->batch);
 	decisions_free(&p->decisions);
-	util_buf_free(&p->action_text);
-	free(p->action_at);
-	p->action_at = NULL;
-	p->action_count = p->action_cap = 0;
+	pipeline_actions_free(p);
 }
 
 /*
