@@ -67,6 +67,9 @@ void pipeline_engines_idle(struct pipeline_engines *e);
 /* How many slots have a state (for tests and /metrics). */
 size_t pipeline_engines_built(struct pipeline_engines *e);
 
+/* How many borrowers are waiting for a slot (for tests). */
+size_t pipeline_engines_waiting(struct pipeline_engines *e);
+
 /* The number of slots. */
 size_t pipeline_engines_max(const struct pipeline_engines *e);
 

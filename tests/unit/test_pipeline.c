@@ -232,6 +232,8 @@ struct borrower {
 	struct pipeline_engines *set;
 	struct pipeline_engine *got;
 	atomic_int done;
+	atomic_int *served;   /* NULL, or a counter that numbers the borrowers served */
+	int turn;             /* its value when this borrower got a slot */
 };
 
 static void *borrower_run(void *arg)
@@ -239,6 +241,8 @@ static void *borrower_run(void *arg)
 	struct borrower *b = arg;
 
 	b->got = pipeline_engines_borrow(b->set);
+	if (b->served)
+		b->turn = atomic_fetch_add(b->served, 1);
 	atomic_store(&b->done, 1);
 	pipeline_engines_return(b->set, b->got);
 	return NULL;
@@ -276,6 +280,41 @@ static void test_borrow_waits_while_all_are_busy(void **state)
 	pipeline_engines_return(set, again);
 	pipeline_engines_return(set, mine);
 	assert_int_equal(pipeline_engines_built(set), 0);   /* nobody built one */
+	pipeline_engines_free(set);
+}
+
+/* Waits (at most 10 s, a hang guard) until n borrowers queue for a slot. */
+static void wait_for_waiters(struct pipeline_engines *set, size_t n)
+{
+	for (int i = 0; i < 10000 && pipeline_engines_waiting(set) < n; i++)
+		usleep(1000);
+	assert_int_equal(pipeline_engines_waiting(set), n);
+}
+
+/* Borrowers that find every slot busy get one in the order they came. */
+static void test_waiting_borrowers_are_served_in_arrival_order(void **state)
+{
+	struct pipeline_engines *set = pipeline_engines_new(1);
+	atomic_int served = 0;
+	struct borrower b[3];
+	pthread_t t[3];
+	struct pipeline_engine *mine;
+
+	(void)state;
+	assert_non_null(set);
+	mine = pipeline_engines_borrow(set);
+	for (int i = 0; i < 3; i++) {
+		b[i] = (struct borrower){ .set = set, .served = &served, .turn = -1 };
+		assert_int_equal(pthread_create(&t[i], NULL, borrower_run, &b[i]), 0);
+		wait_for_waiters(set, (size_t)i + 1);
+	}
+	pipeline_engines_return(set, mine);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(b[i].turn, i);
+		assert_ptr_equal(b[i].got, mine);
+	}
+	assert_int_equal(pipeline_engines_waiting(set), 0);
 	pipeline_engines_free(set);
 }
 
@@ -428,6 +467,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idle_worker_frees_and_carries_on, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workers_share_lua_states, setup, teardown),
 		cmocka_unit_test(test_borrow_waits_while_all_are_busy),
+		cmocka_unit_test(test_waiting_borrowers_are_served_in_arrival_order),
 		cmocka_unit_test_setup_teardown(test_bad_batches_get_4xx_and_commit_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_storage_failure_is_503, setup, teardown),
