@@ -693,6 +693,34 @@ static void write_raw(const char *path, const char *text, size_t len)
 	close(fd);
 }
 
+/*
+ * Two sinks of this process (two workers) append to one file in turn: each
+ * takes the other's clean end from the file's lock stripe, and a fragment
+ * another process left in between is still found and cut.
+ */
+static void test_workers_share_the_clean_end(void **state)
+{
+	struct fixture *f = *state;
+	struct sink_file *other;
+	char err[256], p[256];
+	char *got;
+
+	other = sink_file_open(f->out, SINK_SYNC_NONE, err, sizeof err);
+	assert_non_null(other);
+	path_in(p, sizeof p, f->out, "shared.log");
+	assert_int_equal(append(f, "shared.log", "a1", err, sizeof err), SINK_OK);
+	assert_int_equal(sink_file_append(other, "shared.log", "b1", 2, err, sizeof err), SINK_OK);
+	assert_int_equal(append(f, "shared.log", "a2", err, sizeof err), SINK_OK);
+	write_raw(p, "frag", 4);
+	assert_int_equal(sink_file_append(other, "shared.log", "b2", 2, err, sizeof err), SINK_OK);
+	write_raw(p, "more", 4);
+	assert_int_equal(append(f, "shared.log", "a3", err, sizeof err), SINK_OK);
+	got = tu_read_file(p, NULL);
+	assert_string_equal(got, "a1\nb1\na2\nb2\na3\n");
+	free(got);
+	sink_file_close(other);
+}
+
 static void test_fragment_repaired_before_next_line(void **state)
 {
 	struct fixture *f = *state;
@@ -1045,6 +1073,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_full_disk_batch_leaves_file_unchanged, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_short_write_is_undone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workers_share_the_clean_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fragment_repaired_before_next_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_batch_one_append_per_file, setup, teardown),
