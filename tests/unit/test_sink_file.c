@@ -523,6 +523,46 @@ static size_t check_whole_lines(const char *path, unsigned char (*fate)[MAXLINES
 	return n;
 }
 
+/*
+ * An append reserves 64 KiB beyond its lines when they fit, so appends
+ * after the disk filled up still land (and need no fallocate) until that
+ * reservation is used up; the next one fails whole.
+ */
+static void test_reservation_ahead_outlasts_a_full_disk(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], dir[128], p[256], filler[256], line[1024];
+	struct sink_file *s;
+	struct stat st;
+	size_t landed = 0;
+	int rc = SINK_OK;
+
+	mount_tiny(f, "1m");
+	path_in(dir, sizeof dir, f->mnt, "out");
+	path_in(p, sizeof p, dir, "ahead.log");
+	path_in(filler, sizeof filler, f->mnt, "filler");
+	s = sink_file_open(dir, SINK_SYNC_NONE, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(sink_file_append(s, "ahead.log", "first", 5, err, sizeof err), SINK_OK);
+	assert_int_equal(stat(p, &st), 0);
+	assert_true((off_t)st.st_blocks * 512 >= 64 * 1024);
+	fill_up(filler);
+	memset(line, 'r', sizeof line - 1);
+	line[sizeof line - 1] = '\0';
+	for (int i = 0; i < 200 && rc == SINK_OK; i++) {
+		rc = sink_file_append(s, "ahead.log", line, strlen(line), err, sizeof err);
+		if (rc == SINK_OK)
+			landed++;
+	}
+	assert_int_equal(rc, SINK_IO);
+	assert_non_null(strstr(err, "no room"));
+	/* 6 + landed * 1024 bytes fit in the 64 KiB (plus a page) reserved ahead */
+	assert_true(landed >= 60 && landed <= 70);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, (off_t)(6 + landed * 1024));
+	sink_file_close(s);
+}
+
 static void test_full_disk_keeps_whole_lines(void **state)
 {
 	struct fixture *f = *state;
@@ -1069,6 +1109,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_many_appends_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_writers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reservation_ahead_outlasts_a_full_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk_keeps_whole_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_disk_batch_leaves_file_unchanged, setup,
 						teardown),
