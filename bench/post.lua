@@ -43,6 +43,9 @@ function init(args)
     ["Content-Type"] = "application/json",
     ["X-Router-Token"] = token,
   }
+  if os.getenv("BENCH_CLOSE") == "1" then
+    headers["Connection"] = "close"   -- a new TLS connection per batch
+  end
   for line in f:lines() do
     if #line > 0 then
       requests[#requests + 1] = wrk.format("POST", nil, headers, line)

@@ -10,6 +10,9 @@
 #   BENCH_SECONDS=10       length of each wrk run (BENCH_SECONDS=2: CI smoke)
 #   BENCH_CONNECTIONS=16   concurrent keep-alive connections (at most 64,
 #                          the daemon's worker threads here)
+#   BENCH_CLOSE=1          a new connection (TLS handshake) per batch
+#                          ("Connection: close"), as senders that do not
+#                          keep connections open cause
 #   BENCH_DRAIN_SECONDS=30 how long to wait for the outbox to drain at the end
 #   BENCH_KEEP=1           keep the temporary directory (logs, wrk output)
 #   BENCH_OUTBOX=postgresql  the measured daemon's outbox in a throw-away

@@ -84,7 +84,8 @@ static void http_exit_thread(const struct mg_context *ctx, int thread_type, void
 }
 
 /* A closing connection frees its worker (civetweb calls this in the worker's
- * thread): the worker may now wait long for another, so its state shrinks. */
+ * thread): the worker may now wait long for another, so its per-batch
+ * arrays and body buffer go (the shared Lua states shrink once quiet). */
 static void http_connection_close(const struct mg_connection *conn)
 {
 	struct http_worker *w = mg_get_thread_pointer(conn);

@@ -440,17 +440,33 @@ out:
 	config_snap_release(cur);
 }
 
+/* Shrinks the Lua states that nobody borrowed for a second. */
+static void main_run_quiet(struct run *r)
+{
+	size_t n = pipeline_engines_idle(r->sh.engines, 1.0);
+
+	if (n > 0)
+		log_msg(LOG_DEBUG, NULL, "%zu Lua state(s) quiet for 1 s: shrunk to their live data", n);
+}
+
 /* Serves until SIGTERM or SIGINT; SIGHUP reloads (main_run_reload). systemd hears
  * READY=1 once every start-up phase is done, RELOADING=1 and READY=1 around
- * a reload, STOPPING=1 when the stop begins (notify.h). */
+ * a reload, STOPPING=1 when the stop begins (notify.h). Between signals it
+ * wakes once a second to shrink the Lua states that went quiet. */
 static void main_run_serve(struct run *r)
 {
 	int sig = 0;
 
 	notify_ready(r->cfg.listen);
 	for (;;) {
-		if (sigwait(&r->sigs, &sig) != 0)
+		const struct timespec tick = { .tv_sec = 1, .tv_nsec = 0 };
+
+		sig = sigtimedwait(&r->sigs, NULL, &tick);
+		if (sig < 0) {
+			if (errno == EAGAIN)   /* a quiet second: shrink the Lua states nobody used in it */
+				main_run_quiet(r);
 			continue;
+		}
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP) {

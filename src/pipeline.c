@@ -301,10 +301,8 @@ void pipeline_end(struct pipeline *p)
 
 void pipeline_idle(struct pipeline *p)
 {
-	struct pipeline_engines *set = p->sh->engines ? p->sh->engines : p->own_engines;
-
-	if (set)
-		pipeline_engines_idle(set);
+	if (p->own_engines)
+		pipeline_engines_idle(p->own_engines, 0);
 	batch_free(&p->batch);
 	decisions_free(&p->decisions);
 	pipeline_actions_free(p);

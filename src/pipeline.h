@@ -128,10 +128,13 @@ const struct decision *pipeline_decisions_of(const struct pipeline *p, size_t i,
 void pipeline_end(struct pipeline *p);
 
 /*
- * The worker goes idle (its connection closed): the Lua states nobody is
- * using and that were used since they last shrank shrink to their live
- * data (pipeline_engines_idle), and p's per-batch arrays are freed; the
- * next batch grows them again. Call from p's thread, between batches.
+ * The worker goes idle (its connection closed): p's per-batch arrays are
+ * freed (the next batch grows them again), and p's own Lua state, if it
+ * has one (no shared set), shrinks to its live data. The shared set's
+ * states are shrunk by the daemon once they are quiet
+ * (pipeline_engines_idle), not on every close: under connections that
+ * close after each batch that full collection cost 10% of requests/s.
+ * Call from p's thread, between batches.
  */
 void pipeline_idle(struct pipeline *p);
 

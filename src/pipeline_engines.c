@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "rules.h"
 
 struct pipeline_engines_slot {
@@ -16,6 +17,7 @@ struct pipeline_engines_slot {
 	int used;                       /* borrowed since its last rules_idle */
 	int built;                      /* had a state when last returned (read by _built) */
 	unsigned long returned;         /* stamp of its last return: the newest is warmest */
+	double returned_at;             /* clock_mono() of its last return */
 };
 
 /*
@@ -139,18 +141,21 @@ void pipeline_engines_return(struct pipeline_engines *e, struct pipeline_engine 
 	pthread_mutex_lock(&e->mu);
 	s->built = s->engine.rules != NULL;
 	s->returned = ++e->stamp;
+	s->returned_at = clock_mono();
 	pipeline_engines_release(e, s);
 	pthread_mutex_unlock(&e->mu);
 }
 
-void pipeline_engines_idle(struct pipeline_engines *e)
+size_t pipeline_engines_idle(struct pipeline_engines *e, double quiet_s)
 {
+	size_t shrunk = 0;
+
 	for (size_t i = 0; i < e->max; i++) {
 		struct pipeline_engines_slot *s = &e->slots[i];
 		int take;
 
 		pthread_mutex_lock(&e->mu);
-		take = !s->busy && s->used && s->engine.rules;
+		take = !s->busy && s->used && s->engine.rules && clock_mono() - s->returned_at >= quiet_s;
 		if (take) {
 			s->busy = 1;
 			s->used = 0;
@@ -160,10 +165,12 @@ void pipeline_engines_idle(struct pipeline_engines *e)
 			continue;
 		rules_adopt(s->engine.rules);
 		rules_idle(s->engine.rules);
+		shrunk++;
 		pthread_mutex_lock(&e->mu);
 		pipeline_engines_release(e, s);   /* its return stamp stays: shrinking does not make it warmer */
 		pthread_mutex_unlock(&e->mu);
 	}
+	return shrunk;
 }
 
 size_t pipeline_engines_built(struct pipeline_engines *e)

@@ -57,12 +57,15 @@ struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e);
 void pipeline_engines_return(struct pipeline_engines *e, struct pipeline_engine *slot);
 
 /*
- * The connections went quiet: each built state that nobody borrows shrinks
- * to its live data (rules_idle), at most once per period of use, so a
- * daemon without traffic holds its states' live data only. Called by a
- * worker whose connection closed; skips states that are busy.
+ * Shrinks to its live data (rules_idle) each built state that nobody
+ * borrows, that was used since it last shrank and that has not been
+ * borrowed for quiet_s seconds; returns how many shrank. A state under
+ * steady use is never shrunk (a full collection costs more than a batch
+ * at batch 1), so the daemon calls this once a second (quiet_s = 1) and a
+ * daemon without traffic holds its states' live data only. Any thread;
+ * skips states that are busy.
  */
-void pipeline_engines_idle(struct pipeline_engines *e);
+size_t pipeline_engines_idle(struct pipeline_engines *e, double quiet_s);
 
 /* How many slots have a state (for tests and /metrics). */
 size_t pipeline_engines_built(struct pipeline_engines *e);

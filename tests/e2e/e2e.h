@@ -91,6 +91,12 @@ yajl_val e2e_get(yajl_val obj, const char *key);
 /* String member value, or NULL. */
 const char *e2e_str(yajl_val obj, const char *key);
 
+/* Occurrences of needle in the daemon log. */
+int e2e_log_count(const struct e2e *t, const char *needle);
+
+/* Polls (<= 5 s) until needle appears at least n times in the daemon log; 1 if it did. */
+int e2e_log_wait(const struct e2e *t, const char *needle, int n);
+
 extern const struct CMUnitTest e2e_intake_tests[];
 extern const size_t e2e_intake_count;
 extern const struct CMUnitTest e2e_routing_tests[];

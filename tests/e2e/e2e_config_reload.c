@@ -26,30 +26,6 @@
 
 static const char one[] = "{\"events\":[{\"action\":\"email_open\"}]}";
 
-/* Occurrences of needle in the daemon log. */
-static int cr_log_count(const struct e2e *t, const char *needle)
-{
-	char *text = harness_read_file(t->h.log, NULL);
-	int seen = 0;
-
-	for (const char *p = text; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
-		seen++;
-	free(text);
-	return seen;
-}
-
-/* Polls (<= 5 s) until needle appears at least n times. */
-static int cr_log_wait(const struct e2e *t, const char *needle, int n)
-{
-	for (int waited = 0; waited <= 5000; waited += 50) {
-		if (cr_log_count(t, needle) >= n)
-			return 1;
-		harness_sleep_ms(50);
-	}
-	fprintf(stderr, "[e2e] \"%s\" not seen %d times in the log\n", needle, n);
-	return 0;
-}
-
 /* Rewrites router.conf with extra as the extra lines, then SIGHUP. */
 static void cr_reload(struct e2e *t, const char *extra)
 {
@@ -115,10 +91,10 @@ static void live_keys_change_on_sighup_under_load(void **state)
 		harness_sleep_ms(25);
 	/* A limit and the log level, with the load going on. */
 	cr_reload(t, "max_body = 4K\nlog_level = warn\n");
-	assert_true(cr_log_wait(t, "config generation 2", 1));
-	assert_true(cr_log_wait(t, "max_body changed, new requests use it", 1));
-	assert_true(cr_log_wait(t, "log_level changed", 1));
-	debug_before = cr_log_count(t, "batch from ");
+	assert_true(e2e_log_wait(t, "config generation 2", 1));
+	assert_true(e2e_log_wait(t, "max_body changed, new requests use it", 1));
+	assert_true(e2e_log_wait(t, "log_level changed", 1));
+	debug_before = e2e_log_count(t, "batch from ");
 	for (long want = harness_load_ok(l) + 30, i = 0; i < 400 && harness_load_ok(l) < want; i++)
 		harness_sleep_ms(25);
 	harness_load_stop(l);
@@ -131,20 +107,20 @@ static void live_keys_change_on_sighup_under_load(void **state)
 	assert_true(total >= 60);
 	/* The new limit holds, and debug lines stopped (level warn). */
 	assert_int_equal(cr_post_with(t, t->h.token, big, blen), 413);
-	debug_after = cr_log_count(t, "batch from ");
+	debug_after = e2e_log_count(t, "batch from ");
 	assert_int_equal(debug_after, debug_before);
 
 	/* The token: the new one is accepted, the old one refused. */
 	snprintf(old, sizeof old, "%s", t->h.token);
 	snprintf(t->h.token, sizeof t->h.token, "%s", "a-new-token-after-the-reload");
 	cr_reload(t, "max_body = 4K\nlog_level = info\n");
-	assert_true(cr_log_wait(t, "config generation 3", 1));
-	assert_true(cr_log_wait(t, "auth_token changed", 1));
+	assert_true(e2e_log_wait(t, "config generation 3", 1));
+	assert_true(e2e_log_wait(t, "auth_token changed", 1));
 	assert_int_equal(cr_post_with(t, t->h.token, one, sizeof one - 1), 200);
 	assert_int_equal(cr_post_with(t, old, one, sizeof one - 1), 401);
 	/* The token is never logged, old or new. */
-	assert_int_equal(cr_log_count(t, old), 0);
-	assert_int_equal(cr_log_count(t, t->h.token), 0);
+	assert_int_equal(e2e_log_count(t, old), 0);
+	assert_int_equal(e2e_log_count(t, t->h.token), 0);
 	assert_int_equal((long)cr_metric(t, "egoi_router_reloads_total{result=\"ok\"}"), 2);
 	assert_int_equal((long)cr_metric(t, "egoi_router_reloads_total{result=\"refused\"}"), 0);
 	free(big);
@@ -161,9 +137,9 @@ static void restart_keys_are_named_and_keep_serving(void **state)
 	snprintf(extra, sizeof extra, "listen = 127.0.0.1:%ds\nthreads = 3\n",
 		 t->h.port == 65535 ? 65534 : t->h.port + 1);
 	cr_reload(t, extra);
-	assert_true(cr_log_wait(t, "listen changed in", 1));
-	assert_true(cr_log_wait(t, "but needs a restart", 2));
-	assert_true(cr_log_wait(t, "threads changed in", 1));
+	assert_true(e2e_log_wait(t, "listen changed in", 1));
+	assert_true(e2e_log_wait(t, "but needs a restart", 2));
+	assert_true(e2e_log_wait(t, "threads changed in", 1));
 	/* The old port still serves, and the reload itself counts as done. */
 	assert_int_equal(cr_post_with(t, t->h.token, one, sizeof one - 1), 200);
 	assert_int_equal((long)cr_metric(t, "egoi_router_reloads_total{result=\"ok\"}"), 1);
@@ -183,8 +159,8 @@ static void invalid_config_is_refused_whole(void **state)
 	cr_reload(t, "max_body = lots\n");
 	snprintf(want, sizeof want, "reload refused, the previous config and rules keep serving: %s:",
 		 t->h.conf);
-	assert_true(cr_log_wait(t, want, 1));
-	assert_true(cr_log_wait(t, "max_body", 1));
+	assert_true(e2e_log_wait(t, want, 1));
+	assert_true(e2e_log_wait(t, "max_body", 1));
 	assert_int_equal(cr_post_with(t, old, one, sizeof one - 1), 200);
 	assert_int_equal(cr_post_with(t, t->h.token, one, sizeof one - 1), 401);
 	assert_int_equal((long)cr_metric(t, "egoi_router_reloads_total{result=\"refused\"}"), 1);
@@ -253,7 +229,7 @@ static void required_module_is_part_of_the_rules_generation(void **state)
 	free(text);
 	/* SIGHUP: the module as it is now. */
 	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
-	assert_true(cr_log_wait(t, "reloaded (generation 2)", 1));
+	assert_true(e2e_log_wait(t, "reloaded (generation 2)", 1));
 	cr_post_12(t);
 	text = harness_read_file(path, NULL);
 	assert_non_null(text);
@@ -305,9 +281,9 @@ static void guard_keys_change_on_sighup(void **state)
 
 	cr_reload(t, "rate_limit_exempt = none\nrate_limit = 1/s\nrate_limit_burst = 1\n"
 		     "allow_from = 127.0.0.1\n");
-	assert_true(cr_log_wait(t, "config generation 2", 1));
-	assert_true(cr_log_wait(t, "rate_limit changed, new requests use it", 1));
-	assert_true(cr_log_wait(t, "allow_from changed, new requests use it", 1));
+	assert_true(e2e_log_wait(t, "config generation 2", 1));
+	assert_true(e2e_log_wait(t, "rate_limit changed, new requests use it", 1));
+	assert_true(e2e_log_wait(t, "allow_from changed, new requests use it", 1));
 	/* A burst of one: two requests in a row, the second is 429 (at most
 	 * one token comes back between them unless they are 1 s apart). */
 	for (int tries = 0; tries < 5; tries++) {
@@ -322,11 +298,11 @@ static void guard_keys_change_on_sighup(void **state)
 	assert_int_equal(st[1], 429);
 	assert_int_equal(cr_handshake_from(t, "127.0.0.2"), 0);
 	assert_int_equal((long)cr_metric(t, "egoi_router_refused_total{reason=\"allow_from\"}"), 1);
-	assert_true(cr_log_wait(t, "connection from 127.0.0.2 refused: not in allow_from", 1));
+	assert_true(e2e_log_wait(t, "connection from 127.0.0.2 refused: not in allow_from", 1));
 
 	/* Widened again and no rate limit: both addresses, every request. */
 	cr_reload(t, "rate_limit_exempt = none\nallow_from = 127.0.0.1, 127.0.0.2\n");
-	assert_true(cr_log_wait(t, "config generation 3", 1));
+	assert_true(e2e_log_wait(t, "config generation 3", 1));
 	assert_int_equal(cr_handshake_from(t, "127.0.0.2"), 1);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(cr_post_with(t, t->h.token, one, sizeof one - 1), 200);
@@ -381,17 +357,17 @@ static void forward_keys_change_on_sighup(void **state)
 
 	snprintf(extra, sizeof extra, "forward_signing_secret = %s\nforward_max_attempts = 2\n", b);
 	cr_reload(t, extra);
-	assert_true(cr_log_wait(t, "forward_signing_secret changed, new requests use it", 1));
-	assert_true(cr_log_wait(t, "forward_max_attempts changed", 1));
-	assert_true(cr_log_wait(t, "delivery: new forward_* settings in force", 1));
+	assert_true(e2e_log_wait(t, "forward_signing_secret changed, new requests use it", 1));
+	assert_true(e2e_log_wait(t, "forward_max_attempts changed", 1));
+	assert_true(e2e_log_wait(t, "delivery: new forward_* settings in force", 1));
 	cr_post_ok(t);
 	assert_int_equal(receiver_wait(t->r, 2, 10000), 0);
 	q = receiver_get(t->r, 1);
 	assert_true(cr_signed_with(q, b));
 	assert_false(cr_signed_with(q, a));
 	/* Neither secret reaches the log. */
-	assert_int_equal(cr_log_count(t, a + 6), 0);
-	assert_int_equal(cr_log_count(t, b + 6), 0);
+	assert_int_equal(e2e_log_count(t, a + 6), 0);
+	assert_int_equal(e2e_log_count(t, b + 6), 0);
 
 	receiver_set_default(t->r, 503);
 	cr_post_ok(t);

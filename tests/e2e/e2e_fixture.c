@@ -175,3 +175,27 @@ const char *e2e_str(yajl_val obj, const char *key)
 
 	return v != NULL && YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
 }
+
+/* Occurrences of needle in the daemon log. */
+int e2e_log_count(const struct e2e *t, const char *needle)
+{
+	char *text = harness_read_file(t->h.log, NULL);
+	int seen = 0;
+
+	for (const char *p = text; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		seen++;
+	free(text);
+	return seen;
+}
+
+/* Polls (<= 5 s) until needle appears at least n times. */
+int e2e_log_wait(const struct e2e *t, const char *needle, int n)
+{
+	for (int waited = 0; waited <= 5000; waited += 50) {
+		if (e2e_log_count(t, needle) >= n)
+			return 1;
+		harness_sleep_ms(50);
+	}
+	fprintf(stderr, "[e2e] \"%s\" not seen %d times in the log\n", needle, n);
+	return 0;
+}

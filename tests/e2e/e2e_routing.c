@@ -668,6 +668,34 @@ static void connections_share_the_lua_states(void **state)
 	e2e_pass(t);
 }
 
+/*
+ * A Lua state shrinks (full collection, free lists back to malloc) once it
+ * has been quiet for a second, and once per period of use: after each of
+ * two batches, not before the first; its globals stay.
+ */
+static void quiet_lua_states_shrink_and_keep_globals(void **state)
+{
+	struct e2e *t = *state;
+	static const char batch[] = "{\"events\":[{\"action\":\"a\"}]}";
+	static const char quiet[] = "Lua state(s) quiet for 1 s: shrunk";
+	char path[HARNESS_PATH + 16];
+	struct harness_response resp;
+
+	e2e_boot(t, "function route(e) n = (n or 0) + 1 write('n-' .. n .. '.jsonl') end\n",
+		 "lua_states = 2\n");
+	assert_int_equal(e2e_log_count(t, quiet), 0);   /* nothing built, nothing to shrink */
+	resp = e2e_post_expect(t, batch, sizeof batch - 1, 200);
+	harness_response_free(&resp);
+	assert_true(e2e_log_wait(t, quiet, 1));
+	resp = e2e_post_expect(t, batch, sizeof batch - 1, 200);
+	harness_response_free(&resp);
+	assert_true(e2e_log_wait(t, quiet, 2));
+	snprintf(path, sizeof path, "%s/n-2.jsonl", t->h.output_dir);   /* the global survived */
+	assert_int_equal(access(path, F_OK), 0);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 static void metrics_count_requests_events_decisions_deliveries(void **state)
 {
 	struct e2e *t = *state;
@@ -765,6 +793,7 @@ const struct CMUnitTest e2e_routing_tests[] = {
 	E2E_TEST(rule_error_dead_letters_only_its_event),
 	E2E_TEST(runaway_rules_are_stopped_and_dead_lettered),
 	E2E_TEST(connections_share_the_lua_states),
+	E2E_TEST(quiet_lua_states_shrink_and_keep_globals),
 	E2E_TEST(metrics_count_requests_events_decisions_deliveries),
 };
 const size_t e2e_routing_count = sizeof(e2e_routing_tests) / sizeof(e2e_routing_tests[0]);

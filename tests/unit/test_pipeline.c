@@ -218,8 +218,12 @@ static void test_workers_share_lua_states(void **state)
 	pipeline_end(&f->p);
 	assert_null(pipeline_event_action(&f->p, 0));   /* the batch ended */
 	pipeline_end(&p2);
-	pipeline_idle(&p2);
-	assert_string_equal(route_target(f, &f->p, count), "count-3.jsonl");
+	pipeline_idle(&p2);   /* a worker's close leaves the shared states alone */
+	assert_int_equal(pipeline_engines_idle(f->sh.engines, 3600), 0);   /* not quiet long enough */
+	assert_int_equal(pipeline_engines_idle(f->sh.engines, 0), 1);      /* the one built state */
+	assert_int_equal(pipeline_engines_idle(f->sh.engines, 0), 0);      /* not used since */
+	assert_int_equal(pipeline_engines_built(f->sh.engines), 1);        /* shrunk, not freed */
+	assert_string_equal(route_target(f, &f->p, count), "count-3.jsonl");   /* globals stay */
 	pipeline_end(&f->p);
 	pipeline_free(&p2);
 	pipeline_free(&f->p);   /* before the set it borrows from */
