@@ -59,6 +59,8 @@ static struct metrics_hist metrics_request_hist;
 static atomic_ulong metrics_events[METRICS_ACTIONS + 1];
 static atomic_ulong metrics_rule_errors;
 static atomic_ulong metrics_loops_refused;
+static atomic_ulong metrics_lua_state_waits;
+static atomic_ulong metrics_lua_state_wait_us;   /* microseconds: counters are integers */
 static atomic_ulong metrics_refusals[METRICS_REFUSALS];
 static const char *const metrics_refusal_names[METRICS_REFUSALS] = {
 	"connection_cap", "allow_from", "rate_limit", "slow_body", "framing",
@@ -151,6 +153,12 @@ void metrics_rule_error(void)
 void metrics_loop_refused(void)
 {
 	metrics_counter_add(&metrics_loops_refused, 1);
+}
+
+void metrics_lua_state_wait(double waited_s)
+{
+	metrics_counter_add(&metrics_lua_state_waits, 1);
+	metrics_counter_add(&metrics_lua_state_wait_us, waited_s > 0 ? (unsigned long)(waited_s * 1e6) : 0);
 }
 
 void metrics_set_outbox(long pending, long dead)
@@ -415,6 +423,14 @@ int metrics_render(char **out, size_t *len)
 	metrics_buf_family(&b, "egoi_router_loops_refused_total", "counter",
 		   "Batches refused with 508 because X-Router-Hop reached max_hops.");
 	util_buf_printf(&b, "egoi_router_loops_refused_total %lu\n", metrics_counter_get(&metrics_loops_refused));
+	metrics_buf_family(&b, "egoi_router_lua_state_waits_total", "counter",
+		   "Batches that waited for a Lua state because all lua_states were busy.");
+	util_buf_printf(&b, "egoi_router_lua_state_waits_total %lu\n",
+		       metrics_counter_get(&metrics_lua_state_waits));
+	metrics_buf_family(&b, "egoi_router_lua_state_wait_seconds_total", "counter",
+		   "Time batches spent waiting for a Lua state.");
+	util_buf_printf(&b, "egoi_router_lua_state_wait_seconds_total %.6f\n",
+		       (double)metrics_counter_get(&metrics_lua_state_wait_us) / 1e6);
 	metrics_buf_family(&b, "egoi_router_refused_total", "counter",
 		   "Clients refused before their request was handled, by reason.");
 	for (int i = 0; i < METRICS_REFUSALS; i++)
@@ -507,6 +523,8 @@ void metrics_reset(void)
 		atomic_store(&metrics_events[i], 0);
 	atomic_store(&metrics_rule_errors, 0);
 	atomic_store(&metrics_loops_refused, 0);
+	atomic_store(&metrics_lua_state_waits, 0);
+	atomic_store(&metrics_lua_state_wait_us, 0);
 	for (int i = 0; i < METRICS_REFUSALS; i++)
 		atomic_store(&metrics_refusals[i], 0);
 	metrics_hist_reset(&metrics_request_hist);

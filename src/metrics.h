@@ -81,6 +81,9 @@ void metrics_rule_error(void);
 /* One batch refused for its hop count: egoi_router_loops_refused_total. */
 void metrics_loop_refused(void);
 
+/* A batch waited waited_s seconds for a Lua state (every one was busy). */
+void metrics_lua_state_wait(double waited_s);
+
 /* One delivery attempt's outcome for destination name (NULL = "?"); seconds
  * is how long the attempt took, or < 0 when no request was sent (it is then
  * not observed in egoi_router_delivery_seconds). */

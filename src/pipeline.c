@@ -230,6 +230,7 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 	};
 	struct pipeline_engines *set = pipeline_engines_of(p);
 	struct pipeline_engine *slot;
+	double waited = 0;
 	int rc = -1;
 
 	memset(res, 0, sizeof *res);
@@ -240,7 +241,9 @@ int pipeline_route(struct pipeline *p, const char *body, size_t len, double rece
 		res->http_status = 500;
 		return -1;
 	}
-	slot = pipeline_engines_borrow(set);
+	slot = pipeline_engines_borrow(set, &waited);
+	if (waited > 0)
+		metrics_lua_state_wait(waited);
 	if (pipeline_build_engine(p, slot, res->error, sizeof res->error) < 0 ||
 	    pipeline_open_files(p, res->error, sizeof res->error) < 0) {
 		log_msg(LOG_ERROR, request_id, "worker set-up failed: %s", res->error);

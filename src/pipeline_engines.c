@@ -86,9 +86,10 @@ static struct pipeline_engines_slot *pipeline_engines_pick(struct pipeline_engin
 	return built ? built : empty;
 }
 
-struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e)
+struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e, double *waited_s)
 {
 	struct pipeline_engines_slot *s;
+	double waited = 0;
 
 	pthread_mutex_lock(&e->mu);
 	s = e->head ? NULL : pipeline_engines_pick(e);
@@ -99,6 +100,7 @@ struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e)
 		 * waiter woke first, at batch 1000 some batches waited for several
 		 * others (p99 three times the mean). */
 		struct pipeline_engines_waiter w = { .got = NULL, .next = NULL };
+		double since = clock_mono();
 
 		pthread_cond_init(&w.wake, NULL);
 		if (e->tail)
@@ -110,9 +112,12 @@ struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e)
 			pthread_cond_wait(&w.wake, &e->mu);
 		pthread_cond_destroy(&w.wake);
 		s = w.got;
+		waited = clock_mono() - since;
 	}
 	s->used = 1;
 	pthread_mutex_unlock(&e->mu);
+	if (waited_s)
+		*waited_s = waited;
 	if (s->engine.rules)
 		rules_adopt(s->engine.rules);
 	return &s->engine;

@@ -50,8 +50,9 @@ struct pipeline_engines *pipeline_engines_new(size_t max);
 /* Frees every state; no slot may be borrowed. e may be NULL. */
 void pipeline_engines_free(struct pipeline_engines *e);
 
-/* Borrows a slot, waiting while all are busy. Never NULL. */
-struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e);
+/* Borrows a slot, waiting while all are busy. Never NULL. *waited_s (waited_s
+ * may be NULL) gets the seconds it waited in the queue, 0 when a slot was free. */
+struct pipeline_engine *pipeline_engines_borrow(struct pipeline_engines *e, double *waited_s);
 
 /* Returns a borrowed slot (its state built or not). */
 void pipeline_engines_return(struct pipeline_engines *e, struct pipeline_engine *slot);

@@ -696,6 +696,41 @@ static void quiet_lua_states_shrink_and_keep_globals(void **state)
 	e2e_pass(t);
 }
 
+/*
+ * With one Lua state and four clients posting at once, batches queue for
+ * the state; /metrics counts them and the time they waited, and every
+ * batch is still answered 200.
+ */
+static void lua_state_waits_are_counted(void **state)
+{
+	struct e2e *t = *state;
+	struct harness_load *l;
+	double waits = -1, seconds = -1;
+	long total = 0, failed = 0;
+
+	e2e_boot(t, "function route(e) local x = 0 for i = 1, 200000 do x = x + i end drop('busy') end\n",
+		 "lua_states = 1\n");
+	l = harness_load_start(&t->h, 4, 5);
+	assert_non_null(l);
+	for (int i = 0; i < 400 && harness_load_ok(l) < 80; i++)
+		harness_sleep_ms(25);
+	harness_load_stop(l);
+	for (int k = 0; k < harness_load_threads(l); k++)
+		for (long n = 0; n < harness_load_count(l, k); n++, total++)
+			failed += harness_load_status(l, k, n) != 200;
+	harness_load_free(l);
+	assert_int_equal(failed, 0);
+	assert_true(total >= 80);
+	assert_int_equal(harness_metric(&t->h, "egoi_router_lua_state_waits_total", &waits), 0);
+	assert_int_equal(harness_metric(&t->h, "egoi_router_lua_state_wait_seconds_total", &seconds), 0);
+	fprintf(stderr, "[e2e] %ld batches, %.0f waited for the Lua state, %.3f s in all\n", total, waits,
+		seconds);
+	assert_true(waits >= 1 && waits < (double)total);
+	assert_true(seconds > 0);
+	e2e_stop_ok(t);
+	e2e_pass(t);
+}
+
 static void metrics_count_requests_events_decisions_deliveries(void **state)
 {
 	struct e2e *t = *state;
@@ -794,6 +829,7 @@ const struct CMUnitTest e2e_routing_tests[] = {
 	E2E_TEST(runaway_rules_are_stopped_and_dead_lettered),
 	E2E_TEST(connections_share_the_lua_states),
 	E2E_TEST(quiet_lua_states_shrink_and_keep_globals),
+	E2E_TEST(lua_state_waits_are_counted),
 	E2E_TEST(metrics_count_requests_events_decisions_deliveries),
 };
 const size_t e2e_routing_count = sizeof(e2e_routing_tests) / sizeof(e2e_routing_tests[0]);

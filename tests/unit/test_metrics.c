@@ -167,6 +167,7 @@ static void events_decisions_and_errors(void **state)
 		    == 1);
 	assert_true(sample(text, "egoi_router_decisions_total{kind=\"error\",name=\"?\"}") == 1);
 	assert_true(sample(text, "egoi_router_rule_errors_total") == 2);
+	assert_true(sample(text, "egoi_router_lua_state_waits_total") == 0);
 	free(text);
 	/* the tally is empty again after a flush */
 	metrics_tally_flush(&t);
@@ -303,6 +304,23 @@ static void tls_expiry_and_reloads(void **state)
 	free(text);
 }
 
+static void lua_state_waits(void **state)
+{
+	char *text;
+
+	(void)state;
+	text = render();
+	assert_true(sample(text, "egoi_router_lua_state_waits_total") == 0);
+	assert_true(sample(text, "egoi_router_lua_state_wait_seconds_total") == 0);
+	free(text);
+	metrics_lua_state_wait(0.25);
+	metrics_lua_state_wait(0.5);
+	text = render();
+	assert_true(sample(text, "egoi_router_lua_state_waits_total") == 2);
+	assert_true(sample(text, "egoi_router_lua_state_wait_seconds_total") == 0.75);
+	free(text);
+}
+
 static void url_host(void **state)
 {
 	char out[64], tiny[4];
@@ -404,6 +422,7 @@ static void exposition_format(void **state)
 		"egoi_router_destination_backlog", "egoi_router_loops_refused_total",
 		"egoi_router_refused_total", "egoi_router_tls_certificate_expiry_seconds",
 		"egoi_router_reloads_total", "egoi_router_build_info",
+		"egoi_router_lua_state_waits_total", "egoi_router_lua_state_wait_seconds_total",
 		"process_start_time_seconds", "process_cpu_seconds_total",
 		"process_resident_memory_bytes", "process_virtual_memory_bytes",
 		"process_open_fds", "process_max_fds",
@@ -565,6 +584,7 @@ int main(void)
 		cmocka_unit_test_setup(labels_are_bounded, setup),
 		cmocka_unit_test_setup(label_values_are_escaped, setup),
 		cmocka_unit_test_setup(gauges_appear_once_known, setup),
+		cmocka_unit_test_setup(lua_state_waits, setup),
 		cmocka_unit_test_setup(tls_expiry_and_reloads, setup),
 		cmocka_unit_test_setup(url_host, setup),
 		cmocka_unit_test_setup(exposition_format, setup),

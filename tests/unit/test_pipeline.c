@@ -238,53 +238,19 @@ struct borrower {
 	atomic_int done;
 	atomic_int *served;   /* NULL, or a counter that numbers the borrowers served */
 	int turn;             /* its value when this borrower got a slot */
+	double waited;        /* seconds it queued */
 };
 
 static void *borrower_run(void *arg)
 {
 	struct borrower *b = arg;
 
-	b->got = pipeline_engines_borrow(b->set);
+	b->got = pipeline_engines_borrow(b->set, &b->waited);
 	if (b->served)
 		b->turn = atomic_fetch_add(b->served, 1);
 	atomic_store(&b->done, 1);
 	pipeline_engines_return(b->set, b->got);
 	return NULL;
-}
-
-/* All slots busy: a borrower waits until one is returned, then gets that one. */
-static void test_borrow_waits_while_all_are_busy(void **state)
-{
-	struct pipeline_engines *set = pipeline_engines_new(1);
-	struct pipeline_engine *mine, *again;
-	struct borrower b = { .set = set };
-	pthread_t t;
-
-	(void)state;
-	assert_non_null(set);
-	mine = pipeline_engines_borrow(set);
-	assert_int_equal(pthread_create(&t, NULL, borrower_run, &b), 0);
-	/* not a timing assertion: had the borrower got a slot, done would be set */
-	usleep(100 * 1000);
-	assert_int_equal(atomic_load(&b.done), 0);
-	pipeline_engines_return(set, mine);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(atomic_load(&b.done), 1);
-	assert_ptr_equal(b.got, mine);
-	pipeline_engines_free(set);
-
-	set = pipeline_engines_new(0);   /* at least one slot */
-	assert_int_equal(pipeline_engines_max(set), 1);
-	pipeline_engines_free(set);
-	set = pipeline_engines_new(2);
-	mine = pipeline_engines_borrow(set);
-	again = pipeline_engines_borrow(set);   /* a second slot: no wait */
-	assert_ptr_not_equal(mine, again);
-	assert_null(mine->rules);
-	pipeline_engines_return(set, again);
-	pipeline_engines_return(set, mine);
-	assert_int_equal(pipeline_engines_built(set), 0);   /* nobody built one */
-	pipeline_engines_free(set);
 }
 
 /* Waits (at most 10 s, a hang guard) until n borrowers queue for a slot. */
@@ -293,6 +259,44 @@ static void wait_for_waiters(struct pipeline_engines *set, size_t n)
 	for (int i = 0; i < 10000 && pipeline_engines_waiting(set) < n; i++)
 		usleep(1000);
 	assert_int_equal(pipeline_engines_waiting(set), n);
+}
+
+/* All slots busy: a borrower waits until one is returned, then gets that one. */
+static void test_borrow_waits_while_all_are_busy(void **state)
+{
+	struct pipeline_engines *set = pipeline_engines_new(1);
+	struct pipeline_engine *mine, *again;
+	struct borrower b = { .set = set };
+	double waited = -1;
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(set);
+	mine = pipeline_engines_borrow(set, &waited);
+	assert_true(waited == 0);   /* a slot was free */
+	assert_int_equal(pthread_create(&t, NULL, borrower_run, &b), 0);
+	wait_for_waiters(set, 1);
+	assert_int_equal(atomic_load(&b.done), 0);   /* queued, not served */
+	pipeline_engines_return(set, mine);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(atomic_load(&b.done), 1);
+	assert_ptr_equal(b.got, mine);
+	assert_true(b.waited > 0);
+	pipeline_engines_free(set);
+
+	set = pipeline_engines_new(0);   /* at least one slot */
+	assert_int_equal(pipeline_engines_max(set), 1);
+	pipeline_engines_free(set);
+	set = pipeline_engines_new(2);
+	mine = pipeline_engines_borrow(set, NULL);
+	again = pipeline_engines_borrow(set, &waited);   /* a second slot: no wait */
+	assert_true(waited == 0);
+	assert_ptr_not_equal(mine, again);
+	assert_null(mine->rules);
+	pipeline_engines_return(set, again);
+	pipeline_engines_return(set, mine);
+	assert_int_equal(pipeline_engines_built(set), 0);   /* nobody built one */
+	pipeline_engines_free(set);
 }
 
 /* Borrowers that find every slot busy get one in the order they came. */
@@ -306,7 +310,7 @@ static void test_waiting_borrowers_are_served_in_arrival_order(void **state)
 
 	(void)state;
 	assert_non_null(set);
-	mine = pipeline_engines_borrow(set);
+	mine = pipeline_engines_borrow(set, NULL);
 	for (int i = 0; i < 3; i++) {
 		b[i] = (struct borrower){ .set = set, .served = &served, .turn = -1 };
 		assert_int_equal(pthread_create(&t[i], NULL, borrower_run, &b[i]), 0);
@@ -370,7 +374,7 @@ static void publish(struct fx *f, const char *text, unsigned long generation)
  * between batches nobody else holds it. */
 static struct pipeline_engine *slot_of(struct fx *f)
 {
-	struct pipeline_engine *slot = pipeline_engines_borrow(f->p.own_engines);
+	struct pipeline_engine *slot = pipeline_engines_borrow(f->p.own_engines, NULL);
 
 	pipeline_engines_return(f->p.own_engines, slot);
 	return slot;
