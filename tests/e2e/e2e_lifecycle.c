@@ -361,21 +361,6 @@ static void refuses_to_start_without_tls(void **state)
 	e2e_pass(t);
 }
 
-/* Waits (bounded) until the daemon log contains needle. */
-static int log_has(struct e2e *t, const char *needle)
-{
-	for (int i = 0; i < 100; i++) {
-		char *text = harness_read_file(t->h.log, NULL);
-		int found = text && strstr(text, needle);
-
-		free(text);
-		if (found)
-			return 1;
-		harness_sleep_ms(50);
-	}
-	return 0;
-}
-
 /* SIGHUP recompiles the rules: every worker switches at its next batch;
  * rules that do not compile are refused and the old ones keep serving. */
 static void sighup_reloads_rules_and_refuses_broken_ones(void **state)
@@ -390,11 +375,11 @@ static void sighup_reloads_rules_and_refuses_broken_ones(void **state)
 					     "function route(e, m) write('v.txt', {line = 'v2'}) end\n",
 					     NULL), 0);
 	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
-	assert_true(log_has(t, "reloaded (generation 2)"));
+	assert_true(e2e_log_wait(t, "reloaded (generation 2)", 1));
 	post_ok_times(t, one, sizeof(one) - 1, 10);
 	assert_int_equal(harness_write_rules(&t->h, "function route(e, m)\n  write(\n", NULL), 0);
 	assert_int_equal(kill(t->h.pid, SIGHUP), 0);
-	assert_true(log_has(t, "reload refused"));
+	assert_true(e2e_log_wait(t, "reload refused", 1));
 	post_ok_times(t, one, sizeof(one) - 1, 2);
 	snprintf(path, sizeof(path), "%s/v.txt", t->h.output_dir);
 	char *text = harness_read_file(path, NULL);
@@ -506,7 +491,7 @@ static void sigterm_answers_every_committed_batch(void **state)
 		harness_sleep_ms(50);
 	assert_true(harness_load_ok(load) >= 20);
 	assert_int_equal(pthread_create(&slow_thread, NULL, drain_slow_main, slow), 0);
-	assert_true(log_has(t, "slow batch started"));
+	assert_true(e2e_log_wait(t, "slow batch started", 1));
 	/* Two connections opened before the stop: a probe's, a sender's. */
 	struct harness_conn *probe = harness_conn_new(&t->h), *sender = harness_conn_new(&t->h);
 	assert_non_null(probe);
@@ -519,7 +504,7 @@ static void sigterm_answers_every_committed_batch(void **state)
 
 	ok_at_term = harness_load_ok(load);
 	assert_int_equal(kill(t->h.pid, SIGTERM), 0);
-	assert_true(log_has(t, "requests in flight"));
+	assert_true(e2e_log_wait(t, "requests in flight", 1));
 	/* Still draining (the slow batch holds it): intake is closed. */
 	if (drain_connects(t->h.port)) {
 		assert_int_equal(harness_request(&t->h, "GET", "/healthz", NULL, NULL, NULL, 0, 0,
