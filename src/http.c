@@ -38,7 +38,6 @@
 
 #include <civetweb.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +54,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "util.h"
 
 #define HTTP_HEAD_MAX 512
 
@@ -78,13 +78,11 @@
 
 int http_token_equal(const char *presented, size_t len, const char *secret)
 {
-	unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
-	unsigned alen = 0, blen = 0;
+	unsigned char a[UTIL_SHA256_LEN], b[UTIL_SHA256_LEN];
 
-	if (!EVP_Digest(presented, len, a, &alen, EVP_sha256(), NULL) ||
-	    !EVP_Digest(secret, strlen(secret), b, &blen, EVP_sha256(), NULL))
+	if (util_sha256(presented, len, a) != 0 || util_sha256(secret, strlen(secret), b) != 0)
 		return 0;
-	return alen == blen && CRYPTO_memcmp(a, b, alen) == 0;
+	return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
 static const char *http_reason(int status)

@@ -167,6 +167,27 @@ out:
 	return rc;
 }
 
+/* EVP_sha256() alone makes every digest look SHA-256 up again (OpenSSL 3's
+ * implicit fetch: 0.46 against 0.18 us for a token here): fetched once. */
+static EVP_MD *util_sha256_md;
+static pthread_once_t util_sha256_once = PTHREAD_ONCE_INIT;
+
+static void util_sha256_fetch(void)
+{
+	util_sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+int util_sha256(const void *in, size_t len, unsigned char out[UTIL_SHA256_LEN])
+{
+	unsigned outl = 0;
+
+	pthread_once(&util_sha256_once, util_sha256_fetch);
+	if (!util_sha256_md || !EVP_Digest(in, len, out, &outl, util_sha256_md, NULL) ||
+	    outl != UTIL_SHA256_LEN)
+		return -1;
+	return 0;
+}
+
 void util_hex(char *out, const void *in, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";

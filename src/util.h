@@ -5,8 +5,8 @@
  * base64 on OpenSSL). Bytes of unknown length grow in a struct util_buf
  * (util_buf.h) instead.
  *
- * Threads: every function is safe from any thread. The HMAC algorithm is
- * fetched from OpenSSL once per process (util_hmac_sha256) and kept.
+ * Threads: every function is safe from any thread. The HMAC and SHA-256
+ * algorithms are fetched from OpenSSL once per process and kept.
  */
 #ifndef EGOI_UTIL_H
 #define EGOI_UTIL_H
@@ -49,6 +49,11 @@ uint64_t util_xorshift64s(uint64_t *state);
 uint64_t util_fnv1a(uint64_t h, const void *p, size_t len);
 
 #define UTIL_HMAC_SHA256_LEN 32
+
+#define UTIL_SHA256_LEN 32
+
+/* SHA-256 of in[0..len): 0 with out set, or -1. */
+int util_sha256(const void *in, size_t len, unsigned char out[UTIL_SHA256_LEN]);
 
 /*
  * HMAC-SHA256 with key of a[0..alen) followed by b[0..blen) (b may be NULL

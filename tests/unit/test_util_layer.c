@@ -116,6 +116,21 @@ static void hex(const unsigned char *b, size_t n, char *out)
 }
 
 /* RFC 4231 test case 2, whole and split in two. */
+/* FIPS 180-2's examples: "abc" and the empty string. */
+static void test_sha256_known_digests(void **state)
+{
+	unsigned char md[UTIL_SHA256_LEN];
+	char got[2 * UTIL_SHA256_LEN + 1];
+
+	(void)state;
+	assert_int_equal(util_sha256("abc", 3, md), 0);
+	hex(md, sizeof md, got);
+	assert_string_equal(got, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_int_equal(util_sha256("", 0, md), 0);
+	hex(md, sizeof md, got);
+	assert_string_equal(got, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 static void test_hmac_sha256_rfc4231(void **state)
 {
 	static const char want[] =
@@ -278,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_mkdir_p_creates_and_accepts_existing),
 		cmocka_unit_test(test_mkdir_p_hook_sees_each_new_directory),
 		cmocka_unit_test(test_fnv1a_known_values),
+		cmocka_unit_test(test_sha256_known_digests),
 		cmocka_unit_test(test_hmac_sha256_rfc4231),
 		cmocka_unit_test(test_hmac_sha256_threads),
 		cmocka_unit_test(test_base64_round_trip_and_strictness),
