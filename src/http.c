@@ -103,6 +103,53 @@ static const char *http_reason(int status)
 	}
 }
 
+/* Appends s to buf at *n unless that would pass HTTP_HEAD_MAX (then *n becomes SIZE_MAX). */
+static void http_reply_put(char *buf, size_t *n, const char *s)
+{
+	size_t len = strlen(s);
+
+	if (*n == SIZE_MAX || len >= HTTP_HEAD_MAX - *n) {
+		*n = SIZE_MAX;
+		return;
+	}
+	memcpy(buf + *n, s, len);
+	*n += len;
+}
+
+/*
+ * The status line and headers into buf (HTTP_HEAD_MAX bytes): their length,
+ * or -1 when they do not fit. Pieces are copied, not formatted: one
+ * snprintf with ten conversions was 3% of a batch-1 request's instructions.
+ */
+static int http_reply_head(char *buf, int status, const char *ctype, size_t len, const char *extra,
+			   const char *rid, int close)
+{
+	char num[24];
+	size_t n = 0;
+
+	snprintf(num, sizeof num, "%d ", status);
+	http_reply_put(buf, &n, "HTTP/1.1 ");
+	http_reply_put(buf, &n, num);
+	http_reply_put(buf, &n, http_reason(status));
+	http_reply_put(buf, &n, "\r\nContent-Type: ");
+	http_reply_put(buf, &n, ctype);
+	snprintf(num, sizeof num, "%zu", len);
+	http_reply_put(buf, &n, "\r\nContent-Length: ");
+	http_reply_put(buf, &n, num);
+	http_reply_put(buf, &n, "\r\nCache-Control: no-store\r\n");
+	if (extra)
+		http_reply_put(buf, &n, extra);
+	if (rid) {
+		http_reply_put(buf, &n, "X-Request-Id: ");
+		http_reply_put(buf, &n, rid);
+		http_reply_put(buf, &n, "\r\n");
+	}
+	if (close)
+		http_reply_put(buf, &n, "Connection: close\r\n");
+	http_reply_put(buf, &n, "\r\n");
+	return n == SIZE_MAX ? -1 : (int)n;
+}
+
 /*
  * Sends a whole response in one write. close != 0 asks civetweb to drop
  * the connection afterwards (used when the request body was not read, and
@@ -124,15 +171,10 @@ static void http_reply(struct mg_connection *conn, int status, const char *ctype
 		if (!buf)
 			return;
 	}
-	head = snprintf(buf, HTTP_HEAD_MAX,
-			"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			"Cache-Control: no-store\r\n%s%s%s%s%s\r\n",
-			status, http_reason(status), ctype, len, extra ? extra : "",
-			a ? "X-Request-Id: " : "", a ? a->rid : "", a ? "\r\n" : "",
-			close ? "Connection: close\r\n" : "");
+	head = http_reply_head(buf, status, ctype, len, extra, a ? a->rid : NULL, close);
 	if (close)
 		mg_disable_keep_alive(conn);
-	if (head > 0 && head < HTTP_HEAD_MAX) {
+	if (head > 0) {
 		memcpy(buf + head, body, len);
 		http_access_answered(a, status, (size_t)head + len);
 		if (mg_write(conn, buf, (size_t)head + len) < 0)

@@ -91,8 +91,10 @@ void http_access_end(struct http_access *a, const struct mg_request_info *ri, in
 		LOG_FS("remote", ri->remote_addr),
 	};
 
-	http_access_path(ri->local_uri, ri->query_string, path, sizeof path);
-	log_fields(LOG_INFO, a && a->active ? a->rid : NULL, f, sizeof f / sizeof f[0], "request");
+	if (log_enabled(LOG_INFO)) {   /* the path's redaction is work only a logged line needs */
+		http_access_path(ri->local_uri, ri->query_string, path, sizeof path);
+		log_fields(LOG_INFO, a && a->active ? a->rid : NULL, f, sizeof f / sizeof f[0], "request");
+	}
 	if (a)
 		a->active = 0;
 }
