@@ -153,6 +153,7 @@ void pipeline_engines_return(struct pipeline_engines *e, struct pipeline_engine 
 
 size_t pipeline_engines_idle(struct pipeline_engines *e, double quiet_s)
 {
+	double now = clock_mono();
 	size_t shrunk = 0;
 
 	for (size_t i = 0; i < e->max; i++) {
@@ -160,7 +161,7 @@ size_t pipeline_engines_idle(struct pipeline_engines *e, double quiet_s)
 		int take;
 
 		pthread_mutex_lock(&e->mu);
-		take = !s->busy && s->used && s->engine.rules && clock_mono() - s->returned_at >= quiet_s;
+		take = !s->busy && s->used && s->engine.rules && now - s->returned_at >= quiet_s;
 		if (take) {
 			s->busy = 1;
 			s->used = 0;

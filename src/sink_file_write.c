@@ -255,6 +255,17 @@ out:
 	return rc;
 }
 
+/* fallocate(FALLOC_FL_KEEP_SIZE), retried on EINTR. */
+static int sink_file_write_fallocate(int fd, off_t off, off_t len)
+{
+	int rc;
+
+	do
+		rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, off, len);
+	while (rc != 0 && errno == EINTR);
+	return rc;
+}
+
 /*
  * Step 3: makes sure len bytes at off (the size st had) have their blocks;
  * 0, or -1 with err set (nothing written). Allocated blocks (st_blocks)
@@ -271,14 +282,9 @@ static int sink_file_write_reserve(struct sink_entry *e, const struct stat *st, 
 
 	if (e->no_prealloc || (off_t)st->st_blocks * 512 >= off + (off_t)len)
 		return 0;
-	do
-		rc = fallocate(e->fd, FALLOC_FL_KEEP_SIZE, off, (off_t)len + SINK_RESERVE_AHEAD);
-	while (rc != 0 && errno == EINTR);
-	if (rc != 0 && (errno == ENOSPC || errno == EDQUOT)) {
-		do
-			rc = fallocate(e->fd, FALLOC_FL_KEEP_SIZE, off, (off_t)len);
-		while (rc != 0 && errno == EINTR);
-	}
+	rc = sink_file_write_fallocate(e->fd, off, (off_t)len + SINK_RESERVE_AHEAD);
+	if (rc != 0 && (errno == ENOSPC || errno == EDQUOT))
+		rc = sink_file_write_fallocate(e->fd, off, (off_t)len);
 	if (rc == 0)
 		return 0;
 	if (errno == EOPNOTSUPP || errno == ENOSYS) {

@@ -98,9 +98,7 @@ static void live_keys_change_on_sighup_under_load(void **state)
 	for (long want = harness_load_ok(l) + 30, i = 0; i < 400 && harness_load_ok(l) < want; i++)
 		harness_sleep_ms(25);
 	harness_load_stop(l);
-	for (int k = 0; k < harness_load_threads(l); k++)
-		for (long n = 0; n < harness_load_count(l, k); n++, total++)
-			failed += harness_load_status(l, k, n) != 200;
+	failed = harness_load_not_200(l, &total);
 	harness_load_free(l);
 	fprintf(stderr, "[e2e] %ld requests across the reload, %ld failed\n", total, failed);
 	assert_int_equal(failed, 0);

@@ -212,6 +212,10 @@ int harness_load_threads(const struct harness_load *l);
 long harness_load_count(const struct harness_load *l, int k);
 long harness_load_status(const struct harness_load *l, int k, long n);
 
+/* After harness_load_stop: how many requests were not answered 200; *total
+ * (total may be NULL) gets how many were made in all. */
+long harness_load_not_200(const struct harness_load *l, long *total);
+
 /* Stops (if needed) and frees; l may be NULL. */
 void harness_load_free(struct harness_load *l);
 

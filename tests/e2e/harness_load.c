@@ -178,6 +178,18 @@ long harness_load_status(const struct harness_load *l, int k, long n)
 	return l->threads[k].status[n];
 }
 
+long harness_load_not_200(const struct harness_load *l, long *total)
+{
+	long made = 0, bad = 0;
+
+	for (int k = 0; k < l->nthreads; k++)
+		for (long n = 0; n < l->threads[k].count; n++, made++)
+			bad += l->threads[k].status[n] != 200;
+	if (total)
+		*total = made;
+	return bad;
+}
+
 void harness_load_free(struct harness_load *l)
 {
 	harness_load_stop(l);

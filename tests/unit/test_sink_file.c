@@ -470,6 +470,26 @@ static void fill_up(const char *path)
 	close(fd);
 }
 
+/*
+ * Mounts a tiny tmpfs of size (mount_tiny), names p (the file name in its
+ * out/ directory) and filler (a file to fill it up with), and opens a
+ * sink on out/.
+ */
+static struct sink_file *tiny_sink(struct fixture *f, const char *size, const char *name,
+				   char p[256], char filler[256])
+{
+	char err[256], dir[128];
+	struct sink_file *s;
+
+	mount_tiny(f, size);
+	path_in(dir, sizeof dir, f->mnt, "out");
+	path_in(p, 256, dir, name);
+	path_in(filler, 256, f->mnt, "filler");
+	s = sink_file_open(dir, SINK_SYNC_NONE, err, sizeof err);
+	assert_non_null(s);
+	return s;
+}
+
 #define IDS 5
 #define MAXLINES 400
 
@@ -531,18 +551,13 @@ static size_t check_whole_lines(const char *path, unsigned char (*fate)[MAXLINES
 static void test_reservation_ahead_outlasts_a_full_disk(void **state)
 {
 	struct fixture *f = *state;
-	char err[256], dir[128], p[256], filler[256], line[1024];
+	char err[256], p[256], filler[256], line[1024];
 	struct sink_file *s;
 	struct stat st;
 	size_t landed = 0;
 	int rc = SINK_OK;
 
-	mount_tiny(f, "1m");
-	path_in(dir, sizeof dir, f->mnt, "out");
-	path_in(p, sizeof p, dir, "ahead.log");
-	path_in(filler, sizeof filler, f->mnt, "filler");
-	s = sink_file_open(dir, SINK_SYNC_NONE, err, sizeof err);
-	assert_non_null(s);
+	s = tiny_sink(f, "1m", "ahead.log", p, filler);
 	assert_int_equal(sink_file_append(s, "ahead.log", "first", 5, err, sizeof err), SINK_OK);
 	assert_int_equal(stat(p, &st), 0);
 	assert_true((off_t)st.st_blocks * 512 >= 64 * 1024);
@@ -568,18 +583,13 @@ static void test_full_disk_keeps_whole_lines(void **state)
 	struct fixture *f = *state;
 	static unsigned char fate[IDS][MAXLINES];
 	static const char *const extras[] = { "first", "after the disk filled" };
-	char err[256], line[512], dir[128], p[256], filler[256];
+	char err[256], line[512], p[256], filler[256];
 	struct sink_file *s;
 	int fails = 0, oks = 0;
 	size_t n;
 
-	mount_tiny(f, "64k");
-	path_in(dir, sizeof dir, f->mnt, "out");
-	path_in(p, sizeof p, dir, "full.log");
-	path_in(filler, sizeof filler, f->mnt, "filler");
+	s = tiny_sink(f, "64k", "full.log", p, filler);
 	memset(fate, 0, sizeof fate);
-	s = sink_file_open(dir, SINK_SYNC_NONE, err, sizeof err);
-	assert_non_null(s);
 	assert_int_equal(sink_file_append(s, "full.log", "first", 5, err, sizeof err), SINK_OK);
 	fill_up(filler);
 	/* the file's last page still has room: lines fit until one crosses it */
@@ -619,17 +629,12 @@ static void test_full_disk_keeps_whole_lines(void **state)
 static void test_full_disk_batch_leaves_file_unchanged(void **state)
 {
 	struct fixture *f = *state;
-	char err[256], line[512], dir[128], p[256], filler[256];
+	char err[256], line[512], p[256], filler[256];
 	struct sink_file *s;
 	size_t before_len, after_len;
 	char *before, *after;
 
-	mount_tiny(f, "64k");
-	path_in(dir, sizeof dir, f->mnt, "out");
-	path_in(p, sizeof p, dir, "batch.log");
-	path_in(filler, sizeof filler, f->mnt, "filler");
-	s = sink_file_open(dir, SINK_SYNC_NONE, err, sizeof err);
-	assert_non_null(s);
+	s = tiny_sink(f, "64k", "batch.log", p, filler);
 	assert_int_equal(sink_file_append(s, "batch.log", "kept", 4, err, sizeof err), SINK_OK);
 	fill_up(filler);
 	/* 40 lines (13 KiB) where at most one page is left: none may land */
