@@ -23,6 +23,7 @@
  */
 #include "http_watchdog.h"
 #include "clock.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -239,7 +240,7 @@ void http_watchdog_arm(struct http_watchdog_slot *slot, const char *peer, int pe
 	slot->min_rate = min_rate;
 	slot->expect = expect;
 	atomic_store(&slot->received, 0);
-	snprintf(slot->peer, sizeof slot->peer, "%s", peer);
+	util_copy(slot->peer, sizeof slot->peer, peer);
 	slot->peer_port = peer_port;
 	slot->deadline = deadline;
 	slot->fired = 0;

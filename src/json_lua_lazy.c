@@ -274,6 +274,18 @@ static int json_lua_lazy_push_batch_protected(lua_State *L)
 	return 1;
 }
 
+const char *json_lua_lazy_scratch_string(const struct json_lua_lazy_scratch *s, size_t i,
+					 const char *key, size_t klen)
+{
+	const struct jz_tok *toks = s->toks;
+	unsigned v;
+
+	if (i >= s->nfirst || s->first[i] == JZ_NONE)
+		return NULL;
+	v = json_lua_lazy_find(toks, s->strs, s->first[i], key, klen);
+	return v != JZ_NONE && toks[v].kind == JZ_STR ? s->strs + toks[v].v.off : NULL;
+}
+
 int json_lua_push_batch_lazy(lua_State *L, const char *body, size_t len, size_t max_events,
 			     struct batch *out, struct json_lua_lazy_scratch *scratch,
 			     size_t *table_bytes, char *err, size_t errlen)
@@ -306,8 +318,6 @@ int json_lua_push_batch_lazy(lua_State *L, const char *body, size_t len, size_t 
 	}
 	rc = BATCH_OK;
 out:
-	/* a scratch never keeps a huge buffer (one large batch must not pin it) */
-	if (json_lua_lazy_scratch_bytes(scratch) > JSON_LUA_LAZY_SCRATCH_KEEP)
-		json_lua_lazy_scratch_free(scratch);
+	/* (a scratch that grew huge is freed when given back to the pool) */
 	return rc;
 }

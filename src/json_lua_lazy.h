@@ -77,6 +77,16 @@ int json_lua_push_batch_lazy(lua_State *L, const char *body, size_t len, size_t 
 			     size_t *table_bytes, char *err, size_t errlen);
 
 /*
+ * The string value of top-level key (klen bytes) of event i as the last
+ * json_lua_push_batch_lazy on s parsed it (decoded, NUL-terminated, owned
+ * by s until its next parse), or NULL when i was not an event or its key
+ * is absent or holds no string. For what the host needs before any rule
+ * runs (each event's action), without building Lua values.
+ */
+const char *json_lua_lazy_scratch_string(const struct json_lua_lazy_scratch *s, size_t i,
+					 const char *key, size_t klen);
+
+/*
  * If the value at idx is an event proxy, turns it into its real table (may
  * raise a Lua memory error); otherwise does nothing. Returns 1 when it
  * materialised something, else 0.

@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <string.h>
 
 #include <lua.h>
 
@@ -47,6 +48,27 @@ static inline size_t json_lua_lazy_toks_offset(size_t nevents)
 	size_t off = sizeof(struct jz_tape) + nevents * sizeof(unsigned);
 
 	return (off + _Alignof(struct jz_tok) - 1) / _Alignof(struct jz_tok) * _Alignof(struct jz_tok);
+}
+
+/* The token after the value at t. */
+static inline unsigned json_lua_lazy_skip(const struct jz_tok *toks, unsigned t)
+{
+	return toks[t].kind == JZ_MAP || toks[t].kind == JZ_ARR ? toks[t].v.next : t + 1;
+}
+
+/* The value token of key (klen bytes) in the map at token map, the last one
+ * when the key is repeated (as rawset kept it), or JZ_NONE. */
+static inline unsigned json_lua_lazy_find(const struct jz_tok *toks, const char *strs, unsigned map,
+					  const char *key, size_t klen)
+{
+	unsigned t = map + 1, found = JZ_NONE;
+
+	for (unsigned n = toks[map].len; n > 0; n--) {
+		if (toks[t].len == klen && memcmp(strs + toks[t].v.off, key, klen) == 0)
+			found = t + 1;
+		t = json_lua_lazy_skip(toks, t + 1);
+	}
+	return found;
 }
 
 /*

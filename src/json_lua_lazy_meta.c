@@ -88,12 +88,6 @@ static unsigned json_lua_lazy_meta_build(lua_State *L, const struct jz_view *v, 
 	}
 }
 
-/* The token after the value at t. */
-static unsigned json_lua_lazy_meta_skip(const struct jz_view *v, unsigned t)
-{
-	return v->toks[t].kind == JZ_MAP || v->toks[t].kind == JZ_ARR ? v->toks[t].v.next : t + 1;
-}
-
 static void json_lua_lazy_meta_room(lua_State *L)
 {
 	if (!lua_checkstack(L, 2 * (BATCH_MAX_DEPTH + 2) + 8))
@@ -127,19 +121,13 @@ static int json_lua_lazy_meta_index(lua_State *L)
 	lua_Integer i = json_lua_lazy_meta_event_of(L, 1);
 	const char *key;
 	size_t klen;
-	unsigned t, n, found = JZ_NONE;
+	unsigned found;
 
 	if (i < 0 || lua_type(L, 2) != LUA_TSTRING)
 		return 0;
 	json_lua_lazy_meta_view(lua_touserdata(L, JZ_UV_TAPE), &v);
 	key = lua_tolstring(L, 2, &klen);
-	t = v.first[i];
-	n = v.toks[t].len;
-	for (t++; n > 0; n--) {
-		if (v.toks[t].len == klen && memcmp(v.strs + v.toks[t].v.off, key, klen) == 0)
-			found = t + 1;
-		t = json_lua_lazy_meta_skip(&v, t + 1);
-	}
+	found = json_lua_lazy_find(v.toks, v.strs, v.first[i], key, klen);
 	if (found == JZ_NONE)
 		return 0;
 	json_lua_lazy_meta_room(L);
@@ -194,7 +182,7 @@ static int json_lua_lazy_meta_materialize(lua_State *L)
 		if (lua_istable(L, built)) {
 			lua_pushvalue(L, -1);
 			if (lua_rawget(L, built) != LUA_TNIL) {
-				t = json_lua_lazy_meta_skip(&v, t + 1);
+				t = json_lua_lazy_skip(v.toks, t + 1);
 				lua_rawset(L, 1);
 				continue;
 			}

@@ -14,9 +14,8 @@
  *   bounded by rules_budget.c before each call.
  * - Every entry into Lua is a lua_pcall of a C function with a traceback
  *   message handler, so no Lua error or allocation failure can escape as a
- *   panic. Between calls, the main thread's stack holds four fixed slots
- *   (events table, the string "action", the route function, the events'
- *   received actions; SLOT_* below); the host only
+ *   panic. Between calls, the main thread's stack holds two fixed slots
+ *   (the events table and the route function; SLOT_* below); the host only
  *   pushes values that need no allocation, which Lua guarantees to fit
  *   (LUA_MINSTACK), so code outside protected calls cannot fail.
  * - A failed route() call discards the event's partial decisions and leaves
@@ -33,6 +32,7 @@
 #include "clock.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +44,13 @@
 #include "batch.h"
 #include "json_lua.h"
 #include "log.h"
+#include "util.h"
 
 /* Fixed slots of the main thread's stack between calls. */
 enum {
 	SLOT_EVENTS = 1,      /* the events table of the current batch, or nil */
-	SLOT_ACTION_KEY = 2,  /* the string "action", so look-ups never allocate */
-	SLOT_ROUTE = 3,       /* the route function */
-	SLOT_ACTIONS = 4,     /* each event's action as received, or nil (see rules_event_action) */
-	SLOT_COUNT = 4,
+	SLOT_ROUTE = 2,       /* the route function */
+	SLOT_COUNT = 2,
 };
 
 #define RULES_HOOK_STEP 1000
@@ -123,6 +122,15 @@ int rules_charge(struct rules *r, size_t n)
 	return 0;
 }
 
+/* Frees the kept actions' storage (rules_keep_actions grows it again). */
+static void rules_actions_free(struct rules *r)
+{
+	util_buf_free(&r->action_text);
+	free(r->action_at);
+	r->action_at = NULL;
+	r->action_cap = r->action_count = 0;
+}
+
 /* Gives the decisions' bytes back to the budget (they are freed with the batch). */
 static void rules_release_charges(struct rules *r)
 {
@@ -191,7 +199,7 @@ static void rules_error_text(struct rules *r, int status, const char *request_id
 	snprintf(buf, len, "%.*s", (int)n, msg);
 }
 
-/* Protected: opens the sandbox, runs the rules file and init(); returns "action", route. */
+/* Protected: opens the sandbox, runs the rules file and init(); returns route. */
 static int rules_l_setup(lua_State *L)
 {
 	struct rules *r = rules_from(L);
@@ -204,7 +212,6 @@ static int rules_l_setup(lua_State *L)
 	rules_budget_open(L);
 	json_lua_lazy_guard(L);
 	lua_settop(L, 0);
-	lua_pushliteral(L, "action");
 	if (opt->source) {
 		lua_pushfstring(L, "@%s", path);   /* chunk name: errors read "path:line:" */
 		loaded = luaL_loadbufferx(L, opt->source, opt->source_len, lua_tostring(L, -1), "t");
@@ -227,8 +234,8 @@ static int rules_l_setup(lua_State *L)
 	default:
 		return luaL_error(L, "%s: init is not a function", path);
 	}
-	lua_settop(L, 2);
-	return 2;
+	lua_settop(L, 1);
+	return 1;
 }
 
 struct rules *rules_new(const struct rules_options *opt, char *err, size_t errlen)
@@ -275,7 +282,7 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	lua_pushlightuserdata(r->L, (void *)opt);
 	r->modules_in = opt->modules;
 	r->modules_out = opt->record;
-	status = rules_pcall(r, 1, 2);
+	status = rules_pcall(r, 1, 1);
 	r->modules_in = NULL;
 	r->modules_out = NULL;
 	if (status != LUA_OK) {
@@ -284,7 +291,6 @@ struct rules *rules_new(const struct rules_options *opt, char *err, size_t errle
 	}
 	lua_pushnil(r->L);
 	lua_insert(r->L, SLOT_EVENTS);
-	lua_pushnil(r->L);   /* SLOT_ACTIONS */
 	assert(lua_gettop(r->L) == SLOT_COUNT);
 	ret = r;
 	r = NULL;
@@ -301,30 +307,38 @@ void rules_free(struct rules *r)
 	if (r->L)
 		lua_close(r->L);
 	rules_alloc_release(r);
+	rules_actions_free(r);
 	rules_env_free(r);
 	free(r->dir);
 	free(r);
 }
 
 /*
- * Protected: [events, count, "action"] → a table of each routable event's action
- * string, taken before any rule runs, so logs and `egoi-router test` show
- * what E-goi sent even when a rule assigns event.action.
+ * Copies each event's action string out of the parse, before any rule runs,
+ * so logs and `egoi-router test` show what E-goi sent even when a rule
+ * assigns event.action (C heap: no Lua value is built for it). 0, or -1
+ * when out of memory.
  */
-static int rules_l_snapshot_actions(lua_State *L)
+static int rules_keep_actions(struct rules *r, const struct json_lua_lazy_scratch *s, size_t n)
 {
-	lua_Integer n = lua_tointeger(L, 2);
+	size_t *at = util_array_grow(r->action_at, &r->action_cap, n, sizeof *r->action_at, 64);
 
-	lua_createtable(L, (int)n, 0);
-	for (lua_Integer i = 1; i <= n; i++) {
-		if (lua_rawgeti(L, 1, i) == LUA_TTABLE) {
-			lua_pushvalue(L, 3);
-			lua_gettable(L, -2);   /* an event proxy's __index: not raw */
-			lua_rawseti(L, -3, i);
-		}
-		lua_pop(L, 1);
+	r->action_count = 0;
+	if (!at)
+		return -1;
+	r->action_at = at;
+	util_buf_reset(&r->action_text);
+	for (size_t i = 0; i < n; i++) {
+		const char *a = json_lua_lazy_scratch_string(s, i, "action", 6);
+
+		at[i] = a ? r->action_text.len : SIZE_MAX;
+		if (a)
+			util_buf_add(&r->action_text, a, strlen(a) + 1);
 	}
-	return 1;
+	if (r->action_text.failed)
+		return -1;
+	r->action_count = n;
+	return 0;
 }
 
 int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_events,
@@ -338,8 +352,7 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	RULES_ENTRY(r);
 	lua_pushnil(L);
 	lua_replace(L, SLOT_EVENTS);
-	lua_pushnil(L);
-	lua_replace(L, SLOT_ACTIONS);
+	r->action_count = 0;
 	rules_release_charges(r);
 	r->mem_refused = 0;
 	scratch = json_lua_lazy_scratch_take();   /* shared: see json_lua_lazy_pool.c */
@@ -349,6 +362,11 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 	}
 	rc = json_lua_push_batch_lazy(L, body, len, max_events, out, scratch, &table_bytes, err,
 				      errlen);
+	if (rc == BATCH_OK && rules_keep_actions(r, scratch, out->count) < 0) {
+		lua_pop(L, 1);   /* the events table */
+		rc = BATCH_NOMEM;
+		snprintf(err, errlen, "out of memory");
+	}
 	json_lua_lazy_scratch_give(scratch);
 	/* Lazy tables are built when read: refuse now a batch that could not be. */
 	if (rc == BATCH_OK && r->mem_limit && table_bytes > r->mem_limit - r->mem_used) {
@@ -359,18 +377,6 @@ int rules_parse_batch(struct rules *r, const char *body, size_t len, size_t max_
 		r->gc_events += len + table_bytes;   /* the tape is about the body's size */
 		assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the events table */
 		lua_replace(L, SLOT_EVENTS);
-		lua_pushcfunction(L, rules_l_snapshot_actions);
-		lua_pushvalue(L, SLOT_EVENTS);
-		lua_pushinteger(L, (lua_Integer)out->count);
-		lua_pushvalue(L, SLOT_ACTION_KEY);
-		if (lua_pcall(L, 3, 1, 0) == LUA_OK) {
-			assert(lua_gettop(L) == SLOT_COUNT + 1);
-			lua_replace(L, SLOT_ACTIONS);
-		} else {
-			assert(lua_gettop(L) == SLOT_COUNT + 1);   /* the message */
-			rc = BATCH_NOMEM;
-			snprintf(err, errlen, "out of memory");
-		}
 	}
 	lua_settop(L, SLOT_COUNT);
 	if (rc == BATCH_NOMEM) {
@@ -483,10 +489,8 @@ void rules_end_batch(struct rules *r)
 	rules_release_charges(r);
 	lua_pushnil(r->L);
 	lua_replace(r->L, SLOT_EVENTS);
-	lua_pushnil(r->L);
-	lua_replace(r->L, SLOT_ACTIONS);
+	r->action_count = 0;
 	lua_settop(r->L, SLOT_COUNT);
-	lua_gc(r->L, LUA_GCSTEP, 0);
 	rules_collect_if_due(r);
 }
 
@@ -497,15 +501,10 @@ void rules_adopt(struct rules *r)
 
 const char *rules_event_action(struct rules *r, size_t i)
 {
-	lua_State *L = r->L;
-	const char *s = NULL;
-
 	RULES_ENTRY(r);
-	if (lua_type(L, SLOT_ACTIONS) == LUA_TTABLE &&
-	    lua_rawgeti(L, SLOT_ACTIONS, (lua_Integer)i + 1) == LUA_TSTRING)
-		s = lua_tostring(L, -1);  /* anchored by the actions table */
-	lua_settop(L, SLOT_COUNT);
-	return s;
+	if (i >= r->action_count || r->action_at[i] == SIZE_MAX)
+		return NULL;
+	return r->action_text.p + r->action_at[i];
 }
 
 void rules_idle(struct rules *r)
@@ -516,4 +515,5 @@ void rules_idle(struct rules *r)
 	lua_gc(r->L, LUA_GCCOLLECT);
 	r->gc_events = 0;
 	rules_alloc_release(r);
+	rules_actions_free(r);
 }

@@ -26,6 +26,7 @@
 #include <lua.h>
 
 #include "json_lua_lazy.h"
+#include "util_buf.h"
 
 struct decisions;
 
@@ -87,6 +88,11 @@ struct rules {
 	char fatal_msg[128];
 
 	struct rules_ctx ctx;
+
+	/* each event's action as parsed (rules_event_action): at[i] is its
+	 * offset in text, SIZE_MAX for none; action_count 0 between batches */
+	struct util_buf action_text;
+	size_t *action_at, action_cap, action_count;
 
 	/* rules_end_batch: bytes of events (body and tables) parsed since the
 	 * last full collection; more than RULES_GC_SLACK runs another */

@@ -200,6 +200,29 @@ void util_hex(char *out, const void *in, size_t n)
 	out[2 * n] = '\0';
 }
 
+void util_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+size_t util_dec(char *out, unsigned long long v)
+{
+	char tmp[UTIL_DEC_SIZE];
+	size_t n = 0;
+
+	do {   /* the digits come lowest first */
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
 long util_base64_encode(char *out, const void *in, size_t len)
 {
 	if (len > (size_t)INT32_MAX / 2)

@@ -65,6 +65,18 @@ int util_hmac_sha256(const void *key, size_t key_len, const void *a, size_t alen
 /* Lowercase hex of in[0..n) into out, which holds 2 * n + 1 bytes; NUL-terminated. */
 void util_hex(char *out, const void *in, size_t n);
 
+/* src into dst (cap > 0 bytes), cut to cap - 1 bytes, NUL-terminated: what
+ * snprintf(dst, cap, "%s", src) does, without parsing a format per call. */
+void util_copy(char *dst, size_t cap, const char *src);
+
+/* Bytes util_dec writes at most, its NUL included. */
+#define UTIL_DEC_SIZE 21
+
+/* v in decimal into out (UTIL_DEC_SIZE bytes), NUL-terminated: its length.
+ * For numbers in answers and headers, where snprintf's format parsing was
+ * most of the cost of a small request's formatting. */
+size_t util_dec(char *out, unsigned long long v);
+
 /* Bytes util_base64_encode writes for len bytes, its terminating NUL included. */
 #define UTIL_BASE64_SIZE(len) (4 * (((size_t)(len) + 2) / 3) + 1)
 

@@ -184,6 +184,30 @@ static void test_duplicate_keys(void **state)
 			    "3");
 }
 
+/* The host's copy of each action (logs, `egoi-router test`, metrics) is what
+ * the batch said, decoded, the last when repeated, whatever the rule does. */
+static void test_action_as_received(void **state)
+{
+	struct rules_fx *f = *state;
+	const char *body = "{\"events\":[{\"action\":\"x\",\"action\":\"\\u0065val\","
+			   "\"code\":\"event.action = 'changed' return event.action\"},"
+			   "{\"action\":\"eval\",\"code\":\"return 'ok'\",\"action\":\"ev\\u00e1l\"}]}";
+	struct rules_meta meta = { .index = 1, .batch_size = 2, .request_id = "t" };
+	char err[256];
+
+	decisions_clear(&f->decisions);
+	assert_int_equal(rules_parse_batch(f->r, body, strlen(body), 10, &f->batch, err, sizeof err),
+			 BATCH_OK);
+	assert_string_equal(rules_event_action(f->r, 0), "eval");
+	assert_string_equal(rules_event_action(f->r, 1), "ev\xc3\xa1l");
+	assert_int_equal(rules_route(f->r, 0, &meta, &f->decisions), RULES_ROUTE_RAN);
+	assert_string_equal(f->decisions.items[0].reason, "changed");
+	assert_string_equal(rules_event_action(f->r, 0), "eval");   /* not the rule's */
+	assert_null(rules_event_action(f->r, 2));                    /* past the batch */
+	rules_end_batch(f->r);
+	assert_null(rules_event_action(f->r, 0));                    /* between batches */
+}
+
 /* Tables that could not all be built do not pass the parse (413), as before. */
 static void test_too_big_for_the_limit(void **state)
 {
@@ -334,6 +358,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_kept_across_batches, setup, rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_json_encode, setup, rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, rfx_teardown),
+		cmocka_unit_test_setup_teardown(test_action_as_received, setup, rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_too_big_for_the_limit, setup, rfx_teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_not_routable, setup, rfx_teardown),
 		cmocka_unit_test(test_scratch_pool_bounded),

@@ -223,6 +223,36 @@ static void test_hex_lowercase_and_terminated(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_dec_matches_printf_at_the_edges(void **state)
+{
+	const unsigned long long vals[] = { 0, 9, 10, 99, 100, 200, 4294967295ULL,
+					    18446744073709551615ULL };
+	char out[UTIL_DEC_SIZE + 1], want[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		memset(out, 'X', sizeof out);
+		snprintf(want, sizeof want, "%llu", vals[i]);
+		assert_int_equal(util_dec(out, vals[i]), strlen(want));
+		assert_string_equal(out, want);
+	}
+	assert_int_equal(out[UTIL_DEC_SIZE], 'X');   /* the largest fits with its NUL */
+}
+
+static void test_copy_cuts_and_terminates(void **state)
+{
+	char out[6];
+
+	(void)state;
+	memset(out, 'X', sizeof out);
+	util_copy(out, sizeof out, "abc");
+	assert_string_equal(out, "abc");
+	util_copy(out, sizeof out, "abcdefgh");
+	assert_string_equal(out, "abcde");   /* cap - 1 bytes, then the NUL */
+	util_copy(out, 1, "abc");
+	assert_string_equal(out, "");
+}
+
 static void test_buf_grows_and_stays_terminated(void **state)
 {
 	struct util_buf b = { 0 };
@@ -298,6 +328,8 @@ int main(void)
 		cmocka_unit_test(test_hmac_sha256_threads),
 		cmocka_unit_test(test_base64_round_trip_and_strictness),
 		cmocka_unit_test(test_hex_lowercase_and_terminated),
+		cmocka_unit_test(test_dec_matches_printf_at_the_edges),
+		cmocka_unit_test(test_copy_cuts_and_terminates),
 		cmocka_unit_test(test_buf_grows_and_stays_terminated),
 		cmocka_unit_test(test_buf_limit_fails_and_sticks),
 	};
