@@ -91,7 +91,9 @@ enum rules_route_result {
 enum rules_route_result rules_route(struct rules *r, size_t i, const struct rules_meta *meta,
 				    struct decisions *decisions);
 
-/* Releases the event tables of the last batch and runs a GC step. */
+/* Releases the event tables of the last batch; after each RULES_GC_SLACK of
+ * events a full collection (otherwise Lua's own pacing collects: a step per
+ * batch was a young collection per request at batch 1). */
 void rules_end_batch(struct rules *r);
 
 /*
@@ -118,7 +120,9 @@ int rules_stopping(void);
  */
 void rules_adopt(struct rules *r);
 
-/* Returns the action string of routable event i, or NULL (valid until rules_end_batch). */
+/* The action string of routable event i as parsed (C heap, copied from the
+ * tape before any rule ran), or NULL; valid until the next parse or
+ * rules_end_batch. */
 const char *rules_event_action(struct rules *r, size_t i);
 
 #endif
