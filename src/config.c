@@ -336,6 +336,11 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 			goto out;
 		}
 	}
+	if (tmp.auth_token &&
+	    util_sha256(tmp.auth_token, strlen(tmp.auth_token), tmp.auth_token_sha256) < 0) {
+		config_set_err(err, errlen, "%s: cannot hash auth_token (OpenSSL)", path);
+		goto out;
+	}
 	*cfg = tmp;
 	memset(&tmp, 0, sizeof tmp);
 	rc = 0;

@@ -23,6 +23,8 @@ struct config {
 	char *endpoint;              /* path E-goi posts to, starts with '/' */
 	char *auth_token;            /* secret (env: resolved); NULL when auth_disabled */
 	int auth_disabled;           /* auth_token = none */
+	unsigned char auth_token_sha256[32];  /* of auth_token (config_load, config_copy): the
+					       * token check hashes only what a client presents */
 	char *allow_from;            /* CIDR list, NULL = any */
 	char *rules_path;            /* rules file (config key `rules`) */
 	char *data_dir;              /* outbox database and state */

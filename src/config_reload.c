@@ -63,8 +63,10 @@ static int config_reload_copy_key(struct config *dst, const struct config *src,
 		free((char *)from);
 	}
 	memcpy(d, &copy, sizeof copy);
-	if (k->offset == offsetof(struct config, auth_token))
+	if (k->offset == offsetof(struct config, auth_token)) {
 		dst->auth_disabled = src->auth_disabled;
+		memcpy(dst->auth_token_sha256, src->auth_token_sha256, sizeof dst->auth_token_sha256);
+	}
 	return 0;
 }
 

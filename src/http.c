@@ -76,13 +76,25 @@
 #define HTTP_BODY_KEEP ((size_t)64 << 10)
 #define HTTP_BODY_FIRST ((size_t)64 << 10)
 
+_Static_assert(sizeof ((struct config *)0)->auth_token_sha256 == UTIL_SHA256_LEN,
+	       "the configured token's digest is a SHA-256");
+
+int http_token_matches(const char *presented, size_t len, const unsigned char *secret_sha256)
+{
+	unsigned char a[UTIL_SHA256_LEN];
+
+	if (util_sha256(presented, len, a) != 0)
+		return 0;
+	return CRYPTO_memcmp(a, secret_sha256, sizeof a) == 0;
+}
+
 int http_token_equal(const char *presented, size_t len, const char *secret)
 {
-	unsigned char a[UTIL_SHA256_LEN], b[UTIL_SHA256_LEN];
+	unsigned char b[UTIL_SHA256_LEN];
 
-	if (util_sha256(presented, len, a) != 0 || util_sha256(secret, strlen(secret), b) != 0)
+	if (util_sha256(secret, strlen(secret), b) != 0)
 		return 0;
-	return CRYPTO_memcmp(a, b, sizeof a) == 0;
+	return http_token_matches(presented, len, b);
 }
 
 static const char *http_reason(int status)
@@ -217,19 +229,19 @@ static int http_authorized(struct mg_connection *conn, const struct config *cfg)
 		return 1;
 	h = mg_get_header(conn, "X-Router-Token");
 	if (h)
-		return http_token_equal(h, strlen(h), cfg->auth_token);
+		return http_token_matches(h, strlen(h), cfg->auth_token_sha256);
 	h = mg_get_header(conn, "Authorization");
 	if (h && strncasecmp(h, "Bearer ", 7) == 0) {
 		h += 7;
 		while (*h == ' ')
 			h++;
-		return http_token_equal(h, strlen(h), cfg->auth_token);
+		return http_token_matches(h, strlen(h), cfg->auth_token_sha256);
 	}
 	if (ri->query_string) {
 		int ok;
 
 		n = mg_get_var(ri->query_string, strlen(ri->query_string), "token", q, sizeof q);
-		ok = n >= 0 && http_token_equal(q, (size_t)n, cfg->auth_token);
+		ok = n >= 0 && http_token_matches(q, (size_t)n, cfg->auth_token_sha256);
 		explicit_bzero(q, sizeof q);  /* a copy of the secret */
 		return ok;
 	}

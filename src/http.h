@@ -53,8 +53,11 @@ struct http_guard *http_server_guard(struct http_server *s);
 /*
  * Constant-time check of a presented token against the secret: both are
  * hashed first so neither their contents nor their lengths leak through
- * timing. Returns 1 when equal.
+ * timing. Returns 1 when equal. http_token_matches takes the secret as its
+ * SHA-256 already (struct config's auth_token_sha256, hashed once at load):
+ * the intake's check per request hashes only what the client presents.
  */
 int http_token_equal(const char *presented, size_t len, const char *secret);
+int http_token_matches(const char *presented, size_t len, const unsigned char *secret_sha256);
 
 #endif

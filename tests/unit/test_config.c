@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "util.h"
 
 static char tmpdir[64];
 static char conf_path[128];
@@ -193,11 +194,15 @@ static void test_minimal_file(void **state)
 {
 	struct config c;
 	char err[256];
+	unsigned char want[UTIL_SHA256_LEN];
 
 	(void)state;
 	assert_int_equal(load_text(&c, "auth_token = t", err, sizeof err), 0);
 	assert_defaults(&c, 0);
 	assert_string_equal(c.auth_token, "t");
+	/* the token check compares against this digest, made once here */
+	assert_int_equal(util_sha256("t", 1, want), 0);
+	assert_memory_equal(c.auth_token_sha256, want, sizeof want);
 	assert_null(c.allow_from);
 	config_free(&c);
 }

@@ -43,7 +43,10 @@ static void nothing_changed_is_an_empty_diff(void **state)
 
 	(void)state;
 	base(&a);
+	memset(a.auth_token_sha256, 0xa5, sizeof a.auth_token_sha256);
 	assert_int_equal(config_copy(&b, &a), 0);
+	/* the token's digest goes with the token */
+	assert_memory_equal(b.auth_token_sha256, a.auth_token_sha256, sizeof a.auth_token_sha256);
 	assert_int_equal(config_reload_diff(&a, &b, &d), 0);
 	assert_int_equal(d.nchanged, 0);
 	assert_int_equal(d.nrestart, 0);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "util.h"
 
 static void test_token_equal(void **state)
 {
@@ -28,10 +29,26 @@ static void test_token_equal(void **state)
 	assert_true(http_token_equal("", 0, ""));
 }
 
+/* The intake's form: the secret given as its SHA-256, hashed once at load. */
+static void test_token_matches_digest(void **state)
+{
+	unsigned char secret[UTIL_SHA256_LEN], empty[UTIL_SHA256_LEN];
+
+	(void)state;
+	assert_int_equal(util_sha256("s3cr3t-t0ken", 12, secret), 0);
+	assert_int_equal(util_sha256("", 0, empty), 0);
+	assert_true(http_token_matches("s3cr3t-t0ken", 12, secret));
+	assert_false(http_token_matches("s3cr3t-t0ke", 11, secret));
+	assert_false(http_token_matches("s3cr3t-t0ken\0x", 14, secret));
+	assert_false(http_token_matches("s3cr3t-t0ken", 12, empty));
+	assert_true(http_token_matches("", 0, empty));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_token_equal),
+		cmocka_unit_test(test_token_matches_digest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
