@@ -217,6 +217,32 @@ void metrics_tally_init(struct metrics_tally *t)
 {
 	memset(t->events, 0, sizeof t->events);
 	t->nslots = 0;
+	for (size_t i = 0; i < METRICS_TALLY_MEMO; i++)
+		t->memo[i].kind = -1;
+	t->memo_next = 0;
+}
+
+/* The counter slot of (kind, name), from the tally's memo when it has it. */
+static int metrics_tally_slot(struct metrics_tally *t, enum metrics_kind kind, const char *name)
+{
+	size_t len;
+	int slot;
+
+	if (!name)
+		return metrics_family_slot(&metrics_decisions, (int)kind, name);
+	for (size_t i = 0; i < METRICS_TALLY_MEMO; i++)
+		if (t->memo[i].kind == (int)kind && strcmp(t->memo[i].name, name) == 0)
+			return t->memo[i].slot;
+	slot = metrics_family_slot(&metrics_decisions, (int)kind, name);
+	len = strlen(name);
+	if (len < METRICS_TALLY_MEMO_NAME) {
+		unsigned m = t->memo_next++ % METRICS_TALLY_MEMO;
+
+		t->memo[m].kind = (int)kind;
+		t->memo[m].slot = slot;
+		memcpy(t->memo[m].name, name, len + 1);
+	}
+	return slot;
 }
 
 void metrics_tally_event(struct metrics_tally *t, const char *action)
@@ -233,7 +259,7 @@ static void metrics_tally_flush_decisions(struct metrics_tally *t)
 
 void metrics_tally_decision(struct metrics_tally *t, enum metrics_kind kind, const char *name)
 {
-	int slot = metrics_family_slot(&metrics_decisions, (int)kind, name);
+	int slot = metrics_tally_slot(t, kind, name);
 
 	for (size_t i = 0; i < t->nslots; i++) {
 		if (t->slot[i] == slot) {

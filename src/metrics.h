@@ -123,11 +123,20 @@ struct metrics_destination {
 void metrics_set_destinations(const struct metrics_destination *list, size_t n);
 
 /* A batch's counts, kept by one thread until metrics_tally_flush. */
+#define METRICS_TALLY_MEMO 4        /* (kind, name) -> slot look-ups a tally remembers */
+#define METRICS_TALLY_MEMO_NAME 64  /* names this long or longer are looked up each time */
 struct metrics_tally {
 	unsigned long events[METRICS_ACTIONS + 1];
 	int slot[METRICS_TALLY_SLOTS];
 	unsigned long count[METRICS_TALLY_SLOTS];
 	size_t nslots;
+	/* the last look-ups by the name as given (copied: a caller may reuse its
+	 * buffer), so most of a batch's decisions skip cleaning and hashing */
+	struct {
+		int kind, slot;   /* kind -1: unused */
+		char name[METRICS_TALLY_MEMO_NAME];
+	} memo[METRICS_TALLY_MEMO];
+	unsigned memo_next;
 };
 
 void metrics_tally_init(struct metrics_tally *t);

@@ -200,6 +200,40 @@ static void tally_overflow_flushes(void **state)
 	free(text);
 }
 
+/* The tally remembers its last look-ups by the name as given: a reused
+ * buffer, names past the memo's length, and two names that clean to one
+ * label all count where they belong. */
+static void tally_memo_counts_by_name(void **state)
+{
+	struct metrics_tally t;
+	char buf[128], longname[100], series[256], *text;
+
+	(void)state;
+	memset(longname, 'L', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	metrics_tally_init(&t);
+	for (int i = 0; i < 30; i++) {
+		snprintf(buf, sizeof buf, "%s", i % 3 ? "memo-b.jsonl" : "memo-a.jsonl");
+		metrics_tally_decision(&t, METRICS_WRITE, buf);
+		metrics_tally_decision(&t, METRICS_DROP, buf);   /* same name, other kind */
+		metrics_tally_decision(&t, METRICS_WRITE, longname);
+		metrics_tally_decision(&t, METRICS_DROP, i % 2 ? "memo\x01x" : "memo?x");
+	}
+	metrics_tally_flush(&t);
+	text = render();
+	assert_true(sample(text, "egoi_router_decisions_total{kind=\"write\",name=\"memo-a.jsonl\"}") ==
+		    10);
+	assert_true(sample(text, "egoi_router_decisions_total{kind=\"write\",name=\"memo-b.jsonl\"}") ==
+		    20);
+	assert_true(sample(text, "egoi_router_decisions_total{kind=\"drop\",name=\"memo-a.jsonl\"}") ==
+		    10);
+	assert_true(sample(text, "egoi_router_decisions_total{kind=\"drop\",name=\"memo?x\"}") == 30);
+	snprintf(series, sizeof series, "egoi_router_decisions_total{kind=\"write\",name=\"%s\"}",
+		 longname);
+	assert_true(sample(text, series) == 30);
+	free(text);
+}
+
 static void labels_are_bounded(void **state)
 {
 	struct metrics_tally t;
@@ -581,6 +615,7 @@ int main(void)
 		cmocka_unit_test_setup(requests_and_histogram, setup),
 		cmocka_unit_test_setup(events_decisions_and_errors, setup),
 		cmocka_unit_test_setup(tally_overflow_flushes, setup),
+		cmocka_unit_test_setup(tally_memo_counts_by_name, setup),
 		cmocka_unit_test_setup(labels_are_bounded, setup),
 		cmocka_unit_test_setup(label_values_are_escaped, setup),
 		cmocka_unit_test_setup(gauges_appear_once_known, setup),
