@@ -518,25 +518,44 @@ out:
 	return p.status;
 }
 
+/* The index after the string opening at text[i]: after the first quote
+ * not escaped (preceded by an even run of backslashes), or len. */
+static size_t batch_string_end(const char *text, size_t len, size_t i)
+{
+	size_t j = i + 1;
+
+	for (;;) {
+		const char *q = memchr(text + j, '"', len - j);
+		size_t bs = 0;
+
+		if (!q)
+			return len;
+		j = (size_t)(q - text);
+		while (j - bs > i + 1 && text[j - 1 - bs] == '\\')
+			bs++;
+		j++;
+		if (bs % 2 == 0)
+			return j;
+	}
+}
+
 size_t batch_compact(const char *text, size_t len, char *out)
 {
-	size_t i, n = 0;
-	int in_string = 0;
+	size_t i = 0, n = 0;
 
-	for (i = 0; i < len; i++) {
-		char c = text[i];
+	/* Strings are copied whole (memchr finds their end: most of an event's
+	 * bytes are in strings); whitespace between tokens is dropped. */
+	while (i < len) {
+		if (text[i] == '"') {
+			size_t end = batch_string_end(text, len, i);
 
-		if (in_string) {
-			out[n++] = c;
-			if (c == '\\' && i + 1 < len)
-				out[n++] = text[++i];
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-			out[n++] = c;
-		} else if (!batch_bp_is_space(c)) {
-			out[n++] = c;
+			memcpy(out + n, text + i, end - i);
+			n += end - i;
+			i = end;
+		} else {
+			if (!batch_bp_is_space(text[i]))
+				out[n++] = text[i];
+			i++;
 		}
 	}
 	return n;

@@ -592,6 +592,17 @@ static void test_compact(void **state)
 	assert_int_equal(n, strlen(want));
 	assert_memory_equal(out, want, n);
 	assert_int_equal(batch_compact("", 0, out), 0);
+	/* an escaped quote after an escaped backslash (three backslashes), an
+	 * unescaped one after two, and a string that never closes */
+	in = "{ \"k\" : \"\\\\\\\" x\" , \"m\" : \"\\\\\\\\\" }";
+	want = "{\"k\":\"\\\\\\\" x\",\"m\":\"\\\\\\\\\"}";
+	n = batch_compact(in, strlen(in), out);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(out, want, n);
+	in = "[ \"open  ";
+	n = batch_compact(in, strlen(in), out);
+	assert_int_equal(n, strlen("[\"open  "));
+	assert_memory_equal(out, "[\"open  ", n);
 }
 
 static void test_compact_fixture_event(void **state)
